@@ -1,0 +1,2 @@
+//! Encoder benchmarks (filled in with the encoders' public benchmark hooks).
+fn main() {}

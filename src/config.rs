@@ -1,0 +1,558 @@
+//! Configuration: the exporter builder, endpoint parsing and environment variables.
+//!
+//! Settings given to the builder win over environment variables; environment
+//! variables win over the defaults. The variables follow the naming of the OTLP
+//! exporter's (`OTEL_EXPORTER_OTLP_ENDPOINT`, `..._CERTIFICATE`, `..._TIMEOUT`):
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `OTEL_EXPORTER_GELF_ENDPOINT` / `OTEL_EXPORTER_LTSV_ENDPOINT` | `tcp://host:port` or `tls://host:port` |
+//! | `OTEL_EXPORTER_GELF_CERTIFICATE` / `OTEL_EXPORTER_LTSV_CERTIFICATE` | path of a PEM CA file to trust |
+//! | `OTEL_EXPORTER_GELF_TIMEOUT` / `OTEL_EXPORTER_LTSV_TIMEOUT` | time budget of one export, in milliseconds |
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use opentelemetry::Value;
+
+use crate::error::{Error, Result};
+use crate::exporter::Exporter;
+use crate::format::Format;
+use crate::mapping::MappingOptions;
+
+/// Default budget for one export: connecting, the TLS handshake and writing the
+/// batch, retry included. It stays under the 5 s the SDK waits on `force_flush`
+/// and `shutdown`, so our own, named error is reported rather than the SDK's timeout.
+pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(4);
+/// Default time allowed to establish the TCP connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default time allowed for the TLS handshake.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default time allowed to write one batch.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default largest frame (one encoded record) the receiver accepts: Graylog's TCP input default.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;
+/// Default cap on one additional field's text value, below the 32,766-byte limit
+/// of Graylog's `keyword` index mapping.
+pub const DEFAULT_MAX_FIELD_BYTES: usize = 32_000;
+
+/// How records are delimited on the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Framing {
+    /// Each record ends with one NUL byte (`\0`): Graylog's GELF TCP input and the
+    /// "LTSV nul" input of Logs Data Platform. The default for GELF.
+    Nul,
+    /// Each record ends with one line feed (`\n`). The default for LTSV.
+    Newline,
+}
+
+impl Framing {
+    pub(crate) fn delimiter(self) -> u8 {
+        match self {
+            Framing::Nul => 0,
+            Framing::Newline => b'\n',
+        }
+    }
+}
+
+/// The transport of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// Plain TCP (`tcp://`).
+    Tcp,
+    /// TLS over TCP (`tls://`), certificate and host name verified.
+    Tls,
+}
+
+/// A parsed endpoint: scheme, host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    scheme: Scheme,
+    host: String,
+    port: u16,
+}
+
+impl Endpoint {
+    /// Parses `tcp://host:port` or `tls://host:port`. The host is a DNS name, an
+    /// IPv4 address or a bracketed IPv6 address (`tls://[::1]:12202`).
+    ///
+    /// ```
+    /// use djehouty::{Endpoint, Scheme};
+    /// let ep = Endpoint::parse("tls://[::1]:12202")?;
+    /// assert_eq!(ep.scheme(), Scheme::Tls);
+    /// assert_eq!(ep.host(), "::1");
+    /// assert_eq!(ep.port(), 12202);
+    /// # Ok::<(), djehouty::Error>(())
+    /// ```
+    pub fn parse(input: &str) -> Result<Endpoint> {
+        let invalid = |reason: &str| Error::InvalidEndpoint {
+            endpoint: input.to_string(),
+            reason: reason.to_string(),
+        };
+        let trimmed = input.trim();
+        let (scheme, rest) = trimmed
+            .split_once("://")
+            .ok_or_else(|| invalid("missing scheme"))?;
+        let scheme = match scheme.to_ascii_lowercase().as_str() {
+            "tcp" => Scheme::Tcp,
+            "tls" => Scheme::Tls,
+            "udp" | "http" | "https" => {
+                return Err(invalid("this transport is not supported yet"));
+            }
+            _ => return Err(invalid("unknown scheme")),
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.contains(['/', '?', '#', '@']) {
+            return Err(invalid("an endpoint has no path, query or user part"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| invalid("unclosed `[` in IPv6 address"))?;
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(invalid("not an IPv6 address between `[` and `]`"));
+            }
+            let port = after
+                .strip_prefix(':')
+                .ok_or_else(|| invalid("missing port"))?;
+            (host, port)
+        } else {
+            let (host, port) = authority
+                .rsplit_once(':')
+                .ok_or_else(|| invalid("missing port"))?;
+            if host.contains(':') {
+                return Err(invalid("an IPv6 address must be written in brackets"));
+            }
+            (host, port)
+        };
+        if host.is_empty() {
+            return Err(invalid("missing host"));
+        }
+        let port: u16 = port
+            .parse()
+            .map_err(|_| invalid("the port is not a number between 1 and 65535"))?;
+        if port == 0 {
+            return Err(invalid("the port is not a number between 1 and 65535"));
+        }
+        Ok(Endpoint {
+            scheme,
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// The transport.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The host name or IP address (IPv6 without brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.scheme {
+            Scheme::Tcp => "tcp",
+            Scheme::Tls => "tls",
+        };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Network time limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) export: Duration,
+    pub(crate) connect: Duration,
+    pub(crate) handshake: Duration,
+    pub(crate) write: Duration,
+}
+
+/// TLS trust settings.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsOptions {
+    pub(crate) ca_files: Vec<PathBuf>,
+    pub(crate) builtin_roots: bool,
+}
+
+/// Everything the exporter needs, resolved from the builder and the environment.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) framing: Framing,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) tls: TlsOptions,
+    pub(crate) mapping: MappingOptions,
+}
+
+/// Builds a [`GelfExporter`](crate::GelfExporter) or an [`LtsvExporter`](crate::LtsvExporter).
+///
+/// Obtain one with [`GelfExporter::builder()`](crate::GelfExporter::builder) or
+/// [`LtsvExporter::builder()`](crate::LtsvExporter::builder).
+///
+/// ```no_run
+/// let exporter = djehouty::GelfExporter::builder()
+///     .with_endpoint("tls://graylog.example.com:12202")
+///     .with_extra("environment", "production")
+///     .build()?;
+/// # Ok::<(), djehouty::Error>(())
+/// ```
+pub struct ExporterBuilder<F: Format> {
+    endpoint: Option<String>,
+    ca_files: Vec<PathBuf>,
+    builtin_roots: bool,
+    framing: Option<Framing>,
+    export_timeout: Option<Duration>,
+    connect_timeout: Duration,
+    handshake_timeout: Duration,
+    write_timeout: Duration,
+    mapping: MappingOptions,
+    _format: PhantomData<F>,
+}
+
+impl<F: Format> fmt::Debug for ExporterBuilder<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExporterBuilder")
+            .field("format", &F::NAME)
+            .field("endpoint", &self.endpoint)
+            .field("ca_files", &self.ca_files)
+            .field("builtin_roots", &self.builtin_roots)
+            .field("framing", &self.framing)
+            .field("mapping", &self.mapping)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Format> Default for ExporterBuilder<F> {
+    fn default() -> Self {
+        ExporterBuilder {
+            endpoint: None,
+            ca_files: Vec::new(),
+            builtin_roots: true,
+            framing: None,
+            export_timeout: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            mapping: MappingOptions::default(),
+            _format: PhantomData,
+        }
+    }
+}
+
+impl<F: Format> ExporterBuilder<F> {
+    /// Sets the endpoint, `tcp://host:port` or `tls://host:port`.
+    ///
+    /// Without it, the `OTEL_EXPORTER_GELF_ENDPOINT` (or `OTEL_EXPORTER_LTSV_ENDPOINT`)
+    /// environment variable is read; `build()` fails if neither is set.
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Trusts the CA certificate(s) of this PEM file for TLS endpoints, in addition
+    /// to the built-in roots (see [`with_builtin_roots`](Self::with_builtin_roots)).
+    /// May be called several times.
+    ///
+    /// Without it, `OTEL_EXPORTER_GELF_CERTIFICATE` (or `..._LTSV_...`) is read.
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+
+    /// Whether the built-in root certificates are trusted (default: `true`).
+    ///
+    /// The built-in roots are Mozilla's (cargo feature `webpki-roots`, on by default)
+    /// and/or the operating system's store (cargo feature `native-roots`). Pass
+    /// `false` to trust only the CA files given with [`with_ca_file`](Self::with_ca_file).
+    pub fn with_builtin_roots(mut self, enabled: bool) -> Self {
+        self.builtin_roots = enabled;
+        self
+    }
+
+    /// Adds a static field sent with every record, such as a routing token
+    /// (`with_extra("X-OVH-TOKEN", token)`). Static fields win over record and
+    /// resource attributes of the same name, so no record can override them.
+    /// Their values never appear in `Debug` output.
+    pub fn with_extra(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.mapping.extras.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets the `host` of every record. By default it is the resource's
+    /// `host.name`, else the machine's host name.
+    pub fn with_host(mut self, host: impl Into<String>) -> Self {
+        self.mapping.host = Some(host.into());
+        self
+    }
+
+    /// Sets how records are delimited on the stream (default: [`Framing::Nul`] for
+    /// GELF, [`Framing::Newline`] for LTSV).
+    pub fn with_framing(mut self, framing: Framing) -> Self {
+        self.framing = Some(framing);
+        self
+    }
+
+    /// Whether dots in field names are replaced by underscores (default: `true`).
+    ///
+    /// OpenTelemetry names such as `service.name` become `service_name`. Search
+    /// backends reject a record holding `service` when another held `service.name`,
+    /// and Logs Data Platform rewrites dots anyway; keep dots only if your receiver
+    /// is known to handle them.
+    pub fn with_dots_replaced(mut self, replace: bool) -> Self {
+        self.mapping.replace_dots = replace;
+        self
+    }
+
+    /// Sets the largest frame the receiver accepts, in bytes (default 2 MiB, Graylog's
+    /// TCP input default). A larger record is truncated (message first) and marked,
+    /// never dropped.
+    pub fn with_max_frame_size(mut self, bytes: usize) -> Self {
+        self.mapping.max_frame_bytes = bytes;
+        self
+    }
+
+    /// Sets the cap on one additional field's text (default 32,000 bytes, under the
+    /// 32,766 bytes Graylog can index). Longer values are truncated and marked.
+    pub fn with_max_field_size(mut self, bytes: usize) -> Self {
+        self.mapping.max_field_bytes = bytes;
+        self
+    }
+
+    /// Sets the time budget of one export: connect, handshake and write, with the
+    /// one retry on a fresh connection (default 4 s; env `OTEL_EXPORTER_GELF_TIMEOUT`
+    /// in milliseconds).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.export_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the time allowed to establish the TCP connection (default 2 s).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the time allowed for the TLS handshake (default 2 s).
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets the time allowed to write one batch (default 3 s).
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// Validates the configuration, loads the CA files and starts the exporter's
+    /// I/O thread. No connection is made until the first export.
+    ///
+    /// # Errors
+    ///
+    /// A missing or malformed endpoint, an unreadable or empty CA file, a TLS
+    /// endpoint without any trusted root, or a runtime that cannot start.
+    pub fn build(self) -> Result<Exporter<F>> {
+        let config = self.resolve(|name| std::env::var(name).ok())?;
+        Exporter::new(config)
+    }
+
+    /// Resolves the settings against an environment lookup.
+    pub(crate) fn resolve(self, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let endpoint = match self.endpoint {
+            Some(endpoint) => endpoint,
+            None => env(F::ENV_ENDPOINT)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(Error::MissingEndpoint {
+                    env_var: F::ENV_ENDPOINT,
+                })?,
+        };
+        let endpoint = Endpoint::parse(&endpoint)?;
+        let mut ca_files = self.ca_files;
+        if ca_files.is_empty() {
+            if let Some(path) = env(F::ENV_CERTIFICATE).filter(|v| !v.trim().is_empty()) {
+                ca_files.push(PathBuf::from(path));
+            }
+        }
+        let export = match self.export_timeout {
+            Some(timeout) => timeout,
+            None => match env(F::ENV_TIMEOUT) {
+                Some(ms) => ms
+                    .trim()
+                    .parse::<u64>()
+                    .map(Duration::from_millis)
+                    .map_err(|_| {
+                        Error::InvalidConfig(format!(
+                            "{} must be a whole number of milliseconds, got {ms:?}",
+                            F::ENV_TIMEOUT
+                        ))
+                    })?,
+                None => DEFAULT_EXPORT_TIMEOUT,
+            },
+        };
+        let timeouts = Timeouts {
+            export,
+            connect: self.connect_timeout,
+            handshake: self.handshake_timeout,
+            write: self.write_timeout,
+        };
+        for (name, value) in [
+            ("export timeout", timeouts.export),
+            ("connect timeout", timeouts.connect),
+            ("handshake timeout", timeouts.handshake),
+            ("write timeout", timeouts.write),
+        ] {
+            if value.is_zero() {
+                return Err(Error::InvalidConfig(format!("the {name} must not be zero")));
+            }
+        }
+        if self.mapping.max_frame_bytes < 1024 {
+            return Err(Error::InvalidConfig(
+                "the maximum frame size must be at least 1024 bytes".to_string(),
+            ));
+        }
+        if self.mapping.max_field_bytes < 64 {
+            return Err(Error::InvalidConfig(
+                "the maximum field size must be at least 64 bytes".to_string(),
+            ));
+        }
+        Ok(Config {
+            endpoint,
+            framing: self.framing.unwrap_or(F::DEFAULT_FRAMING),
+            timeouts,
+            tls: TlsOptions {
+                ca_files,
+                builtin_roots: self.builtin_roots,
+            },
+            mapping: self.mapping,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{Gelf, Ltsv};
+
+    #[test]
+    fn parses_endpoints() {
+        let ep = Endpoint::parse("tcp://graylog.example.com:12201").unwrap();
+        assert_eq!(
+            (ep.scheme(), ep.host(), ep.port()),
+            (Scheme::Tcp, "graylog.example.com", 12201)
+        );
+        let ep = Endpoint::parse("TLS://127.0.0.1:12202/").unwrap();
+        assert_eq!((ep.scheme(), ep.host()), (Scheme::Tls, "127.0.0.1"));
+        let ep = Endpoint::parse("tls://[::1]:1").unwrap();
+        assert_eq!(ep.host(), "::1");
+        assert_eq!(ep.to_string(), "tls://[::1]:1");
+    }
+
+    #[test]
+    fn rejects_malformed_endpoints() {
+        for bad in [
+            "",
+            "graylog:12201",
+            "ftp://h:1",
+            "tcp://h",
+            "tcp://:1",
+            "tcp://h:0",
+            "tcp://h:65536",
+            "tcp://h:x",
+            "tcp://::1:5",
+            "tcp://[::1:5",
+            "tcp://[nothex]:5",
+            "tcp://h:1/path",
+            "tcp://u@h:1",
+            "udp://h:1",
+        ] {
+            let err = Endpoint::parse(bad).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidEndpoint { .. }),
+                "{bad:?} gave {err}"
+            );
+            assert!(err.to_string().contains("tcp://host:port"), "{err}");
+        }
+    }
+
+    #[test]
+    fn environment_is_read_when_the_builder_is_silent() {
+        let env = |name: &str| match name {
+            "OTEL_EXPORTER_GELF_ENDPOINT" => Some("tls://logs.example.com:12202".to_string()),
+            "OTEL_EXPORTER_GELF_CERTIFICATE" => Some("/etc/ca.pem".to_string()),
+            "OTEL_EXPORTER_GELF_TIMEOUT" => Some("1500".to_string()),
+            _ => None,
+        };
+        let config = ExporterBuilder::<Gelf>::default().resolve(env).unwrap();
+        assert_eq!(config.endpoint.host(), "logs.example.com");
+        assert_eq!(config.tls.ca_files, vec![PathBuf::from("/etc/ca.pem")]);
+        assert_eq!(config.timeouts.export, Duration::from_millis(1500));
+        assert_eq!(config.framing, Framing::Nul);
+
+        // The builder's own settings win.
+        let config = ExporterBuilder::<Gelf>::default()
+            .with_endpoint("tcp://other:1")
+            .with_ca_file("mine.pem")
+            .with_timeout(Duration::from_secs(1))
+            .resolve(env)
+            .unwrap();
+        assert_eq!(config.endpoint.host(), "other");
+        assert_eq!(config.tls.ca_files, vec![PathBuf::from("mine.pem")]);
+        assert_eq!(config.timeouts.export, Duration::from_secs(1));
+
+        // LTSV reads its own variables and defaults to newline framing.
+        let env =
+            |name: &str| (name == "OTEL_EXPORTER_LTSV_ENDPOINT").then(|| "tcp://l:2".to_string());
+        let config = ExporterBuilder::<Ltsv>::default().resolve(env).unwrap();
+        assert_eq!(config.endpoint.host(), "l");
+        assert_eq!(config.framing, Framing::Newline);
+    }
+
+    #[test]
+    fn missing_endpoint_names_the_variable() {
+        let err = ExporterBuilder::<Gelf>::default()
+            .resolve(|_| None)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("OTEL_EXPORTER_GELF_ENDPOINT"),
+            "{err}"
+        );
+        let err = ExporterBuilder::<Ltsv>::default()
+            .resolve(|_| None)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("OTEL_EXPORTER_LTSV_ENDPOINT"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_timeout_variable_is_an_error() {
+        let env = |name: &str| match name {
+            "OTEL_EXPORTER_GELF_ENDPOINT" => Some("tcp://h:1".to_string()),
+            "OTEL_EXPORTER_GELF_TIMEOUT" => Some("soon".to_string()),
+            _ => None,
+        };
+        let err = ExporterBuilder::<Gelf>::default().resolve(env).unwrap_err();
+        assert!(
+            err.to_string().contains("OTEL_EXPORTER_GELF_TIMEOUT"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,49 @@
+//! # djehouty
+//!
+//! An [OpenTelemetry](https://opentelemetry.io) logs exporter for Graylog-compatible
+//! platforms: it maps each log record, its instrumentation scope and the provider's
+//! resource onto [GELF 1.1](https://go2docs.graylog.org/current/getting_in_log_data/gelf.html)
+//! or [LTSV](http://ltsv.org) and writes them over TCP or TLS to Graylog, OVHcloud
+//! Logs Data Platform, rsyslog or anything that speaks these formats.
+//!
+//! ```no_run
+//! use opentelemetry_sdk::logs::SdkLoggerProvider;
+//! use opentelemetry_sdk::Resource;
+//!
+//! let exporter = djehouty::GelfExporter::builder()
+//!     .with_endpoint("tls://graylog.example.com:12202")
+//!     .with_extra("environment", "production")
+//!     .build()?;
+//! let provider = SdkLoggerProvider::builder()
+//!     .with_resource(Resource::builder().with_service_name("checkout").build())
+//!     .with_batch_exporter(exporter)
+//!     .build();
+//! // Install `opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge`
+//! // (or the `log` bridge), log as usual, and at exit:
+//! provider.shutdown().ok();
+//! # Ok::<(), djehouty::Error>(())
+//! ```
+//!
+//! The layout follows the data: [`config`] (builder, endpoint, environment) →
+//! mapping (record → named, typed fields) → [`gelf`](Gelf) / [`ltsv`](Ltsv)
+//! encoders → transport (TCP, TLS, reconnection) → [`Exporter`] (the SDK seam and
+//! its own I/O runtime).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+mod error;
+mod exporter;
+mod format;
+mod gelf;
+mod ltsv;
+mod mapping;
+mod runtime;
+mod transport;
+
+pub use config::{Endpoint, ExporterBuilder, Framing, Scheme};
+pub use error::{Error, Result};
+pub use exporter::{
+    Exporter, GelfExporter, GelfExporterBuilder, LtsvExporter, LtsvExporterBuilder,
+};
+pub use format::{Format, Gelf, Ltsv};

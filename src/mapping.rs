@@ -1,0 +1,964 @@
+//! Record mapping: one OpenTelemetry log record, its instrumentation scope and the
+//! provider's resource become a format-neutral [`MappedRecord`]: a host, a short and
+//! an optional full message, a time, a syslog level and an ordered list of named,
+//! typed fields. Every rename rule lives here; the GELF and LTSV encoders only
+//! write what they are given.
+//!
+//! The rules guarantee that what reaches Graylog or Logs Data Platform is accepted
+//! whole and loses nothing unseen:
+//!
+//! * values are only strings, integers and finite doubles: booleans become
+//!   `"true"`/`"false"`, NaN and infinities become `"NaN"`, `"Infinity"`,
+//!   `"-Infinity"`, bytes become standard base64, lists become their JSON text,
+//!   maps are flattened into one field per leaf (`http.request` → `http_request_method`);
+//! * an empty or blank string (which Graylog would drop) is sent quoted: `""`, `"  "`;
+//! * a string longer than the field cap is cut on a character boundary and ends
+//!   with `[truncated]`;
+//! * keys keep ASCII letters, digits, `_` and `-`; dots become `_` (unless
+//!   configured otherwise), every other character becomes `_`, an empty key
+//!   becomes `empty_key`, and reserved names get a trailing `_` (`id` → `id_`);
+//! * each key appears once: static extras win over record attributes, which win
+//!   over the record's own metadata (target, trace context, ...), which wins over
+//!   scope attributes, which win over resource attributes.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use opentelemetry::logs::{AnyValue, Severity};
+use opentelemetry::{InstrumentationScope, Key, Value};
+use opentelemetry_sdk::logs::SdkLogRecord;
+use opentelemetry_sdk::Resource;
+
+use crate::config::{DEFAULT_MAX_FIELD_BYTES, DEFAULT_MAX_FRAME_BYTES};
+
+/// Text used as `short_message` when a record has no body, no meaningful event
+/// name and no target.
+pub const NO_MESSAGE: &str = "(no message)";
+
+/// Marker appended to a text that was cut.
+pub const TRUNCATED_MARKER: &str = " [truncated]";
+
+/// Nesting depth of maps that is flattened; deeper values are sent as JSON text.
+const MAX_FLATTEN_DEPTH: usize = 8;
+
+/// Field names the receivers reserve. A user key equal to one of them gets a
+/// trailing `_`. They are Graylog's GELF top-level names, its own message fields,
+/// its search backend's internal names, and the LTSV labels this crate writes.
+const RESERVED: &[&str] = &[
+    "version",
+    "host",
+    "short_message",
+    "full_message",
+    "timestamp",
+    "level",
+    "facility",
+    "line",
+    "file",
+    "id",
+    "source",
+    "message",
+    "streams",
+    "time",
+    "_id",
+    "_ttl",
+    "_source",
+    "_all",
+    "_index",
+    "_type",
+    "_score",
+];
+
+/// Names of the fields the mapping derives from the record itself (before key
+/// normalization, so `otel.scope.name` is sent as `otel_scope_name` by default).
+pub(crate) mod names {
+    pub const TARGET: &str = "target";
+    pub const EVENT_NAME: &str = "event_name";
+    pub const SEVERITY_TEXT: &str = "severity_text";
+    pub const TRACE_ID: &str = "trace_id";
+    pub const SPAN_ID: &str = "span_id";
+    pub const TRACE_FLAGS: &str = "trace_flags";
+    pub const SCOPE_NAME: &str = "otel.scope.name";
+    pub const SCOPE_VERSION: &str = "otel.scope.version";
+    pub const HOST_NAME: &str = "host.name";
+    pub const SERVICE_NAME: &str = "service.name";
+    pub const EXCEPTION_STACKTRACE: &str = "exception.stacktrace";
+}
+
+/// User-facing mapping settings, filled by the builder.
+#[derive(Clone)]
+pub struct MappingOptions {
+    pub(crate) host: Option<String>,
+    pub(crate) extras: Vec<(String, Value)>,
+    pub(crate) replace_dots: bool,
+    pub(crate) max_frame_bytes: usize,
+    pub(crate) max_field_bytes: usize,
+}
+
+impl Default for MappingOptions {
+    fn default() -> Self {
+        MappingOptions {
+            host: None,
+            extras: Vec::new(),
+            replace_dots: true,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_field_bytes: DEFAULT_MAX_FIELD_BYTES,
+        }
+    }
+}
+
+impl fmt::Debug for MappingOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Extras may hold secrets (routing tokens): show their names only.
+        let extras: Vec<&str> = self.extras.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("MappingOptions")
+            .field("host", &self.host)
+            .field("extras", &extras)
+            .field("replace_dots", &self.replace_dots)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("max_field_bytes", &self.max_field_bytes)
+            .finish()
+    }
+}
+
+/// A field value as it goes on the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue<'a> {
+    /// A string, never blank.
+    Str(Cow<'a, str>),
+    /// An integer.
+    Int(i64),
+    /// A finite double.
+    Float(f64),
+}
+
+/// A named field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field<'a> {
+    /// The normalized key, without any format prefix.
+    pub key: Cow<'a, str>,
+    /// The value.
+    pub value: FieldValue<'a>,
+}
+
+/// A record ready to encode.
+#[derive(Debug, Clone)]
+pub struct MappedRecord<'a> {
+    /// The source host, never blank.
+    pub host: &'a str,
+    /// The one-line message, never blank.
+    pub short_message: Cow<'a, str>,
+    /// The long form: a multi-line body and/or a stack trace.
+    pub full_message: Option<Cow<'a, str>>,
+    /// The record's time (its timestamp, else its observed timestamp, else now).
+    pub time: SystemTime,
+    /// Syslog severity, 0 (emergency) to 7 (debug).
+    pub level: u8,
+    /// Additional fields, each key once.
+    pub fields: Vec<Field<'a>>,
+    /// How many fields at the end of `fields` are static extras, which
+    /// [`shrink`](Self::shrink) never removes.
+    pub protected_tail: usize,
+}
+
+impl MappedRecord<'_> {
+    /// Makes the encoded record at least `excess` bytes smaller: cuts the full
+    /// message first, then the short message, then the largest field values;
+    /// everything cut is marked with [`TRUNCATED_MARKER`]. `last_resort` keeps
+    /// only a short message head and the static extras.
+    pub fn shrink(&mut self, excess: usize, last_resort: bool) {
+        const KEEP: usize = 200;
+        if last_resort {
+            self.full_message = None;
+            self.short_message = cut_to(std::mem::take(&mut self.short_message), KEEP);
+            let keep_from = self.fields.len() - self.protected_tail;
+            self.fields.drain(..keep_from);
+            return;
+        }
+        let mut need = excess + TRUNCATED_MARKER.len() + 16;
+        if let Some(full) = self.full_message.take() {
+            if full.len() > need + KEEP {
+                let len = full.len() - need;
+                self.full_message = Some(cut_to(full, len));
+                return;
+            }
+            need = need.saturating_sub(full.len());
+        }
+        if need == 0 {
+            return;
+        }
+        if self.short_message.len() > need + KEEP {
+            let len = self.short_message.len() - need;
+            self.short_message = cut_to(std::mem::take(&mut self.short_message), len);
+            return;
+        }
+        if self.short_message.len() > KEEP {
+            need = need.saturating_sub(self.short_message.len() - KEEP);
+            self.short_message = cut_to(std::mem::take(&mut self.short_message), KEEP);
+        }
+        // Then the largest field values, extras excepted.
+        let open = self.fields.len() - self.protected_tail;
+        let mut order: Vec<usize> = (0..open).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(field_size(&self.fields[i])));
+        for i in order {
+            if need == 0 {
+                break;
+            }
+            let size = field_size(&self.fields[i]);
+            if let FieldValue::Str(text) = &mut self.fields[i].value {
+                let target = size.saturating_sub(need).max(KEEP.min(size));
+                if target < size {
+                    *text = cut_to(std::mem::take(text), target);
+                    need = need.saturating_sub(size - target);
+                }
+            }
+        }
+    }
+}
+
+fn field_size(field: &Field<'_>) -> usize {
+    match &field.value {
+        FieldValue::Str(s) => s.len(),
+        _ => 0,
+    }
+}
+
+/// Like [`truncate_text`], always producing an owned text of at most `max` bytes.
+fn cut_to(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
+    truncate_text(text, max.max(TRUNCATED_MARKER.len() + 1))
+}
+
+/// Maps records; holds what is the same for every record (host, extras, resource).
+#[derive(Debug)]
+pub struct Mapper {
+    replace_dots: bool,
+    max_field_bytes: usize,
+    builder_host: Option<String>,
+    host: String,
+    extras: Vec<Field<'static>>,
+    resource: Vec<Field<'static>>,
+}
+
+impl Mapper {
+    /// A mapper with no resource yet.
+    pub fn new(options: &MappingOptions) -> Mapper {
+        let mut mapper = Mapper {
+            replace_dots: options.replace_dots,
+            max_field_bytes: options.max_field_bytes,
+            builder_host: options.host.clone().filter(|h| !h.trim().is_empty()),
+            host: String::new(),
+            extras: Vec::new(),
+            resource: Vec::new(),
+        };
+        let mut extras = Vec::new();
+        for (key, value) in &options.extras {
+            mapper.push_value(&mut extras, key, value);
+        }
+        mapper.extras = dedup_last_wins(extras)
+            .into_iter()
+            .map(Field::into_owned)
+            .collect();
+        mapper.host = mapper.resolve_host(None, None);
+        mapper
+    }
+
+    /// Precomputes the resource's fields and the host; called once by the SDK
+    /// before the first export.
+    pub fn set_resource(&mut self, resource: &Resource) {
+        let mut fields = Vec::with_capacity(resource.len());
+        for (key, value) in resource.iter() {
+            self.push_value(&mut fields, key.as_str(), value);
+        }
+        self.resource = dedup_last_wins(fields)
+            .into_iter()
+            .map(Field::into_owned)
+            .collect();
+        let host_name = resource.get(&Key::from_static_str(names::HOST_NAME));
+        let service_name = resource.get(&Key::from_static_str(names::SERVICE_NAME));
+        self.host = self.resolve_host(host_name.as_ref(), service_name.as_ref());
+    }
+
+    /// The `host` every record carries.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn resolve_host(&self, host_name: Option<&Value>, service_name: Option<&Value>) -> String {
+        let non_blank = |s: String| (!s.trim().is_empty()).then_some(s);
+        self.builder_host
+            .clone()
+            .or_else(|| host_name.and_then(|v| non_blank(v.as_str().into_owned())))
+            .or_else(|| non_blank(gethostname::gethostname().to_string_lossy().into_owned()))
+            .or_else(|| service_name.and_then(|v| non_blank(v.as_str().into_owned())))
+            .map(|h| truncate_text(Cow::Owned(h), 255).into_owned())
+            .unwrap_or_else(|| "unknown-host".to_string())
+    }
+
+    /// Maps one record.
+    pub fn map<'a>(
+        &'a self,
+        record: &'a SdkLogRecord,
+        scope: &'a InstrumentationScope,
+    ) -> MappedRecord<'a> {
+        // Lowest precedence first; `dedup_last_wins` keeps the last of each key.
+        let mut fields: Vec<Field<'a>> =
+            Vec::with_capacity(self.resource.len() + self.extras.len() + 16);
+        fields.extend(self.resource.iter().map(Field::borrowed));
+        for kv in scope.attributes() {
+            self.push_value(&mut fields, kv.key.as_str(), &kv.value);
+        }
+        if !scope.name().is_empty() {
+            self.push_str(&mut fields, names::SCOPE_NAME, scope.name());
+        }
+        if let Some(version) = scope.version() {
+            self.push_str(&mut fields, names::SCOPE_VERSION, version);
+        }
+        if let Some(target) = record.target() {
+            self.push_str(&mut fields, names::TARGET, target);
+        }
+        let event_name = record.event_name().filter(|name| is_meaningful_event(name));
+        if let Some(name) = event_name {
+            self.push_str(&mut fields, names::EVENT_NAME, name);
+        }
+        if let Some(text) = record.severity_text() {
+            self.push_str(&mut fields, names::SEVERITY_TEXT, text);
+        }
+        if let Some(tc) = record.trace_context() {
+            self.push_owned(&mut fields, names::TRACE_ID, tc.trace_id.to_string());
+            self.push_owned(&mut fields, names::SPAN_ID, tc.span_id.to_string());
+            if let Some(flags) = tc.trace_flags {
+                fields.push(Field {
+                    key: self.key(names::TRACE_FLAGS),
+                    value: FieldValue::Int(i64::from(flags.to_u8())),
+                });
+            }
+        }
+        let mut stacktrace: Option<&'a str> = None;
+        for (key, value) in record.attributes_iter() {
+            if key.as_str() == names::EXCEPTION_STACKTRACE {
+                if let AnyValue::String(s) = value {
+                    if !s.as_str().trim().is_empty() {
+                        stacktrace = Some(s.as_str());
+                        continue;
+                    }
+                }
+            }
+            self.push_any(&mut fields, key.as_str(), value, 0);
+        }
+        let mut fields = dedup_last_wins(fields);
+        let protected_tail = self.extras.len();
+        if !self.extras.is_empty() {
+            fields.retain(|f| !self.extras.iter().any(|e| e.key == f.key));
+            fields.extend(self.extras.iter().map(Field::borrowed));
+        }
+
+        let body = record.body().map(body_text);
+        let (short_message, full_message) = messages(
+            body,
+            stacktrace,
+            event_name,
+            record.target().map(|t| t.as_ref()),
+        );
+        MappedRecord {
+            host: &self.host,
+            short_message,
+            full_message,
+            time: record
+                .timestamp()
+                .or(record.observed_timestamp())
+                .unwrap_or_else(SystemTime::now),
+            level: syslog_level(record.severity_number(), record.severity_text()),
+            fields,
+            protected_tail,
+        }
+    }
+
+    fn key<'a>(&self, raw: &'a str) -> Cow<'a, str> {
+        normalize_key(raw, self.replace_dots)
+    }
+
+    fn push_str<'a>(&self, fields: &mut Vec<Field<'a>>, key: &'a str, value: &'a str) {
+        fields.push(Field {
+            key: self.key(key),
+            value: self.text(Cow::Borrowed(value)),
+        });
+    }
+
+    fn push_owned<'a>(&self, fields: &mut Vec<Field<'a>>, key: &'a str, value: String) {
+        fields.push(Field {
+            key: self.key(key),
+            value: self.text(Cow::Owned(value)),
+        });
+    }
+
+    /// A string value made safe: blank strings quoted, long ones cut.
+    fn text<'a>(&self, value: Cow<'a, str>) -> FieldValue<'a> {
+        if value.trim().is_empty() {
+            return FieldValue::Str(Cow::Owned(format!("\"{value}\"")));
+        }
+        FieldValue::Str(truncate_text(value, self.max_field_bytes))
+    }
+
+    fn float(&self, value: f64) -> FieldValue<'static> {
+        if value.is_finite() {
+            FieldValue::Float(value)
+        } else if value.is_nan() {
+            FieldValue::Str(Cow::Borrowed("NaN"))
+        } else if value > 0.0 {
+            FieldValue::Str(Cow::Borrowed("Infinity"))
+        } else {
+            FieldValue::Str(Cow::Borrowed("-Infinity"))
+        }
+    }
+
+    /// Pushes a resource, scope or static value (`opentelemetry::Value`).
+    fn push_value<'a>(&self, fields: &mut Vec<Field<'a>>, key: &'a str, value: &'a Value) {
+        let value = match value {
+            Value::Bool(b) => FieldValue::Str(Cow::Borrowed(bool_text(*b))),
+            Value::I64(i) => FieldValue::Int(*i),
+            Value::F64(f) => self.float(*f),
+            Value::String(s) => self.text(Cow::Borrowed(s.as_str())),
+            other => self.text(Cow::Owned(value_json(other).to_string())),
+        };
+        fields.push(Field {
+            key: self.key(key),
+            value,
+        });
+    }
+
+    /// Pushes a record attribute (`AnyValue`), flattening maps.
+    fn push_any<'a>(
+        &self,
+        fields: &mut Vec<Field<'a>>,
+        key: &'a str,
+        value: &'a AnyValue,
+        depth: usize,
+    ) {
+        let value = match value {
+            AnyValue::Map(map) if !map.is_empty() && depth < MAX_FLATTEN_DEPTH => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+                for (sub, v) in entries {
+                    let mut nested = Vec::new();
+                    self.push_any(&mut nested, sub.as_str(), v, depth + 1);
+                    for field in nested {
+                        let joined = if self.replace_dots {
+                            format!("{key}_{}", field.key)
+                        } else {
+                            format!("{key}.{}", field.key)
+                        };
+                        fields.push(Field {
+                            key: Cow::Owned(normalize_key(&joined, self.replace_dots).into_owned()),
+                            value: field.value,
+                        });
+                    }
+                }
+                return;
+            }
+            other => self.any_value(other),
+        };
+        fields.push(Field {
+            key: self.key(key),
+            value,
+        });
+    }
+
+    fn any_value<'a>(&self, value: &'a AnyValue) -> FieldValue<'a> {
+        match value {
+            AnyValue::Int(i) => FieldValue::Int(*i),
+            AnyValue::Double(f) => self.float(*f),
+            AnyValue::String(s) => self.text(Cow::Borrowed(s.as_str())),
+            AnyValue::Boolean(b) => FieldValue::Str(Cow::Borrowed(bool_text(*b))),
+            AnyValue::Bytes(bytes) => self.text(Cow::Owned(base64_text(bytes))),
+            other => self.text(Cow::Owned(any_json(other).to_string())),
+        }
+    }
+}
+
+impl Field<'_> {
+    fn borrowed(&self) -> Field<'_> {
+        Field {
+            key: Cow::Borrowed(&self.key),
+            value: match &self.value {
+                FieldValue::Str(s) => FieldValue::Str(Cow::Borrowed(s)),
+                FieldValue::Int(i) => FieldValue::Int(*i),
+                FieldValue::Float(f) => FieldValue::Float(*f),
+            },
+        }
+    }
+
+    fn into_owned(self) -> Field<'static> {
+        Field {
+            key: Cow::Owned(self.key.into_owned()),
+            value: match self.value {
+                FieldValue::Str(s) => FieldValue::Str(Cow::Owned(s.into_owned())),
+                FieldValue::Int(i) => FieldValue::Int(i),
+                FieldValue::Float(f) => FieldValue::Float(f),
+            },
+        }
+    }
+}
+
+fn bool_text(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+fn base64_text(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Keeps the last field of each key, in the order of those last occurrences.
+fn dedup_last_wins(fields: Vec<Field<'_>>) -> Vec<Field<'_>> {
+    let n = fields.len();
+    let mut keep = vec![true; n];
+    if n <= 48 {
+        for i in 0..n {
+            if fields[i + 1..]
+                .iter()
+                .any(|later| later.key == fields[i].key)
+            {
+                keep[i] = false;
+            }
+        }
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(n);
+        for i in (0..n).rev() {
+            if !seen.insert(fields[i].key.clone()) {
+                keep[i] = false;
+            }
+        }
+    }
+    fields
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(f, k)| k.then_some(f))
+        .collect()
+}
+
+/// Normalizes a key: see the module documentation.
+pub fn normalize_key(raw: &str, replace_dots: bool) -> Cow<'_, str> {
+    let valid =
+        |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || (c == '.' && !replace_dots);
+    let mut key = if raw.is_empty() {
+        Cow::Borrowed("empty_key")
+    } else if raw.chars().all(valid) {
+        Cow::Borrowed(raw)
+    } else {
+        Cow::Owned(
+            raw.chars()
+                .map(|c| if valid(c) { c } else { '_' })
+                .collect::<String>(),
+        )
+    };
+    if RESERVED.contains(&key.as_ref()) || key.starts_with("gl2_") {
+        key.to_mut().push('_');
+    }
+    key
+}
+
+/// Cuts a text longer than `max` bytes on a character boundary and marks it.
+pub fn truncate_text(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return text;
+    }
+    let mut cut = max.saturating_sub(TRUNCATED_MARKER.len());
+    while cut > 0 && !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut out = String::with_capacity(cut + TRUNCATED_MARKER.len());
+    out.push_str(&text[..cut]);
+    out.push_str(TRUNCATED_MARKER);
+    Cow::Owned(out)
+}
+
+/// tracing's default event name is `event <file>:<line>`: not worth a field.
+fn is_meaningful_event(name: &str) -> bool {
+    let default_name = name.starts_with("event ") && name.contains(':');
+    !name.trim().is_empty() && !default_name
+}
+
+/// The body as text: strings as they are, scalars printed, bytes in base64,
+/// lists and maps as JSON.
+fn body_text(body: &AnyValue) -> Cow<'_, str> {
+    match body {
+        AnyValue::String(s) => Cow::Borrowed(s.as_str()),
+        AnyValue::Int(i) => Cow::Owned(i.to_string()),
+        AnyValue::Double(f) => Cow::Owned(f.to_string()),
+        AnyValue::Boolean(b) => Cow::Borrowed(bool_text(*b)),
+        AnyValue::Bytes(bytes) => Cow::Owned(base64_text(bytes)),
+        other => Cow::Owned(any_json(other).to_string()),
+    }
+}
+
+/// Chooses `short_message` (never blank) and `full_message`.
+fn messages<'a>(
+    body: Option<Cow<'a, str>>,
+    stacktrace: Option<&'a str>,
+    event_name: Option<&'a str>,
+    target: Option<&'a str>,
+) -> (Cow<'a, str>, Option<Cow<'a, str>>) {
+    let body = body.filter(|b| !b.trim().is_empty());
+    let Some(body) = body else {
+        let short = event_name
+            .or(target.filter(|t| !t.trim().is_empty()))
+            .unwrap_or(NO_MESSAGE);
+        return (Cow::Borrowed(short), stacktrace.map(Cow::Borrowed));
+    };
+    let multi_line = body.contains('\n');
+    let full = match (multi_line, stacktrace) {
+        (false, None) => None,
+        (false, Some(trace)) => Some(Cow::Borrowed(trace)),
+        (true, None) => Some(body.clone()),
+        (true, Some(trace)) => Some(Cow::Owned(format!("{body}\n{trace}"))),
+    };
+    if !multi_line {
+        return (body, full);
+    }
+    let first = body
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(NO_MESSAGE)
+        .to_string();
+    (Cow::Owned(first), full)
+}
+
+/// Maps an OpenTelemetry severity to a syslog level (0 emergency .. 7 debug):
+/// the inverse of the log data model's syslog table. Without a number, the
+/// severity text is read; without either, the level is 6 (informational).
+pub fn syslog_level(number: Option<Severity>, text: Option<&str>) -> u8 {
+    if let Some(severity) = number {
+        return match severity as i32 {
+            i32::MIN..=8 => 7,
+            9 => 6,
+            10..=12 => 5,
+            13..=16 => 4,
+            17 => 3,
+            18 => 2,
+            19..=20 => 1,
+            _ => 0,
+        };
+    }
+    let Some(text) = text else { return 6 };
+    let text = text.trim().to_ascii_lowercase();
+    let word = text.trim_end_matches(|c: char| c.is_ascii_digit());
+    match word {
+        "trace" | "debug" | "dbg" | "finest" | "finer" | "fine" => 7,
+        "info" | "information" | "informational" => 6,
+        "notice" => 5,
+        "warn" | "warning" => 4,
+        "error" | "err" | "severe" => 3,
+        "critical" | "crit" => 2,
+        "alert" => 1,
+        "fatal" | "emerg" | "emergency" | "panic" => 0,
+        _ => 6,
+    }
+}
+
+/// Seconds and microseconds since the epoch (0 for times before it).
+pub fn epoch_micros(time: SystemTime) -> (u64, u32) {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => (d.as_secs(), d.subsec_micros()),
+        Err(_) => (0, 0),
+    }
+}
+
+fn any_json(value: &AnyValue) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        AnyValue::Int(i) => J::from(*i),
+        AnyValue::Double(f) if f.is_finite() => J::from(*f),
+        AnyValue::Double(f) => J::from(f.to_string()),
+        AnyValue::String(s) => J::from(s.as_str()),
+        AnyValue::Boolean(b) => J::from(*b),
+        AnyValue::Bytes(bytes) => J::from(base64_text(bytes)),
+        AnyValue::ListAny(list) => J::Array(list.iter().map(any_json).collect()),
+        AnyValue::Map(map) => J::Object(
+            map.iter()
+                .map(|(k, v)| (k.as_str().to_string(), any_json(v)))
+                .collect(),
+        ),
+        _ => J::Null,
+    }
+}
+
+fn value_json(value: &Value) -> serde_json::Value {
+    use opentelemetry::Array;
+    use serde_json::Value as J;
+    match value {
+        Value::Array(Array::Bool(v)) => J::from(v.clone()),
+        Value::Array(Array::I64(v)) => J::from(v.clone()),
+        Value::Array(Array::F64(v)) => J::Array(
+            v.iter()
+                .map(|f| {
+                    if f.is_finite() {
+                        J::from(*f)
+                    } else {
+                        J::from(f.to_string())
+                    }
+                })
+                .collect(),
+        ),
+        Value::Array(Array::String(v)) => J::Array(v.iter().map(|s| J::from(s.as_str())).collect()),
+        other => J::from(other.as_str().into_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
+    use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
+    use opentelemetry::KeyValue;
+    use opentelemetry_sdk::logs::SdkLoggerProvider;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    fn record() -> SdkLogRecord {
+        let provider = SdkLoggerProvider::builder().build();
+        provider.logger("test").create_log_record()
+    }
+
+    fn get<'a>(m: &'a MappedRecord<'_>, key: &str) -> Option<&'a FieldValue<'a>> {
+        m.fields.iter().find(|f| f.key == key).map(|f| &f.value)
+    }
+
+    fn s(v: &str) -> FieldValue<'static> {
+        FieldValue::Str(Cow::Owned(v.to_string()))
+    }
+
+    #[test]
+    fn keys_are_normalized() {
+        assert_eq!(normalize_key("service.name", true), "service_name");
+        assert_eq!(normalize_key("service.name", false), "service.name");
+        assert_eq!(normalize_key("X-OVH-TOKEN", true), "X-OVH-TOKEN");
+        assert_eq!(normalize_key("a b/c:d", true), "a_b_c_d");
+        assert_eq!(normalize_key("café", true), "caf_");
+        assert_eq!(normalize_key("", true), "empty_key");
+        assert_eq!(normalize_key("id", true), "id_");
+        assert_eq!(normalize_key("source", true), "source_");
+        assert_eq!(normalize_key("short_message", true), "short_message_");
+        assert_eq!(normalize_key("_id", true), "_id_");
+        assert_eq!(normalize_key("gl2_source_node", true), "gl2_source_node_");
+        assert!(matches!(normalize_key("plain", true), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn severity_maps_to_syslog() {
+        let cases = [
+            (Severity::Trace, 7),
+            (Severity::Debug4, 7),
+            (Severity::Info, 6),
+            (Severity::Info2, 5),
+            (Severity::Warn, 4),
+            (Severity::Warn4, 4),
+            (Severity::Error, 3),
+            (Severity::Error2, 2),
+            (Severity::Error3, 1),
+            (Severity::Fatal, 0),
+            (Severity::Fatal4, 0),
+        ];
+        for (sev, level) in cases {
+            assert_eq!(syslog_level(Some(sev), None), level, "{sev:?}");
+        }
+        assert_eq!(syslog_level(None, Some("WARN")), 4);
+        assert_eq!(syslog_level(None, Some("error2")), 3);
+        assert_eq!(syslog_level(None, Some("critical")), 2);
+        assert_eq!(syslog_level(None, Some("whatever")), 6);
+        assert_eq!(syslog_level(None, None), 6);
+    }
+
+    #[test]
+    fn maps_a_full_record() {
+        let mut rec = record();
+        rec.set_body(AnyValue::from("disk full"));
+        rec.set_severity_number(Severity::Warn);
+        rec.set_severity_text("WARN");
+        rec.set_target("app::db");
+        rec.set_event_name("db.disk");
+        let t = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
+        rec.set_timestamp(t);
+        rec.set_trace_context(
+            TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
+            SpanId::from_hex("b7ad6b7169203331").unwrap(),
+            Some(TraceFlags::SAMPLED),
+        );
+        rec.add_attribute("user", "alice");
+        rec.add_attribute("retries", 3);
+        rec.add_attribute("ratio", 0.5);
+        rec.add_attribute("ok", true);
+        rec.add_attribute("nan", f64::NAN);
+        rec.add_attribute("id", "abc");
+        rec.add_attribute("blob", AnyValue::Bytes(Box::new(vec![0, 1, 255])));
+        rec.add_attribute(
+            "list",
+            AnyValue::ListAny(Box::new(vec![AnyValue::from(1), AnyValue::from("x")])),
+        );
+        let mut inner = HashMap::new();
+        inner.insert(Key::from("method"), AnyValue::from("GET"));
+        inner.insert(Key::from("status"), AnyValue::from(200));
+        rec.add_attribute("http.request", AnyValue::Map(Box::new(inner)));
+        rec.add_attribute("empty", "");
+        rec.add_attribute("user", "bob"); // duplicate: last wins
+        let scope = InstrumentationScope::builder("my-lib")
+            .with_version("1.2.3")
+            .with_attributes([KeyValue::new("scope.attr", "s")])
+            .build();
+
+        let mut mapper = Mapper::new(&MappingOptions {
+            extras: vec![("X-OVH-TOKEN".into(), Value::from("secret"))],
+            ..MappingOptions::default()
+        });
+        mapper.set_resource(
+            &Resource::builder_empty()
+                .with_service_name("svc")
+                .with_attribute(KeyValue::new("host.name", "box-1"))
+                .with_attribute(KeyValue::new("user", "resource-loses"))
+                .build(),
+        );
+        let m = mapper.map(&rec, &scope);
+        assert_eq!(m.host, "box-1");
+        assert_eq!(m.short_message, "disk full");
+        assert_eq!(m.full_message, None);
+        assert_eq!(m.level, 4);
+        assert_eq!(epoch_micros(m.time), (1_700_000_000, 123_456));
+        assert_eq!(get(&m, "user"), Some(&s("bob")));
+        assert_eq!(get(&m, "retries"), Some(&FieldValue::Int(3)));
+        assert_eq!(get(&m, "ratio"), Some(&FieldValue::Float(0.5)));
+        assert_eq!(get(&m, "ok"), Some(&s("true")));
+        assert_eq!(get(&m, "nan"), Some(&s("NaN")));
+        assert_eq!(get(&m, "id_"), Some(&s("abc")));
+        assert_eq!(get(&m, "blob"), Some(&s("AAH/")));
+        assert_eq!(get(&m, "list"), Some(&s("[1,\"x\"]")));
+        assert_eq!(get(&m, "http_request_method"), Some(&s("GET")));
+        assert_eq!(get(&m, "http_request_status"), Some(&FieldValue::Int(200)));
+        assert_eq!(get(&m, "empty"), Some(&s("\"\"")));
+        assert_eq!(get(&m, "target"), Some(&s("app::db")));
+        assert_eq!(get(&m, "event_name"), Some(&s("db.disk")));
+        assert_eq!(get(&m, "severity_text"), Some(&s("WARN")));
+        assert_eq!(
+            get(&m, "trace_id"),
+            Some(&s("0af7651916cd43dd8448eb211c80319c"))
+        );
+        assert_eq!(get(&m, "span_id"), Some(&s("b7ad6b7169203331")));
+        assert_eq!(get(&m, "trace_flags"), Some(&FieldValue::Int(1)));
+        assert_eq!(get(&m, "otel_scope_name"), Some(&s("my-lib")));
+        assert_eq!(get(&m, "otel_scope_version"), Some(&s("1.2.3")));
+        assert_eq!(get(&m, "scope_attr"), Some(&s("s")));
+        assert_eq!(get(&m, "service_name"), Some(&s("svc")));
+        assert_eq!(get(&m, "host_name"), Some(&s("box-1")));
+        assert_eq!(get(&m, "X-OVH-TOKEN"), Some(&s("secret")));
+        let mut keys: Vec<_> = m.fields.iter().map(|f| f.key.as_ref()).collect();
+        let n = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "duplicate keys");
+    }
+
+    #[test]
+    fn extras_cannot_be_overridden() {
+        let mut rec = record();
+        rec.add_attribute("X-OVH-TOKEN", "forged");
+        rec.add_attribute("X.OVH.TOKEN", "forged too");
+        let mapper = Mapper::new(&MappingOptions {
+            extras: vec![("X-OVH-TOKEN".into(), Value::from("real"))],
+            ..MappingOptions::default()
+        });
+        let scope = InstrumentationScope::builder("").build();
+        let m = mapper.map(&rec, &scope);
+        assert_eq!(get(&m, "X-OVH-TOKEN"), Some(&s("real")));
+        assert_eq!(get(&m, "X_OVH_TOKEN"), Some(&s("forged too")));
+        assert_eq!(
+            m.fields.iter().filter(|f| f.key == "X-OVH-TOKEN").count(),
+            1
+        );
+    }
+
+    #[test]
+    fn short_message_is_never_blank() {
+        let scope = InstrumentationScope::builder("").build();
+        let mapper = Mapper::new(&MappingOptions::default());
+
+        let rec = record();
+        assert_eq!(mapper.map(&rec, &scope).short_message, NO_MESSAGE);
+
+        let mut rec = record();
+        rec.set_body(AnyValue::from("   "));
+        rec.set_target("app");
+        assert_eq!(mapper.map(&rec, &scope).short_message, "app");
+
+        rec.set_event_name("event src/main.rs:3");
+        assert_eq!(mapper.map(&rec, &scope).short_message, "app");
+        rec.set_event_name("user.login");
+        assert_eq!(mapper.map(&rec, &scope).short_message, "user.login");
+    }
+
+    #[test]
+    fn multi_line_bodies_and_stack_traces_fill_full_message() {
+        let scope = InstrumentationScope::builder("").build();
+        let mapper = Mapper::new(&MappingOptions::default());
+        let mut rec = record();
+        rec.set_body(AnyValue::from("\nfirst line\nsecond line"));
+        let m = mapper.map(&rec, &scope);
+        assert_eq!(m.short_message, "first line");
+        assert_eq!(m.full_message.as_deref(), Some("\nfirst line\nsecond line"));
+
+        let mut rec = record();
+        rec.set_body(AnyValue::from("boom"));
+        rec.add_attribute("exception.stacktrace", "at a\nat b");
+        rec.add_attribute("exception.type", "io::Error");
+        let m = mapper.map(&rec, &scope);
+        assert_eq!(m.short_message, "boom");
+        assert_eq!(m.full_message.as_deref(), Some("at a\nat b"));
+        assert!(get(&m, "exception_stacktrace").is_none());
+        assert_eq!(get(&m, "exception_type"), Some(&s("io::Error")));
+    }
+
+    #[test]
+    fn long_values_are_truncated_and_marked() {
+        let scope = InstrumentationScope::builder("").build();
+        let mapper = Mapper::new(&MappingOptions {
+            max_field_bytes: 100,
+            ..MappingOptions::default()
+        });
+        let mut rec = record();
+        rec.add_attribute("big", "é".repeat(500));
+        let m = mapper.map(&rec, &scope);
+        let Some(FieldValue::Str(v)) = get(&m, "big") else {
+            panic!("missing")
+        };
+        assert!(v.len() <= 100, "{}", v.len());
+        assert!(v.ends_with(TRUNCATED_MARKER));
+    }
+
+    #[test]
+    fn timestamp_falls_back_to_observed() {
+        let scope = InstrumentationScope::builder("").build();
+        let mapper = Mapper::new(&MappingOptions::default());
+        let mut rec = record();
+        let t = UNIX_EPOCH + Duration::from_secs(42);
+        rec.set_observed_timestamp(t);
+        assert_eq!(mapper.map(&rec, &scope).time, t);
+    }
+
+    #[test]
+    fn host_precedence() {
+        let with_builder = Mapper::new(&MappingOptions {
+            host: Some("from-builder".into()),
+            ..MappingOptions::default()
+        });
+        let mut m = with_builder;
+        m.set_resource(
+            &Resource::builder_empty()
+                .with_attribute(KeyValue::new("host.name", "from-resource"))
+                .build(),
+        );
+        assert_eq!(m.host(), "from-builder");
+        let plain = Mapper::new(&MappingOptions::default());
+        assert!(!plain.host().trim().is_empty());
+    }
+}
