@@ -1,0 +1,344 @@
+//! GELF over plain TCP against the in-process receiver: every field of records
+//! sent through `tracing` and `log`, the SDK processors, runtimes, framing,
+//! oversized records and reconnection.
+
+mod support;
+
+use std::time::Duration;
+
+use djehouty::GelfExporter;
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+use serde_json::{Map, Value};
+use support::pipeline::*;
+use support::{assert_graylog_accepts, Framing, Receiver};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn parse_all(frames: &[Vec<u8>]) -> Vec<Map<String, Value>> {
+    frames.iter().map(|f| assert_graylog_accepts(f)).collect()
+}
+
+fn builder(receiver: &Receiver) -> djehouty::GelfExporterBuilder {
+    GelfExporter::builder().with_endpoint(format!("tcp://127.0.0.1:{}", receiver.port()))
+}
+
+#[test]
+fn tracing_records_arrive_with_every_field() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let provider = batch_provider(builder(&receiver).with_extra("X-OVH-TOKEN", "token-1"));
+    let before = now_secs();
+    let ((), trace_id, span_id) = in_span(|| {
+        with_tracing(&provider, || {
+            tracing::error!(
+                name: "db.failure",
+                target: "app::db",
+                user = "alice",
+                rows = 42_i64,
+                ratio = 0.25,
+                cached = true,
+                big = u64::MAX,
+                "query failed: {}",
+                "timeout"
+            );
+        })
+    });
+    with_tracing(&provider, || {
+        tracing::info!(id = "abc", source = "cli", "multi\nline body");
+        tracing::debug!(key = "X-OVH-TOKEN", "no override");
+    });
+    provider.shutdown().expect("shutdown");
+    let after = now_secs();
+
+    let frames = parse_all(&receiver.wait_frames(3, WAIT));
+    receiver.assert_no_partial();
+    assert_eq!(frames.len(), 3);
+
+    let f = by_message(&frames, "query failed: timeout");
+    assert_resource_fields(f);
+    assert_field(f, "version", "1.1".into());
+    assert_field(f, "level", 3.into());
+    assert_field(f, "_user", "alice".into());
+    assert_field(f, "_rows", 42.into());
+    assert_field(f, "_ratio", 0.25.into());
+    assert_field(f, "_cached", "true".into());
+    assert_field(f, "_big", u64::MAX.to_string().into());
+    assert_field(f, "_target", "app::db".into());
+    assert_field(f, "_event_name", "db.failure".into());
+    assert_field(f, "_severity_text", "ERROR".into());
+    assert_field(f, "_trace_id", trace_id.into());
+    assert_field(f, "_span_id", span_id.into());
+    assert_field(f, "_trace_flags", 1.into());
+    assert_field(f, "_X-OVH-TOKEN", "token-1".into());
+    assert!(!f.contains_key("full_message"));
+    let ts = f["timestamp"].as_f64().expect("numeric timestamp");
+    assert!(
+        ts >= before - 1.0 && ts <= after + 1.0,
+        "{ts} not in [{before}, {after}]"
+    );
+
+    let f = by_message(&frames, "multi");
+    assert_field(f, "full_message", "multi\nline body".into());
+    assert_field(f, "level", 6.into());
+    assert_field(f, "_id_", "abc".into());
+    assert_field(f, "_source_", "cli".into());
+    assert!(!f.contains_key("_trace_id"), "no span, no trace id");
+    // tracing's default event name ("event tests/gelf.rs:NN") is not sent.
+    assert!(!f.contains_key("_event_name"));
+
+    let f = by_message(&frames, "no override");
+    assert_field(f, "level", 7.into());
+    assert_field(f, "_key", "X-OVH-TOKEN".into());
+    assert_field(f, "_X-OVH-TOKEN", "token-1".into());
+}
+
+#[test]
+fn log_records_arrive_with_every_field() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let provider = batch_provider(builder(&receiver));
+    log_through_bridge(
+        &provider,
+        log::Level::Warn,
+        "app::disk",
+        &[
+            ("mount", log::kv::Value::from("/var")),
+            ("used_pct", log::kv::Value::from(91_u64)),
+            ("load", log::kv::Value::from(1.5_f64)),
+            ("degraded", log::kv::Value::from(false)),
+        ],
+        format_args!("disk {} full", "/var"),
+    );
+    let ((), trace_id, _) = in_span(|| {
+        log_through_bridge(
+            &provider,
+            log::Level::Info,
+            "app",
+            &[],
+            format_args!("inside a span"),
+        )
+    });
+    provider.shutdown().expect("shutdown");
+
+    let frames = parse_all(&receiver.wait_frames(2, WAIT));
+    let f = by_message(&frames, "disk /var full");
+    assert_resource_fields(f);
+    assert_field(f, "level", 4.into());
+    assert_field(f, "_severity_text", "WARN".into());
+    assert_field(f, "_target", "app::disk".into());
+    assert_field(f, "_mount", "/var".into());
+    assert_field(f, "_used_pct", 91.into());
+    assert_field(f, "_load", 1.5.into());
+    assert_field(f, "_degraded", "false".into());
+    let f = by_message(&frames, "inside a span");
+    assert_field(f, "_trace_id", trace_id.into());
+}
+
+#[test]
+fn many_records_none_lost_one_connection() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let provider = batch_provider(builder(&receiver));
+    const N: usize = 5_000;
+    with_tracing(&provider, || {
+        for seq in 0..N {
+            tracing::info!(seq, "record {seq}");
+        }
+    });
+    provider.shutdown().expect("shutdown");
+    let frames = parse_all(&receiver.wait_frames(N, WAIT));
+    let mut seqs: Vec<i64> = frames.iter().map(|f| f["_seq"].as_i64().unwrap()).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..N as i64).collect::<Vec<_>>());
+    assert_eq!(receiver.connections(), 1, "one persistent connection");
+    receiver.assert_no_partial();
+}
+
+#[test]
+fn simple_processor_and_newline_framing() {
+    let receiver = Receiver::tcp(Framing::Newline);
+    let provider = simple_provider(builder(&receiver).with_framing(djehouty::Framing::Newline));
+    with_tracing(&provider, || {
+        tracing::info!(note = "tab\tand\nnewline", "first");
+        tracing::info!("second");
+    });
+    // The simple processor exports synchronously: both are on the wire already.
+    let frames = parse_all(&receiver.wait_frames(2, WAIT));
+    assert_field(&frames[0], "_note", "tab\tand\nnewline".into());
+    assert_field(&frames[1], "short_message", "second".into());
+    provider.shutdown().expect("shutdown");
+}
+
+#[test]
+fn works_inside_a_current_thread_runtime() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let provider = batch_provider(builder(&receiver));
+        with_tracing(&provider, || tracing::info!("from async main"));
+        tokio::task::yield_now().await;
+        // shutdown() blocks this runtime's only thread: the exporter must not need it.
+        provider
+            .shutdown()
+            .expect("shutdown from a current_thread runtime");
+        let provider = simple_provider(builder(&receiver));
+        with_tracing(&provider, || tracing::info!("simple from async main"));
+        provider.shutdown().expect("shutdown");
+        drop(provider); // dropping inside async code must not panic
+    });
+    let frames = parse_all(&receiver.wait_frames(2, WAIT));
+    by_message(&frames, "from async main");
+    by_message(&frames, "simple from async main");
+}
+
+#[test]
+fn works_inside_a_multi_thread_runtime() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let provider = batch_provider(builder(&receiver));
+        let p = provider.clone();
+        tokio::spawn(async move { with_tracing(&p, || tracing::info!("from a task")) })
+            .await
+            .unwrap();
+        provider.shutdown().expect("shutdown");
+    });
+    by_message(&parse_all(&receiver.wait_frames(1, WAIT)), "from a task");
+}
+
+#[test]
+fn oversized_record_is_truncated_and_delivered() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let provider = batch_provider(builder(&receiver).with_max_frame_size(64 * 1024));
+    let huge = "y".repeat(300_000);
+    with_tracing(&provider, || {
+        tracing::info!(huge_field = huge.as_str(), "{}", huge);
+        tracing::info!("small one after");
+    });
+    provider.shutdown().expect("shutdown");
+    let frames = receiver.wait_frames(2, WAIT);
+    assert!(frames[0].len() < 64 * 1024, "{}", frames[0].len());
+    let f = assert_graylog_accepts(&frames[0]);
+    let short = f["short_message"].as_str().unwrap();
+    assert!(short.starts_with("yyyy") && short.ends_with("[truncated]"));
+    let field = f["_huge_field"].as_str().unwrap();
+    assert!(field.ends_with("[truncated]") && field.len() <= 32_000);
+    assert_field(
+        &assert_graylog_accepts(&frames[1]),
+        "short_message",
+        "small one after".into(),
+    );
+}
+
+#[test]
+fn reconnects_after_the_receiver_closes_the_connection() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let provider = simple_provider(builder(&receiver));
+    with_tracing(&provider, || tracing::info!("before"));
+    receiver.wait_frames(1, WAIT);
+    receiver.drop_connections();
+    receiver.wait_closed(1, WAIT);
+    std::thread::sleep(Duration::from_millis(50));
+    with_tracing(&provider, || tracing::info!("after"));
+    let frames = parse_all(&receiver.wait_frames(2, WAIT));
+    by_message(&frames, "after");
+    assert_eq!(receiver.connections(), 2);
+    provider.shutdown().expect("shutdown");
+}
+
+#[test]
+fn unreachable_endpoint_fails_fast_with_a_named_error() {
+    // Bind then drop a listener: nothing listens on that port any more.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://127.0.0.1:{port}"))
+        .with_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let (capture, errors) = CaptureErrors::new(exporter);
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_simple_exporter(capture)
+        .build();
+    let started = std::time::Instant::now();
+    let logger = provider.logger("t");
+    let mut rec = logger.create_log_record();
+    rec.set_body(AnyValue::from("lost"));
+    rec.set_severity_number(Severity::Info);
+    logger.emit(rec);
+    let errors = errors.lock().unwrap().clone();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("cannot connect to tcp://127.0.0.1:"),
+        "{}",
+        errors[0]
+    );
+    provider.shutdown().expect("shutdown");
+}
+
+#[test]
+fn shutdown_is_idempotent_and_later_exports_are_refused() {
+    use opentelemetry_sdk::logs::LogExporter as _;
+    let receiver = Receiver::tcp(Framing::Nul);
+    let exporter = builder(&receiver).build().unwrap();
+    exporter.shutdown().expect("first shutdown");
+    exporter.shutdown().expect("second shutdown");
+    let (capture, errors) = CaptureErrors::new(exporter);
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_simple_exporter(capture)
+        .build();
+    let logger = provider.logger("t");
+    logger.emit(logger.create_log_record());
+    let errors = errors.lock().unwrap().clone();
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].contains("AlreadyShutdown"), "{}", errors[0]);
+}
+
+/// Wraps an exporter and records the errors its exports return (the simple
+/// processor only logs them).
+#[derive(Debug)]
+struct CaptureErrors<E> {
+    inner: E,
+    errors: Errors,
+}
+
+type Errors = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+impl<E> CaptureErrors<E> {
+    fn new(inner: E) -> (Self, Errors) {
+        let errors = Errors::default();
+        let capture = CaptureErrors {
+            inner,
+            errors: errors.clone(),
+        };
+        (capture, errors)
+    }
+}
+
+impl<E: opentelemetry_sdk::logs::LogExporter> opentelemetry_sdk::logs::LogExporter
+    for CaptureErrors<E>
+{
+    async fn export(
+        &self,
+        batch: opentelemetry_sdk::logs::LogBatch<'_>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        let result = self.inner.export(batch).await;
+        if let Err(e) = &result {
+            self.errors.lock().unwrap().push(format!("{e:?} {e}"));
+        }
+        result
+    }
+    fn shutdown_with_timeout(&self, t: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.shutdown_with_timeout(t)
+    }
+    fn set_resource(&mut self, r: &opentelemetry_sdk::Resource) {
+        self.inner.set_resource(r)
+    }
+}

@@ -1,0 +1,325 @@
+//! A throw-away PKI and the TLS plumbing built on it.
+//!
+//! [`TestPki::generate`] creates, with `rcgen`, a certificate authority and a
+//! separate server certificate signed by it:
+//!
+//! - CA: `CA:TRUE` with unconstrained path length, key usages `keyCertSign`,
+//!   `cRLSign` and `digitalSignature`;
+//! - leaf: `CA:FALSE`, extended key usage `serverAuth`, key usage
+//!   `digitalSignature`, subject alternative names `DNS:localhost`,
+//!   `IP:127.0.0.1` and `IP:::1`.
+//!
+//! Both use ECDSA P-256 keys. The CA certificate, the leaf certificate and the
+//! leaf's private key (unencrypted PKCS#8, `BEGIN PRIVATE KEY`, which GnuTLS
+//! and so rsyslog's `gtls` driver read as is) are written as PEM files into a
+//! private temporary directory that lives as long as the [`TestPki`].
+//!
+//! The module also builds rustls server and client configurations from a
+//! [`TestPki`] (always with the `ring` provider) and offers [`TlsClient`], a
+//! minimal blocking TLS client that closes connections cleanly.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, ProtocolVersion, RootCertStore, ServerConfig};
+
+/// Timeout applied to every socket operation of [`TlsClient`] and to its
+/// closing handshake.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A CA and a server certificate signed by it, in memory and as PEM files.
+pub struct TestPki {
+    /// Directory holding the PEM files; removed when the `TestPki` is dropped.
+    pub dir: tempfile::TempDir,
+    /// Absolute path of the CA certificate (PEM).
+    pub ca_pem: PathBuf,
+    /// Absolute path of the server (leaf) certificate (PEM, leaf only).
+    pub cert_pem: PathBuf,
+    /// Absolute path of the leaf's private key (PKCS#8 PEM, unencrypted).
+    pub key_pem: PathBuf,
+    /// The CA certificate, DER.
+    pub ca_der: CertificateDer<'static>,
+    /// The chain a server presents: the leaf only.
+    pub cert_chain: Vec<CertificateDer<'static>>,
+    /// The leaf's private key (PKCS#8).
+    pub key: PrivateKeyDer<'static>,
+}
+
+/// Which TLS protocol versions a configuration allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsVersions {
+    /// TLS 1.2 only.
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+    /// TLS 1.2 and TLS 1.3.
+    Both,
+}
+
+impl TlsVersions {
+    /// The rustls protocol versions this value stands for.
+    pub fn rustls_versions(self) -> &'static [&'static rustls::SupportedProtocolVersion] {
+        static TLS12: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+        static TLS13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+        static BOTH: [&rustls::SupportedProtocolVersion; 2] =
+            [&rustls::version::TLS13, &rustls::version::TLS12];
+        match self {
+            TlsVersions::Tls12 => &TLS12,
+            TlsVersions::Tls13 => &TLS13,
+            TlsVersions::Both => &BOTH,
+        }
+    }
+}
+
+/// The crypto provider used by every configuration built here.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl TestPki {
+    /// Generates a fresh CA and server certificate and writes the PEM files.
+    ///
+    /// Every call yields an unrelated PKI, so a second call gives a "wrong
+    /// CA" for negative tests (see also [`TestPki::generate_other`]).
+    pub fn generate() -> TestPki {
+        let ca_key = KeyPair::generate().expect("generate the CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "djehouty test CA");
+        ca_params
+            .distinguished_name
+            .push(DnType::OrganizationName, "djehouty tests");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        ca_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        ca_params.not_after = rcgen::date_time_ymd(2099, 12, 31);
+        let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign the CA");
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let leaf_key = KeyPair::generate().expect("generate the server key");
+        let mut leaf_params = CertificateParams::new(vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+        ])
+        .expect("server certificate params");
+        leaf_params.distinguished_name = rcgen::DistinguishedName::new();
+        leaf_params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        leaf_params.is_ca = IsCa::ExplicitNoCa;
+        leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        leaf_params.use_authority_key_identifier_extension = true;
+        leaf_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        leaf_params.not_after = rcgen::date_time_ymd(2099, 12, 31);
+        let leaf_cert = leaf_params
+            .signed_by(&leaf_key, &issuer)
+            .expect("sign the server certificate");
+
+        let dir = tempfile::Builder::new()
+            .prefix("djehouty-pki-")
+            .tempdir()
+            .expect("create a temporary directory for the PKI");
+        let base = dir
+            .path()
+            .canonicalize()
+            .expect("canonicalize the PKI directory");
+        let ca_pem = base.join("ca.pem");
+        let cert_pem = base.join("cert.pem");
+        let key_pem = base.join("key.pem");
+        fs::write(&ca_pem, ca_cert.pem()).expect("write ca.pem");
+        fs::write(&cert_pem, leaf_cert.pem()).expect("write cert.pem");
+        fs::write(&key_pem, leaf_key.serialize_pem()).expect("write key.pem");
+
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+        TestPki {
+            dir,
+            ca_pem,
+            cert_pem,
+            key_pem,
+            ca_der: ca_cert.der().clone(),
+            cert_chain: vec![leaf_cert.der().clone()],
+            key,
+        }
+    }
+
+    /// Another, unrelated PKI: clients trusting it reject servers of `self`.
+    pub fn generate_other() -> TestPki {
+        TestPki::generate()
+    }
+
+    /// A root store holding only this PKI's CA.
+    pub fn root_store(&self) -> RootCertStore {
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(self.ca_der.clone())
+            .expect("add the test CA to a root store");
+        roots
+    }
+
+    /// A rustls server configuration presenting this PKI's server certificate,
+    /// limited to `versions`, without client authentication.
+    pub fn server_config(&self, versions: TlsVersions) -> Arc<ServerConfig> {
+        let config = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions.rustls_versions())
+            .expect("protocol versions supported by the ring provider")
+            .with_no_client_auth()
+            .with_single_cert(self.cert_chain.clone(), self.key.clone_key())
+            .expect("server certificate and key match");
+        Arc::new(config)
+    }
+
+    /// A rustls client configuration trusting only this PKI's CA, limited to
+    /// `versions`.
+    pub fn client_config(&self, versions: TlsVersions) -> Arc<ClientConfig> {
+        let config = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions.rustls_versions())
+            .expect("protocol versions supported by the ring provider")
+            .with_root_certificates(self.root_store())
+            .with_no_client_auth();
+        Arc::new(config)
+    }
+}
+
+/// A minimal blocking TLS client over a loopback TCP connection.
+///
+/// Every socket operation is bounded by a 10 s timeout. [`TlsClient::close`]
+/// sends `close_notify`, half-closes the socket and reads until the server
+/// closes, so that no data is lost to a TCP reset.
+pub struct TlsClient {
+    conn: ClientConnection,
+    sock: TcpStream,
+}
+
+impl TlsClient {
+    /// Connects to `addr`, verifying the server as `server_name` (a DNS name
+    /// or an IP address literal), and completes the handshake.
+    pub fn connect(
+        addr: SocketAddr,
+        server_name: &str,
+        config: Arc<ClientConfig>,
+    ) -> io::Result<TlsClient> {
+        let name = ServerName::try_from(server_name.to_string())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
+        let sock = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+        sock.set_read_timeout(Some(IO_TIMEOUT))?;
+        sock.set_write_timeout(Some(IO_TIMEOUT))?;
+        sock.set_nodelay(true)?;
+        let mut client = TlsClient { conn, sock };
+        while client.conn.is_handshaking() {
+            client.conn.complete_io(&mut client.sock)?;
+        }
+        Ok(client)
+    }
+
+    /// The negotiated protocol version.
+    pub fn protocol_version(&self) -> Option<ProtocolVersion> {
+        self.conn.protocol_version()
+    }
+
+    /// The underlying rustls connection.
+    pub fn connection(&self) -> &ClientConnection {
+        &self.conn
+    }
+
+    /// Encrypts and sends all of `bytes`.
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        // rustls buffers a bounded amount of plaintext: write in rounds and
+        // push the records out after each one.
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let n = self.conn.writer().write(rest)?;
+            rest = &rest[n..];
+            if n == 0 && !self.conn.wants_write() {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "TLS connection accepts no more data",
+                ));
+            }
+            while self.conn.wants_write() {
+                self.conn.write_tls(&mut self.sock)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `close_notify`, half-closes the TCP connection and reads until
+    /// the server closes its side (at most 10 s). A server that closes
+    /// without its own `close_notify` (rsyslog does) is not an error.
+    pub fn close(mut self) -> io::Result<()> {
+        self.conn.send_close_notify();
+        while self.conn.wants_write() {
+            self.conn.write_tls(&mut self.sock)?;
+        }
+        self.sock.flush()?;
+        // Some servers reset instead of answering the half-close; that is
+        // their way of closing and is fine once our data is out.
+        let _ = self.sock.shutdown(Shutdown::Write);
+        drain_until_eof(&mut self.sock, Instant::now() + IO_TIMEOUT)
+    }
+}
+
+/// Reads and discards until EOF, a connection reset, or `deadline`.
+fn drain_until_eof(sock: &mut TcpStream, deadline: Instant) -> io::Result<()> {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "peer did not close the connection in time",
+            ));
+        }
+        sock.set_read_timeout(Some(left))?;
+        match sock.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends `bytes` over a plain TCP connection to `addr`, half-closes it and
+/// waits (at most 10 s) for the server to close its side.
+pub fn send_plain(addr: SocketAddr, bytes: &[u8]) -> io::Result<()> {
+    let mut sock = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+    sock.set_write_timeout(Some(IO_TIMEOUT))?;
+    sock.write_all(bytes)?;
+    sock.shutdown(Shutdown::Write)?;
+    drain_until_eof(&mut sock, Instant::now() + IO_TIMEOUT)
+}
+
+/// Connects with TLS (`server_name` checked against the certificate), sends
+/// `bytes`, closes cleanly and returns the negotiated protocol version.
+pub fn send_tls(
+    addr: SocketAddr,
+    server_name: &str,
+    config: Arc<ClientConfig>,
+    bytes: &[u8],
+) -> io::Result<ProtocolVersion> {
+    let mut client = TlsClient::connect(addr, server_name, config)?;
+    let version = client
+        .protocol_version()
+        .expect("a finished handshake has a protocol version");
+    client.send(bytes)?;
+    client.close()?;
+    Ok(version)
+}

@@ -1,0 +1,55 @@
+//! Shared test support for the integration tests.
+//!
+//! Each integration test binary includes this module with `mod support;` and
+//! uses the parts it needs:
+//!
+//! - [`certs`]: a throw-away PKI ([`certs::TestPki`]: a CA and a `localhost`
+//!   server certificate signed by it), rustls client and server configurations
+//!   built from it, and a small blocking TLS client ([`certs::TlsClient`]).
+//! - [`receiver`]: an in-process TCP/TLS receiver ([`receiver::Receiver`]) that
+//!   splits the byte stream on a delimiter and records every frame verbatim.
+//! - [`rsyslog`]: a private `rsyslogd` ([`rsyslog::Rsyslog`]) used as a real,
+//!   independent GELF and LTSV receiver over TCP and TLS 1.2 / 1.3.
+//! - [`graylog`]: strict checkers for what Graylog's GELF TCP input and the
+//!   OVHcloud Logs Data Platform accept ([`graylog::assert_graylog_accepts`],
+//!   [`graylog::assert_ltsv_line_ok`]).
+//!
+//! Everything listens on loopback addresses only and every wait is bounded.
+
+// Each test binary uses only part of this module, re-exports included.
+#![allow(dead_code, unused_imports)]
+
+pub mod certs;
+pub mod graylog;
+pub mod pipeline;
+pub mod receiver;
+pub mod rsyslog;
+
+pub use certs::{send_plain, send_tls, TestPki, TlsClient, TlsVersions};
+pub use graylog::{assert_graylog_accepts, assert_ltsv_line_ok};
+pub use receiver::{Frame, Framing, Receiver};
+pub use rsyslog::{rsyslogd_path, Input, Received, Rsyslog};
+
+/// Renders bytes for diagnostics: UTF-8 text with control characters and
+/// invalid bytes escaped, cut after 400 characters.
+pub fn show_bytes(bytes: &[u8]) -> String {
+    const LIMIT: usize = 400;
+    let mut out = String::from("\"");
+    let mut shown = 0;
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if shown == LIMIT {
+                out.push_str(&format!("\"... ({} bytes in all)", bytes.len()));
+                return out;
+            }
+            out.extend(c.escape_debug());
+            shown += 1;
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+            shown += 1;
+        }
+    }
+    out.push('"');
+    out
+}

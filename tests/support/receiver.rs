@@ -1,0 +1,624 @@
+//! An in-process TCP or TLS receiver that records every frame it is sent.
+//!
+//! [`Receiver`] listens on a loopback address with an ephemeral port, accepts
+//! any number of connections (each served by its own thread) and splits every
+//! connection's byte stream on a one-byte delimiter ([`Framing`]): each
+//! delimiter byte ends exactly one frame, so two delimiters in a row record an
+//! empty frame. Frames are kept verbatim, without the delimiter, together with
+//! the number of the connection they came on.
+//!
+//! Bytes left without a delimiter when a connection ends are not frames: they
+//! are recorded separately as *partial* data ([`Receiver::partial`],
+//! [`Receiver::assert_no_partial`]).
+//!
+//! With TLS ([`Receiver::tls`]) the receiver uses rustls, reads until the
+//! client's `close_notify` (answering with its own) or until EOF, and records
+//! the negotiated protocol version and the SNI name of each connection. A
+//! connection that ends without `close_notify`, a failed handshake or an I/O
+//! error is recorded in [`Receiver::errors`].
+//!
+//! All threads poll a stop flag, so dropping the `Receiver` stops listening,
+//! closes every connection and joins its threads within a fraction of a
+//! second. Waits ([`Receiver::wait_frames`] and friends) are bounded and panic
+//! with a description of what did arrive.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use rustls::{ProtocolVersion, ServerConfig, ServerConnection};
+
+use super::certs::{TestPki, TlsVersions};
+use super::show_bytes;
+
+/// How often blocked threads look at the stop flag.
+const POLL: Duration = Duration::from_millis(20);
+
+/// The byte that ends each frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Frames end with a NUL byte (GELF over TCP).
+    Nul,
+    /// Frames end with a line feed (LTSV lines).
+    Newline,
+}
+
+impl Framing {
+    /// The delimiter byte.
+    pub fn delimiter(self) -> u8 {
+        match self {
+            Framing::Nul => 0,
+            Framing::Newline => b'\n',
+        }
+    }
+}
+
+/// One frame, or one piece of partial data, and where it came from.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Number of the connection, counting accepted connections from 0.
+    pub connection: usize,
+    /// The bytes, without the delimiter.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "#{} ({} bytes) {}",
+            self.connection,
+            self.bytes.len(),
+            show_bytes(&self.bytes)
+        )
+    }
+}
+
+/// What the receiver has seen so far.
+#[derive(Default)]
+struct State {
+    frames: Vec<Frame>,
+    partial: Vec<Frame>,
+    accepted: usize,
+    closed: usize,
+    errors: Vec<String>,
+    /// Negotiated TLS version per connection number (TLS receivers only).
+    tls_versions: HashMap<usize, ProtocolVersion>,
+    /// SNI name per connection number (TLS receivers only).
+    server_names: HashMap<usize, Option<String>>,
+    /// Clones of the open sockets, to close them from the server side.
+    open: HashMap<usize, TcpStream>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking connection thread must not hide what was received.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update(&self, f: impl FnOnce(&mut State)) {
+        f(&mut self.lock());
+        self.changed.notify_all();
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// A loopback receiver recording delimited frames; see the module docs.
+pub struct Receiver {
+    addr: SocketAddr,
+    framing: Framing,
+    tls: bool,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Receiver {
+    /// A plain TCP receiver on `127.0.0.1` (ephemeral port).
+    pub fn tcp(framing: Framing) -> Receiver {
+        Receiver::bind(loopback_v4(), framing, None)
+            .unwrap_or_else(|e| panic!("bind a TCP receiver on 127.0.0.1: {e}"))
+    }
+
+    /// A TLS receiver on `127.0.0.1` presenting `pki`'s server certificate
+    /// and accepting only `versions`.
+    pub fn tls(framing: Framing, pki: &TestPki, versions: TlsVersions) -> Receiver {
+        Receiver::bind(loopback_v4(), framing, Some(pki.server_config(versions)))
+            .unwrap_or_else(|e| panic!("bind a TLS receiver on 127.0.0.1: {e}"))
+    }
+
+    /// A plain TCP receiver on `[::1]`; fails if the machine has no IPv6
+    /// loopback, leaving the decision to the caller.
+    pub fn ipv6_tcp(framing: Framing) -> io::Result<Receiver> {
+        Receiver::bind(loopback_v6(), framing, None)
+    }
+
+    /// A TLS receiver on `[::1]`; fails if the machine has no IPv6 loopback.
+    pub fn ipv6_tls(
+        framing: Framing,
+        pki: &TestPki,
+        versions: TlsVersions,
+    ) -> io::Result<Receiver> {
+        Receiver::bind(loopback_v6(), framing, Some(pki.server_config(versions)))
+    }
+
+    /// A receiver on `addr`, which must be a loopback address (port 0 picks
+    /// a free port; a fixed port allows "restarting" a receiver on the port
+    /// of a dropped one). With `tls`, connections are served with rustls.
+    pub fn bind(
+        addr: SocketAddr,
+        framing: Framing,
+        tls: Option<Arc<ServerConfig>>,
+    ) -> io::Result<Receiver> {
+        assert!(
+            addr.ip().is_loopback(),
+            "test receivers listen on loopback addresses only, not {addr}"
+        );
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let is_tls = tls.is_some();
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name(format!("receiver-{}", addr.port()))
+                .spawn(move || accept_loop(listener, framing, tls, shared))?
+        };
+        Ok(Receiver {
+            addr,
+            framing,
+            tls: is_tls,
+            shared,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    /// The address the receiver listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The port the receiver listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The framing this receiver splits on.
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// Whether connections are served with TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The frames received so far, in arrival order, without delimiters.
+    pub fn frames(&self) -> Vec<Vec<u8>> {
+        self.shared
+            .lock()
+            .frames
+            .iter()
+            .map(|f| f.bytes.clone())
+            .collect()
+    }
+
+    /// The frames received so far with their connection numbers.
+    pub fn received(&self) -> Vec<Frame> {
+        self.shared.lock().frames.clone()
+    }
+
+    /// Trailing bytes that were left without a delimiter when their
+    /// connection ended, one entry per such connection.
+    pub fn partial(&self) -> Vec<Vec<u8>> {
+        self.shared
+            .lock()
+            .partial
+            .iter()
+            .map(|f| f.bytes.clone())
+            .collect()
+    }
+
+    /// Panics if any connection ended with bytes after its last delimiter.
+    pub fn assert_no_partial(&self) {
+        let state = self.shared.lock();
+        assert!(
+            state.partial.is_empty(),
+            "receiver on {}: connections ended with undelimited trailing bytes: {:?}",
+            self.addr,
+            state.partial
+        );
+    }
+
+    /// The number of connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.lock().accepted
+    }
+
+    /// The number of connections that have ended so far.
+    pub fn closed_connections(&self) -> usize {
+        self.shared.lock().closed
+    }
+
+    /// Failed handshakes, connections closed without `close_notify` and I/O
+    /// errors, one message each, prefixed with the connection number.
+    pub fn errors(&self) -> Vec<String> {
+        self.shared.lock().errors.clone()
+    }
+
+    /// The negotiated TLS version of each connection whose handshake
+    /// finished, in connection order.
+    pub fn tls_versions(&self) -> Vec<ProtocolVersion> {
+        let state = self.shared.lock();
+        let mut versions: Vec<_> = state.tls_versions.iter().map(|(c, v)| (*c, *v)).collect();
+        versions.sort_by_key(|(c, _)| *c);
+        versions.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The SNI name sent by each connection whose handshake finished
+    /// (`None`: no SNI, as when connecting to an IP address), in connection
+    /// order.
+    pub fn server_names(&self) -> Vec<Option<String>> {
+        let state = self.shared.lock();
+        let mut names: Vec<_> = state
+            .server_names
+            .iter()
+            .map(|(c, n)| (*c, n.clone()))
+            .collect();
+        names.sort_by_key(|(c, _)| *c);
+        names.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// Waits until at least `n` frames have arrived and returns all frames
+    /// received by then. Panics after `timeout`, listing what did arrive.
+    pub fn wait_frames(&self, n: usize, timeout: Duration) -> Vec<Vec<u8>> {
+        let state = self.wait_until(timeout, |s| s.frames.len() >= n, || format!("{n} frame(s)"));
+        state.frames.iter().map(|f| f.bytes.clone()).collect()
+    }
+
+    /// Waits until at least `n` connections have been accepted.
+    pub fn wait_connections(&self, n: usize, timeout: Duration) {
+        drop(self.wait_until(
+            timeout,
+            |s| s.accepted >= n,
+            || format!("{n} accepted connection(s)"),
+        ));
+    }
+
+    /// Waits until at least `n` connections have ended.
+    pub fn wait_closed(&self, n: usize, timeout: Duration) {
+        drop(self.wait_until(
+            timeout,
+            |s| s.closed >= n,
+            || format!("{n} closed connection(s)"),
+        ));
+    }
+
+    /// Closes every open connection from the server side (both directions),
+    /// as a crashing or restarting server would. The listener keeps
+    /// accepting new connections.
+    pub fn drop_connections(&self) {
+        let state = self.shared.lock();
+        for sock in state.open.values() {
+            let _ = sock.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn wait_until(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&State) -> bool,
+        what: impl Fn() -> String,
+    ) -> MutexGuard<'_, State> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        while !done(&state) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let report = describe(&state);
+                drop(state);
+                panic!(
+                    "receiver on {}: timed out after {:?} waiting for {}\n{}",
+                    self.addr,
+                    timeout,
+                    what(),
+                    report
+                );
+            }
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        state
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.drop_connections();
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
+
+fn loopback_v4() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
+}
+
+fn loopback_v6() -> SocketAddr {
+    SocketAddr::from((Ipv6Addr::LOCALHOST, 0))
+}
+
+/// A readable summary of everything received, for panic messages.
+fn describe(state: &State) -> String {
+    let mut out = format!(
+        "connections accepted: {}, closed: {}\nframes received: {}\n",
+        state.accepted,
+        state.closed,
+        state.frames.len()
+    );
+    for frame in &state.frames {
+        out.push_str(&format!("  {frame:?}\n"));
+    }
+    if !state.partial.is_empty() {
+        out.push_str("partial data at connection end:\n");
+        for frame in &state.partial {
+            out.push_str(&format!("  {frame:?}\n"));
+        }
+    }
+    if !state.errors.is_empty() {
+        out.push_str("errors:\n");
+        for error in &state.errors {
+            out.push_str(&format!("  {error}\n"));
+        }
+    }
+    out
+}
+
+fn accept_loop(
+    listener: TcpListener,
+    framing: Framing,
+    tls: Option<Arc<ServerConfig>>,
+    shared: Arc<Shared>,
+) {
+    let mut workers: Vec<JoinHandle<()>> = Vec::new();
+    while !shared.stopping() {
+        match listener.accept() {
+            Ok((sock, _peer)) => {
+                let id = {
+                    let mut state = shared.lock();
+                    let id = state.accepted;
+                    state.accepted += 1;
+                    if let Ok(clone) = sock.try_clone() {
+                        state.open.insert(id, clone);
+                    }
+                    id
+                };
+                shared.changed.notify_all();
+                let shared = Arc::clone(&shared);
+                let tls = tls.clone();
+                let spawned = thread::Builder::new()
+                    .name(format!("receiver-conn-{id}"))
+                    .spawn(move || serve(id, sock, framing, tls, &shared));
+                match spawned {
+                    Ok(handle) => workers.push(handle),
+                    Err(e) => panic!("spawn a receiver connection thread: {e}"),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                shared.update(|s| s.errors.push(format!("accept: {e}")));
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    drop(listener);
+    for worker in workers {
+        let _ = worker.join();
+    }
+}
+
+/// Splits a byte stream into frames and publishes them.
+struct Splitter<'a> {
+    id: usize,
+    delimiter: u8,
+    pending: Vec<u8>,
+    shared: &'a Shared,
+}
+
+impl Splitter<'_> {
+    fn feed(&mut self, mut chunk: &[u8]) {
+        let mut complete = Vec::new();
+        while let Some(pos) = chunk.iter().position(|b| *b == self.delimiter) {
+            self.pending.extend_from_slice(&chunk[..pos]);
+            complete.push(Frame {
+                connection: self.id,
+                bytes: std::mem::take(&mut self.pending),
+            });
+            chunk = &chunk[pos + 1..];
+        }
+        self.pending.extend_from_slice(chunk);
+        if !complete.is_empty() {
+            self.shared.update(|s| s.frames.extend(complete));
+        }
+    }
+
+    fn finish(self) {
+        let Splitter {
+            id,
+            pending,
+            shared,
+            ..
+        } = self;
+        shared.update(|s| {
+            if !pending.is_empty() {
+                s.partial.push(Frame {
+                    connection: id,
+                    bytes: pending,
+                });
+            }
+            s.closed += 1;
+            s.open.remove(&id);
+        });
+    }
+}
+
+fn serve(
+    id: usize,
+    mut sock: TcpStream,
+    framing: Framing,
+    tls: Option<Arc<ServerConfig>>,
+    shared: &Shared,
+) {
+    let mut splitter = Splitter {
+        id,
+        delimiter: framing.delimiter(),
+        pending: Vec::new(),
+        shared,
+    };
+    let setup = sock
+        .set_nonblocking(false)
+        .and_then(|()| sock.set_read_timeout(Some(POLL)))
+        .and_then(|()| sock.set_write_timeout(Some(Duration::from_secs(5))));
+    let outcome = match setup {
+        Err(e) => Err(format!("socket setup: {e}")),
+        Ok(()) => match tls {
+            None => serve_plain(&mut sock, &mut splitter, shared),
+            Some(config) => serve_tls(id, &mut sock, config, &mut splitter, shared),
+        },
+    };
+    if let Err(e) = outcome {
+        shared.update(|s| s.errors.push(format!("connection #{id}: {e}")));
+    }
+    let _ = sock.shutdown(Shutdown::Both);
+    splitter.finish();
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+fn serve_plain(
+    sock: &mut TcpStream,
+    splitter: &mut Splitter<'_>,
+    shared: &Shared,
+) -> Result<(), String> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if shared.stopping() {
+            return Ok(());
+        }
+        match sock.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => splitter.feed(&buf[..n]),
+            Err(e) if is_timeout(&e) => {}
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+}
+
+fn serve_tls(
+    id: usize,
+    sock: &mut TcpStream,
+    config: Arc<ServerConfig>,
+    splitter: &mut Splitter<'_>,
+    shared: &Shared,
+) -> Result<(), String> {
+    let mut conn = ServerConnection::new(config).map_err(|e| format!("TLS setup: {e}"))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut recorded = false;
+    loop {
+        while conn.wants_write() {
+            conn.write_tls(sock)
+                .map_err(|e| format!("TLS write: {e}"))?;
+        }
+        if shared.stopping() {
+            return Ok(());
+        }
+        let eof = match conn.read_tls(sock) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) if is_timeout(&e) => continue,
+            Err(e) => return Err(format!("read: {e}")),
+        };
+        if let Err(e) = conn.process_new_packets() {
+            // Let the client know why, if it still listens.
+            while conn.wants_write() {
+                if conn.write_tls(sock).is_err() {
+                    break;
+                }
+            }
+            return Err(format!("TLS: {e}"));
+        }
+        if !recorded && !conn.is_handshaking() {
+            recorded = true;
+            let version = conn.protocol_version();
+            let name = conn.server_name().map(str::to_string);
+            shared.update(|s| {
+                if let Some(v) = version {
+                    s.tls_versions.insert(id, v);
+                }
+                s.server_names.insert(id, name);
+            });
+        }
+        loop {
+            match conn.reader().read(&mut buf) {
+                Ok(0) => {
+                    // close_notify: answer it and close.
+                    conn.send_close_notify();
+                    while conn.wants_write() {
+                        conn.write_tls(sock)
+                            .map_err(|e| format!("TLS write: {e}"))?;
+                    }
+                    sock.flush().map_err(|e| format!("flush: {e}"))?;
+                    return Ok(());
+                }
+                Ok(n) => splitter.feed(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(unclean_eof(&conn));
+                }
+                Err(e) => return Err(format!("TLS read: {e}")),
+            }
+        }
+        if eof {
+            return Err(unclean_eof(&conn));
+        }
+    }
+}
+
+fn unclean_eof(conn: &ServerConnection) -> String {
+    if conn.is_handshaking() {
+        "TCP connection closed during the TLS handshake".to_string()
+    } else {
+        "TCP connection closed without TLS close_notify".to_string()
+    }
+}
