@@ -5,8 +5,10 @@
 //! waits (at most 10 s) until every input completes a connection (a full TLS
 //! handshake for the TLS inputs). Dropping the [`Rsyslog`] kills the process
 //! and waits for it. Only `imtcp` and `mmjsonparse` are loaded; every input
-//! listens on `127.0.0.1` on a port picked free at start, so instances running
-//! in parallel do not collide.
+//! listens on `127.0.0.1` on its own port, picked free at start between 20000
+//! and 31999 (below the kernel's ephemeral range, so `bind(0)` listeners and
+//! outgoing connections of other tests cannot take it); if another instance
+//! takes one first, rsyslog logs it and the start is retried on new ports.
 //!
 //! # Inputs
 //!
@@ -202,15 +204,36 @@ pub fn rsyslogd_path() -> PathBuf {
         })
 }
 
-/// Ports that were free a moment ago, one per input, all distinct.
+/// Ports are picked in this range, below the kernel's default ephemeral
+/// range (32768-60999 on Linux), so that no port handed out for `bind(0)` or
+/// to an outgoing connection elsewhere in the test process can take one of
+/// them between the pick and rsyslog's own bind.
+const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
+
+/// How many times [`Rsyslog::start`] tries new ports when one is taken.
+const START_ATTEMPTS: usize = 5;
+
+/// `count` distinct ports in [`PORT_RANGE`] that were free a moment ago.
 fn pick_free_ports(count: usize) -> Vec<u16> {
-    // Hold every listener until all ports are known so they differ.
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| {
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                .unwrap_or_else(|e| panic!("find a free port on 127.0.0.1: {e}"))
-        })
-        .collect();
+    use std::hash::{BuildHasher, Hasher};
+    let mut seed = std::collections::hash_map::RandomState::new().build_hasher();
+    let mut listeners: Vec<TcpListener> = Vec::with_capacity(count);
+    for attempt in 0u64.. {
+        if listeners.len() == count {
+            break;
+        }
+        assert!(
+            attempt < 10_000,
+            "no free port on 127.0.0.1 in {PORT_RANGE:?}"
+        );
+        seed.write_u64(attempt);
+        let span = u64::from(PORT_RANGE.end - PORT_RANGE.start);
+        let port = PORT_RANGE.start + (seed.finish() % span) as u16;
+        // Holding each listener until all are picked keeps them distinct.
+        if let Ok(listener) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+            listeners.push(listener);
+        }
+    }
     listeners
         .iter()
         .map(|l| l.local_addr().expect("listener address").port())
@@ -304,9 +327,26 @@ impl Rsyslog {
     /// Starts a private rsyslogd serving every [`Input`], with `pki`'s
     /// server certificate on the TLS inputs. Panics with rsyslog's own
     /// output if the configuration is refused or the inputs do not come up
-    /// within 10 s.
+    /// within 10 s. Should another process take one of the picked ports
+    /// first, it starts again on new ports.
     pub fn start(pki: &TestPki) -> Rsyslog {
         let rsyslogd = rsyslogd_path();
+        let mut conflicts = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            match Rsyslog::try_start(&rsyslogd, pki) {
+                Ok(rsyslog) => return rsyslog,
+                Err(log) => conflicts.push(log),
+            }
+        }
+        panic!(
+            "rsyslogd could not bind its ports in {START_ATTEMPTS} attempts:\n{}",
+            conflicts.join("\n---\n")
+        );
+    }
+
+    /// One start on freshly picked ports; `Err` with the internal log if a
+    /// port was taken, panics on any other failure.
+    fn try_start(rsyslogd: &Path, pki: &TestPki) -> Result<Rsyslog, String> {
         let dir = tempfile::Builder::new()
             .prefix("djehouty-rsyslog-")
             .tempdir()
@@ -326,7 +366,7 @@ impl Rsyslog {
         fs::write(&config, render_config(&base, pki, &ports, &internal_log))
             .expect("write rsyslog.conf");
 
-        let check = Command::new(&rsyslogd)
+        let check = Command::new(rsyslogd)
             .arg("-N1")
             .arg("-f")
             .arg(&config)
@@ -348,7 +388,7 @@ impl Rsyslog {
 
         let stderr = fs::File::create(&stderr_log).expect("create the rsyslogd stderr file");
         let stdout = stderr.try_clone().expect("clone the rsyslogd stderr file");
-        let child = Command::new(&rsyslogd)
+        let child = Command::new(rsyslogd)
             .arg("-n")
             .arg("-f")
             .arg(&config)
@@ -368,14 +408,39 @@ impl Rsyslog {
             internal_log,
             stderr_log,
         };
-        rsyslog.wait_ready(pki);
-        rsyslog
+        // On error the Rsyslog is dropped here, which kills the process.
+        rsyslog.wait_ready(pki)?;
+        Ok(rsyslog)
     }
 
-    /// Waits until every input completes a connection (a TLS handshake for
-    /// TLS inputs, closed cleanly so rsyslog logs nothing about it).
-    fn wait_ready(&self, pki: &TestPki) {
+    /// Waits until rsyslog has set up its listeners (its start notice is
+    /// logged after that) and every input completes a connection: a clean
+    /// TLS handshake on the TLS inputs, so that rsyslog logs nothing about
+    /// it. `Err` with the internal log if a port could not be bound.
+    fn wait_ready(&self, pki: &TestPki) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let log = self.internal_log();
+            if log.contains("Could not create tcp listener") {
+                return Err(log);
+            }
+            if log.contains("] start") {
+                break;
+            }
+            if let Some(status) = self.exit_status() {
+                panic!(
+                    "rsyslogd exited ({status}) during start-up\n{}",
+                    self.diagnostics()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "rsyslogd did not log its start notice within {READY_TIMEOUT:?}\n{}",
+                    self.diagnostics()
+                );
+            }
+            thread::sleep(POLL);
+        }
         for input in Input::ALL {
             let addr = self.addr(input);
             loop {
@@ -406,6 +471,7 @@ impl Rsyslog {
                 thread::sleep(POLL);
             }
         }
+        Ok(())
     }
 
     /// The port `input` listens on (on 127.0.0.1).
