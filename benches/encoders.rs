@@ -1,2 +1,376 @@
-//! Encoder benchmarks (filled in with the encoders' public benchmark hooks).
-fn main() {}
+//! Throughput of the exporters' encode-and-write path.
+//!
+//! Each benchmark hands one batch of 512 log records to
+//! [`LogExporter::export`] on a [`GelfExporter`](djehouty::GelfExporter) or an
+//! [`LtsvExporter`](djehouty::LtsvExporter) and waits until the exporter reports
+//! the bytes written. The exporter talks plain TCP to a local discard sink that
+//! reads everything and throws it away, so a measurement covers mapping the
+//! record, its scope and the resource; encoding (GELF 1.1 JSON with a NUL
+//! delimiter, or LTSV lines); the hand-off to the exporter's I/O runtime; and
+//! the loopback socket write. It does not include the SDK's batch processor.
+//!
+//! Two record shapes are measured for each format:
+//!
+//! * `small`: a ~60-character body, severity `INFO`, a target, an observed
+//!   timestamp and five attributes (string, i64, f64, bool, string);
+//! * `large`: a 2 KB multi-line body, 30 attributes (among them a nested map
+//!   and a list) and a 4 KB `exception.stacktrace`.
+//!
+//! Criterion reports the time per batch and, through `Throughput::Elements`,
+//! records per second. Before each benchmark the encoded size per record is
+//! printed to stderr, measured from the sink's byte counter after one warm-up
+//! batch.
+//!
+//! Run with:
+//!
+//! ```text
+//! cargo bench --bench encoders
+//! ```
+//!
+//! `cargo test --benches` runs every benchmark once, as a smoke test.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hint::black_box;
+use std::io::Read;
+use std::net::TcpListener;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant, SystemTime};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use djehouty::{Exporter, Format, Gelf, Ltsv};
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+use opentelemetry::{InstrumentationScope, Key, KeyValue};
+use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLogRecord, SdkLoggerProvider};
+use opentelemetry_sdk::Resource;
+
+/// Records per exported batch.
+const BATCH: usize = 512;
+
+// ---------------------------------------------------------------------------
+// Executor
+
+/// Wakes the thread blocked in [`block_on`].
+struct Unparker(Thread);
+
+impl Wake for Unparker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Drives `future` to completion on the current thread.
+///
+/// `export` awaits a task running on the exporter's own tokio runtime, which
+/// wakes us from another thread when the write is done; between polls this
+/// thread parks. A spurious unpark only costs one extra poll.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let waker = Waker::from(Arc::new(Unparker(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        thread::park();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Discard sink
+
+/// A TCP listener that reads and discards everything sent to it.
+struct Sink {
+    port: u16,
+    received: Arc<AtomicU64>,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the discard sink");
+        let port = listener.local_addr().expect("sink address").port();
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&received);
+        thread::Builder::new()
+            .name("discard-accept".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { continue };
+                    let counter = Arc::clone(&counter);
+                    thread::Builder::new()
+                        .name("discard-read".into())
+                        .spawn(move || {
+                            let mut buf = vec![0u8; 64 * 1024];
+                            while let Ok(n) = stream.read(&mut buf) {
+                                if n == 0 {
+                                    break;
+                                }
+                                counter.fetch_add(n as u64, Ordering::Relaxed);
+                            }
+                        })
+                        .expect("spawn a sink reader");
+                }
+            })
+            .expect("spawn the sink acceptor");
+        Sink { port, received }
+    }
+
+    fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// The byte count once it has stopped moving: `export` returns when the
+    /// bytes are in the socket, not when the sink has read them.
+    fn settled(&self) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut last = self.received();
+        let mut steady = 0;
+        while steady < 3 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+            let now = self.received();
+            if now == last {
+                steady += 1;
+            } else {
+                steady = 0;
+                last = now;
+            }
+        }
+        last
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Records
+
+fn resource() -> Resource {
+    Resource::builder_empty()
+        .with_service_name("bench")
+        .with_attribute(KeyValue::new("host.name", "bench-host"))
+        .with_attribute(KeyValue::new("service.version", "1.4.2"))
+        .with_attribute(KeyValue::new("deployment.environment.name", "production"))
+        .with_attribute(KeyValue::new(
+            "service.instance.id",
+            "6f1c2a9e-3b7d-4e0a-9c51-2d8f4b7a0e13",
+        ))
+        .build()
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("bench")
+        .with_version("0.1.0")
+        .build()
+}
+
+/// A fresh record with the fields every shape shares.
+fn base_record(provider: &SdkLoggerProvider) -> SdkLogRecord {
+    let logger = provider.logger("bench");
+    let mut rec = logger.create_log_record();
+    rec.set_severity_number(Severity::Info);
+    rec.set_severity_text("INFO");
+    rec.set_target("bench::module");
+    rec.set_observed_timestamp(SystemTime::now());
+    rec
+}
+
+/// The `i`-th small record: a one-line message and five attributes.
+fn small_record(provider: &SdkLoggerProvider, i: usize) -> SdkLogRecord {
+    let mut rec = base_record(provider);
+    rec.set_body(AnyValue::from(format!(
+        "order {i:06} accepted for customer 4821 after payment check"
+    )));
+    rec.add_attribute("http.request.method", "POST");
+    rec.add_attribute("http.response.status_code", 200 + (i % 3) as i64);
+    rec.add_attribute("duration_ms", 12.5 + (i % 100) as f64 / 8.0);
+    rec.add_attribute("cache.hit", i.is_multiple_of(2));
+    rec.add_attribute("user.id", format!("user-{:05}", i % 10_000));
+    rec
+}
+
+/// Repeats numbered `line`s, each ending in a newline, until `bytes` is reached.
+fn filler(bytes: usize, line: impl Fn(usize) -> String) -> String {
+    let mut text = String::with_capacity(bytes + 128);
+    let mut n = 0;
+    while text.len() < bytes {
+        text.push_str(&line(n));
+        text.push('\n');
+        n += 1;
+    }
+    text.truncate(bytes);
+    text
+}
+
+/// The `i`-th large record: a 2 KB multi-line body, 30 attributes (including a
+/// nested map and a list) and a 4 KB stack trace.
+fn large_record(provider: &SdkLoggerProvider, i: usize) -> SdkLogRecord {
+    let mut rec = base_record(provider);
+    rec.set_severity_number(Severity::Error);
+    rec.set_severity_text("ERROR");
+    rec.set_body(AnyValue::from(filler(2048, |n| {
+        format!("request {i:06} step {n:02}: upstream replied 503, retrying with backoff {n}00ms")
+    })));
+
+    let mut attributes: Vec<(Key, AnyValue)> = vec![
+        ("http.request.method".into(), "POST".into()),
+        ("http.route".into(), "/api/v2/orders/{id}/items".into()),
+        ("http.response.status_code".into(), AnyValue::Int(503)),
+        (
+            "url.full".into(),
+            format!("https://shop.example.com/api/v2/orders/{i}/items?expand=lines").into(),
+        ),
+        ("server.address".into(), "orders.internal".into()),
+        ("server.port".into(), AnyValue::Int(8443)),
+        ("client.address".into(), "10.20.31.44".into()),
+        (
+            "user_agent.original".into(),
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0".into(),
+        ),
+        ("network.protocol.version".into(), "1.1".into()),
+        ("retry.count".into(), AnyValue::Int((i % 5) as i64)),
+        (
+            "retry.backoff_ms".into(),
+            AnyValue::Double(250.0 * (1 + i % 4) as f64),
+        ),
+        ("db.system.name".into(), "postgresql".into()),
+        ("db.operation.name".into(), "SELECT".into()),
+        (
+            "db.query.text".into(),
+            "SELECT id, sku, qty, price FROM order_lines WHERE order_id = $1 ORDER BY id".into(),
+        ),
+        ("db.rows".into(), AnyValue::Int(42)),
+        ("tenant.id".into(), format!("tenant-{:03}", i % 128).into()),
+        ("order.id".into(), AnyValue::Int(1_000_000 + i as i64)),
+        ("order.total".into(), AnyValue::Double(1234.56 + i as f64)),
+        ("order.currency".into(), "EUR".into()),
+        ("feature.new_checkout".into(), AnyValue::Boolean(true)),
+        (
+            "feature.fraud_check".into(),
+            AnyValue::Boolean(i.is_multiple_of(3)),
+        ),
+        ("thread.name".into(), "tokio-runtime-worker".into()),
+        ("thread.id".into(), AnyValue::Int(17)),
+        (
+            "code.function.name".into(),
+            "bench::module::handle_order".into(),
+        ),
+        ("code.file.path".into(), "src/orders/handler.rs".into()),
+        ("code.line.number".into(), AnyValue::Int(218)),
+        ("exception.type".into(), "UpstreamUnavailable".into()),
+        (
+            "exception.message".into(),
+            "upstream orders.internal:8443 returned 503 Service Unavailable".into(),
+        ),
+    ];
+    let upstream: HashMap<Key, AnyValue> = [
+        ("name", AnyValue::from("inventory")),
+        ("region", AnyValue::from("eu-west-3")),
+        ("latency_ms", AnyValue::Double(87.25)),
+        ("healthy", AnyValue::Boolean(false)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (Key::from(k), v))
+    .collect();
+    attributes.push(("upstream".into(), AnyValue::Map(Box::new(upstream))));
+    attributes.push((
+        "order.skus".into(),
+        AnyValue::ListAny(Box::new(
+            ["SKU-0017", "SKU-2231", "SKU-0940", "SKU-7712", "SKU-3305"]
+                .into_iter()
+                .map(AnyValue::from)
+                .collect(),
+        )),
+    ));
+    assert_eq!(attributes.len(), 30);
+    rec.add_attributes(attributes);
+
+    rec.add_attribute(
+        "exception.stacktrace",
+        filler(4096, |n| {
+            format!(
+                "   {n:2}: bench::module::layer_{n:02}::call\n{:13}at src/orders/layer_{n:02}.rs:{}:9",
+                "",
+                100 + n
+            )
+        }),
+    );
+    rec
+}
+
+// ---------------------------------------------------------------------------
+// Benchmarks
+
+fn exporter<F: Format>(sink: &Sink) -> Exporter<F> {
+    let mut exporter = Exporter::<F>::builder()
+        .with_endpoint(format!("tcp://127.0.0.1:{}", sink.port))
+        .build()
+        .expect("build the exporter");
+    LogExporter::set_resource(&mut exporter, &resource());
+    exporter
+}
+
+fn export_batch<F: Format>(
+    exporter: &Exporter<F>,
+    data: &[(&SdkLogRecord, &InstrumentationScope)],
+) {
+    block_on(exporter.export(LogBatch::new(data))).expect("export to the discard sink");
+}
+
+fn bench_shape<F: Format>(
+    c: &mut Criterion,
+    format: &str,
+    shape: &str,
+    make: fn(&SdkLoggerProvider, usize) -> SdkLogRecord,
+) {
+    let sink = Sink::start();
+    let exporter = exporter::<F>(&sink);
+    let provider = SdkLoggerProvider::builder().build();
+    let scope = scope();
+    let records: Vec<SdkLogRecord> = (0..BATCH).map(|i| make(&provider, i)).collect();
+    let data: Vec<(&SdkLogRecord, &InstrumentationScope)> =
+        records.iter().map(|record| (record, &scope)).collect();
+
+    let before = sink.received();
+    export_batch(&exporter, &data);
+    let bytes = sink.settled() - before;
+    eprintln!(
+        "{format}/{shape}: {} bytes/record ({bytes} bytes per batch of {BATCH})",
+        bytes / BATCH as u64
+    );
+
+    let mut group = c.benchmark_group(format);
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function(shape, |b| {
+        b.iter(|| export_batch(&exporter, black_box(&data)));
+    });
+    group.finish();
+
+    exporter.shutdown().expect("shut the exporter down");
+    let _ = provider.shutdown();
+}
+
+fn gelf(c: &mut Criterion) {
+    bench_shape::<Gelf>(c, "gelf", "small", small_record);
+    bench_shape::<Gelf>(c, "gelf", "large", large_record);
+}
+
+fn ltsv(c: &mut Criterion) {
+    bench_shape::<Ltsv>(c, "ltsv", "small", small_record);
+    bench_shape::<Ltsv>(c, "ltsv", "large", large_record);
+}
+
+criterion_group! {
+    name = encoders;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = gelf, ltsv
+}
+criterion_main!(encoders);
