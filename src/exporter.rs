@@ -23,7 +23,7 @@ use crate::transport::reconnect::Link;
 use crate::transport::tls::TlsSettings;
 
 /// Buffers larger than this are not kept between exports.
-const KEEP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+const KEEP_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 
 /// An OpenTelemetry log exporter writing GELF ([`GelfExporter`]) or LTSV
 /// ([`LtsvExporter`]) to a TCP or TLS endpoint.
