@@ -366,7 +366,8 @@ impl Mapper {
             full_message,
             time: record
                 .timestamp()
-                .or(record.observed_timestamp())
+                .filter(|t| representable(*t))
+                .or(record.observed_timestamp().filter(|t| representable(*t)))
                 .unwrap_or_else(SystemTime::now),
             level: syslog_level(record.severity_number(), record.severity_text()),
             fields,
@@ -395,7 +396,8 @@ impl Mapper {
     /// A string value made safe: blank strings quoted, long ones cut.
     fn text<'a>(&self, value: Cow<'a, str>) -> FieldValue<'a> {
         if value.trim().is_empty() {
-            return FieldValue::Str(Cow::Owned(format!("\"{value}\"")));
+            let quoted = Cow::Owned(format!("\"{value}\""));
+            return FieldValue::Str(truncate_text(quoted, self.max_field_bytes));
         }
         FieldValue::Str(truncate_text(value, self.max_field_bytes))
     }
@@ -657,6 +659,15 @@ pub fn syslog_level(number: Option<Severity>, text: Option<&str>) -> u8 {
         "fatal" | "emerg" | "emergency" | "panic" => 0,
         _ => 6,
     }
+}
+
+/// Whether a time can be sent: at least a microsecond after the epoch (GELF
+/// wants a positive timestamp) and before the year 10000 (RFC 3339 has four
+/// digits for the year). Other times fall back to the observed time, then now.
+fn representable(time: SystemTime) -> bool {
+    const YEAR_10000: u64 = 253_402_300_800;
+    time.duration_since(UNIX_EPOCH)
+        .is_ok_and(|d| d.as_micros() > 0 && d.as_secs() < YEAR_10000)
 }
 
 /// Seconds and microseconds since the epoch (0 for times before it).
@@ -943,6 +954,32 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(42);
         rec.set_observed_timestamp(t);
         assert_eq!(mapper.map(&rec, &scope).time, t);
+        // Times GELF or RFC 3339 cannot carry fall back too.
+        for bad in [
+            UNIX_EPOCH,
+            UNIX_EPOCH + Duration::from_nanos(999),
+            UNIX_EPOCH - Duration::from_secs(1),
+            UNIX_EPOCH + Duration::from_secs(253_402_300_800),
+        ] {
+            rec.set_timestamp(bad);
+            assert_eq!(mapper.map(&rec, &scope).time, t, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn blank_values_are_quoted_within_the_cap() {
+        let scope = InstrumentationScope::builder("").build();
+        let mapper = Mapper::new(&MappingOptions {
+            max_field_bytes: 100,
+            ..MappingOptions::default()
+        });
+        let mut rec = record();
+        rec.add_attribute("blank", " ".repeat(1000));
+        let m = mapper.map(&rec, &scope);
+        let Some(FieldValue::Str(v)) = get(&m, "blank") else {
+            panic!("missing")
+        };
+        assert!(v.len() <= 100 && v.starts_with("\" ") && !v.trim().is_empty());
     }
 
     #[test]
