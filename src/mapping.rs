@@ -251,14 +251,7 @@ impl Mapper {
             extras: Vec::new(),
             resource: Vec::new(),
         };
-        let mut extras = Vec::new();
-        for (key, value) in &options.extras {
-            mapper.push_value(&mut extras, key, value);
-        }
-        mapper.extras = dedup_last_wins(extras)
-            .into_iter()
-            .map(Field::into_owned)
-            .collect();
+        mapper.extras = mapper.static_fields(options.extras.iter().map(|(k, v)| (k.as_str(), v)));
         mapper.host = mapper.resolve_host(None, None);
         mapper
     }
@@ -266,17 +259,25 @@ impl Mapper {
     /// Precomputes the resource's fields and the host; called once by the SDK
     /// before the first export.
     pub fn set_resource(&mut self, resource: &Resource) {
-        let mut fields = Vec::with_capacity(resource.len());
-        for (key, value) in resource.iter() {
-            self.push_value(&mut fields, key.as_str(), value);
-        }
-        self.resource = dedup_last_wins(fields)
-            .into_iter()
-            .map(Field::into_owned)
-            .collect();
+        self.resource = self.static_fields(resource.iter().map(|(k, v)| (k.as_str(), v)));
         let host_name = resource.get(&Key::from_static_str(names::HOST_NAME));
         let service_name = resource.get(&Key::from_static_str(names::SERVICE_NAME));
         self.host = self.resolve_host(host_name.as_ref(), service_name.as_ref());
+    }
+
+    /// Maps fields that are the same for every record (extras, resource), once.
+    fn static_fields<'v>(
+        &self,
+        values: impl Iterator<Item = (&'v str, &'v Value)>,
+    ) -> Vec<Field<'static>> {
+        let mut fields = Vec::new();
+        for (key, value) in values {
+            self.push_value(&mut fields, key, value);
+        }
+        dedup_last_wins(fields)
+            .into_iter()
+            .map(Field::into_owned)
+            .collect()
     }
 
     /// The `host` every record carries.
@@ -309,24 +310,24 @@ impl Mapper {
             self.push_value(&mut fields, kv.key.as_str(), &kv.value);
         }
         if !scope.name().is_empty() {
-            self.push_str(&mut fields, names::SCOPE_NAME, scope.name());
+            self.push_text(&mut fields, names::SCOPE_NAME, scope.name());
         }
         if let Some(version) = scope.version() {
-            self.push_str(&mut fields, names::SCOPE_VERSION, version);
+            self.push_text(&mut fields, names::SCOPE_VERSION, version);
         }
         if let Some(target) = record.target() {
-            self.push_str(&mut fields, names::TARGET, target);
+            self.push_text(&mut fields, names::TARGET, target.as_ref());
         }
         let event_name = record.event_name().filter(|name| is_meaningful_event(name));
         if let Some(name) = event_name {
-            self.push_str(&mut fields, names::EVENT_NAME, name);
+            self.push_text(&mut fields, names::EVENT_NAME, name);
         }
         if let Some(text) = record.severity_text() {
-            self.push_str(&mut fields, names::SEVERITY_TEXT, text);
+            self.push_text(&mut fields, names::SEVERITY_TEXT, text);
         }
         if let Some(tc) = record.trace_context() {
-            self.push_owned(&mut fields, names::TRACE_ID, tc.trace_id.to_string());
-            self.push_owned(&mut fields, names::SPAN_ID, tc.span_id.to_string());
+            self.push_text(&mut fields, names::TRACE_ID, tc.trace_id.to_string());
+            self.push_text(&mut fields, names::SPAN_ID, tc.span_id.to_string());
             if let Some(flags) = tc.trace_flags {
                 fields.push(Field {
                     key: self.key(names::TRACE_FLAGS),
@@ -379,17 +380,15 @@ impl Mapper {
         normalize_key(raw, self.replace_dots)
     }
 
-    fn push_str<'a>(&self, fields: &mut Vec<Field<'a>>, key: &'a str, value: &'a str) {
+    fn push_text<'a>(
+        &self,
+        fields: &mut Vec<Field<'a>>,
+        key: &'a str,
+        value: impl Into<Cow<'a, str>>,
+    ) {
         fields.push(Field {
             key: self.key(key),
-            value: self.text(Cow::Borrowed(value)),
-        });
-    }
-
-    fn push_owned<'a>(&self, fields: &mut Vec<Field<'a>>, key: &'a str, value: String) {
-        fields.push(Field {
-            key: self.key(key),
-            value: self.text(Cow::Owned(value)),
+            value: self.text(value.into()),
         });
     }
 
