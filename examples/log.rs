@@ -23,11 +23,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .with_resource(Resource::builder().with_service_name("log-example").build());
     let provider = if ltsv {
         builder
-            .with_batch_exporter(djehouty::LtsvExporter::builder().build()?)
+            .with_log_processor(djehouty::BatchProcessor::new(
+                djehouty::LtsvExporter::builder().build()?,
+            ))
             .build()
     } else {
         builder
-            .with_batch_exporter(djehouty::GelfExporter::builder().build()?)
+            .with_log_processor(djehouty::BatchProcessor::new(
+                djehouty::GelfExporter::builder().build()?,
+            ))
             .build()
     };
 

@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let provider = SdkLoggerProvider::builder()
         .with_resource(Resource::builder().with_service_name("ldp-example").build())
-        .with_batch_exporter(exporter)
+        .with_log_processor(djehouty::BatchProcessor::new(exporter))
         .build();
     let otel_filter = EnvFilter::new("info")
         .add_directive("opentelemetry=off".parse()?)

@@ -38,6 +38,7 @@ fn main() -> Result<(), BoxError> {
         .with_ca_file(pki.dir.path().join("ca.pem"))
         .with_extra("environment", "demo")
         .build()?;
+    let counters = exporter.counters();
 
     // 3. The OpenTelemetry pipeline, with a resource naming the service.
     let resource = Resource::builder()
@@ -46,7 +47,7 @@ fn main() -> Result<(), BoxError> {
         .build();
     let provider = SdkLoggerProvider::builder()
         .with_resource(resource)
-        .with_batch_exporter(exporter)
+        .with_log_processor(djehouty::BatchProcessor::new(exporter))
         .build();
     // Keep the SDK's and the exporter's own diagnostics out of the exported logs.
     let otel_filter = EnvFilter::new("info")
@@ -95,7 +96,14 @@ fn main() -> Result<(), BoxError> {
             break;
         }
     }
-    println!("{received} of 3 records arrived over TLS.");
+    let stats = counters.snapshot();
+    println!(
+        "{received} of 3 records arrived over TLS (exporter counters: {} exported, \
+         {} dropped, {} connection(s)).",
+        stats.exported,
+        stats.dropped(),
+        stats.connections
+    );
     if received != 3 {
         return Err("some records did not arrive".into());
     }

@@ -22,21 +22,23 @@ use crate::exporter::Exporter;
 use crate::format::Format;
 use crate::mapping::MappingOptions;
 
-/// Default budget for one export: connecting, the TLS handshake and writing the
-/// batch, retry included. It stays under the 5 s the SDK waits on `force_flush`
-/// and `shutdown`, so our own, named error is reported rather than the SDK's timeout.
+/// Default time one export waits for its records to be written while the endpoint
+/// is healthy. It stays under the 5 s the SDK waits on `force_flush`; records not
+/// written by then stay in the retry buffer.
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(4);
 /// Default time allowed to establish the TCP connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default time allowed for the TLS handshake.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default time allowed to write one batch.
+/// Default time a write may make no progress before the connection is replaced.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Default largest frame (one encoded record) the receiver accepts: Graylog's TCP input default.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;
 /// Default cap on one additional field's text value, below the 32,766-byte limit
 /// of Graylog's `keyword` index mapping.
 pub const DEFAULT_MAX_FIELD_BYTES: usize = 32_000;
+/// Default size of the retry buffer, in bytes of encoded records.
+pub const DEFAULT_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 
 /// How records are delimited on the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +191,43 @@ pub(crate) struct Timeouts {
 pub(crate) struct TlsOptions {
     pub(crate) ca_files: Vec<PathBuf>,
     pub(crate) builtin_roots: bool,
+    /// PEM files of the client certificate chain and of its private key.
+    pub(crate) client_certificate: Option<(PathBuf, PathBuf)>,
+    /// Certificates and host names are not checked (tests only).
+    pub(crate) dangerous_accept_invalid_certificates: bool,
+}
+
+impl TlsOptions {
+    /// Gathers the TLS settings; those that only make sense with TLS are refused
+    /// for a `tcp://` endpoint rather than silently ignored.
+    fn new(
+        endpoint: &Endpoint,
+        ca_files: Vec<PathBuf>,
+        builtin_roots: bool,
+        client_certificate: Option<(PathBuf, PathBuf)>,
+        dangerous_accept_invalid_certificates: bool,
+    ) -> Result<TlsOptions> {
+        if endpoint.scheme() == Scheme::Tcp {
+            if client_certificate.is_some() {
+                return Err(Error::InvalidConfig(format!(
+                    "a client certificate is configured but {endpoint} is plaintext TCP: \
+                     use a `tls://` endpoint, or drop `with_client_certificate`"
+                )));
+            }
+            if dangerous_accept_invalid_certificates {
+                return Err(Error::InvalidConfig(format!(
+                    "`dangerous_accept_invalid_certificates` is set but {endpoint} is \
+                     plaintext TCP, which has no certificates: drop it"
+                )));
+            }
+        }
+        Ok(TlsOptions {
+            ca_files,
+            builtin_roots,
+            client_certificate,
+            dangerous_accept_invalid_certificates,
+        })
+    }
 }
 
 /// Everything the exporter needs, resolved from the builder and the environment.
@@ -197,6 +236,7 @@ pub(crate) struct Config {
     pub(crate) endpoint: Endpoint,
     pub(crate) framing: Framing,
     pub(crate) timeouts: Timeouts,
+    pub(crate) buffer_bytes: usize,
     pub(crate) tls: TlsOptions,
     pub(crate) mapping: MappingOptions,
 }
@@ -217,11 +257,14 @@ pub struct ExporterBuilder<F: Format> {
     endpoint: Option<String>,
     ca_files: Vec<PathBuf>,
     builtin_roots: bool,
+    client_certificate: Option<(PathBuf, PathBuf)>,
+    dangerous_accept_invalid_certificates: bool,
     framing: Option<Framing>,
     export_timeout: Option<Duration>,
     connect_timeout: Duration,
     handshake_timeout: Duration,
     write_timeout: Duration,
+    buffer_bytes: usize,
     mapping: MappingOptions,
     _format: PhantomData<F>,
 }
@@ -233,7 +276,13 @@ impl<F: Format> fmt::Debug for ExporterBuilder<F> {
             .field("endpoint", &self.endpoint)
             .field("ca_files", &self.ca_files)
             .field("builtin_roots", &self.builtin_roots)
+            .field("client_certificate", &self.client_certificate)
+            .field(
+                "dangerous_accept_invalid_certificates",
+                &self.dangerous_accept_invalid_certificates,
+            )
             .field("framing", &self.framing)
+            .field("buffer_bytes", &self.buffer_bytes)
             .field("mapping", &self.mapping)
             .finish_non_exhaustive()
     }
@@ -245,11 +294,14 @@ impl<F: Format> Default for ExporterBuilder<F> {
             endpoint: None,
             ca_files: Vec::new(),
             builtin_roots: true,
+            client_certificate: None,
+            dangerous_accept_invalid_certificates: false,
             framing: None,
             export_timeout: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            buffer_bytes: DEFAULT_BUFFER_BYTES,
             mapping: MappingOptions::default(),
             _format: PhantomData,
         }
@@ -283,6 +335,49 @@ impl<F: Format> ExporterBuilder<F> {
     /// `false` to trust only the CA files given with [`with_ca_file`](Self::with_ca_file).
     pub fn with_builtin_roots(mut self, enabled: bool) -> Self {
         self.builtin_roots = enabled;
+        self
+    }
+
+    /// Presents a client certificate to TLS endpoints that ask for one (mutual
+    /// TLS). `cert_pem` holds the certificate chain, leaf first; `key_pem` its
+    /// unencrypted private key (PKCS#8 `BEGIN PRIVATE KEY`, PKCS#1
+    /// `BEGIN RSA PRIVATE KEY` or SEC1 `BEGIN EC PRIVATE KEY`).
+    ///
+    /// Both files are read by `build()`, which fails, naming the file, if one is
+    /// unreadable, holds no certificate or no key, or if the key does not match
+    /// the certificate. Only for `tls://` endpoints: with `tcp://`, `build()`
+    /// fails rather than send without the authentication asked for.
+    ///
+    /// ```no_run
+    /// let exporter = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("tls://graylog.example.com:12202")
+    ///     .with_client_certificate("client.pem", "client.key")
+    ///     .build()?;
+    /// # Ok::<(), djehouty::Error>(())
+    /// ```
+    pub fn with_client_certificate(
+        mut self,
+        cert_pem: impl Into<PathBuf>,
+        key_pem: impl Into<PathBuf>,
+    ) -> Self {
+        self.client_certificate = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// **Dangerous, for tests only: never use it in production.** Accepts any
+    /// server certificate — self-signed, from an unknown CA, expired, or for
+    /// another host — so anyone on the network path can impersonate the server
+    /// and read every record, tokens included.
+    ///
+    /// The connection is still encrypted, the handshake signatures are still
+    /// checked, and there is still no fallback to plaintext. `build()` emits a
+    /// warning (`djehouty.DangerousAcceptInvalidCertificates`) through the
+    /// OpenTelemetry internal logs, and the setting shows in the builder's `Debug`
+    /// output. No environment variable can turn it on. Only for `tls://`
+    /// endpoints: with `tcp://`, `build()` fails. Prefer
+    /// [`with_ca_file`](Self::with_ca_file) with the test server's CA.
+    pub fn dangerous_accept_invalid_certificates(mut self) -> Self {
+        self.dangerous_accept_invalid_certificates = true;
         self
     }
 
@@ -335,9 +430,11 @@ impl<F: Format> ExporterBuilder<F> {
         self
     }
 
-    /// Sets the time budget of one export: connect, handshake and write, with the
-    /// one retry on a fresh connection (default 4 s; env `OTEL_EXPORTER_GELF_TIMEOUT`
-    /// in milliseconds).
+    /// Sets how long one export waits for its records to be written while the
+    /// endpoint is healthy (default 4 s; env `OTEL_EXPORTER_GELF_TIMEOUT` or
+    /// `OTEL_EXPORTER_LTSV_TIMEOUT` in milliseconds). An export never fails for
+    /// lack of time: records not yet written stay in the retry buffer, and an
+    /// export made while the endpoint is failing returns at once.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.export_timeout = Some(timeout);
         self
@@ -355,9 +452,27 @@ impl<F: Format> ExporterBuilder<F> {
         self
     }
 
-    /// Sets the time allowed to write one batch (default 3 s).
+    /// Sets how long a write may make no progress (a receiver that stopped
+    /// reading) before the connection is dropped and its records go back to the
+    /// retry buffer (default 3 s).
     pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = timeout;
+        self
+    }
+
+    /// Sets the size of the retry buffer, in bytes of encoded records (default
+    /// 16 MiB). Records wait there while the endpoint is unreachable or slow,
+    /// and are delivered in order once it is back; when it is full, the oldest
+    /// records are dropped and counted ([`Stats::dropped_buffer_full`]). It must
+    /// hold at least one frame of the maximum size.
+    ///
+    /// [`Stats::dropped_buffer_full`]: crate::Stats::dropped_buffer_full
+    ///
+    /// ```
+    /// let builder = djehouty::GelfExporter::builder().with_buffer_size(64 * 1024 * 1024);
+    /// ```
+    pub fn with_buffer_size(mut self, bytes: usize) -> Self {
+        self.buffer_bytes = bytes;
         self
     }
 
@@ -367,7 +482,8 @@ impl<F: Format> ExporterBuilder<F> {
     /// # Errors
     ///
     /// A missing or malformed endpoint, an unreadable or empty CA file, a TLS
-    /// endpoint without any trusted root, or a runtime that cannot start.
+    /// endpoint without any trusted root, an unusable client certificate or key,
+    /// a TLS-only setting on a `tcp://` endpoint, or a runtime that cannot start.
     pub fn build(self) -> Result<Exporter<F>> {
         let config = self.resolve(|name| std::env::var(name).ok())?;
         Exporter::new(config)
@@ -427,19 +543,31 @@ impl<F: Format> ExporterBuilder<F> {
                 "the maximum frame size must be at least 1024 bytes".to_string(),
             ));
         }
+        if self.buffer_bytes < self.mapping.max_frame_bytes {
+            return Err(Error::InvalidConfig(format!(
+                "the retry buffer ({} bytes) must hold at least one frame of the maximum \
+                 size ({} bytes): raise `with_buffer_size` or lower `with_max_frame_size`",
+                self.buffer_bytes, self.mapping.max_frame_bytes
+            )));
+        }
         if self.mapping.max_field_bytes < 64 {
             return Err(Error::InvalidConfig(
                 "the maximum field size must be at least 64 bytes".to_string(),
             ));
         }
+        let tls = TlsOptions::new(
+            &endpoint,
+            ca_files,
+            self.builtin_roots,
+            self.client_certificate,
+            self.dangerous_accept_invalid_certificates,
+        )?;
         Ok(Config {
             endpoint,
             framing: self.framing.unwrap_or(F::DEFAULT_FRAMING),
             timeouts,
-            tls: TlsOptions {
-                ca_files,
-                builtin_roots: self.builtin_roots,
-            },
+            buffer_bytes: self.buffer_bytes,
+            tls,
             mapping: self.mapping,
         })
     }

@@ -67,6 +67,26 @@ pub enum Error {
     )]
     NoTrustAnchors,
 
+    /// The client certificate or its private key file could not be read.
+    #[error("cannot read client certificate file {path:?}: {source}")]
+    ClientCertificateRead {
+        /// The file's path.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The client certificate or its private key is unusable: no PEM
+    /// certificate, no private key, or a key that does not match the certificate.
+    #[error("client certificate file {path:?} is unusable: {detail}")]
+    ClientCertificateInvalid {
+        /// The file's path (the certificate's or the key's).
+        path: PathBuf,
+        /// What is wrong and what to do.
+        detail: String,
+    },
+
     /// The TLS client configuration could not be built.
     #[error("TLS configuration error: {0}")]
     TlsConfig(#[from] rustls::Error),
@@ -85,11 +105,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The TLS handshake failed (certificate not trusted, wrong name, not a TLS server, ...).
-    #[error("TLS handshake with {endpoint} failed: {source}")]
+    /// The TLS handshake failed; `failure` tells why (certificate not trusted,
+    /// wrong name, expired, not a TLS server, client certificate missing, ...).
+    ///
+    /// Nothing is ever sent in plaintext instead.
+    #[error("TLS handshake with {endpoint} failed: {failure} ({source})")]
     Handshake {
         /// The endpoint.
         endpoint: String,
+        /// The cause, for programs to match on.
+        failure: TlsFailure,
         /// The underlying error (wraps a `rustls::Error` when the peer was refused).
         #[source]
         source: std::io::Error,
@@ -106,7 +131,16 @@ pub enum Error {
     },
 
     /// A network step did not complete in time.
-    #[error("{step} with {endpoint} timed out after {timeout:?}")]
+    ///
+    /// A TLS handshake to which the server never answered has the step
+    /// `"TLS handshake"`, and its message says the port may be a plaintext one: a
+    /// plaintext input reads the ClientHello as data and waits for more. A server
+    /// that answered and then stalled has the step
+    /// `"TLS handshake (the server stopped answering)"`.
+    #[error(
+        "{step} with {endpoint} timed out after {timeout:?}{}",
+        timeout_hint(step)
+    )]
     Timeout {
         /// The step that timed out: "connect", "TLS handshake" or "write".
         step: &'static str,
@@ -119,6 +153,103 @@ pub enum Error {
     /// The exporter was shut down.
     #[error("the exporter is shut down")]
     ShutDown,
+}
+
+/// The step name of a TLS handshake the server never answered.
+pub(crate) const STEP_HANDSHAKE_NO_ANSWER: &str = "TLS handshake";
+/// The step name of a TLS handshake the server answered and then stalled.
+pub(crate) const STEP_HANDSHAKE_STALLED: &str = "TLS handshake (the server stopped answering)";
+
+/// What to add to a timeout's message.
+fn timeout_hint(step: &str) -> &'static str {
+    if step == STEP_HANDSHAKE_NO_ANSWER {
+        ": the server never answered the TLS ClientHello; it may be a plaintext port \
+         (use the receiver's TLS port, or a `tcp://` endpoint if plaintext is intended)"
+    } else {
+        ""
+    }
+}
+
+/// Why a TLS handshake failed; carried by [`Error::Handshake`].
+///
+/// Its `Display` says what happened and what to do. New causes may be added,
+/// so a `match` needs a catch-all arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The server's certificate does not lead to a trusted CA.
+    UnknownIssuer,
+    /// The server's certificate is not valid for the endpoint's host name or address.
+    WrongHostName,
+    /// The server's certificate has expired.
+    Expired,
+    /// The server's certificate is not valid yet.
+    NotYetValid,
+    /// The server's certificate is unusable for another reason: bad signature,
+    /// not meant for a TLS server, malformed, unsupported algorithm, revoked.
+    BadCertificate,
+    /// The server answered with bytes that are not TLS: a plaintext port.
+    NotTls,
+    /// The server closed the connection without answering the ClientHello.
+    ClosedWithoutAnswer,
+    /// The server and this client share no TLS version or cipher suite.
+    Incompatible,
+    /// The server requires a client certificate and none is configured.
+    ClientCertificateRequired,
+    /// The server refused the client certificate that was presented.
+    ClientCertificateRejected,
+    /// Any other handshake failure; the error's source has the details.
+    Other,
+}
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsFailure::UnknownIssuer => {
+                "the server's certificate is not signed by a trusted CA; trust the CA that \
+                 issued it with `with_ca_file(..)` (or `OTEL_EXPORTER_GELF_CERTIFICATE` / \
+                 `OTEL_EXPORTER_LTSV_CERTIFICATE`)"
+            }
+            TlsFailure::WrongHostName => {
+                "the server's certificate is not valid for this host name; use a host name \
+                 or address the certificate lists"
+            }
+            TlsFailure::Expired => {
+                "the server's certificate has expired; the server must renew it (check this \
+                 machine's clock too)"
+            }
+            TlsFailure::NotYetValid => {
+                "the server's certificate is not valid yet; check the clocks of this machine \
+                 and of the server"
+            }
+            TlsFailure::BadCertificate => {
+                "the server's certificate is unusable: a bad signature (possibly issued by \
+                 another CA of the same name as a trusted one), not meant for a TLS server, \
+                 malformed or revoked; the server must present a valid certificate"
+            }
+            TlsFailure::NotTls => {
+                "the server does not speak TLS (is this a plaintext port?); use the \
+                 receiver's TLS port, or a `tcp://` endpoint if plaintext is intended"
+            }
+            TlsFailure::ClosedWithoutAnswer => {
+                "the server closed the connection without answering the TLS ClientHello; it \
+                 may be a plaintext port, or a proxy with no TLS service behind it"
+            }
+            TlsFailure::Incompatible => {
+                "the server shares no TLS version or cipher suite with this client, which \
+                 requires TLS 1.2 or 1.3"
+            }
+            TlsFailure::ClientCertificateRequired => {
+                "the server requires a client certificate; configure one with \
+                 `with_client_certificate(cert, key)`"
+            }
+            TlsFailure::ClientCertificateRejected => {
+                "the server refused our client certificate; check that it is issued by a CA \
+                 the server trusts, meant for client authentication and still valid"
+            }
+            TlsFailure::Other => "the handshake failed",
+        })
+    }
 }
 
 /// A `Result` with [`Error`].

@@ -1,12 +1,15 @@
 //! The SDK seam: [`Exporter`] implements OpenTelemetry's `LogExporter`.
 //!
-//! `export` encodes the whole batch on the calling thread into one reused buffer,
-//! hands it to the exporter's own I/O runtime, and returns `Ok` only once the bytes
-//! are written to the socket.
+//! `export` encodes the whole batch on the calling thread into one reused buffer
+//! and appends the frames to the retry buffer; the delivery task on the
+//! exporter's own runtime writes them. While the endpoint is healthy, `export`
+//! waits (within its time budget) until its records are written, so the SDK's
+//! `force_flush` still means "handed to the network"; while it is failing,
+//! `export` returns at once and the records wait in the buffer.
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,15 +18,24 @@ use opentelemetry_sdk::logs::{LogBatch, LogExporter};
 use opentelemetry_sdk::Resource;
 
 use crate::config::{Config, Endpoint, ExporterBuilder, Framing, Scheme};
+use crate::delivery::{self, Shared};
 use crate::error::Result;
 use crate::format::{encode_framed, Format, Gelf, Ltsv};
 use crate::mapping::Mapper;
 use crate::runtime::IoRuntime;
+use crate::stats::Counters;
 use crate::transport::reconnect::Link;
 use crate::transport::tls::TlsSettings;
 
 /// Buffers larger than this are not kept between exports.
 const KEEP_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
+/// The encoding buffer reused between exports: frames back to back, and their lengths.
+#[derive(Default)]
+struct Scratch {
+    data: Vec<u8>,
+    lens: Vec<usize>,
+}
 
 /// An OpenTelemetry log exporter writing GELF ([`GelfExporter`]) or LTSV
 /// ([`LtsvExporter`]) to a TCP or TLS endpoint.
@@ -37,7 +49,7 @@ const KEEP_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 ///     .with_endpoint("tls://graylog.example.com:12202")
 ///     .build()?;
 /// let provider = SdkLoggerProvider::builder()
-///     .with_batch_exporter(exporter)
+///     .with_log_processor(djehouty::BatchProcessor::new(exporter))
 ///     .build();
 /// // ... install a bridge (opentelemetry-appender-tracing or -log), log ...
 /// provider.shutdown().ok(); // flushes; dropping the provider is not enough
@@ -49,11 +61,11 @@ pub struct Exporter<F: Format> {
     max_frame_bytes: usize,
     endpoint: Endpoint,
     export_timeout: Duration,
-    buffer: Mutex<Vec<u8>>,
-    link: Arc<tokio::sync::Mutex<Link>>,
+    scratch: Mutex<Scratch>,
+    shared: Arc<Shared>,
+    counters: Counters,
     runtime: IoRuntime,
     shut_down: AtomicBool,
-    failed_exports: AtomicU64,
     _format: PhantomData<fn() -> F>,
 }
 
@@ -85,18 +97,32 @@ impl<F: Format> Exporter<F> {
             Scheme::Tcp => None,
         };
         let runtime = IoRuntime::start()?;
-        let link = Link::new(config.endpoint.clone(), tls, config.timeouts);
+        let counters = Counters::default();
+        let shared = Shared::new(
+            config.buffer_bytes,
+            counters.clone(),
+            config.endpoint.to_string(),
+        );
+        let link = Link::new(
+            config.endpoint.clone(),
+            tls,
+            config.timeouts,
+            counters.clone(),
+        );
+        runtime
+            .handle()
+            .spawn(delivery::run(Arc::clone(&shared), link));
         Ok(Exporter {
             mapper: Mapper::new(&config.mapping),
             framing: config.framing,
             max_frame_bytes: config.mapping.max_frame_bytes,
             endpoint: config.endpoint,
             export_timeout: config.timeouts.export,
-            buffer: Mutex::new(Vec::new()),
-            link: Arc::new(tokio::sync::Mutex::new(link)),
+            scratch: Mutex::new(Scratch::default()),
+            shared,
+            counters,
             runtime,
             shut_down: AtomicBool::new(false),
-            failed_exports: AtomicU64::new(0),
             _format: PhantomData,
         })
     }
@@ -106,41 +132,37 @@ impl<F: Format> Exporter<F> {
         &self.endpoint
     }
 
-    fn take_buffer(&self) -> Vec<u8> {
-        let mut guard = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
-        let mut buffer = std::mem::take(&mut *guard);
-        buffer.clear();
-        buffer
+    /// A handle on this exporter's counters (records exported, dropped and why,
+    /// reconnects, bytes waiting in the retry buffer). Take it before handing
+    /// the exporter to the SDK.
+    ///
+    /// ```no_run
+    /// let exporter = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("tcp://127.0.0.1:12201")
+    ///     .build()?;
+    /// let counters = exporter.counters();
+    /// assert_eq!(counters.snapshot().exported, 0);
+    /// # Ok::<(), djehouty::Error>(())
+    /// ```
+    pub fn counters(&self) -> Counters {
+        self.counters.clone()
     }
 
-    fn return_buffer(&self, buffer: Vec<u8>) {
-        if buffer.capacity() <= KEEP_BUFFER_BYTES {
-            *self.buffer.lock().unwrap_or_else(|p| p.into_inner()) = buffer;
-        }
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
     }
 
-    fn report(&self, result: &Result<()>) {
-        match result {
-            Ok(()) => {
-                let failed = self.failed_exports.swap(0, Ordering::Relaxed);
-                if failed > 0 {
-                    opentelemetry::otel_info!(
-                        name: "djehouty.ExportRecovered",
-                        endpoint = self.endpoint.to_string(),
-                        failed_exports = failed
-                    );
-                }
-            }
-            Err(error) => {
-                // First failure of a run, then a count when it recovers.
-                if self.failed_exports.fetch_add(1, Ordering::Relaxed) == 0 {
-                    opentelemetry::otel_warn!(
-                        name: "djehouty.ExportFailed",
-                        endpoint = self.endpoint.to_string(),
-                        error = error.to_string()
-                    );
-                }
-            }
+    fn take_scratch(&self) -> Scratch {
+        let mut guard = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let mut scratch = std::mem::take(&mut *guard);
+        scratch.data.clear();
+        scratch.lens.clear();
+        scratch
+    }
+
+    fn return_scratch(&self, scratch: Scratch) {
+        if scratch.data.capacity() <= KEEP_BUFFER_BYTES {
+            *self.scratch.lock().unwrap_or_else(|p| p.into_inner()) = scratch;
         }
     }
 }
@@ -150,58 +172,84 @@ impl<F: Format> LogExporter for Exporter<F> {
         if self.shut_down.load(Ordering::Acquire) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
-        let mut buffer = self.take_buffer();
+        let mut scratch = self.take_scratch();
+        let mut truncated = 0;
         for (record, scope) in batch.iter() {
             let mapped = self.mapper.map(record, scope);
-            encode_framed::<F>(mapped, self.framing, self.max_frame_bytes, &mut buffer);
+            let start = scratch.data.len();
+            if encode_framed::<F>(
+                mapped,
+                self.framing,
+                self.max_frame_bytes,
+                &mut scratch.data,
+            ) {
+                truncated += 1;
+            }
+            scratch.lens.push(scratch.data.len() - start);
         }
-        if buffer.is_empty() {
-            self.return_buffer(buffer);
+        if truncated > 0 {
+            self.counters.add_truncated(truncated);
+        }
+        if scratch.lens.is_empty() {
+            self.return_scratch(scratch);
             return Ok(());
         }
-        let link = Arc::clone(&self.link);
-        // The link enforces the budget step by step; this outer bound also covers
-        // waiting for the link while a shutdown holds it.
-        let budget = self.export_timeout + Duration::from_millis(250);
-        let task = self.runtime.handle().spawn(async move {
-            let result = match tokio::time::timeout(budget, link.lock()).await {
-                Ok(mut link) => link.send(&buffer).await,
-                Err(_) => Err(crate::Error::ShutDown),
-            };
-            (result, buffer)
+        let target = self.shared.push(&scratch.data, &scratch.lens);
+        self.return_scratch(scratch);
+        // Wait on our runtime (the caller may have none): the JoinHandle is
+        // runtime-agnostic. Records not written in time stay buffered, so this
+        // export is not a failure either way.
+        let shared = Arc::clone(&self.shared);
+        let budget = self.shared.within_deadline(self.export_timeout);
+        let waiter = self.runtime.handle().spawn(async move {
+            let _ = tokio::time::timeout(budget, shared.wait(target)).await;
         });
-        match task.await {
-            Ok((result, buffer)) => {
-                self.return_buffer(buffer);
-                self.report(&result);
-                result.map_err(|e| OTelSdkError::InternalFailure(e.to_string()))
-            }
-            Err(join) => Err(OTelSdkError::InternalFailure(format!(
-                "the exporter's I/O task did not complete: {join}"
-            ))),
-        }
+        let _ = waiter.await;
+        Ok(())
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         if self.shut_down.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let link = Arc::clone(&self.link);
+        let timeout = self.shared.within_deadline(timeout);
+        self.shared.close();
+        let shared = Arc::clone(&self.shared);
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<()>(1);
         self.runtime.handle().spawn(async move {
-            if let Ok(mut link) = tokio::time::timeout(timeout, link.lock()).await {
-                link.close(timeout).await;
+            if tokio::time::timeout(timeout, shared.stopped())
+                .await
+                .is_ok()
+            {
+                let _ = done_tx.send(());
             }
-            let _ = done_tx.send(());
         });
         // A plain blocking wait: our runtime does the work, so this never needs
         // the caller's runtime (which may be the single thread we block).
-        let result = match done_rx.recv_timeout(timeout + Duration::from_millis(100)) {
-            Ok(()) => Ok(()),
-            Err(_) => Err(OTelSdkError::Timeout(timeout)),
-        };
+        let drained = done_rx
+            .recv_timeout(timeout + Duration::from_millis(50))
+            .is_ok();
         self.runtime.shutdown();
-        result
+        if drained {
+            return Ok(());
+        }
+        let left = self.shared.abandon();
+        if left.records == 0 {
+            // Drained, but the connection did not close in time.
+            return Ok(());
+        }
+        let cause = match &left.last_error {
+            Some(error) => format!("last error: {error}"),
+            None => "the endpoint accepted no data in time".to_string(),
+        };
+        let message = format!(
+            "{} record(s) ({} bytes) were not delivered to {} before the shutdown \
+             timeout of {:?} and are lost ({cause})",
+            left.records, left.bytes, self.endpoint, timeout
+        );
+        opentelemetry::otel_warn!(name: "djehouty.UndeliveredAtShutdown", message = message.clone());
+        self.shared.set_shutdown_error(message.clone());
+        Err(OTelSdkError::InternalFailure(message))
     }
 
     fn set_resource(&mut self, resource: &Resource) {
@@ -223,6 +271,7 @@ impl<F: Format> fmt::Debug for Exporter<F> {
             .field("framing", &self.framing)
             .field("host", &self.mapper.host())
             .field("shut_down", &self.shut_down.load(Ordering::Relaxed))
+            .field("stats", &self.counters.snapshot())
             .finish_non_exhaustive()
     }
 }

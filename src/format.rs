@@ -34,13 +34,13 @@ impl sealed::Sealed for Ltsv {}
 
 /// Appends one record and its delimiter, keeping the frame (delimiter included)
 /// within `max_frame` bytes by shrinking the record when it is too large: the
-/// record is cut and marked, never dropped.
+/// record is cut and marked, never dropped. Returns whether it was cut.
 pub(crate) fn encode_framed<F: Format>(
     mut record: MappedRecord<'_>,
     framing: Framing,
     max_frame: usize,
     out: &mut Vec<u8>,
-) {
+) -> bool {
     const ATTEMPTS: usize = 6;
     let start = out.len();
     F::encode(&record, out);
@@ -53,6 +53,7 @@ pub(crate) fn encode_framed<F: Format>(
         attempt += 1;
     }
     out.push(framing.delimiter());
+    attempt > 0
 }
 
 #[cfg(test)]

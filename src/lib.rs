@@ -16,7 +16,7 @@
 //!     .build()?;
 //! let provider = SdkLoggerProvider::builder()
 //!     .with_resource(Resource::builder().with_service_name("checkout").build())
-//!     .with_batch_exporter(exporter)
+//!     .with_log_processor(djehouty::BatchProcessor::new(exporter))
 //!     .build();
 //! // Install `opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge`
 //! // (or the `log` bridge), log as usual, and at exit:
@@ -26,24 +26,34 @@
 //!
 //! The layout follows the data: [`config`] (builder, endpoint, environment) →
 //! mapping (record → named, typed fields) → [`gelf`](Gelf) / [`ltsv`](Ltsv)
-//! encoders → transport (TCP, TLS, reconnection) → [`Exporter`] (the SDK seam and
-//! its own I/O runtime).
+//! encoders → [`Exporter`] (the SDK seam and its own I/O runtime) → the retry
+//! buffer and its delivery task → transport (TCP, TLS, reconnection), with
+//! [`Counters`] to watch it all.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod buffer;
 pub mod config;
+mod delivery;
 mod error;
 mod exporter;
 mod format;
 mod gelf;
 mod ltsv;
 mod mapping;
+mod processor;
 mod runtime;
+mod stats;
 mod transport;
 
 pub use config::{Endpoint, ExporterBuilder, Framing, Scheme};
-pub use error::{Error, Result};
+pub use error::{Error, Result, TlsFailure};
 pub use exporter::{
     Exporter, GelfExporter, GelfExporterBuilder, LtsvExporter, LtsvExporterBuilder,
 };
 pub use format::{Format, Gelf, Ltsv};
+pub use processor::{
+    BatchProcessor, RECOMMENDED_MAX_EXPORT_BATCH_SIZE, RECOMMENDED_MAX_QUEUE_SIZE,
+    RECOMMENDED_SCHEDULED_DELAY,
+};
+pub use stats::{Counters, Stats};

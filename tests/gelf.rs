@@ -251,7 +251,7 @@ fn reconnects_after_the_receiver_closes_the_connection() {
 }
 
 #[test]
-fn unreachable_endpoint_fails_fast_with_a_named_error() {
+fn unreachable_endpoint_keeps_records_and_names_the_error() {
     // Bind then drop a listener: nothing listens on that port any more.
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -259,9 +259,9 @@ fn unreachable_endpoint_fails_fast_with_a_named_error() {
     };
     let exporter = GelfExporter::builder()
         .with_endpoint(format!("tcp://127.0.0.1:{port}"))
-        .with_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
+    let counters = exporter.counters();
     let (capture, errors) = CaptureErrors::new(exporter);
     let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
         .with_simple_exporter(capture)
@@ -269,18 +269,39 @@ fn unreachable_endpoint_fails_fast_with_a_named_error() {
     let started = std::time::Instant::now();
     let logger = provider.logger("t");
     let mut rec = logger.create_log_record();
-    rec.set_body(AnyValue::from("lost"));
+    rec.set_body(AnyValue::from("kept"));
     rec.set_severity_number(Severity::Info);
     logger.emit(rec);
-    let errors = errors.lock().unwrap().clone();
+    // The export returns as soon as the connection is refused, without error:
+    // the record waits in the retry buffer.
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(
-        errors[0].contains("cannot connect to tcp://127.0.0.1:"),
-        "{}",
-        errors[0]
+    assert_eq!(errors.lock().unwrap().clone(), Vec::<String>::new());
+    let stats = counters.snapshot();
+    assert_eq!(
+        (stats.exported, stats.buffered_records),
+        (0, 1),
+        "{stats:?}"
     );
-    provider.shutdown().expect("shutdown");
+    assert!(stats.failures >= 1, "{stats:?}");
+    let error = stats.last_error.expect("the connection error is kept");
+    assert!(
+        matches!(*error, djehouty::Error::Connect { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("cannot connect to tcp://127.0.0.1:{port}")),
+        "{error}"
+    );
+    // Nothing can deliver it: shutdown says so, with the count.
+    let shutdown = provider
+        .shutdown_with_timeout(Duration::from_millis(500))
+        .expect_err("the record was not delivered");
+    let text = shutdown.to_string();
+    assert!(text.contains("1 record(s)"), "{text}");
+    assert!(text.contains("cannot connect"), "{text}");
+    assert_eq!(counters.snapshot().dropped_at_shutdown, 1);
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //!
 //! * [`tcp`]: connecting with a timeout;
 //! * [`tls`]: the rustls client configuration (trust anchors, CA files) and the handshake;
-//! * [`reconnect`]: the persistent link, its liveness check, reconnection with
-//!   backoff and the one retry of a failed batch.
+//! * [`reconnect`]: the persistent link, its liveness check, the write timeout,
+//!   reconnection with backoff.
 
 pub(crate) mod reconnect;
 pub(crate) mod tcp;
@@ -30,9 +30,17 @@ impl Connection {
         Connection { stream }
     }
 
-    /// Writes all bytes and flushes them to the socket.
-    pub(crate) async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.stream.write_all(data).await?;
+    /// Writes some of `data`, returning how many bytes were accepted; a
+    /// stream that accepts nothing is an error.
+    pub(crate) async fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self.stream.write(data).await? {
+            0 => Err(io::ErrorKind::WriteZero.into()),
+            n => Ok(n),
+        }
+    }
+
+    /// Pushes buffered bytes (TLS records) to the socket.
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
         self.stream.flush().await
     }
 

@@ -1,6 +1,6 @@
-//! The persistent link to the endpoint: one connection reused across batches,
-//! checked before reuse, re-established with exponential backoff and jitter, and
-//! one retry of a batch whose write failed.
+//! The persistent link to the endpoint: one connection reused for every write,
+//! checked before each use, replaced when it fails, stalls or is closed by the
+//! peer, and re-established with exponential backoff and jitter.
 
 use std::time::Duration;
 
@@ -8,111 +8,73 @@ use tokio::time::Instant;
 
 use crate::config::{Endpoint, Scheme, Timeouts};
 use crate::error::{Error, Result};
+use crate::stats::Counters;
 use crate::transport::tls::TlsSettings;
 use crate::transport::{tcp, Connection};
 
-/// First delay after a failed connection attempt.
+/// First delay after a failure.
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 /// Longest delay between connection attempts.
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// A connection that fails after living this long was healthy: the next
+/// connection is attempted at once. One that fails sooner counts as another
+/// failure in a row, so an endpoint that accepts and then drops connections
+/// is retried ever more slowly rather than in a tight loop.
+const STABLE_AFTER: Duration = Duration::from_secs(1);
 
-/// Connection state, owned by the exporter's I/O runtime.
+/// Connection state, owned by the delivery task on the exporter's runtime.
 pub(crate) struct Link {
     endpoint: Endpoint,
     tls: Option<TlsSettings>,
     timeouts: Timeouts,
-    conn: Option<Connection>,
-    /// Consecutive failed connection attempts.
+    counters: Counters,
+    conn: Option<(Connection, Instant)>,
+    /// Consecutive failures.
     failures: u32,
     /// No connection attempt before this instant.
     next_attempt: Option<Instant>,
 }
 
 impl Link {
-    pub(crate) fn new(endpoint: Endpoint, tls: Option<TlsSettings>, timeouts: Timeouts) -> Link {
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        tls: Option<TlsSettings>,
+        timeouts: Timeouts,
+        counters: Counters,
+    ) -> Link {
         Link {
             endpoint,
             tls,
             timeouts,
+            counters,
             conn: None,
             failures: 0,
             next_attempt: None,
         }
     }
 
-    /// Writes `data` within the export budget. On failure the connection is
-    /// replaced and the data written once more before the error is returned.
-    pub(crate) async fn send(&mut self, data: &[u8]) -> Result<()> {
-        let deadline = Instant::now() + self.timeouts.export;
-        if self.conn.as_mut().is_some_and(Connection::peer_closed) {
+    /// Makes sure there is a live connection: checks the current one, else waits
+    /// out the backoff delay and connects (and shakes hands).
+    pub(crate) async fn ready(&mut self) -> Result<()> {
+        if let Some((conn, _)) = self.conn.as_mut() {
+            if !conn.peer_closed() {
+                return Ok(());
+            }
             opentelemetry::otel_debug!(
-                name: "djehouty.PeerClosedIdleConnection",
+                name: "djehouty.PeerClosedConnection",
                 endpoint = self.endpoint.to_string()
             );
-            self.conn = None;
+            self.drop_connection();
         }
-        match self.attempt(data, deadline).await {
-            Ok(()) => Ok(()),
-            Err(first) => {
-                self.conn = None;
-                if Instant::now() >= deadline {
-                    return Err(first);
-                }
-                opentelemetry::otel_debug!(
-                    name: "djehouty.Retry",
-                    endpoint = self.endpoint.to_string(),
-                    error = first.to_string()
-                );
-                let result = self.attempt(data, deadline).await;
-                if result.is_err() {
-                    self.conn = None;
-                }
-                result
-            }
-        }
-    }
-
-    async fn attempt(&mut self, data: &[u8], deadline: Instant) -> Result<()> {
-        if self.conn.is_none() {
-            self.conn = Some(self.connect(deadline).await?);
-        }
-        let limit = remaining(deadline).min(self.timeouts.write);
-        let endpoint = &self.endpoint;
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(Error::ShutDown);
-        };
-        match tokio::time::timeout(limit, conn.write_all(data)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(source)) => Err(Error::Write {
-                endpoint: endpoint.to_string(),
-                source,
-            }),
-            Err(_) => Err(Error::Timeout {
-                step: "write",
-                endpoint: endpoint.to_string(),
-                timeout: limit,
-            }),
-        }
-    }
-
-    /// Connects (and shakes hands), waiting out the backoff delay if it ends
-    /// before the deadline.
-    async fn connect(&mut self, deadline: Instant) -> Result<Connection> {
         if let Some(at) = self.next_attempt {
-            if at > deadline {
-                return Err(Error::Timeout {
-                    step: "connect (waiting for the backoff delay)",
-                    endpoint: self.endpoint.to_string(),
-                    timeout: self.timeouts.export,
-                });
-            }
             tokio::time::sleep_until(at).await;
         }
-        match self.open(deadline).await {
+        match self.open().await {
             Ok(conn) => {
-                self.failures = 0;
+                self.conn = Some((conn, Instant::now()));
                 self.next_attempt = None;
-                Ok(conn)
+                self.counters.add_connection();
+                Ok(())
             }
             Err(error) => {
                 self.failures = self.failures.saturating_add(1);
@@ -122,14 +84,76 @@ impl Link {
         }
     }
 
-    async fn open(&self, deadline: Instant) -> Result<Connection> {
-        let limit = remaining(deadline).min(self.timeouts.connect);
-        let tcp = tcp::connect(&self.endpoint, limit).await?;
+    /// Writes `data` to the connection [`ready`](Link::ready) made sure of.
+    /// Returns how many bytes were accepted, and the error that stopped the
+    /// write early, if any: a write that makes no progress for the write
+    /// timeout fails, and a failed connection is dropped.
+    pub(crate) async fn write(&mut self, data: &[u8]) -> (usize, Result<()>) {
+        let Some((conn, _)) = self.conn.as_mut() else {
+            return (0, Err(Error::ShutDown));
+        };
+        let limit = self.timeouts.write;
+        let mut written = 0;
+        let mut result = Ok(());
+        while written < data.len() {
+            match tokio::time::timeout(limit, conn.write(&data[written..])).await {
+                Ok(Ok(n)) => written += n,
+                Ok(Err(source)) => {
+                    result = Err(source);
+                    break;
+                }
+                Err(_) => {
+                    result = Err(std::io::ErrorKind::TimedOut.into());
+                    break;
+                }
+            }
+        }
+        if result.is_ok() {
+            result = match tokio::time::timeout(limit, conn.flush()).await {
+                Ok(flushed) => flushed,
+                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+            };
+        }
+        match result {
+            Ok(()) => (written, Ok(())),
+            Err(source) => {
+                self.drop_connection();
+                let endpoint = self.endpoint.to_string();
+                let error = if source.kind() == std::io::ErrorKind::TimedOut {
+                    Error::Timeout {
+                        step: "write",
+                        endpoint,
+                        timeout: limit,
+                    }
+                } else {
+                    Error::Write { endpoint, source }
+                };
+                (written, Err(error))
+            }
+        }
+    }
+
+    /// Forgets a connection that failed, choosing when to try the next one.
+    fn drop_connection(&mut self) {
+        if let Some((_, opened)) = self.conn.take() {
+            if opened.elapsed() >= STABLE_AFTER {
+                self.failures = 0;
+                self.next_attempt = None;
+            } else {
+                self.failures = self.failures.saturating_add(1);
+                self.next_attempt = Some(Instant::now() + backoff(self.failures));
+            }
+        }
+    }
+
+    async fn open(&self) -> Result<Connection> {
+        let tcp = tcp::connect(&self.endpoint, self.timeouts.connect).await?;
         match (self.endpoint.scheme(), &self.tls) {
             (Scheme::Tcp, _) => Ok(Connection::new(Box::new(tcp))),
             (Scheme::Tls, Some(tls)) => {
-                let limit = remaining(deadline).min(self.timeouts.handshake);
-                let stream = tls.handshake(&self.endpoint, tcp, limit).await?;
+                let stream = tls
+                    .handshake(&self.endpoint, tcp, self.timeouts.handshake)
+                    .await?;
                 Ok(Connection::new(Box::new(stream)))
             }
             // `Exporter::new` always builds TLS settings for a TLS endpoint;
@@ -140,14 +164,10 @@ impl Link {
 
     /// Closes the connection cleanly, within `limit`.
     pub(crate) async fn close(&mut self, limit: Duration) {
-        if let Some(conn) = self.conn.take() {
+        if let Some((conn, _)) = self.conn.take() {
             conn.close(limit).await;
         }
     }
-}
-
-fn remaining(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now())
 }
 
 /// Exponential backoff with "equal jitter": half fixed, half random.

@@ -1,41 +1,74 @@
 //! TLS through rustls: the client configuration and the handshake.
 //!
-//! Certificates and host names are always verified: the trust anchors are the
-//! built-in roots (Mozilla's with the `webpki-roots` feature, the system's with
-//! `native-roots`) plus any CA file given. TLS 1.2 and 1.3 are offered. There is
-//! no fallback to plaintext.
+//! Certificates and host names are verified: the trust anchors are the built-in
+//! roots (Mozilla's with the `webpki-roots` feature, the system's with
+//! `native-roots`) plus any CA file given. The only way around verification is
+//! the builder's `dangerous_accept_invalid_certificates()`, meant for tests. TLS
+//! 1.2 and 1.3 are offered. There is never a fallback to plaintext.
+//!
+//! A failed handshake is reported as [`Error::Handshake`] with a [`TlsFailure`]
+//! naming the cause; one the server never answered is a timeout whose message
+//! points at a plaintext port.
+//!
+//! With TLS 1.3, a server that asked for a client certificate sends its verdict
+//! on it only after the client considers the handshake done. When the server
+//! asked, [`TlsSettings::handshake`] therefore waits briefly for that verdict
+//! (session tickets or an alert), so that a refused certificate is reported as
+//! such instead of records being written into a connection the server is
+//! closing.
 
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::ResolvesClientCert;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::{self, PemObject as _};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, InconsistentKeys,
+    InvalidMessage, ProtocolVersion, RootCertStore, SignatureScheme,
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::config::{Endpoint, TlsOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TlsFailure, STEP_HANDSHAKE_NO_ANSWER, STEP_HANDSHAKE_STALLED};
+
+/// Longest wait, after a TLS 1.3 handshake in which the server asked for a
+/// client certificate, for the server to accept (session tickets) or refuse (an
+/// alert) it. It comes one round trip after our last handshake message.
+const CLIENT_AUTH_VERDICT_WAIT: Duration = Duration::from_secs(1);
 
 /// What a TLS connection needs: the connector and the name to verify.
 #[derive(Clone)]
 pub(crate) struct TlsSettings {
     connector: TlsConnector,
     server_name: ServerName<'static>,
+    client_auth: Arc<ClientAuth>,
 }
 
 impl std::fmt::Debug for TlsSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsSettings")
             .field("server_name", &self.server_name)
+            .field("client_certificate", &self.client_auth.key.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl TlsSettings {
-    /// Builds the client configuration: loads the trust anchors and checks the
-    /// server name.
+    /// Builds the client configuration: loads the trust anchors and the client
+    /// certificate, and checks the server name.
     pub(crate) fn new(endpoint: &Endpoint, options: &TlsOptions) -> Result<TlsSettings> {
         let server_name = ServerName::try_from(endpoint.host().to_string()).map_err(|_| {
             Error::InvalidEndpoint {
@@ -48,58 +81,205 @@ impl TlsSettings {
             add_builtin_roots(&mut roots);
         }
         for path in &options.ca_files {
-            let pem = std::fs::read(path).map_err(|source| Error::CaFileRead {
-                path: path.clone(),
-                source,
-            })?;
-            let invalid = |detail: String| Error::CaFileInvalid {
-                path: path.clone(),
-                detail,
-            };
-            let mut found = 0;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| invalid(e.to_string()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| invalid(format!("unusable certificate: {e}")))?;
-                found += 1;
-            }
-            if found == 0 {
-                return Err(invalid("no certificate found".to_string()));
-            }
-        }
-        if roots.is_empty() {
-            return Err(Error::NoTrustAnchors);
+            add_ca_file(&mut roots, path)?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let key = match &options.client_certificate {
+            Some((cert, key)) => Some(Arc::new(load_client_certificate(cert, key, &provider)?)),
+            None => None,
+        };
+        let client_auth = Arc::new(ClientAuth {
+            key,
+            requests: AtomicU64::new(0),
+        });
+        let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+        let builder = if options.dangerous_accept_invalid_certificates {
+            opentelemetry::otel_warn!(
+                name: "djehouty.DangerousAcceptInvalidCertificates",
+                endpoint = endpoint.to_string(),
+                message = "server certificates and host names are NOT verified \
+                           (dangerous_accept_invalid_certificates): anyone on the network \
+                           path can impersonate the server; for tests only, never in production"
+            );
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCertificate {
+                    algorithms: provider.signature_verification_algorithms,
+                }))
+        } else {
+            if roots.is_empty() {
+                return Err(Error::NoTrustAnchors);
+            }
+            builder.with_root_certificates(roots)
+        };
+        let config = builder.with_client_cert_resolver(Arc::clone(&client_auth) as _);
         Ok(TlsSettings {
             connector: TlsConnector::from(Arc::new(config)),
             server_name,
+            client_auth,
         })
     }
 
     /// Runs the handshake over an established TCP connection, within `limit`.
+    ///
+    /// Errors are [`Error::Handshake`] with the cause, or [`Error::Timeout`] whose
+    /// step tells whether the server answered at all.
     pub(crate) async fn handshake(
         &self,
         endpoint: &Endpoint,
         tcp: TcpStream,
         limit: Duration,
-    ) -> Result<TlsStream<TcpStream>> {
-        tokio::time::timeout(limit, self.connector.connect(self.server_name.clone(), tcp))
-            .await
-            .map_err(|_| Error::Timeout {
-                step: "TLS handshake",
-                endpoint: endpoint.to_string(),
-                timeout: limit,
-            })?
-            .map_err(|source| Error::Handshake {
-                endpoint: endpoint.to_string(),
-                source,
-            })
+    ) -> Result<TlsStream<WatchedTcp>> {
+        let deadline = Instant::now() + limit;
+        let requests_before = self.client_auth.requests();
+        let heard = Arc::new(AtomicBool::new(false));
+        let connect = self.connector.connect(
+            self.server_name.clone(),
+            WatchedTcp {
+                tcp,
+                heard: Arc::clone(&heard),
+            },
+        );
+        let outcome = tokio::time::timeout_at(deadline, connect).await;
+        let heard = heard.load(Ordering::Relaxed);
+        // Handshakes over one `TlsSettings` run one at a time (one link). Were two
+        // to overlap, the worst would be a needless verdict wait, or a refusal
+        // blamed on the client certificate when the other handshake was asked
+        // for it.
+        let auth = match (
+            self.client_auth.requests() != requests_before,
+            self.client_auth.key.is_some(),
+        ) {
+            (false, _) => ClientAuthSeen::NotAsked,
+            (true, false) => ClientAuthSeen::AskedNoneSent,
+            (true, true) => ClientAuthSeen::AskedSent,
+        };
+        let mut stream = match outcome {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => return Err(handshake_error(endpoint, source, heard, auth)),
+            Err(_) => {
+                return Err(Error::Timeout {
+                    step: if heard {
+                        STEP_HANDSHAKE_STALLED
+                    } else {
+                        STEP_HANDSHAKE_NO_ANSWER
+                    },
+                    endpoint: endpoint.to_string(),
+                    timeout: limit,
+                });
+            }
+        };
+        let tls13 = stream.get_ref().1.protocol_version() == Some(ProtocolVersion::TLSv1_3);
+        if tls13 && auth != ClientAuthSeen::NotAsked {
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(CLIENT_AUTH_VERDICT_WAIT);
+            if let Some(source) = client_auth_verdict(&mut stream, wait).await {
+                return Err(handshake_error(endpoint, source, true, auth));
+            }
+        }
+        Ok(stream)
+    }
+}
+
+/// Reads one CA file into `roots`.
+fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<()> {
+    let pem = std::fs::read(path).map_err(|source| Error::CaFileRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let invalid = |detail: String| Error::CaFileInvalid {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let mut found = 0;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| invalid(e.to_string()))?;
+        roots
+            .add(cert)
+            .map_err(|e| invalid(format!("unusable certificate: {e}")))?;
+        found += 1;
+    }
+    if found == 0 {
+        return Err(invalid("no certificate found".to_string()));
+    }
+    Ok(())
+}
+
+/// Loads the client certificate chain and its private key, and checks that
+/// they belong together.
+fn load_client_certificate(
+    cert_path: &Path,
+    key_path: &Path,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| Error::ClientCertificateRead {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let invalid = |path: &Path, detail: String| Error::ClientCertificateInvalid {
+        path: path.to_path_buf(),
+        detail,
+    };
+
+    let cert_pem = read(cert_path)?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| invalid(cert_path, format!("malformed PEM ({})", pem_problem(&e))))?;
+    if chain.is_empty() {
+        return Err(invalid(
+            cert_path,
+            "no PEM certificate found; give the client certificate's \
+             `-----BEGIN CERTIFICATE-----` block(s), leaf first"
+                .to_string(),
+        ));
+    }
+
+    let key_pem = read(key_path)?;
+    // The key file's content never goes into a message: only the kind of problem.
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+        pem::Error::NoItemsFound => invalid(
+            key_path,
+            "no private key found; give an unencrypted PEM key (`BEGIN PRIVATE KEY`, \
+             `BEGIN RSA PRIVATE KEY` or `BEGIN EC PRIVATE KEY`); encrypted keys are \
+             not supported"
+                .to_string(),
+        ),
+        other => invalid(key_path, format!("malformed PEM ({})", pem_problem(&other))),
+    })?;
+
+    CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => invalid(
+            key_path,
+            format!(
+                "this private key does not belong to the certificate in {cert_path:?}; \
+                 give the key the certificate was issued for"
+            ),
+        ),
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => invalid(
+            cert_path,
+            format!("the first certificate (the leaf) cannot be parsed: {e}"),
+        ),
+        other => invalid(
+            key_path,
+            format!("the private key cannot be used (unsupported type or malformed): {other}"),
+        ),
+    })
+}
+
+/// What went wrong with a PEM file, without quoting its content.
+fn pem_problem(error: &pem::Error) -> &'static str {
+    match error {
+        pem::Error::MissingSectionEnd { .. } => "a section has no END line",
+        pem::Error::IllegalSectionStart { .. } => "a BEGIN line is malformed",
+        pem::Error::Base64Decode(_) => "invalid base64",
+        pem::Error::Io(_) => "read error",
+        pem::Error::NoItemsFound => "no item of the expected kind",
+        pem::Error::SectionTooLarge => "a section is too large",
+        _ => "unreadable PEM",
     }
 }
 
@@ -111,5 +291,436 @@ fn add_builtin_roots(roots: &mut RootCertStore) {
     {
         let native = rustls_native_certs::load_native_certs();
         roots.add_parsable_certificates(native.certs);
+    }
+}
+
+/// Presents the client certificate, if any, and counts the server's requests
+/// for one, so that a failed handshake can tell whether one was asked for.
+#[derive(Debug)]
+struct ClientAuth {
+    key: Option<Arc<CertifiedKey>>,
+    requests: AtomicU64,
+}
+
+impl ClientAuth {
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+impl ResolvesClientCert for ClientAuth {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.key.clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.key.is_some()
+    }
+}
+
+/// Whether the server asked for a client certificate during a handshake, and
+/// whether one was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientAuthSeen {
+    NotAsked,
+    AskedNoneSent,
+    AskedSent,
+}
+
+/// Waits up to `wait` for a TLS 1.3 server's verdict on the client
+/// certificate: `None` once it accepted (session tickets, data) or stayed
+/// silent, the error once it refused (an alert) or closed the connection.
+async fn client_auth_verdict(
+    stream: &mut TlsStream<WatchedTcp>,
+    wait: Duration,
+) -> Option<io::Error> {
+    let mut scratch = [0u8; 512];
+    let verdict = std::future::poll_fn(|cx| {
+        let mut buf = ReadBuf::new(&mut scratch);
+        match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(Some(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection right after the handshake",
+            ))),
+            Poll::Ready(Ok(())) => Poll::Ready(None),
+            Poll::Ready(Err(error)) => Poll::Ready(Some(error)),
+            Poll::Pending if stream.get_ref().1.tls13_tickets_received() > 0 => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    });
+    tokio::time::timeout(wait, verdict).await.unwrap_or(None)
+}
+
+/// The error for a failed handshake, its cause named.
+fn handshake_error(
+    endpoint: &Endpoint,
+    source: io::Error,
+    heard: bool,
+    auth: ClientAuthSeen,
+) -> Error {
+    Error::Handshake {
+        endpoint: endpoint.to_string(),
+        failure: classify(&source, heard, auth),
+        source,
+    }
+}
+
+/// Names the cause of a failed handshake. `heard`: whether the server sent
+/// anything at all.
+fn classify(error: &io::Error, heard: bool, auth: ClientAuthSeen) -> TlsFailure {
+    if let Some(tls) = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return classify_rustls(tls, auth);
+    }
+    let closed = matches!(
+        error.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    );
+    match (closed, heard, auth) {
+        (true, false, _) => TlsFailure::ClosedWithoutAnswer,
+        (true, true, ClientAuthSeen::AskedNoneSent) => TlsFailure::ClientCertificateRequired,
+        (true, true, ClientAuthSeen::AskedSent) => TlsFailure::ClientCertificateRejected,
+        _ => TlsFailure::Other,
+    }
+}
+
+fn classify_rustls(error: &rustls::Error, auth: ClientAuthSeen) -> TlsFailure {
+    match error {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            CertificateError::UnknownIssuer => TlsFailure::UnknownIssuer,
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                TlsFailure::WrongHostName
+            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                TlsFailure::Expired
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                TlsFailure::NotYetValid
+            }
+            _ => TlsFailure::BadCertificate,
+        },
+        // A record header that is not TLS: text, JSON, an HTTP response...
+        rustls::Error::InvalidMessage(
+            InvalidMessage::InvalidContentType | InvalidMessage::UnknownProtocolVersion,
+        ) => TlsFailure::NotTls,
+        rustls::Error::PeerIncompatible(_) => TlsFailure::Incompatible,
+        rustls::Error::AlertReceived(alert) => classify_alert(*alert, auth),
+        _ => TlsFailure::Other,
+    }
+}
+
+fn classify_alert(alert: AlertDescription, auth: ClientAuthSeen) -> TlsFailure {
+    use AlertDescription as A;
+    match (alert, auth) {
+        (A::ProtocolVersion | A::InsufficientSecurity, _) => TlsFailure::Incompatible,
+        (A::CertificateRequired, ClientAuthSeen::AskedSent) => {
+            TlsFailure::ClientCertificateRejected
+        }
+        (A::CertificateRequired, _) => TlsFailure::ClientCertificateRequired,
+        (
+            A::HandshakeFailure
+            | A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::AccessDenied
+            | A::DecryptError,
+            ClientAuthSeen::AskedNoneSent,
+        ) => TlsFailure::ClientCertificateRequired,
+        (
+            A::HandshakeFailure
+            | A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::AccessDenied
+            | A::DecryptError,
+            ClientAuthSeen::AskedSent,
+        ) => TlsFailure::ClientCertificateRejected,
+        _ => TlsFailure::Other,
+    }
+}
+
+/// The verifier of `dangerous_accept_invalid_certificates()`: any certificate,
+/// for any name, is accepted; the handshake signatures are still verified, so
+/// the peer must hold the private key of the certificate it shows.
+#[derive(Debug)]
+struct AcceptAnyServerCertificate {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for AcceptAnyServerCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The TCP stream under TLS; remembers whether the server ever sent a byte, to
+/// tell a server that never answered the ClientHello from one that did.
+#[derive(Debug)]
+pub(crate) struct WatchedTcp {
+    tcp: TcpStream,
+    heard: Arc<AtomicBool>,
+}
+
+impl AsyncRead for WatchedTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.tcp).poll_read(cx, buf);
+        if buf.filled().len() > before && !this.heard.load(Ordering::Relaxed) {
+            this.heard.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for WatchedTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrap(error: rustls::Error) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, error)
+    }
+
+    #[test]
+    fn certificate_problems_are_named() {
+        let cases = [
+            (CertificateError::UnknownIssuer, TlsFailure::UnknownIssuer),
+            (CertificateError::NotValidForName, TlsFailure::WrongHostName),
+            (
+                CertificateError::NotValidForNameContext {
+                    expected: ServerName::try_from("example.com").unwrap_or_else(|_| {
+                        ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into())
+                    }),
+                    presented: vec!["localhost".to_string()],
+                },
+                TlsFailure::WrongHostName,
+            ),
+            (CertificateError::Expired, TlsFailure::Expired),
+            (
+                CertificateError::ExpiredContext {
+                    time: UnixTime::since_unix_epoch(Duration::from_secs(2)),
+                    not_after: UnixTime::since_unix_epoch(Duration::from_secs(1)),
+                },
+                TlsFailure::Expired,
+            ),
+            (CertificateError::NotValidYet, TlsFailure::NotYetValid),
+            (CertificateError::BadSignature, TlsFailure::BadCertificate),
+            (CertificateError::Revoked, TlsFailure::BadCertificate),
+        ];
+        for (cert, expected) in cases {
+            let error = wrap(rustls::Error::InvalidCertificate(cert.clone()));
+            assert_eq!(
+                classify(&error, true, ClientAuthSeen::NotAsked),
+                expected,
+                "{cert:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn plaintext_answers_and_silent_closes_are_named() {
+        for message in [
+            InvalidMessage::InvalidContentType,
+            InvalidMessage::UnknownProtocolVersion,
+        ] {
+            let error = wrap(rustls::Error::InvalidMessage(message));
+            assert_eq!(
+                classify(&error, true, ClientAuthSeen::NotAsked),
+                TlsFailure::NotTls
+            );
+        }
+        let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "tls handshake eof");
+        assert_eq!(
+            classify(&eof, false, ClientAuthSeen::NotAsked),
+            TlsFailure::ClosedWithoutAnswer
+        );
+        assert_eq!(
+            classify(&eof, true, ClientAuthSeen::NotAsked),
+            TlsFailure::Other
+        );
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(
+            classify(&reset, false, ClientAuthSeen::NotAsked),
+            TlsFailure::ClosedWithoutAnswer
+        );
+    }
+
+    #[test]
+    fn client_certificate_verdicts_are_named() {
+        let alert = |a| wrap(rustls::Error::AlertReceived(a));
+        let cases = [
+            (
+                AlertDescription::CertificateRequired,
+                ClientAuthSeen::AskedNoneSent,
+                TlsFailure::ClientCertificateRequired,
+            ),
+            (
+                AlertDescription::CertificateRequired,
+                ClientAuthSeen::NotAsked,
+                TlsFailure::ClientCertificateRequired,
+            ),
+            (
+                AlertDescription::HandshakeFailure,
+                ClientAuthSeen::AskedNoneSent,
+                TlsFailure::ClientCertificateRequired,
+            ),
+            (
+                AlertDescription::UnknownCA,
+                ClientAuthSeen::AskedSent,
+                TlsFailure::ClientCertificateRejected,
+            ),
+            (
+                AlertDescription::BadCertificate,
+                ClientAuthSeen::AskedSent,
+                TlsFailure::ClientCertificateRejected,
+            ),
+            (
+                AlertDescription::HandshakeFailure,
+                ClientAuthSeen::NotAsked,
+                TlsFailure::Other,
+            ),
+            (
+                AlertDescription::ProtocolVersion,
+                ClientAuthSeen::NotAsked,
+                TlsFailure::Incompatible,
+            ),
+        ];
+        for (a, auth, expected) in cases {
+            assert_eq!(classify(&alert(a), true, auth), expected, "{a:?} {auth:?}");
+        }
+        let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "closed");
+        assert_eq!(
+            classify(&eof, true, ClientAuthSeen::AskedNoneSent),
+            TlsFailure::ClientCertificateRequired
+        );
+    }
+
+    #[test]
+    fn every_failure_says_what_to_do() {
+        for failure in [
+            TlsFailure::UnknownIssuer,
+            TlsFailure::WrongHostName,
+            TlsFailure::Expired,
+            TlsFailure::NotYetValid,
+            TlsFailure::BadCertificate,
+            TlsFailure::NotTls,
+            TlsFailure::ClosedWithoutAnswer,
+            TlsFailure::Incompatible,
+            TlsFailure::ClientCertificateRequired,
+            TlsFailure::ClientCertificateRejected,
+        ] {
+            let text = failure.to_string();
+            assert!(text.len() > 40, "{failure:?}: {text}");
+        }
+        assert!(TlsFailure::UnknownIssuer
+            .to_string()
+            .contains("with_ca_file"));
+        assert!(TlsFailure::ClientCertificateRequired
+            .to_string()
+            .contains("with_client_certificate"));
+        assert!(TlsFailure::NotTls.to_string().contains("plaintext port"));
+    }
+
+    #[test]
+    fn handshake_error_display_names_endpoint_cause_and_detail() {
+        let endpoint = Endpoint::parse("tls://localhost:12202").unwrap_or_else(|e| panic!("{e}"));
+        let error = handshake_error(
+            &endpoint,
+            wrap(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            )),
+            true,
+            ClientAuthSeen::NotAsked,
+        );
+        assert!(matches!(
+            error,
+            Error::Handshake {
+                failure: TlsFailure::UnknownIssuer,
+                ..
+            }
+        ));
+        let text = error.to_string();
+        assert!(text.contains("tls://localhost:12202"), "{text}");
+        assert!(text.contains("not signed by a trusted CA"), "{text}");
+        assert!(text.contains("UnknownIssuer"), "{text}");
     }
 }

@@ -9,10 +9,18 @@
 //!   `digitalSignature`, subject alternative names `DNS:localhost`,
 //!   `IP:127.0.0.1` and `IP:::1`.
 //!
-//! Both use ECDSA P-256 keys. The CA certificate, the leaf certificate and the
+//! It also issues a client certificate for mutual TLS: `CA:FALSE`, extended key
+//! usage `clientAuth`, key usage `digitalSignature`, subject alternative name
+//! `DNS:djehouty-test-client`.
+//!
+//! All use ECDSA P-256 keys. The CA certificate, the leaf certificate and the
 //! leaf's private key (unencrypted PKCS#8, `BEGIN PRIVATE KEY`, which GnuTLS
-//! and so rsyslog's `gtls` driver read as is) are written as PEM files into a
-//! private temporary directory that lives as long as the [`TestPki`].
+//! and so rsyslog's `gtls` driver read as is), and the client certificate and
+//! key, are written as PEM files into a private temporary directory that lives
+//! as long as the [`TestPki`].
+//!
+//! [`TestPki::generate_expired`] gives a PKI whose server certificate expired
+//! (the CA is still valid).
 //!
 //! The module also builds rustls server and client configurations from a
 //! [`TestPki`] (always with the `ring` provider) and offers [`TlsClient`], a
@@ -30,13 +38,16 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ClientConnection, ProtocolVersion, RootCertStore, ServerConfig};
 
 /// Timeout applied to every socket operation of [`TlsClient`] and to its
 /// closing handshake.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A CA and a server certificate signed by it, in memory and as PEM files.
+/// A CA, a server certificate and a client certificate signed by it, in
+/// memory and as PEM files.
 pub struct TestPki {
     /// Directory holding the PEM files; removed when the `TestPki` is dropped.
     pub dir: tempfile::TempDir,
@@ -52,6 +63,35 @@ pub struct TestPki {
     pub cert_chain: Vec<CertificateDer<'static>>,
     /// The leaf's private key (PKCS#8).
     pub key: PrivateKeyDer<'static>,
+    /// Absolute path of the client certificate (PEM, leaf only).
+    pub client_cert_pem: PathBuf,
+    /// Absolute path of the client certificate's private key (PKCS#8 PEM).
+    pub client_key_pem: PathBuf,
+}
+
+/// Validity of a generated certificate.
+#[derive(Clone, Copy)]
+struct Validity {
+    not_before: (i32, u8, u8),
+    not_after: (i32, u8, u8),
+}
+
+impl Validity {
+    const CURRENT: Validity = Validity {
+        not_before: (2020, 1, 1),
+        not_after: (2099, 12, 31),
+    };
+    const EXPIRED: Validity = Validity {
+        not_before: (2020, 1, 1),
+        not_after: (2021, 1, 1),
+    };
+
+    fn apply(self, params: &mut CertificateParams) {
+        let (y, m, d) = self.not_before;
+        params.not_before = rcgen::date_time_ymd(y, m, d);
+        let (y, m, d) = self.not_after;
+        params.not_after = rcgen::date_time_ymd(y, m, d);
+    }
 }
 
 /// Which TLS protocol versions a configuration allows.
@@ -89,13 +129,25 @@ impl TestPki {
     /// Generates a fresh CA and server certificate and writes the PEM files.
     ///
     /// Every call yields an unrelated PKI, so a second call gives a "wrong
-    /// CA" for negative tests (see also [`TestPki::generate_other`]).
+    /// CA" for negative tests. Its CA has the same name, though, so a client
+    /// trusting one sees a bad signature on the other's certificates;
+    /// [`TestPki::generate_other`] gives a CA of another name (an unknown issuer).
     pub fn generate() -> TestPki {
+        TestPki::generate_with(Validity::CURRENT, "djehouty test CA")
+    }
+
+    /// A PKI whose server certificate expired on 2021-01-01 (the CA and the
+    /// client certificate are valid).
+    pub fn generate_expired() -> TestPki {
+        TestPki::generate_with(Validity::EXPIRED, "djehouty test CA")
+    }
+
+    fn generate_with(server_validity: Validity, ca_name: &str) -> TestPki {
         let ca_key = KeyPair::generate().expect("generate the CA key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca_params
             .distinguished_name
-            .push(DnType::CommonName, "djehouty test CA");
+            .push(DnType::CommonName, ca_name);
         ca_params
             .distinguished_name
             .push(DnType::OrganizationName, "djehouty tests");
@@ -105,8 +157,7 @@ impl TestPki {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        ca_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        ca_params.not_after = rcgen::date_time_ymd(2099, 12, 31);
+        Validity::CURRENT.apply(&mut ca_params);
         let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign the CA");
         let issuer = Issuer::new(ca_params, ca_key);
 
@@ -125,11 +176,26 @@ impl TestPki {
         leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         leaf_params.use_authority_key_identifier_extension = true;
-        leaf_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        leaf_params.not_after = rcgen::date_time_ymd(2099, 12, 31);
+        server_validity.apply(&mut leaf_params);
         let leaf_cert = leaf_params
             .signed_by(&leaf_key, &issuer)
             .expect("sign the server certificate");
+
+        let client_key = KeyPair::generate().expect("generate the client key");
+        let mut client_params = CertificateParams::new(vec!["djehouty-test-client".to_string()])
+            .expect("client certificate params");
+        client_params.distinguished_name = rcgen::DistinguishedName::new();
+        client_params
+            .distinguished_name
+            .push(DnType::CommonName, "djehouty-test-client");
+        client_params.is_ca = IsCa::ExplicitNoCa;
+        client_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        client_params.use_authority_key_identifier_extension = true;
+        Validity::CURRENT.apply(&mut client_params);
+        let client_cert = client_params
+            .signed_by(&client_key, &issuer)
+            .expect("sign the client certificate");
 
         let dir = tempfile::Builder::new()
             .prefix("djehouty-pki-")
@@ -145,6 +211,10 @@ impl TestPki {
         fs::write(&ca_pem, ca_cert.pem()).expect("write ca.pem");
         fs::write(&cert_pem, leaf_cert.pem()).expect("write cert.pem");
         fs::write(&key_pem, leaf_key.serialize_pem()).expect("write key.pem");
+        let client_cert_pem = base.join("client.pem");
+        let client_key_pem = base.join("client-key.pem");
+        fs::write(&client_cert_pem, client_cert.pem()).expect("write client.pem");
+        fs::write(&client_key_pem, client_key.serialize_pem()).expect("write client-key.pem");
 
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
         TestPki {
@@ -155,12 +225,16 @@ impl TestPki {
             ca_der: ca_cert.der().clone(),
             cert_chain: vec![leaf_cert.der().clone()],
             key,
+            client_cert_pem,
+            client_key_pem,
         }
     }
 
-    /// Another, unrelated PKI: clients trusting it reject servers of `self`.
+    /// Another, unrelated PKI whose CA has another name: clients trusting it
+    /// reject servers of `self` as issued by an unknown CA, and servers
+    /// trusting `self` reject its client certificate likewise.
     pub fn generate_other() -> TestPki {
-        TestPki::generate()
+        TestPki::generate_with(Validity::CURRENT, "djehouty other test CA")
     }
 
     /// A root store holding only this PKI's CA.
@@ -181,6 +255,55 @@ impl TestPki {
             .with_no_client_auth()
             .with_single_cert(self.cert_chain.clone(), self.key.clone_key())
             .expect("server certificate and key match");
+        Arc::new(config)
+    }
+
+    /// Like [`TestPki::server_config`], but every client must present a
+    /// certificate issued by this PKI's CA (mutual TLS).
+    pub fn server_config_mtls(&self, versions: TlsVersions) -> Arc<ServerConfig> {
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(self.root_store()), provider())
+                .build()
+                .expect("a client verifier for the test CA");
+        let config = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions.rustls_versions())
+            .expect("protocol versions supported by the ring provider")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.cert_chain.clone(), self.key.clone_key())
+            .expect("server certificate and key match");
+        Arc::new(config)
+    }
+
+    /// A server configuration presenting this PKI's server certificate while
+    /// signing the handshake with `other`'s server key: a peer that shows a
+    /// certificate it does not own. Clients must refuse it even when they
+    /// accept any certificate.
+    pub fn server_config_with_wrong_key(
+        &self,
+        other: &TestPki,
+        versions: TlsVersions,
+    ) -> Arc<ServerConfig> {
+        #[derive(Debug)]
+        struct Fixed(Arc<CertifiedKey>);
+        impl ResolvesServerCert for Fixed {
+            fn resolve(
+                &self,
+                _hello: rustls::server::ClientHello<'_>,
+            ) -> Option<Arc<CertifiedKey>> {
+                Some(Arc::clone(&self.0))
+            }
+        }
+        let key = provider()
+            .key_provider
+            .load_private_key(other.key.clone_key())
+            .expect("load the other server key");
+        // `CertifiedKey::new` does not check that the key matches.
+        let certified = CertifiedKey::new(self.cert_chain.clone(), key);
+        let config = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions.rustls_versions())
+            .expect("protocol versions supported by the ring provider")
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Fixed(Arc::new(certified))));
         Arc::new(config)
     }
 

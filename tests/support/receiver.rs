@@ -311,6 +311,16 @@ impl Receiver {
         ));
     }
 
+    /// Stops the receiver as a crashing server would (stops listening, closes
+    /// every connection), waits for its threads, and returns every frame it
+    /// received. The port can then be bound again to "restart" it.
+    pub fn kill(self) -> Vec<Vec<u8>> {
+        let shared = Arc::clone(&self.shared);
+        drop(self);
+        let state = shared.lock();
+        state.frames.iter().map(|f| f.bytes.clone()).collect()
+    }
+
     /// Closes every open connection from the server side (both directions),
     /// as a crashing or restarting server would. The listener keeps
     /// accepting new connections.

@@ -1,0 +1,252 @@
+//! The retry buffer: encoded frames waiting to be written, bounded in bytes.
+//!
+//! Frames are kept back to back in one byte ring with a ring of their lengths, so
+//! buffering a record costs a copy, not an allocation. When a new frame does not
+//! fit, the oldest frames are dropped (and counted by the caller) until it does:
+//! the newest records are the ones worth keeping after an outage.
+
+use std::collections::VecDeque;
+
+/// Frames in arrival order, at most `capacity` bytes of them.
+#[derive(Debug)]
+pub(crate) struct RetryBuffer {
+    bytes: VecDeque<u8>,
+    lens: VecDeque<usize>,
+    capacity: usize,
+}
+
+/// Records and bytes dropped to make room.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Dropped {
+    pub(crate) records: u64,
+    pub(crate) bytes: u64,
+}
+
+impl Dropped {
+    fn add(&mut self, bytes: usize) {
+        self.records += 1;
+        self.bytes += bytes as u64;
+    }
+}
+
+impl RetryBuffer {
+    /// An empty buffer holding at most `capacity` bytes of frames.
+    pub(crate) fn new(capacity: usize) -> RetryBuffer {
+        RetryBuffer {
+            bytes: VecDeque::new(),
+            lens: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    /// Bytes buffered.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Frames buffered.
+    pub(crate) fn records(&self) -> usize {
+        self.lens.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lens.is_empty()
+    }
+
+    /// Appends one frame, dropping the oldest frames while it does not fit. A
+    /// frame larger than the whole capacity is dropped itself (the builder keeps
+    /// the capacity above the frame limit, so this does not happen).
+    pub(crate) fn push(&mut self, frame: &[u8], reserved: usize, dropped: &mut Dropped) {
+        let room = self.capacity.saturating_sub(reserved);
+        if frame.len() > room {
+            dropped.add(frame.len());
+            return;
+        }
+        while self.bytes.len() + frame.len() > room {
+            self.drop_oldest(dropped);
+        }
+        self.bytes.extend(frame);
+        self.lens.push_back(frame.len());
+    }
+
+    /// Puts frames that could not be written back in front, in order. If they no
+    /// longer fit, the oldest of them are dropped.
+    pub(crate) fn unshift(&mut self, data: &[u8], lens: &[usize], dropped: &mut Dropped) {
+        let mut start = 0;
+        let mut total: usize = lens.iter().sum();
+        let mut skip = 0;
+        while skip < lens.len() && self.bytes.len() + total > self.capacity {
+            dropped.add(lens[skip]);
+            total -= lens[skip];
+            start += lens[skip];
+            skip += 1;
+        }
+        for &b in data[start..start + total].iter().rev() {
+            self.bytes.push_front(b);
+        }
+        for &len in lens[skip..].iter().rev() {
+            self.lens.push_front(len);
+        }
+    }
+
+    /// Moves frames from the front into `out` (and their lengths into `lens`):
+    /// at least one frame if any, then more while the total stays within
+    /// `max_bytes`.
+    pub(crate) fn take(&mut self, max_bytes: usize, out: &mut Vec<u8>, lens: &mut Vec<usize>) {
+        let mut total = 0;
+        let mut count = 0;
+        for &len in &self.lens {
+            if count > 0 && total + len > max_bytes {
+                break;
+            }
+            total += len;
+            count += 1;
+        }
+        let (a, b) = self.bytes.as_slices();
+        let from_a = total.min(a.len());
+        out.extend_from_slice(&a[..from_a]);
+        out.extend_from_slice(&b[..total - from_a]);
+        self.bytes.drain(..total);
+        lens.extend(self.lens.drain(..count));
+    }
+
+    /// Empties the buffer, returning how many records and bytes it held.
+    pub(crate) fn clear(&mut self) -> Dropped {
+        let dropped = Dropped {
+            records: self.lens.len() as u64,
+            bytes: self.bytes.len() as u64,
+        };
+        self.bytes.clear();
+        self.lens.clear();
+        dropped
+    }
+
+    fn drop_oldest(&mut self, dropped: &mut Dropped) {
+        if let Some(len) = self.lens.pop_front() {
+            self.bytes.drain(..len);
+            dropped.add(len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(buffer: &mut RetryBuffer) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut lens = Vec::new();
+        buffer.take(usize::MAX, &mut out, &mut lens);
+        let mut rest = &out[..];
+        lens.iter()
+            .map(|&len| {
+                let (head, tail) = rest.split_at(len);
+                rest = tail;
+                head.to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn keeps_order_and_drops_the_oldest_when_full() {
+        let mut buffer = RetryBuffer::new(11);
+        let mut dropped = Dropped::default();
+        for frame in [&b"aaa"[..], b"bbb", b"ccc", b"dd"] {
+            buffer.push(frame, 0, &mut dropped);
+        }
+        assert_eq!(dropped, Dropped::default());
+        buffer.push(b"eeee", 0, &mut dropped);
+        // "aaa" and "bbb" make room for "eeee": 3 + 2 + 4 <= 11.
+        assert_eq!(
+            dropped,
+            Dropped {
+                records: 2,
+                bytes: 6
+            }
+        );
+        assert_eq!(buffer.bytes(), 9);
+        assert_eq!(
+            frames(&mut buffer),
+            vec![b"ccc".to_vec(), b"dd".to_vec(), b"eeee".to_vec()]
+        );
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn reserved_bytes_count_against_the_capacity() {
+        let mut buffer = RetryBuffer::new(10);
+        let mut dropped = Dropped::default();
+        buffer.push(b"aaaa", 6, &mut dropped);
+        buffer.push(b"bb", 6, &mut dropped);
+        assert_eq!(dropped.records, 1);
+        buffer.push(b"too large", 6, &mut dropped);
+        assert_eq!(dropped.records, 2);
+        assert_eq!(frames(&mut buffer), vec![b"bb".to_vec()]);
+    }
+
+    #[test]
+    fn take_respects_the_byte_limit_but_always_takes_one() {
+        let mut buffer = RetryBuffer::new(100);
+        let mut dropped = Dropped::default();
+        for frame in [&b"0123456789"[..], b"abc", b"de", b"f"] {
+            buffer.push(frame, 0, &mut dropped);
+        }
+        let (mut out, mut lens) = (Vec::new(), Vec::new());
+        buffer.take(4, &mut out, &mut lens);
+        assert_eq!(
+            (out.as_slice(), lens.as_slice()),
+            (&b"0123456789"[..], &[10][..])
+        );
+        out.clear();
+        lens.clear();
+        buffer.take(5, &mut out, &mut lens);
+        assert_eq!(
+            (out.as_slice(), lens.as_slice()),
+            (&b"abcde"[..], &[3, 2][..])
+        );
+        assert_eq!(buffer.records(), 1);
+    }
+
+    #[test]
+    fn unshift_restores_order_and_drops_the_oldest_of_what_no_longer_fits() {
+        let mut buffer = RetryBuffer::new(8);
+        let mut dropped = Dropped::default();
+        buffer.push(b"xy", 0, &mut dropped);
+        buffer.unshift(b"aaabbbb", &[3, 4], &mut dropped);
+        // 2 + 7 > 8: "aaa" goes.
+        assert_eq!(
+            dropped,
+            Dropped {
+                records: 1,
+                bytes: 3
+            }
+        );
+        assert_eq!(frames(&mut buffer), vec![b"bbbb".to_vec(), b"xy".to_vec()]);
+        buffer.unshift(b"12", &[2], &mut dropped);
+        assert_eq!(frames(&mut buffer), vec![b"12".to_vec()]);
+    }
+
+    #[test]
+    fn wraps_around_the_ring() {
+        let mut buffer = RetryBuffer::new(16);
+        let mut dropped = Dropped::default();
+        let mut expected = Vec::new();
+        for i in 0..100u8 {
+            let frame = vec![i; 1 + usize::from(i % 5)];
+            buffer.push(&frame, 0, &mut dropped);
+            if i % 3 == 0 {
+                for got in frames(&mut buffer) {
+                    expected.push(got);
+                }
+            }
+        }
+        expected.extend(frames(&mut buffer));
+        let mut last = None;
+        for frame in &expected {
+            assert!(frame.iter().all(|&b| b == frame[0]));
+            assert!(last < Some(frame[0]), "out of order");
+            last = Some(frame[0]);
+        }
+        assert_eq!(expected.len() as u64 + dropped.records, 100);
+    }
+}

@@ -1,0 +1,140 @@
+//! [`BatchProcessor`]: the SDK's batch processor, tuned for this exporter, and
+//! honest at shutdown.
+//!
+//! The SDK's `BatchLogProcessor` calls the exporter's `shutdown()` with its own
+//! fixed 5 s and discards its result, so with `with_batch_exporter` a shutdown
+//! can neither be held to the caller's timeout nor report the records it could
+//! not deliver. This thin wrapper hands the caller's deadline to the exporter
+//! first and returns the exporter's verdict afterwards.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::logs::{
+    BatchConfig, BatchConfigBuilder, BatchLogProcessor, LogProcessor, SdkLogRecord,
+};
+use opentelemetry_sdk::Resource;
+
+use crate::delivery::Shared;
+use crate::exporter::Exporter;
+use crate::format::Format;
+
+/// Records the SDK may hold between two exports.
+pub const RECOMMENDED_MAX_QUEUE_SIZE: usize = 65_536;
+/// Records per export.
+pub const RECOMMENDED_MAX_EXPORT_BATCH_SIZE: usize = 1_024;
+/// Longest wait before a partial batch is exported.
+pub const RECOMMENDED_SCHEDULED_DELAY: Duration = Duration::from_millis(200);
+/// Part of a shutdown's time kept back so the exporter answers before the
+/// SDK stops waiting for it.
+const SHUTDOWN_MARGIN: Duration = Duration::from_millis(150);
+
+/// The SDK's batch processor around a djehouty exporter, with settings for busy
+/// services and a shutdown that reports undelivered records.
+///
+/// The recommended settings ([`BatchProcessor::recommended_config`]): a queue of
+/// 65,536 records (the SDK's 2,048 drops records in bursts a busy service
+/// reaches easily), batches of 1,024, at most 200 ms before a partial batch
+/// goes out.
+///
+/// ```no_run
+/// use opentelemetry_sdk::logs::SdkLoggerProvider;
+///
+/// let exporter = djehouty::GelfExporter::builder()
+///     .with_endpoint("tls://graylog.example.com:12202")
+///     .build()?;
+/// let provider = SdkLoggerProvider::builder()
+///     .with_log_processor(djehouty::BatchProcessor::new(exporter))
+///     .build();
+/// // ... log ...
+/// if let Err(error) = provider.shutdown() {
+///     // e.g. "12 record(s) (6144 bytes) were not delivered to tls://... (last error: ...)"
+///     eprintln!("logs lost at exit: {error}");
+/// }
+/// # Ok::<(), djehouty::Error>(())
+/// ```
+pub struct BatchProcessor {
+    inner: BatchLogProcessor,
+    shared: Arc<Shared>,
+}
+
+impl BatchProcessor {
+    /// Wraps `exporter` in a batch processor with the recommended settings.
+    pub fn new<F: Format>(exporter: Exporter<F>) -> BatchProcessor {
+        BatchProcessor::with_config(exporter, BatchProcessor::recommended_config())
+    }
+
+    /// Wraps `exporter` in a batch processor with the given settings.
+    ///
+    /// ```no_run
+    /// use opentelemetry_sdk::logs::BatchConfigBuilder;
+    ///
+    /// let exporter = djehouty::LtsvExporter::builder()
+    ///     .with_endpoint("tcp://127.0.0.1:5555")
+    ///     .build()?;
+    /// let config = BatchConfigBuilder::default().with_max_queue_size(1_000_000).build();
+    /// let processor = djehouty::BatchProcessor::with_config(exporter, config);
+    /// # Ok::<(), djehouty::Error>(())
+    /// ```
+    pub fn with_config<F: Format>(exporter: Exporter<F>, config: BatchConfig) -> BatchProcessor {
+        let shared = exporter.shared();
+        let inner = BatchLogProcessor::builder(exporter)
+            .with_batch_config(config)
+            .build();
+        BatchProcessor { inner, shared }
+    }
+
+    /// The recommended settings, as a `BatchConfig` to adjust further.
+    pub fn recommended_config() -> BatchConfig {
+        BatchConfigBuilder::default()
+            .with_max_queue_size(RECOMMENDED_MAX_QUEUE_SIZE)
+            .with_max_export_batch_size(RECOMMENDED_MAX_EXPORT_BATCH_SIZE)
+            .with_scheduled_delay(RECOMMENDED_SCHEDULED_DELAY)
+            .build()
+    }
+}
+
+impl LogProcessor for BatchProcessor {
+    fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
+        self.inner.emit(record, scope);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.shared
+            .set_deadline(Instant::now() + timeout.saturating_sub(SHUTDOWN_MARGIN));
+        let result = self.inner.shutdown_with_timeout(timeout);
+        match (self.shared.shutdown_error(), result) {
+            (Some(message), _) => Err(OTelSdkError::InternalFailure(message)),
+            (None, Err(OTelSdkError::Timeout(_))) => {
+                // The SDK's thread was still exporting its queue when time ran out.
+                let stats = self.shared.counters().snapshot();
+                Err(OTelSdkError::InternalFailure(format!(
+                    "the shutdown did not finish within {timeout:?}: the batch processor was \
+                     still handing records to the exporter, and {} record(s) ({} bytes) \
+                     were not delivered yet; they are lost",
+                    stats.buffered_records, stats.buffered_bytes
+                )))
+            }
+            (None, result) => result,
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+impl fmt::Debug for BatchProcessor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchProcessor")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,158 @@
+//! Counters a user can read: what was delivered, what was dropped and why, how
+//! often the connection was replaced, and what is waiting in the retry buffer.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use crate::error::Error;
+
+/// A handle on an exporter's counters.
+///
+/// Take it before handing the exporter to the SDK; it stays valid (and keeps
+/// counting) for the exporter's whole life, and is cheap to clone.
+///
+/// ```no_run
+/// use opentelemetry_sdk::logs::SdkLoggerProvider;
+///
+/// let exporter = djehouty::GelfExporter::builder()
+///     .with_endpoint("tls://graylog.example.com:12202")
+///     .build()?;
+/// let counters = exporter.counters();
+/// let provider = SdkLoggerProvider::builder()
+///     .with_log_processor(djehouty::BatchProcessor::new(exporter))
+///     .build();
+/// // ... later, from a health check or a metrics scrape:
+/// let stats = counters.snapshot();
+/// println!("{} exported, {} dropped", stats.exported, stats.dropped_buffer_full);
+/// # Ok::<(), djehouty::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct Counters {
+    cells: Arc<Cells>,
+}
+
+/// The counters' values at one instant; see [`Counters::snapshot`].
+///
+/// Records dropped by the OpenTelemetry SDK itself (its batch processor's queue
+/// full) never reach the exporter and are not counted here.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Records written to a connection (handed to the kernel, or to TLS and
+    /// then the kernel). On TCP this is not a receipt: see the README's
+    /// "Reliability" section.
+    pub exported: u64,
+    /// Oldest records dropped from the retry buffer to make room for new ones
+    /// while the endpoint was unreachable or too slow.
+    pub dropped_buffer_full: u64,
+    /// Records still buffered when a shutdown's time ran out.
+    pub dropped_at_shutdown: u64,
+    /// Records larger than the frame limit, cut (and marked) rather than dropped.
+    pub truncated: u64,
+    /// Connections established, the first one included.
+    pub connections: u64,
+    /// Connections established after the first: each one replaced a connection
+    /// that failed, stalled or was closed by the peer.
+    pub reconnects: u64,
+    /// Failed connection attempts, handshakes and writes.
+    pub failures: u64,
+    /// Records waiting in the retry buffer (including those being written).
+    pub buffered_records: u64,
+    /// Bytes waiting in the retry buffer (including those being written).
+    pub buffered_bytes: u64,
+    /// The most recent transport error (kept after delivery recovers: compare
+    /// `failures` between snapshots to see whether it is still failing).
+    pub last_error: Option<Arc<Error>>,
+}
+
+impl Stats {
+    /// All records dropped, whatever the reason.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_buffer_full + self.dropped_at_shutdown
+    }
+}
+
+#[derive(Default)]
+struct Cells {
+    exported: AtomicU64,
+    dropped_buffer_full: AtomicU64,
+    dropped_at_shutdown: AtomicU64,
+    truncated: AtomicU64,
+    connections: AtomicU64,
+    failures: AtomicU64,
+    buffered_records: AtomicU64,
+    buffered_bytes: AtomicU64,
+    last_error: Mutex<Option<Arc<Error>>>,
+}
+
+impl Counters {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> Stats {
+        let c = &self.cells;
+        let connections = c.connections.load(Relaxed);
+        Stats {
+            exported: c.exported.load(Relaxed),
+            dropped_buffer_full: c.dropped_buffer_full.load(Relaxed),
+            dropped_at_shutdown: c.dropped_at_shutdown.load(Relaxed),
+            truncated: c.truncated.load(Relaxed),
+            connections,
+            reconnects: connections.saturating_sub(1),
+            failures: c.failures.load(Relaxed),
+            buffered_records: c.buffered_records.load(Relaxed),
+            buffered_bytes: c.buffered_bytes.load(Relaxed),
+            last_error: self.last_error(),
+        }
+    }
+
+    fn last_error(&self) -> Option<Arc<Error>> {
+        self.cells
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn add_exported(&self, n: u64) {
+        self.cells.exported.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn add_dropped_buffer_full(&self, n: u64) {
+        self.cells.dropped_buffer_full.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn add_dropped_at_shutdown(&self, n: u64) {
+        self.cells.dropped_at_shutdown.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn add_truncated(&self, n: u64) {
+        self.cells.truncated.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn add_connection(&self) {
+        self.cells.connections.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a failure and keeps it as the last error.
+    pub(crate) fn add_failure(&self, error: Arc<Error>) {
+        self.cells.failures.fetch_add(1, Relaxed);
+        *self
+            .cells
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(error);
+    }
+
+    /// Sets the buffer gauges (called with the buffer's lock held, so they never
+    /// go backwards out of order).
+    pub(crate) fn set_buffered(&self, records: usize, bytes: usize) {
+        self.cells.buffered_records.store(records as u64, Relaxed);
+        self.cells.buffered_bytes.store(bytes as u64, Relaxed);
+    }
+}
+
+impl fmt::Debug for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Counters").field(&self.snapshot()).finish()
+    }
+}
