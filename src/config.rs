@@ -6,7 +6,7 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `OTEL_EXPORTER_GELF_ENDPOINT` / `OTEL_EXPORTER_LTSV_ENDPOINT` | `tcp://host:port` or `tls://host:port` |
+//! | `OTEL_EXPORTER_GELF_ENDPOINT` / `OTEL_EXPORTER_LTSV_ENDPOINT` | `tcp://`, `tls://`, `udp://` or `http(s)://` endpoint |
 //! | `OTEL_EXPORTER_GELF_CERTIFICATE` / `OTEL_EXPORTER_LTSV_CERTIFICATE` | path of a PEM CA file to trust |
 //! | `OTEL_EXPORTER_GELF_TIMEOUT` / `OTEL_EXPORTER_LTSV_TIMEOUT` | time budget of one export, in milliseconds |
 
@@ -68,6 +68,30 @@ pub enum Scheme {
     Tcp,
     /// TLS over TCP (`tls://`), certificate and host name verified.
     Tls,
+    /// GELF over UDP (`udp://`), chunked and compressed.
+    Udp,
+    /// GELF over HTTP (`http://host:port/path`, path `/gelf` by default).
+    Http,
+    /// GELF over HTTPS (`https://host:port/path`), verified like `tls://`.
+    Https,
+}
+
+impl Scheme {
+    /// The scheme as written in an endpoint.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Tcp => "tcp",
+            Scheme::Tls => "tls",
+            Scheme::Udp => "udp",
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    /// Whether the transport runs over TLS (and needs trust anchors).
+    pub fn is_tls(self) -> bool {
+        matches!(self, Scheme::Tls | Scheme::Https)
+    }
 }
 
 /// A parsed endpoint: scheme, host and port.
@@ -76,11 +100,14 @@ pub struct Endpoint {
     scheme: Scheme,
     host: String,
     port: u16,
+    path: String,
 }
 
 impl Endpoint {
-    /// Parses `tcp://host:port` or `tls://host:port`. The host is a DNS name, an
-    /// IPv4 address or a bracketed IPv6 address (`tls://[::1]:12202`).
+    /// Parses `tcp://host:port`, `tls://host:port`, `udp://host:port`,
+    /// `http://host:port[/path]` or `https://host:port[/path]` (the path defaults
+    /// to `/gelf`, Graylog's). The host is a DNS name, an IPv4 address or a
+    /// bracketed IPv6 address (`tls://[::1]:12202`).
     ///
     /// ```
     /// use djehouty::{Endpoint, Scheme};
@@ -102,14 +129,33 @@ impl Endpoint {
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "tcp" => Scheme::Tcp,
             "tls" => Scheme::Tls,
-            "udp" | "http" | "https" => {
-                return Err(invalid("this transport is not supported yet"));
-            }
+            "udp" => Scheme::Udp,
+            "http" => Scheme::Http,
+            "https" => Scheme::Https,
             _ => return Err(invalid("unknown scheme")),
         };
-        let authority = rest.strip_suffix('/').unwrap_or(rest);
-        if authority.contains(['/', '?', '#', '@']) {
-            return Err(invalid("an endpoint has no path, query or user part"));
+        let (authority, path) = match rest.find('/') {
+            Some(at) => (&rest[..at], &rest[at..]),
+            None => (rest, ""),
+        };
+        let path = match scheme {
+            Scheme::Http | Scheme::Https => {
+                if path.contains(['?', '#']) || path.chars().any(|c| c.is_whitespace()) {
+                    return Err(invalid(
+                        "the path may not hold a query, a fragment or spaces",
+                    ));
+                }
+                if path.is_empty() || path == "/" {
+                    "/gelf".to_string()
+                } else {
+                    path.to_string()
+                }
+            }
+            _ if path.is_empty() || path == "/" => String::new(),
+            _ => return Err(invalid("only http(s) endpoints have a path")),
+        };
+        if authority.contains(['?', '#', '@']) {
+            return Err(invalid("an endpoint has no query or user part"));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (host, after) = v6
@@ -144,7 +190,14 @@ impl Endpoint {
             scheme,
             host: host.to_string(),
             port,
+            path,
         })
+    }
+
+    /// The path of an `http(s)://` endpoint (`/gelf` by default); empty for the
+    /// other schemes.
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// The transport.
@@ -165,14 +218,11 @@ impl Endpoint {
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match self.scheme {
-            Scheme::Tcp => "tcp",
-            Scheme::Tls => "tls",
-        };
+        let scheme = self.scheme.as_str();
         if self.host.contains(':') {
-            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+            write!(f, "{scheme}://[{}]:{}{}", self.host, self.port, self.path)
         } else {
-            write!(f, "{scheme}://{}:{}", self.host, self.port)
+            write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path)
         }
     }
 }
@@ -207,17 +257,17 @@ impl TlsOptions {
         client_certificate: Option<(PathBuf, PathBuf)>,
         dangerous_accept_invalid_certificates: bool,
     ) -> Result<TlsOptions> {
-        if endpoint.scheme() == Scheme::Tcp {
+        if !endpoint.scheme().is_tls() {
             if client_certificate.is_some() {
                 return Err(Error::InvalidConfig(format!(
-                    "a client certificate is configured but {endpoint} is plaintext TCP: \
-                     use a `tls://` endpoint, or drop `with_client_certificate`"
+                    "a client certificate is configured but {endpoint} is not encrypted: \
+                     use a `tls://` or `https://` endpoint, or drop `with_client_certificate`"
                 )));
             }
             if dangerous_accept_invalid_certificates {
                 return Err(Error::InvalidConfig(format!(
-                    "`dangerous_accept_invalid_certificates` is set but {endpoint} is \
-                     plaintext TCP, which has no certificates: drop it"
+                    "`dangerous_accept_invalid_certificates` is set but {endpoint} is not \
+                     encrypted, so it has no certificates: drop it"
                 )));
             }
         }
@@ -309,7 +359,8 @@ impl<F: Format> Default for ExporterBuilder<F> {
 }
 
 impl<F: Format> ExporterBuilder<F> {
-    /// Sets the endpoint, `tcp://host:port` or `tls://host:port`.
+    /// Sets the endpoint: `tcp://host:port`, `tls://host:port`, `udp://host:port`
+    /// (GELF only) or `http(s)://host:port/path` (GELF only).
     ///
     /// Without it, the `OTEL_EXPORTER_GELF_ENDPOINT` (or `OTEL_EXPORTER_LTSV_ENDPOINT`)
     /// environment variable is read; `build()` fails if neither is set.
@@ -590,6 +641,13 @@ mod tests {
         let ep = Endpoint::parse("tls://[::1]:1").unwrap();
         assert_eq!(ep.host(), "::1");
         assert_eq!(ep.to_string(), "tls://[::1]:1");
+        let ep = Endpoint::parse("udp://graylog:12201").unwrap();
+        assert_eq!((ep.scheme(), ep.path()), (Scheme::Udp, ""));
+        let ep = Endpoint::parse("https://graylog:443").unwrap();
+        assert_eq!((ep.scheme(), ep.path()), (Scheme::Https, "/gelf"));
+        assert_eq!(ep.to_string(), "https://graylog:443/gelf");
+        let ep = Endpoint::parse("http://[::1]:8080/ingest/gelf").unwrap();
+        assert_eq!((ep.host(), ep.path()), ("::1", "/ingest/gelf"));
     }
 
     #[test]
@@ -608,7 +666,8 @@ mod tests {
             "tcp://[nothex]:5",
             "tcp://h:1/path",
             "tcp://u@h:1",
-            "udp://h:1",
+            "udp://h:1/x",
+            "http://h:1/gelf?x=1",
         ] {
             let err = Endpoint::parse(bad).unwrap_err();
             assert!(

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use crate::buffer::{Dropped, RetryBuffer};
 use crate::error::Error;
 use crate::stats::Counters;
-use crate::transport::reconnect::Link;
+use crate::transport::Transport;
 
 /// The most bytes written in one go; also the most a failed write puts back.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -279,7 +279,7 @@ impl Shared {
 
 /// The delivery task: drains the buffer through `link` until a shutdown finds
 /// it empty.
-pub(crate) async fn run(shared: Arc<Shared>, mut link: Link) {
+pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
     let mut chunk = Vec::new();
     let mut lens = Vec::new();
     loop {
@@ -297,18 +297,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Link) {
             q.in_flight_records = lens.len();
             q.in_flight_bytes = chunk.len();
         }
-        let (written, result) = link.write(&chunk).await;
-        // Only whole frames count as written; a frame cut by the failure is
-        // written again, whole, on the next connection.
-        let mut whole = 0;
-        let mut whole_bytes = 0;
-        for &len in &lens {
-            if whole_bytes + len > written {
-                break;
-            }
-            whole_bytes += len;
-            whole += 1;
-        }
+        let (whole, result) = link.send(&chunk, &lens).await;
+        let whole_bytes: usize = lens[..whole].iter().sum();
         {
             let mut q = shared.lock();
             q.in_flight_records = 0;

@@ -25,7 +25,8 @@ pub enum Error {
 
     /// The endpoint could not be parsed.
     #[error(
-        "invalid endpoint {endpoint:?}: {reason} (expected `tcp://host:port` or `tls://host:port`)"
+        "invalid endpoint {endpoint:?}: {reason} (expected `tcp://host:port`, `tls://host:port`, \
+         `udp://host:port` or `http(s)://host:port/path`)"
     )]
     InvalidEndpoint {
         /// The endpoint as given.

@@ -17,15 +17,14 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter};
 use opentelemetry_sdk::Resource;
 
-use crate::config::{Config, Endpoint, ExporterBuilder, Framing, Scheme};
+use crate::config::{Config, Endpoint, ExporterBuilder, Framing};
 use crate::delivery::{self, Shared};
 use crate::error::Result;
 use crate::format::{encode_framed, Format, Gelf, Ltsv};
 use crate::mapping::Mapper;
 use crate::runtime::IoRuntime;
 use crate::stats::Counters;
-use crate::transport::reconnect::Link;
-use crate::transport::tls::TlsSettings;
+use crate::transport::Transport;
 
 /// Buffers larger than this are not kept between exports.
 const KEEP_BUFFER_BYTES: usize = 8 * 1024 * 1024;
@@ -92,26 +91,17 @@ impl<F: Format> Exporter<F> {
     }
 
     pub(crate) fn new(config: Config) -> Result<Exporter<F>> {
-        let tls = match config.endpoint.scheme() {
-            Scheme::Tls => Some(TlsSettings::new(&config.endpoint, &config.tls)?),
-            Scheme::Tcp => None,
-        };
-        let runtime = IoRuntime::start()?;
         let counters = Counters::default();
+        let transport = Transport::new(&config, F::NAME == Gelf::NAME, counters.clone())?;
+        let runtime = IoRuntime::start()?;
         let shared = Shared::new(
             config.buffer_bytes,
             counters.clone(),
             config.endpoint.to_string(),
         );
-        let link = Link::new(
-            config.endpoint.clone(),
-            tls,
-            config.timeouts,
-            counters.clone(),
-        );
         runtime
             .handle()
-            .spawn(delivery::run(Arc::clone(&shared), link));
+            .spawn(delivery::run(Arc::clone(&shared), transport));
         Ok(Exporter {
             mapper: Mapper::new(&config.mapping),
             framing: config.framing,

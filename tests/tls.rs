@@ -582,7 +582,12 @@ fn capture_events<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
     }
     let names = Arc::new(Mutex::new(Vec::new()));
     let subscriber = tracing_subscriber::registry().with(Names(Arc::clone(&names)));
-    let result = tracing::subscriber::with_default(subscriber, f);
+    // Callsite interest is cached process-wide: other tests' thread-local
+    // subscribers may have cached "never" for the warning; recompute it.
+    let result = tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
     let names = names.lock().unwrap_or_else(|e| e.into_inner()).clone();
     (result, names)
 }

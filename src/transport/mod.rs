@@ -1,4 +1,8 @@
-//! Transports: bytes to the endpoint over one persistent connection.
+//! Transports: frames to the endpoint.
+//!
+//! [`Transport`] is what the delivery task drives: make ready, send frames,
+//! close. Stream transports (TCP, TLS) write frames back to back over one
+//! persistent connection:
 //!
 //! * [`tcp`]: connecting with a timeout;
 //! * [`tls`]: the rustls client configuration (trust anchors, CA files) and the handshake;
@@ -15,6 +19,88 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use crate::config::{Config, Scheme};
+use crate::error::{Error, Result};
+use crate::stats::Counters;
+
+/// The way to the endpoint, chosen by the endpoint's scheme.
+pub(crate) enum Transport {
+    /// TCP or TLS: one persistent connection, frames back to back.
+    Stream(reconnect::Link),
+}
+
+impl Transport {
+    /// Builds the transport for `config`'s endpoint. `gelf` tells whether the
+    /// records are GELF (some transports carry only GELF).
+    pub(crate) fn new(config: &Config, gelf: bool, counters: Counters) -> Result<Transport> {
+        let _ = gelf;
+        let endpoint = &config.endpoint;
+        match endpoint.scheme() {
+            Scheme::Tcp => Ok(Transport::Stream(reconnect::Link::new(
+                endpoint.clone(),
+                None,
+                config.timeouts,
+                counters,
+            ))),
+            Scheme::Tls => {
+                let tls = tls::TlsSettings::new(endpoint, &config.tls)?;
+                Ok(Transport::Stream(reconnect::Link::new(
+                    endpoint.clone(),
+                    Some(tls),
+                    config.timeouts,
+                    counters,
+                )))
+            }
+            Scheme::Udp | Scheme::Http | Scheme::Https => Err(Error::InvalidEndpoint {
+                endpoint: endpoint.to_string(),
+                reason: format!(
+                    "the {} transport is not supported yet",
+                    endpoint.scheme().as_str()
+                ),
+            }),
+        }
+    }
+
+    /// Makes sure the next [`send`](Transport::send) can go ahead: a live
+    /// connection, after the backoff delay if the last attempt failed.
+    pub(crate) async fn ready(&mut self) -> Result<()> {
+        match self {
+            Transport::Stream(link) => link.ready().await,
+        }
+    }
+
+    /// Sends frames (`data` cut by `lens`; each frame ends with its delimiter).
+    /// Returns how many frames, from the front, were delivered whole, and the
+    /// error that stopped the rest, if any. The frames not delivered are sent
+    /// again later, whole.
+    pub(crate) async fn send(&mut self, data: &[u8], lens: &[usize]) -> (usize, Result<()>) {
+        match self {
+            Transport::Stream(link) => {
+                let (written, result) = link.write(data).await;
+                // Only whole frames count; a frame cut by the failure is
+                // written again, whole, on the next connection.
+                let mut whole = 0;
+                let mut bytes = 0;
+                for &len in lens {
+                    if bytes + len > written {
+                        break;
+                    }
+                    bytes += len;
+                    whole += 1;
+                }
+                (whole, result)
+            }
+        }
+    }
+
+    /// Closes cleanly, within `limit`.
+    pub(crate) async fn close(&mut self, limit: Duration) {
+        match self {
+            Transport::Stream(link) => link.close(limit).await,
+        }
+    }
+}
 
 /// A byte stream to the endpoint: plain TCP or TLS.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}

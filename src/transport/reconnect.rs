@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::{Endpoint, Scheme, Timeouts};
+use crate::config::{Endpoint, Timeouts};
 use crate::error::{Error, Result};
 use crate::stats::Counters;
 use crate::transport::tls::TlsSettings;
@@ -148,17 +148,17 @@ impl Link {
 
     async fn open(&self) -> Result<Connection> {
         let tcp = tcp::connect(&self.endpoint, self.timeouts.connect).await?;
-        match (self.endpoint.scheme(), &self.tls) {
-            (Scheme::Tcp, _) => Ok(Connection::new(Box::new(tcp))),
-            (Scheme::Tls, Some(tls)) => {
+        match &self.tls {
+            None if !self.endpoint.scheme().is_tls() => Ok(Connection::new(Box::new(tcp))),
+            Some(tls) => {
                 let stream = tls
                     .handshake(&self.endpoint, tcp, self.timeouts.handshake)
                     .await?;
                 Ok(Connection::new(Box::new(stream)))
             }
-            // `Exporter::new` always builds TLS settings for a TLS endpoint;
+            // `Transport::new` always builds TLS settings for a TLS endpoint;
             // refuse rather than fall back to plaintext.
-            (Scheme::Tls, None) => Err(Error::NoTrustAnchors),
+            None => Err(Error::NoTrustAnchors),
         }
     }
 
