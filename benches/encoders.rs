@@ -16,6 +16,10 @@
 //! * `large`: a 2 KB multi-line body, 30 attributes (among them a nested map
 //!   and a list) and a 4 KB `exception.stacktrace`.
 //!
+//! `gelf/ldp_small` and `gelf/ldp_large` repeat the GELF shapes with the Logs
+//! Data Platform profile (the token field and typed field names), to show what
+//! the profile costs over plain GELF.
+//!
 //! Criterion reports the time per batch and, through `Throughput::Elements`,
 //! records per second. Before each benchmark the encoded size per record is
 //! printed to stderr, measured from the sink's byte counter after one warm-up
@@ -306,11 +310,21 @@ fn large_record(provider: &SdkLoggerProvider, i: usize) -> SdkLogRecord {
 // ---------------------------------------------------------------------------
 // Benchmarks
 
-fn exporter<F: Format>(sink: &Sink) -> Exporter<F> {
-    let mut exporter = Exporter::<F>::builder()
-        .with_endpoint(format!("tcp://127.0.0.1:{}", sink.port))
-        .build()
-        .expect("build the exporter");
+/// Plain, or with the Logs Data Platform profile (token and typed names).
+#[derive(Clone, Copy, PartialEq)]
+enum Profile {
+    Plain,
+    Ldp,
+}
+
+fn exporter<F: Format>(sink: &Sink, profile: Profile) -> Exporter<F> {
+    let endpoint = format!("tcp://127.0.0.1:{}", sink.port);
+    let builder = match profile {
+        Profile::Plain => Exporter::<F>::builder().with_endpoint(endpoint),
+        Profile::Ldp => Exporter::<F>::builder()
+            .for_logs_data_platform(endpoint, "0bd5e9a6-1111-2222-3333-444455556666"),
+    };
+    let mut exporter = builder.build().expect("build the exporter");
     LogExporter::set_resource(&mut exporter, &resource());
     exporter
 }
@@ -327,9 +341,10 @@ fn bench_shape<F: Format>(
     format: &str,
     shape: &str,
     make: fn(&SdkLoggerProvider, usize) -> SdkLogRecord,
+    profile: Profile,
 ) {
     let sink = Sink::start();
-    let exporter = exporter::<F>(&sink);
+    let exporter = exporter::<F>(&sink, profile);
     let provider = SdkLoggerProvider::builder().build();
     let scope = scope();
     let records: Vec<SdkLogRecord> = (0..BATCH).map(|i| make(&provider, i)).collect();
@@ -356,13 +371,15 @@ fn bench_shape<F: Format>(
 }
 
 fn gelf(c: &mut Criterion) {
-    bench_shape::<Gelf>(c, "gelf", "small", small_record);
-    bench_shape::<Gelf>(c, "gelf", "large", large_record);
+    bench_shape::<Gelf>(c, "gelf", "small", small_record, Profile::Plain);
+    bench_shape::<Gelf>(c, "gelf", "large", large_record, Profile::Plain);
+    bench_shape::<Gelf>(c, "gelf", "ldp_small", small_record, Profile::Ldp);
+    bench_shape::<Gelf>(c, "gelf", "ldp_large", large_record, Profile::Ldp);
 }
 
 fn ltsv(c: &mut Criterion) {
-    bench_shape::<Ltsv>(c, "ltsv", "small", small_record);
-    bench_shape::<Ltsv>(c, "ltsv", "large", large_record);
+    bench_shape::<Ltsv>(c, "ltsv", "small", small_record, Profile::Plain);
+    bench_shape::<Ltsv>(c, "ltsv", "large", large_record, Profile::Plain);
 }
 
 criterion_group! {

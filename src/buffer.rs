@@ -53,16 +53,25 @@ impl RetryBuffer {
         self.lens.is_empty()
     }
 
-    /// Appends one frame, dropping the oldest frames while it does not fit. A
-    /// frame larger than the whole capacity is dropped itself (the builder keeps
-    /// the capacity above the frame limit, so this does not happen).
+    /// Whether a frame of `len` bytes fits beside what is buffered and the
+    /// `reserved` bytes being written, without dropping anything.
+    pub(crate) fn fits(&self, len: usize, reserved: usize) -> bool {
+        self.bytes.len() + reserved + len <= self.capacity
+    }
+
+    /// Appends one frame, dropping the oldest frames while it does not fit
+    /// beside the `reserved` bytes being written. When only the reserved
+    /// bytes stand in the way, the frame is kept anyway: the buffer then
+    /// exceeds its capacity by at most those bytes, briefly, rather than drop
+    /// the newest record. A frame larger than the whole capacity is dropped
+    /// itself (the builder keeps the capacity above the frame limit, so this
+    /// does not happen).
     pub(crate) fn push(&mut self, frame: &[u8], reserved: usize, dropped: &mut Dropped) {
-        let room = self.capacity.saturating_sub(reserved);
-        if frame.len() > room {
+        if frame.len() > self.capacity {
             dropped.add(frame.len());
             return;
         }
-        while self.bytes.len() + frame.len() > room {
+        while !self.lens.is_empty() && self.bytes.len() + reserved + frame.len() > self.capacity {
             self.drop_oldest(dropped);
         }
         self.bytes.extend(frame);
@@ -177,11 +186,15 @@ mod tests {
         let mut buffer = RetryBuffer::new(10);
         let mut dropped = Dropped::default();
         buffer.push(b"aaaa", 6, &mut dropped);
+        // "aaaa" makes room for "bb" beside the 6 reserved bytes.
         buffer.push(b"bb", 6, &mut dropped);
         assert_eq!(dropped.records, 1);
-        buffer.push(b"too large", 6, &mut dropped);
+        // Only the reserved bytes are in the way: kept, over capacity briefly.
+        buffer.push(b"cccccc", 6, &mut dropped);
         assert_eq!(dropped.records, 2);
-        assert_eq!(frames(&mut buffer), vec![b"bb".to_vec()]);
+        buffer.push(b"far too large", 0, &mut dropped);
+        assert_eq!(dropped.records, 3);
+        assert_eq!(frames(&mut buffer), vec![b"cccccc".to_vec()]);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use opentelemetry::Value;
 use crate::error::{Error, Result};
 use crate::exporter::Exporter;
 use crate::format::Format;
-use crate::mapping::MappingOptions;
+use crate::mapping::{MappingOptions, TypeSuffixes};
 
 /// Default time one export waits for its records to be written while the endpoint
 /// is healthy. It stays under the 5 s the SDK waits on `force_flush`; records not
@@ -39,6 +39,72 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;
 pub const DEFAULT_MAX_FIELD_BYTES: usize = 32_000;
 /// Default size of the retry buffer, in bytes of encoded records.
 pub const DEFAULT_BUFFER_BYTES: usize = 16 * 1024 * 1024;
+/// Default size of one GELF UDP datagram (a chunk, its 12-byte header included).
+pub const DEFAULT_UDP_CHUNK_BYTES: usize = 8192;
+/// Smallest UDP chunk size accepted by the builder.
+pub const MIN_UDP_CHUNK_BYTES: usize = 512;
+/// Largest UDP chunk size accepted by the builder: the largest UDP payload over IPv4.
+pub const MAX_UDP_CHUNK_BYTES: usize = 65_507;
+
+/// How GELF messages sent over UDP are compressed.
+///
+/// Graylog's GELF UDP input recognizes each form by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Compression {
+    /// GZIP (RFC 1952). The default.
+    #[default]
+    Gzip,
+    /// ZLIB (RFC 1950).
+    Zlib,
+    /// No compression: the JSON text as is.
+    None,
+}
+
+/// GELF over UDP settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UdpOptions {
+    /// Bytes of one datagram, chunk header included.
+    pub(crate) chunk_bytes: usize,
+    pub(crate) compression: Compression,
+}
+
+impl UdpOptions {
+    /// Validates the UDP settings; they are refused for other endpoints rather
+    /// than silently ignored.
+    fn new(
+        endpoint: &Endpoint,
+        chunk_bytes: Option<usize>,
+        compression: Option<Compression>,
+    ) -> Result<UdpOptions> {
+        if endpoint.scheme() != Scheme::Udp {
+            if chunk_bytes.is_some() {
+                return Err(Error::InvalidConfig(format!(
+                    "a UDP chunk size is set but {endpoint} is not a `udp://` endpoint: \
+                     drop `with_udp_chunk_size`"
+                )));
+            }
+            if compression.is_some() {
+                return Err(Error::InvalidConfig(format!(
+                    "`with_compression` applies to `udp://` endpoints only and {endpoint} is \
+                     not one: drop `with_compression`"
+                )));
+            }
+        }
+        let chunk_bytes = chunk_bytes.unwrap_or(DEFAULT_UDP_CHUNK_BYTES);
+        if !(MIN_UDP_CHUNK_BYTES..=MAX_UDP_CHUNK_BYTES).contains(&chunk_bytes) {
+            return Err(Error::InvalidConfig(format!(
+                "the UDP chunk size must be between {MIN_UDP_CHUNK_BYTES} and \
+                 {MAX_UDP_CHUNK_BYTES} bytes, got {chunk_bytes}: use the path's MTU minus the \
+                 IP and UDP headers (1420 suits most WAN paths), or the default {DEFAULT_UDP_CHUNK_BYTES}"
+            )));
+        }
+        Ok(UdpOptions {
+            chunk_bytes,
+            compression: compression.unwrap_or_default(),
+        })
+    }
+}
 
 /// How records are delimited on the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,6 +346,34 @@ impl TlsOptions {
     }
 }
 
+/// GELF over HTTP(S) settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HttpOptions {
+    /// One request per batch of records, one message per line.
+    pub(crate) bulk: bool,
+    /// Request bodies are gzip-compressed.
+    pub(crate) gzip: bool,
+}
+
+impl HttpOptions {
+    /// The settings, refused for other endpoints rather than silently ignored.
+    fn checked(self, endpoint: &Endpoint) -> Result<HttpOptions> {
+        let http = matches!(endpoint.scheme(), Scheme::Http | Scheme::Https);
+        if !http && (self.bulk || self.gzip) {
+            let method = if self.bulk {
+                "with_http_bulk"
+            } else {
+                "with_http_gzip"
+            };
+            return Err(Error::InvalidConfig(format!(
+                "`{method}(true)` is set but {endpoint} is not an `http://` or `https://` \
+                 endpoint: drop it"
+            )));
+        }
+        Ok(self)
+    }
+}
+
 /// Everything the exporter needs, resolved from the builder and the environment.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -289,6 +383,8 @@ pub(crate) struct Config {
     pub(crate) buffer_bytes: usize,
     pub(crate) tls: TlsOptions,
     pub(crate) mapping: MappingOptions,
+    pub(crate) http: HttpOptions,
+    pub(crate) udp: UdpOptions,
 }
 
 /// Builds a [`GelfExporter`](crate::GelfExporter) or an [`LtsvExporter`](crate::LtsvExporter).
@@ -305,6 +401,7 @@ pub(crate) struct Config {
 /// ```
 pub struct ExporterBuilder<F: Format> {
     endpoint: Option<String>,
+    ldp_cluster: Option<String>,
     ca_files: Vec<PathBuf>,
     builtin_roots: bool,
     client_certificate: Option<(PathBuf, PathBuf)>,
@@ -315,6 +412,9 @@ pub struct ExporterBuilder<F: Format> {
     handshake_timeout: Duration,
     write_timeout: Duration,
     buffer_bytes: usize,
+    http: HttpOptions,
+    udp_chunk_bytes: Option<usize>,
+    compression: Option<Compression>,
     mapping: MappingOptions,
     _format: PhantomData<F>,
 }
@@ -333,6 +433,9 @@ impl<F: Format> fmt::Debug for ExporterBuilder<F> {
             )
             .field("framing", &self.framing)
             .field("buffer_bytes", &self.buffer_bytes)
+            .field("http", &self.http)
+            .field("udp_chunk_bytes", &self.udp_chunk_bytes)
+            .field("compression", &self.compression)
             .field("mapping", &self.mapping)
             .finish_non_exhaustive()
     }
@@ -342,6 +445,7 @@ impl<F: Format> Default for ExporterBuilder<F> {
     fn default() -> Self {
         ExporterBuilder {
             endpoint: None,
+            ldp_cluster: None,
             ca_files: Vec::new(),
             builtin_roots: true,
             client_certificate: None,
@@ -352,6 +456,9 @@ impl<F: Format> Default for ExporterBuilder<F> {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             buffer_bytes: DEFAULT_BUFFER_BYTES,
+            http: HttpOptions::default(),
+            udp_chunk_bytes: None,
+            compression: None,
             mapping: MappingOptions::default(),
             _format: PhantomData,
         }
@@ -396,8 +503,8 @@ impl<F: Format> ExporterBuilder<F> {
     ///
     /// Both files are read by `build()`, which fails, naming the file, if one is
     /// unreadable, holds no certificate or no key, or if the key does not match
-    /// the certificate. Only for `tls://` endpoints: with `tcp://`, `build()`
-    /// fails rather than send without the authentication asked for.
+    /// the certificate. Only for `tls://` and `https://` endpoints: with others,
+    /// `build()` fails rather than send without the authentication asked for.
     ///
     /// ```no_run
     /// let exporter = djehouty::GelfExporter::builder()
@@ -424,11 +531,67 @@ impl<F: Format> ExporterBuilder<F> {
     /// checked, and there is still no fallback to plaintext. `build()` emits a
     /// warning (`djehouty.DangerousAcceptInvalidCertificates`) through the
     /// OpenTelemetry internal logs, and the setting shows in the builder's `Debug`
-    /// output. No environment variable can turn it on. Only for `tls://`
-    /// endpoints: with `tcp://`, `build()` fails. Prefer
+    /// output. No environment variable can turn it on. Only for `tls://` and
+    /// `https://` endpoints: with others, `build()` fails. Prefer
     /// [`with_ca_file`](Self::with_ca_file) with the test server's CA.
     pub fn dangerous_accept_invalid_certificates(mut self) -> Self {
         self.dangerous_accept_invalid_certificates = true;
+        self
+    }
+
+    /// Sets up everything OVHcloud Logs Data Platform needs, in one call:
+    ///
+    /// * the endpoint `tls://<cluster>:<port>` with LDP's port for the format
+    ///   and framing: GELF 12202; LTSV 12201 (line framing, the default) or
+    ///   12200 (NUL framing). `cluster` is the host from the stream's "About"
+    ///   page (`gra1.logs.ovh.com`), or a whole endpoint to use as is.
+    ///   [`with_endpoint`](Self::with_endpoint) still wins if also called;
+    /// * the stream token as the static field `X-OVH-TOKEN` (`_X-OVH-TOKEN` in
+    ///   GELF), which no record can override and `Debug` never shows;
+    /// * LDP's typed-field suffixes ([`TypeSuffixes::default`]: `_long`,
+    ///   `_double`, `_bool`), so typed attributes stay typed in LDP, unless
+    ///   [`with_type_suffixes`](Self::with_type_suffixes) chose others.
+    ///
+    /// No `source` field is ever sent (LDP, like Graylog, would replace it), and
+    /// dots in names become `_` (LDP's convention) unless told otherwise.
+    ///
+    /// ```
+    /// let exporter = djehouty::GelfExporter::builder()
+    ///     .for_logs_data_platform("gra1.logs.ovh.com", "my-stream-token")
+    ///     .build()?;
+    /// assert_eq!(exporter.endpoint().to_string(), "tls://gra1.logs.ovh.com:12202");
+    /// # Ok::<(), djehouty::Error>(())
+    /// ```
+    ///
+    /// [`TypeSuffixes::default`]: crate::TypeSuffixes
+    pub fn for_logs_data_platform(
+        mut self,
+        cluster: impl Into<String>,
+        token: impl Into<String>,
+    ) -> Self {
+        self.ldp_cluster = Some(cluster.into());
+        self.mapping
+            .extras
+            .push(("X-OVH-TOKEN".to_string(), Value::from(token.into())));
+        if self.mapping.type_suffixes.is_none() {
+            self.mapping.type_suffixes = Some(TypeSuffixes::default());
+        }
+        self
+    }
+
+    /// Adds the type of each typed value to its field's name, as Logs Data
+    /// Platform reads it: an integer attribute `retries` is sent as
+    /// `retries_long`, a double `ratio` as `ratio_double`, a boolean `cached`
+    /// as `cached_bool` (with the text `"true"`/`"false"`). Off by default; the
+    /// [LDP profile](Self::for_logs_data_platform) turns it on.
+    ///
+    /// ```
+    /// use djehouty::TypeSuffixes;
+    /// let builder = djehouty::GelfExporter::builder()
+    ///     .with_type_suffixes(TypeSuffixes { long: "_int".into(), ..Default::default() });
+    /// ```
+    pub fn with_type_suffixes(mut self, suffixes: TypeSuffixes) -> Self {
+        self.mapping.type_suffixes = Some(suffixes);
         self
     }
 
@@ -527,6 +690,76 @@ impl<F: Format> ExporterBuilder<F> {
         self
     }
 
+    /// Over `http(s)://`, sends one request per batch of records (at most
+    /// 4 MiB of messages), one GELF message per line, instead of one request
+    /// per record (default: `false`).
+    ///
+    /// Graylog's GELF HTTP input accepts this only when its "Enable Bulk
+    /// Receiving" option is on; otherwise it refuses the request (HTTP 400)
+    /// and the batch's records are dropped and counted
+    /// ([`Stats::dropped_rejected`]). A receiver that answers a bulk request
+    /// with 413 (too large; Graylog's "Max. HTTP chunk size" is 64 KiB by
+    /// default) gets smaller requests from then on, down to one record per
+    /// request. Only for `http(s)://` endpoints: with others, `build()` fails.
+    ///
+    /// [`Stats::dropped_rejected`]: crate::Stats::dropped_rejected
+    ///
+    /// ```no_run
+    /// let exporter = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("https://graylog.example.com:12201/gelf")
+    ///     .with_http_bulk(true)
+    ///     .with_http_gzip(true)
+    ///     .build()?;
+    /// # Ok::<(), djehouty::Error>(())
+    /// ```
+    pub fn with_http_bulk(mut self, enabled: bool) -> Self {
+        self.http.bulk = enabled;
+        self
+    }
+
+    /// Over `http(s)://`, compresses request bodies with gzip
+    /// (`Content-Encoding: gzip`), which Graylog's GELF HTTP input decodes
+    /// (default: `false`). It saves bandwidth at some CPU cost on the
+    /// exporter's I/O thread. Only for `http(s)://` endpoints: with others,
+    /// `build()` fails.
+    pub fn with_http_gzip(mut self, enabled: bool) -> Self {
+        self.http.gzip = enabled;
+        self
+    }
+
+    /// Sets the size of one datagram for GELF over UDP, chunk header included
+    /// (default 8,192 bytes; from 512 to 65,507). A message larger than one
+    /// datagram is sent as GELF chunks, at most 128 of them; a record that
+    /// would need more, even compressed, is truncated (message first) and
+    /// marked, never dropped. Across the internet, use the path's MTU minus
+    /// the IP and UDP headers — `1420` suits most paths — so that no datagram
+    /// is fragmented. Only for `udp://` endpoints: with others, `build()` fails.
+    ///
+    /// ```
+    /// let builder = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("udp://graylog.example.com:12201")
+    ///     .with_udp_chunk_size(1420);
+    /// ```
+    pub fn with_udp_chunk_size(mut self, bytes: usize) -> Self {
+        self.udp_chunk_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets how GELF messages sent over UDP are compressed (default
+    /// [`Compression::Gzip`]). Only for `udp://` endpoints: with others,
+    /// `build()` fails.
+    ///
+    /// ```
+    /// use djehouty::Compression;
+    /// let builder = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("udp://graylog.example.com:12201")
+    ///     .with_compression(Compression::Zlib);
+    /// ```
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = Some(compression);
+        self
+    }
+
     /// Validates the configuration, loads the CA files and starts the exporter's
     /// I/O thread. No connection is made until the first export.
     ///
@@ -542,7 +775,16 @@ impl<F: Format> ExporterBuilder<F> {
 
     /// Resolves the settings against an environment lookup.
     pub(crate) fn resolve(self, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
-        let endpoint = match self.endpoint {
+        let framing = self.framing.unwrap_or(F::DEFAULT_FRAMING);
+        let ldp_endpoint = self.ldp_cluster.map(|cluster| {
+            let cluster = cluster.trim();
+            if cluster.contains("://") {
+                cluster.to_string()
+            } else {
+                format!("tls://{cluster}:{}", F::ldp_port(framing))
+            }
+        });
+        let endpoint = match self.endpoint.or(ldp_endpoint) {
             Some(endpoint) => endpoint,
             None => env(F::ENV_ENDPOINT)
                 .filter(|v| !v.trim().is_empty())
@@ -613,13 +855,17 @@ impl<F: Format> ExporterBuilder<F> {
             self.client_certificate,
             self.dangerous_accept_invalid_certificates,
         )?;
+        let udp = UdpOptions::new(&endpoint, self.udp_chunk_bytes, self.compression)?;
+        let http = self.http.checked(&endpoint)?;
         Ok(Config {
             endpoint,
-            framing: self.framing.unwrap_or(F::DEFAULT_FRAMING),
+            framing,
             timeouts,
             buffer_bytes: self.buffer_bytes,
             tls,
+            http,
             mapping: self.mapping,
+            udp,
         })
     }
 }

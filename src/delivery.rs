@@ -11,9 +11,10 @@
 //!
 //! Diagnostics are rate-limited: the first failure of an outage is reported
 //! (`otel_warn!`), the rest are counted and summed up when delivery recovers.
+//! They are emitted after the queue's lock is released.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -32,12 +33,11 @@ pub(crate) struct Shared {
     queue: Mutex<Queue>,
     /// Frames were added, or a shutdown started.
     wake: Notify,
-    /// Frames left the buffer, delivery failed, or the task stopped.
+    /// Frames left the buffer, delivery failed, a deadline was set, or the
+    /// task stopped.
     progress: Notify,
     counters: Counters,
     endpoint: String,
-    /// When a shutdown must be over, if whoever started it said so.
-    deadline: Mutex<Option<std::time::Instant>>,
     /// What the last shutdown could not deliver, as its error message.
     shutdown_error: Mutex<Option<String>>,
 }
@@ -53,9 +53,14 @@ struct Queue {
     finished: u64,
     /// False from a failure until the next successful write.
     healthy: bool,
-    /// A shutdown has a deadline: exports stop waiting for delivery.
-    hurry: bool,
+    /// When an upcoming shutdown must be over, if whoever started it said so.
+    deadline: Option<Instant>,
+    /// Records dropped since the deadline was set (buffer full, or after the
+    /// deadline): a shutdown reports them.
+    dropped_in_shutdown: u64,
     closing: bool,
+    /// The shutdown gave up: the delivery task must not count anything more.
+    abandoned: bool,
     stopped: bool,
     /// Failures and drops since delivery last worked, for the recovery report.
     outage_failures: u64,
@@ -69,14 +74,36 @@ impl Queue {
             self.buffer.bytes() + self.in_flight_bytes,
         )
     }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// A diagnostic decided under the lock, emitted after it is released.
+enum Diag {
+    Failed(Arc<Error>),
+    FailedAgain(u64),
+    BufferFull,
+    Recovered { failures: u64, dropped: u64 },
 }
 
 /// What a shutdown left undelivered.
 #[derive(Debug)]
 pub(crate) struct Undelivered {
-    pub(crate) records: usize,
+    /// Still buffered when time ran out.
+    pub(crate) buffered: usize,
     pub(crate) bytes: usize,
+    /// Dropped during the shutdown: from the full buffer, or arriving after the
+    /// deadline.
+    pub(crate) dropped: u64,
     pub(crate) last_error: Option<Arc<Error>>,
+}
+
+impl Undelivered {
+    pub(crate) fn records(&self) -> u64 {
+        self.buffered as u64 + self.dropped
+    }
 }
 
 impl Shared {
@@ -89,8 +116,10 @@ impl Shared {
                 accepted: 0,
                 finished: 0,
                 healthy: true,
-                hurry: false,
+                deadline: None,
+                dropped_in_shutdown: 0,
                 closing: false,
+                abandoned: false,
                 stopped: false,
                 outage_failures: 0,
                 outage_dropped: 0,
@@ -99,7 +128,6 @@ impl Shared {
             progress: Notify::new(),
             counters,
             endpoint,
-            deadline: Mutex::new(None),
             shutdown_error: Mutex::new(None),
         })
     }
@@ -108,20 +136,34 @@ impl Shared {
         &self.counters
     }
 
-    /// Sets when an upcoming shutdown must be over: exports and the drain are
-    /// held to it.
-    pub(crate) fn set_deadline(&self, deadline: std::time::Instant) {
-        *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
-        self.lock().hurry = true;
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets when an upcoming shutdown must be over: exports stop waiting for
+    /// delivery at that instant, and the drain is held to it.
+    pub(crate) fn set_deadline(&self, deadline: Instant) {
+        self.lock().deadline = Some(deadline);
         self.progress.notify_waiters();
+    }
+
+    /// Forgets the deadline (the shutdown did not happen after all).
+    pub(crate) fn clear_deadline(&self) {
+        let mut q = self.lock();
+        q.deadline = None;
+        q.dropped_in_shutdown = 0;
+    }
+
+    /// Whether a shutdown's deadline has passed: exports then drop their
+    /// records at once rather than spend time encoding what cannot be sent.
+    pub(crate) fn past_deadline(&self) -> bool {
+        self.lock().past_deadline()
     }
 
     /// `limit`, shortened to what is left before the shutdown deadline, if any.
     pub(crate) fn within_deadline(&self, limit: Duration) -> Duration {
-        match *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(deadline) => {
-                limit.min(deadline.saturating_duration_since(std::time::Instant::now()))
-            }
+        match self.lock().deadline {
+            Some(deadline) => limit.min(deadline.saturating_duration_since(Instant::now())),
             None => limit,
         }
     }
@@ -141,45 +183,90 @@ impl Shared {
             .clone()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    /// Counts records dropped because a shutdown made sending them impossible.
+    pub(crate) fn drop_in_shutdown(&self, records: u64) {
+        self.lock().dropped_in_shutdown += records;
+        self.counters.add_dropped_at_shutdown(records);
     }
 
     /// Appends frames (`data` cut by `lens`) and wakes the delivery task.
-    /// Returns the sequence number that [`Shared::wait`] waits for.
-    pub(crate) fn push(&self, data: &[u8], lens: &[usize]) -> u64 {
-        let mut dropped = Dropped::default();
-        let target = {
-            let mut q = self.lock();
-            let mut start = 0;
-            for &len in lens {
-                let reserved = q.in_flight_bytes;
-                q.buffer
-                    .push(&data[start..start + len], reserved, &mut dropped);
-                start += len;
+    ///
+    /// While the endpoint is healthy and `until` has not passed, a frame that
+    /// does not fit waits for room (the delivery task is draining the buffer:
+    /// this is backpressure, not loss). Otherwise the oldest frames make room.
+    /// Returns the sequence number that [`Shared::wait`] waits for, or `None`
+    /// when a shutdown already closed the buffer (the records are then counted
+    /// as dropped at shutdown).
+    pub(crate) async fn push(&self, data: &[u8], lens: &[usize], until: Instant) -> Option<u64> {
+        let mut next = 0;
+        let mut start = 0;
+        loop {
+            let notified = self.progress.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let mut dropped = Dropped::default();
+            let (done, diag) = {
+                let mut q = self.lock();
+                if q.closing {
+                    let left = (lens.len() - next) as u64;
+                    q.dropped_in_shutdown += left;
+                    self.counters.add_dropped_at_shutdown(left);
+                    return None;
+                }
+                let may_wait = q.healthy && !q.past_deadline() && Instant::now() < until;
+                while next < lens.len() {
+                    let len = lens[next];
+                    let reserved = q.in_flight_bytes;
+                    if may_wait && !q.buffer.fits(len, reserved) && !q.buffer.is_empty() {
+                        break;
+                    }
+                    q.buffer
+                        .push(&data[start..start + len], reserved, &mut dropped);
+                    q.accepted += 1;
+                    start += len;
+                    next += 1;
+                }
+                let diag = self.note_dropped(&mut q, dropped);
+                (next == lens.len(), diag)
+            };
+            self.emit(diag);
+            self.wake.notify_one();
+            if done {
+                return Some(self.lock().accepted);
             }
-            q.accepted += lens.len() as u64;
-            self.note_dropped(&mut q, dropped);
-            q.accepted
-        };
-        self.wake.notify_one();
-        target
+            let left = until.saturating_duration_since(Instant::now());
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(left) => {}
+            }
+        }
     }
 
     /// Waits until the records up to `target` have left the buffer, delivery
-    /// fails, or a shutdown starts — whichever comes first.
+    /// fails, a shutdown starts draining, or a shutdown's deadline passes —
+    /// whichever comes first.
     pub(crate) async fn wait(&self, target: u64) {
         loop {
             let notified = self.progress.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            {
+            let left = {
                 let q = self.lock();
-                if q.finished >= target || !q.healthy || q.closing || q.hurry {
+                if q.finished >= target || !q.healthy || q.closing || q.past_deadline() {
                     return;
                 }
+                q.deadline
+                    .map(|d| d.saturating_duration_since(Instant::now()))
+            };
+            match left {
+                Some(left) => {
+                    tokio::select! {
+                        _ = &mut notified => {}
+                        _ = tokio::time::sleep(left) => return,
+                    }
+                }
+                None => notified.await,
             }
-            notified.await;
         }
     }
 
@@ -203,76 +290,110 @@ impl Shared {
         }
     }
 
-    /// Counts and empties what is still buffered: the records a shutdown could
-    /// not deliver.
-    pub(crate) fn abandon(&self) -> Undelivered {
+    /// Ends a shutdown: counts and empties what is still buffered (the
+    /// delivery task counts nothing after this), and returns what the
+    /// shutdown could not deliver.
+    pub(crate) fn finish_shutdown(&self) -> Undelivered {
         let mut q = self.lock();
-        let (records, bytes) = q.buffered();
+        q.abandoned = true;
+        let (buffered, bytes) = q.buffered();
         q.buffer.clear();
         q.in_flight_records = 0;
         q.in_flight_bytes = 0;
-        q.finished += records as u64;
-        self.counters.add_dropped_at_shutdown(records as u64);
+        q.finished += buffered as u64;
+        let dropped = q.dropped_in_shutdown;
+        self.counters.add_dropped_at_shutdown(buffered as u64);
         self.counters.set_buffered(0, 0);
         drop(q);
         self.progress.notify_waiters();
         Undelivered {
-            records,
+            buffered,
             bytes,
+            dropped,
             last_error: self.counters.snapshot().last_error,
         }
     }
 
-    fn note_dropped(&self, q: &mut Queue, dropped: Dropped) {
+    fn note_dropped(&self, q: &mut Queue, dropped: Dropped) -> Option<Diag> {
+        let mut diag = None;
         if dropped.records > 0 {
             q.finished += dropped.records;
             self.counters.add_dropped_buffer_full(dropped.records);
+            if q.deadline.is_some() {
+                q.dropped_in_shutdown += dropped.records;
+            }
             if q.outage_dropped == 0 {
-                opentelemetry::otel_warn!(
-                    name: "djehouty.RetryBufferFull",
-                    endpoint = self.endpoint.clone(),
-                    message = "the retry buffer is full: the oldest records are being dropped; \
-                               the total is reported when delivery recovers and in the counters"
-                );
+                diag = Some(Diag::BufferFull);
             }
             q.outage_dropped += dropped.records;
         }
         let (records, bytes) = q.buffered();
         self.counters.set_buffered(records, bytes);
+        diag
     }
 
-    fn note_failure(&self, q: &mut Queue, error: Error) {
+    fn note_failure(&self, q: &mut Queue, error: Error) -> Diag {
         let error = Arc::new(error);
-        if q.outage_failures == 0 {
-            opentelemetry::otel_warn!(
-                name: "djehouty.DeliveryFailed",
-                endpoint = self.endpoint.clone(),
-                error = error.to_string(),
-                message = "records are kept in the retry buffer and retried with backoff; \
-                           further failures are counted and reported when delivery recovers"
-            );
+        let diag = if q.outage_failures == 0 {
+            Diag::Failed(Arc::clone(&error))
         } else {
-            opentelemetry::otel_debug!(
-                name: "djehouty.DeliveryFailedAgain",
-                failures = q.outage_failures + 1
-            );
-        }
+            Diag::FailedAgain(q.outage_failures + 1)
+        };
         q.outage_failures += 1;
         q.healthy = false;
         self.counters.add_failure(error);
+        diag
     }
 
-    fn note_success(&self, q: &mut Queue) {
+    fn note_success(&self, q: &mut Queue) -> Option<Diag> {
         q.healthy = true;
-        if q.outage_failures > 0 || q.outage_dropped > 0 {
-            opentelemetry::otel_info!(
-                name: "djehouty.DeliveryRecovered",
-                endpoint = self.endpoint.clone(),
-                failures = q.outage_failures,
-                dropped_records = q.outage_dropped
-            );
-            q.outage_failures = 0;
-            q.outage_dropped = 0;
+        if q.outage_failures == 0 && q.outage_dropped == 0 {
+            return None;
+        }
+        let diag = Diag::Recovered {
+            failures: q.outage_failures,
+            dropped: q.outage_dropped,
+        };
+        q.outage_failures = 0;
+        q.outage_dropped = 0;
+        Some(diag)
+    }
+
+    fn emit(&self, diag: impl IntoIterator<Item = Diag>) {
+        for diag in diag {
+            match diag {
+                Diag::Failed(error) => {
+                    opentelemetry::otel_warn!(
+                        name: "djehouty.DeliveryFailed",
+                        endpoint = self.endpoint.clone(),
+                        error = error.to_string(),
+                        message = "records are kept in the retry buffer and retried with backoff; \
+                                   further failures are counted and reported when delivery recovers"
+                    );
+                }
+                Diag::FailedAgain(failures) => {
+                    opentelemetry::otel_debug!(
+                        name: "djehouty.DeliveryFailedAgain",
+                        failures = failures
+                    );
+                }
+                Diag::BufferFull => {
+                    opentelemetry::otel_warn!(
+                        name: "djehouty.RetryBufferFull",
+                        endpoint = self.endpoint.clone(),
+                        message = "the retry buffer is full: the oldest records are being dropped; \
+                                   the total is reported when delivery recovers and in the counters"
+                    );
+                }
+                Diag::Recovered { failures, dropped } => {
+                    opentelemetry::otel_info!(
+                        name: "djehouty.DeliveryRecovered",
+                        endpoint = self.endpoint.clone(),
+                        failures = failures,
+                        dropped_records = dropped
+                    );
+                }
+            }
         }
     }
 }
@@ -287,35 +408,53 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
             break;
         }
         if let Err(error) = link.ready().await {
-            shared.note_failure(&mut shared.lock(), error);
+            let diag = shared.note_failure(&mut shared.lock(), error);
+            shared.emit([diag]);
             shared.progress.notify_waiters();
             continue;
         }
         {
             let mut q = shared.lock();
+            if q.abandoned {
+                break;
+            }
             q.buffer.take(CHUNK_BYTES, &mut chunk, &mut lens);
             q.in_flight_records = lens.len();
             q.in_flight_bytes = chunk.len();
         }
         let (whole, result) = link.send(&chunk, &lens).await;
+        // An HTTP endpoint may refuse records for good (4xx): they are among
+        // the `whole` frames done with, but dropped and counted, not exported.
+        let rejected = link.take_rejected();
+        let refused = rejected.as_ref().map_or(0, |r| r.records.min(whole));
         let whole_bytes: usize = lens[..whole].iter().sum();
+        let mut diags = Vec::new();
         {
             let mut q = shared.lock();
+            if q.abandoned {
+                // The shutdown already counted this chunk as undelivered.
+                break;
+            }
             q.in_flight_records = 0;
             q.in_flight_bytes = 0;
             q.finished += whole as u64;
-            shared.counters.add_exported(whole as u64);
+            shared.counters.add_exported((whole - refused) as u64);
+            if let Some(rejected) = rejected {
+                let error = Arc::new(rejected.error);
+                shared.counters.add_rejected(refused as u64, error);
+            }
             let mut dropped = Dropped::default();
             match result {
-                Ok(()) => shared.note_success(&mut q),
+                Ok(()) => diags.extend(shared.note_success(&mut q)),
                 Err(error) => {
                     q.buffer
                         .unshift(&chunk[whole_bytes..], &lens[whole..], &mut dropped);
-                    shared.note_failure(&mut q, error);
+                    diags.push(shared.note_failure(&mut q, error));
                 }
             }
-            shared.note_dropped(&mut q, dropped);
+            diags.extend(shared.note_dropped(&mut q, dropped));
         }
+        shared.emit(diags);
         shared.progress.notify_waiters();
         chunk.clear();
         lens.clear();
@@ -337,6 +476,9 @@ async fn wait_for_frames(shared: &Shared) -> bool {
         notified.as_mut().enable();
         {
             let q = shared.lock();
+            if q.abandoned {
+                return false;
+            }
             if !q.buffer.is_empty() {
                 return true;
             }

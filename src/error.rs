@@ -143,7 +143,8 @@ pub enum Error {
         timeout_hint(step)
     )]
     Timeout {
-        /// The step that timed out: "connect", "TLS handshake" or "write".
+        /// The step that timed out: "connect", "TLS handshake", "write" or
+        /// "HTTP request" (sending a request and reading its answer).
         step: &'static str,
         /// The endpoint.
         endpoint: String,
@@ -151,9 +152,103 @@ pub enum Error {
         timeout: Duration,
     },
 
+    /// An `http(s)://` endpoint answered with a status other than 2xx.
+    ///
+    /// After 5xx, 429 (too many requests) or 408 (request timeout) the records
+    /// are kept and sent again after a backoff. After any other status (other
+    /// 4xx, or 3xx: redirects are not followed) sending them again would be
+    /// refused again, so they are dropped and counted in
+    /// [`Stats::dropped_rejected`](crate::Stats::dropped_rejected), and this
+    /// error is kept as [`Stats::last_error`](crate::Stats::last_error). The
+    /// message says what to check.
+    #[error(
+        "{endpoint} answered HTTP {status}{}: {}",
+        quoted_body(body),
+        http_status_hint(*status)
+    )]
+    HttpStatus {
+        /// The endpoint.
+        endpoint: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The start of the response body (at most about 200 bytes, lossy UTF-8),
+        /// empty when there was none.
+        body: String,
+    },
+
+    /// The endpoint closed a connection soon after accepting it: records
+    /// written on it may be lost.
+    #[error(
+        "{endpoint} closed the connection {after:?} after accepting it; records written on it \
+         may be lost: check the receiver (a load balancer without a healthy backend, or an \
+         input that refuses the format, does this)"
+    )]
+    PeerClosed {
+        /// The endpoint.
+        endpoint: String,
+        /// How long the connection lived.
+        after: Duration,
+    },
+
     /// The exporter was shut down.
     #[error("the exporter is shut down")]
     ShutDown,
+}
+
+/// Whether records answered with this HTTP status are sent again (server
+/// errors, throttling, request timeouts) rather than dropped.
+pub(crate) fn http_status_is_retried(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500..=599)
+}
+
+/// The response body, quoted, as shown in [`Error::HttpStatus`]'s message.
+fn quoted_body(body: &str) -> String {
+    if body.trim().is_empty() {
+        String::new()
+    } else {
+        format!(" {body:?}")
+    }
+}
+
+/// What an HTTP status means for the records and what to check.
+fn http_status_hint(status: u16) -> &'static str {
+    match status {
+        400 => {
+            "the receiver refused the request as malformed and the records were dropped; check \
+             that the endpoint is a GELF HTTP input and, with `with_http_bulk(true)`, that the \
+             input's \"Enable Bulk Receiving\" option is on"
+        }
+        401 | 403 => {
+            "the receiver requires an authorization this exporter does not send and the records \
+             were dropped; check the input's authorization header setting or the proxy's \
+             access rules"
+        }
+        404 | 405 => {
+            "nothing accepts GELF at this path and the records were dropped; check the \
+             endpoint's port and path (Graylog's GELF HTTP input listens on `/gelf`)"
+        }
+        413 => {
+            "the request is larger than the receiver accepts and the records were dropped; \
+             raise the input's \"Max. HTTP chunk size\" (64 KiB by default in Graylog) or lower \
+             `with_max_frame_size`"
+        }
+        415 => {
+            "the receiver does not accept this content and the records were dropped; with \
+             `with_http_gzip(true)`, check that it accepts gzip-encoded bodies"
+        }
+        300..=399 => {
+            "redirects are not followed and the records were dropped; use the address the \
+             endpoint redirects to"
+        }
+        408 | 429 => {
+            "the receiver asks to slow down; the records are kept and sent again after a delay"
+        }
+        500..=599 => {
+            "the receiver is failing or overloaded; the records are kept and sent again after \
+             a delay (check the receiver's health and logs)"
+        }
+        _ => "the records were dropped; check the receiver's configuration and logs",
+    }
 }
 
 /// The step name of a TLS handshake the server never answered.

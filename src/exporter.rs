@@ -20,7 +20,7 @@ use opentelemetry_sdk::Resource;
 use crate::config::{Config, Endpoint, ExporterBuilder, Framing};
 use crate::delivery::{self, Shared};
 use crate::error::Result;
-use crate::format::{encode_framed, Format, Gelf, Ltsv};
+use crate::format::{Format, Gelf, Ltsv, PackScratch, Packing};
 use crate::mapping::Mapper;
 use crate::runtime::IoRuntime;
 use crate::stats::Counters;
@@ -34,10 +34,11 @@ const KEEP_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 struct Scratch {
     data: Vec<u8>,
     lens: Vec<usize>,
+    pack: PackScratch,
 }
 
 /// An OpenTelemetry log exporter writing GELF ([`GelfExporter`]) or LTSV
-/// ([`LtsvExporter`]) to a TCP or TLS endpoint.
+/// ([`LtsvExporter`]) to a TCP or TLS endpoint (GELF also to UDP and HTTP(S)).
 ///
 /// Register it with the SDK's batch processor:
 ///
@@ -57,7 +58,7 @@ struct Scratch {
 pub struct Exporter<F: Format> {
     mapper: Mapper,
     framing: Framing,
-    max_frame_bytes: usize,
+    packing: Packing,
     endpoint: Endpoint,
     export_timeout: Duration,
     scratch: Mutex<Scratch>,
@@ -105,7 +106,7 @@ impl<F: Format> Exporter<F> {
         Ok(Exporter {
             mapper: Mapper::new(&config.mapping),
             framing: config.framing,
-            max_frame_bytes: config.mapping.max_frame_bytes,
+            packing: Packing::new(&config),
             endpoint: config.endpoint,
             export_timeout: config.timeouts.export,
             scratch: Mutex::new(Scratch::default()),
@@ -162,17 +163,22 @@ impl<F: Format> LogExporter for Exporter<F> {
         if self.shut_down.load(Ordering::Acquire) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
+        if self.shared.past_deadline() {
+            // A shutdown's time is up: encoding these would only delay it.
+            self.shared.drop_in_shutdown(batch.iter().count() as u64);
+            return Ok(());
+        }
+        // Whatever the encoding or the buffer might log is never exported again.
+        let suppressed = opentelemetry::Context::enter_telemetry_suppressed_scope();
         let mut scratch = self.take_scratch();
         let mut truncated = 0;
         for (record, scope) in batch.iter() {
             let mapped = self.mapper.map(record, scope);
             let start = scratch.data.len();
-            if encode_framed::<F>(
-                mapped,
-                self.framing,
-                self.max_frame_bytes,
-                &mut scratch.data,
-            ) {
+            if self
+                .packing
+                .pack::<F>(mapped, &mut scratch.data, &mut scratch.pack)
+            {
                 truncated += 1;
             }
             scratch.lens.push(scratch.data.len() - start);
@@ -180,21 +186,32 @@ impl<F: Format> LogExporter for Exporter<F> {
         if truncated > 0 {
             self.counters.add_truncated(truncated);
         }
+        drop(suppressed);
         if scratch.lens.is_empty() {
             self.return_scratch(scratch);
             return Ok(());
         }
-        let target = self.shared.push(&scratch.data, &scratch.lens);
-        self.return_scratch(scratch);
-        // Wait on our runtime (the caller may have none): the JoinHandle is
-        // runtime-agnostic. Records not written in time stay buffered, so this
-        // export is not a failure either way.
+        // Buffer and wait on our runtime (the caller may have none): the
+        // JoinHandle is runtime-agnostic. While the endpoint is healthy the
+        // export waits for room in the buffer, then for its records to be
+        // written, within its budget; records not written in time stay
+        // buffered, so this export is not a failure either way.
         let shared = Arc::clone(&self.shared);
         let budget = self.shared.within_deadline(self.export_timeout);
-        let waiter = self.runtime.handle().spawn(async move {
-            let _ = tokio::time::timeout(budget, shared.wait(target)).await;
+        let now = std::time::Instant::now();
+        let until = now
+            .checked_add(budget)
+            .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
+        let task = self.runtime.handle().spawn(async move {
+            if let Some(target) = shared.push(&scratch.data, &scratch.lens, until).await {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                let _ = tokio::time::timeout(left, shared.wait(target)).await;
+            }
+            scratch
         });
-        let _ = waiter.await;
+        if let Ok(scratch) = task.await {
+            self.return_scratch(scratch);
+        }
         Ok(())
     }
 
@@ -202,40 +219,49 @@ impl<F: Format> LogExporter for Exporter<F> {
         if self.shut_down.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let timeout = self.shared.within_deadline(timeout);
+        let _suppressed = opentelemetry::Context::enter_telemetry_suppressed_scope();
+        let budget = self.shared.within_deadline(timeout);
         self.shared.close();
         let shared = Arc::clone(&self.shared);
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<()>(1);
         self.runtime.handle().spawn(async move {
-            if tokio::time::timeout(timeout, shared.stopped())
-                .await
-                .is_ok()
-            {
+            if tokio::time::timeout(budget, shared.stopped()).await.is_ok() {
                 let _ = done_tx.send(());
             }
         });
         // A plain blocking wait: our runtime does the work, so this never needs
         // the caller's runtime (which may be the single thread we block).
-        let drained = done_rx
-            .recv_timeout(timeout + Duration::from_millis(50))
-            .is_ok();
+        let _ = done_rx.recv_timeout(budget.saturating_add(Duration::from_millis(50)));
         self.runtime.shutdown();
-        if drained {
+        let left = self.shared.finish_shutdown();
+        if left.records() == 0 {
             return Ok(());
         }
-        let left = self.shared.abandon();
-        if left.records == 0 {
-            // Drained, but the connection did not close in time.
-            return Ok(());
+        let mut parts = Vec::new();
+        if left.buffered > 0 {
+            parts.push(format!(
+                "{} ({} bytes) still waiting when time ran out",
+                left.buffered, left.bytes
+            ));
+        }
+        if left.dropped > 0 {
+            parts.push(format!(
+                "{} dropped during the shutdown (retry buffer full, or arriving after \
+                 its deadline)",
+                left.dropped
+            ));
         }
         let cause = match &left.last_error {
             Some(error) => format!("last error: {error}"),
-            None => "the endpoint accepted no data in time".to_string(),
+            None => "the endpoint was reachable but did not take them in time".to_string(),
         };
         let message = format!(
-            "{} record(s) ({} bytes) were not delivered to {} before the shutdown \
-             timeout of {:?} and are lost ({cause})",
-            left.records, left.bytes, self.endpoint, timeout
+            "{} record(s) were not delivered to {} in the {:?} the shutdown left for it: {} \
+             ({cause}); a longer timeout or a larger retry buffer may help",
+            left.records(),
+            self.endpoint,
+            budget,
+            parts.join(", ")
         );
         opentelemetry::otel_warn!(name: "djehouty.UndeliveredAtShutdown", message = message.clone());
         self.shared.set_shutdown_error(message.clone());

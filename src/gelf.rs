@@ -24,6 +24,11 @@ impl Format for Gelf {
     const ENV_TIMEOUT: &'static str = "OTEL_EXPORTER_GELF_TIMEOUT";
     const DEFAULT_FRAMING: Framing = Framing::Nul;
 
+    fn ldp_port(_framing: Framing) -> u16 {
+        // LDP's GELF input takes NUL framing only.
+        12202
+    }
+
     fn encode(record: &MappedRecord<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"version\":\"1.1\",\"host\":");
         json_str(out, record.host);
@@ -43,6 +48,7 @@ impl Format for Gelf {
         for field in &record.fields {
             out.extend_from_slice(b",\"_");
             json_str_body(out, &field.key);
+            out.extend_from_slice(field.suffix.as_bytes());
             out.extend_from_slice(b"\":");
             match &field.value {
                 FieldValue::Str(s) => json_str(out, s),

@@ -3,7 +3,8 @@
 //! An [OpenTelemetry](https://opentelemetry.io) logs exporter for Graylog-compatible
 //! platforms: it maps each log record, its instrumentation scope and the provider's
 //! resource onto [GELF 1.1](https://go2docs.graylog.org/current/getting_in_log_data/gelf.html)
-//! or [LTSV](http://ltsv.org) and writes them over TCP or TLS to Graylog, OVHcloud
+//! or [LTSV](http://ltsv.org) and writes them over TCP or TLS (GELF also over UDP
+//! and HTTP(S)) to Graylog, OVHcloud
 //! Logs Data Platform, rsyslog or anything that speaks these formats.
 //!
 //! ```no_run
@@ -38,6 +39,8 @@ mod delivery;
 mod error;
 mod exporter;
 mod format;
+#[cfg(test)]
+mod fuzz;
 mod gelf;
 mod ltsv;
 mod mapping;
@@ -46,12 +49,13 @@ mod runtime;
 mod stats;
 mod transport;
 
-pub use config::{Endpoint, ExporterBuilder, Framing, Scheme};
+pub use config::{Compression, Endpoint, ExporterBuilder, Framing, Scheme};
 pub use error::{Error, Result, TlsFailure};
 pub use exporter::{
     Exporter, GelfExporter, GelfExporterBuilder, LtsvExporter, LtsvExporterBuilder,
 };
 pub use format::{Format, Gelf, Ltsv};
+pub use mapping::TypeSuffixes;
 pub use processor::{
     BatchProcessor, RECOMMENDED_MAX_EXPORT_BATCH_SIZE, RECOMMENDED_MAX_QUEUE_SIZE,
     RECOMMENDED_SCHEDULED_DELAY,

@@ -25,6 +25,13 @@ impl Format for Ltsv {
     const ENV_TIMEOUT: &'static str = "OTEL_EXPORTER_LTSV_TIMEOUT";
     const DEFAULT_FRAMING: Framing = Framing::Newline;
 
+    fn ldp_port(framing: Framing) -> u16 {
+        match framing {
+            Framing::Nul => 12200,
+            Framing::Newline => 12201,
+        }
+    }
+
     fn encode(record: &MappedRecord<'_>, out: &mut Vec<u8>) {
         // Writing into a Vec cannot fail.
         let _ = write!(
@@ -44,6 +51,7 @@ impl Format for Ltsv {
         for field in &record.fields {
             out.push(b'\t');
             out.extend_from_slice(field.key.as_bytes());
+            out.extend_from_slice(field.suffix.as_bytes());
             out.push(b':');
             match &field.value {
                 FieldValue::Str(s) => escaped(out, s),

@@ -16,10 +16,16 @@
 //!   with `[truncated]`;
 //! * keys keep ASCII letters, digits, `_` and `-`; dots become `_` (unless
 //!   configured otherwise), every other character becomes `_`, an empty key
-//!   becomes `empty_key`, and reserved names get a trailing `_` (`id` → `id_`);
+//!   becomes `empty_key`, reserved names get a trailing `_` (`id` → `id_`) and
+//!   names in Graylog's internal `gl2_` namespace a leading one (`_gl2_x`);
 //! * each key appears once: static extras win over record attributes, which win
 //!   over the record's own metadata (target, trace context, ...), which wins over
-//!   scope attributes, which win over resource attributes.
+//!   scope attributes, which win over resource attributes;
+//! * with [`TypeSuffixes`] (the Logs Data Platform profile), a field whose value
+//!   came from a typed OpenTelemetry value carries its type in its name:
+//!   `retries` (an integer) → `retries_long`, `ratio` → `ratio_double`,
+//!   `cached` → `cached_bool`; names that already end in a known suffix are
+//!   left alone.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -86,6 +92,126 @@ pub(crate) mod names {
     pub const EXCEPTION_STACKTRACE: &str = "exception.stacktrace";
 }
 
+/// Suffixes that give a field's type in its name, as OVHcloud Logs Data
+/// Platform reads them: a field is a string unless its name ends in a type
+/// suffix. Set with
+/// [`ExporterBuilder::with_type_suffixes`](crate::ExporterBuilder::with_type_suffixes)
+/// (the [Logs Data Platform profile](crate::ExporterBuilder::for_logs_data_platform)
+/// turns the defaults on).
+///
+/// OpenTelemetry attributes carry no time type, so `date` is never added; like
+/// every suffix LDP knows (`_int`, `_long`, `_num`, `_float`, `_double`,
+/// `_bool`, `_date`, `_ip`, `_geolocation`, and the four configured here), it is
+/// respected: a name that already ends in one is left alone.
+///
+/// ```
+/// use djehouty::TypeSuffixes;
+/// let suffixes = TypeSuffixes { long: "_int".into(), ..TypeSuffixes::default() };
+/// assert_eq!(suffixes.double, "_double");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeSuffixes {
+    /// Added to integer fields. Default `_long`.
+    pub long: String,
+    /// Added to finite floating-point fields. Default `_double`.
+    pub double: String,
+    /// Added to boolean fields (sent as the strings `"true"` and `"false"`).
+    /// Default `_bool`.
+    pub boolean: String,
+    /// Respected, never added (see above). Default `_date`.
+    pub date: String,
+}
+
+impl Default for TypeSuffixes {
+    fn default() -> Self {
+        TypeSuffixes {
+            long: "_long".to_string(),
+            double: "_double".to_string(),
+            boolean: "_bool".to_string(),
+            date: "_date".to_string(),
+        }
+    }
+}
+
+/// Type suffixes Logs Data Platform knows, besides the configured ones.
+const KNOWN_SUFFIXES: &[&str] = &[
+    "_int",
+    "_long",
+    "_num",
+    "_float",
+    "_double",
+    "_bool",
+    "_date",
+    "_ip",
+    "_geolocation",
+];
+
+/// Whether a key already ends in a type suffix: one LDP knows, or one of
+/// `also` (configured suffixes LDP does not know).
+fn is_typed(key: &str, also: &[String]) -> bool {
+    // LDP's own suffixes all start with `_`: look at the last one only.
+    let known = key.rfind('_').is_some_and(|at| {
+        matches!(
+            &key[at..],
+            "_int"
+                | "_long"
+                | "_num"
+                | "_float"
+                | "_double"
+                | "_bool"
+                | "_date"
+                | "_ip"
+                | "_geolocation"
+        )
+    });
+    known || also.iter().any(|s| key.ends_with(s.as_str()))
+}
+
+/// The type of a field's OpenTelemetry value, for [`TypeSuffixes`].
+#[derive(Clone, Copy)]
+enum Kind {
+    Long,
+    Double,
+    Boolean,
+}
+
+impl TypeSuffixes {
+    /// The suffixes with the key rules applied, so that a normalized key plus
+    /// a suffix is still a normalized key.
+    fn normalized(&self, replace_dots: bool) -> TypeSuffixes {
+        let n = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                normalize_key(s, replace_dots).into_owned()
+            }
+        };
+        TypeSuffixes {
+            long: n(&self.long),
+            double: n(&self.double),
+            boolean: n(&self.boolean),
+            date: n(&self.date),
+        }
+    }
+
+    fn suffix(&self, kind: Kind) -> &str {
+        match kind {
+            Kind::Long => &self.long,
+            Kind::Double => &self.double,
+            Kind::Boolean => &self.boolean,
+        }
+    }
+
+    /// The configured suffixes LDP does not already know (usually none).
+    fn unknown(&self) -> Vec<String> {
+        [&self.long, &self.double, &self.boolean, &self.date]
+            .into_iter()
+            .filter(|s| !s.is_empty() && !KNOWN_SUFFIXES.contains(&s.as_str()))
+            .cloned()
+            .collect()
+    }
+}
+
 /// User-facing mapping settings, filled by the builder.
 #[derive(Clone)]
 pub struct MappingOptions {
@@ -94,6 +220,7 @@ pub struct MappingOptions {
     pub(crate) replace_dots: bool,
     pub(crate) max_frame_bytes: usize,
     pub(crate) max_field_bytes: usize,
+    pub(crate) type_suffixes: Option<TypeSuffixes>,
 }
 
 impl Default for MappingOptions {
@@ -104,6 +231,7 @@ impl Default for MappingOptions {
             replace_dots: true,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_field_bytes: DEFAULT_MAX_FIELD_BYTES,
+            type_suffixes: None,
         }
     }
 }
@@ -118,6 +246,7 @@ impl fmt::Debug for MappingOptions {
             .field("replace_dots", &self.replace_dots)
             .field("max_frame_bytes", &self.max_frame_bytes)
             .field("max_field_bytes", &self.max_field_bytes)
+            .field("type_suffixes", &self.type_suffixes)
             .finish()
     }
 }
@@ -138,6 +267,9 @@ pub enum FieldValue<'a> {
 pub struct Field<'a> {
     /// The normalized key, without any format prefix.
     pub key: Cow<'a, str>,
+    /// Written right after the key: a type suffix (`_long`), or empty. Kept
+    /// apart so that a typed name costs no allocation.
+    pub suffix: &'a str,
     /// The value.
     pub value: FieldValue<'a>,
 }
@@ -234,6 +366,9 @@ fn cut_to(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
 pub struct Mapper {
     replace_dots: bool,
     max_field_bytes: usize,
+    suffixes: Option<TypeSuffixes>,
+    /// The configured suffixes LDP does not know, also respected.
+    unknown_suffixes: Vec<String>,
     builder_host: Option<String>,
     host: String,
     extras: Vec<Field<'static>>,
@@ -243,10 +378,19 @@ pub struct Mapper {
 impl Mapper {
     /// A mapper with no resource yet.
     pub fn new(options: &MappingOptions) -> Mapper {
+        let suffixes = options
+            .type_suffixes
+            .as_ref()
+            .map(|s| s.normalized(options.replace_dots));
         let mut mapper = Mapper {
             replace_dots: options.replace_dots,
             max_field_bytes: options.max_field_bytes,
-            builder_host: options.host.clone().filter(|h| !h.trim().is_empty()),
+            suffixes: suffixes.clone(),
+            unknown_suffixes: suffixes
+                .as_ref()
+                .map(TypeSuffixes::unknown)
+                .unwrap_or_default(),
+            builder_host: options.host.clone().filter(|h| !is_blank(h)),
             host: String::new(),
             extras: Vec::new(),
             resource: Vec::new(),
@@ -286,7 +430,7 @@ impl Mapper {
     }
 
     fn resolve_host(&self, host_name: Option<&Value>, service_name: Option<&Value>) -> String {
-        let non_blank = |s: String| (!s.trim().is_empty()).then_some(s);
+        let non_blank = |s: String| (!is_blank(&s)).then_some(s);
         self.builder_host
             .clone()
             .or_else(|| host_name.and_then(|v| non_blank(v.as_str().into_owned())))
@@ -329,8 +473,10 @@ impl Mapper {
             self.push_text(&mut fields, names::TRACE_ID, tc.trace_id.to_string());
             self.push_text(&mut fields, names::SPAN_ID, tc.span_id.to_string());
             if let Some(flags) = tc.trace_flags {
+                let (key, suffix) = self.typed_key(names::TRACE_FLAGS, Some(Kind::Long));
                 fields.push(Field {
-                    key: self.key(names::TRACE_FLAGS),
+                    key,
+                    suffix,
                     value: FieldValue::Int(i64::from(flags.to_u8())),
                 });
             }
@@ -339,7 +485,7 @@ impl Mapper {
         for (key, value) in record.attributes_iter() {
             if key.as_str() == names::EXCEPTION_STACKTRACE {
                 if let AnyValue::String(s) = value {
-                    if !s.as_str().trim().is_empty() {
+                    if !is_blank(s.as_str()) {
                         stacktrace = Some(s.as_str());
                         continue;
                     }
@@ -350,7 +496,7 @@ impl Mapper {
         let mut fields = dedup_last_wins(fields);
         let protected_tail = self.extras.len();
         if !self.extras.is_empty() {
-            fields.retain(|f| !self.extras.iter().any(|e| e.key == f.key));
+            fields.retain(|f| !self.extras.iter().any(|e| e.same_name(f)));
             fields.extend(self.extras.iter().map(Field::borrowed));
         }
 
@@ -380,6 +526,35 @@ impl Mapper {
         normalize_key(raw, self.replace_dots)
     }
 
+    /// The name of a field whose value had type `kind`: with type suffixes,
+    /// the normalized key and the suffix to write after it, unless the key
+    /// already ends in a known one.
+    fn typed_key<'a>(&'a self, raw: &'a str, kind: Option<Kind>) -> (Cow<'a, str>, &'a str) {
+        let key = self.key(raw);
+        let (Some(suffixes), Some(kind)) = (&self.suffixes, kind) else {
+            return (key, "");
+        };
+        if is_typed(&key, &self.unknown_suffixes) {
+            return (key, "");
+        }
+        // Both parts are normalized (the suffixes in `Mapper::new`), so the
+        // name is too, unless the key was a reserved name (marked with a
+        // trailing `_` that the suffix makes useless) or the suffix completes
+        // one (`i` + `d`, `gl2` + `_long`): then build it whole.
+        let suffix = suffixes.suffix(kind);
+        let marked = key.strip_suffix('_').filter(|base| RESERVED.contains(base));
+        if marked.is_none() && !forms_reserved(&key, suffix) {
+            return (key, suffix);
+        }
+        let base = marked.unwrap_or(&key);
+        let mut typed = String::with_capacity(base.len() + suffix.len() + 1);
+        typed.push_str(base);
+        typed.push_str(suffix);
+        let mut typed = Cow::Owned(typed);
+        protect_reserved(&mut typed);
+        (typed, "")
+    }
+
     fn push_text<'a>(
         &self,
         fields: &mut Vec<Field<'a>>,
@@ -388,49 +563,53 @@ impl Mapper {
     ) {
         fields.push(Field {
             key: self.key(key),
+            suffix: "",
             value: self.text(value.into()),
         });
     }
 
     /// A string value made safe: blank strings quoted, long ones cut.
     fn text<'a>(&self, value: Cow<'a, str>) -> FieldValue<'a> {
-        if value.trim().is_empty() {
+        if is_blank(&value) {
             let quoted = Cow::Owned(format!("\"{value}\""));
             return FieldValue::Str(truncate_text(quoted, self.max_field_bytes));
         }
         FieldValue::Str(truncate_text(value, self.max_field_bytes))
     }
 
-    fn float(&self, value: f64) -> FieldValue<'static> {
-        if value.is_finite() {
-            FieldValue::Float(value)
+    /// A double: finite ones stay numbers (typed), the others become text.
+    fn float(&self, value: f64) -> (FieldValue<'static>, Option<Kind>) {
+        let text = if value.is_finite() {
+            return (FieldValue::Float(value), Some(Kind::Double));
         } else if value.is_nan() {
-            FieldValue::Str(Cow::Borrowed("NaN"))
+            "NaN"
         } else if value > 0.0 {
-            FieldValue::Str(Cow::Borrowed("Infinity"))
+            "Infinity"
         } else {
-            FieldValue::Str(Cow::Borrowed("-Infinity"))
-        }
+            "-Infinity"
+        };
+        (FieldValue::Str(Cow::Borrowed(text)), None)
     }
 
     /// Pushes a resource, scope or static value (`opentelemetry::Value`).
-    fn push_value<'a>(&self, fields: &mut Vec<Field<'a>>, key: &'a str, value: &'a Value) {
-        let value = match value {
-            Value::Bool(b) => FieldValue::Str(Cow::Borrowed(bool_text(*b))),
-            Value::I64(i) => FieldValue::Int(*i),
+    fn push_value<'a>(&'a self, fields: &mut Vec<Field<'a>>, key: &'a str, value: &'a Value) {
+        let (value, kind) = match value {
+            Value::Bool(b) => (
+                FieldValue::Str(Cow::Borrowed(bool_text(*b))),
+                Some(Kind::Boolean),
+            ),
+            Value::I64(i) => (FieldValue::Int(*i), Some(Kind::Long)),
             Value::F64(f) => self.float(*f),
-            Value::String(s) => self.text(Cow::Borrowed(s.as_str())),
-            other => self.text(Cow::Owned(value_json(other).to_string())),
+            Value::String(s) => (self.text(Cow::Borrowed(s.as_str())), None),
+            other => (self.text(Cow::Owned(value_json(other).to_string())), None),
         };
-        fields.push(Field {
-            key: self.key(key),
-            value,
-        });
+        let (key, suffix) = self.typed_key(key, kind);
+        fields.push(Field { key, suffix, value });
     }
 
     /// Pushes a record attribute (`AnyValue`), flattening maps.
     fn push_any<'a>(
-        &self,
+        &'a self,
         fields: &mut Vec<Field<'a>>,
         key: &'a str,
         value: &'a AnyValue,
@@ -444,13 +623,11 @@ impl Mapper {
                     let mut nested = Vec::new();
                     self.push_any(&mut nested, sub.as_str(), v, depth + 1);
                     for field in nested {
-                        let joined = if self.replace_dots {
-                            format!("{key}_{}", field.key)
-                        } else {
-                            format!("{key}.{}", field.key)
-                        };
+                        let sep = if self.replace_dots { '_' } else { '.' };
+                        let joined = format!("{key}{sep}{}{}", field.key, field.suffix);
                         fields.push(Field {
                             key: Cow::Owned(normalize_key(&joined, self.replace_dots).into_owned()),
+                            suffix: "",
                             value: field.value,
                         });
                     }
@@ -459,28 +636,65 @@ impl Mapper {
             }
             other => self.any_value(other),
         };
+        let (key, suffix) = self.typed_key(key, value.1);
         fields.push(Field {
-            key: self.key(key),
-            value,
+            key,
+            suffix,
+            value: value.0,
         });
     }
 
-    fn any_value<'a>(&self, value: &'a AnyValue) -> FieldValue<'a> {
+    fn any_value<'a>(&self, value: &'a AnyValue) -> (FieldValue<'a>, Option<Kind>) {
         match value {
-            AnyValue::Int(i) => FieldValue::Int(*i),
+            AnyValue::Int(i) => (FieldValue::Int(*i), Some(Kind::Long)),
             AnyValue::Double(f) => self.float(*f),
-            AnyValue::String(s) => self.text(Cow::Borrowed(s.as_str())),
-            AnyValue::Boolean(b) => FieldValue::Str(Cow::Borrowed(bool_text(*b))),
-            AnyValue::Bytes(bytes) => self.text(Cow::Owned(base64_text(bytes))),
-            other => self.text(Cow::Owned(any_json(other).to_string())),
+            AnyValue::String(s) => (self.text(Cow::Borrowed(s.as_str())), None),
+            AnyValue::Boolean(b) => (
+                FieldValue::Str(Cow::Borrowed(bool_text(*b))),
+                Some(Kind::Boolean),
+            ),
+            AnyValue::Bytes(bytes) => (self.text(Cow::Owned(base64_text(bytes))), None),
+            other => (self.text(Cow::Owned(any_json(other).to_string())), None),
         }
     }
 }
 
-impl Field<'_> {
+impl<'a> Field<'a> {
+    /// A field without a suffix.
+    pub fn new(key: impl Into<Cow<'a, str>>, value: FieldValue<'a>) -> Field<'a> {
+        Field {
+            key: key.into(),
+            suffix: "",
+            value,
+        }
+    }
+
+    /// The whole name: the key and its suffix.
+    pub fn name(&self) -> Cow<'_, str> {
+        if self.suffix.is_empty() {
+            Cow::Borrowed(&self.key)
+        } else {
+            Cow::Owned(format!("{}{}", self.key, self.suffix))
+        }
+    }
+
+    /// Whether two fields have the same whole name (no allocation).
+    fn same_name(&self, other: &Field<'_>) -> bool {
+        if self.suffix.is_empty() && other.suffix.is_empty() {
+            return self.key == other.key;
+        }
+        self.key.len() + self.suffix.len() == other.key.len() + other.suffix.len()
+            && self
+                .key
+                .bytes()
+                .chain(self.suffix.bytes())
+                .eq(other.key.bytes().chain(other.suffix.bytes()))
+    }
+
     fn borrowed(&self) -> Field<'_> {
         Field {
             key: Cow::Borrowed(&self.key),
+            suffix: self.suffix,
             value: match &self.value {
                 FieldValue::Str(s) => FieldValue::Str(Cow::Borrowed(s)),
                 FieldValue::Int(i) => FieldValue::Int(*i),
@@ -489,9 +703,15 @@ impl Field<'_> {
         }
     }
 
+    /// An owned copy, the suffix joined to the key.
     fn into_owned(self) -> Field<'static> {
+        let key = match self.suffix {
+            "" => self.key.into_owned(),
+            suffix => format!("{}{suffix}", self.key),
+        };
         Field {
-            key: Cow::Owned(self.key.into_owned()),
+            key: Cow::Owned(key),
+            suffix: "",
             value: match self.value {
                 FieldValue::Str(s) => FieldValue::Str(Cow::Owned(s.into_owned())),
                 FieldValue::Int(i) => FieldValue::Int(i),
@@ -514,52 +734,132 @@ fn base64_text(bytes: &[u8]) -> String {
 }
 
 /// Keeps the last field of each key, in the order of those last occurrences.
-fn dedup_last_wins(fields: Vec<Field<'_>>) -> Vec<Field<'_>> {
+fn dedup_last_wins(mut fields: Vec<Field<'_>>) -> Vec<Field<'_>> {
     let n = fields.len();
-    let mut keep = vec![true; n];
-    if n <= 48 {
+    if n <= 64 {
+        // Typical records: a bit per field and pairwise comparison, no allocation.
+        let mut drop: u64 = 0;
         for i in 0..n {
             if fields[i + 1..]
                 .iter()
-                .any(|later| later.key == fields[i].key)
+                .any(|later| later.same_name(&fields[i]))
             {
-                keep[i] = false;
+                drop |= 1 << i;
             }
         }
-    } else {
-        let mut seen = std::collections::HashSet::with_capacity(n);
-        for i in (0..n).rev() {
-            if !seen.insert(fields[i].key.clone()) {
-                keep[i] = false;
-            }
+        if drop != 0 {
+            let mut i = 0;
+            fields.retain(|_| {
+                let keep = drop & (1 << i) == 0;
+                i += 1;
+                keep
+            });
+        }
+        return fields;
+    }
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    let mut keep = vec![true; n];
+    for i in (0..n).rev() {
+        if !seen.insert(fields[i].name().into_owned()) {
+            keep[i] = false;
         }
     }
+    let mut i = 0;
+    fields.retain(|_| {
+        let k = keep[i];
+        i += 1;
+        k
+    });
     fields
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(f, k)| k.then_some(f))
-        .collect()
 }
+
+/// Bytes a key keeps: ASCII letters, digits, `_` and `-`, and `.` in the
+/// second table (dots kept). Every other byte (non-ASCII ones included)
+/// becomes `_`.
+const KEY_BYTES: [[bool; 256]; 2] = {
+    let mut tables = [[false; 256]; 2];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let ok = c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+        tables[0][b] = ok;
+        tables[1][b] = ok || c == b'.';
+        b += 1;
+    }
+    tables
+};
 
 /// Normalizes a key: see the module documentation.
 pub fn normalize_key(raw: &str, replace_dots: bool) -> Cow<'_, str> {
-    let valid =
-        |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || (c == '.' && !replace_dots);
+    // A hot path: one table lookup per byte, and for a key that needs
+    // changes, one allocation and one pass over bytes.
+    let valid = &KEY_BYTES[usize::from(!replace_dots)];
     let mut key = if raw.is_empty() {
         Cow::Borrowed("empty_key")
-    } else if raw.chars().all(valid) {
+    } else if raw.bytes().all(|b| valid[usize::from(b)]) {
         Cow::Borrowed(raw)
+    } else if raw.is_ascii() {
+        // Room for a reserved-name mark, so the string is allocated once.
+        let mut bytes = Vec::with_capacity(raw.len() + 1);
+        bytes.extend_from_slice(raw.as_bytes());
+        for b in &mut bytes {
+            if !valid[usize::from(*b)] {
+                *b = b'_';
+            }
+        }
+        // Only ASCII bytes went in: this cannot fail.
+        Cow::Owned(String::from_utf8(bytes).unwrap_or_default())
     } else {
+        // One `_` per invalid character (a multi-byte one counts once).
         Cow::Owned(
             raw.chars()
-                .map(|c| if valid(c) { c } else { '_' })
-                .collect::<String>(),
+                .map(|c| match u8::try_from(c) {
+                    Ok(b) if valid[usize::from(b)] => c,
+                    _ => '_',
+                })
+                .collect(),
         )
     };
-    if RESERVED.contains(&key.as_ref()) || key.starts_with("gl2_") {
-        key.to_mut().push('_');
-    }
+    protect_reserved(&mut key);
     key
+}
+
+/// Moves a (normalized) name out of the receivers' reserved ones: a reserved
+/// name gets a trailing `_` (`id` → `id_`), a name in Graylog's internal
+/// `gl2_` namespace a leading one (`gl2_x` → `_gl2_x`).
+fn protect_reserved(key: &mut Cow<'_, str>) {
+    // Reserved names are 2 to 13 bytes long: most keys are rejected at once.
+    if (2..=13).contains(&key.len()) && RESERVED.contains(&key.as_ref()) {
+        key.to_mut().push('_');
+    } else if key.starts_with("gl2_") {
+        key.to_mut().insert(0, '_');
+    }
+}
+
+/// Whether `key` followed by `suffix` is a name the receivers reserve.
+fn forms_reserved(key: &str, suffix: &str) -> bool {
+    let total = key.len() + suffix.len();
+    if total > 13 && key.len() >= 4 {
+        // Too long for a reserved name; `gl2_` would already be marked.
+        return key.starts_with("gl2_");
+    }
+    let reserved = (2..=13).contains(&total)
+        && RESERVED
+            .iter()
+            .any(|r| r.len() == total && r.starts_with(key) && r.ends_with(suffix));
+    reserved
+        || key
+            .bytes()
+            .chain(suffix.bytes())
+            .take(4)
+            .eq(b"gl2_".iter().copied())
+}
+
+/// Whether a text is blank to Graylog, which trims with Java's `String.trim()`
+/// (every character up to U+0020, control characters included) and drops what
+/// is left empty. Unicode white space counts as blank too.
+pub(crate) fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| c <= ' ' || c.is_whitespace())
 }
 
 /// Cuts a text longer than `max` bytes on a character boundary and marks it.
@@ -580,7 +880,7 @@ pub fn truncate_text(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
 /// tracing's default event name is `event <file>:<line>`: not worth a field.
 fn is_meaningful_event(name: &str) -> bool {
     let default_name = name.starts_with("event ") && name.contains(':');
-    !name.trim().is_empty() && !default_name
+    !is_blank(name) && !default_name
 }
 
 /// The body as text: strings as they are, scalars printed, bytes in base64,
@@ -603,10 +903,10 @@ fn messages<'a>(
     event_name: Option<&'a str>,
     target: Option<&'a str>,
 ) -> (Cow<'a, str>, Option<Cow<'a, str>>) {
-    let body = body.filter(|b| !b.trim().is_empty());
+    let body = body.filter(|b| !is_blank(b));
     let Some(body) = body else {
         let short = event_name
-            .or(target.filter(|t| !t.trim().is_empty()))
+            .or(target.filter(|t| !is_blank(t)))
             .unwrap_or(NO_MESSAGE);
         return (Cow::Borrowed(short), stacktrace.map(Cow::Borrowed));
     };
@@ -622,7 +922,7 @@ fn messages<'a>(
     }
     let first = body
         .lines()
-        .find(|l| !l.trim().is_empty())
+        .find(|l| !is_blank(l))
         .unwrap_or(NO_MESSAGE)
         .to_string();
     (Cow::Owned(first), full)
@@ -734,7 +1034,7 @@ mod tests {
     }
 
     fn get<'a>(m: &'a MappedRecord<'_>, key: &str) -> Option<&'a FieldValue<'a>> {
-        m.fields.iter().find(|f| f.key == key).map(|f| &f.value)
+        m.fields.iter().find(|f| f.name() == key).map(|f| &f.value)
     }
 
     fn s(v: &str) -> FieldValue<'static> {
@@ -753,7 +1053,7 @@ mod tests {
         assert_eq!(normalize_key("source", true), "source_");
         assert_eq!(normalize_key("short_message", true), "short_message_");
         assert_eq!(normalize_key("_id", true), "_id_");
-        assert_eq!(normalize_key("gl2_source_node", true), "gl2_source_node_");
+        assert_eq!(normalize_key("gl2_source_node", true), "_gl2_source_node");
         assert!(matches!(normalize_key("plain", true), Cow::Borrowed(_)));
     }
 
@@ -886,6 +1186,81 @@ mod tests {
             m.fields.iter().filter(|f| f.key == "X-OVH-TOKEN").count(),
             1
         );
+    }
+
+    #[test]
+    fn reserved_names_are_within_the_quick_length_check() {
+        assert!(RESERVED.iter().all(|r| (2..=13).contains(&r.len())));
+    }
+
+    #[test]
+    fn type_suffixes_name_typed_values() {
+        let mut rec = record();
+        rec.add_attribute("retries", 3_i64);
+        rec.add_attribute("ratio", 0.5_f64);
+        rec.add_attribute("cached", true);
+        rec.add_attribute("user", "alice");
+        rec.add_attribute("nan", f64::NAN);
+        rec.add_attribute("bytes_long", 7_i64);
+        rec.add_attribute("count_int", 8_i64);
+        rec.add_attribute("expires_date", "2026-01-01T00:00:00Z");
+        rec.add_attribute("level", 1_i64);
+        rec.add_attribute("id", 2_i64);
+        rec.add_attribute(
+            "http",
+            AnyValue::Map(Box::new(
+                [(Key::from("status"), AnyValue::Int(200))]
+                    .into_iter()
+                    .collect(),
+            )),
+        );
+        let mapper = Mapper::new(&MappingOptions {
+            extras: vec![("X-OVH-TOKEN".into(), Value::from("t"))],
+            type_suffixes: Some(TypeSuffixes::default()),
+            ..MappingOptions::default()
+        });
+        let mut mapper = mapper;
+        mapper.set_resource(
+            &Resource::builder_empty()
+                .with_attribute(opentelemetry::KeyValue::new("instance.number", 4_i64))
+                .build(),
+        );
+        let scope = InstrumentationScope::builder("").build();
+        let m = mapper.map(&rec, &scope);
+        let keys: Vec<String> = m.fields.iter().map(|f| f.name().into_owned()).collect();
+        assert_eq!(get(&m, "retries_long"), Some(&FieldValue::Int(3)));
+        assert_eq!(get(&m, "ratio_double"), Some(&FieldValue::Float(0.5)));
+        assert_eq!(get(&m, "cached_bool"), Some(&s("true")));
+        assert_eq!(get(&m, "user"), Some(&s("alice")));
+        assert_eq!(get(&m, "nan"), Some(&s("NaN")), "text stays untyped");
+        assert_eq!(get(&m, "bytes_long"), Some(&FieldValue::Int(7)));
+        assert_eq!(get(&m, "count_int"), Some(&FieldValue::Int(8)));
+        assert_eq!(get(&m, "expires_date"), Some(&s("2026-01-01T00:00:00Z")));
+        assert_eq!(get(&m, "level_long"), Some(&FieldValue::Int(1)), "{keys:?}");
+        assert_eq!(get(&m, "id_long"), Some(&FieldValue::Int(2)), "{keys:?}");
+        assert_eq!(get(&m, "http_status_long"), Some(&FieldValue::Int(200)));
+        assert_eq!(get(&m, "instance_number_long"), Some(&FieldValue::Int(4)));
+        assert_eq!(get(&m, "X-OVH-TOKEN"), Some(&s("t")));
+        assert_eq!(keys.len(), 13, "{keys:?}");
+
+        // Configurable spellings; off by default.
+        let custom = Mapper::new(&MappingOptions {
+            type_suffixes: Some(TypeSuffixes {
+                long: "_int".into(),
+                double: "_num".into(),
+                boolean: "_flag".into(),
+                date: "_when".into(),
+            }),
+            ..MappingOptions::default()
+        });
+        let m = custom.map(&rec, &scope);
+        assert_eq!(get(&m, "retries_int"), Some(&FieldValue::Int(3)));
+        assert_eq!(get(&m, "ratio_num"), Some(&FieldValue::Float(0.5)));
+        assert_eq!(get(&m, "cached_flag"), Some(&s("true")));
+        let plain = Mapper::new(&MappingOptions::default());
+        let m = plain.map(&rec, &scope);
+        assert_eq!(get(&m, "retries"), Some(&FieldValue::Int(3)));
+        assert_eq!(get(&m, "level_"), Some(&FieldValue::Int(1)));
     }
 
     #[test]

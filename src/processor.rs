@@ -107,22 +107,31 @@ impl LogProcessor for BatchProcessor {
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.shared
-            .set_deadline(Instant::now() + timeout.saturating_sub(SHUTDOWN_MARGIN));
+        if let Some(deadline) = Instant::now().checked_add(timeout.saturating_sub(SHUTDOWN_MARGIN))
+        {
+            self.shared.set_deadline(deadline);
+        }
         let result = self.inner.shutdown_with_timeout(timeout);
         match (self.shared.shutdown_error(), result) {
             (Some(message), _) => Err(OTelSdkError::InternalFailure(message)),
             (None, Err(OTelSdkError::Timeout(_))) => {
-                // The SDK's thread was still exporting its queue when time ran out.
+                // The SDK's thread was still exporting its queue when time ran
+                // out; it goes on in the background.
                 let stats = self.shared.counters().snapshot();
                 Err(OTelSdkError::InternalFailure(format!(
                     "the shutdown did not finish within {timeout:?}: the batch processor was \
-                     still handing records to the exporter, and {} record(s) ({} bytes) \
-                     were not delivered yet; they are lost",
+                     still handing records to the exporter ({} record(s), {} bytes, were \
+                     waiting in the retry buffer); records not delivered yet may be lost",
                     stats.buffered_records, stats.buffered_bytes
                 )))
             }
-            (None, result) => result,
+            (None, Err(other)) => {
+                // The shutdown did not start (e.g. already shut down): the
+                // exporter goes on as before.
+                self.shared.clear_deadline();
+                Err(other)
+            }
+            (None, Ok(())) => Ok(()),
         }
     }
 

@@ -41,35 +41,45 @@ pub struct Counters {
 pub struct Stats {
     /// Records written to a connection (handed to the kernel, or to TLS and
     /// then the kernel). On TCP this is not a receipt: see the README's
-    /// "Reliability" section.
+    /// "Reliability" section. Over HTTP(S), records the endpoint acknowledged
+    /// with a 2xx answer.
     pub exported: u64,
     /// Oldest records dropped from the retry buffer to make room for new ones
     /// while the endpoint was unreachable or too slow.
     pub dropped_buffer_full: u64,
     /// Records still buffered when a shutdown's time ran out.
     pub dropped_at_shutdown: u64,
+    /// Records an `http(s)://` endpoint refused for good (a 4xx answer other
+    /// than 408 and 429, or a redirect): they are not sent again, since they
+    /// would be refused again. The refusal, with its status and the start of
+    /// the response body, is kept as [`last_error`](Stats::last_error).
+    pub dropped_rejected: u64,
     /// Records larger than the frame limit, cut (and marked) rather than dropped.
     pub truncated: u64,
     /// Connections established, the first one included.
     pub connections: u64,
     /// Connections established after the first: each one replaced a connection
-    /// that failed, stalled or was closed by the peer.
+    /// that failed, stalled or was closed by the peer (over HTTP, also one
+    /// closed after 30 s unused).
     pub reconnects: u64,
-    /// Failed connection attempts, handshakes and writes.
+    /// Failed connection attempts, handshakes and writes; over HTTP, requests
+    /// that got no answer in time or a 5xx, 429 or 408 answer (sent again).
     pub failures: u64,
     /// Records waiting in the retry buffer (including those being written).
     pub buffered_records: u64,
     /// Bytes waiting in the retry buffer (including those being written).
     pub buffered_bytes: u64,
     /// The most recent transport error (kept after delivery recovers: compare
-    /// `failures` between snapshots to see whether it is still failing).
+    /// `failures` between snapshots to see whether it is still failing), or
+    /// the most recent refusal of an HTTP endpoint
+    /// ([`Error::HttpStatus`], counted in `dropped_rejected`).
     pub last_error: Option<Arc<Error>>,
 }
 
 impl Stats {
     /// All records dropped, whatever the reason.
     pub fn dropped(&self) -> u64 {
-        self.dropped_buffer_full + self.dropped_at_shutdown
+        self.dropped_buffer_full + self.dropped_at_shutdown + self.dropped_rejected
     }
 }
 
@@ -78,6 +88,7 @@ struct Cells {
     exported: AtomicU64,
     dropped_buffer_full: AtomicU64,
     dropped_at_shutdown: AtomicU64,
+    dropped_rejected: AtomicU64,
     truncated: AtomicU64,
     connections: AtomicU64,
     failures: AtomicU64,
@@ -95,6 +106,7 @@ impl Counters {
             exported: c.exported.load(Relaxed),
             dropped_buffer_full: c.dropped_buffer_full.load(Relaxed),
             dropped_at_shutdown: c.dropped_at_shutdown.load(Relaxed),
+            dropped_rejected: c.dropped_rejected.load(Relaxed),
             truncated: c.truncated.load(Relaxed),
             connections,
             reconnects: connections.saturating_sub(1),
@@ -123,6 +135,17 @@ impl Counters {
 
     pub(crate) fn add_dropped_at_shutdown(&self, n: u64) {
         self.cells.dropped_at_shutdown.fetch_add(n, Relaxed);
+    }
+
+    /// Counts records an endpoint refused for good and keeps the refusal as
+    /// the last error (it is not a delivery failure: the endpoint answered).
+    pub(crate) fn add_rejected(&self, n: u64, error: Arc<Error>) {
+        self.cells.dropped_rejected.fetch_add(n, Relaxed);
+        *self
+            .cells
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(error);
     }
 
     pub(crate) fn add_truncated(&self, n: u64) {

@@ -481,3 +481,94 @@ fn soak_through_repeated_restarts() {
     assert!(t.missing.len() as u64 <= bound, "{t:?}");
     assert_eq!(stats.dropped(), 0, "{stats:?}");
 }
+
+#[test]
+fn shutdown_delivers_a_large_backlog_to_a_reachable_endpoint() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{}", receiver.addr()))
+        .with_buffer_size(2 * 1024 * 1024)
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = tuned_provider(exporter);
+    // Far more than the retry buffer holds, all queued before the shutdown:
+    // exports must wait for delivery rather than overflow the buffer.
+    let sent = 6_000u64;
+    let filler = "y".repeat(2 * 1024);
+    with_tracing(&provider, || {
+        for seq in 0..sent {
+            tracing::info!(seq, filler = filler.as_str(), "backlog {seq}");
+        }
+    });
+    provider
+        .shutdown_with_timeout(Duration::from_secs(30))
+        .expect("everything is delivered");
+    let stats = counters.snapshot();
+    assert_eq!((stats.exported, stats.dropped()), (sent, 0), "{stats:?}");
+    let frames = receiver.wait_frames(sent as usize, WAIT);
+    let t = tally(&seqs(&frames), sent);
+    assert!(
+        t.missing.is_empty() && t.duplicates == 0 && t.in_order,
+        "{t:?}"
+    );
+}
+
+#[test]
+fn an_endless_shutdown_timeout_is_fine() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{}", receiver.addr()))
+        .build()
+        .expect("build");
+    let provider = tuned_provider(exporter);
+    with_tracing(&provider, || tracing::info!(seq = 0u64, "one"));
+    provider
+        .shutdown_with_timeout(Duration::MAX)
+        .expect("shutdown");
+    assert_eq!(seqs(&receiver.wait_frames(1, WAIT)), vec![0]);
+}
+
+#[test]
+fn an_endpoint_that_closes_every_connection_is_reported() {
+    // Accepts, then closes each connection at once (a load balancer without a
+    // healthy backend does this).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("address");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let closer = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((sock, _)) => drop(sock),
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        })
+    };
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{addr}"))
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = tuned_provider(exporter);
+    with_tracing(&provider, || {
+        for seq in 0..40u64 {
+            tracing::info!(seq, "record {seq}");
+            thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let stats = wait_stats(&counters, "a reported closed connection", |s| {
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| matches!(e, djehouty::Error::PeerClosed { .. }))
+    });
+    assert!(stats.failures >= 1, "{stats:?}");
+    let error = stats.last_error.expect("an error").to_string();
+    assert!(error.contains("closed the connection"), "{error}");
+    let _ = provider.shutdown_with_timeout(Duration::from_secs(1));
+    stop.store(true, Ordering::SeqCst);
+    closer.join().expect("closer thread");
+}

@@ -8,10 +8,19 @@
 //! * [`tls`]: the rustls client configuration (trust anchors, CA files) and the handshake;
 //! * [`reconnect`]: the persistent link, its liveness check, the write timeout,
 //!   reconnection with backoff.
+//!
+//! [`udp`] sends each GELF message (compressed by the export loop) as one
+//! datagram or as GELF chunks, with no delivery guarantee.
+//!
+//! [`http`] posts GELF messages to an `http(s)://` endpoint instead, and learns
+//! from each answer whether they were delivered, should be sent again, or were
+//! refused for good ([`Transport::take_rejected`]).
 
+pub(crate) mod http;
 pub(crate) mod reconnect;
 pub(crate) mod tcp;
 pub(crate) mod tls;
+pub(crate) mod udp;
 
 use std::io;
 use std::pin::Pin;
@@ -28,6 +37,21 @@ use crate::stats::Counters;
 pub(crate) enum Transport {
     /// TCP or TLS: one persistent connection, frames back to back.
     Stream(reconnect::Link),
+    /// HTTP or HTTPS: GELF messages posted over keep-alive connections, each
+    /// request acknowledged.
+    Http(Box<http::HttpLink>),
+    /// UDP (GELF only): each message one datagram, or GELF chunks.
+    Udp(udp::UdpLink),
+}
+
+/// Records an endpoint refused for good (an HTTP 4xx answer): they are done
+/// with, but dropped rather than delivered.
+#[derive(Debug)]
+pub(crate) struct Rejected {
+    /// How many of the frames a [`Transport::send`] reported done were refused.
+    pub(crate) records: usize,
+    /// The last refusal.
+    pub(crate) error: Error,
 }
 
 impl Transport {
@@ -52,13 +76,24 @@ impl Transport {
                     counters,
                 )))
             }
-            Scheme::Udp | Scheme::Http | Scheme::Https => Err(Error::InvalidEndpoint {
-                endpoint: endpoint.to_string(),
-                reason: format!(
-                    "the {} transport is not supported yet",
-                    endpoint.scheme().as_str()
-                ),
-            }),
+            Scheme::Http | Scheme::Https if !gelf => Err(Error::InvalidConfig(format!(
+                "HTTP carries GELF only: {endpoint} cannot receive LTSV; use the GELF \
+                 exporter, or a `tcp://` or `tls://` endpoint for LTSV"
+            ))),
+            Scheme::Http | Scheme::Https => {
+                let link = http::HttpLink::new(config, counters)?;
+                Ok(Transport::Http(Box::new(link)))
+            }
+            Scheme::Udp if !gelf => Err(Error::InvalidConfig(format!(
+                "UDP carries GELF only: {endpoint} cannot receive LTSV; use the GELF \
+                 exporter, or a `tcp://` or `tls://` endpoint for LTSV"
+            ))),
+            Scheme::Udp => Ok(Transport::Udp(udp::UdpLink::new(
+                endpoint.clone(),
+                config.udp,
+                config.timeouts,
+                counters,
+            ))),
         }
     }
 
@@ -67,13 +102,16 @@ impl Transport {
     pub(crate) async fn ready(&mut self) -> Result<()> {
         match self {
             Transport::Stream(link) => link.ready().await,
+            Transport::Http(link) => link.ready().await,
+            Transport::Udp(link) => link.ready().await,
         }
     }
 
     /// Sends frames (`data` cut by `lens`; each frame ends with its delimiter).
-    /// Returns how many frames, from the front, were delivered whole, and the
-    /// error that stopped the rest, if any. The frames not delivered are sent
-    /// again later, whole.
+    /// Returns how many frames, from the front, were delivered whole — or, over
+    /// HTTP, refused for good (see [`take_rejected`](Transport::take_rejected))
+    /// — and the error that stopped the rest, if any. The frames not delivered
+    /// are sent again later, whole.
     pub(crate) async fn send(&mut self, data: &[u8], lens: &[usize]) -> (usize, Result<()>) {
         match self {
             Transport::Stream(link) => {
@@ -91,6 +129,17 @@ impl Transport {
                 }
                 (whole, result)
             }
+            Transport::Http(link) => link.send(data, lens).await,
+            Transport::Udp(link) => link.send(data, lens).await,
+        }
+    }
+
+    /// How many of the frames the last [`send`](Transport::send) reported done
+    /// were refused for good rather than delivered, with the last refusal.
+    pub(crate) fn take_rejected(&mut self) -> Option<Rejected> {
+        match self {
+            Transport::Stream(_) | Transport::Udp(_) => None,
+            Transport::Http(link) => link.take_rejected(),
         }
     }
 
@@ -98,6 +147,8 @@ impl Transport {
     pub(crate) async fn close(&mut self, limit: Duration) {
         match self {
             Transport::Stream(link) => link.close(limit).await,
+            Transport::Http(link) => link.close(limit).await,
+            Transport::Udp(link) => link.close(),
         }
     }
 }

@@ -56,15 +56,25 @@ impl Link {
     /// Makes sure there is a live connection: checks the current one, else waits
     /// out the backoff delay and connects (and shakes hands).
     pub(crate) async fn ready(&mut self) -> Result<()> {
-        if let Some((conn, _)) = self.conn.as_mut() {
+        if let Some((conn, opened)) = self.conn.as_mut() {
             if !conn.peer_closed() {
                 return Ok(());
             }
+            let after = opened.elapsed();
             opentelemetry::otel_debug!(
                 name: "djehouty.PeerClosedConnection",
                 endpoint = self.endpoint.to_string()
             );
             self.drop_connection();
+            // A connection closed soon after it opened is a failure (reported,
+            // with backoff); an old one closed by the peer (idle timeout,
+            // restart) is simply replaced.
+            if after < STABLE_AFTER {
+                return Err(Error::PeerClosed {
+                    endpoint: self.endpoint.to_string(),
+                    after,
+                });
+            }
         }
         if let Some(at) = self.next_attempt {
             tokio::time::sleep_until(at).await;
@@ -85,9 +95,11 @@ impl Link {
     }
 
     /// Writes `data` to the connection [`ready`](Link::ready) made sure of.
-    /// Returns how many bytes were accepted, and the error that stopped the
-    /// write early, if any: a write that makes no progress for the write
-    /// timeout fails, and a failed connection is dropped.
+    /// Returns how many bytes reached the socket, and the error that stopped
+    /// the write early, if any: a write that makes no progress for the write
+    /// timeout fails, and a failed connection is dropped. Each write is
+    /// flushed before its bytes count, so bytes TLS had buffered but not yet
+    /// sent when the connection failed are written again, not lost.
     pub(crate) async fn write(&mut self, data: &[u8]) -> (usize, Result<()>) {
         let Some((conn, _)) = self.conn.as_mut() else {
             return (0, Err(Error::ShutDown));
@@ -96,7 +108,12 @@ impl Link {
         let mut written = 0;
         let mut result = Ok(());
         while written < data.len() {
-            match tokio::time::timeout(limit, conn.write(&data[written..])).await {
+            let step = async {
+                let n = conn.write(&data[written..]).await?;
+                conn.flush().await?;
+                Ok::<usize, std::io::Error>(n)
+            };
+            match tokio::time::timeout(limit, step).await {
                 Ok(Ok(n)) => written += n,
                 Ok(Err(source)) => {
                     result = Err(source);
@@ -107,12 +124,6 @@ impl Link {
                     break;
                 }
             }
-        }
-        if result.is_ok() {
-            result = match tokio::time::timeout(limit, conn.flush()).await {
-                Ok(flushed) => flushed,
-                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
-            };
         }
         match result {
             Ok(()) => (written, Ok(())),
@@ -170,8 +181,9 @@ impl Link {
     }
 }
 
-/// Exponential backoff with "equal jitter": half fixed, half random.
-fn backoff(failures: u32) -> Duration {
+/// Exponential backoff with "equal jitter": half fixed, half random. Also
+/// paces the HTTP transport's retries.
+pub(crate) fn backoff(failures: u32) -> Duration {
     let exp = failures.saturating_sub(1).min(16);
     let full = BACKOFF_BASE.saturating_mul(1u32 << exp).min(BACKOFF_CAP);
     let half = full / 2;

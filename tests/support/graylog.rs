@@ -77,6 +77,12 @@ fn top_level_member_names(text: &str) -> Vec<String> {
     names
 }
 
+/// Blank to Graylog, which trims strings with Java's `String.trim()`: every
+/// character up to U+0020 goes, control characters included.
+fn java_blank(text: &str) -> bool {
+    text.chars().all(|c| c <= ' ')
+}
+
 fn gelf_broken(rule: &str, detail: impl fmt::Display, frame: &[u8]) -> ! {
     panic!(
         "GELF rule broken: {rule}: {detail}\nframe ({} bytes): {}",
@@ -163,7 +169,7 @@ pub fn assert_graylog_accepts(frame: &[u8]) -> Map<String, Value> {
         None => gelf_broken("version", "missing", frame),
     }
     match object.get("host") {
-        Some(Value::String(h)) if !h.trim().is_empty() => {}
+        Some(Value::String(h)) if !java_blank(h) => {}
         Some(other) => gelf_broken(
             "host",
             format!("must be a non-blank string, is {other}"),
@@ -172,7 +178,7 @@ pub fn assert_graylog_accepts(frame: &[u8]) -> Map<String, Value> {
         None => gelf_broken("host", "missing", frame),
     }
     match object.get("short_message") {
-        Some(Value::String(m)) if !m.trim().is_empty() => {}
+        Some(Value::String(m)) if !java_blank(m) => {}
         Some(other) => gelf_broken(
             "short_message",
             format!("must be a string that is not blank after trimming, is {other}"),
@@ -223,7 +229,7 @@ pub fn assert_graylog_accepts(frame: &[u8]) -> Map<String, Value> {
         }
         match value {
             Value::Number(_) => {}
-            Value::String(s) if s.trim().is_empty() => gelf_broken(
+            Value::String(s) if java_blank(s) => gelf_broken(
                 "field value",
                 format!("{name:?} is a blank string, {s:?}"),
                 frame,

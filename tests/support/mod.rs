@@ -10,9 +10,13 @@
 //!   splits the byte stream on a delimiter and records every frame verbatim.
 //! - [`rsyslog`]: a private `rsyslogd` ([`rsyslog::Rsyslog`]) used as a real,
 //!   independent GELF and LTSV receiver over TCP and TLS 1.2 / 1.3.
+//! - [`http`]: an in-process HTTP/HTTPS server ([`http::HttpServer`], hyper)
+//!   that records every request and answers as the test scripts it.
 //! - [`graylog`]: strict checkers for what Graylog's GELF TCP input and the
 //!   OVHcloud Logs Data Platform accept ([`graylog::assert_graylog_accepts`],
 //!   [`graylog::assert_ltsv_line_ok`]).
+//! - [`udp`]: an in-process GELF UDP receiver ([`udp::UdpReceiver`]) that
+//!   reassembles chunks in any order and decompresses GZIP and ZLIB.
 //!
 //! Everything listens on loopback addresses only and every wait is bounded.
 
@@ -21,9 +25,11 @@
 
 pub mod certs;
 pub mod graylog;
+pub mod http;
 pub mod pipeline;
 pub mod receiver;
 pub mod rsyslog;
+pub mod udp;
 
 pub use certs::{send_plain, send_tls, TestPki, TlsClient, TlsVersions};
 pub use graylog::{assert_graylog_accepts, assert_ltsv_line_ok};

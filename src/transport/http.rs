@@ -1,0 +1,720 @@
+//! GELF over HTTP and HTTPS.
+//!
+//! Each GELF message is `POST`ed to the endpoint's path (`/gelf` by default,
+//! where Graylog's GELF HTTP input listens) with `Content-Type:
+//! application/json`: by default one request per message, the frame without
+//! its delimiter. With `with_http_bulk(true)`, one request carries a batch of
+//! messages (at most [`BULK_MAX_BYTES`]), one per line, which Graylog's GELF
+//! HTTP input accepts when its "Enable Bulk Receiving" option is on. With
+//! `with_http_gzip(true)` bodies are gzip-compressed (`Content-Encoding: gzip`).
+//!
+//! **The client** is hyper's HTTP/1.1, through hyper-util's pooled client: a
+//! maintained implementation that keeps connections alive and reuses them, on
+//! the exporter's own runtime (the delivery task already runs there). It is
+//! given a connector of ours that opens connections with the very code of
+//! `tcp://` and `tls://` ([`tcp::connect`], [`TlsSettings::handshake`]). So an
+//! `https://` endpoint gets exactly the TLS configuration of `tls://` — CA
+//! files, built-in roots, client certificate (mutual TLS), the dangerous
+//! opt-out — within the same connect and handshake timeouts, and a refused
+//! handshake is the same [`Error::Handshake`] naming its
+//! [`TlsFailure`](crate::TlsFailure). A ready-made client such as reqwest could
+//! take our rustls configuration too, but would report TLS failures through its
+//! own error type, losing the named causes (and the TLS 1.3 client-certificate
+//! verdict), and would bring more dependencies for features the exporter does
+//! not use (redirects, cookies, proxies).
+//!
+//! **Answers decide.** A request, from connecting to the end of the answer,
+//! has the connect (and handshake) timeout plus the write timeout.
+//!
+//! * 2xx (Graylog answers `202 Accepted`): the messages are delivered.
+//! * A connection error, a timeout, a 5xx, 429 or 408 answer: the messages not
+//!   acknowledged go back to the front of the retry buffer and are sent again,
+//!   in order, after a backoff — the exponential backoff with jitter of
+//!   reconnections, or the server's `Retry-After` (in seconds, at most
+//!   [`RETRY_AFTER_CAP`]) when longer — reset by the next answer.
+//! * Any other status (4xx, or 3xx: redirects are not followed): sending the
+//!   messages again would be refused again, so they are dropped, counted in
+//!   `Stats::dropped_rejected`, and reported as [`Error::HttpStatus`] with the
+//!   status and the start of the response body; the next messages go on. A
+//!   413 (too large) to a bulk request of several messages is the exception:
+//!   from then on bulks are at most half that body's size, and the same
+//!   messages are sent again, so a receiver's body limit is learnt in a few
+//!   requests.
+//!
+//! **At least once.** Unlike TCP, HTTP acknowledges each request, so a
+//! message counts as exported only once its answer came back. A request whose
+//! answer is lost (the connection broke, or the answer came too late) is sent
+//! again: the receiver may get such messages twice, but none is lost to a
+//! failed request (the retry buffer's limits still apply).
+
+use std::future::Future;
+use std::io::{self, Write as _};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::header::{
+    HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
+};
+use hyper::{Method, Request, Uri};
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::time::Instant;
+
+use crate::config::{Config, Endpoint, HttpOptions, Timeouts};
+use crate::error::{http_status_is_retried, Error, Result};
+use crate::stats::Counters;
+use crate::transport::reconnect::backoff;
+use crate::transport::tls::TlsSettings;
+use crate::transport::{tcp, Rejected, Stream};
+
+/// Largest body of a bulk request, before compression: a few MiB, well
+/// within what HTTP servers accept once their limit is raised for bulk.
+pub(crate) const BULK_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// Longest wait a `Retry-After` header can impose.
+pub(crate) const RETRY_AFTER_CAP: Duration = Duration::from_secs(30);
+/// How much of a refusal's body [`Error::HttpStatus`] keeps.
+const ERROR_BODY_BYTES: usize = 200;
+/// How much of an answer's body is read; a longer one is abandoned with its
+/// connection.
+const RESPONSE_BODY_LIMIT: usize = 64 * 1024;
+/// An idle connection is closed after this long, before a server (Graylog:
+/// 60 s) or a proxy closes it under a request.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// At most one warning about refused records per this period; the others are
+/// summed up in the next warning.
+const REJECTION_WARN_EVERY: Duration = Duration::from_secs(60);
+/// The step of a request that timed out.
+const STEP_REQUEST: &str = "HTTP request";
+
+/// The HTTP client of one endpoint, owned by the delivery task.
+pub(crate) struct HttpLink {
+    endpoint: Endpoint,
+    uri: Uri,
+    /// `None` once closed.
+    client: Option<Client<Connector, Full<Bytes>>>,
+    /// The last connection failure, as the connector saw it.
+    connect_error: Arc<Mutex<Option<Error>>>,
+    options: HttpOptions,
+    /// Time allowed to one request, connecting included.
+    request_timeout: Duration,
+    /// Consecutive failed requests.
+    failures: u32,
+    /// No request before this instant.
+    next_attempt: Option<Instant>,
+    /// Largest bulk body; lowered by 413 answers.
+    bulk_limit: usize,
+    /// What the last `send` refused.
+    rejected: Option<Rejected>,
+    /// When refused records were last warned about, and how many were refused
+    /// since.
+    warned_at: Option<Instant>,
+    unwarned: u64,
+}
+
+/// What one request came to.
+enum Answer {
+    /// 2xx.
+    Accepted,
+    /// Refused for good, with the status.
+    Refused(Error, u16),
+    /// To be sent again, after at least the server's `Retry-After`, if any.
+    Failed(Error, Option<Duration>),
+}
+
+impl HttpLink {
+    /// Prepares the client (and, for `https://`, the TLS configuration: CA
+    /// files and client certificate are read here). Connects on first use.
+    pub(crate) fn new(config: &Config, counters: Counters) -> Result<HttpLink> {
+        let endpoint = config.endpoint.clone();
+        let tls = if endpoint.scheme().is_tls() {
+            Some(TlsSettings::new(&endpoint, &config.tls)?)
+        } else {
+            None
+        };
+        let uri = Uri::try_from(endpoint.to_string()).map_err(|_| Error::InvalidEndpoint {
+            endpoint: endpoint.to_string(),
+            reason: "the path holds characters a URL cannot (control characters, `<`, `>`, \
+                     backquotes...): percent-encode them"
+                .to_string(),
+        })?;
+        let timeouts = config.timeouts;
+        let mut request_timeout = timeouts.connect.saturating_add(timeouts.write);
+        if tls.is_some() {
+            request_timeout = request_timeout.saturating_add(timeouts.handshake);
+        }
+        let connect_error = Arc::new(Mutex::new(None));
+        let connector = Connector {
+            endpoint: endpoint.clone(),
+            tls,
+            timeouts,
+            counters,
+            error: Arc::clone(&connect_error),
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .pool_max_idle_per_host(1)
+            .build(connector);
+        Ok(HttpLink {
+            endpoint,
+            uri,
+            client: Some(client),
+            connect_error,
+            options: config.http,
+            request_timeout,
+            failures: 0,
+            next_attempt: None,
+            bulk_limit: BULK_MAX_BYTES,
+            rejected: None,
+            warned_at: None,
+            unwarned: 0,
+        })
+    }
+
+    /// Waits out the backoff after a failed request. Connections are opened
+    /// (and replaced) by the client as requests need them.
+    pub(crate) async fn ready(&mut self) -> Result<()> {
+        if let Some(at) = self.next_attempt.take() {
+            tokio::time::sleep_until(at).await;
+        }
+        if self.client.is_none() {
+            return Err(Error::ShutDown);
+        }
+        Ok(())
+    }
+
+    /// Posts the frames (`data` cut by `lens`), one request per message or per
+    /// bulk, in order. Returns how many frames, from the front, are done with
+    /// (acknowledged, or refused for good: see
+    /// [`take_rejected`](HttpLink::take_rejected)), and the error that stopped
+    /// the rest, if any.
+    pub(crate) async fn send(&mut self, data: &[u8], lens: &[usize]) -> (usize, Result<()>) {
+        let mut done = 0;
+        let mut start = 0;
+        while done < lens.len() {
+            let count = if self.options.bulk {
+                bulk_count(&lens[done..], self.bulk_limit)
+            } else {
+                1
+            };
+            let group = &lens[done..done + count];
+            let bytes: usize = group.iter().sum();
+            match self.post(&data[start..start + bytes], group).await {
+                Answer::Accepted => self.answered(),
+                Answer::Refused(_, 413) if count > 1 => {
+                    // Too large for the receiver: smaller bulks from now on,
+                    // and these messages again.
+                    self.answered();
+                    self.bulk_limit = (bytes / 2).max(1);
+                    opentelemetry::otel_debug!(
+                        name: "djehouty.HttpBulkTooLarge",
+                        bulk_limit = self.bulk_limit as u64
+                    );
+                    continue;
+                }
+                Answer::Refused(error, _) => {
+                    self.answered();
+                    self.refuse(count, error);
+                }
+                Answer::Failed(error, retry_after) => {
+                    self.failed(retry_after);
+                    return (done, Err(error));
+                }
+            }
+            done += count;
+            start += bytes;
+        }
+        (done, Ok(()))
+    }
+
+    /// How many of the frames the last [`send`](HttpLink::send) reported done
+    /// were refused for good, with the last refusal.
+    pub(crate) fn take_rejected(&mut self) -> Option<Rejected> {
+        self.rejected.take()
+    }
+
+    /// Closes the idle connections. Every request has had its answer by now,
+    /// so there is nothing to wait for.
+    pub(crate) async fn close(&mut self, _limit: Duration) {
+        self.client = None;
+        tokio::task::yield_now().await;
+    }
+
+    /// Sends one request with these frames and reads its answer.
+    async fn post(&mut self, frames: &[u8], lens: &[usize]) -> Answer {
+        let body = match body(frames, lens, self.options) {
+            Ok(body) => body,
+            Err(source) => return Answer::Failed(self.write_error(source), None),
+        };
+        let Some(client) = self.client.as_ref() else {
+            return Answer::Failed(Error::ShutDown, None);
+        };
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(self.uri.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        if self.options.gzip {
+            request = request.header(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        let request = match request.body(Full::new(body)) {
+            Ok(request) => request,
+            Err(error) => return Answer::Failed(self.write_error(io::Error::other(error)), None),
+        };
+        let exchange = async {
+            let response = client.request(request).await?;
+            let status = response.status().as_u16();
+            let retry_after = retry_after(response.headers());
+            let (head, cut) = read_head(response.into_body()).await;
+            Ok::<_, hyper_util::client::legacy::Error>((status, retry_after, head, cut))
+        };
+        let (status, retry_after, head, cut) =
+            match tokio::time::timeout(self.request_timeout, exchange).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(error)) => return Answer::Failed(self.request_error(error), None),
+                Err(_) => {
+                    let error = Error::Timeout {
+                        step: STEP_REQUEST,
+                        endpoint: self.endpoint.to_string(),
+                        timeout: self.request_timeout,
+                    };
+                    return Answer::Failed(error, None);
+                }
+            };
+        if (200..300).contains(&status) {
+            return Answer::Accepted;
+        }
+        let error = Error::HttpStatus {
+            endpoint: self.endpoint.to_string(),
+            status,
+            body: snippet(&head, cut),
+        };
+        if http_status_is_retried(status) {
+            Answer::Failed(error, retry_after)
+        } else {
+            Answer::Refused(error, status)
+        }
+    }
+
+    /// The endpoint answered: no backoff before the next request.
+    fn answered(&mut self) {
+        self.failures = 0;
+        self.next_attempt = None;
+    }
+
+    /// A request failed: the next one waits a backoff, or what the server asked.
+    fn failed(&mut self, retry_after: Option<Duration>) {
+        self.failures = self.failures.saturating_add(1);
+        let asked = retry_after.map_or(Duration::ZERO, |d| d.min(RETRY_AFTER_CAP));
+        self.next_attempt = Some(Instant::now() + backoff(self.failures).max(asked));
+    }
+
+    /// Notes records refused for good, and warns about them (at most once a
+    /// minute, with the count since the last warning).
+    fn refuse(&mut self, records: usize, error: Error) {
+        self.unwarned += records as u64;
+        let now = Instant::now();
+        if self
+            .warned_at
+            .is_none_or(|at| now.duration_since(at) >= REJECTION_WARN_EVERY)
+        {
+            opentelemetry::otel_warn!(
+                name: "djehouty.RecordsRejected",
+                endpoint = self.endpoint.to_string(),
+                error = error.to_string(),
+                dropped_records = self.unwarned,
+                message = "the endpoint refused records for good: they are dropped, not \
+                           retried, and counted in dropped_rejected"
+            );
+            self.warned_at = Some(now);
+            self.unwarned = 0;
+        }
+        match &mut self.rejected {
+            Some(rejected) => {
+                rejected.records += records;
+                rejected.error = error;
+            }
+            None => self.rejected = Some(Rejected { records, error }),
+        }
+    }
+
+    /// The error of a request that got no answer.
+    fn request_error(&self, error: hyper_util::client::legacy::Error) -> Error {
+        if error.is_connect() {
+            let seen = self
+                .connect_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(error) = seen {
+                return error;
+            }
+            return Error::Connect {
+                endpoint: self.endpoint.to_string(),
+                source: io::Error::other(error_chain(&error)),
+            };
+        }
+        self.write_error(io::Error::other(error_chain(&error)))
+    }
+
+    fn write_error(&self, source: io::Error) -> Error {
+        Error::Write {
+            endpoint: self.endpoint.to_string(),
+            source,
+        }
+    }
+}
+
+/// The `User-Agent` of every request.
+const USER_AGENT_VALUE: &str = concat!("djehouty/", env!("CARGO_PKG_VERSION"));
+
+/// How many of the frames (by length) go into one bulk of at most `limit`
+/// bytes: at least one.
+fn bulk_count(lens: &[usize], limit: usize) -> usize {
+    let mut count = 0;
+    let mut size = 0;
+    for &len in lens {
+        if count > 0 && size + len > limit {
+            break;
+        }
+        size += len;
+        count += 1;
+    }
+    count
+}
+
+/// The body of a request holding these frames (`frames` cut by `lens`): one
+/// message as is, or several, each ended by a newline; gzip-compressed if asked.
+fn body(frames: &[u8], lens: &[usize], options: HttpOptions) -> io::Result<Bytes> {
+    let mut messages = Vec::with_capacity(lens.len());
+    let mut start = 0;
+    for &len in lens {
+        let frame = &frames[start..start + len];
+        // Each frame ends with its one-byte delimiter.
+        messages.push(frame.split_last().map_or(frame, |(_, message)| message));
+        start += len;
+    }
+    let bulk = messages.len() > 1 || options.bulk;
+    if options.gzip {
+        let out = Vec::with_capacity(frames.len() / 4 + 64);
+        let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+        for message in &messages {
+            encoder.write_all(message)?;
+            if bulk {
+                encoder.write_all(b"\n")?;
+            }
+        }
+        return encoder.finish().map(Bytes::from);
+    }
+    let mut out = Vec::with_capacity(frames.len());
+    for message in &messages {
+        out.extend_from_slice(message);
+        if bulk {
+            out.push(b'\n');
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Reads an answer's body: its first bytes, and whether there was more.
+/// Reading it to the end lets the connection serve the next request.
+async fn read_head(mut body: Incoming) -> (Vec<u8>, bool) {
+    let mut head = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            let room = ERROR_BODY_BYTES.saturating_sub(head.len());
+            head.extend_from_slice(&data[..data.len().min(room)]);
+            if total > RESPONSE_BODY_LIMIT {
+                break;
+            }
+        }
+    }
+    let cut = total > head.len();
+    (head, cut)
+}
+
+/// The start of a body as text: at most [`ERROR_BODY_BYTES`], cut on a
+/// character boundary, `...` appended when cut.
+fn snippet(head: &[u8], cut: bool) -> String {
+    let head = &head[..head.len().min(ERROR_BODY_BYTES)];
+    let mut text = match std::str::from_utf8(head) {
+        Ok(text) => text.to_string(),
+        // A character cut at the end: keep what comes before it.
+        Err(e) if e.error_len().is_none() => {
+            String::from_utf8_lossy(&head[..e.valid_up_to()]).into_owned()
+        }
+        Err(_) => String::from_utf8_lossy(head).into_owned(),
+    };
+    let trimmed = text.trim_end().len();
+    text.truncate(trimmed);
+    if cut {
+        text.push_str("...");
+    }
+    text.trim_start().to_string()
+}
+
+/// A `Retry-After` given in seconds (the HTTP-date form is ignored).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// An error and its causes, as one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Opens the client's connections with the exporter's own TCP and TLS code.
+#[derive(Clone)]
+struct Connector {
+    endpoint: Endpoint,
+    tls: Option<TlsSettings>,
+    timeouts: Timeouts,
+    counters: Counters,
+    /// Where a failure is left, whole, for [`HttpLink::request_error`]: the
+    /// client only passes on its message.
+    error: Arc<Mutex<Option<Error>>>,
+}
+
+impl Connector {
+    async fn open(&self) -> Result<Box<dyn Stream>> {
+        let tcp = tcp::connect(&self.endpoint, self.timeouts.connect).await?;
+        match &self.tls {
+            None => Ok(Box::new(tcp)),
+            Some(tls) => {
+                let stream = tls
+                    .handshake(&self.endpoint, tcp, self.timeouts.handshake)
+                    .await?;
+                Ok(Box::new(stream))
+            }
+        }
+    }
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = TokioIo<Box<dyn Stream>>;
+    type Error = ConnectFailed;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ConnectFailed>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ConnectFailed>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Connects to the endpoint (the client only ever asks for it).
+    fn call(&mut self, _uri: Uri) -> Self::Future {
+        let connector = self.clone();
+        Box::pin(async move {
+            match connector.open().await {
+                Ok(stream) => {
+                    connector.counters.add_connection();
+                    Ok(TokioIo::new(stream))
+                }
+                Err(error) => {
+                    let failed = ConnectFailed(error.to_string());
+                    *connector.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+                    Err(failed)
+                }
+            }
+        })
+    }
+}
+
+impl Connection for Box<dyn Stream> {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+/// A failed connection, as the client reports it (the whole error is kept by
+/// the connector).
+#[derive(Debug)]
+struct ConnectFailed(String);
+
+impl std::fmt::Display for ConnectFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConnectFailed {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+
+    fn frames(messages: &[&str], delimiter: u8) -> (Vec<u8>, Vec<usize>) {
+        let mut data = Vec::new();
+        let mut lens = Vec::new();
+        for m in messages {
+            data.extend_from_slice(m.as_bytes());
+            data.push(delimiter);
+            lens.push(m.len() + 1);
+        }
+        (data, lens)
+    }
+
+    fn gunzip(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(body)
+            .read_to_end(&mut out)
+            .unwrap_or_else(|e| panic!("not gzip: {e}"));
+        out
+    }
+
+    const PLAIN: HttpOptions = HttpOptions {
+        bulk: false,
+        gzip: false,
+    };
+
+    #[test]
+    fn one_message_is_sent_without_its_delimiter() {
+        for delimiter in [0, b'\n'] {
+            let (data, lens) = frames(&[r#"{"a":1}"#], delimiter);
+            let body = body(&data, &lens, PLAIN).unwrap_or_default();
+            assert_eq!(&body[..], br#"{"a":1}"#);
+        }
+    }
+
+    #[test]
+    fn bulk_bodies_hold_one_message_per_line() {
+        let (data, lens) = frames(&[r#"{"a":1}"#, r#"{"b":2}"#], 0);
+        let options = HttpOptions {
+            bulk: true,
+            gzip: false,
+        };
+        let body = body(&data, &lens, options).unwrap_or_default();
+        assert_eq!(&body[..], b"{\"a\":1}\n{\"b\":2}\n");
+        let (data, lens) = frames(&[r#"{"a":1}"#], 0);
+        let body = super::body(&data, &lens, options).unwrap_or_default();
+        assert_eq!(&body[..], b"{\"a\":1}\n");
+    }
+
+    #[test]
+    fn gzip_bodies_decompress_to_the_plain_ones() {
+        let (data, lens) = frames(&[r#"{"a":1}"#, r#"{"b":2}"#], 0);
+        for bulk in [false, true] {
+            let plain = body(&data, &lens, HttpOptions { bulk, gzip: false }).unwrap_or_default();
+            let gzip = body(&data, &lens, HttpOptions { bulk, gzip: true }).unwrap_or_default();
+            assert_eq!(gunzip(&gzip), plain.to_vec());
+        }
+    }
+
+    #[test]
+    fn bulks_respect_the_limit_but_hold_at_least_one_message() {
+        assert_eq!(bulk_count(&[10, 10, 10], 25), 2);
+        assert_eq!(bulk_count(&[10, 10, 10], 30), 3);
+        assert_eq!(bulk_count(&[100, 10], 25), 1);
+        assert_eq!(bulk_count(&[10, 10], 1), 1);
+    }
+
+    #[test]
+    fn snippets_are_short_and_cut_on_characters() {
+        assert_eq!(snippet(b"  bad request\n", false), "bad request");
+        assert_eq!(snippet(b"", false), "");
+        // 1 + 2 × 150 bytes: the 200-byte cut falls inside a character.
+        let long = format!("a{}", "é".repeat(150));
+        let text = snippet(long.as_bytes(), true);
+        assert!(text.ends_with("..."), "{text}");
+        assert!(text.len() <= ERROR_BODY_BYTES + 3, "{}", text.len());
+        assert!(!text.contains('\u{FFFD}'), "{text}");
+    }
+
+    #[test]
+    fn retry_after_seconds_are_read() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static(" 7 "));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn statuses_are_retried_or_refused() {
+        for status in [500, 502, 503, 504, 429, 408] {
+            assert!(http_status_is_retried(status), "{status}");
+        }
+        for status in [301, 400, 401, 403, 404, 413, 415, 422] {
+            assert!(!http_status_is_retried(status), "{status}");
+        }
+    }
+
+    #[test]
+    fn http_endpoints_come_from_the_environment_too() {
+        use crate::config::{ExporterBuilder, Scheme};
+        use crate::format::Gelf;
+        let env = |name: &str| {
+            (name == "OTEL_EXPORTER_GELF_ENDPOINT").then(|| "http://[::1]:8080/ingest".to_string())
+        };
+        let config = ExporterBuilder::<Gelf>::default()
+            .with_http_gzip(true)
+            .resolve(env)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.endpoint.scheme(), Scheme::Http);
+        assert!(config.http.gzip && !config.http.bulk);
+        let link = HttpLink::new(&config, Counters::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(link.uri.to_string(), "http://[::1]:8080/ingest");
+        assert_eq!(
+            link.request_timeout,
+            config.timeouts.connect + config.timeouts.write
+        );
+    }
+
+    #[test]
+    fn a_path_that_is_no_url_path_is_refused() {
+        use crate::config::ExporterBuilder;
+        use crate::format::Gelf;
+        let config = ExporterBuilder::<Gelf>::default()
+            .with_endpoint("http://localhost:8080/journal<1>")
+            .resolve(|_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        match HttpLink::new(&config, Counters::default()) {
+            Err(Error::InvalidEndpoint { reason, .. }) => {
+                assert!(reason.contains("percent-encode"), "{reason}")
+            }
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn refusals_say_what_to_check() {
+        let error = |status, body: &str| {
+            Error::HttpStatus {
+                endpoint: "http://graylog:12201/gelf".to_string(),
+                status,
+                body: body.to_string(),
+            }
+            .to_string()
+        };
+        let text = error(400, "Invalid GELF");
+        assert!(text.contains("HTTP 400"), "{text}");
+        assert!(text.contains("\"Invalid GELF\""), "{text}");
+        assert!(text.contains("Bulk Receiving"), "{text}");
+        assert!(text.contains("dropped"), "{text}");
+        assert!(error(413, "").contains("Max. HTTP chunk size"));
+        assert!(error(404, "").contains("/gelf"));
+        assert!(error(503, "").contains("sent again"));
+        assert!(!error(503, "").contains("\"\""));
+    }
+}

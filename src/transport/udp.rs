@@ -1,0 +1,505 @@
+//! GELF over UDP: one datagram per message, or GELF chunks.
+//!
+//! The payloads handed to [`UdpLink::send`] are complete GELF messages, already
+//! compressed (or not) by the export loop, which also keeps each one within
+//! [`max_message_bytes`]: this transport only cuts them into datagrams.
+//!
+//! A message that fits in one datagram (`chunk_size` bytes) is sent as is.
+//! A larger one is sent as GELF chunks, each a datagram of at most
+//! `chunk_size` bytes:
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 0–1 | magic `0x1e 0x0f` |
+//! | 2–9 | message id, the same in every chunk of a message, unique per message |
+//! | 10 | sequence number, from 0 |
+//! | 11 | sequence count, at most 128 |
+//! | 12– | the next slice of the message |
+//!
+//! UDP gives no delivery guarantee: a datagram can be lost, and a receiver
+//! discards a message when one of its chunks is. The socket is connected, so
+//! an ICMP "port unreachable" from the endpoint surfaces as an error on a later
+//! send: that send's message is put back in the retry buffer and sent again
+//! after a backoff delay, on a new socket (the host is resolved again).
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+
+use crate::config::{Endpoint, Timeouts, UdpOptions};
+use crate::error::{Error, Result};
+use crate::stats::Counters;
+use crate::transport::reconnect::backoff;
+
+/// The first two bytes of a GELF chunk.
+pub(crate) const CHUNK_MAGIC: [u8; 2] = [0x1e, 0x0f];
+/// Bytes of a chunk's header: magic, message id, sequence number and count.
+pub(crate) const CHUNK_HEADER_BYTES: usize = 12;
+/// The most chunks a GELF message may have; receivers drop larger messages.
+pub(crate) const MAX_CHUNKS: usize = 128;
+
+/// The largest message (compressed, as sent) that `chunk_size`-byte datagrams
+/// can carry: 128 chunks of `chunk_size - 12` bytes each.
+pub(crate) fn max_message_bytes(chunk_size: usize) -> usize {
+    MAX_CHUNKS * chunk_size.saturating_sub(CHUNK_HEADER_BYTES)
+}
+
+/// How a message of `len` bytes goes out in `chunk_size`-byte datagrams:
+/// `Some(0)` unchunked, `Some(n)` in `n` chunks, `None` when it would need
+/// more than [`MAX_CHUNKS`].
+pub(crate) fn chunk_count(len: usize, chunk_size: usize) -> Option<usize> {
+    if len <= chunk_size {
+        return Some(0);
+    }
+    let per_chunk = chunk_size.checked_sub(CHUNK_HEADER_BYTES)?;
+    if per_chunk == 0 {
+        return None;
+    }
+    let count = len.div_ceil(per_chunk);
+    (count <= MAX_CHUNKS).then_some(count)
+}
+
+/// Writes into `out` (cleared first) chunk `seq` of `count` of message `id`,
+/// carrying `part`.
+pub(crate) fn write_chunk(out: &mut Vec<u8>, id: [u8; 8], seq: u8, count: u8, part: &[u8]) {
+    out.clear();
+    out.extend_from_slice(&CHUNK_MAGIC);
+    out.extend_from_slice(&id);
+    out.push(seq);
+    out.push(count);
+    out.extend_from_slice(part);
+}
+
+/// Message ids: a random per-link starting point plus a counter, mixed by a
+/// bijection so that the ids of one link never repeat (before 2^64 messages)
+/// and those of different links or processes are unlikely to meet.
+#[derive(Debug)]
+pub(crate) struct MessageIds {
+    base: u64,
+    next: u64,
+}
+
+impl MessageIds {
+    pub(crate) fn new() -> MessageIds {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let base = fastrand::u64(..) ^ nanos.rotate_left(17) ^ u64::from(std::process::id());
+        MessageIds { base, next: 0 }
+    }
+
+    /// The next message id.
+    pub(crate) fn next_id(&mut self) -> [u8; 8] {
+        let n = self.base.wrapping_add(self.next);
+        self.next = self.next.wrapping_add(1);
+        mix(n).to_be_bytes()
+    }
+}
+
+/// The SplitMix64 finalizer: a bijection on `u64` that scatters consecutive
+/// inputs.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The UDP "connection": a connected socket, replaced after a failure.
+pub(crate) struct UdpLink {
+    endpoint: Endpoint,
+    chunk_size: usize,
+    timeouts: Timeouts,
+    counters: Counters,
+    socket: Option<UdpSocket>,
+    ids: MessageIds,
+    /// One chunk being assembled, reused.
+    datagram: Vec<u8>,
+    /// Consecutive failures.
+    failures: u32,
+    /// No new socket before this instant.
+    next_attempt: Option<Instant>,
+}
+
+impl UdpLink {
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        options: UdpOptions,
+        timeouts: Timeouts,
+        counters: Counters,
+    ) -> UdpLink {
+        UdpLink {
+            endpoint,
+            chunk_size: options.chunk_bytes,
+            timeouts,
+            counters,
+            socket: None,
+            ids: MessageIds::new(),
+            datagram: Vec::new(),
+            failures: 0,
+            next_attempt: None,
+        }
+    }
+
+    /// Makes sure there is a socket: after a failure, waits out the backoff
+    /// delay, resolves the host again and connects a new socket to it.
+    pub(crate) async fn ready(&mut self) -> Result<()> {
+        if self.socket.is_some() {
+            return Ok(());
+        }
+        if let Some(at) = self.next_attempt {
+            tokio::time::sleep_until(at).await;
+        }
+        let limit = self.timeouts.connect;
+        let opened = match tokio::time::timeout(limit, open(&self.endpoint)).await {
+            Ok(Ok(socket)) => Ok(socket),
+            Ok(Err(source)) => Err(Error::Connect {
+                endpoint: self.endpoint.to_string(),
+                source,
+            }),
+            Err(_) => Err(Error::Timeout {
+                step: "connect",
+                endpoint: self.endpoint.to_string(),
+                timeout: limit,
+            }),
+        };
+        match opened {
+            Ok(socket) => {
+                self.socket = Some(socket);
+                self.next_attempt = None;
+                self.counters.add_connection();
+                Ok(())
+            }
+            Err(error) => {
+                self.note_failure();
+                Err(error)
+            }
+        }
+    }
+
+    /// Sends messages (`data` cut by `lens`, each one whole payload). Returns
+    /// how many, from the front, were handed to the kernel whole, and the
+    /// error that stopped the rest. A message cut off by an error counts as
+    /// not sent: it is sent again, whole, under a new message id.
+    pub(crate) async fn send(&mut self, data: &[u8], lens: &[usize]) -> (usize, Result<()>) {
+        let Some(socket) = self.socket.as_ref() else {
+            return (0, Err(Error::ShutDown));
+        };
+        let mut start = 0;
+        for (sent, &len) in lens.iter().enumerate() {
+            let Some(payload) = data.get(start..start + len) else {
+                return (sent, Err(Error::ShutDown));
+            };
+            start += len;
+            let result = send_message(
+                socket,
+                payload,
+                self.chunk_size,
+                self.timeouts.write,
+                &mut self.ids,
+                &mut self.datagram,
+            )
+            .await;
+            match result {
+                Ok(()) => {}
+                Err(SendError::TooLarge(chunks)) => {
+                    // The export loop keeps messages within 128 chunks; only
+                    // static fields larger than that could get here. Sending
+                    // it again would never work: skip it, loudly.
+                    let error = Error::Write {
+                        endpoint: self.endpoint.to_string(),
+                        source: io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            format!(
+                                "a GELF message of {len} bytes needs {chunks} UDP chunks, more \
+                                 than the 128 receivers accept, and was dropped; raise \
+                                 `with_udp_chunk_size` or shorten the static fields"
+                            ),
+                        ),
+                    };
+                    opentelemetry::otel_warn!(
+                        name: "djehouty.UdpMessageTooLarge",
+                        error = error.to_string()
+                    );
+                    self.counters.add_failure(Arc::new(error));
+                }
+                Err(SendError::Io(source)) => {
+                    self.socket = None;
+                    self.note_failure();
+                    let endpoint = self.endpoint.to_string();
+                    let error = if source.kind() == io::ErrorKind::TimedOut {
+                        Error::Timeout {
+                            step: "write",
+                            endpoint,
+                            timeout: self.timeouts.write,
+                        }
+                    } else {
+                        Error::Write { endpoint, source }
+                    };
+                    return (sent, Err(error));
+                }
+            }
+        }
+        self.failures = 0;
+        (lens.len(), Ok(()))
+    }
+
+    /// Forgets the socket; UDP has nothing to flush or close.
+    pub(crate) fn close(&mut self) {
+        self.socket = None;
+    }
+
+    fn note_failure(&mut self) {
+        self.failures = self.failures.saturating_add(1);
+        self.next_attempt = Some(Instant::now() + backoff(self.failures));
+    }
+}
+
+/// Why a message was not sent.
+enum SendError {
+    /// It would need this many chunks, more than [`MAX_CHUNKS`].
+    TooLarge(usize),
+    /// The socket failed (or timed out).
+    Io(io::Error),
+}
+
+/// Sends one message, unchunked or in chunks.
+async fn send_message(
+    socket: &UdpSocket,
+    payload: &[u8],
+    chunk_size: usize,
+    limit: Duration,
+    ids: &mut MessageIds,
+    datagram: &mut Vec<u8>,
+) -> std::result::Result<(), SendError> {
+    let count = match chunk_count(payload.len(), chunk_size) {
+        Some(count) => count,
+        None => {
+            let per_chunk = chunk_size.saturating_sub(CHUNK_HEADER_BYTES).max(1);
+            return Err(SendError::TooLarge(payload.len().div_ceil(per_chunk)));
+        }
+    };
+    if count == 0 {
+        return send_datagram(socket, payload, limit)
+            .await
+            .map_err(SendError::Io);
+    }
+    let id = ids.next_id();
+    // `chunk_count` keeps `count` within 128, so it fits a byte.
+    let count_byte = u8::try_from(count).unwrap_or(u8::MAX);
+    let per_chunk = chunk_size - CHUNK_HEADER_BYTES;
+    for (seq, part) in payload.chunks(per_chunk).enumerate() {
+        let seq = u8::try_from(seq).unwrap_or(u8::MAX);
+        write_chunk(datagram, id, seq, count_byte, part);
+        send_datagram(socket, datagram, limit)
+            .await
+            .map_err(SendError::Io)?;
+    }
+    Ok(())
+}
+
+async fn send_datagram(socket: &UdpSocket, datagram: &[u8], limit: Duration) -> io::Result<()> {
+    match tokio::time::timeout(limit, socket.send(datagram)).await {
+        Ok(Ok(n)) if n == datagram.len() => Ok(()),
+        Ok(Ok(n)) => Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!(
+                "only {n} of {} bytes of a datagram were sent",
+                datagram.len()
+            ),
+        )),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// Resolves the endpoint and connects a socket to the first address that
+/// takes one (IPv4 or IPv6).
+async fn open(endpoint: &Endpoint) -> io::Result<UdpSocket> {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host((endpoint.host(), endpoint.port())).await? {
+        let local: SocketAddr = if addr.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = match UdpSocket::bind(local).await {
+            Ok(socket) => socket,
+            Err(error) => {
+                last_error = Some(error);
+                continue;
+            }
+        };
+        match socket.connect(addr).await {
+            Ok(()) => return Ok(socket),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            "the host name resolved to no address",
+        )
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Compression, DEFAULT_UDP_CHUNK_BYTES};
+    use std::collections::HashSet;
+
+    #[test]
+    fn chunk_header_layout() {
+        let mut out = Vec::new();
+        let id = [1, 2, 3, 4, 5, 6, 7, 8];
+        write_chunk(&mut out, id, 3, 9, b"payload");
+        assert_eq!(
+            out,
+            [
+                &[0x1e, 0x0f][..],
+                &[1, 2, 3, 4, 5, 6, 7, 8],
+                &[3, 9],
+                b"payload"
+            ]
+            .concat()
+        );
+        assert_eq!(out.len(), CHUNK_HEADER_BYTES + 7);
+        // Reused buffers start over.
+        write_chunk(&mut out, id, 0, 1, b"");
+        assert_eq!(out.len(), CHUNK_HEADER_BYTES);
+    }
+
+    #[test]
+    fn the_128_chunk_limit() {
+        for chunk_size in [512, 1420, DEFAULT_UDP_CHUNK_BYTES, 65_507] {
+            let per_chunk = chunk_size - CHUNK_HEADER_BYTES;
+            assert_eq!(max_message_bytes(chunk_size), 128 * per_chunk);
+            // A message that fits one datagram is not chunked.
+            assert_eq!(chunk_count(1, chunk_size), Some(0));
+            assert_eq!(chunk_count(chunk_size, chunk_size), Some(0));
+            assert_eq!(chunk_count(chunk_size + 1, chunk_size), Some(2));
+            assert_eq!(chunk_count(3 * per_chunk, chunk_size), Some(3));
+            assert_eq!(chunk_count(3 * per_chunk + 1, chunk_size), Some(4));
+            let max = max_message_bytes(chunk_size);
+            assert_eq!(chunk_count(max, chunk_size), Some(128));
+            assert_eq!(chunk_count(max + 1, chunk_size), None);
+        }
+        // Degenerate sizes (the builder refuses them) never loop or divide by zero.
+        assert_eq!(chunk_count(12, 12), Some(0));
+        assert_eq!(chunk_count(100, 12), None);
+        assert_eq!(chunk_count(100, 10), None);
+    }
+
+    #[test]
+    fn message_ids_do_not_repeat() {
+        let mut ids = MessageIds::new();
+        let mut seen = HashSet::new();
+        for _ in 0..100_000 {
+            assert!(seen.insert(ids.next_id()));
+        }
+        // Wrapping around the counter's range changes nothing.
+        let mut ids = MessageIds {
+            base: u64::MAX - 2,
+            next: 0,
+        };
+        let mut seen = HashSet::new();
+        for _ in 0..10 {
+            assert!(seen.insert(ids.next_id()));
+        }
+        // Two links start apart.
+        assert_ne!(MessageIds::new().next_id(), MessageIds::new().next_id());
+    }
+
+    fn link(port: u16, chunk_bytes: usize) -> UdpLink {
+        let endpoint = Endpoint::parse(&format!("udp://127.0.0.1:{port}")).unwrap();
+        let timeouts = Timeouts {
+            export: Duration::from_secs(1),
+            connect: Duration::from_secs(1),
+            handshake: Duration::from_secs(1),
+            write: Duration::from_secs(1),
+        };
+        let options = UdpOptions {
+            chunk_bytes,
+            compression: Compression::None,
+        };
+        UdpLink::new(endpoint, options, timeouts, Counters::default())
+    }
+
+    #[tokio::test]
+    async fn sends_whole_and_chunked_messages() {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut link = link(receiver.local_addr().unwrap().port(), 512);
+        link.ready().await.unwrap();
+        let small = b"{\"short\":1}".to_vec();
+        let big: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
+        let data = [small.clone(), big.clone()].concat();
+        let (sent, result) = link.send(&data, &[small.len(), big.len()]).await;
+        assert_eq!(sent, 2);
+        result.unwrap();
+
+        let mut buf = [0u8; 2048];
+        let n = receiver.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &small[..]);
+        let mut reassembled = Vec::new();
+        let mut id = None;
+        for expected_seq in 0..4u8 {
+            let n = receiver.recv(&mut buf).unwrap();
+            assert!(n <= 512);
+            assert_eq!(buf[..2], CHUNK_MAGIC);
+            let this_id = &buf[2..10];
+            assert_eq!(*id.get_or_insert(this_id.to_vec()), this_id);
+            assert_eq!((buf[10], buf[11]), (expected_seq, 4));
+            reassembled.extend_from_slice(&buf[12..n]);
+        }
+        assert_eq!(reassembled, big);
+    }
+
+    #[tokio::test]
+    async fn a_refused_port_fails_the_frame_and_backs_off() {
+        // A port nobody listens on: the kernel answers with ICMP "port
+        // unreachable", which a later send on the connected socket reports.
+        let port = {
+            let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let mut link = link(port, 8192);
+        let mut failed = None;
+        for _ in 0..50 {
+            link.ready().await.unwrap();
+            let (sent, result) = link.send(b"{}{}", &[2, 2]).await;
+            if let Err(error) = result {
+                failed = Some((sent, error));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (sent, error) = failed.expect("a send to a closed port fails");
+        assert!(sent < 2);
+        assert!(matches!(error, Error::Write { .. }), "{error}");
+        assert!(link.socket.is_none());
+        assert!(link.next_attempt.is_some());
+    }
+
+    #[tokio::test]
+    async fn oversized_messages_are_skipped_not_retried() {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut link = link(receiver.local_addr().unwrap().port(), 512);
+        link.ready().await.unwrap();
+        let huge = vec![b'x'; max_message_bytes(512) + 1];
+        let (sent, result) = link.send(&huge, &[huge.len()]).await;
+        assert_eq!(sent, 1);
+        result.unwrap();
+        let stats = link.counters.snapshot();
+        assert_eq!(stats.failures, 1);
+        let error = stats.last_error.unwrap().to_string();
+        assert!(error.contains("with_udp_chunk_size"), "{error}");
+    }
+}

@@ -1,0 +1,531 @@
+//! GELF over HTTP and HTTPS against the in-process HTTP server
+//! (`support::http`): every field of records sent through `tracing`, one
+//! request per message and bulk, gzip, HTTPS with the test CA and with mutual
+//! TLS, named TLS failures, retries after 5xx, refusals (4xx) dropped and
+//! counted, a receiver's body limit learnt from 413, the endpoint down at
+//! start, an answer that comes too late (at least once), and LTSV refused.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use djehouty::{Counters, Error, GelfExporter, GelfExporterBuilder, Stats, TlsFailure};
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use serde_json::{Map, Value};
+use support::http::{
+    accept_all, fail_first, refuse_containing, script, HttpServer, Recorded, Reply,
+};
+use support::pipeline::*;
+use support::{assert_graylog_accepts, TestPki};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A provider with djehouty's batch processor around `builder`'s exporter,
+/// and the exporter's counters.
+fn start(builder: GelfExporterBuilder) -> (SdkLoggerProvider, Counters) {
+    let exporter = builder.build().expect("build the exporter");
+    let counters = exporter.counters();
+    let provider = SdkLoggerProvider::builder()
+        .with_resource(test_resource())
+        .with_log_processor(djehouty::BatchProcessor::new(exporter))
+        .build();
+    (provider, counters)
+}
+
+fn builder(server: &HttpServer) -> GelfExporterBuilder {
+    GelfExporter::builder().with_endpoint(server.url("/gelf"))
+}
+
+fn parse_all(messages: &[Vec<u8>]) -> Vec<Map<String, Value>> {
+    messages.iter().map(|m| assert_graylog_accepts(m)).collect()
+}
+
+fn seqs(messages: &[Vec<u8>]) -> Vec<u64> {
+    parse_all(messages)
+        .iter()
+        .map(|f| {
+            f.get("_seq")
+                .and_then(Value::as_u64)
+                .unwrap_or_else(|| panic!("no _seq in {f:?}"))
+        })
+        .collect()
+}
+
+/// Logs records numbered `0..n` (field `seq`) through `tracing`.
+fn log_numbered(provider: &SdkLoggerProvider, n: u64, padding: usize) {
+    let pad = "x".repeat(padding);
+    with_tracing(provider, || {
+        for seq in 0..n {
+            tracing::info!(seq, pad = pad.as_str(), "record {seq}");
+        }
+    });
+}
+
+/// Waits until `done` holds for the counters, or panics with what they show.
+fn wait_stats(counters: &Counters, what: &str, done: impl Fn(&Stats) -> bool) -> Stats {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let stats = counters.snapshot();
+        if done(&stats) {
+            return stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {stats:?}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Checks what every request carries.
+fn assert_request_shape(request: &Recorded, gzip: bool) {
+    assert_eq!(request.method, "POST", "{request:?}");
+    assert_eq!(request.path, "/gelf", "{request:?}");
+    assert_eq!(
+        request.header("content-type"),
+        Some("application/json"),
+        "{request:?}"
+    );
+    assert_eq!(
+        request.header("content-encoding"),
+        gzip.then_some("gzip"),
+        "{request:?}"
+    );
+    assert!(request.header("host").is_some(), "{request:?}");
+    assert!(
+        !request.body.contains(&0),
+        "no NUL delimiter in an HTTP body: {request:?}"
+    );
+}
+
+#[test]
+fn tracing_records_arrive_with_every_field_one_request_each() {
+    let server = HttpServer::http(accept_all());
+    let (provider, counters) = start(builder(&server).with_extra("X-OVH-TOKEN", "token-1"));
+    let before = now_secs();
+    let ((), trace_id, span_id) = in_span(|| {
+        with_tracing(&provider, || {
+            tracing::error!(
+                name: "db.failure",
+                target: "app::db",
+                user = "alice",
+                rows = 42_i64,
+                ratio = 0.25,
+                cached = true,
+                big = u64::MAX,
+                "query failed: {}",
+                "timeout"
+            );
+        })
+    });
+    with_tracing(&provider, || {
+        tracing::info!(id = "abc", source = "cli", "multi\nline body");
+        tracing::debug!(key = "X-OVH-TOKEN", "no override");
+    });
+    provider.shutdown().expect("shutdown");
+    let after = now_secs();
+
+    let requests = server.wait_requests(3, WAIT);
+    assert_eq!(requests.len(), 3, "one request per record");
+    for request in &requests {
+        assert_request_shape(request, false);
+        assert_eq!(request.status, 202);
+        assert_eq!(request.messages().len(), 1);
+        assert!(
+            !request.body.ends_with(b"\n"),
+            "a single message is sent as is: {request:?}"
+        );
+    }
+    assert_eq!(server.connections(), 1, "one kept-alive connection");
+    let frames = parse_all(&server.accepted());
+
+    let f = by_message(&frames, "query failed: timeout");
+    assert_resource_fields(f);
+    assert_field(f, "version", "1.1".into());
+    assert_field(f, "level", 3.into());
+    assert_field(f, "_user", "alice".into());
+    assert_field(f, "_rows", 42.into());
+    assert_field(f, "_ratio", 0.25.into());
+    assert_field(f, "_cached", "true".into());
+    assert_field(f, "_big", u64::MAX.to_string().into());
+    assert_field(f, "_target", "app::db".into());
+    assert_field(f, "_event_name", "db.failure".into());
+    assert_field(f, "_severity_text", "ERROR".into());
+    assert_field(f, "_trace_id", trace_id.into());
+    assert_field(f, "_span_id", span_id.into());
+    assert_field(f, "_trace_flags", 1.into());
+    assert_field(f, "_X-OVH-TOKEN", "token-1".into());
+    assert!(!f.contains_key("full_message"));
+    let ts = f["timestamp"].as_f64().expect("numeric timestamp");
+    assert!(
+        ts >= before - 1.0 && ts <= after + 1.0,
+        "{ts} not in [{before}, {after}]"
+    );
+
+    let f = by_message(&frames, "multi");
+    assert_field(f, "full_message", "multi\nline body".into());
+    assert_field(f, "level", 6.into());
+    assert_field(f, "_id_", "abc".into());
+    assert_field(f, "_source_", "cli".into());
+
+    let f = by_message(&frames, "no override");
+    assert_field(f, "level", 7.into());
+    assert_field(f, "_key", "X-OVH-TOKEN".into());
+    assert_field(f, "_X-OVH-TOKEN", "token-1".into());
+
+    let stats = counters.snapshot();
+    assert_eq!((stats.exported, stats.dropped()), (3, 0), "{stats:?}");
+    assert_eq!((stats.connections, stats.failures), (1, 0), "{stats:?}");
+}
+
+#[test]
+fn bulk_mode_sends_one_request_per_batch() {
+    let server = HttpServer::http(accept_all());
+    let (provider, counters) = start(builder(&server).with_http_bulk(true));
+    const N: u64 = 300;
+    log_numbered(&provider, N, 0);
+    provider.shutdown().expect("shutdown");
+
+    let messages = server.wait_accepted(N as usize, WAIT);
+    assert_eq!(seqs(&messages), (0..N).collect::<Vec<_>>(), "all, in order");
+    let requests = server.requests();
+    assert!(
+        requests.len() <= 10,
+        "{} requests for {N} records",
+        requests.len()
+    );
+    for request in &requests {
+        assert_request_shape(request, false);
+        assert!(request.body.ends_with(b"\n"), "{request:?}");
+    }
+    assert!(
+        requests.iter().any(|r| r.messages().len() > 1),
+        "bulk requests hold several messages"
+    );
+    let stats = counters.snapshot();
+    assert_eq!((stats.exported, stats.dropped()), (N, 0), "{stats:?}");
+}
+
+#[test]
+fn gzip_bodies_per_message_and_in_bulk() {
+    for bulk in [false, true] {
+        let server = HttpServer::http(accept_all());
+        let (provider, counters) =
+            start(builder(&server).with_http_gzip(true).with_http_bulk(bulk));
+        const N: u64 = 40;
+        log_numbered(&provider, N, 300);
+        provider.shutdown().expect("shutdown");
+
+        let messages = server.wait_accepted(N as usize, WAIT);
+        assert_eq!(seqs(&messages), (0..N).collect::<Vec<_>>(), "bulk {bulk}");
+        let requests = server.requests();
+        if !bulk {
+            assert_eq!(requests.len(), N as usize);
+        }
+        for request in &requests {
+            assert_request_shape(request, true);
+            assert!(
+                request.wire_bytes < request.body.len(),
+                "compressed: {} bytes on the wire for {}",
+                request.wire_bytes,
+                request.body.len()
+            );
+        }
+        assert_eq!(counters.snapshot().exported, N);
+    }
+}
+
+#[test]
+fn https_with_the_test_ca() {
+    let pki = TestPki::generate();
+    let server = HttpServer::https(&pki, false, accept_all());
+    let (provider, counters) = start(
+        builder(&server)
+            .with_ca_file(&pki.ca_pem)
+            .with_builtin_roots(false),
+    );
+    const N: u64 = 20;
+    log_numbered(&provider, N, 0);
+    provider.shutdown().expect("shutdown");
+
+    let messages = server.wait_accepted(N as usize, WAIT);
+    assert_eq!(seqs(&messages), (0..N).collect::<Vec<_>>());
+    for request in server.requests() {
+        assert_request_shape(&request, false);
+        assert!(!request.client_certificate);
+    }
+    assert_eq!(server.connections(), 1, "one kept-alive TLS connection");
+    let stats = counters.snapshot();
+    assert_eq!((stats.exported, stats.connections), (N, 1), "{stats:?}");
+}
+
+#[test]
+fn https_with_mutual_tls() {
+    let pki = TestPki::generate();
+    let server = HttpServer::https(&pki, true, accept_all());
+    let (provider, counters) = start(
+        builder(&server)
+            .with_ca_file(&pki.ca_pem)
+            .with_builtin_roots(false)
+            .with_client_certificate(&pki.client_cert_pem, &pki.client_key_pem),
+    );
+    log_numbered(&provider, 5, 0);
+    provider.shutdown().expect("shutdown");
+
+    let messages = server.wait_accepted(5, WAIT);
+    assert_eq!(seqs(&messages), vec![0, 1, 2, 3, 4]);
+    assert!(server.requests().iter().all(|r| r.client_certificate));
+    assert_eq!(counters.snapshot().exported, 5);
+}
+
+/// The refused handshake's cause, from the counters' last error.
+fn tls_failure(stats: &Stats) -> Option<TlsFailure> {
+    match stats.last_error.as_deref() {
+        Some(Error::Handshake { failure, .. }) => Some(*failure),
+        _ => None,
+    }
+}
+
+#[test]
+fn https_names_tls_failures_like_tls() {
+    let pki = TestPki::generate();
+    let other = TestPki::generate_other();
+
+    // A server whose certificate comes from a CA we do not trust.
+    let server = HttpServer::https(&pki, false, accept_all());
+    let (provider, counters) = start(
+        builder(&server)
+            .with_ca_file(&other.ca_pem)
+            .with_builtin_roots(false),
+    );
+    log_numbered(&provider, 1, 0);
+    let stats = wait_stats(&counters, "a refused handshake", |s| s.failures >= 1);
+    assert_eq!(
+        tls_failure(&stats),
+        Some(TlsFailure::UnknownIssuer),
+        "{stats:?}"
+    );
+    let text = stats
+        .last_error
+        .as_ref()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(text.contains("with_ca_file"), "{text}");
+    assert!(provider
+        .shutdown_with_timeout(Duration::from_millis(300))
+        .is_err());
+    assert!(
+        server.requests().is_empty(),
+        "nothing sent without verified TLS"
+    );
+
+    // A server that requires a client certificate we do not have.
+    let server = HttpServer::https(&pki, true, accept_all());
+    let (provider, counters) = start(
+        builder(&server)
+            .with_ca_file(&pki.ca_pem)
+            .with_builtin_roots(false),
+    );
+    log_numbered(&provider, 1, 0);
+    let stats = wait_stats(&counters, "a refused handshake", |s| s.failures >= 1);
+    assert_eq!(
+        tls_failure(&stats),
+        Some(TlsFailure::ClientCertificateRequired),
+        "{stats:?}"
+    );
+    assert!(provider
+        .shutdown_with_timeout(Duration::from_millis(300))
+        .is_err());
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn server_errors_are_retried_in_order_none_lost() {
+    for bulk in [false, true] {
+        let server = HttpServer::http(fail_first(3, 503));
+        let (provider, counters) = start(builder(&server).with_http_bulk(bulk));
+        const N: u64 = 50;
+        log_numbered(&provider, N, 0);
+        let messages = server.wait_accepted(N as usize, WAIT);
+        provider.shutdown().expect("shutdown");
+
+        assert_eq!(
+            seqs(&messages),
+            (0..N).collect::<Vec<_>>(),
+            "bulk {bulk}: every record, in order, once"
+        );
+        let requests = server.requests();
+        assert_eq!(
+            requests.iter().filter(|r| r.status == 503).count(),
+            3,
+            "{requests:?}"
+        );
+        // The refused requests were sent again, from the first unacknowledged record.
+        assert_eq!(seqs(&requests[0].messages())[0], 0);
+        assert_eq!(seqs(&requests[3].messages())[0], 0);
+        let stats = counters.snapshot();
+        assert_eq!(stats.failures, 3, "{stats:?}");
+        assert_eq!((stats.exported, stats.dropped()), (N, 0), "{stats:?}");
+        match stats.last_error.as_deref() {
+            Some(Error::HttpStatus { status: 503, .. }) => {}
+            other => panic!("last error {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn refusals_are_dropped_counted_and_not_retried() {
+    let server = HttpServer::http(refuse_containing(
+        "poison",
+        400,
+        "field _poison rejected by the input",
+    ));
+    let (provider, counters) = start(builder(&server));
+    with_tracing(&provider, || {
+        tracing::info!(seq = 0_u64, "ok before");
+        tracing::info!(seq = 1_u64, "poison");
+        tracing::info!(seq = 2_u64, "ok after");
+    });
+    provider
+        .shutdown()
+        .expect("shutdown: a refusal is not an undelivered record");
+
+    let messages = server.wait_accepted(2, WAIT);
+    assert_eq!(seqs(&messages), vec![0, 2]);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "the refused record is not sent again");
+    assert_eq!(requests[1].status, 400);
+    let stats = counters.snapshot();
+    assert_eq!(stats.exported, 2, "{stats:?}");
+    assert_eq!(stats.dropped_rejected, 1, "{stats:?}");
+    assert_eq!(stats.dropped(), 1, "{stats:?}");
+    assert_eq!(stats.failures, 0, "a refusal is not a failure: {stats:?}");
+    let error = stats.last_error.expect("the refusal is kept");
+    match &*error {
+        Error::HttpStatus { status, body, .. } => {
+            assert_eq!(*status, 400);
+            assert_eq!(body, "field _poison rejected by the input");
+        }
+        other => panic!("last error {other:?}"),
+    }
+    let text = error.to_string();
+    assert!(text.contains("HTTP 400"), "{text}");
+    assert!(text.contains("field _poison rejected"), "{text}");
+}
+
+#[test]
+fn bulk_learns_the_receivers_body_limit_from_413() {
+    const LIMIT: usize = 4_000;
+    let server = HttpServer::http(script(|_, request| {
+        if request.body.len() > LIMIT {
+            Reply::status(413).with_body("Request Entity Too Large")
+        } else {
+            Reply::status(202)
+        }
+    }));
+    let (provider, counters) = start(builder(&server).with_http_bulk(true));
+    const N: u64 = 100;
+    log_numbered(&provider, N, 300);
+    provider.shutdown().expect("shutdown");
+
+    let messages = server.wait_accepted(N as usize, WAIT);
+    assert_eq!(seqs(&messages), (0..N).collect::<Vec<_>>());
+    let requests = server.requests();
+    let refused = requests.iter().filter(|r| r.status == 413).count();
+    assert!(refused >= 1, "the first bulk was too large");
+    assert!(
+        refused <= 10,
+        "the limit is learnt, not hit every time: {refused}"
+    );
+    assert!(requests
+        .iter()
+        .any(|r| r.accepted() && r.messages().len() > 1));
+    let stats = counters.snapshot();
+    assert_eq!((stats.exported, stats.dropped()), (N, 0), "{stats:?}");
+}
+
+/// A loopback port nothing listens on (bound, then released).
+fn free_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address")
+}
+
+#[test]
+fn endpoint_down_at_start_then_up_delivers_everything_in_order() {
+    let addr = free_port();
+    let (provider, counters) =
+        start(GelfExporter::builder().with_endpoint(format!("http://{addr}/gelf")));
+    const N: u64 = 100;
+    log_numbered(&provider, N, 0);
+    let stats = wait_stats(&counters, "failed connections", |s| s.failures >= 2);
+    assert_eq!(stats.exported, 0);
+    assert!(
+        matches!(stats.last_error.as_deref(), Some(Error::Connect { .. })),
+        "{stats:?}"
+    );
+    let server = HttpServer::bind(addr, None, accept_all()).expect("bind the server late");
+    let messages = server.wait_accepted(N as usize, WAIT);
+    provider.shutdown().expect("shutdown");
+    assert_eq!(seqs(&messages), (0..N).collect::<Vec<_>>());
+    let stats = counters.snapshot();
+    assert_eq!((stats.exported, stats.dropped()), (N, 0), "{stats:?}");
+    assert_eq!(stats.buffered_records, 0);
+}
+
+#[test]
+fn an_answer_that_comes_too_late_means_the_record_is_sent_again() {
+    // The first request is answered after the exporter gave up on it.
+    let server = HttpServer::http(script(|index, _| {
+        let reply = Reply::status(202);
+        if index == 0 {
+            reply.after(Duration::from_millis(1500))
+        } else {
+            reply
+        }
+    }));
+    let (provider, counters) = start(
+        builder(&server)
+            .with_connect_timeout(Duration::from_millis(300))
+            .with_write_timeout(Duration::from_millis(300)),
+    );
+    log_numbered(&provider, 3, 0);
+    let messages = server.wait_accepted(4, WAIT);
+    provider.shutdown().expect("shutdown");
+    // At least once: the receiver got record 0 twice, and lost nothing.
+    assert_eq!(seqs(&messages), vec![0, 0, 1, 2]);
+    let stats = counters.snapshot();
+    assert_eq!(stats.exported, 3, "{stats:?}");
+    assert!(stats.failures >= 1, "{stats:?}");
+    match stats.last_error.as_deref() {
+        Some(Error::Timeout { step, .. }) => assert_eq!(*step, "HTTP request"),
+        other => panic!("last error {other:?}"),
+    }
+}
+
+#[test]
+fn ltsv_over_http_and_http_options_elsewhere_are_refused_at_build() {
+    for endpoint in ["http://127.0.0.1:1/gelf", "https://localhost:1/gelf"] {
+        let error = djehouty::LtsvExporter::builder()
+            .with_endpoint(endpoint)
+            .build()
+            .expect_err("LTSV over HTTP");
+        assert!(
+            error.to_string().contains("HTTP carries GELF only"),
+            "{error}"
+        );
+    }
+    for (bulk, gzip, method) in [
+        (true, false, "with_http_bulk"),
+        (false, true, "with_http_gzip"),
+    ] {
+        let error = GelfExporter::builder()
+            .with_endpoint("tcp://127.0.0.1:1")
+            .with_http_bulk(bulk)
+            .with_http_gzip(gzip)
+            .build()
+            .expect_err("HTTP options on a TCP endpoint");
+        assert!(error.to_string().contains(method), "{error}");
+    }
+}
