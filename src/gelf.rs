@@ -3,11 +3,11 @@
 //! The object holds `version`, `host`, `short_message`, `full_message` (when
 //! present), `timestamp` (seconds since the epoch with microseconds, written
 //! exactly, not through a float), `level` and one `_`-prefixed additional field
-//! per mapped field. JSON is written straight into the output buffer, strings
-//! escaped by `serde_json` (control characters, NUL included, become `\uXXXX`,
-//! so a NUL byte never appears inside a frame).
-
-use std::io::Write as _;
+//! per mapped field. JSON is written straight into the output buffer (a hot
+//! path, so by hand): a string with nothing to escape is copied as is, any
+//! other goes through `serde_json`'s escaper (control characters, NUL
+//! included, become `\uXXXX`, so a NUL byte never appears inside a frame);
+//! integers through `itoa`.
 
 use crate::config::Framing;
 use crate::format::Format;
@@ -39,12 +39,19 @@ impl Format for Gelf {
             json_str(out, full);
         }
         let (secs, micros) = epoch_micros(record.time);
-        // Writing into a Vec cannot fail.
-        let _ = write!(
-            out,
-            ",\"timestamp\":{secs}.{micros:06},\"level\":{}",
-            record.level
-        );
+        out.extend_from_slice(b",\"timestamp\":");
+        push_int(out, secs);
+        out.push(b'.');
+        // Six digits, zero-padded (micros < 1,000,000).
+        let mut digits = [b'0'; 6];
+        let mut rest = micros;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        out.extend_from_slice(&digits);
+        out.extend_from_slice(b",\"level\":");
+        push_int(out, record.level);
         for field in &record.fields {
             out.extend_from_slice(b",\"_");
             json_str_body(out, &field.key);
@@ -52,9 +59,7 @@ impl Format for Gelf {
             out.extend_from_slice(b"\":");
             match &field.value {
                 FieldValue::Str(s) => json_str(out, s),
-                FieldValue::Int(i) => {
-                    let _ = write!(out, "{i}");
-                }
+                FieldValue::Int(i) => push_int(out, *i),
                 FieldValue::Float(f) => json_float(out, *f),
             }
         }
@@ -62,10 +67,34 @@ impl Format for Gelf {
     }
 }
 
+/// Bytes JSON requires escaped in a string: control characters, `"`, `\`.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = b < 0x20 || b == b'"' as usize || b == b'\\' as usize;
+        b += 1;
+    }
+    table
+};
+
 /// Writes a JSON string, quotes included.
 fn json_str(out: &mut Vec<u8>, s: &str) {
+    if !s.bytes().any(|b| NEEDS_ESCAPE[usize::from(b)]) {
+        // The common case: copied as is.
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // serde_json's escaper; writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Writes an integer in decimal.
+pub(crate) fn push_int(out: &mut Vec<u8>, i: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
 }
 
 /// Writes a key already limited to `[A-Za-z0-9_.-]`: nothing to escape.

@@ -11,7 +11,7 @@ use std::io::Write as _;
 
 use crate::config::Framing;
 use crate::format::Format;
-use crate::gelf::json_float;
+use crate::gelf::{json_float, push_int};
 use crate::mapping::{FieldValue, MappedRecord};
 
 /// The LTSV format.
@@ -41,7 +41,8 @@ impl Format for Ltsv {
         );
         out.extend_from_slice(b"\thost:");
         escaped(out, record.host);
-        let _ = write!(out, "\tlevel:{}", record.level);
+        out.extend_from_slice(b"\tlevel:");
+        push_int(out, record.level);
         out.extend_from_slice(b"\tmessage:");
         escaped(out, &record.short_message);
         if let Some(full) = &record.full_message {
@@ -55,9 +56,7 @@ impl Format for Ltsv {
             out.push(b':');
             match &field.value {
                 FieldValue::Str(s) => escaped(out, s),
-                FieldValue::Int(i) => {
-                    let _ = write!(out, "{i}");
-                }
+                FieldValue::Int(i) => push_int(out, *i),
                 FieldValue::Float(f) => json_float(out, *f),
             }
         }
