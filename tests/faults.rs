@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use djehouty::{Counters, GelfExporter, GelfExporterBuilder, Stats};
+use djehouty::{GelfExporter, GelfExporterBuilder};
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use rustls::ServerConfig;
 use support::pipeline::*;
@@ -39,22 +39,6 @@ fn seq_of(frame: &[u8]) -> u64 {
 
 fn seqs(frames: &[Vec<u8>]) -> Vec<u64> {
     frames.iter().map(|f| seq_of(f)).collect()
-}
-
-/// Waits until `done` holds for the counters, or panics with what they show.
-fn wait_stats(counters: &Counters, what: &str, done: impl Fn(&Stats) -> bool) -> Stats {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let stats = counters.snapshot();
-        if done(&stats) {
-            return stats;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {stats:?}"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Which sequence numbers of `0..sent` arrived, which did not, which twice.

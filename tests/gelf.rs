@@ -26,69 +26,11 @@ fn builder(receiver: &Receiver) -> djehouty::GelfExporterBuilder {
 fn tracing_records_arrive_with_every_field() {
     let receiver = Receiver::tcp(Framing::Nul);
     let provider = batch_provider(builder(&receiver).with_extra("X-OVH-TOKEN", "token-1"));
-    let before = now_secs();
-    let ((), trace_id, span_id) = in_span(|| {
-        with_tracing(&provider, || {
-            tracing::error!(
-                name: "db.failure",
-                target: "app::db",
-                user = "alice",
-                rows = 42_i64,
-                ratio = 0.25,
-                cached = true,
-                big = u64::MAX,
-                "query failed: {}",
-                "timeout"
-            );
-        })
-    });
-    with_tracing(&provider, || {
-        tracing::info!(id = "abc", source = "cli", "multi\nline body");
-        tracing::debug!(key = "X-OVH-TOKEN", "no override");
-    });
+    let logged = log_the_three_records(&provider);
     provider.shutdown().expect("shutdown");
-    let after = now_secs();
-
     let frames = parse_all(&receiver.wait_frames(3, WAIT));
     receiver.assert_no_partial();
-    assert_eq!(frames.len(), 3);
-
-    let f = by_message(&frames, "query failed: timeout");
-    assert_resource_fields(f);
-    assert_field(f, "version", "1.1".into());
-    assert_field(f, "level", 3.into());
-    assert_field(f, "_user", "alice".into());
-    assert_field(f, "_rows", 42.into());
-    assert_field(f, "_ratio", 0.25.into());
-    assert_field(f, "_cached", "true".into());
-    assert_field(f, "_big", u64::MAX.to_string().into());
-    assert_field(f, "_target", "app::db".into());
-    assert_field(f, "_event_name", "db.failure".into());
-    assert_field(f, "_severity_text", "ERROR".into());
-    assert_field(f, "_trace_id", trace_id.into());
-    assert_field(f, "_span_id", span_id.into());
-    assert_field(f, "_trace_flags", 1.into());
-    assert_field(f, "_X-OVH-TOKEN", "token-1".into());
-    assert!(!f.contains_key("full_message"));
-    let ts = f["timestamp"].as_f64().expect("numeric timestamp");
-    assert!(
-        ts >= before - 1.0 && ts <= after + 1.0,
-        "{ts} not in [{before}, {after}]"
-    );
-
-    let f = by_message(&frames, "multi");
-    assert_field(f, "full_message", "multi\nline body".into());
-    assert_field(f, "level", 6.into());
-    assert_field(f, "_id_", "abc".into());
-    assert_field(f, "_source_", "cli".into());
-    assert!(!f.contains_key("_trace_id"), "no span, no trace id");
-    // tracing's default event name ("event tests/gelf.rs:NN") is not sent.
-    assert!(!f.contains_key("_event_name"));
-
-    let f = by_message(&frames, "no override");
-    assert_field(f, "level", 7.into());
-    assert_field(f, "_key", "X-OVH-TOKEN".into());
-    assert_field(f, "_X-OVH-TOKEN", "token-1".into());
+    assert_the_three_records(&frames, &logged);
 }
 
 #[test]

@@ -8,8 +8,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use djehouty::{Counters, Error, GelfExporter, GelfExporterBuilder, Stats, TlsFailure};
 use opentelemetry_sdk::logs::SdkLoggerProvider;
@@ -63,22 +62,6 @@ fn log_numbered(provider: &SdkLoggerProvider, n: u64, padding: usize) {
     });
 }
 
-/// Waits until `done` holds for the counters, or panics with what they show.
-fn wait_stats(counters: &Counters, what: &str, done: impl Fn(&Stats) -> bool) -> Stats {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let stats = counters.snapshot();
-        if done(&stats) {
-            return stats;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {stats:?}"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Checks what every request carries.
 fn assert_request_shape(request: &Recorded, gzip: bool) {
     assert_eq!(request.method, "POST", "{request:?}");
@@ -104,28 +87,8 @@ fn assert_request_shape(request: &Recorded, gzip: bool) {
 fn tracing_records_arrive_with_every_field_one_request_each() {
     let server = HttpServer::http(accept_all());
     let (provider, counters) = start(builder(&server).with_extra("X-OVH-TOKEN", "token-1"));
-    let before = now_secs();
-    let ((), trace_id, span_id) = in_span(|| {
-        with_tracing(&provider, || {
-            tracing::error!(
-                name: "db.failure",
-                target: "app::db",
-                user = "alice",
-                rows = 42_i64,
-                ratio = 0.25,
-                cached = true,
-                big = u64::MAX,
-                "query failed: {}",
-                "timeout"
-            );
-        })
-    });
-    with_tracing(&provider, || {
-        tracing::info!(id = "abc", source = "cli", "multi\nline body");
-        tracing::debug!(key = "X-OVH-TOKEN", "no override");
-    });
+    let logged = log_the_three_records(&provider);
     provider.shutdown().expect("shutdown");
-    let after = now_secs();
 
     let requests = server.wait_requests(3, WAIT);
     assert_eq!(requests.len(), 3, "one request per record");
@@ -141,39 +104,7 @@ fn tracing_records_arrive_with_every_field_one_request_each() {
     assert_eq!(server.connections(), 1, "one kept-alive connection");
     let frames = parse_all(&server.accepted());
 
-    let f = by_message(&frames, "query failed: timeout");
-    assert_resource_fields(f);
-    assert_field(f, "version", "1.1".into());
-    assert_field(f, "level", 3.into());
-    assert_field(f, "_user", "alice".into());
-    assert_field(f, "_rows", 42.into());
-    assert_field(f, "_ratio", 0.25.into());
-    assert_field(f, "_cached", "true".into());
-    assert_field(f, "_big", u64::MAX.to_string().into());
-    assert_field(f, "_target", "app::db".into());
-    assert_field(f, "_event_name", "db.failure".into());
-    assert_field(f, "_severity_text", "ERROR".into());
-    assert_field(f, "_trace_id", trace_id.into());
-    assert_field(f, "_span_id", span_id.into());
-    assert_field(f, "_trace_flags", 1.into());
-    assert_field(f, "_X-OVH-TOKEN", "token-1".into());
-    assert!(!f.contains_key("full_message"));
-    let ts = f["timestamp"].as_f64().expect("numeric timestamp");
-    assert!(
-        ts >= before - 1.0 && ts <= after + 1.0,
-        "{ts} not in [{before}, {after}]"
-    );
-
-    let f = by_message(&frames, "multi");
-    assert_field(f, "full_message", "multi\nline body".into());
-    assert_field(f, "level", 6.into());
-    assert_field(f, "_id_", "abc".into());
-    assert_field(f, "_source_", "cli".into());
-
-    let f = by_message(&frames, "no override");
-    assert_field(f, "level", 7.into());
-    assert_field(f, "_key", "X-OVH-TOKEN".into());
-    assert_field(f, "_X-OVH-TOKEN", "token-1".into());
+    assert_the_three_records(&frames, &logged);
 
     let stats = counters.snapshot();
     assert_eq!((stats.exported, stats.dropped()), (3, 0), "{stats:?}");

@@ -123,3 +123,112 @@ pub fn by_message<'a>(frames: &'a [Map<String, Value>], message: &str) -> &'a Ma
         .find(|f| f.get("short_message").and_then(Value::as_str) == Some(message))
         .unwrap_or_else(|| panic!("no frame with short_message {message:?} in {frames:#?}"))
 }
+
+/// What [`log_the_three_records`] logged, for [`assert_the_three_records`].
+pub struct Logged {
+    /// Seconds since the epoch before the first record.
+    pub before: f64,
+    /// Seconds since the epoch after the last record.
+    pub after: f64,
+    /// The trace id of the span the first record was logged in.
+    pub trace_id: String,
+    /// Its span id.
+    pub span_id: String,
+}
+
+/// Logs, through `tracing`, the three records the transport tests check field
+/// by field: an error with typed attributes inside a span, a multi-line record
+/// with reserved keys, and a record whose attribute tries to pass for the
+/// static extra `X-OVH-TOKEN` (the exporter must have it set to `token-1`).
+pub fn log_the_three_records(provider: &SdkLoggerProvider) -> Logged {
+    let before = now_secs();
+    let ((), trace_id, span_id) = in_span(|| {
+        with_tracing(provider, || {
+            tracing::error!(
+                name: "db.failure",
+                target: "app::db",
+                user = "alice",
+                rows = 42_i64,
+                ratio = 0.25,
+                cached = true,
+                big = u64::MAX,
+                "query failed: {}",
+                "timeout"
+            );
+        })
+    });
+    with_tracing(provider, || {
+        tracing::info!(id = "abc", source = "cli", "multi\nline body");
+        tracing::debug!(key = "X-OVH-TOKEN", "no override");
+    });
+    Logged {
+        before,
+        after: now_secs(),
+        trace_id,
+        span_id,
+    }
+}
+
+/// Checks every field of the records [`log_the_three_records`] logged.
+pub fn assert_the_three_records(frames: &[Map<String, Value>], logged: &Logged) {
+    assert_eq!(frames.len(), 3, "{frames:#?}");
+    let f = by_message(frames, "query failed: timeout");
+    assert_resource_fields(f);
+    assert_field(f, "version", "1.1".into());
+    assert_field(f, "level", 3.into());
+    assert_field(f, "_user", "alice".into());
+    assert_field(f, "_rows", 42.into());
+    assert_field(f, "_ratio", 0.25.into());
+    assert_field(f, "_cached", "true".into());
+    assert_field(f, "_big", u64::MAX.to_string().into());
+    assert_field(f, "_target", "app::db".into());
+    assert_field(f, "_event_name", "db.failure".into());
+    assert_field(f, "_severity_text", "ERROR".into());
+    assert_field(f, "_trace_id", logged.trace_id.as_str().into());
+    assert_field(f, "_span_id", logged.span_id.as_str().into());
+    assert_field(f, "_trace_flags", 1.into());
+    assert_field(f, "_X-OVH-TOKEN", "token-1".into());
+    assert!(!f.contains_key("full_message"));
+    let ts = f["timestamp"].as_f64().expect("numeric timestamp");
+    assert!(
+        ts >= logged.before - 1.0 && ts <= logged.after + 1.0,
+        "{ts} not in [{}, {}]",
+        logged.before,
+        logged.after
+    );
+
+    let f = by_message(frames, "multi");
+    assert_field(f, "full_message", "multi\nline body".into());
+    assert_field(f, "level", 6.into());
+    assert_field(f, "_id_", "abc".into());
+    assert_field(f, "_source_", "cli".into());
+    assert!(!f.contains_key("_trace_id"), "no span, no trace id");
+    // tracing's default event name ("event tests/...:NN") is not sent.
+    assert!(!f.contains_key("_event_name"));
+
+    let f = by_message(frames, "no override");
+    assert_field(f, "level", 7.into());
+    assert_field(f, "_key", "X-OVH-TOKEN".into());
+    assert_field(f, "_X-OVH-TOKEN", "token-1".into());
+}
+
+/// Waits (at most 20 s) until `done` holds for the exporter's counters, or
+/// panics with what they show.
+pub fn wait_stats(
+    counters: &djehouty::Counters,
+    what: &str,
+    done: impl Fn(&djehouty::Stats) -> bool,
+) -> djehouty::Stats {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats = counters.snapshot();
+        if done(&stats) {
+            return stats;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {stats:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,592 @@
+//! The sink every row ships to, in a child process (this same binary run with
+//! `--sink DIR`) so that its CPU time and memory are not counted against the
+//! process being measured.
+//!
+//! The parent drives it over the child's stdin/stdout, one line per request
+//! and per answer:
+//!
+//! * `OPEN tcp|tls gelf|ltsv` binds a fresh listener on 127.0.0.1 for one row
+//!   and answers `PORT <port>`;
+//! * `CONNS` answers `CONNS <connections established> <frames so far>`;
+//! * `FINISH <idle ms> <limit ms>` stops accepting, waits until every
+//!   connection of the row has been closed by its peer and all its bytes
+//!   validated (or until no byte arrived for `idle ms`, or `limit ms` passed)
+//!   and answers `DONE` with the row's counts, tab-separated.
+//!
+//! Each connection has two threads: one reads (and decrypts, over TLS) into
+//! large buffers stamped with their arrival time, the other splits them into
+//! frames (NUL-delimited for GELF, newline-delimited for LTSV) and validates
+//! each one: a GELF frame must be a JSON object, an LTSV frame one line of
+//! `label:value` fields separated by tabs.
+
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+use crate::measure::now_ns;
+
+/// Size of one read buffer.
+const CHUNK: usize = 256 * 1024;
+/// Read buffers in flight between a connection's reader and its validator.
+const CHUNKS_IN_FLIGHT: usize = 64;
+/// Longest wait for a TLS handshake to complete.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+/// Longest wait for an answer from the sink.
+const ANSWER_LIMIT: Duration = Duration::from_secs(200);
+
+/// What a row's frames must look like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A JSON object per frame, frames ended by NUL.
+    Gelf,
+    /// One `label:value<TAB>label:value...` line per frame, ended by LF.
+    Ltsv,
+}
+
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Format::Gelf => "gelf",
+            Format::Ltsv => "ltsv",
+        }
+    }
+
+    fn delimiter(self) -> u8 {
+        match self {
+            Format::Gelf => 0,
+            Format::Ltsv => b'\n',
+        }
+    }
+
+    fn valid(self, frame: &[u8]) -> bool {
+        match self {
+            Format::Gelf => valid_gelf(frame),
+            Format::Ltsv => valid_ltsv(frame),
+        }
+    }
+}
+
+/// A GELF frame: one JSON object (surrounding whitespace allowed).
+fn valid_gelf(frame: &[u8]) -> bool {
+    frame.trim_ascii_start().first() == Some(&b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(frame).is_ok()
+}
+
+/// An LTSV line: UTF-8, no CR or NUL, and tab-separated `label:value` fields
+/// whose labels are non-empty and made of `[0-9A-Za-z_.-]`.
+fn valid_ltsv(line: &[u8]) -> bool {
+    if line.is_empty() || line.iter().any(|&b| b == b'\r' || b == 0) {
+        return false;
+    }
+    if std::str::from_utf8(line).is_err() {
+        return false;
+    }
+    line.split(|&b| b == b'\t')
+        .all(|field| match field.iter().position(|&b| b == b':') {
+            Some(colon) if colon > 0 => field[..colon]
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')),
+            _ => false,
+        })
+}
+
+/// Makes `bytes` printable on one line, at most `max` characters.
+fn escape(bytes: &[u8], max: usize) -> String {
+    let mut out = String::new();
+    for &b in bytes.iter().take(max) {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    if bytes.len() > max {
+        out.push_str("...");
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// The child process
+
+/// A row's counters, shared by its connections' threads.
+#[derive(Default)]
+struct RowState {
+    /// Connections established (TLS: handshake completed).
+    connections: AtomicU64,
+    /// Connections whose bytes are not all validated yet.
+    open: AtomicU64,
+    frames: AtomicU64,
+    invalid: AtomicU64,
+    bytes: AtomicU64,
+    /// Arrival time of the read that completed the latest frame.
+    last_frame_ns: AtomicU64,
+    /// Arrival time of the latest read.
+    last_read_ns: AtomicU64,
+    /// Connections that ended without a TLS close_notify or with an error.
+    unclean: AtomicU64,
+    closed: AtomicBool,
+    note: Mutex<Option<String>>,
+    sample: Mutex<Option<String>>,
+}
+
+impl RowState {
+    fn note(&self, text: String) {
+        let mut note = self.note.lock().unwrap_or_else(|p| p.into_inner());
+        note.get_or_insert(text);
+    }
+}
+
+/// A buffer of bytes read, with the time it was read.
+struct Chunk {
+    data: Vec<u8>,
+    len: usize,
+    at: u64,
+}
+
+/// Runs the sink until its stdin closes. `dir` holds the server certificate
+/// (`server.der`) and its PKCS#8 key (`server.key.der`).
+pub fn run_child(dir: &Path) -> Result<(), String> {
+    let cert = std::fs::read(dir.join("server.der"))
+        .map_err(|e| format!("sink: cannot read the server certificate: {e}"))?;
+    let key = std::fs::read(dir.join("server.key.der"))
+        .map_err(|e| format!("sink: cannot read the server key: {e}"))?;
+    let tls =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("sink: TLS versions: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(cert)],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+            )
+            .map_err(|e| format!("sink: TLS certificate: {e}"))?;
+    // No TLS 1.3 session tickets: a client that closes its socket without
+    // reading them (gelf_logger's native-tls stream does) would make the
+    // kernel reset the connection and discard frames the sink has not read yet.
+    let mut tls = tls;
+    tls.send_tls13_tickets = 0;
+    let tls = Arc::new(tls);
+
+    let stdin = io::stdin();
+    let mut stdout = io::stdout();
+    let mut row: Option<(Arc<RowState>, u16)> = None;
+    for line in stdin.lock().lines() {
+        let line = line.map_err(|e| format!("sink: reading a request: {e}"))?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let answer = match words.as_slice() {
+            ["OPEN", transport, format] => {
+                let format = match *format {
+                    "gelf" => Format::Gelf,
+                    "ltsv" => Format::Ltsv,
+                    other => return Err(format!("sink: unknown format {other}")),
+                };
+                let tls = match *transport {
+                    "tcp" => None,
+                    "tls" => Some(Arc::clone(&tls)),
+                    other => return Err(format!("sink: unknown transport {other}")),
+                };
+                let state = Arc::new(RowState::default());
+                let port = listen(Arc::clone(&state), format, tls)?;
+                row = Some((state, port));
+                format!("PORT {port}")
+            }
+            ["CONNS"] => match &row {
+                Some((state, _)) => format!(
+                    "CONNS {} {}",
+                    state.connections.load(Ordering::Acquire),
+                    state.frames.load(Ordering::Acquire)
+                ),
+                None => "CONNS 0 0".to_string(),
+            },
+            ["FINISH", idle, limit] => {
+                let idle = Duration::from_millis(idle.parse().unwrap_or(10_000));
+                let limit = Duration::from_millis(limit.parse().unwrap_or(120_000));
+                match row.take() {
+                    Some((state, port)) => finish(&state, port, idle, limit),
+                    None => "DONE\t0\t0\t0\t0\t0\t0\t0\tno row open\t".to_string(),
+                }
+            }
+            _ => return Err(format!("sink: unknown request {line:?}")),
+        };
+        writeln!(stdout, "{answer}").map_err(|e| format!("sink: answering: {e}"))?;
+        stdout
+            .flush()
+            .map_err(|e| format!("sink: answering: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Binds a listener for one row and accepts its connections in a thread.
+fn listen(
+    state: Arc<RowState>,
+    format: Format,
+    tls: Option<Arc<ServerConfig>>,
+) -> Result<u16, String> {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("sink: cannot listen: {e}"))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| format!("sink: listener address: {e}"))?
+        .port();
+    thread::Builder::new()
+        .name("sink-accept".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                if state.closed.load(Ordering::Acquire) {
+                    break;
+                }
+                let stream = match stream {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        state.note(format!("accept failed: {e}"));
+                        continue;
+                    }
+                };
+                state.open.fetch_add(1, Ordering::AcqRel);
+                let state = Arc::clone(&state);
+                let tls = tls.clone();
+                let spawned = thread::Builder::new()
+                    .name("sink-read".into())
+                    .spawn(move || connection(stream, state, format, tls));
+                if let Err(e) = spawned {
+                    eprintln!("sink: cannot start a reader thread: {e}");
+                }
+            }
+        })
+        .map_err(|e| format!("sink: cannot start the acceptor: {e}"))?;
+    Ok(port)
+}
+
+/// Reads one connection to its end, handing buffers to a validator thread.
+fn connection(
+    stream: TcpStream,
+    state: Arc<RowState>,
+    format: Format,
+    tls: Option<Arc<ServerConfig>>,
+) {
+    let (chunks_tx, chunks_rx) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
+    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+    let validator = {
+        let state = Arc::clone(&state);
+        thread::Builder::new()
+            .name("sink-validate".into())
+            .spawn(move || validate(chunks_rx, spare_tx, &state, format))
+    };
+    let validator = match validator {
+        Ok(handle) => handle,
+        Err(e) => {
+            state.note(format!("cannot start a validator thread: {e}"));
+            state.open.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let outcome = match tls {
+        None => {
+            state.connections.fetch_add(1, Ordering::AcqRel);
+            read_all(stream, &chunks_tx, &spare_rx, &state)
+        }
+        Some(config) => match handshake(stream, config) {
+            Ok(tls_stream) => {
+                state.connections.fetch_add(1, Ordering::AcqRel);
+                read_all(tls_stream, &chunks_tx, &spare_rx, &state)
+            }
+            Err(e) => Err(format!("TLS handshake failed: {e}")),
+        },
+    };
+    drop(chunks_tx);
+    if let Err(e) = outcome {
+        state.unclean.fetch_add(1, Ordering::AcqRel);
+        state.note(e);
+    }
+    let _ = validator.join();
+    state.open.fetch_sub(1, Ordering::AcqRel);
+}
+
+fn handshake(
+    mut tcp: TcpStream,
+    config: Arc<ServerConfig>,
+) -> Result<StreamOwned<ServerConnection, TcpStream>, String> {
+    let mut conn = ServerConnection::new(config).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(HANDSHAKE_LIMIT))
+        .map_err(|e| e.to_string())?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
+    }
+    tcp.set_read_timeout(None).map_err(|e| e.to_string())?;
+    Ok(StreamOwned::new(conn, tcp))
+}
+
+/// Reads until the peer closes. A TLS peer that closes without close_notify
+/// is reported as an unclean end (its bytes still count).
+fn read_all(
+    mut stream: impl Read,
+    chunks: &SyncSender<Chunk>,
+    spare: &Receiver<Vec<u8>>,
+    state: &RowState,
+) -> Result<(), String> {
+    loop {
+        let mut data = spare.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
+        let len = match stream.read(&mut data) {
+            Ok(0) => return Ok(()),
+            Ok(len) => len,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err("a TLS peer closed without close_notify".to_string())
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                return Err("a peer reset its connection".to_string())
+            }
+            Err(e) => return Err(format!("read failed: {e}")),
+        };
+        let at = now_ns();
+        state.last_read_ns.store(at, Ordering::Release);
+        if chunks.send(Chunk { data, len, at }).is_err() {
+            return Err("the validator stopped".to_string());
+        }
+    }
+}
+
+/// Splits buffers into frames and validates each one.
+fn validate(
+    chunks: Receiver<Chunk>,
+    spare: mpsc::Sender<Vec<u8>>,
+    state: &RowState,
+    format: Format,
+) {
+    let delimiter = format.delimiter();
+    let mut pending: Vec<u8> = Vec::new();
+    let check = |frame: &[u8], invalid: &mut u64| {
+        if !format.valid(frame) {
+            *invalid += 1;
+            let mut sample = state.sample.lock().unwrap_or_else(|p| p.into_inner());
+            sample.get_or_insert_with(|| escape(frame, 300));
+        }
+    };
+    for chunk in chunks {
+        let data = &chunk.data[..chunk.len];
+        let (mut frames, mut invalid) = (0u64, 0u64);
+        let mut start = 0;
+        while let Some(offset) = data[start..].iter().position(|&b| b == delimiter) {
+            let end = start + offset;
+            if pending.is_empty() {
+                check(&data[start..end], &mut invalid);
+            } else {
+                pending.extend_from_slice(&data[start..end]);
+                check(&pending, &mut invalid);
+                pending.clear();
+            }
+            frames += 1;
+            start = end + 1;
+        }
+        pending.extend_from_slice(&data[start..]);
+        state.bytes.fetch_add(chunk.len as u64, Ordering::AcqRel);
+        if frames > 0 {
+            state.invalid.fetch_add(invalid, Ordering::AcqRel);
+            state.last_frame_ns.fetch_max(chunk.at, Ordering::AcqRel);
+            state.frames.fetch_add(frames, Ordering::AcqRel);
+        }
+        let _ = spare.send(chunk.data);
+    }
+    if !pending.is_empty() {
+        // The connection ended inside a frame.
+        let mut invalid = 0;
+        check(&pending, &mut invalid);
+        state.invalid.fetch_add(1, Ordering::AcqRel);
+        state.note(format!(
+            "a connection ended inside a frame ({} bytes after the last delimiter)",
+            pending.len()
+        ));
+    }
+}
+
+/// Stops accepting, waits for the row's connections to end, and reports.
+fn finish(state: &RowState, port: u16, idle: Duration, limit: Duration) -> String {
+    state.closed.store(true, Ordering::Release);
+    // Wake the acceptor, which then sees `closed` and stops.
+    if let Ok(wake) = TcpStream::connect(("127.0.0.1", port)) {
+        let _ = wake.shutdown(Shutdown::Both);
+    }
+    let started = Instant::now();
+    let mut last_bytes = state.bytes.load(Ordering::Acquire);
+    let mut last_change = Instant::now();
+    while state.open.load(Ordering::Acquire) > 0 {
+        thread::sleep(Duration::from_millis(2));
+        let bytes = state.bytes.load(Ordering::Acquire);
+        if bytes != last_bytes {
+            last_bytes = bytes;
+            last_change = Instant::now();
+        }
+        if last_change.elapsed() > idle || started.elapsed() > limit {
+            break;
+        }
+    }
+    let note = state.note.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let sample = state
+        .sample
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let clean = |text: Option<String>| text.unwrap_or_default().replace(['\t', '\n', '\r'], " ");
+    format!(
+        "DONE\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        state.frames.load(Ordering::Acquire),
+        state.invalid.load(Ordering::Acquire),
+        state.bytes.load(Ordering::Acquire),
+        state.last_frame_ns.load(Ordering::Acquire),
+        state.connections.load(Ordering::Acquire),
+        state.open.load(Ordering::Acquire),
+        state.unclean.load(Ordering::Acquire),
+        clean(note),
+        clean(sample),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// The parent's handle
+
+/// What the sink saw of one row.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub frames: u64,
+    pub invalid: u64,
+    pub bytes: u64,
+    /// Arrival time (ns since the Unix epoch) of the latest frame.
+    pub last_frame_ns: u64,
+    pub connections: u64,
+    /// Connections still open when the sink stopped waiting.
+    pub open: u64,
+    /// Connections that ended without a TLS close_notify or with an error.
+    pub unclean: u64,
+    /// The first problem the sink noticed, if any.
+    pub note: String,
+    /// The first invalid frame, escaped, if any.
+    pub sample: String,
+}
+
+/// The parent's side: the child process and its request/answer pipe.
+pub struct Sink {
+    child: Child,
+    requests: ChildStdin,
+    answers: Receiver<String>,
+}
+
+impl Sink {
+    /// Starts this binary as the sink, with the server certificate in `dir`.
+    pub fn spawn(dir: &Path) -> Result<Sink, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+        let mut child = Command::new(exe)
+            .arg("--sink")
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start the sink process: {e}"))?;
+        let requests = child.stdin.take().ok_or("the sink has no stdin")?;
+        let stdout = child.stdout.take().ok_or("the sink has no stdout")?;
+        let (tx, answers) = mpsc::channel();
+        thread::Builder::new()
+            .name("sink-answers".into())
+            .spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the sink's answer reader: {e}"))?;
+        Ok(Sink {
+            child,
+            requests,
+            answers,
+        })
+    }
+
+    fn request(&mut self, request: &str, limit: Duration) -> Result<String, String> {
+        writeln!(self.requests, "{request}")
+            .and_then(|()| self.requests.flush())
+            .map_err(|e| format!("the sink process is gone ({e})"))?;
+        match self.answers.recv_timeout(limit) {
+            Ok(answer) => Ok(answer),
+            Err(RecvTimeoutError::Timeout) => Err(format!(
+                "the sink did not answer {request:?} within {limit:?}"
+            )),
+            Err(RecvTimeoutError::Disconnected) => Err(format!(
+                "the sink process exited while answering {request:?}"
+            )),
+        }
+    }
+
+    /// Opens a listener for a new row; returns its port.
+    pub fn open(&mut self, tls: bool, format: Format) -> Result<u16, String> {
+        let transport = if tls { "tls" } else { "tcp" };
+        let answer = self.request(
+            &format!("OPEN {transport} {}", format.name()),
+            Duration::from_secs(10),
+        )?;
+        answer
+            .strip_prefix("PORT ")
+            .and_then(|port| port.trim().parse().ok())
+            .ok_or_else(|| format!("unexpected answer from the sink: {answer:?}"))
+    }
+
+    /// Connections established and frames received so far on the current row.
+    pub fn counts(&mut self) -> Result<(u64, u64), String> {
+        let answer = self.request("CONNS", Duration::from_secs(10))?;
+        let mut words = answer.split_whitespace().skip(1).map(str::parse::<u64>);
+        match (words.next(), words.next()) {
+            (Some(Ok(connections)), Some(Ok(frames))) => Ok((connections, frames)),
+            _ => Err(format!("unexpected answer from the sink: {answer:?}")),
+        }
+    }
+
+    /// Waits (at most `limit`) until the current row's connections are closed
+    /// and validated, or no byte arrived for `idle`; returns the counts.
+    pub fn finish(&mut self, idle: Duration, limit: Duration) -> Result<Report, String> {
+        let request = format!("FINISH {} {}", idle.as_millis(), limit.as_millis());
+        let answer = self.request(&request, limit + ANSWER_LIMIT)?;
+        let fields: Vec<&str> = answer.split('\t').collect();
+        if fields.len() != 10 || fields[0] != "DONE" {
+            return Err(format!("unexpected answer from the sink: {answer:?}"));
+        }
+        let number = |i: usize| -> Result<u64, String> {
+            fields[i]
+                .parse()
+                .map_err(|_| format!("unexpected answer from the sink: {answer:?}"))
+        };
+        Ok(Report {
+            frames: number(1)?,
+            invalid: number(2)?,
+            bytes: number(3)?,
+            last_frame_ns: number(4)?,
+            connections: number(5)?,
+            open: number(6)?,
+            unclean: number(7)?,
+            note: fields[8].to_string(),
+            sample: fields[9].to_string(),
+        })
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        // Closing its stdin ends the sink; make sure of it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
