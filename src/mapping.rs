@@ -167,6 +167,20 @@ fn is_typed(key: &str, also: &[String]) -> bool {
     known || also.iter().any(|s| key.ends_with(s.as_str()))
 }
 
+/// The names of the fields the mapping takes from the record and its scope,
+/// normalized (and typed) once per mapper rather than once per record.
+#[derive(Debug, Default)]
+struct FixedNames {
+    scope_name: String,
+    scope_version: String,
+    target: String,
+    event_name: String,
+    severity_text: String,
+    trace_id: String,
+    span_id: String,
+    trace_flags: String,
+}
+
 /// The type of a field's OpenTelemetry value, for [`TypeSuffixes`].
 #[derive(Clone, Copy)]
 enum Kind {
@@ -369,6 +383,8 @@ pub struct Mapper {
     suffixes: Option<TypeSuffixes>,
     /// The configured suffixes LDP does not know, also respected.
     unknown_suffixes: Vec<String>,
+    /// The names of the fields taken from the record itself, normalized once.
+    fixed: FixedNames,
     builder_host: Option<String>,
     host: String,
     extras: Vec<Field<'static>>,
@@ -394,7 +410,23 @@ impl Mapper {
             host: String::new(),
             extras: Vec::new(),
             resource: Vec::new(),
+            fixed: FixedNames::default(),
         };
+        let name = |raw: &str| mapper.key(raw).into_owned();
+        let fixed = FixedNames {
+            scope_name: name(names::SCOPE_NAME),
+            scope_version: name(names::SCOPE_VERSION),
+            target: name(names::TARGET),
+            event_name: name(names::EVENT_NAME),
+            severity_text: name(names::SEVERITY_TEXT),
+            trace_id: name(names::TRACE_ID),
+            span_id: name(names::SPAN_ID),
+            trace_flags: {
+                let (key, suffix) = mapper.typed_key(names::TRACE_FLAGS, Some(Kind::Long));
+                format!("{key}{suffix}")
+            },
+        };
+        mapper.fixed = fixed;
         mapper.extras = mapper.static_fields(options.extras.iter().map(|(k, v)| (k.as_str(), v)));
         mapper.host = mapper.resolve_host(None, None);
         mapper
@@ -454,29 +486,28 @@ impl Mapper {
             self.push_value(&mut fields, kv.key.as_str(), &kv.value);
         }
         if !scope.name().is_empty() {
-            self.push_text(&mut fields, names::SCOPE_NAME, scope.name());
+            self.push_text(&mut fields, &self.fixed.scope_name, scope.name());
         }
         if let Some(version) = scope.version() {
-            self.push_text(&mut fields, names::SCOPE_VERSION, version);
+            self.push_text(&mut fields, &self.fixed.scope_version, version);
         }
         if let Some(target) = record.target() {
-            self.push_text(&mut fields, names::TARGET, target.as_ref());
+            self.push_text(&mut fields, &self.fixed.target, target.as_ref());
         }
         let event_name = record.event_name().filter(|name| is_meaningful_event(name));
         if let Some(name) = event_name {
-            self.push_text(&mut fields, names::EVENT_NAME, name);
+            self.push_text(&mut fields, &self.fixed.event_name, name);
         }
         if let Some(text) = record.severity_text() {
-            self.push_text(&mut fields, names::SEVERITY_TEXT, text);
+            self.push_text(&mut fields, &self.fixed.severity_text, text);
         }
         if let Some(tc) = record.trace_context() {
-            self.push_text(&mut fields, names::TRACE_ID, tc.trace_id.to_string());
-            self.push_text(&mut fields, names::SPAN_ID, tc.span_id.to_string());
+            self.push_text(&mut fields, &self.fixed.trace_id, tc.trace_id.to_string());
+            self.push_text(&mut fields, &self.fixed.span_id, tc.span_id.to_string());
             if let Some(flags) = tc.trace_flags {
-                let (key, suffix) = self.typed_key(names::TRACE_FLAGS, Some(Kind::Long));
                 fields.push(Field {
-                    key,
-                    suffix,
+                    key: Cow::Borrowed(&self.fixed.trace_flags),
+                    suffix: "",
                     value: FieldValue::Int(i64::from(flags.to_u8())),
                 });
             }
@@ -493,12 +524,11 @@ impl Mapper {
             }
             self.push_any(&mut fields, key.as_str(), value, 0);
         }
-        let mut fields = dedup_last_wins(fields);
+        // Extras last: the dedup keeps the last field of each name, so they win
+        // and stay at the end, where `shrink` leaves them alone.
+        fields.extend(self.extras.iter().map(Field::borrowed));
+        let fields = dedup_last_wins(fields);
         let protected_tail = self.extras.len();
-        if !self.extras.is_empty() {
-            fields.retain(|f| !self.extras.iter().any(|e| e.same_name(f)));
-            fields.extend(self.extras.iter().map(Field::borrowed));
-        }
 
         let body = record.body().map(body_text);
         let (short_message, full_message) = messages(
@@ -555,6 +585,7 @@ impl Mapper {
         (typed, "")
     }
 
+    /// Pushes a text field under one of the fixed names (already normalized).
     fn push_text<'a>(
         &self,
         fields: &mut Vec<Field<'a>>,
@@ -562,7 +593,7 @@ impl Mapper {
         value: impl Into<Cow<'a, str>>,
     ) {
         fields.push(Field {
-            key: self.key(key),
+            key: Cow::Borrowed(key),
             suffix: "",
             value: self.text(value.into()),
         });
