@@ -37,6 +37,8 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;
 /// Default cap on one additional field's text value, below the 32,766-byte limit
 /// of Graylog's `keyword` index mapping.
 pub const DEFAULT_MAX_FIELD_BYTES: usize = 32_000;
+/// The longest timeout a builder accepts (one day): anything longer is a mistake.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Default size of the retry buffer, in bytes of encoded records.
 pub const DEFAULT_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 /// Default size of one GELF UDP datagram (a chunk, its 12-byte header included).
@@ -690,9 +692,9 @@ impl<F: Format> ExporterBuilder<F> {
         self
     }
 
-    /// Over `http(s)://`, sends one request per batch of records (at most
-    /// 4 MiB of messages), one GELF message per line, instead of one request
-    /// per record (default: `false`).
+    /// Over `http(s)://`, sends one request per batch of records (the records
+    /// waiting in the retry buffer, up to about 256 KiB of messages), one GELF
+    /// message per line, instead of one request per record (default: `false`).
     ///
     /// Graylog's GELF HTTP input accepts this only when its "Enable Bulk
     /// Receiving" option is on; otherwise it refuses the request (HTTP 400)
@@ -830,6 +832,11 @@ impl<F: Format> ExporterBuilder<F> {
             if value.is_zero() {
                 return Err(Error::InvalidConfig(format!("the {name} must not be zero")));
             }
+            if value > MAX_TIMEOUT {
+                return Err(Error::InvalidConfig(format!(
+                    "the {name} of {value:?} is longer than the {MAX_TIMEOUT:?} allowed"
+                )));
+            }
         }
         if self.mapping.max_frame_bytes < 1024 {
             return Err(Error::InvalidConfig(
@@ -894,6 +901,25 @@ mod tests {
         assert_eq!(ep.to_string(), "https://graylog:443/gelf");
         let ep = Endpoint::parse("http://[::1]:8080/ingest/gelf").unwrap();
         assert_eq!((ep.host(), ep.path()), ("::1", "/ingest/gelf"));
+    }
+
+    #[test]
+    fn timeouts_must_be_positive_and_at_most_a_day() {
+        let env = |_: &str| None;
+        let base = || ExporterBuilder::<Gelf>::default().with_endpoint("tls://h:1");
+        for builder in [
+            base().with_handshake_timeout(Duration::ZERO),
+            base().with_handshake_timeout(Duration::MAX),
+            base().with_write_timeout(MAX_TIMEOUT + Duration::from_secs(1)),
+            base().with_timeout(Duration::MAX),
+        ] {
+            let error = builder.resolve(env).unwrap_err();
+            assert!(matches!(error, Error::InvalidConfig(_)), "{error}");
+        }
+        assert!(base()
+            .with_connect_timeout(MAX_TIMEOUT)
+            .resolve(env)
+            .is_ok());
     }
 
     #[test]

@@ -76,6 +76,8 @@ use crate::transport::{tcp, Rejected, Stream};
 /// Largest body of a bulk request, before compression: a few MiB, well
 /// within what HTTP servers accept once their limit is raised for bulk.
 pub(crate) const BULK_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// The slowest transfer rate a request is given time for, in bytes per second.
+const MIN_BYTES_PER_SEC: u64 = 64 * 1024;
 /// Longest wait a `Retry-After` header can impose.
 pub(crate) const RETRY_AFTER_CAP: Duration = Duration::from_secs(30);
 /// How much of a refusal's body [`Error::HttpStatus`] keeps.
@@ -252,6 +254,17 @@ impl HttpLink {
             Ok(body) => body,
             Err(source) => return Answer::Failed(self.write_error(source), None),
         };
+        // A connection error left by an earlier request is not this one's.
+        self.connect_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        // The whole exchange is timed: the connect, handshake and write
+        // timeouts, plus the body's time at a slow but working rate, so a
+        // large body on a slow link still gets through.
+        let limit = self
+            .request_timeout
+            .saturating_add(Duration::from_secs(body.len() as u64 / MIN_BYTES_PER_SEC));
         let Some(client) = self.client.as_ref() else {
             return Answer::Failed(Error::ShutDown, None);
         };
@@ -274,19 +287,18 @@ impl HttpLink {
             let (head, cut) = read_head(response.into_body()).await;
             Ok::<_, hyper_util::client::legacy::Error>((status, retry_after, head, cut))
         };
-        let (status, retry_after, head, cut) =
-            match tokio::time::timeout(self.request_timeout, exchange).await {
-                Ok(Ok(answer)) => answer,
-                Ok(Err(error)) => return Answer::Failed(self.request_error(error), None),
-                Err(_) => {
-                    let error = Error::Timeout {
-                        step: STEP_REQUEST,
-                        endpoint: self.endpoint.to_string(),
-                        timeout: self.request_timeout,
-                    };
-                    return Answer::Failed(error, None);
-                }
-            };
+        let (status, retry_after, head, cut) = match tokio::time::timeout(limit, exchange).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(error)) => return Answer::Failed(self.request_error(error), None),
+            Err(_) => {
+                let error = Error::Timeout {
+                    step: STEP_REQUEST,
+                    endpoint: self.endpoint.to_string(),
+                    timeout: limit,
+                };
+                return Answer::Failed(error, None);
+            }
+        };
         if (200..300).contains(&status) {
             return Answer::Accepted;
         }

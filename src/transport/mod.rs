@@ -138,7 +138,8 @@ impl Transport {
     /// were refused for good rather than delivered, with the last refusal.
     pub(crate) fn take_rejected(&mut self) -> Option<Rejected> {
         match self {
-            Transport::Stream(_) | Transport::Udp(_) => None,
+            Transport::Stream(_) => None,
+            Transport::Udp(link) => link.take_rejected(),
             Transport::Http(link) => link.take_rejected(),
         }
     }

@@ -131,7 +131,11 @@ impl TlsSettings {
         tcp: TcpStream,
         limit: Duration,
     ) -> Result<TlsStream<WatchedTcp>> {
-        let deadline = Instant::now() + limit;
+        let now = Instant::now();
+        // Builders cap timeouts at a day; stay safe with any value anyway.
+        let deadline = now
+            .checked_add(limit)
+            .unwrap_or(now + Duration::from_secs(86_400));
         let requests_before = self.client_auth.requests();
         let heard = Arc::new(AtomicBool::new(false));
         let connect = self.connector.connect(

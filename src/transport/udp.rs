@@ -24,7 +24,6 @@
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -123,6 +122,8 @@ pub(crate) struct UdpLink {
     failures: u32,
     /// No new socket before this instant.
     next_attempt: Option<Instant>,
+    /// Messages skipped as too large since the last `take_rejected`.
+    rejected: Option<super::Rejected>,
 }
 
 impl UdpLink {
@@ -142,6 +143,7 @@ impl UdpLink {
             datagram: Vec::new(),
             failures: 0,
             next_attempt: None,
+            rejected: None,
         }
     }
 
@@ -225,7 +227,9 @@ impl UdpLink {
                         name: "djehouty.UdpMessageTooLarge",
                         error = error.to_string()
                     );
-                    self.counters.add_failure(Arc::new(error));
+                    // Done with, but dropped: counted as rejected, not exported.
+                    let records = self.rejected.as_ref().map_or(0, |r| r.records) + 1;
+                    self.rejected = Some(super::Rejected { records, error });
                 }
                 Err(SendError::Io(source)) => {
                     self.socket = None;
@@ -246,6 +250,11 @@ impl UdpLink {
         }
         self.failures = 0;
         (lens.len(), Ok(()))
+    }
+
+    /// Messages skipped as too large by the last `send`, to count as dropped.
+    pub(crate) fn take_rejected(&mut self) -> Option<super::Rejected> {
+        self.rejected.take()
     }
 
     /// Forgets the socket; UDP has nothing to flush or close.
@@ -495,11 +504,13 @@ mod tests {
         link.ready().await.unwrap();
         let huge = vec![b'x'; max_message_bytes(512) + 1];
         let (sent, result) = link.send(&huge, &[huge.len()]).await;
-        assert_eq!(sent, 1);
+        assert_eq!(sent, 1, "done with: not to be sent again");
         result.unwrap();
-        let stats = link.counters.snapshot();
-        assert_eq!(stats.failures, 1);
-        let error = stats.last_error.unwrap().to_string();
+        // Reported to the delivery task as dropped, not exported.
+        let rejected = link.take_rejected().expect("a rejected message");
+        assert_eq!(rejected.records, 1);
+        let error = rejected.error.to_string();
         assert!(error.contains("with_udp_chunk_size"), "{error}");
+        assert!(link.take_rejected().is_none());
     }
 }
