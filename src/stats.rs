@@ -52,7 +52,9 @@ pub struct Stats {
     /// Records an `http(s)://` endpoint refused for good (a 4xx answer other
     /// than 408 and 429, or a redirect): they are not sent again, since they
     /// would be refused again. The refusal, with its status and the start of
-    /// the response body, is kept as [`last_error`](Stats::last_error).
+    /// the response body, is kept as [`last_error`](Stats::last_error). Also
+    /// counted here: a `udp://` message that still needed more than 128
+    /// chunks after its text was cut (only possible with huge static fields).
     pub dropped_rejected: u64,
     /// Records larger than the frame limit, cut (and marked) rather than dropped.
     pub truncated: u64,

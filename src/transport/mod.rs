@@ -44,8 +44,8 @@ pub(crate) enum Transport {
     Udp(udp::UdpLink),
 }
 
-/// Records an endpoint refused for good (an HTTP 4xx answer): they are done
-/// with, but dropped rather than delivered.
+/// Records done with but dropped rather than delivered: refused for good by
+/// an HTTP endpoint (a 4xx answer), or too large for UDP's 128 chunks.
 #[derive(Debug)]
 pub(crate) struct Rejected {
     /// How many of the frames a [`Transport::send`] reported done were refused.
