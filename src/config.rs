@@ -32,6 +32,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default time a write may make no progress before the connection is replaced.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default largest frame over `http(s)://`: Graylog's GELF HTTP input refuses
+/// larger bodies by default ("Max. HTTP chunk size", 64 KiB).
+pub const DEFAULT_HTTP_MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Default largest frame (one encoded record) the receiver accepts: Graylog's TCP input default.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;
 /// Default cap on one additional field's text value, below the 32,766-byte limit
@@ -414,6 +417,7 @@ pub struct ExporterBuilder<F: Format> {
     handshake_timeout: Duration,
     write_timeout: Duration,
     buffer_bytes: usize,
+    max_frame_set: bool,
     http: HttpOptions,
     udp_chunk_bytes: Option<usize>,
     compression: Option<Compression>,
@@ -458,6 +462,7 @@ impl<F: Format> Default for ExporterBuilder<F> {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             buffer_bytes: DEFAULT_BUFFER_BYTES,
+            max_frame_set: false,
             http: HttpOptions::default(),
             udp_chunk_bytes: None,
             compression: None,
@@ -631,11 +636,13 @@ impl<F: Format> ExporterBuilder<F> {
         self
     }
 
-    /// Sets the largest frame the receiver accepts, in bytes (default 2 MiB, Graylog's
-    /// TCP input default). A larger record is truncated (message first) and marked,
-    /// never dropped.
+    /// Sets the largest frame the receiver accepts, in bytes (default 2 MiB,
+    /// Graylog's TCP input default; 64 KiB for `http(s)://`, the default body
+    /// limit of Graylog's GELF HTTP input). A larger record is truncated
+    /// (message first) and marked, never dropped.
     pub fn with_max_frame_size(mut self, bytes: usize) -> Self {
         self.mapping.max_frame_bytes = bytes;
+        self.max_frame_set = true;
         self
     }
 
@@ -776,7 +783,7 @@ impl<F: Format> ExporterBuilder<F> {
     }
 
     /// Resolves the settings against an environment lookup.
-    pub(crate) fn resolve(self, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
+    pub(crate) fn resolve(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
         let framing = self.framing.unwrap_or(F::DEFAULT_FRAMING);
         let ldp_endpoint = self.ldp_cluster.map(|cluster| {
             let cluster = cluster.trim();
@@ -795,6 +802,19 @@ impl<F: Format> ExporterBuilder<F> {
                 })?,
         };
         let endpoint = Endpoint::parse(&endpoint)?;
+        if !endpoint.scheme().is_tls() && !self.ca_files.is_empty() {
+            // Not refused (one builder set-up may serve several endpoints), but
+            // `http://` with a CA file is often a typo for `https://`: say so.
+            opentelemetry::otel_warn!(
+                name: "djehouty.CaFileIgnored",
+                endpoint = endpoint.to_string(),
+                message = "a CA file is configured but the endpoint is not encrypted; \
+                           use tls:// or https:// if encryption was meant"
+            );
+        }
+        if matches!(endpoint.scheme(), Scheme::Http | Scheme::Https) && !self.max_frame_set {
+            self.mapping.max_frame_bytes = DEFAULT_HTTP_MAX_FRAME_BYTES;
+        }
         let mut ca_files = self.ca_files;
         if ca_files.is_empty() {
             if let Some(path) = env(F::ENV_CERTIFICATE).filter(|v| !v.trim().is_empty()) {
@@ -904,6 +924,27 @@ mod tests {
     }
 
     #[test]
+    fn http_frames_default_to_graylogs_http_body_limit() {
+        let env = |_: &str| None;
+        let http = ExporterBuilder::<Gelf>::default()
+            .with_endpoint("http://h:1")
+            .resolve(env)
+            .unwrap();
+        assert_eq!(http.mapping.max_frame_bytes, DEFAULT_HTTP_MAX_FRAME_BYTES);
+        let chosen = ExporterBuilder::<Gelf>::default()
+            .with_endpoint("https://h:1")
+            .with_max_frame_size(1 << 20)
+            .resolve(env)
+            .unwrap();
+        assert_eq!(chosen.mapping.max_frame_bytes, 1 << 20);
+        let tcp = ExporterBuilder::<Gelf>::default()
+            .with_endpoint("tcp://h:1")
+            .resolve(env)
+            .unwrap();
+        assert_eq!(tcp.mapping.max_frame_bytes, DEFAULT_MAX_FRAME_BYTES);
+    }
+
+    #[test]
     fn timeouts_must_be_positive_and_at_most_a_day() {
         let env = |_: &str| None;
         let base = || ExporterBuilder::<Gelf>::default().with_endpoint("tls://h:1");
@@ -966,7 +1007,7 @@ mod tests {
 
         // The builder's own settings win.
         let config = ExporterBuilder::<Gelf>::default()
-            .with_endpoint("tcp://other:1")
+            .with_endpoint("tls://other:1")
             .with_ca_file("mine.pem")
             .with_timeout(Duration::from_secs(1))
             .resolve(env)
