@@ -205,7 +205,7 @@ impl Shared {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let mut dropped = Dropped::default();
-            let (done, diag) = {
+            let (done, accepted, diag) = {
                 let mut q = self.lock();
                 if q.closing {
                     let left = (lens.len() - next) as u64;
@@ -227,12 +227,12 @@ impl Shared {
                     next += 1;
                 }
                 let diag = self.note_dropped(&mut q, dropped);
-                (next == lens.len(), diag)
+                (next == lens.len(), q.accepted, diag)
             };
             self.emit(diag);
             self.wake.notify_one();
             if done {
-                return Some(self.lock().accepted);
+                return Some(accepted);
             }
             let left = until.saturating_duration_since(Instant::now());
             tokio::select! {

@@ -425,36 +425,28 @@ fn classify_rustls(error: &rustls::Error, auth: ClientAuthSeen) -> TlsFailure {
 
 fn classify_alert(alert: AlertDescription, auth: ClientAuthSeen) -> TlsFailure {
     use AlertDescription as A;
+    // Alerts a server sends when it refuses the handshake; when it had asked
+    // for a client certificate, that certificate (or its absence) is the cause.
+    let refusal = matches!(
+        alert,
+        A::HandshakeFailure
+            | A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::AccessDenied
+            | A::DecryptError
+    );
     match (alert, auth) {
         (A::ProtocolVersion | A::InsufficientSecurity, _) => TlsFailure::Incompatible,
         (A::CertificateRequired, ClientAuthSeen::AskedSent) => {
             TlsFailure::ClientCertificateRejected
         }
         (A::CertificateRequired, _) => TlsFailure::ClientCertificateRequired,
-        (
-            A::HandshakeFailure
-            | A::BadCertificate
-            | A::UnsupportedCertificate
-            | A::CertificateRevoked
-            | A::CertificateExpired
-            | A::CertificateUnknown
-            | A::UnknownCA
-            | A::AccessDenied
-            | A::DecryptError,
-            ClientAuthSeen::AskedNoneSent,
-        ) => TlsFailure::ClientCertificateRequired,
-        (
-            A::HandshakeFailure
-            | A::BadCertificate
-            | A::UnsupportedCertificate
-            | A::CertificateRevoked
-            | A::CertificateExpired
-            | A::CertificateUnknown
-            | A::UnknownCA
-            | A::AccessDenied
-            | A::DecryptError,
-            ClientAuthSeen::AskedSent,
-        ) => TlsFailure::ClientCertificateRejected,
+        (_, ClientAuthSeen::AskedNoneSent) if refusal => TlsFailure::ClientCertificateRequired,
+        (_, ClientAuthSeen::AskedSent) if refusal => TlsFailure::ClientCertificateRejected,
         _ => TlsFailure::Other,
     }
 }
