@@ -20,6 +20,17 @@
 //! Data Platform profile (the token field and typed field names), to show what
 //! the profile costs over plain GELF.
 //!
+//! Each shape is measured twice: `gelf/small` is the whole export path above;
+//! `gelf_encode/small` is the encoder alone ([`Exporter::encode_batch`]:
+//! mapping, encoding and framing into a reused buffer on the benchmark's
+//! thread, nothing sent), the figure to compare formats and profiles by, as
+//! it leaves out the socket and the thread hand-off and their noise.
+//!
+//! Before them, `ldp_overhead` prints what the LDP profile costs over plain
+//! GELF for each shape, from batches encoded in alternation by both
+//! exporters (a paired measurement, steadier than two benchmarks run one
+//! after the other on a shared machine).
+//!
 //! Criterion reports the time per batch and, through `Throughput::Elements`,
 //! records per second. Before each benchmark the encoded size per record is
 //! printed to stderr, measured from the sink's byte counter after one warm-up
@@ -366,11 +377,84 @@ fn bench_shape<F: Format>(
     });
     group.finish();
 
+    // The encoder alone, on this thread: mapping, encoding and framing into
+    // a reused buffer, nothing sent.
+    let mut out = Vec::with_capacity(2 * bytes as usize);
+    let mut group = c.benchmark_group(format!("{format}_encode"));
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function(shape, |b| {
+        b.iter(|| {
+            out.clear();
+            exporter.encode_batch(black_box(&LogBatch::new(&data)), &mut out);
+            black_box(out.len())
+        });
+    });
+    group.finish();
+
     exporter.shutdown().expect("shut the exporter down");
     let _ = provider.shutdown();
 }
 
+/// What the Logs Data Platform profile costs over plain GELF, encoder alone:
+/// the same batch encoded by a plain and an LDP exporter in alternation, so
+/// that both see the same machine (on a shared machine, benchmarks run one
+/// after the other can differ by more than the effect measured). Prints the
+/// median of the per-round time ratios.
+fn ldp_overhead(shape: &str, make: fn(&SdkLoggerProvider, usize) -> SdkLogRecord) {
+    const ROUNDS: usize = 301;
+    let sink = Sink::start();
+    let plain = exporter::<Gelf>(&sink, Profile::Plain);
+    let ldp = exporter::<Gelf>(&sink, Profile::Ldp);
+    let provider = SdkLoggerProvider::builder().build();
+    let scope = scope();
+    let records: Vec<SdkLogRecord> = (0..BATCH).map(|i| make(&provider, i)).collect();
+    let data: Vec<(&SdkLogRecord, &InstrumentationScope)> =
+        records.iter().map(|record| (record, &scope)).collect();
+    let mut out = Vec::new();
+    let mut time = |exporter: &Exporter<Gelf>| {
+        out.clear();
+        let start = Instant::now();
+        exporter.encode_batch(black_box(&LogBatch::new(&data)), &mut out);
+        black_box(out.len());
+        start.elapsed().as_secs_f64()
+    };
+    for _ in 0..10 {
+        time(&plain);
+        time(&ldp);
+    }
+    let mut ratios: Vec<f64> = (0..ROUNDS)
+        .map(|round| {
+            // Alternate which goes first, so that neither always runs warm.
+            let (p, l) = if round % 2 == 0 {
+                let p = time(&plain);
+                (p, time(&ldp))
+            } else {
+                let l = time(&ldp);
+                (time(&plain), l)
+            };
+            l / p
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ROUNDS / 2];
+    eprintln!(
+        "gelf_encode/ldp_{shape} over gelf_encode/{shape}: {:+.1}% time per record \
+         (median of {ROUNDS} paired rounds; quartiles {:+.1}% .. {:+.1}%)",
+        (median - 1.0) * 100.0,
+        (ratios[ROUNDS / 4] - 1.0) * 100.0,
+        (ratios[3 * ROUNDS / 4] - 1.0) * 100.0,
+    );
+    plain.shutdown().expect("shut the exporter down");
+    ldp.shutdown().expect("shut the exporter down");
+    let _ = provider.shutdown();
+}
+
 fn gelf(c: &mut Criterion) {
+    // Only under `cargo bench`, not in `cargo test --benches`'s smoke run.
+    if std::env::args().any(|arg| arg == "--bench") {
+        ldp_overhead("small", small_record);
+        ldp_overhead("large", large_record);
+    }
     bench_shape::<Gelf>(c, "gelf", "small", small_record, Profile::Plain);
     bench_shape::<Gelf>(c, "gelf", "large", large_record, Profile::Plain);
     bench_shape::<Gelf>(c, "gelf", "ldp_small", small_record, Profile::Ldp);

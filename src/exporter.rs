@@ -103,8 +103,10 @@ impl<F: Format> Exporter<F> {
         runtime
             .handle()
             .spawn(delivery::run(Arc::clone(&shared), transport));
+        let mut mapper = Mapper::new(&config.mapping);
+        mapper.pre_encode(F::encode_field);
         Ok(Exporter {
-            mapper: Mapper::new(&config.mapping),
+            mapper,
             framing: config.framing,
             packing: Packing::new(&config),
             endpoint: config.endpoint,
@@ -143,6 +145,66 @@ impl<F: Format> Exporter<F> {
         Arc::clone(&self.shared)
     }
 
+    /// Encodes `batch` exactly as [`export`](LogExporter::export) would send
+    /// it, and appends the bytes to `out` without sending anything: each
+    /// record mapped, encoded and framed (with its delimiter for `tcp://` and
+    /// `tls://` endpoints, one compressed message per record for `udp://`).
+    /// Returns how many records had to be cut to fit the frame limit.
+    ///
+    /// Useful to see the wire form of records, to measure the encoder alone,
+    /// or to hand frames to a transport of your own.
+    ///
+    /// ```
+    /// use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
+    /// use opentelemetry::InstrumentationScope;
+    /// use opentelemetry_sdk::logs::{LogBatch, SdkLoggerProvider};
+    ///
+    /// let exporter = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("tcp://127.0.0.1:12201") // nothing is sent
+    ///     .with_host("web-1")
+    ///     .build()?;
+    /// let provider = SdkLoggerProvider::builder().build();
+    /// let mut record = provider.logger("app").create_log_record();
+    /// record.set_body("user logged in".into());
+    /// record.add_attribute("user.id", 42);
+    /// let scope = InstrumentationScope::builder("app").build();
+    ///
+    /// let mut frames = Vec::new();
+    /// exporter.encode_batch(&LogBatch::new(&[(&record, &scope)]), &mut frames);
+    /// assert_eq!(frames.pop(), Some(0)); // GELF over TCP: NUL-delimited
+    /// let gelf: serde_json::Value = serde_json::from_slice(&frames)?;
+    /// assert_eq!(gelf["short_message"], "user logged in");
+    /// assert_eq!(gelf["_user_id"], 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn encode_batch(&self, batch: &LogBatch<'_>, out: &mut Vec<u8>) -> usize {
+        let mut pack = PackScratch::default();
+        self.encode_into(batch, out, None, &mut pack) as usize
+    }
+
+    /// Encodes a batch into `data`, pushing each frame's length to `lens`;
+    /// returns how many records were cut.
+    fn encode_into(
+        &self,
+        batch: &LogBatch<'_>,
+        data: &mut Vec<u8>,
+        mut lens: Option<&mut Vec<usize>>,
+        pack: &mut PackScratch,
+    ) -> u64 {
+        let mut truncated = 0;
+        for (record, scope) in batch.iter() {
+            let mapped = self.mapper.map(record, scope);
+            let start = data.len();
+            if self.packing.pack::<F>(mapped, data, pack) {
+                truncated += 1;
+            }
+            if let Some(lens) = lens.as_deref_mut() {
+                lens.push(data.len() - start);
+            }
+        }
+        truncated
+    }
+
     fn take_scratch(&self) -> Scratch {
         let mut guard = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
         let mut scratch = std::mem::take(&mut *guard);
@@ -171,18 +233,8 @@ impl<F: Format> LogExporter for Exporter<F> {
         // Whatever the encoding or the buffer might log is never exported again.
         let suppressed = opentelemetry::Context::enter_telemetry_suppressed_scope();
         let mut scratch = self.take_scratch();
-        let mut truncated = 0;
-        for (record, scope) in batch.iter() {
-            let mapped = self.mapper.map(record, scope);
-            let start = scratch.data.len();
-            if self
-                .packing
-                .pack::<F>(mapped, &mut scratch.data, &mut scratch.pack)
-            {
-                truncated += 1;
-            }
-            scratch.lens.push(scratch.data.len() - start);
-        }
+        let Scratch { data, lens, pack } = &mut scratch;
+        let truncated = self.encode_into(&batch, data, Some(lens), pack);
         if truncated > 0 {
             self.counters.add_truncated(truncated);
         }

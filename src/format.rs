@@ -3,7 +3,7 @@
 use flate2::{Crc, FlushCompress, Status};
 
 use crate::config::{Compression, Config, Framing, Scheme};
-use crate::mapping::MappedRecord;
+use crate::mapping::{Field, MappedRecord};
 use crate::transport::udp;
 
 pub use crate::gelf::Gelf;
@@ -30,6 +30,11 @@ pub trait Format: sealed::Sealed + Send + Sync + 'static {
     /// Appends one record, without its delimiter.
     #[doc(hidden)]
     fn encode(record: &MappedRecord<'_>, out: &mut Vec<u8>);
+
+    /// Appends one additional field with its separator, as `encode` writes it
+    /// (also used to encode the static fields once).
+    #[doc(hidden)]
+    fn encode_field(field: &Field<'_>, out: &mut Vec<u8>);
 
     /// The TLS port of OVHcloud Logs Data Platform's input for this format and
     /// framing.
@@ -296,6 +301,7 @@ mod tests {
                 },
             ],
             protected_tail: 0,
+            statics: None,
         }
     }
 

@@ -99,6 +99,7 @@ struct Input {
 /// What the mapper borrows from.
 struct Built {
     mapper: Mapper,
+    resource: Resource,
     scope: InstrumentationScope,
     record: SdkLogRecord,
 }
@@ -145,11 +146,10 @@ impl Input {
             type_suffixes: self.type_suffixes.clone(),
             ..MappingOptions::default()
         });
-        mapper.set_resource(
-            &Resource::builder_empty()
-                .with_attributes(key_values(&self.resource))
-                .build(),
-        );
+        let resource = Resource::builder_empty()
+            .with_attributes(key_values(&self.resource))
+            .build();
+        mapper.set_resource(&resource);
         let mut scope = InstrumentationScope::builder(self.scope_name.clone())
             .with_attributes(key_values(&self.scope_attributes));
         if let Some(version) = &self.scope_version {
@@ -191,6 +191,7 @@ impl Input {
         }
         Built {
             mapper,
+            resource,
             scope,
             record,
         }
@@ -1157,6 +1158,64 @@ fn gelf_any_record_gives_one_well_formed_frame() {
 #[test]
 fn ltsv_any_record_gives_one_well_formed_record() {
     run(|mapped| encode_all::<Ltsv>(mapped, check_ltsv));
+}
+
+/// Encodes `mapped` whole and at each of [`LIMITS`], frames back to back.
+fn frames<F: Format>(mapped: &MappedRecord<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for max in std::iter::once(usize::MAX).chain(LIMITS) {
+        encode_framed::<F>(mapped.clone(), Framing::Nul, max, &mut out);
+    }
+    out
+}
+
+/// Static fields encoded once (the exporter's fast path) give exactly the
+/// bytes of the plain path, cut or not, whatever the record's own fields share
+/// with them.
+fn pre_encoding_changes_nothing<F: Format>() {
+    let provider = SdkLoggerProvider::builder().build();
+    let logger = provider.logger("fuzz");
+    let mut runner = TestRunner::new(config());
+    let result = runner.run(&input(), |input| {
+        let plain = input.build(&logger);
+        let mut fast = input.build(&logger);
+        fast.mapper.pre_encode(F::encode_field);
+        // The same resource: its attributes' order is a hash map's.
+        fast.mapper.set_resource(&plain.resource);
+        let expected = plain.mapper.map(&plain.record, &plain.scope);
+        let mut got = fast.mapper.map(&fast.record, &fast.scope);
+        // A record without a usable time gets "now", which differs.
+        got.time = expected.time;
+        let (expected, got) = (frames::<F>(&expected), frames::<F>(&got));
+        if got != expected {
+            let at = got
+                .iter()
+                .zip(&expected)
+                .position(|(a, b)| a != b)
+                .unwrap_or(got.len().min(expected.len()));
+            let from = at.saturating_sub(40);
+            panic!(
+                "pre-encoded statics changed the {} at byte {at}: {}\ninstead of {}",
+                F::NAME,
+                show(&got[from..]),
+                show(&expected[from..])
+            );
+        }
+        Ok(())
+    });
+    if let Err(error) = result {
+        panic!("{error}");
+    }
+}
+
+#[test]
+fn gelf_pre_encoded_statics_change_nothing() {
+    pre_encoding_changes_nothing::<Gelf>();
+}
+
+#[test]
+fn ltsv_pre_encoded_statics_change_nothing() {
+    pre_encoding_changes_nothing::<Ltsv>();
 }
 
 // ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@
 
 use crate::config::Framing;
 use crate::format::Format;
-use crate::mapping::{epoch_micros, FieldValue, MappedRecord};
+use crate::mapping::{epoch_micros, Field, FieldValue, MappedRecord};
 
 /// The GELF 1.1 format (Graylog Extended Log Format).
 #[derive(Debug, Clone, Copy, Default)]
@@ -52,18 +52,29 @@ impl Format for Gelf {
         out.extend_from_slice(&digits);
         out.extend_from_slice(b",\"level\":");
         push_int(out, record.level);
+        if let Some(statics) = &record.statics {
+            out.extend_from_slice(statics.head);
+        }
         for field in &record.fields {
-            out.extend_from_slice(b",\"_");
-            json_str_body(out, &field.key);
-            out.extend_from_slice(field.suffix.as_bytes());
-            out.extend_from_slice(b"\":");
-            match &field.value {
-                FieldValue::Str(s) => json_str(out, s),
-                FieldValue::Int(i) => push_int(out, *i),
-                FieldValue::Float(f) => json_float(out, *f),
-            }
+            Self::encode_field(field, out);
+        }
+        if let Some(statics) = &record.statics {
+            out.extend_from_slice(statics.tail);
         }
         out.push(b'}');
+    }
+
+    #[inline]
+    fn encode_field(field: &Field<'_>, out: &mut Vec<u8>) {
+        out.extend_from_slice(b",\"_");
+        json_str_body(out, &field.key);
+        out.extend_from_slice(field.suffix.as_bytes());
+        out.extend_from_slice(b"\":");
+        match &field.value {
+            FieldValue::Str(s) => json_str(out, s),
+            FieldValue::Int(i) => push_int(out, *i),
+            FieldValue::Float(f) => json_float(out, *f),
+        }
     }
 }
 

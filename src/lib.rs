@@ -42,6 +42,7 @@ mod format;
 #[cfg(test)]
 mod fuzz;
 mod gelf;
+mod keycache;
 mod ltsv;
 mod mapping;
 mod processor;

@@ -12,7 +12,7 @@ use std::io::Write as _;
 use crate::config::Framing;
 use crate::format::Format;
 use crate::gelf::{json_float, push_int};
-use crate::mapping::{FieldValue, MappedRecord};
+use crate::mapping::{Field, FieldValue, MappedRecord};
 
 /// The LTSV format.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,16 +49,27 @@ impl Format for Ltsv {
             out.extend_from_slice(b"\tfull_message:");
             escaped(out, full);
         }
+        if let Some(statics) = &record.statics {
+            out.extend_from_slice(statics.head);
+        }
         for field in &record.fields {
-            out.push(b'\t');
-            out.extend_from_slice(field.key.as_bytes());
-            out.extend_from_slice(field.suffix.as_bytes());
-            out.push(b':');
-            match &field.value {
-                FieldValue::Str(s) => escaped(out, s),
-                FieldValue::Int(i) => push_int(out, *i),
-                FieldValue::Float(f) => json_float(out, *f),
-            }
+            Self::encode_field(field, out);
+        }
+        if let Some(statics) = &record.statics {
+            out.extend_from_slice(statics.tail);
+        }
+    }
+
+    #[inline]
+    fn encode_field(field: &Field<'_>, out: &mut Vec<u8>) {
+        out.push(b'\t');
+        out.extend_from_slice(field.key.as_bytes());
+        out.extend_from_slice(field.suffix.as_bytes());
+        out.push(b':');
+        match &field.value {
+            FieldValue::Str(s) => escaped(out, s),
+            FieldValue::Int(i) => push_int(out, *i),
+            FieldValue::Float(f) => json_float(out, *f),
         }
     }
 }

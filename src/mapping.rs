@@ -28,6 +28,8 @@
 //!   left alone.
 
 use std::borrow::Cow;
+
+use crate::keycache::KeyCache;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -306,6 +308,34 @@ pub struct MappedRecord<'a> {
     /// How many fields at the end of `fields` are static extras, which
     /// [`shrink`](Self::shrink) never removes.
     pub protected_tail: usize,
+    /// The static fields (resource, extras) already encoded for the exporter's
+    /// format, when none of the record's fields shares a name with them; then
+    /// `fields` holds the record's own fields only.
+    pub statics: Option<Statics<'a>>,
+}
+
+/// The static fields of a record, pre-encoded by [`Mapper::pre_encode`].
+#[derive(Debug, Clone, Copy)]
+pub struct Statics<'a> {
+    /// The resource's fields, encoded: written before the record's own fields.
+    pub head: &'a [u8],
+    /// The extras, encoded: written after the record's own fields.
+    pub tail: &'a [u8],
+    resource: &'a [Field<'static>],
+    extras: &'a [Field<'static>],
+}
+
+/// Encodes one field for a wire format (`Format::encode_field`).
+pub type FieldEncoder = fn(&Field<'_>, &mut Vec<u8>);
+
+/// The static fields encoded once for one format.
+#[derive(Debug)]
+struct StaticWire {
+    encode: FieldEncoder,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    /// The union of the static fields' [`Field::name_bit`]s.
+    names: u64,
 }
 
 impl MappedRecord<'_> {
@@ -315,6 +345,7 @@ impl MappedRecord<'_> {
     /// only a short message head and the static extras.
     pub fn shrink(&mut self, excess: usize, last_resort: bool) {
         const KEEP: usize = 200;
+        self.unpack_statics();
         if last_resort {
             self.full_message = None;
             self.short_message = cut_to(std::mem::take(&mut self.short_message), KEEP);
@@ -363,6 +394,24 @@ impl MappedRecord<'_> {
     }
 }
 
+impl<'a> MappedRecord<'a> {
+    /// Turns pre-encoded static fields back into fields (resource first,
+    /// extras last and protected), so that they can be cut like the others.
+    fn unpack_statics(&mut self) {
+        let Some(statics) = self.statics.take() else {
+            return;
+        };
+        let own = std::mem::take(&mut self.fields);
+        let mut fields =
+            Vec::with_capacity(statics.resource.len() + own.len() + statics.extras.len());
+        fields.extend(statics.resource.iter().map(Field::borrowed));
+        fields.extend(own);
+        fields.extend(statics.extras.iter().map(Field::borrowed));
+        self.fields = fields;
+        self.protected_tail = statics.extras.len();
+    }
+}
+
 fn field_size(field: &Field<'_>) -> usize {
     match &field.value {
         FieldValue::Str(s) => s.len(),
@@ -389,6 +438,9 @@ pub struct Mapper {
     host: String,
     extras: Vec<Field<'static>>,
     resource: Vec<Field<'static>>,
+    wire: Option<StaticWire>,
+    /// Record attribute keys, normalized once.
+    keys: KeyCache,
 }
 
 impl Mapper {
@@ -410,6 +462,8 @@ impl Mapper {
             host: String::new(),
             extras: Vec::new(),
             resource: Vec::new(),
+            wire: None,
+            keys: KeyCache::default(),
             fixed: FixedNames::default(),
         };
         let name = |raw: &str| mapper.key(raw).into_owned();
@@ -435,10 +489,38 @@ impl Mapper {
     /// Precomputes the resource's fields and the host; called once by the SDK
     /// before the first export.
     pub fn set_resource(&mut self, resource: &Resource) {
-        self.resource = self.static_fields(resource.iter().map(|(k, v)| (k.as_str(), v)));
+        let mut fields = self.static_fields(resource.iter().map(|(k, v)| (k.as_str(), v)));
+        // An extra of the same name always wins: leave such fields out now.
+        fields.retain(|field| !self.extras.iter().any(|extra| extra.same_name(field)));
+        self.resource = fields;
         let host_name = resource.get(&Key::from_static_str(names::HOST_NAME));
         let service_name = resource.get(&Key::from_static_str(names::SERVICE_NAME));
         self.host = self.resolve_host(host_name.as_ref(), service_name.as_ref());
+        if let Some(wire) = &self.wire {
+            self.pre_encode(wire.encode);
+        }
+    }
+
+    /// Encodes the static fields (resource, extras) once with `encode`, so
+    /// that [`map`](Self::map) hands them over as bytes to copy: a record
+    /// whose own fields do not share their names then costs nothing for them.
+    /// Kept across [`set_resource`](Self::set_resource).
+    pub fn pre_encode(&mut self, encode: FieldEncoder) {
+        let mut wire = StaticWire {
+            encode,
+            head: Vec::new(),
+            tail: Vec::new(),
+            names: 0,
+        };
+        for field in &self.resource {
+            encode(field, &mut wire.head);
+            wire.names |= field.name_bit();
+        }
+        for field in &self.extras {
+            encode(field, &mut wire.tail);
+            wire.names |= field.name_bit();
+        }
+        self.wire = Some(wire);
     }
 
     /// Maps fields that are the same for every record (extras, resource), once.
@@ -479,9 +561,14 @@ impl Mapper {
         scope: &'a InstrumentationScope,
     ) -> MappedRecord<'a> {
         // Lowest precedence first; `dedup_last_wins` keeps the last of each key.
-        let mut fields: Vec<Field<'a>> =
-            Vec::with_capacity(self.resource.len() + self.extras.len() + 16);
-        fields.extend(self.resource.iter().map(Field::borrowed));
+        let mut fields: Vec<Field<'a>> = match &self.wire {
+            Some(_) => Vec::with_capacity(16),
+            None => {
+                let mut fields = Vec::with_capacity(self.resource.len() + self.extras.len() + 16);
+                fields.extend(self.resource.iter().map(Field::borrowed));
+                fields
+            }
+        };
         for kv in scope.attributes() {
             self.push_value(&mut fields, kv.key.as_str(), &kv.value);
         }
@@ -524,11 +611,7 @@ impl Mapper {
             }
             self.push_any(&mut fields, key.as_str(), value, 0);
         }
-        // Extras last: the dedup keeps the last field of each name, so they win
-        // and stay at the end, where `shrink` leaves them alone.
-        fields.extend(self.extras.iter().map(Field::borrowed));
-        let fields = dedup_last_wins(fields);
-        let protected_tail = self.extras.len();
+        let (fields, protected_tail, statics) = self.with_statics(fields);
 
         let body = record.body().map(body_text);
         let (short_message, full_message) = messages(
@@ -549,7 +632,45 @@ impl Mapper {
             level: syslog_level(record.severity_number(), record.severity_text()),
             fields,
             protected_tail,
+            statics,
         }
+    }
+
+    /// Adds the static fields to the record's own: as pre-encoded bytes when
+    /// no name is shared (the common case), else as fields, deduplicated.
+    fn with_statics<'a>(
+        &'a self,
+        mut fields: Vec<Field<'a>>,
+    ) -> (Vec<Field<'a>>, usize, Option<Statics<'a>>) {
+        if let Some(wire) = &self.wire {
+            fields = dedup_last_wins(fields);
+            let shared = fields.iter().any(|field| {
+                wire.names & field.name_bit() != 0
+                    && self
+                        .resource
+                        .iter()
+                        .chain(&self.extras)
+                        .any(|s| s.same_name(field))
+            });
+            if !shared {
+                let statics = Statics {
+                    head: &wire.head,
+                    tail: &wire.tail,
+                    resource: &self.resource,
+                    extras: &self.extras,
+                };
+                return (fields, 0, Some(statics));
+            }
+            let mut all =
+                Vec::with_capacity(self.resource.len() + fields.len() + self.extras.len());
+            all.extend(self.resource.iter().map(Field::borrowed));
+            all.extend(fields);
+            fields = all;
+        }
+        // Extras last: the dedup keeps the last field of each name, so they win
+        // and stay at the end, where `shrink` leaves them alone.
+        fields.extend(self.extras.iter().map(Field::borrowed));
+        (dedup_last_wins(fields), self.extras.len(), None)
     }
 
     fn key<'a>(&self, raw: &'a str) -> Cow<'a, str> {
@@ -560,11 +681,15 @@ impl Mapper {
     /// the normalized key and the suffix to write after it, unless the key
     /// already ends in a known one.
     fn typed_key<'a>(&'a self, raw: &'a str, kind: Option<Kind>) -> (Cow<'a, str>, &'a str) {
-        let key = self.key(raw);
+        let (key, typed) = self.keys.get(raw, |raw| {
+            let key = self.key(raw);
+            let typed = self.suffixes.is_some() && is_typed(&key, &self.unknown_suffixes);
+            (key, typed)
+        });
         let (Some(suffixes), Some(kind)) = (&self.suffixes, kind) else {
             return (key, "");
         };
-        if is_typed(&key, &self.unknown_suffixes) {
+        if typed {
             return (key, "");
         }
         // Both parts are normalized (the suffixes in `Mapper::new`), so the
@@ -709,6 +834,22 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// A digest of the whole name (its length, first and last bytes): two
+    /// fields with different fingerprints have different names.
+    fn fingerprint(&self) -> u32 {
+        let (key, suffix) = (self.key.as_bytes(), self.suffix.as_bytes());
+        let len = (key.len() + suffix.len()) as u32;
+        let first = key.first().or(suffix.first()).copied().unwrap_or(0);
+        let last = suffix.last().or(key.last()).copied().unwrap_or(0);
+        len << 16 ^ u32::from(first) << 8 ^ u32::from(last)
+    }
+
+    /// One bit of 64 chosen by the name: two fields with different bits
+    /// have different names.
+    fn name_bit(&self) -> u64 {
+        print_bit(self.fingerprint())
+    }
+
     /// Whether two fields have the same whole name (no allocation).
     fn same_name(&self, other: &Field<'_>) -> bool {
         if self.suffix.is_empty() && other.suffix.is_empty() {
@@ -764,19 +905,32 @@ fn base64_text(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// One bit of 64 chosen by a [`Field::fingerprint`].
+fn print_bit(print: u32) -> u64 {
+    1 << (print.wrapping_mul(0x9e37_79b9) >> 26)
+}
+
 /// Keeps the last field of each key, in the order of those last occurrences.
 fn dedup_last_wins(mut fields: Vec<Field<'_>>) -> Vec<Field<'_>> {
     let n = fields.len();
     if n <= 64 {
-        // Typical records: a bit per field and pairwise comparison, no allocation.
+        // Typical records: a bit per field and pairwise comparison of
+        // fingerprints (names only when those match), no allocation.
+        // From the last field back: a field whose bit no later field has set
+        // is unique so far; only the others are compared.
+        let mut prints = [0u32; 64];
+        let mut seen: u64 = 0;
         let mut drop: u64 = 0;
-        for i in 0..n {
-            if fields[i + 1..]
-                .iter()
-                .any(|later| later.same_name(&fields[i]))
+        for i in (0..n).rev() {
+            let print = fields[i].fingerprint();
+            prints[i] = print;
+            let bit = print_bit(print);
+            if seen & bit != 0
+                && (i + 1..n).any(|j| prints[j] == print && fields[j].same_name(&fields[i]))
             {
                 drop |= 1 << i;
             }
+            seen |= bit;
         }
         if drop != 0 {
             let mut i = 0;

@@ -1,0 +1,171 @@
+//! A cache of normalized attribute keys.
+//!
+//! A service logs the same few hundred attribute names over and over, and
+//! normalizing one (`http.request.method` → `http_request_method`) costs an
+//! allocation and a pass over its bytes on every record. The cache keeps the
+//! result per raw key, so that a record's keys are borrowed from it.
+//!
+//! It is a fixed table of write-once slots ([`OnceLock`]), two per hash: a
+//! slot is filled by the first key that lands in it and never changes, so a
+//! lookup is an atomic load and a string comparison, entries can be borrowed
+//! for as long as the cache lives, and any number of threads can share it
+//! without a lock. Memory is bounded (at most [`SLOTS`] keys of at most
+//! [`MAX_KEY_BYTES`] bytes). A key that finds both its slots taken by other
+//! keys, or is too long, is simply normalized each time, as without the cache.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::OnceLock;
+
+/// Slots in the table (a power of two).
+const SLOTS: usize = 512;
+/// Longer keys are not cached.
+const MAX_KEY_BYTES: usize = 128;
+
+/// One raw key and what the mapping made of it.
+struct Entry {
+    raw: Box<str>,
+    /// The normalized key, or `None` when it is the raw key itself.
+    key: Option<Box<str>>,
+    /// Whether the normalized key already ends in a type suffix.
+    typed: bool,
+}
+
+/// Normalized keys by raw key; see the module documentation.
+pub(crate) struct KeyCache {
+    slots: Box<[OnceLock<Entry>]>,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache {
+            slots: (0..SLOTS).map(|_| OnceLock::new()).collect(),
+        }
+    }
+}
+
+impl KeyCache {
+    /// The normalized form of `raw` and whether it is typed, as `normalize`
+    /// computes them: from the cache when `raw` is there, else computed (and
+    /// kept when one of its slots is free).
+    pub(crate) fn get<'a>(
+        &'a self,
+        raw: &'a str,
+        normalize: impl FnOnce(&'a str) -> (Cow<'a, str>, bool),
+    ) -> (Cow<'a, str>, bool) {
+        if raw.len() > MAX_KEY_BYTES {
+            return normalize(raw);
+        }
+        let first = slot_of(raw.as_bytes());
+        for index in [first, first ^ 1] {
+            let slot = &self.slots[index];
+            match slot.get() {
+                Some(entry) if *entry.raw == *raw => {
+                    let key = match &entry.key {
+                        Some(key) => Cow::Borrowed(&**key),
+                        None => Cow::Borrowed(raw),
+                    };
+                    return (key, entry.typed);
+                }
+                Some(_) => continue,
+                None => {
+                    let (key, typed) = normalize(raw);
+                    let entry = Entry {
+                        raw: raw.into(),
+                        key: (key != raw).then(|| key.as_ref().into()),
+                        typed,
+                    };
+                    // Another thread may have filled the slot meanwhile: its
+                    // entry stays, this result is used once.
+                    let _ = slot.set(entry);
+                    return (key, typed);
+                }
+            }
+        }
+        normalize(raw)
+    }
+
+    fn filled(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|slot| slot.get().is_some())
+            .count()
+    }
+}
+
+impl fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyCache")
+            .field("keys", &self.filled())
+            .finish()
+    }
+}
+
+/// An even slot index from the key's length and its first and last 8 bytes.
+fn slot_of(raw: &[u8]) -> usize {
+    fn word(bytes: &[u8]) -> u64 {
+        let mut word = [0u8; 8];
+        word[..bytes.len()].copy_from_slice(bytes);
+        u64::from_le_bytes(word)
+    }
+    let len = raw.len();
+    let head = word(&raw[..len.min(8)]);
+    let tail = word(&raw[len.saturating_sub(8)..]);
+    let hash = (head ^ tail.rotate_left(29) ^ len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // The top bits, even: the pair is (index, index ^ 1).
+    (hash >> (64 - SLOTS.trailing_zeros())) as usize & !1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upper(raw: &str) -> (Cow<'_, str>, bool) {
+        (Cow::Owned(raw.to_uppercase()), raw.ends_with("_long"))
+    }
+
+    #[test]
+    fn hits_return_what_was_computed_and_borrow_it() {
+        let cache = KeyCache::default();
+        assert_eq!(cache.get("a.b", upper), (Cow::Borrowed("A.B"), false));
+        let mut calls = 0;
+        let (key, typed) = cache.get("a.b", |raw| {
+            calls += 1;
+            upper(raw)
+        });
+        assert_eq!((calls, key.as_ref(), typed), (0, "A.B", false));
+        assert!(matches!(key, Cow::Borrowed(_)));
+        assert!(cache.get("x_long", upper).1);
+        assert!(cache.get("x_long", upper).1);
+    }
+
+    #[test]
+    fn unchanged_keys_borrow_the_raw_key() {
+        let cache = KeyCache::default();
+        let same = |raw| (Cow::Borrowed(raw), false);
+        cache.get("plain", same);
+        let raw = String::from("plain");
+        let (key, _) = cache.get(&raw, |_| unreachable_in_test());
+        assert!(std::ptr::eq(key.as_ref(), raw.as_str()));
+    }
+
+    fn unreachable_in_test() -> (Cow<'static, str>, bool) {
+        panic!("a cached key was normalized again");
+    }
+
+    #[test]
+    fn full_slots_and_long_keys_still_normalize() {
+        let cache = KeyCache::default();
+        let keys: Vec<String> = (0..4 * SLOTS).map(|i| format!("key.{i}")).collect();
+        for key in &keys {
+            cache.get(key, upper);
+        }
+        assert!(cache.filled() <= SLOTS);
+        for key in &keys {
+            assert_eq!(cache.get(key, upper).0, key.to_uppercase());
+        }
+        let long = "k".repeat(MAX_KEY_BYTES + 1);
+        assert_eq!(cache.get(&long, upper).0, long.to_uppercase());
+        assert_eq!(cache.get(&long, upper).0, long.to_uppercase());
+    }
+}
