@@ -351,6 +351,23 @@ impl TlsOptions {
     }
 }
 
+/// Refuses a framing chosen with `with_framing` for an endpoint that has no
+/// stream to delimit, rather than silently ignore it. Only an explicit choice
+/// is refused: the default framing (and the one the LDP profile picks a port
+/// by) is not. No environment variable sets the framing.
+fn check_framing(endpoint: &Endpoint, framing: Option<Framing>) -> Result<()> {
+    match (endpoint.scheme(), framing) {
+        (Scheme::Udp | Scheme::Http | Scheme::Https, Some(framing)) => {
+            Err(Error::InvalidConfig(format!(
+                "`with_framing(Framing::{framing:?})` applies to the stream endpoints \
+                 `tcp://` and `tls://` only, and {endpoint} is not one (each datagram or \
+                 request carries its own boundaries): drop `with_framing`"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// GELF over HTTP(S) settings.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct HttpOptions {
@@ -619,7 +636,10 @@ impl<F: Format> ExporterBuilder<F> {
     }
 
     /// Sets how records are delimited on the stream (default: [`Framing::Nul`] for
-    /// GELF, [`Framing::Newline`] for LTSV).
+    /// GELF, [`Framing::Newline`] for LTSV). Only for the stream endpoints
+    /// `tcp://` and `tls://`: a `udp://` datagram or an `http(s)://` request
+    /// carries its own boundaries, so with those `build()` fails rather than
+    /// ignore the setting.
     pub fn with_framing(mut self, framing: Framing) -> Self {
         self.framing = Some(framing);
         self
@@ -708,8 +728,10 @@ impl<F: Format> ExporterBuilder<F> {
     /// and the batch's records are dropped and counted
     /// ([`Stats::dropped_rejected`]). A receiver that answers a bulk request
     /// with 413 (too large; Graylog's "Max. HTTP chunk size" is 64 KiB by
-    /// default) gets smaller requests from then on, down to one record per
-    /// request. Only for `http(s)://` endpoints: with others, `build()` fails.
+    /// default) gets requests of at most half that size from then on, down to
+    /// one record per request; after 16 full requests accepted in a row, the
+    /// size doubles again, so a limit since raised is used again. Only for
+    /// `http(s)://` endpoints: with others, `build()` fails.
     ///
     /// [`Stats::dropped_rejected`]: crate::Stats::dropped_rejected
     ///
@@ -776,7 +798,9 @@ impl<F: Format> ExporterBuilder<F> {
     ///
     /// A missing or malformed endpoint, an unreadable or empty CA file, a TLS
     /// endpoint without any trusted root, an unusable client certificate or key,
-    /// a TLS-only setting on a `tcp://` endpoint, or a runtime that cannot start.
+    /// a setting that does not apply to the endpoint (a TLS-only setting on a
+    /// `tcp://` endpoint, a UDP or HTTP setting elsewhere, a framing for a
+    /// `udp://` or `http(s)://` endpoint), or a runtime that cannot start.
     pub fn build(self) -> Result<Exporter<F>> {
         let config = self.resolve(|name| std::env::var(name).ok())?;
         Exporter::new(config)
@@ -802,6 +826,7 @@ impl<F: Format> ExporterBuilder<F> {
                 })?,
         };
         let endpoint = Endpoint::parse(&endpoint)?;
+        check_framing(&endpoint, self.framing)?;
         if !endpoint.scheme().is_tls() && !self.ca_files.is_empty() {
             // Not refused (one builder set-up may serve several endpoints), but
             // `http://` with a CA file is often a typo for `https://`: say so.
@@ -1040,6 +1065,78 @@ mod tests {
             err.to_string().contains("OTEL_EXPORTER_LTSV_ENDPOINT"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn explicit_framing_is_refused_without_a_stream() {
+        let env = |_: &str| None;
+        for endpoint in ["udp://h:1", "http://h:1/gelf", "https://h:1"] {
+            for framing in [Framing::Nul, Framing::Newline] {
+                let error = ExporterBuilder::<Gelf>::default()
+                    .with_endpoint(endpoint)
+                    .with_framing(framing)
+                    .resolve(env)
+                    .unwrap_err();
+                assert!(matches!(error, Error::InvalidConfig(_)), "{error}");
+                let text = error.to_string();
+                assert!(text.contains("with_framing"), "{text}");
+                assert!(text.contains(endpoint.split("://").next().unwrap_or_default()));
+                assert!(text.contains("tcp://") && text.contains("tls://"), "{text}");
+            }
+        }
+        // An endpoint from the environment is checked the same way.
+        let udp_env =
+            |name: &str| (name == "OTEL_EXPORTER_GELF_ENDPOINT").then(|| "udp://h:1".to_string());
+        let error = ExporterBuilder::<Gelf>::default()
+            .with_framing(Framing::Nul)
+            .resolve(udp_env)
+            .unwrap_err();
+        assert!(error.to_string().contains("with_framing"), "{error}");
+        // So is a whole endpoint given to the LDP profile.
+        let error = ExporterBuilder::<Gelf>::default()
+            .for_logs_data_platform("https://ldp.example.com:443/gelf", "token")
+            .with_framing(Framing::Nul)
+            .resolve(env)
+            .unwrap_err();
+        assert!(error.to_string().contains("with_framing"), "{error}");
+    }
+
+    #[test]
+    fn framing_is_accepted_where_it_applies_and_defaults_never_refused() {
+        let env = |_: &str| None;
+        for endpoint in ["tcp://h:1", "tls://h:1"] {
+            let config = ExporterBuilder::<Gelf>::default()
+                .with_endpoint(endpoint)
+                .with_framing(Framing::Newline)
+                .resolve(env)
+                .unwrap();
+            assert_eq!(config.framing, Framing::Newline);
+        }
+        // Without `with_framing`, datagram and HTTP endpoints build with the
+        // format's default, the LDP profile included.
+        for endpoint in ["udp://h:1", "http://h:1", "https://h:1/gelf"] {
+            let config = ExporterBuilder::<Gelf>::default()
+                .with_endpoint(endpoint)
+                .resolve(env)
+                .unwrap();
+            assert_eq!(config.framing, Framing::Nul);
+            let config = ExporterBuilder::<Gelf>::default()
+                .for_logs_data_platform(endpoint, "token")
+                .resolve(env)
+                .unwrap();
+            assert_eq!(
+                config.endpoint.to_string().split("://").next(),
+                endpoint.split("://").next()
+            );
+        }
+        // The LDP profile with an explicit framing over its default TLS endpoint.
+        let config = ExporterBuilder::<Ltsv>::default()
+            .for_logs_data_platform("gra1.logs.ovh.com", "token")
+            .with_framing(Framing::Nul)
+            .resolve(env)
+            .unwrap();
+        assert_eq!(config.endpoint.port(), 12200);
+        assert_eq!(config.framing, Framing::Nul);
     }
 
     #[test]

@@ -154,10 +154,12 @@ pub enum Error {
 
     /// An `http(s)://` endpoint answered with a status other than 2xx.
     ///
-    /// After 5xx, 429 (too many requests) or 408 (request timeout) the records
-    /// are kept and sent again after a backoff. After any other status (other
-    /// 4xx, or 3xx: redirects are not followed) sending them again would be
-    /// refused again, so they are dropped and counted in
+    /// After 5xx (but 501 and 505), 429 (too many requests) or 408 (request
+    /// timeout) the records are kept and sent again after a backoff. After any
+    /// other status (other 4xx; 501 "not implemented" and 505 "HTTP version
+    /// not supported", which say what the receiver can never do; or 3xx:
+    /// redirects are not followed) sending them again would be refused again,
+    /// so they are dropped and counted in
     /// [`Stats::dropped_rejected`](crate::Stats::dropped_rejected), and this
     /// error is kept as [`Stats::last_error`](crate::Stats::last_error). The
     /// message says what to check.
@@ -196,9 +198,12 @@ pub enum Error {
 }
 
 /// Whether records answered with this HTTP status are sent again (server
-/// errors, throttling, request timeouts) rather than dropped.
+/// errors, throttling, request timeouts) rather than dropped. 501 (not
+/// implemented) and 505 (HTTP version not supported) are server errors that
+/// do not pass: the same request would get the same answer, so they are
+/// refusals like 4xx.
 pub(crate) fn http_status_is_retried(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500..=599)
+    matches!(status, 408 | 429 | 500..=599) && !matches!(status, 501 | 505)
 }
 
 /// The response body, quoted, as shown in [`Error::HttpStatus`]'s message.
@@ -239,6 +244,16 @@ fn http_status_hint(status: u16) -> &'static str {
         300..=399 => {
             "redirects are not followed and the records were dropped; use the address the \
              endpoint redirects to"
+        }
+        501 => {
+            "the receiver does not implement this request (a `POST` of GELF) and the records \
+             were dropped; check that the endpoint is a GELF HTTP input and not another \
+             service or a proxy that does not forward `POST`"
+        }
+        505 => {
+            "the receiver does not support HTTP/1.1, the version this exporter speaks, and the \
+             records were dropped; check that the endpoint is a GELF HTTP input, or the \
+             proxy in front of it"
         }
         408 | 429 => {
             "the receiver asks to slow down; the records are kept and sent again after a delay"

@@ -50,9 +50,10 @@ pub struct Stats {
     /// Records still buffered when a shutdown's time ran out.
     pub dropped_at_shutdown: u64,
     /// Records an `http(s)://` endpoint refused for good (a 4xx answer other
-    /// than 408 and 429, or a redirect): they are not sent again, since they
-    /// would be refused again. The refusal, with its status and the start of
-    /// the response body, is kept as [`last_error`](Stats::last_error). Also
+    /// than 408 and 429, a 501 or 505, or a redirect): they are not sent
+    /// again, since they would be refused again. The refusal, with its status
+    /// and the start of the response body, is kept as
+    /// [`last_error`](Stats::last_error). Also
     /// counted here: a `udp://` message that still needed more than 128
     /// chunks after its text was cut (only possible with huge static fields).
     pub dropped_rejected: u64,
@@ -65,7 +66,8 @@ pub struct Stats {
     /// closed after 30 s unused).
     pub reconnects: u64,
     /// Failed connection attempts, handshakes and writes; over HTTP, requests
-    /// that got no answer in time or a 5xx, 429 or 408 answer (sent again).
+    /// that got no answer in time or a 5xx (but 501 and 505), 429 or 408
+    /// answer (sent again).
     pub failures: u64,
     /// Records waiting in the retry buffer (including those being written).
     pub buffered_records: u64,

@@ -1,9 +1,10 @@
 //! GELF over HTTP and HTTPS against the in-process HTTP server
 //! (`support::http`): every field of records sent through `tracing`, one
 //! request per message and bulk, gzip, HTTPS with the test CA and with mutual
-//! TLS, named TLS failures, retries after 5xx, refusals (4xx) dropped and
-//! counted, a receiver's body limit learnt from 413, the endpoint down at
-//! start, an answer that comes too late (at least once), and LTSV refused.
+//! TLS, named TLS failures, retries after 5xx, refusals (4xx, 501, 505)
+//! dropped and counted, a receiver's body limit learnt from 413 and unlearnt
+//! once it is raised, the endpoint down at start, an answer that comes too
+//! late (at least once), and LTSV refused.
 
 mod support;
 
@@ -347,6 +348,52 @@ fn refusals_are_dropped_counted_and_not_retried() {
 }
 
 #[test]
+fn permanent_server_errors_are_dropped_counted_and_not_retried() {
+    // 501 (not implemented) and 505 (HTTP version not supported) would be
+    // answered again: refusals, like 400, not failures to retry.
+    for status in [501, 505] {
+        let server = HttpServer::http(refuse_containing("poison", status, "not here"));
+        let (provider, counters) = start(builder(&server));
+        with_tracing(&provider, || {
+            tracing::info!(seq = 0_u64, "ok before");
+            tracing::info!(seq = 1_u64, "poison");
+            tracing::info!(seq = 2_u64, "ok after");
+        });
+        provider
+            .shutdown()
+            .expect("shutdown: a refusal is not an undelivered record");
+
+        let messages = server.wait_accepted(2, WAIT);
+        assert_eq!(seqs(&messages), vec![0, 2], "{status}");
+        let requests = server.requests();
+        assert_eq!(
+            requests.len(),
+            3,
+            "{status}: the refused record is not sent again: {requests:?}"
+        );
+        assert_eq!(requests[1].status, status);
+        let stats = counters.snapshot();
+        assert_eq!(stats.exported, 2, "{stats:?}");
+        assert_eq!(stats.dropped_rejected, 1, "{stats:?}");
+        assert_eq!(stats.dropped(), 1, "{stats:?}");
+        assert_eq!(stats.failures, 0, "a refusal is not a failure: {stats:?}");
+        let error = stats.last_error.expect("the refusal is kept");
+        match &*error {
+            Error::HttpStatus {
+                status: kept, body, ..
+            } => {
+                assert_eq!(*kept, status);
+                assert_eq!(body, "not here");
+            }
+            other => panic!("last error {other:?}"),
+        }
+        let text = error.to_string();
+        assert!(text.contains(&format!("HTTP {status}")), "{text}");
+        assert!(text.contains("dropped"), "{text}");
+    }
+}
+
+#[test]
 fn bulk_learns_the_receivers_body_limit_from_413() {
     const LIMIT: usize = 4_000;
     let server = HttpServer::http(script(|_, request| {
@@ -373,6 +420,75 @@ fn bulk_learns_the_receivers_body_limit_from_413() {
     assert!(requests
         .iter()
         .any(|r| r.accepted() && r.messages().len() > 1));
+    let stats = counters.snapshot();
+    assert_eq!((stats.exported, stats.dropped()), (N, 0), "{stats:?}");
+}
+
+/// Full bulks accepted in a row before a limit learnt from 413 doubles
+/// (`BULK_GROW_AFTER` in the HTTP transport).
+const BULK_GROW_AFTER: usize = 16;
+
+#[test]
+fn bulk_limit_learnt_from_413_grows_back_once_the_receiver_takes_more() {
+    const LIMIT: usize = 4_000;
+    // The receiver refuses bodies over LIMIT in its first requests (enough
+    // to learn the limit from 256 KiB bulks), then its limit is raised.
+    const STRICT: usize = 20;
+    let server = HttpServer::http(script(|index, request| {
+        if index < STRICT && request.body.len() > LIMIT {
+            Reply::status(413).with_body("Request Entity Too Large")
+        } else {
+            Reply::status(202)
+        }
+    }));
+    let (provider, counters) = start(builder(&server).with_http_bulk(true));
+    const N: u64 = 1_500;
+    log_numbered(&provider, N, 300);
+    provider.shutdown().expect("shutdown");
+
+    let messages = server.wait_accepted(N as usize, WAIT);
+    assert_eq!(seqs(&messages), (0..N).collect::<Vec<_>>(), "all, in order");
+    let requests = server.requests();
+    let sizes: Vec<(u16, usize)> = requests.iter().map(|r| (r.status, r.body.len())).collect();
+    let last_refused = requests
+        .iter()
+        .rposition(|r| r.status == 413)
+        .expect("the first bulks were too large");
+    assert!(last_refused < STRICT, "{sizes:?}");
+    // The limit learnt: half the last refused body (over LIMIT), each frame
+    // being much smaller.
+    let learnt = requests[last_refused].body.len() / 2;
+    let after = &requests[last_refused + 1..];
+    assert!(after.iter().all(Recorded::accepted), "{sizes:?}");
+
+    // Kept for BULK_GROW_AFTER requests, then doubled, then doubled again:
+    // it grows back gradually, not at once.
+    assert!(after.len() > BULK_GROW_AFTER, "{sizes:?}");
+    assert!(
+        after[..BULK_GROW_AFTER]
+            .iter()
+            .all(|r| r.body.len() <= learnt),
+        "the learnt limit holds for {BULK_GROW_AFTER} bulks: {sizes:?}"
+    );
+    let beyond_twice = after
+        .iter()
+        .position(|r| r.body.len() > 2 * learnt)
+        .unwrap_or_else(|| panic!("the limit grows back past twice {learnt}: {sizes:?}"));
+    let doubled = after[..beyond_twice]
+        .iter()
+        .filter(|r| r.body.len() > learnt)
+        .count();
+    assert!(
+        doubled >= BULK_GROW_AFTER,
+        "{BULK_GROW_AFTER} bulks at twice the learnt limit first: {sizes:?}"
+    );
+    // Past the receiver's old limit, with more records per request.
+    assert!(after[beyond_twice].body.len() > LIMIT, "{sizes:?}");
+    let records = |requests: &[Recorded]| requests.iter().map(|r| r.messages().len()).max();
+    assert!(
+        records(&after[beyond_twice..]) > records(&after[..BULK_GROW_AFTER]),
+        "more records per request once grown: {sizes:?}"
+    );
     let stats = counters.snapshot();
     assert_eq!((stats.exported, stats.dropped()), (N, 0), "{stats:?}");
 }
@@ -458,5 +574,19 @@ fn ltsv_over_http_and_http_options_elsewhere_are_refused_at_build() {
             .build()
             .expect_err("HTTP options on a TCP endpoint");
         assert!(error.to_string().contains(method), "{error}");
+    }
+}
+
+#[test]
+fn an_explicit_framing_is_refused_for_http_at_build() {
+    // A request carries its own boundaries: a framing would be ignored.
+    for endpoint in ["http://127.0.0.1:1/gelf", "https://localhost:1/gelf"] {
+        let error = GelfExporter::builder()
+            .with_endpoint(endpoint)
+            .with_framing(djehouty::Framing::Newline)
+            .build()
+            .expect_err("a framing over HTTP");
+        assert!(matches!(error, Error::InvalidConfig(_)), "{error}");
+        assert!(error.to_string().contains("with_framing"), "{error}");
     }
 }

@@ -1,7 +1,8 @@
 //! GELF over UDP against the in-process UDP receiver: every field of records
 //! sent through `tracing`, each compression, chunking of large messages, the
 //! 128-chunk limit (records truncated and marked, never dropped), unique
-//! message ids, an unreachable port, and the settings `build()` refuses.
+//! message ids, an unreachable port, and the settings `build()` refuses (a
+//! framing among them).
 
 mod support;
 
@@ -503,4 +504,23 @@ fn udp_settings_are_checked() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("with_compression"), "{err}");
+}
+
+#[test]
+fn an_explicit_framing_is_refused_for_udp_at_build() {
+    // A datagram carries its own boundaries: a framing would be ignored.
+    for framing in [djehouty::Framing::Nul, djehouty::Framing::Newline] {
+        let err = GelfExporter::builder()
+            .with_endpoint("udp://127.0.0.1:12201")
+            .with_framing(framing)
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+        assert!(err.to_string().contains("with_framing"), "{err}");
+    }
+    // The default framing is not a choice: it is never refused.
+    GelfExporter::builder()
+        .with_endpoint("udp://127.0.0.1:12201")
+        .build()
+        .expect("UDP without a framing");
 }

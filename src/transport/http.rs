@@ -27,19 +27,25 @@
 //! has the connect (and handshake) timeout plus the write timeout.
 //!
 //! * 2xx (Graylog answers `202 Accepted`): the messages are delivered.
-//! * A connection error, a timeout, a 5xx, 429 or 408 answer: the messages not
-//!   acknowledged go back to the front of the retry buffer and are sent again,
-//!   in order, after a backoff — the exponential backoff with jitter of
-//!   reconnections, or the server's `Retry-After` (in seconds, at most
-//!   [`RETRY_AFTER_CAP`]) when longer — reset by the next answer.
-//! * Any other status (4xx, or 3xx: redirects are not followed): sending the
+//! * A connection error, a timeout, a 5xx (but 501 and 505), 429 or 408
+//!   answer: the messages not acknowledged go back to the front of the retry
+//!   buffer and are sent again, in order, after a backoff — the exponential
+//!   backoff with jitter of reconnections, or the server's `Retry-After` (in
+//!   seconds, at most [`RETRY_AFTER_CAP`]) when longer — reset by the next
+//!   answer.
+//! * Any other status (4xx; 501 and 505, which say the receiver cannot take
+//!   such a request at all; or 3xx: redirects are not followed): sending the
 //!   messages again would be refused again, so they are dropped, counted in
 //!   `Stats::dropped_rejected`, and reported as [`Error::HttpStatus`] with the
 //!   status and the start of the response body; the next messages go on. A
 //!   413 (too large) to a bulk request of several messages is the exception:
 //!   from then on bulks are at most half that body's size, and the same
 //!   messages are sent again, so a receiver's body limit is learnt in a few
-//!   requests.
+//!   requests. The limit is not kept for ever, as the receiver's may be
+//!   raised: after [`BULK_GROW_AFTER`] accepted bulks in a row that were
+//!   filled to it, it doubles, up to [`BULK_MAX_BYTES`]. Against a receiver
+//!   whose limit stays, that costs one 413 (and the bulk sent again) every
+//!   [`BULK_GROW_AFTER`] full bulks.
 //!
 //! **At least once.** Unlike TCP, HTTP acknowledges each request, so a
 //! message counts as exported only once its answer came back. A request whose
@@ -76,6 +82,12 @@ use crate::transport::{tcp, Rejected, Stream};
 /// Largest body of a bulk request, before compression: a few MiB, well
 /// within what HTTP servers accept once their limit is raised for bulk.
 pub(crate) const BULK_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// How many accepted bulks in a row, each filled to the limit learnt from a
+/// 413 (more messages were waiting than fitted), double that limit, up to
+/// [`BULK_MAX_BYTES`]: it grows back gradually once the receiver takes larger
+/// bodies again. Only full bulks count, as only they tell that a larger one
+/// would have been sent; a smaller one neither counts nor resets the count.
+pub(crate) const BULK_GROW_AFTER: u32 = 16;
 /// The slowest transfer rate a request is given time for, in bytes per second.
 const MIN_BYTES_PER_SEC: u64 = 64 * 1024;
 /// Longest wait a `Retry-After` header can impose.
@@ -109,8 +121,11 @@ pub(crate) struct HttpLink {
     failures: u32,
     /// No request before this instant.
     next_attempt: Option<Instant>,
-    /// Largest bulk body; lowered by 413 answers.
+    /// Largest bulk body; halved by 413 answers, doubled back after
+    /// [`BULK_GROW_AFTER`] full bulks accepted in a row.
     bulk_limit: usize,
+    /// Bulks filled to `bulk_limit` accepted since it last changed.
+    full_bulks_accepted: u32,
     /// What the last `send` refused.
     rejected: Option<Rejected>,
     /// When refused records were last warned about, and how many were refused
@@ -173,6 +188,7 @@ impl HttpLink {
             failures: 0,
             next_attempt: None,
             bulk_limit: BULK_MAX_BYTES,
+            full_bulks_accepted: 0,
             rejected: None,
             warned_at: None,
             unwarned: 0,
@@ -207,13 +223,21 @@ impl HttpLink {
             };
             let group = &lens[done..done + count];
             let bytes: usize = group.iter().sum();
+            // The limit, not the messages waiting, cut this bulk.
+            let full = self.options.bulk && done + count < lens.len();
             match self.post(&data[start..start + bytes], group).await {
-                Answer::Accepted => self.answered(),
+                Answer::Accepted => {
+                    self.answered();
+                    if full {
+                        self.full_bulk_accepted();
+                    }
+                }
                 Answer::Refused(_, 413) if count > 1 => {
                     // Too large for the receiver: smaller bulks from now on,
                     // and these messages again.
                     self.answered();
                     self.bulk_limit = (bytes / 2).max(1);
+                    self.full_bulks_accepted = 0;
                     opentelemetry::otel_debug!(
                         name: "djehouty.HttpBulkTooLarge",
                         bulk_limit = self.bulk_limit as u64
@@ -318,6 +342,24 @@ impl HttpLink {
     fn answered(&mut self) {
         self.failures = 0;
         self.next_attempt = None;
+    }
+
+    /// A bulk filled to the limit was accepted: after [`BULK_GROW_AFTER`] in
+    /// a row, the limit doubles (up to [`BULK_MAX_BYTES`]), so that a limit
+    /// learnt from a 413 grows back once the receiver takes more.
+    fn full_bulk_accepted(&mut self) {
+        if self.bulk_limit >= BULK_MAX_BYTES {
+            return;
+        }
+        self.full_bulks_accepted += 1;
+        if self.full_bulks_accepted >= BULK_GROW_AFTER {
+            self.full_bulks_accepted = 0;
+            self.bulk_limit = self.bulk_limit.saturating_mul(2).min(BULK_MAX_BYTES);
+            opentelemetry::otel_debug!(
+                name: "djehouty.HttpBulkLimitRaised",
+                bulk_limit = self.bulk_limit as u64
+            );
+        }
     }
 
     /// A request failed: the next one waits a backoff, or what the server asked.
@@ -637,6 +679,35 @@ mod tests {
     }
 
     #[test]
+    fn a_learnt_bulk_limit_doubles_after_full_bulks_up_to_the_maximum() {
+        use crate::config::ExporterBuilder;
+        use crate::format::Gelf;
+        let config = ExporterBuilder::<Gelf>::default()
+            .with_endpoint("http://localhost:8080/gelf")
+            .with_http_bulk(true)
+            .resolve(|_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut link =
+            HttpLink::new(&config, Counters::default()).unwrap_or_else(|e| panic!("{e}"));
+        link.bulk_limit = 3_000;
+        for _ in 1..BULK_GROW_AFTER {
+            link.full_bulk_accepted();
+        }
+        assert_eq!(link.bulk_limit, 3_000, "not before {BULK_GROW_AFTER} bulks");
+        link.full_bulk_accepted();
+        assert_eq!(link.bulk_limit, 6_000);
+        link.bulk_limit = BULK_MAX_BYTES - 1;
+        for _ in 0..BULK_GROW_AFTER {
+            link.full_bulk_accepted();
+        }
+        assert_eq!(link.bulk_limit, BULK_MAX_BYTES, "capped");
+        for _ in 0..BULK_GROW_AFTER {
+            link.full_bulk_accepted();
+        }
+        assert_eq!(link.bulk_limit, BULK_MAX_BYTES);
+    }
+
+    #[test]
     fn snippets_are_short_and_cut_on_characters() {
         assert_eq!(snippet(b"  bad request\n", false), "bad request");
         assert_eq!(snippet(b"", false), "");
@@ -663,10 +734,10 @@ mod tests {
 
     #[test]
     fn statuses_are_retried_or_refused() {
-        for status in [500, 502, 503, 504, 429, 408] {
+        for status in [500, 502, 503, 504, 507, 599, 429, 408] {
             assert!(http_status_is_retried(status), "{status}");
         }
-        for status in [301, 400, 401, 403, 404, 413, 415, 422] {
+        for status in [301, 400, 401, 403, 404, 413, 415, 422, 501, 505] {
             assert!(!http_status_is_retried(status), "{status}");
         }
     }
@@ -727,6 +798,8 @@ mod tests {
         assert!(error(413, "").contains("Max. HTTP chunk size"));
         assert!(error(404, "").contains("/gelf"));
         assert!(error(503, "").contains("sent again"));
+        assert!(error(501, "").contains("dropped"));
+        assert!(error(505, "").contains("HTTP/1.1"));
         assert!(!error(503, "").contains("\"\""));
     }
 }

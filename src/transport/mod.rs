@@ -45,7 +45,8 @@ pub(crate) enum Transport {
 }
 
 /// Records done with but dropped rather than delivered: refused for good by
-/// an HTTP endpoint (a 4xx answer), or too large for UDP's 128 chunks.
+/// an HTTP endpoint (a 4xx, 501 or 505 answer), or too large for UDP's 128
+/// chunks.
 #[derive(Debug)]
 pub(crate) struct Rejected {
     /// How many of the frames a [`Transport::send`] reported done were refused.
