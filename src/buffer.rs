@@ -39,6 +39,11 @@ impl RetryBuffer {
         }
     }
 
+    /// The most bytes the buffer holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Bytes buffered.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes.len()

@@ -132,6 +132,11 @@ impl Shared {
         })
     }
 
+    /// The retry buffer's size in bytes.
+    pub(crate) fn capacity(&self) -> usize {
+        self.lock().buffer.capacity()
+    }
+
     pub(crate) fn counters(&self) -> &Counters {
         &self.counters
     }
@@ -187,6 +192,22 @@ impl Shared {
     pub(crate) fn drop_in_shutdown(&self, records: u64) {
         self.lock().dropped_in_shutdown += records;
         self.counters.add_dropped_at_shutdown(records);
+    }
+
+    /// Counts records dropped before they reached the buffer (a processor's
+    /// staging area was full), and reports the first of an outage.
+    pub(crate) fn note_overflow(&self, records: u64) {
+        let diag = {
+            let mut q = self.lock();
+            self.counters.add_dropped_buffer_full(records);
+            if q.deadline.is_some() {
+                q.dropped_in_shutdown += records;
+            }
+            let first = q.outage_dropped == 0;
+            q.outage_dropped += records;
+            first.then_some(Diag::BufferFull)
+        };
+        self.emit(diag);
     }
 
     /// Appends frames (`data` cut by `lens`) and wakes the delivery task.

@@ -205,6 +205,28 @@ impl<F: Format> Exporter<F> {
         truncated
     }
 
+    /// Maps and packs one record into `out`; returns whether it was cut.
+    pub(crate) fn encode_record(
+        &self,
+        record: &opentelemetry_sdk::logs::SdkLogRecord,
+        scope: &opentelemetry::InstrumentationScope,
+        out: &mut Vec<u8>,
+        pack: &mut PackScratch,
+    ) -> bool {
+        let mapped = self.mapper.map(record, scope);
+        self.packing.pack::<F>(mapped, out, pack)
+    }
+
+    /// The exporter's I/O runtime.
+    pub(crate) fn io(&self) -> &tokio::runtime::Handle {
+        self.runtime.handle()
+    }
+
+    /// The time an export may wait for room and for delivery.
+    pub(crate) fn export_timeout(&self) -> Duration {
+        self.export_timeout
+    }
+
     fn take_scratch(&self) -> Scratch {
         let mut guard = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
         let mut scratch = std::mem::take(&mut *guard);

@@ -36,6 +36,7 @@
 mod buffer;
 pub mod config;
 mod delivery;
+mod direct;
 mod error;
 mod exporter;
 mod format;
@@ -51,6 +52,7 @@ mod stats;
 mod transport;
 
 pub use config::{Compression, Endpoint, ExporterBuilder, Framing, Scheme};
+pub use direct::{DirectProcessor, STAGING_BYTES};
 pub use error::{Error, Result, TlsFailure};
 pub use exporter::{
     Exporter, GelfExporter, GelfExporterBuilder, LtsvExporter, LtsvExporterBuilder,

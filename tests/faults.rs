@@ -19,7 +19,7 @@ use djehouty::{GelfExporter, GelfExporterBuilder};
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use rustls::ServerConfig;
 use support::pipeline::*;
-use support::{assert_graylog_accepts, Framing, Receiver, TestPki, TlsVersions};
+use support::{assert_graylog_accepts, BlackHole, Framing, Receiver, TestPki, TlsVersions};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -246,55 +246,6 @@ fn receiver_killed_and_restarted_mid_stream_tls() {
         GelfExporter::builder().with_ca_file(&pki.ca_pem),
         "tls",
     );
-}
-
-/// Accepts connections and never reads from them; keeps them open.
-struct BlackHole {
-    addr: SocketAddr,
-    accepted: Arc<AtomicU64>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl BlackHole {
-    fn start() -> BlackHole {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("address");
-        let accepted = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let thread = {
-            let accepted = Arc::clone(&accepted);
-            let stop = Arc::clone(&stop);
-            thread::spawn(move || {
-                let mut held = Vec::new();
-                while !stop.load(Ordering::SeqCst) {
-                    match listener.accept() {
-                        Ok((sock, _)) => {
-                            held.push(sock);
-                            accepted.fetch_add(1, Ordering::SeqCst);
-                        }
-                        Err(_) => thread::sleep(Duration::from_millis(5)),
-                    }
-                }
-            })
-        };
-        BlackHole {
-            addr,
-            accepted,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for BlackHole {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 #[test]

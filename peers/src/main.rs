@@ -186,6 +186,9 @@ type Shipper = fn(&Ctx, u16, bool) -> Result<Run, String>;
 enum Kind {
     Limit,
     Djehouty,
+    /// djehouty with its direct processor: encoding on the application's
+    /// thread.
+    DjehoutyDirect,
     SdkOnly,
     Peer,
 }
@@ -201,6 +204,10 @@ struct Row {
 
 fn sdk_only(ctx: &Ctx, _port: u16, _tls: bool) -> Result<Run, String> {
     shippers::sdk_only(ctx)
+}
+
+fn sdk_bare(ctx: &Ctx, _port: u16, _tls: bool) -> Result<Run, String> {
+    shippers::sdk_bare(ctx)
 }
 
 fn rows(versions: &Versions) -> Vec<Row> {
@@ -239,6 +246,20 @@ fn rows(versions: &Versions) -> Vec<Row> {
         shippers::djehouty::<djehouty::Ltsv>,
     );
     add(
+        "djehouty-direct-gelf",
+        "djehouty GELF, DirectProcessor".to_string(),
+        Kind::DjehoutyDirect,
+        Format::Gelf,
+        shippers::djehouty_direct::<djehouty::Gelf>,
+    );
+    add(
+        "djehouty-direct-ltsv",
+        "djehouty LTSV, DirectProcessor".to_string(),
+        Kind::DjehoutyDirect,
+        Format::Ltsv,
+        shippers::djehouty_direct::<djehouty::Ltsv>,
+    );
+    add(
         "tracing-gelf",
         format!("tracing-gelf {}", versions.tracing_gelf),
         Kind::Peer,
@@ -261,6 +282,17 @@ fn rows(versions: &Versions) -> Vec<Row> {
             transport: Transport::None,
             format: Format::Gelf,
             shipper: sdk_only,
+        },
+    );
+    rows.insert(
+        3,
+        Row {
+            id: "sdk-bare".to_string(),
+            name: "SDK, no processor work".to_string(),
+            kind: Kind::SdkOnly,
+            transport: Transport::None,
+            format: Format::Gelf,
+            shipper: sdk_bare,
         },
     );
     rows
@@ -300,6 +332,12 @@ impl Outcome {
         let seconds = end.checked_sub(run.start_ns)? as f64 / 1e9;
         let delivered = self.delivered()?;
         (seconds > 0.0 && delivered > 0).then(|| delivered as f64 / seconds)
+    }
+
+    /// CPU seconds of the whole process per delivered record.
+    fn cpu_per_record(&self) -> Option<f64> {
+        let (cpu, delivered) = (self.cpu_seconds?, self.delivered()?);
+        (delivered > 0).then(|| cpu / delivered as f64)
     }
 
     /// CPU seconds per delivered record spent outside the application's
@@ -510,8 +548,13 @@ fn table(rows: &[Row], outcomes: &[Outcome], records: usize) -> String {
     let sdk_background = rows
         .iter()
         .zip(outcomes)
-        .find(|(row, _)| row.kind == Kind::SdkOnly)
+        .find(|(row, _)| row.id == "sdk-only")
         .and_then(|(_, outcome)| outcome.background_cpu_per_record());
+    let bare_total = rows
+        .iter()
+        .zip(outcomes)
+        .find(|(row, _)| row.id == "sdk-bare")
+        .and_then(|(_, outcome)| outcome.cpu_per_record());
     let per_million = 1e6 / records as f64;
     let mut out = String::new();
     out.push_str(
@@ -536,13 +579,16 @@ fn table(rows: &[Row], outcomes: &[Outcome], records: usize) -> String {
                     .cpu_seconds
                     .map_or_else(dash, |cpu| format!("{:.2}", cpu * per_million)),
             );
-            cells.push(if row.kind == Kind::Djehouty {
-                outcome
+            cells.push(match row.kind {
+                Kind::Djehouty => outcome
                     .background_cpu_per_record()
                     .zip(sdk_background)
-                    .map_or_else(dash, |(cpu, sdk)| format!("{:.2}", (cpu - sdk) * 1e6))
-            } else {
-                dash()
+                    .map_or_else(dash, |(cpu, sdk)| format!("{:.2}", (cpu - sdk) * 1e6)),
+                Kind::DjehoutyDirect => outcome
+                    .cpu_per_record()
+                    .zip(bare_total)
+                    .map_or_else(dash, |(cpu, bare)| format!("{:.2}", (cpu - bare) * 1e6)),
+                _ => dash(),
             });
             cells.push(
                 outcome

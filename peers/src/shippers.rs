@@ -307,6 +307,24 @@ pub fn capture_pool(count: usize) -> Result<Vec<Vec<u8>>, String> {
 
 /// `tracing::info!` → bridge → SDK → `djehouty::BatchProcessor` → djehouty.
 pub fn djehouty<F: djehouty::Format>(ctx: &Ctx, port: u16, tls: bool) -> Result<Run, String> {
+    djehouty_with::<F>(ctx, port, tls, false)
+}
+
+/// `tracing::info!` → bridge → SDK → `djehouty::DirectProcessor` → djehouty.
+pub fn djehouty_direct<F: djehouty::Format>(
+    ctx: &Ctx,
+    port: u16,
+    tls: bool,
+) -> Result<Run, String> {
+    djehouty_with::<F>(ctx, port, tls, true)
+}
+
+fn djehouty_with<F: djehouty::Format>(
+    ctx: &Ctx,
+    port: u16,
+    tls: bool,
+    direct: bool,
+) -> Result<Run, String> {
     let mut run = Run::default();
     let mut builder = djehouty::Exporter::<F>::builder();
     if tls {
@@ -318,12 +336,18 @@ pub fn djehouty<F: djehouty::Format>(ctx: &Ctx, port: u16, tls: bool) -> Result<
     }
     let exporter = builder.build().map_err(|e| format!("build: {e}"))?;
     let counters = exporter.counters();
-    let provider = SdkLoggerProvider::builder()
-        .with_log_processor(djehouty::BatchProcessor::with_config(
-            exporter,
-            ctx.batch.config(),
-        ))
-        .build();
+    let provider = if direct {
+        SdkLoggerProvider::builder()
+            .with_log_processor(djehouty::DirectProcessor::new(exporter))
+            .build()
+    } else {
+        SdkLoggerProvider::builder()
+            .with_log_processor(djehouty::BatchProcessor::with_config(
+                exporter,
+                ctx.batch.config(),
+            ))
+            .build()
+    };
     drive_tracing(ctx, bridge(&provider), &mut run);
     if let Err(e) = provider.shutdown_with_timeout(SHUTDOWN_LIMIT) {
         run.notes.push(format!("shutdown: {e}"));
@@ -365,6 +389,47 @@ impl LogExporter for NoopExporter {
             .fetch_add(batch.iter().count() as u64, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// A processor that only counts: what logging costs before any processor
+/// work (`tracing`, the bridge, the SDK's logger).
+#[derive(Debug, Default)]
+struct CountingProcessor {
+    records: Arc<AtomicU64>,
+}
+
+impl opentelemetry_sdk::logs::LogProcessor for CountingProcessor {
+    fn emit(
+        &self,
+        _record: &mut opentelemetry_sdk::logs::SdkLogRecord,
+        _scope: &opentelemetry::InstrumentationScope,
+    ) {
+        self.records.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+/// The pipeline up to the processor, which does nothing: the cost of logging
+/// before any processor, the baseline of the direct processor's rows.
+pub fn sdk_bare(ctx: &Ctx) -> Result<Run, String> {
+    let mut run = Run::default();
+    let processor = CountingProcessor::default();
+    let records = Arc::clone(&processor.records);
+    let provider = SdkLoggerProvider::builder()
+        .with_log_processor(processor)
+        .build();
+    drive_tracing(ctx, bridge(&provider), &mut run);
+    let _ = provider.shutdown_with_timeout(SHUTDOWN_LIMIT);
+    run.end_ns = Some(now_ns());
+    run.handled = Some(records.load(Ordering::Relaxed));
+    Ok(run)
 }
 
 /// The same pipeline with an exporter that does nothing: the SDK's own cost.

@@ -3,6 +3,8 @@
 //! Each integration test binary includes this module with `mod support;` and
 //! uses the parts it needs:
 //!
+//! - [`blackhole`]: a TCP listener that accepts and never reads
+//!   ([`blackhole::BlackHole`]).
 //! - [`certs`]: a throw-away PKI ([`certs::TestPki`]: a CA and a `localhost`
 //!   server certificate signed by it), rustls client and server configurations
 //!   built from it, and a small blocking TLS client ([`certs::TlsClient`]).
@@ -23,6 +25,7 @@
 // Each test binary uses only part of this module, re-exports included.
 #![allow(dead_code, unused_imports)]
 
+pub mod blackhole;
 pub mod certs;
 pub mod graylog;
 pub mod http;
@@ -31,6 +34,7 @@ pub mod receiver;
 pub mod rsyslog;
 pub mod udp;
 
+pub use blackhole::BlackHole;
 pub use certs::{send_plain, send_tls, TestPki, TlsClient, TlsVersions};
 pub use graylog::{assert_graylog_accepts, assert_ltsv_line_ok};
 pub use receiver::{Frame, Framing, Receiver};

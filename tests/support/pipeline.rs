@@ -42,6 +42,15 @@ pub fn batch_provider<F: Format>(builder: ExporterBuilder<F>) -> SdkLoggerProvid
         .build()
 }
 
+/// A provider with djehouty's direct processor around `exporter`.
+pub fn direct_provider<F: Format>(builder: ExporterBuilder<F>) -> SdkLoggerProvider {
+    let exporter = builder.build().expect("build the exporter");
+    SdkLoggerProvider::builder()
+        .with_resource(test_resource())
+        .with_log_processor(djehouty::DirectProcessor::new(exporter))
+        .build()
+}
+
 /// A provider with the simple processor (one export per record).
 pub fn simple_provider<F: Format>(builder: ExporterBuilder<F>) -> SdkLoggerProvider {
     let exporter = builder.build().expect("build the exporter");

@@ -1,0 +1,270 @@
+//! `DirectProcessor`: records encoded on the logging thread, bytes shipped by
+//! the exporter's I/O thread. Every field arrives, nothing is lost or
+//! reordered under load from several threads, `force_flush` means written,
+//! the logging call never waits for a stalled receiver (overflow is counted),
+//! and shutdown reports what it could not deliver.
+
+mod support;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use djehouty::{GelfExporter, LtsvExporter};
+use serde_json::{Map, Value};
+use support::pipeline::*;
+use support::{assert_graylog_accepts, assert_ltsv_line_ok, BlackHole, Framing, Receiver};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn gelf(receiver: &Receiver) -> djehouty::GelfExporterBuilder {
+    GelfExporter::builder().with_endpoint(format!("tcp://127.0.0.1:{}", receiver.port()))
+}
+
+fn parse_all(frames: &[Vec<u8>]) -> Vec<Map<String, Value>> {
+    frames.iter().map(|f| assert_graylog_accepts(f)).collect()
+}
+
+fn seq_of(frame: &Map<String, Value>, key: &str) -> i64 {
+    frame[key].as_i64().expect("an integer sequence number")
+}
+
+#[test]
+fn gelf_records_arrive_with_every_field() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let provider = direct_provider(gelf(&receiver).with_extra("X-OVH-TOKEN", "token-1"));
+    let logged = log_the_three_records(&provider);
+    provider.shutdown().expect("shutdown");
+    let frames = parse_all(&receiver.wait_frames(3, WAIT));
+    receiver.assert_no_partial();
+    assert_the_three_records(&frames, &logged);
+}
+
+#[test]
+fn ltsv_records_arrive_as_valid_lines() {
+    let receiver = Receiver::tcp(Framing::Newline);
+    let provider = direct_provider(
+        LtsvExporter::builder().with_endpoint(format!("tcp://127.0.0.1:{}", receiver.port())),
+    );
+    with_tracing(&provider, || {
+        for seq in 0..100u64 {
+            tracing::warn!(seq, user = "alice", "disk {seq} almost full");
+        }
+    });
+    provider.shutdown().expect("shutdown");
+    let frames = receiver.wait_frames(100, WAIT);
+    for (seq, frame) in frames.iter().enumerate() {
+        let labels = assert_ltsv_line_ok(frame);
+        let get = |label: &str| {
+            labels
+                .iter()
+                .find(|(l, _)| l == label)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("no {label} in {labels:?}"))
+        };
+        assert_eq!(get("message"), format!("disk {seq} almost full"));
+        assert_eq!(get("seq"), seq.to_string());
+        assert_eq!(get("user"), "alice");
+        assert_eq!(get("level"), "4");
+        assert_eq!(get("service_name"), "djehouty-tests");
+    }
+}
+
+#[test]
+fn many_threads_none_lost_each_in_order() {
+    const THREADS: i64 = 4;
+    const EACH: i64 = 5_000;
+    let receiver = Receiver::tcp(Framing::Nul);
+    let provider = direct_provider(gelf(&receiver));
+    thread::scope(|scope| {
+        for t in 0..THREADS {
+            let provider = &provider;
+            scope.spawn(move || {
+                with_tracing(provider, || {
+                    for seq in 0..EACH {
+                        tracing::info!(thread = t, seq, "thread {t} record {seq}");
+                    }
+                })
+            });
+        }
+    });
+    provider.shutdown().expect("shutdown");
+    let frames = parse_all(&receiver.wait_frames((THREADS * EACH) as usize, WAIT));
+    receiver.assert_no_partial();
+    for t in 0..THREADS {
+        let seqs: Vec<i64> = frames
+            .iter()
+            .filter(|f| seq_of(f, "_thread") == t)
+            .map(|f| seq_of(f, "_seq"))
+            .collect();
+        assert_eq!(seqs, (0..EACH).collect::<Vec<_>>(), "thread {t}");
+    }
+    assert_eq!(receiver.connections(), 1, "one persistent connection");
+}
+
+#[test]
+fn force_flush_means_written() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let exporter = gelf(&receiver).build().expect("build");
+    let counters = exporter.counters();
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_log_processor(djehouty::DirectProcessor::new(exporter))
+        .build();
+    for round in 1..=3u64 {
+        with_tracing(&provider, || {
+            for seq in 0..1_000u64 {
+                tracing::info!(round, seq, "round {round} record {seq}");
+            }
+        });
+        provider.force_flush().expect("flush");
+        // Flushed means handed to the socket: counted as exported already.
+        assert_eq!(counters.snapshot().exported, round * 1_000);
+        receiver.wait_frames(round as usize * 1_000, WAIT);
+    }
+    provider.shutdown().expect("shutdown");
+}
+
+#[test]
+fn works_inside_a_current_thread_runtime() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let provider = direct_provider(gelf(&receiver));
+        with_tracing(&provider, || {
+            for seq in 0..100u64 {
+                tracing::info!(seq, "inside a runtime {seq}");
+            }
+        });
+        provider.force_flush().expect("flush");
+        provider.shutdown().expect("shutdown");
+    });
+    assert_eq!(parse_all(&receiver.wait_frames(100, WAIT)).len(), 100);
+}
+
+#[test]
+fn a_stalled_receiver_never_blocks_the_logging_call_and_overflow_is_counted() {
+    let hole = BlackHole::start();
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{}", hole.addr))
+        .with_buffer_size(256 * 1024)
+        .with_max_frame_size(64 * 1024)
+        .with_write_timeout(Duration::from_millis(500))
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_log_processor(djehouty::DirectProcessor::new(exporter))
+        .build();
+    // About 80 MiB: far more than the socket buffers, the retry buffer and
+    // the staging area together.
+    const N: u64 = 10_000;
+    let filler = "x".repeat(8 * 1024);
+    let started = Instant::now();
+    with_tracing(&provider, || {
+        for seq in 0..N {
+            tracing::info!(seq, filler = filler.as_str(), "record {seq}");
+        }
+    });
+    let logging = started.elapsed();
+    let stats = wait_stats(&counters, "records dropped on overflow", |s| {
+        s.dropped_buffer_full > 0
+    });
+    eprintln!("{N} logging calls into a stalled receiver took {logging:?}; {stats:?}");
+    // Bounded memory: what waits never exceeds the retry buffer.
+    assert!(stats.buffered_bytes <= 256 * 1024, "{stats:?}");
+    // Every record is accounted for: written, or dropped and counted. (A new
+    // connection's socket buffers may still take what waits, so the shutdown
+    // may deliver everything left.)
+    let result = provider.shutdown_with_timeout(Duration::from_millis(500));
+    let stats = counters.snapshot();
+    assert_eq!(
+        stats.exported + stats.dropped_buffer_full + stats.dropped_at_shutdown,
+        N,
+        "{stats:?}"
+    );
+    match result {
+        Ok(()) => assert_eq!(stats.dropped_at_shutdown, 0, "{stats:?}"),
+        Err(error) => {
+            // The count covers what was still waiting and what the full
+            // buffer dropped during the shutdown (also in dropped_buffer_full).
+            let text = error.to_string();
+            let count: u64 = text
+                .split(" record(s)")
+                .next()
+                .and_then(|head| head.rsplit(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no count in {text:?}"));
+            assert!(
+                count >= stats.dropped_at_shutdown
+                    && count <= stats.dropped_at_shutdown + stats.dropped_buffer_full,
+                "{text} / {stats:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unreachable_endpoint_shutdown_reports_every_record() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://127.0.0.1:{port}"))
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_log_processor(djehouty::DirectProcessor::new(exporter))
+        .build();
+    with_tracing(&provider, || {
+        for seq in 0..3u64 {
+            tracing::info!(seq, "kept {seq}");
+        }
+    });
+    let started = Instant::now();
+    let error = provider
+        .shutdown_with_timeout(Duration::from_millis(500))
+        .expect_err("nothing could be delivered");
+    let text = error.to_string();
+    assert!(text.contains("3 record(s)"), "{text}");
+    assert!(text.contains("cannot connect"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the shutdown overran its time: {:?}",
+        started.elapsed()
+    );
+    let stats = counters.snapshot();
+    assert_eq!(
+        (stats.exported, stats.dropped_at_shutdown),
+        (0, 3),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn shutdown_twice_and_records_after_shutdown_are_counted() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let exporter = gelf(&receiver).build().expect("build");
+    let counters = exporter.counters();
+    let processor = djehouty::DirectProcessor::new(exporter);
+    use opentelemetry_sdk::logs::LogProcessor as _;
+    processor.shutdown().expect("first shutdown");
+    assert!(
+        processor.shutdown().is_err(),
+        "a second shutdown is refused"
+    );
+    assert!(processor.force_flush().is_err(), "no flush after shutdown");
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder().build();
+    let mut record = opentelemetry::logs::Logger::create_log_record(
+        &opentelemetry::logs::LoggerProvider::logger(&provider, "t"),
+    );
+    processor.emit(
+        &mut record,
+        &opentelemetry::InstrumentationScope::builder("t").build(),
+    );
+    assert_eq!(counters.snapshot().dropped_at_shutdown, 1);
+    assert!(receiver.frames().is_empty());
+}
