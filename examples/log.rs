@@ -23,13 +23,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .with_resource(Resource::builder().with_service_name("log-example").build());
     let provider = if ltsv {
         builder
-            .with_log_processor(djehouty::BatchProcessor::new(
+            .with_log_processor(djehouty::DirectProcessor::new(
                 djehouty::LtsvExporter::builder().build()?,
             ))
             .build()
     } else {
         builder
-            .with_log_processor(djehouty::BatchProcessor::new(
+            .with_log_processor(djehouty::DirectProcessor::new(
                 djehouty::GelfExporter::builder().build()?,
             ))
             .build()

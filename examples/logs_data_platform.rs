@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let provider = SdkLoggerProvider::builder()
         .with_resource(Resource::builder().with_service_name("ldp-example").build())
-        .with_log_processor(djehouty::BatchProcessor::new(exporter))
+        .with_log_processor(djehouty::DirectProcessor::new(exporter))
         .build();
     let otel_filter = EnvFilter::new("info")
         .add_directive("opentelemetry=off".parse()?)

@@ -47,7 +47,7 @@ fn main() -> Result<(), BoxError> {
         .build();
     let provider = SdkLoggerProvider::builder()
         .with_resource(resource)
-        .with_log_processor(djehouty::BatchProcessor::new(exporter))
+        .with_log_processor(djehouty::DirectProcessor::new(exporter))
         .build();
     // Keep the SDK's and the exporter's own diagnostics out of the exported logs.
     let otel_filter = EnvFilter::new("info")

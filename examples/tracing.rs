@@ -30,7 +30,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .with_service_name("tracing-example")
                 .build(),
         )
-        .with_log_processor(djehouty::BatchProcessor::new(exporter))
+        .with_log_processor(djehouty::DirectProcessor::new(exporter))
         .build();
 
     // Records go to the exporter and to the console. The OpenTelemetry layer

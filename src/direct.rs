@@ -16,9 +16,11 @@
 //!            (caller's thread)        flusher task ─┘   delivery task
 //! ```
 //!
-//! Memory is bounded in bytes: the staging area holds at most
-//! [`STAGING_BYTES`] (or the retry buffer's size, if smaller); a record that
-//! finds it full is dropped and counted (`dropped_buffer_full`). While the
+//! Memory is bounded in bytes: the staging area holds at most as much as the
+//! retry buffer (`with_buffer_size`, 16 MiB by default), so that records wait
+//! in at most about three times that (the stage, the batch the flusher is
+//! moving, the retry buffer); a record that finds the stage full is dropped
+//! and counted (`dropped_buffer_full`). While the
 //! endpoint is healthy, the flusher waits for room in the retry buffer, so the
 //! staging area absorbs bursts; while it is failing, the retry buffer drops
 //! its oldest records as usual.
@@ -41,9 +43,6 @@ use crate::exporter::Exporter;
 use crate::format::{Format, PackScratch};
 use crate::stats::Counters;
 
-/// The most bytes the staging area holds (also bounded by the retry buffer's
-/// size).
-pub const STAGING_BYTES: usize = 4 * 1024 * 1024;
 /// How long the flusher lets records gather before moving them, unless
 /// [`FLUSH_BYTES`] are already waiting: the most a record waits in the stage.
 const FLUSH_DELAY: Duration = Duration::from_millis(1);
@@ -104,6 +103,14 @@ struct Stage {
     stopped: bool,
 }
 
+impl Stage {
+    /// Whether a frame of `len` bytes may be staged: always into an empty
+    /// stage, else within `capacity`.
+    fn fits(&self, len: usize, capacity: usize) -> bool {
+        self.lens.is_empty() || self.data.len() + len <= capacity
+    }
+}
+
 struct Staging {
     stage: Mutex<Stage>,
     capacity: usize,
@@ -145,8 +152,8 @@ impl Staging {
 ///
 /// `emit` never waits for the network: it encodes (about a microsecond for a
 /// typical record) and appends the bytes to a staging area under a lock held
-/// for that copy only. When the staging area is full (at most
-/// [`STAGING_BYTES`], because the endpoint cannot keep up), the record is
+/// for that copy only. When the staging area is full (it holds as much as the
+/// retry buffer: the endpoint cannot keep up), the record is
 /// dropped and counted in [`Counters`]. `force_flush` waits until everything
 /// logged before it was written (within the exporter's timeout); `shutdown`
 /// drains what it can and reports what it could not deliver, like the
@@ -185,7 +192,7 @@ impl DirectProcessor {
     /// A processor writing through `exporter`.
     pub fn new<F: Format>(exporter: Exporter<F>) -> DirectProcessor {
         let shared = exporter.shared();
-        let capacity = STAGING_BYTES.min(shared.capacity());
+        let capacity = shared.capacity();
         let staging = Arc::new(Staging {
             stage: Mutex::new(Stage::default()),
             capacity,
@@ -218,10 +225,20 @@ impl DirectProcessor {
             self.shared.drop_in_shutdown(1);
             return;
         }
-        if !stage.lens.is_empty() && stage.data.len() + frame.len() > self.staging.capacity {
+        if !stage.fits(frame.len(), self.staging.capacity) {
+            // Full: on a machine whose cores are all busy, the I/O thread may
+            // simply not have run. Offer it this thread's time slice once (a
+            // scheduler hint, not a wait: it returns at once when nothing
+            // else is runnable), then drop the record if there is still no
+            // room.
             drop(stage);
-            self.shared.note_overflow(1);
-            return;
+            std::thread::yield_now();
+            stage = self.staging.lock();
+            if !stage.fits(frame.len(), self.staging.capacity) {
+                drop(stage);
+                self.shared.note_overflow(1);
+                return;
+            }
         }
         let wake = stage.lens.is_empty();
         stage.data.extend_from_slice(frame);

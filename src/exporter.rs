@@ -40,7 +40,10 @@ struct Scratch {
 /// An OpenTelemetry log exporter writing GELF ([`GelfExporter`]) or LTSV
 /// ([`LtsvExporter`]) to a TCP or TLS endpoint (GELF also to UDP and HTTP(S)).
 ///
-/// Register it with the SDK's batch processor:
+/// Register it with [`DirectProcessor`](crate::DirectProcessor) (recommended:
+/// records encoded where they are logged, no record queue), with
+/// [`BatchProcessor`](crate::BatchProcessor) (the SDK's batch processor), or
+/// with any SDK processor:
 ///
 /// ```no_run
 /// use opentelemetry_sdk::logs::SdkLoggerProvider;
@@ -49,7 +52,7 @@ struct Scratch {
 ///     .with_endpoint("tls://graylog.example.com:12202")
 ///     .build()?;
 /// let provider = SdkLoggerProvider::builder()
-///     .with_log_processor(djehouty::BatchProcessor::new(exporter))
+///     .with_log_processor(djehouty::DirectProcessor::new(exporter))
 ///     .build();
 /// // ... install a bridge (opentelemetry-appender-tracing or -log), log ...
 /// provider.shutdown().ok(); // flushes; dropping the provider is not enough

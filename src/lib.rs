@@ -17,7 +17,7 @@
 //!     .build()?;
 //! let provider = SdkLoggerProvider::builder()
 //!     .with_resource(Resource::builder().with_service_name("checkout").build())
-//!     .with_log_processor(djehouty::BatchProcessor::new(exporter))
+//!     .with_log_processor(djehouty::DirectProcessor::new(exporter))
 //!     .build();
 //! // Install `opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge`
 //! // (or the `log` bridge), log as usual, and at exit:
@@ -27,8 +27,10 @@
 //!
 //! The layout follows the data: [`config`] (builder, endpoint, environment) →
 //! mapping (record → named, typed fields) → [`gelf`](Gelf) / [`ltsv`](Ltsv)
-//! encoders → [`Exporter`] (the SDK seam and its own I/O runtime) → the retry
-//! buffer and its delivery task → transport (TCP, TLS, reconnection), with
+//! encoders → [`Exporter`] (the SDK seam and its own I/O runtime), fed by
+//! [`DirectProcessor`] (records encoded on the logging thread) or
+//! [`BatchProcessor`] (the SDK's batch processor) → the retry buffer and its
+//! delivery task → transport (TCP, TLS, UDP, HTTP; reconnection), with
 //! [`Counters`] to watch it all.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -52,7 +54,7 @@ mod stats;
 mod transport;
 
 pub use config::{Compression, Endpoint, ExporterBuilder, Framing, Scheme};
-pub use direct::{DirectProcessor, STAGING_BYTES};
+pub use direct::DirectProcessor;
 pub use error::{Error, Result, TlsFailure};
 pub use exporter::{
     Exporter, GelfExporter, GelfExporterBuilder, LtsvExporter, LtsvExporterBuilder,
