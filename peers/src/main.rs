@@ -15,10 +15,12 @@
 //!   before the row starts and written with plain 64 KiB buffered writes over
 //!   TCP and over TLS (rustls): the ceiling for any shipper;
 //! * **djehouty**: `tracing::info!` → `opentelemetry-appender-tracing` →
-//!   `SdkLoggerProvider` with `djehouty::BatchProcessor` → GELF and LTSV, over
-//!   TCP and TLS;
-//! * **SDK only**: the same pipeline with an exporter that drops its batches,
-//!   so that djehouty's own cost is the difference;
+//!   `SdkLoggerProvider` with `djehouty::BatchProcessor`, and with
+//!   `djehouty::DirectProcessor` → GELF and LTSV, over TCP and TLS;
+//! * **SDK only**: the batch pipeline with an exporter that drops its
+//!   batches, so that djehouty's own cost is the difference;
+//! * **SDK, no processor work**: the pipeline up to a processor that only
+//!   counts, the baseline of the `DirectProcessor` rows;
 //! * **tracing-gelf** (TCP and TLS, rustls) and **gelf_logger** (TCP and TLS,
 //!   native-tls; a process-wide `log` logger, driven with `log::info!` and the
 //!   same fields as key-values).
@@ -26,9 +28,10 @@
 //! For each row: records delivered per second from the first log call to the
 //! last frame received by the sink; the ratio to the limit row of the same
 //! transport; CPU seconds (user + system, the whole process) per million
-//! records; for djehouty, the CPU time per delivered record outside the
-//! application's thread minus the same for the SDK-only row (the exporter's
-//! own cost); peak resident memory during the row; records lost (sent minus
+//! records; for djehouty, the exporter's own CPU time per delivered record
+//! (batch rows: outside the application's thread, minus the same for the
+//! SDK-only row; direct rows: the whole process, minus the "no processor
+//! work" row); peak resident memory during the row; records lost (sent minus
 //! frames received); allocations per record; and the mean time of one
 //! logging call in the application's thread.
 //!
@@ -233,14 +236,14 @@ fn rows(versions: &Versions) -> Vec<Row> {
     );
     add(
         "djehouty-gelf",
-        "djehouty GELF".to_string(),
+        "djehouty GELF, BatchProcessor".to_string(),
         Kind::Djehouty,
         Format::Gelf,
         shippers::djehouty::<djehouty::Gelf>,
     );
     add(
         "djehouty-ltsv",
-        "djehouty LTSV".to_string(),
+        "djehouty LTSV, BatchProcessor".to_string(),
         Kind::Djehouty,
         Format::Ltsv,
         shippers::djehouty::<djehouty::Ltsv>,

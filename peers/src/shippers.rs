@@ -355,10 +355,12 @@ fn djehouty_with<F: djehouty::Format>(
     let stats = counters.snapshot();
     let reached = stats.exported + stats.dropped();
     if reached < run.sent {
-        run.notes.push(format!(
-            "the SDK's queue dropped {} record(s)",
-            run.sent - reached
-        ));
+        let what = if direct {
+            "record(s) never reached the exporter"
+        } else {
+            "record(s) dropped by the SDK's queue"
+        };
+        run.notes.push(format!("{} {what}", run.sent - reached));
     }
     if stats.dropped() > 0 {
         run.notes.push(format!(
