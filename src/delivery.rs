@@ -13,6 +13,7 @@
 //! (`otel_warn!`), the rest are counted and summed up when delivery recovers.
 //! They are emitted after the queue's lock is released.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -194,12 +195,13 @@ impl Shared {
         self.counters.add_dropped_at_shutdown(records);
     }
 
-    /// Counts records dropped before they reached the buffer (a processor's
-    /// staging area was full), and reports the first of an outage.
+    /// Records the drop of records that never reached the buffer (a
+    /// processor's staging area was full; already counted in the counters):
+    /// a shutdown under way reports them, and the first of an outage is
+    /// reported.
     pub(crate) fn note_overflow(&self, records: u64) {
         let diag = {
             let mut q = self.lock();
-            self.counters.add_dropped_buffer_full(records);
             if q.deadline.is_some() {
                 q.dropped_in_shutdown += records;
             }
@@ -210,6 +212,12 @@ impl Shared {
         self.emit(diag);
     }
 
+    /// Whether every record up to `target` left the buffer (written, or
+    /// dropped and counted).
+    pub(crate) fn reached(&self, target: u64) -> bool {
+        self.lock().finished >= target
+    }
+
     /// Appends frames (`data` cut by `lens`) and wakes the delivery task.
     ///
     /// While the endpoint is healthy and `until` has not passed, a frame that
@@ -218,7 +226,17 @@ impl Shared {
     /// Returns the sequence number that [`Shared::wait`] waits for, or `None`
     /// when a shutdown already closed the buffer (the records are then counted
     /// as dropped at shutdown).
-    pub(crate) async fn push(&self, data: &[u8], lens: &[usize], until: Instant) -> Option<u64> {
+    ///
+    /// `taken` tells how many frames are settled (in the buffer, or dropped
+    /// and counted) at any time, so that a caller whose push is abandoned
+    /// half-way (its task dropped) knows which frames were not.
+    pub(crate) async fn push(
+        &self,
+        data: &[u8],
+        lens: &[usize],
+        until: Instant,
+        taken: &AtomicUsize,
+    ) -> Option<u64> {
         let mut next = 0;
         let mut start = 0;
         loop {
@@ -232,6 +250,7 @@ impl Shared {
                     let left = (lens.len() - next) as u64;
                     q.dropped_in_shutdown += left;
                     self.counters.add_dropped_at_shutdown(left);
+                    taken.store(lens.len(), Ordering::Relaxed);
                     return None;
                 }
                 let may_wait = q.healthy && !q.past_deadline() && Instant::now() < until;
@@ -247,6 +266,7 @@ impl Shared {
                     start += len;
                     next += 1;
                 }
+                taken.store(next, Ordering::Relaxed);
                 let diag = self.note_dropped(&mut q, dropped);
                 (next == lens.len(), q.accepted, diag)
             };

@@ -27,7 +27,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -43,8 +43,9 @@ use crate::exporter::Exporter;
 use crate::format::{Format, PackScratch};
 use crate::stats::Counters;
 
-/// How long the flusher lets records gather before moving them, unless
-/// [`FLUSH_BYTES`] are already waiting: the most a record waits in the stage.
+/// How long the flusher, woken by a first record, lets more gather before
+/// moving them, unless [`FLUSH_BYTES`] are already waiting. (A record can
+/// wait longer: while the flusher waits for room in the retry buffer.)
 const FLUSH_DELAY: Duration = Duration::from_millis(1);
 /// Staged bytes that make the flusher move them without waiting.
 const FLUSH_BYTES: usize = 64 * 1024;
@@ -114,6 +115,10 @@ impl Stage {
 struct Staging {
     stage: Mutex<Stage>,
     capacity: usize,
+    /// Records dropped because the stage was full, already counted in the
+    /// counters but not yet reported to the retry buffer's bookkeeping (the
+    /// flusher does that, off the logging thread).
+    overflow: AtomicU64,
     /// Something was staged, or the stage was closed.
     wake: Notify,
     /// The flusher pushed a batch, or stopped.
@@ -123,6 +128,15 @@ struct Staging {
 impl Staging {
     fn lock(&self) -> MutexGuard<'_, Stage> {
         self.stage.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands the overflow counted by `emit` to the retry buffer's bookkeeping
+    /// (a shutdown's report, the outage diagnostics).
+    fn report_overflow(&self, shared: &Shared) {
+        let dropped = self.overflow.swap(0, Ordering::AcqRel);
+        if dropped > 0 {
+            shared.note_overflow(dropped);
+        }
     }
 
     /// Waits until every record staged before `staged` was handed to the
@@ -196,6 +210,7 @@ impl DirectProcessor {
         let staging = Arc::new(Staging {
             stage: Mutex::new(Stage::default()),
             capacity,
+            overflow: AtomicU64::new(0),
             wake: Notify::new(),
             pushed: Notify::new(),
         });
@@ -236,7 +251,11 @@ impl DirectProcessor {
             stage = self.staging.lock();
             if !stage.fits(frame.len(), self.staging.capacity) {
                 drop(stage);
-                self.shared.note_overflow(1);
+                // Atomics only: the retry buffer's lock may be held for a
+                // long copy, and the logging call must not wait for it.
+                self.counters.add_dropped_buffer_full(1);
+                self.staging.overflow.fetch_add(1, Ordering::Relaxed);
+                self.staging.wake.notify_one();
                 return;
             }
         }
@@ -274,28 +293,35 @@ impl LogProcessor for DirectProcessor {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
         // Whatever encoding might log is never exported again.
         let _suppressed = opentelemetry::Context::enter_telemetry_suppressed_scope();
-        let cut = SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scratch) => {
-                let (out, pack) = &mut *scratch;
-                out.clear();
-                let cut = self.exporter.encode(record, scope, out, pack);
-                self.stage(out);
-                if out.capacity() > KEEP_SCRATCH_BYTES {
-                    *out = Vec::new();
+        let fresh = || {
+            let mut out = Vec::new();
+            let cut = self
+                .exporter
+                .encode(record, scope, &mut out, &mut PackScratch::default());
+            self.stage(&out);
+            cut
+        };
+        let cut = SCRATCH
+            .try_with(|cell| match cell.try_borrow_mut() {
+                Ok(mut scratch) => {
+                    let (out, pack) = &mut *scratch;
+                    out.clear();
+                    let cut = self.exporter.encode(record, scope, out, pack);
+                    self.stage(out);
+                    if out.capacity() > KEEP_SCRATCH_BYTES {
+                        *out = Vec::new();
+                    }
+                    if pack.capacity() > KEEP_SCRATCH_BYTES {
+                        *pack = PackScratch::default();
+                    }
+                    cut
                 }
-                cut
-            }
-            // Re-entered on this thread (another processor's emit inside
-            // ours): fresh buffers.
-            Err(_) => {
-                let mut out = Vec::new();
-                let cut =
-                    self.exporter
-                        .encode(record, scope, &mut out, &mut PackScratch::default());
-                self.stage(&out);
-                cut
-            }
-        });
+                // Re-entered on this thread (another processor's emit inside
+                // ours): fresh buffers.
+                Err(_) => fresh(),
+            })
+            // Logged from a thread-local destructor after ours was destroyed.
+            .unwrap_or_else(|_| fresh());
         if cut {
             self.counters.add_truncated(1);
         }
@@ -311,9 +337,23 @@ impl LogProcessor for DirectProcessor {
         let done = self.run(self.flush_timeout, async move {
             let target = staging.pushed_up_to(staged).await;
             shared.wait(target).await;
+            shared.reached(target)
         });
         match done {
-            Some(()) => Ok(()),
+            Some(true) => Ok(()),
+            // The wait ended because delivery is failing: the records wait in
+            // the retry buffer.
+            Some(false) => {
+                let stats = self.counters.snapshot();
+                Err(OTelSdkError::InternalFailure(format!(
+                    "not flushed: delivery is failing and {} record(s) wait in the retry \
+                     buffer (last error: {})",
+                    stats.buffered_records,
+                    stats
+                        .last_error
+                        .map_or_else(|| "none".to_string(), |e| e.to_string())
+                )))
+            }
             None => Err(OTelSdkError::Timeout(self.flush_timeout)),
         }
     }
@@ -350,6 +390,7 @@ impl LogProcessor for DirectProcessor {
         if left > 0 {
             self.shared.drop_in_shutdown(left);
         }
+        self.staging.report_overflow(&self.shared);
         self.exporter
             .shutdown(timeout.saturating_sub(start.elapsed()))
     }
@@ -374,6 +415,7 @@ async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: Duration) {
     let mut data = Vec::new();
     let mut lens = Vec::new();
     loop {
+        staging.report_overflow(&shared);
         let notified = staging.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
@@ -406,7 +448,13 @@ async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: Duration) {
         let budget = shared.within_deadline(timeout);
         let now = Instant::now();
         let until = now.checked_add(budget).unwrap_or(now);
-        let target = shared.push(&data, &lens, until).await;
+        let in_hand = InHand {
+            shared: &shared,
+            frames: lens.len(),
+            taken: AtomicUsize::new(0),
+        };
+        let target = shared.push(&data, &lens, until, &in_hand.taken).await;
+        in_hand.settle();
         {
             let mut stage = staging.lock();
             stage.pushed += lens.len() as u64;
@@ -417,8 +465,39 @@ async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: Duration) {
         staging.pushed.notify_waiters();
         data.clear();
         lens.clear();
+        // The runtime has one worker: let the delivery task (and a flush or
+        // shutdown waiting to start) run between two batches, even while the
+        // stage refills as fast as it is emptied.
+        tokio::task::yield_now().await;
         if data.capacity() > 2 * staging.capacity {
             data = Vec::new();
+        }
+    }
+}
+
+/// The frames the flusher is moving into the retry buffer. If the flusher is
+/// dropped half-way (its runtime shut down at the end of a shutdown that ran
+/// out of time), those not yet settled are counted as dropped at shutdown.
+struct InHand<'a> {
+    shared: &'a Shared,
+    frames: usize,
+    taken: AtomicUsize,
+}
+
+impl InHand<'_> {
+    /// The push returned: every frame is settled.
+    fn settle(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for InHand<'_> {
+    fn drop(&mut self) {
+        let left = self
+            .frames
+            .saturating_sub(self.taken.load(Ordering::Relaxed));
+        if left > 0 {
+            self.shared.drop_in_shutdown(left as u64);
         }
     }
 }

@@ -280,7 +280,11 @@ impl<F: Format> LogExporter for Exporter<F> {
             .checked_add(budget)
             .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
         let task = self.runtime.handle().spawn(async move {
-            if let Some(target) = shared.push(&scratch.data, &scratch.lens, until).await {
+            let taken = std::sync::atomic::AtomicUsize::new(0);
+            if let Some(target) = shared
+                .push(&scratch.data, &scratch.lens, until, &taken)
+                .await
+            {
                 let left = until.saturating_duration_since(std::time::Instant::now());
                 let _ = tokio::time::timeout(left, shared.wait(target)).await;
             }

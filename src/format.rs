@@ -133,6 +133,13 @@ pub(crate) struct PackScratch {
     deflater: Option<Deflater>,
 }
 
+impl PackScratch {
+    /// Bytes held by the reused buffer.
+    pub(crate) fn capacity(&self) -> usize {
+        self.plain.capacity()
+    }
+}
+
 /// A deflate stream, with a ZLIB header and trailer or raw (inside GZIP).
 struct Deflater {
     zlib: bool,

@@ -268,3 +268,73 @@ fn shutdown_twice_and_records_after_shutdown_are_counted() {
     assert_eq!(counters.snapshot().dropped_at_shutdown, 1);
     assert!(receiver.frames().is_empty());
 }
+
+#[test]
+fn force_flush_with_the_endpoint_down_says_so() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://127.0.0.1:{port}"))
+        .build()
+        .expect("build");
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_log_processor(djehouty::DirectProcessor::new(exporter))
+        .build();
+    with_tracing(&provider, || {
+        for seq in 0..10u64 {
+            tracing::info!(seq, "kept {seq}");
+        }
+    });
+    let error = provider
+        .force_flush()
+        .expect_err("nothing was written: the flush must not say it was");
+    let text = error.to_string();
+    assert!(text.contains("not flushed"), "{text}");
+    assert!(text.contains("10 record(s)"), "{text}");
+    assert!(text.contains("cannot connect"), "{text}");
+    let _ = provider.shutdown_with_timeout(Duration::from_millis(200));
+}
+
+/// A record logged from a thread-local destructor, after the processor's own
+/// thread-local buffers are gone, is still encoded and sent (the processor
+/// must not panic there: a panic in a thread-local destructor aborts).
+#[test]
+fn logging_from_a_thread_local_destructor_works() {
+    use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
+    use opentelemetry_sdk::logs::SdkLogger;
+
+    struct LogsOnDrop(SdkLogger);
+    impl Drop for LogsOnDrop {
+        fn drop(&mut self) {
+            let mut record = self.0.create_log_record();
+            record.set_body("from a destructor".into());
+            self.0.emit(record);
+        }
+    }
+    thread_local! {
+        static ON_EXIT: std::cell::RefCell<Option<LogsOnDrop>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    let receiver = Receiver::tcp(Framing::Nul);
+    let provider = direct_provider(gelf(&receiver));
+    let logger = provider.logger("destructor");
+    thread::spawn(move || {
+        // OpenTelemetry's context first (it must outlive the others), then
+        // the logging destructor, then a first record, which creates the
+        // processor's buffers last: they are destroyed first.
+        let _ = opentelemetry::Context::current();
+        ON_EXIT.with(|slot| *slot.borrow_mut() = Some(LogsOnDrop(logger.clone())));
+        let mut record = logger.create_log_record();
+        record.set_body("from the thread".into());
+        logger.emit(record);
+    })
+    .join()
+    .expect("the thread ended without a panic");
+    provider.shutdown().expect("shutdown");
+    let frames = parse_all(&receiver.wait_frames(2, WAIT));
+    by_message(&frames, "from the thread");
+    by_message(&frames, "from a destructor");
+}
