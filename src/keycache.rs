@@ -103,15 +103,15 @@ impl fmt::Debug for KeyCache {
 
 /// An even slot index from the key's length and its first and last 8 bytes.
 fn slot_of(raw: &[u8]) -> usize {
-    fn word(bytes: &[u8]) -> u64 {
-        let mut word = [0u8; 8];
-        word[..bytes.len()].copy_from_slice(bytes);
-        u64::from_le_bytes(word)
-    }
-    let len = raw.len();
-    let head = word(&raw[..len.min(8)]);
-    let tail = word(&raw[len.saturating_sub(8)..]);
-    let hash = (head ^ tail.rotate_left(29) ^ len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let (head, tail) = match (raw.first_chunk::<8>(), raw.last_chunk::<8>()) {
+        (Some(head), Some(tail)) => (u64::from_le_bytes(*head), u64::from_le_bytes(*tail)),
+        // Shorter than 8 bytes: all of it.
+        _ => {
+            let word = raw.iter().fold(0u64, |word, &b| word << 8 | u64::from(b));
+            (word, word)
+        }
+    };
+    let hash = (head ^ tail.rotate_left(29) ^ raw.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     // The top bits, even: the pair is (index, index ^ 1).
     (hash >> (64 - SLOTS.trailing_zeros())) as usize & !1
 }
