@@ -590,3 +590,26 @@ fn an_explicit_framing_is_refused_for_http_at_build() {
         assert!(error.to_string().contains("with_framing"), "{error}");
     }
 }
+
+#[test]
+fn direct_processor_delivers_in_order_in_bulk() {
+    let server = HttpServer::http(accept_all());
+    let exporter = builder(&server)
+        .with_http_bulk(true)
+        .build()
+        .expect("build the exporter");
+    let counters = exporter.counters();
+    let provider = SdkLoggerProvider::builder()
+        .with_resource(test_resource())
+        .with_log_processor(djehouty::DirectProcessor::new(exporter))
+        .build();
+    log_numbered(&provider, 2_000, 100);
+    provider.shutdown().expect("shutdown");
+    let messages = server.wait_accepted(2_000, WAIT);
+    assert_eq!(seqs(&messages), (0..2_000).collect::<Vec<_>>());
+    assert!(
+        server.requests().len() < 2_000,
+        "bulk requests carry several records"
+    );
+    assert_eq!(counters.snapshot().exported, 2_000);
+}

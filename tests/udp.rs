@@ -524,3 +524,37 @@ fn an_explicit_framing_is_refused_for_udp_at_build() {
         .build()
         .expect("UDP without a framing");
 }
+
+#[test]
+fn direct_processor_sends_every_record_and_a_large_one_whole() {
+    let receiver = UdpReceiver::start();
+    let exporter = builder(&receiver).build().expect("build");
+    let counters = exporter.counters();
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_resource(test_resource())
+        .with_log_processor(djehouty::DirectProcessor::new(exporter))
+        .build();
+    let body = varied_text(256 * 1024, 5);
+    with_tracing(&provider, || {
+        for seq in 0..200u64 {
+            tracing::info!(seq, "small {seq}");
+        }
+        tracing::info!("{}", body);
+    });
+    provider.shutdown().expect("shutdown");
+
+    let messages = receiver.wait_messages(201, WAIT);
+    receiver.assert_complete();
+    let frames: Vec<_> = messages.iter().map(parse).collect();
+    let mut seqs: Vec<u64> = frames
+        .iter()
+        .filter_map(|f| f.get("_seq").and_then(Value::as_u64))
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..200).collect::<Vec<_>>());
+    assert!(
+        frames.iter().any(|f| short_message(f) == body),
+        "the large record arrived changed or not at all"
+    );
+    assert_eq!(counters.snapshot().exported, 201);
+}
