@@ -24,6 +24,27 @@ fn parse_all(frames: &[Vec<u8>]) -> Vec<Map<String, Value>> {
     frames.iter().map(|f| assert_graylog_accepts(f)).collect()
 }
 
+/// A provider with the direct processor writing to a loopback port nothing
+/// listens on (bound, then released), and the exporter's counters.
+fn unreachable() -> (
+    opentelemetry_sdk::logs::SdkLoggerProvider,
+    djehouty::Counters,
+) {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://127.0.0.1:{port}"))
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_log_processor(djehouty::DirectProcessor::new(exporter))
+        .build();
+    (provider, counters)
+}
+
 fn seq_of(frame: &Map<String, Value>, key: &str) -> i64 {
     frame[key].as_i64().expect("an integer sequence number")
 }
@@ -172,8 +193,9 @@ fn a_stalled_receiver_never_blocks_the_logging_call_and_overflow_is_counted() {
         s.dropped_buffer_full > 0
     });
     eprintln!("{N} logging calls into a stalled receiver took {logging:?}; {stats:?}");
-    // Bounded memory: what waits never exceeds the retry buffer.
-    assert!(stats.buffered_bytes <= 256 * 1024, "{stats:?}");
+    // Bounded memory: what waits never exceeds the retry buffer, give or take
+    // the frame being written when a write failed (put back whole).
+    assert!(stats.buffered_bytes <= (256 + 64) * 1024, "{stats:?}");
     // Every record is accounted for: written, or dropped and counted. (A new
     // connection's socket buffers may still take what waits, so the shutdown
     // may deliver everything left.)
@@ -207,18 +229,7 @@ fn a_stalled_receiver_never_blocks_the_logging_call_and_overflow_is_counted() {
 
 #[test]
 fn unreachable_endpoint_shutdown_reports_every_record() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("address").port()
-    };
-    let exporter = GelfExporter::builder()
-        .with_endpoint(format!("tcp://127.0.0.1:{port}"))
-        .build()
-        .expect("build");
-    let counters = exporter.counters();
-    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
-        .with_log_processor(djehouty::DirectProcessor::new(exporter))
-        .build();
+    let (provider, counters) = unreachable();
     with_tracing(&provider, || {
         for seq in 0..3u64 {
             tracing::info!(seq, "kept {seq}");
@@ -271,17 +282,7 @@ fn shutdown_twice_and_records_after_shutdown_are_counted() {
 
 #[test]
 fn force_flush_with_the_endpoint_down_says_so() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("address").port()
-    };
-    let exporter = GelfExporter::builder()
-        .with_endpoint(format!("tcp://127.0.0.1:{port}"))
-        .build()
-        .expect("build");
-    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
-        .with_log_processor(djehouty::DirectProcessor::new(exporter))
-        .build();
+    let (provider, _) = unreachable();
     with_tracing(&provider, || {
         for seq in 0..10u64 {
             tracing::info!(seq, "kept {seq}");
