@@ -48,6 +48,7 @@ impl KeyCache {
     /// The normalized form of `raw` and whether it is typed, as `normalize`
     /// computes them: from the cache when `raw` is there, else computed (and
     /// kept when one of its slots is free).
+    #[inline]
     pub(crate) fn get<'a>(
         &'a self,
         raw: &'a str,
@@ -102,6 +103,7 @@ impl fmt::Debug for KeyCache {
 }
 
 /// An even slot index from the key's length and its first and last 8 bytes.
+#[inline]
 fn slot_of(raw: &[u8]) -> usize {
     let (head, tail) = match (raw.first_chunk::<8>(), raw.last_chunk::<8>()) {
         (Some(head), Some(tail)) => (u64::from_le_bytes(*head), u64::from_le_bytes(*tail)),

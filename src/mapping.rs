@@ -680,6 +680,7 @@ impl Mapper {
     /// The name of a field whose value had type `kind`: with type suffixes,
     /// the normalized key and the suffix to write after it, unless the key
     /// already ends in a known one.
+    #[inline]
     fn typed_key<'a>(&'a self, raw: &'a str, kind: Option<Kind>) -> (Cow<'a, str>, &'a str) {
         let (key, typed) = self.keys.get(raw, |raw| {
             let key = self.key(raw);
@@ -711,6 +712,7 @@ impl Mapper {
     }
 
     /// Pushes a text field under one of the fixed names (already normalized).
+    #[inline]
     fn push_text<'a>(
         &self,
         fields: &mut Vec<Field<'a>>,
@@ -725,6 +727,7 @@ impl Mapper {
     }
 
     /// A string value made safe: blank strings quoted, long ones cut.
+    #[inline]
     fn text<'a>(&self, value: Cow<'a, str>) -> FieldValue<'a> {
         if is_blank(&value) {
             let quoted = Cow::Owned(format!("\"{value}\""));
@@ -734,6 +737,7 @@ impl Mapper {
     }
 
     /// A double: finite ones stay numbers (typed), the others become text.
+    #[inline]
     fn float(&self, value: f64) -> (FieldValue<'static>, Option<Kind>) {
         let text = if value.is_finite() {
             return (FieldValue::Float(value), Some(Kind::Double));
@@ -800,6 +804,7 @@ impl Mapper {
         });
     }
 
+    #[inline]
     fn any_value<'a>(&self, value: &'a AnyValue) -> (FieldValue<'a>, Option<Kind>) {
         match value {
             AnyValue::Int(i) => (FieldValue::Int(*i), Some(Kind::Long)),
@@ -836,6 +841,7 @@ impl<'a> Field<'a> {
 
     /// A digest of the whole name (its length, first and last bytes): two
     /// fields with different fingerprints have different names.
+    #[inline]
     fn fingerprint(&self) -> u32 {
         let (key, suffix) = (self.key.as_bytes(), self.suffix.as_bytes());
         let len = (key.len() + suffix.len()) as u32;
@@ -846,6 +852,7 @@ impl<'a> Field<'a> {
 
     /// One bit of 64 chosen by the name: two fields with different bits
     /// have different names.
+    #[inline]
     fn name_bit(&self) -> u64 {
         print_bit(self.fingerprint())
     }
@@ -893,6 +900,7 @@ impl<'a> Field<'a> {
     }
 }
 
+#[inline]
 fn bool_text(b: bool) -> &'static str {
     if b {
         "true"
@@ -906,6 +914,7 @@ fn base64_text(bytes: &[u8]) -> String {
 }
 
 /// One bit of 64 chosen by a [`Field::fingerprint`].
+#[inline]
 fn print_bit(print: u32) -> u64 {
     1 << (print.wrapping_mul(0x9e37_79b9) >> 26)
 }
@@ -1043,11 +1052,13 @@ fn forms_reserved(key: &str, suffix: &str) -> bool {
 /// Whether a text is blank to Graylog, which trims with Java's `String.trim()`
 /// (every character up to U+0020, control characters included) and drops what
 /// is left empty. Unicode white space counts as blank too.
+#[inline]
 pub(crate) fn is_blank(text: &str) -> bool {
     text.chars().all(|c| c <= ' ' || c.is_whitespace())
 }
 
 /// Cuts a text longer than `max` bytes on a character boundary and marks it.
+#[inline]
 pub fn truncate_text(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
     if text.len() <= max {
         return text;
