@@ -707,7 +707,9 @@ impl<F: Format> ExporterBuilder<F> {
     /// 16 MiB). Records wait there while the endpoint is unreachable or slow,
     /// and are delivered in order once it is back; when it is full, the oldest
     /// records are dropped and counted ([`Stats::dropped_buffer_full`]). It must
-    /// hold at least one frame of the maximum size.
+    /// hold at least one frame of the maximum size. With
+    /// [`DirectProcessor`](crate::DirectProcessor), its staging area has the
+    /// same size.
     ///
     /// [`Stats::dropped_buffer_full`]: crate::Stats::dropped_buffer_full
     ///
