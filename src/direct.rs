@@ -19,11 +19,13 @@
 //! Memory is bounded in bytes: the staging area holds at most as much as the
 //! retry buffer (`with_buffer_size`, 16 MiB by default), so that records wait
 //! in at most about three times that (the stage, the batch the flusher is
-//! moving, the retry buffer); a record that finds the stage full is dropped
-//! and counted (`dropped_buffer_full`). While the
-//! endpoint is healthy, the flusher waits for room in the retry buffer, so the
-//! staging area absorbs bursts; while it is failing, the retry buffer drops
-//! its oldest records as usual.
+//! moving, the retry buffer). A record that finds the stage full makes the
+//! logging thread yield its time slice once (on a machine whose cores are all
+//! busy, the I/O thread may simply not have run), then, if there is still no
+//! room, is dropped and counted (`dropped_buffer_full`). While the endpoint
+//! is healthy, the flusher waits for room in the retry buffer, so the staging
+//! area absorbs bursts; while it is failing, the retry buffer drops its
+//! oldest records as usual.
 
 use std::cell::RefCell;
 use std::fmt;
