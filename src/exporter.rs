@@ -151,8 +151,10 @@ impl<F: Format> Exporter<F> {
     /// Encodes `batch` exactly as [`export`](LogExporter::export) would send
     /// it, and appends the bytes to `out` without sending anything: each
     /// record mapped, encoded and framed (with its delimiter for `tcp://` and
-    /// `tls://` endpoints, one compressed message per record for `udp://`).
-    /// Returns how many records had to be cut to fit the frame limit.
+    /// `tls://` endpoints; for `udp://`, one compressed message per record,
+    /// back to back without lengths, so pass one record at a time to tell
+    /// them apart). Returns how many records had to be cut to fit the frame
+    /// limit.
     ///
     /// Useful to see the wire form of records, to measure the encoder alone,
     /// or to hand frames to a transport of your own.
