@@ -15,6 +15,7 @@ use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hyper::header::{HeaderName, HeaderValue};
 use opentelemetry::Value;
 
 use crate::error::{Error, Result};
@@ -368,6 +369,58 @@ fn check_framing(endpoint: &Endpoint, framing: Option<Framing>) -> Result<()> {
     }
 }
 
+/// Headers `with_http_header` may not set: the transport sets them itself.
+const MANAGED_HEADERS: [&str; 6] = [
+    "content-type",
+    "content-encoding",
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+];
+
+/// Checks the headers of `with_http_header`: valid, not managed by the
+/// transport, and for an `http(s)://` endpoint only.
+fn http_headers(
+    endpoint: &Endpoint,
+    headers: Vec<(String, String)>,
+) -> Result<Vec<(HeaderName, HeaderValue)>> {
+    if headers.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !matches!(endpoint.scheme(), Scheme::Http | Scheme::Https) {
+        return Err(Error::InvalidConfig(format!(
+            "`with_http_header` is set but {endpoint} is not an `http://` or `https://` \
+             endpoint: drop it"
+        )));
+    }
+    headers
+        .into_iter()
+        .map(|(name, value)| {
+            let header = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                Error::InvalidConfig(format!(
+                    "`with_http_header`: {name:?} is not a valid HTTP header name (letters, \
+                     digits and `!#$%&'*+-.^_`|~` only)"
+                ))
+            })?;
+            if MANAGED_HEADERS.contains(&header.as_str()) {
+                return Err(Error::InvalidConfig(format!(
+                    "`with_http_header`: {header} is set by the exporter itself and cannot be \
+                     overridden"
+                )));
+            }
+            let mut value = HeaderValue::from_str(value.trim()).map_err(|_| {
+                Error::InvalidConfig(format!(
+                    "`with_http_header`: the value of {header} is not a valid HTTP header \
+                     value (visible ASCII and spaces only; the value is not shown)"
+                ))
+            })?;
+            value.set_sensitive(true);
+            Ok((header, value))
+        })
+        .collect()
+}
+
 /// GELF over HTTP(S) settings.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct HttpOptions {
@@ -406,6 +459,8 @@ pub(crate) struct Config {
     pub(crate) tls: TlsOptions,
     pub(crate) mapping: MappingOptions,
     pub(crate) http: HttpOptions,
+    /// Added to every HTTP request; values marked sensitive.
+    pub(crate) http_headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) udp: UdpOptions,
 }
 
@@ -436,6 +491,7 @@ pub struct ExporterBuilder<F: Format> {
     buffer_bytes: usize,
     max_frame_set: bool,
     http: HttpOptions,
+    http_headers: Vec<(String, String)>,
     udp_chunk_bytes: Option<usize>,
     compression: Option<Compression>,
     mapping: MappingOptions,
@@ -457,6 +513,14 @@ impl<F: Format> fmt::Debug for ExporterBuilder<F> {
             .field("framing", &self.framing)
             .field("buffer_bytes", &self.buffer_bytes)
             .field("http", &self.http)
+            .field(
+                "http_headers (values hidden)",
+                &self
+                    .http_headers
+                    .iter()
+                    .map(|(name, _)| name.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .field("udp_chunk_bytes", &self.udp_chunk_bytes)
             .field("compression", &self.compression)
             .field("mapping", &self.mapping)
@@ -481,6 +545,7 @@ impl<F: Format> Default for ExporterBuilder<F> {
             buffer_bytes: DEFAULT_BUFFER_BYTES,
             max_frame_set: false,
             http: HttpOptions::default(),
+            http_headers: Vec::new(),
             udp_chunk_bytes: None,
             compression: None,
             mapping: MappingOptions::default(),
@@ -760,6 +825,25 @@ impl<F: Format> ExporterBuilder<F> {
         self
     }
 
+    /// Over `http(s)://`, adds a header to every request (repeatable), e.g.
+    /// the authorization header that a Graylog HTTP input (or a proxy in
+    /// front of it) is set to require. Values are kept out of `Debug` output
+    /// and marked sensitive. The headers the transport sets itself
+    /// (`Content-Type`, `Content-Encoding`, `Content-Length`,
+    /// `Transfer-Encoding`, `Host`, `Connection`) cannot be set. Only for
+    /// `http(s)://` endpoints: with others, or with a name or value that is
+    /// not a valid header, `build()` fails.
+    ///
+    /// ```
+    /// let builder = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("https://graylog.example.com:12201/gelf")
+    ///     .with_http_header("Authorization", "Bearer s3cr3t");
+    /// ```
+    pub fn with_http_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.http_headers.push((name.into(), value.into()));
+        self
+    }
+
     /// Sets the size of one datagram for GELF over UDP, chunk header included
     /// (default 8,192 bytes; from 512 to 65,507). A message larger than one
     /// datagram is sent as GELF chunks, at most 128 of them; a record that
@@ -911,6 +995,7 @@ impl<F: Format> ExporterBuilder<F> {
         )?;
         let udp = UdpOptions::new(&endpoint, self.udp_chunk_bytes, self.compression)?;
         let http = self.http.checked(&endpoint)?;
+        let http_headers = http_headers(&endpoint, self.http_headers)?;
         Ok(Config {
             endpoint,
             framing,
@@ -918,6 +1003,7 @@ impl<F: Format> ExporterBuilder<F> {
             buffer_bytes: self.buffer_bytes,
             tls,
             http,
+            http_headers,
             mapping: self.mapping,
             udp,
         })
@@ -1067,6 +1153,53 @@ mod tests {
             err.to_string().contains("OTEL_EXPORTER_LTSV_ENDPOINT"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn http_headers_are_checked_and_their_values_hidden() {
+        let env = |_: &str| None;
+        let config = ExporterBuilder::<Gelf>::default()
+            .with_endpoint("https://h:1/gelf")
+            .with_http_header("Authorization", "Bearer s3cr3t")
+            .with_http_header(" X-Tenant ", " blue ")
+            .resolve(env)
+            .unwrap();
+        let headers: Vec<(&str, &[u8])> = config
+            .http_headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("authorization", b"Bearer s3cr3t".as_slice()),
+                ("x-tenant", b"blue".as_slice())
+            ]
+        );
+        assert!(config.http_headers.iter().all(|(_, v)| v.is_sensitive()));
+        assert!(!format!("{config:?}").contains("s3cr3t"));
+        let builder = ExporterBuilder::<Gelf>::default()
+            .with_endpoint("https://h:1/gelf")
+            .with_http_header("Authorization", "Bearer s3cr3t");
+        assert!(!format!("{builder:?}").contains("s3cr3t"));
+
+        let refused = |endpoint: &str, name: &str, value: &str| {
+            ExporterBuilder::<Gelf>::default()
+                .with_endpoint(endpoint)
+                .with_http_header(name, value)
+                .resolve(env)
+                .unwrap_err()
+                .to_string()
+        };
+        let text = refused("tls://h:1", "Authorization", "x");
+        assert!(text.contains("not an `http://` or `https://`"), "{text}");
+        let text = refused("http://h:1", "Bad Name", "x");
+        assert!(text.contains("not a valid HTTP header name"), "{text}");
+        let text = refused("http://h:1", "X-Key", "line\nbreak s3cr3t");
+        assert!(text.contains("not a valid HTTP header value"), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+        let text = refused("http://h:1", "Content-Type", "text/plain");
+        assert!(text.contains("set by the exporter itself"), "{text}");
     }
 
     #[test]

@@ -224,9 +224,9 @@ fn http_status_hint(status: u16) -> &'static str {
              input's \"Enable Bulk Receiving\" option is on"
         }
         401 | 403 => {
-            "the receiver requires an authorization this exporter does not send and the records \
-             were dropped; check the input's authorization header setting or the proxy's \
-             access rules"
+            "the receiver requires an authorization the request did not carry and the records \
+             were dropped; send the header the input (\"Authorization Header Name\" and \
+             \"Value\") or the proxy expects with `with_http_header`"
         }
         404 | 405 => {
             "nothing accepts GELF at this path and the records were dropped; check the \

@@ -15,7 +15,7 @@ use djehouty::{Counters, Error, GelfExporter, GelfExporterBuilder, Stats, TlsFai
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use serde_json::{Map, Value};
 use support::http::{
-    accept_all, fail_first, refuse_containing, script, HttpServer, Recorded, Reply,
+    accept_all, fail_first, refuse_containing, script, HttpServer, Recorded, Reply, Script,
 };
 use support::pipeline::*;
 use support::{assert_graylog_accepts, TestPki};
@@ -587,4 +587,55 @@ fn direct_processor_delivers_in_order_in_bulk() {
         "bulk requests carry several records"
     );
     assert_eq!(counters.snapshot().exported, 2_000);
+}
+
+/// A receiver that wants `Authorization: Bearer s3cr3t`, as a Graylog HTTP
+/// input set to require an authorization header does.
+fn requires_authorization() -> Script {
+    script(|_, request| {
+        if request.header("authorization") == Some("Bearer s3cr3t") {
+            Reply::status(202)
+        } else {
+            Reply::status(401).with_body("Unauthorized")
+        }
+    })
+}
+
+#[test]
+fn configured_headers_are_sent_with_every_request() {
+    let server = HttpServer::http(requires_authorization());
+    let (provider, counters) = start(
+        builder(&server)
+            .with_http_header("Authorization", "Bearer s3cr3t")
+            .with_http_header("X-Tenant", "blue"),
+    );
+    log_numbered(&provider, 20, 0);
+    provider.shutdown().expect("shutdown");
+    let messages = server.wait_accepted(20, WAIT);
+    assert_eq!(seqs(&messages), (0..20).collect::<Vec<_>>());
+    for request in server.requests() {
+        assert_eq!(request.header("x-tenant"), Some("blue"), "{request:?}");
+        assert_request_shape(&request, false);
+    }
+    assert_eq!(counters.snapshot().dropped_rejected, 0);
+}
+
+#[test]
+fn a_missing_authorization_is_reported_with_what_to_do() {
+    let server = HttpServer::http(requires_authorization());
+    let (provider, counters) = start(builder(&server));
+    log_numbered(&provider, 3, 0);
+    provider
+        .shutdown()
+        .expect("shutdown: refusals are not undelivered records");
+    server.wait_requests(3, WAIT);
+    let stats = counters.snapshot();
+    assert_eq!(
+        (stats.exported, stats.dropped_rejected),
+        (0, 3),
+        "{stats:?}"
+    );
+    let error = stats.last_error.expect("the refusal is kept").to_string();
+    assert!(error.contains("HTTP 401"), "{error}");
+    assert!(error.contains("with_http_header"), "{error}");
 }

@@ -115,6 +115,8 @@ pub(crate) struct HttpLink {
     /// The last connection failure, as the connector saw it.
     connect_error: Arc<Mutex<Option<Error>>>,
     options: HttpOptions,
+    /// Added to every request (`with_http_header`).
+    headers: Vec<(hyper::header::HeaderName, HeaderValue)>,
     /// Time allowed to one request, connecting included.
     request_timeout: Duration,
     /// Consecutive failed requests.
@@ -184,6 +186,7 @@ impl HttpLink {
             client: Some(client),
             connect_error,
             options: config.http,
+            headers: config.http_headers.clone(),
             request_timeout,
             failures: 0,
             next_attempt: None,
@@ -299,6 +302,9 @@ impl HttpLink {
             .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
         if self.options.gzip {
             request = request.header(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
         }
         let request = match request.body(Full::new(body)) {
             Ok(request) => request,
