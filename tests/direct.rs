@@ -38,11 +38,7 @@ fn unreachable() -> (
         .with_endpoint(format!("tcp://127.0.0.1:{port}"))
         .build()
         .expect("build");
-    let counters = exporter.counters();
-    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
-        .with_log_processor(djehouty::DirectProcessor::new(exporter))
-        .build();
-    (provider, counters)
+    direct_provider_with_counters(exporter)
 }
 
 fn seq_of(frame: &Map<String, Value>, key: &str) -> i64 {
@@ -51,13 +47,7 @@ fn seq_of(frame: &Map<String, Value>, key: &str) -> i64 {
 
 #[test]
 fn gelf_records_arrive_with_every_field() {
-    let receiver = Receiver::tcp(Framing::Nul);
-    let provider = direct_provider(gelf(&receiver).with_extra("X-OVH-TOKEN", "token-1"));
-    let logged = log_the_three_records(&provider);
-    provider.shutdown().expect("shutdown");
-    let frames = parse_all(&receiver.wait_frames(3, WAIT));
-    receiver.assert_no_partial();
-    assert_the_three_records(&frames, &logged);
+    the_three_records_arrive_through(direct_provider);
 }
 
 #[test]
@@ -126,10 +116,7 @@ fn many_threads_none_lost_each_in_order() {
 fn force_flush_means_written() {
     let receiver = Receiver::tcp(Framing::Nul);
     let exporter = gelf(&receiver).build().expect("build");
-    let counters = exporter.counters();
-    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
-        .with_log_processor(djehouty::DirectProcessor::new(exporter))
-        .build();
+    let (provider, counters) = direct_provider_with_counters(exporter);
     for round in 1..=3u64 {
         with_tracing(&provider, || {
             for seq in 0..1_000u64 {
@@ -174,10 +161,7 @@ fn a_stalled_receiver_never_blocks_the_logging_call_and_overflow_is_counted() {
         .with_write_timeout(Duration::from_millis(500))
         .build()
         .expect("build");
-    let counters = exporter.counters();
-    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
-        .with_log_processor(djehouty::DirectProcessor::new(exporter))
-        .build();
+    let (provider, counters) = direct_provider_with_counters(exporter);
     // About 80 MiB: far more than the socket buffers, the retry buffer and
     // the staging area together.
     const N: u64 = 10_000;

@@ -24,13 +24,7 @@ fn builder(receiver: &Receiver) -> djehouty::GelfExporterBuilder {
 
 #[test]
 fn tracing_records_arrive_with_every_field() {
-    let receiver = Receiver::tcp(Framing::Nul);
-    let provider = batch_provider(builder(&receiver).with_extra("X-OVH-TOKEN", "token-1"));
-    let logged = log_the_three_records(&provider);
-    provider.shutdown().expect("shutdown");
-    let frames = parse_all(&receiver.wait_frames(3, WAIT));
-    receiver.assert_no_partial();
-    assert_the_three_records(&frames, &logged);
+    the_three_records_arrive_through(batch_provider);
 }
 
 #[test]

@@ -51,6 +51,42 @@ pub fn direct_provider<F: Format>(builder: ExporterBuilder<F>) -> SdkLoggerProvi
         .build()
 }
 
+/// A provider with djehouty's direct processor around `exporter` (no
+/// resource), and the exporter's counters.
+pub fn direct_provider_with_counters<F: Format>(
+    exporter: djehouty::Exporter<F>,
+) -> (SdkLoggerProvider, djehouty::Counters) {
+    let counters = exporter.counters();
+    let provider = SdkLoggerProvider::builder()
+        .with_log_processor(djehouty::DirectProcessor::new(exporter))
+        .build();
+    (provider, counters)
+}
+
+/// Ships the three records of [`log_the_three_records`] through a provider
+/// that `make` builds around a GELF exporter to a fresh receiver (with an
+/// extra field), and checks every field of what arrived.
+pub fn the_three_records_arrive_through(
+    make: impl FnOnce(djehouty::GelfExporterBuilder) -> SdkLoggerProvider,
+) {
+    use crate::support::{assert_graylog_accepts, Framing, Receiver};
+    let receiver = Receiver::tcp(Framing::Nul);
+    let provider = make(
+        djehouty::GelfExporter::builder()
+            .with_endpoint(format!("tcp://127.0.0.1:{}", receiver.port()))
+            .with_extra("X-OVH-TOKEN", "token-1"),
+    );
+    let logged = log_the_three_records(&provider);
+    provider.shutdown().expect("shutdown");
+    let frames: Vec<_> = receiver
+        .wait_frames(3, Duration::from_secs(20))
+        .iter()
+        .map(|frame| assert_graylog_accepts(frame))
+        .collect();
+    receiver.assert_no_partial();
+    assert_the_three_records(&frames, &logged);
+}
+
 /// A provider with the simple processor (one export per record).
 pub fn simple_provider<F: Format>(builder: ExporterBuilder<F>) -> SdkLoggerProvider {
     let exporter = builder.build().expect("build the exporter");
