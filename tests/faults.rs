@@ -74,11 +74,20 @@ fn runs(numbers: &[u64]) -> Vec<(u64, u64)> {
 
 #[test]
 fn endpoint_down_at_start_then_up_delivers_everything_in_order() {
+    down_at_start_then_up(tuned_provider);
+}
+
+#[test]
+fn endpoint_down_at_start_then_up_delivers_everything_in_order_direct() {
+    down_at_start_then_up(direct_provider_for);
+}
+
+fn down_at_start_then_up(make: fn(djehouty::GelfExporter) -> SdkLoggerProvider) {
     let addr = free_port();
     let builder = GelfExporter::builder().with_endpoint(format!("tcp://{addr}"));
     let exporter = builder.build().expect("build");
     let counters = exporter.counters();
-    let provider = tuned_provider(exporter);
+    let provider = make(exporter);
     let sent = 300;
     with_tracing(&provider, || {
         for seq in 0..sent {
@@ -104,11 +113,19 @@ fn endpoint_down_at_start_then_up_delivers_everything_in_order() {
     receiver.assert_no_partial();
 }
 
-/// The recommended set-up: djehouty's batch processor.
+/// djehouty's batch processor (the SDK's, tuned).
 fn tuned_provider(exporter: djehouty::GelfExporter) -> SdkLoggerProvider {
     SdkLoggerProvider::builder()
         .with_resource(test_resource())
         .with_log_processor(djehouty::BatchProcessor::new(exporter))
+        .build()
+}
+
+/// The recommended set-up: djehouty's direct processor.
+fn direct_provider_for(exporter: djehouty::GelfExporter) -> SdkLoggerProvider {
+    SdkLoggerProvider::builder()
+        .with_resource(test_resource())
+        .with_log_processor(djehouty::DirectProcessor::new(exporter))
         .build()
 }
 
@@ -154,7 +171,12 @@ fn wait_logged(logged: &AtomicU64, n: u64) {
 /// but the receiver had not read is the only loss TCP allows; the test
 /// measures that bound and asserts the missing records are within it, in one
 /// run, and that nothing arrives twice.
-fn kill_and_restart(tls: Option<Arc<ServerConfig>>, builder: GelfExporterBuilder, label: &str) {
+fn kill_and_restart(
+    tls: Option<Arc<ServerConfig>>,
+    builder: GelfExporterBuilder,
+    make: fn(djehouty::GelfExporter) -> SdkLoggerProvider,
+    label: &str,
+) {
     let first = Receiver::bind(
         "127.0.0.1:0".parse().expect("address"),
         Framing::Nul,
@@ -171,7 +193,7 @@ fn kill_and_restart(tls: Option<Arc<ServerConfig>>, builder: GelfExporterBuilder
         .build()
         .expect("build");
     let counters = exporter.counters();
-    let provider = tuned_provider(exporter);
+    let provider = make(exporter);
     let total = 3_000;
     let (producer, logged) = stream(&provider, total, Duration::from_micros(700));
 
@@ -235,7 +257,7 @@ fn kill_and_restart(tls: Option<Arc<ServerConfig>>, builder: GelfExporterBuilder
 
 #[test]
 fn receiver_killed_and_restarted_mid_stream_tcp() {
-    kill_and_restart(None, GelfExporter::builder(), "tcp");
+    kill_and_restart(None, GelfExporter::builder(), tuned_provider, "tcp");
 }
 
 #[test]
@@ -244,7 +266,29 @@ fn receiver_killed_and_restarted_mid_stream_tls() {
     kill_and_restart(
         Some(pki.server_config(TlsVersions::Both)),
         GelfExporter::builder().with_ca_file(&pki.ca_pem),
+        tuned_provider,
         "tls",
+    );
+}
+
+#[test]
+fn receiver_killed_and_restarted_mid_stream_tcp_direct() {
+    kill_and_restart(
+        None,
+        GelfExporter::builder(),
+        direct_provider_for,
+        "tcp, direct",
+    );
+}
+
+#[test]
+fn receiver_killed_and_restarted_mid_stream_tls_direct() {
+    let pki = TestPki::generate();
+    kill_and_restart(
+        Some(pki.server_config(TlsVersions::Both)),
+        GelfExporter::builder().with_ca_file(&pki.ca_pem),
+        direct_provider_for,
+        "tls, direct",
     );
 }
 
@@ -351,7 +395,9 @@ fn a_full_retry_buffer_drops_the_oldest_and_counts_them_exactly() {
 
 /// A steady stream for minutes through a receiver restarted every few
 /// seconds. Run it with `cargo test --release --test faults -- --ignored
-/// --nocapture`; `SOAK_SECS` sets the duration (default 120).
+/// --nocapture`; `SOAK_SECS` sets the duration (default 120), and
+/// `SOAK_PROCESSOR=batch` runs it with the batch processor instead of the
+/// direct one.
 #[test]
 #[ignore = "soak test: minutes long; run explicitly"]
 fn soak_through_repeated_restarts() {
@@ -374,7 +420,12 @@ fn soak_through_repeated_restarts() {
         .build()
         .expect("build");
     let counters = exporter.counters();
-    let provider = tuned_provider(exporter);
+    let batch = std::env::var("SOAK_PROCESSOR").is_ok_and(|p| p == "batch");
+    let provider = if batch {
+        tuned_provider(exporter)
+    } else {
+        direct_provider_for(exporter)
+    };
     let pace = Duration::from_micros(500); // 2,000 records/s
     let total = secs * 2_000;
     let (producer, logged) = stream(&provider, total, pace);
@@ -402,9 +453,10 @@ fn soak_through_repeated_restarts() {
     let t = tally(&arrived, total);
     let stats = counters.snapshot();
     println!(
-        "soak over TLS: {:?}, {restarts} receiver restarts (1 s down each), \
+        "soak over TLS ({} processor): {:?}, {restarts} receiver restarts (1 s down each), \
          {total} records sent, {} received, {} missing (bound {bound}), {} duplicates, \
          {} dropped by the exporter, {} reconnects",
+        if batch { "batch" } else { "direct" },
         started.elapsed(),
         t.received,
         t.missing.len(),
