@@ -7,12 +7,12 @@
 //! `\r` and NUL as `\0`, so a record is always exactly one line and never holds a
 //! delimiter byte, whichever framing is used.
 
-use std::io::Write as _;
+use std::time::SystemTime;
 
 use crate::config::Framing;
 use crate::format::Format;
 use crate::gelf::{json_float, push_int};
-use crate::mapping::{Field, FieldValue, MappedRecord};
+use crate::mapping::{epoch_micros, Field, FieldValue, MappedRecord};
 
 /// The LTSV format.
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,12 +33,8 @@ impl Format for Ltsv {
     }
 
     fn encode(record: &MappedRecord<'_>, out: &mut Vec<u8>) {
-        // Writing into a Vec cannot fail.
-        let _ = write!(
-            out,
-            "time:{}",
-            humantime::format_rfc3339_micros(record.time)
-        );
+        out.extend_from_slice(b"time:");
+        push_rfc3339_micros(out, record.time);
         out.extend_from_slice(b"\thost:");
         escaped(out, record.host);
         out.extend_from_slice(b"\tlevel:");
@@ -74,9 +70,36 @@ impl Format for Ltsv {
     }
 }
 
+/// Whether `bytes` may hold a byte [`escaped`] replaces: a byte below 0x0E
+/// (NUL, TAB, LF and CR among them) or `\`. A hot path: eight bytes at a
+/// time (SWAR), the tail one by one.
+fn may_need_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let Some(chunk) = chunk.first_chunk::<8>() else {
+            break;
+        };
+        let word = u64::from_le_bytes(*chunk);
+        let low = word.wrapping_sub(0x0e * ONES) & !word;
+        let backslash = word ^ (u64::from(b'\\') * ONES);
+        let backslash = backslash.wrapping_sub(ONES) & !backslash;
+        if (low | backslash) & HIGH != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b < 0x0e || b == b'\\')
+}
+
 /// Appends a value with `\`, TAB, LF, CR and NUL escaped.
 fn escaped(out: &mut Vec<u8>, value: &str) {
     let bytes = value.as_bytes();
+    if !may_need_escape(bytes) {
+        // The common case: copied as is.
+        out.extend_from_slice(bytes);
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let replacement: &[u8] = match b {
@@ -94,9 +117,106 @@ fn escaped(out: &mut Vec<u8>, value: &str) {
     out.extend_from_slice(&bytes[start..]);
 }
 
+/// Appends `time` as RFC 3339 in UTC with microseconds
+/// (`2024-02-29T13:04:05.000042Z`); times before the epoch as the epoch. By
+/// hand because it is on every record's path: the days to a civil date are
+/// counted as in Howard Hinnant's `civil_from_days`.
+fn push_rfc3339_micros(out: &mut Vec<u8>, time: SystemTime) {
+    let (secs, micros) = epoch_micros(time);
+    let days = secs / 86_400;
+    let of_day = secs % 86_400;
+    // Days since 0000-03-01, in 400-year eras of 146,097 days.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut value: u64| {
+        for slot in text[at..at + width].iter_mut().rev() {
+            *slot = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, of_day / 3_600);
+    put(14, 2, of_day / 60 % 60);
+    put(17, 2, of_day % 60);
+    put(20, 6, u64::from(micros));
+    out.extend_from_slice(&text);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn rfc3339_agrees_with_humantime() {
+        let check = |time: SystemTime| {
+            let mut out = Vec::new();
+            push_rfc3339_micros(&mut out, time);
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                humantime::format_rfc3339_micros(time).to_string(),
+                "{time:?}"
+            );
+        };
+        // Edges: the epoch, leap days, century years, the last representable
+        // microsecond (year 9999).
+        for secs in [
+            0,
+            1,
+            951_782_400,   // 2000-02-29
+            951_868_800,   // 2000-03-01
+            4_107_456_000, // 2100-02-28
+            4_107_542_400, // 2100-03-01
+            1_709_164_800, // 2024-02-29
+            253_402_300_799,
+        ] {
+            check(UNIX_EPOCH + Duration::new(secs, 999_999_000));
+            check(UNIX_EPOCH + Duration::from_secs(secs));
+        }
+        // And many others, spread over the whole range.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let micros = x % (253_402_300_800 * 1_000_000);
+            check(UNIX_EPOCH + Duration::from_micros(micros));
+        }
+    }
+
+    #[test]
+    fn may_need_escape_never_misses_a_byte_to_escape() {
+        let exact = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .any(|&b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r' | 0))
+        };
+        for len in 0..=24 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    if exact(&bytes) {
+                        assert!(may_need_escape(&bytes), "{b:#04x} at {at} of {len}");
+                    }
+                }
+            }
+            let clean: Vec<u8> = (0..len)
+                .map(|i| [0x20, 0x0e, 0x5b, 0x5d, 0x7f, 0x80, 0xff, b'z'][i % 8])
+                .collect();
+            assert!(!may_need_escape(&clean), "{clean:?}");
+        }
+    }
 
     #[test]
     fn escapes_delimiters() {
