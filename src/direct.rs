@@ -210,7 +210,12 @@ impl DirectProcessor {
         let shared = exporter.shared();
         let capacity = shared.capacity();
         let staging = Arc::new(Staging {
-            stage: Mutex::new(Stage::default()),
+            // Allocated whole once (pages are only touched as they fill): a
+            // vector grown by doubling would reach twice the stage's size.
+            stage: Mutex::new(Stage {
+                data: Vec::with_capacity(capacity),
+                ..Stage::default()
+            }),
             capacity,
             overflow: AtomicU64::new(0),
             wake: Notify::new(),
@@ -414,7 +419,9 @@ impl fmt::Debug for DirectProcessor {
 /// The flusher: moves staged frames into the retry buffer, in order, until
 /// the stage is closed and empty.
 async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: Duration) {
-    let mut data = Vec::new();
+    // The stage's twin: the two are swapped back and forth, each allocated
+    // once at the stage's size.
+    let mut data = Vec::with_capacity(staging.capacity);
     let mut lens = Vec::new();
     loop {
         staging.report_overflow(&shared);
@@ -472,7 +479,7 @@ async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: Duration) {
         // stage refills as fast as it is emptied.
         tokio::task::yield_now().await;
         if data.capacity() > 2 * staging.capacity {
-            data = Vec::new();
+            data = Vec::with_capacity(staging.capacity);
         }
     }
 }
