@@ -51,6 +51,16 @@ use crate::stats::Counters;
 const FLUSH_DELAY: Duration = Duration::from_millis(1);
 /// Staged bytes that make the flusher move them without waiting.
 const FLUSH_BYTES: usize = 64 * 1024;
+/// Most bytes a stage's vector reserves up front; a larger stage (a retry
+/// buffer set larger) grows as it fills, so that a huge setting never asks
+/// for a huge allocation at start.
+const MAX_RESERVED_BYTES: usize = 16 * 1024 * 1024;
+
+/// What a stage of `capacity` bytes reserves up front.
+fn reserved(capacity: usize) -> usize {
+    capacity.min(MAX_RESERVED_BYTES)
+}
+
 /// Thread-local encoding buffers larger than this are not kept.
 const KEEP_SCRATCH_BYTES: usize = 256 * 1024;
 
@@ -213,7 +223,7 @@ impl DirectProcessor {
             // Allocated whole once (pages are only touched as they fill): a
             // vector grown by doubling would reach twice the stage's size.
             stage: Mutex::new(Stage {
-                data: Vec::with_capacity(capacity),
+                data: Vec::with_capacity(reserved(capacity)),
                 ..Stage::default()
             }),
             capacity,
@@ -421,7 +431,7 @@ impl fmt::Debug for DirectProcessor {
 async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: Duration) {
     // The stage's twin: the two are swapped back and forth, each allocated
     // once at the stage's size.
-    let mut data = Vec::with_capacity(staging.capacity);
+    let mut data = Vec::with_capacity(reserved(staging.capacity));
     let mut lens = Vec::new();
     loop {
         staging.report_overflow(&shared);
@@ -479,7 +489,7 @@ async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: Duration) {
         // stage refills as fast as it is emptied.
         tokio::task::yield_now().await;
         if data.capacity() > 2 * staging.capacity {
-            data = Vec::with_capacity(staging.capacity);
+            data = Vec::with_capacity(reserved(staging.capacity));
         }
     }
 }
