@@ -10,7 +10,7 @@
 //! integers through `itoa`.
 
 use crate::config::Framing;
-use crate::format::Format;
+use crate::format::{swar, Format};
 use crate::mapping::{epoch_micros, Field, FieldValue, MappedRecord};
 
 /// The GELF 1.1 format (Graylog Extended Log Format).
@@ -89,31 +89,14 @@ const NEEDS_ESCAPE: [bool; 256] = {
     table
 };
 
-/// Whether `bytes` holds a byte JSON requires escaped. A hot path: eight
-/// bytes at a time (SWAR: a byte below 0x20, or equal to `"` or `\`, sets
-/// its high bit in the mask), the tail through the table.
+/// Whether `bytes` holds a byte JSON requires escaped: a control character,
+/// `"` or `\`. A hot path, eight bytes at a time.
 fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let Some(chunk) = chunk.first_chunk::<8>() else {
-            break;
-        };
-        let word = u64::from_le_bytes(*chunk);
-        let control = word.wrapping_sub(0x20 * ONES) & !word;
-        let quote = word ^ (u64::from(b'"') * ONES);
-        let quote = quote.wrapping_sub(ONES) & !quote;
-        let backslash = word ^ (u64::from(b'\\') * ONES);
-        let backslash = backslash.wrapping_sub(ONES) & !backslash;
-        if (control | quote | backslash) & HIGH != 0 {
-            return true;
-        }
-    }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| NEEDS_ESCAPE[usize::from(b)])
+    swar::any(
+        bytes,
+        |word| swar::below(word, 0x20) | swar::equal(word, b'"') | swar::equal(word, b'\\'),
+        |b| NEEDS_ESCAPE[usize::from(b)],
+    )
 }
 
 /// Writes a JSON string, quotes included.

@@ -10,7 +10,7 @@
 use std::time::SystemTime;
 
 use crate::config::Framing;
-use crate::format::Format;
+use crate::format::{swar, Format};
 use crate::gelf::{json_float, push_int};
 use crate::mapping::{epoch_micros, Field, FieldValue, MappedRecord};
 
@@ -71,25 +71,14 @@ impl Format for Ltsv {
 }
 
 /// Whether `bytes` may hold a byte [`escaped`] replaces: a byte below 0x0E
-/// (NUL, TAB, LF and CR among them) or `\`. A hot path: eight bytes at a
-/// time (SWAR), the tail one by one.
+/// (NUL, TAB, LF and CR among them) or `\`. A hot path, eight bytes at a
+/// time.
 fn may_need_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let Some(chunk) = chunk.first_chunk::<8>() else {
-            break;
-        };
-        let word = u64::from_le_bytes(*chunk);
-        let low = word.wrapping_sub(0x0e * ONES) & !word;
-        let backslash = word ^ (u64::from(b'\\') * ONES);
-        let backslash = backslash.wrapping_sub(ONES) & !backslash;
-        if (low | backslash) & HIGH != 0 {
-            return true;
-        }
-    }
-    chunks.remainder().iter().any(|&b| b < 0x0e || b == b'\\')
+    swar::any(
+        bytes,
+        |word| swar::below(word, 0x0e) | swar::equal(word, b'\\'),
+        |b| b < 0x0e || b == b'\\',
+    )
 }
 
 /// Appends a value with `\`, TAB, LF, CR and NUL escaped.
