@@ -22,7 +22,7 @@ use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -36,7 +36,7 @@ use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
 use super::certs::{TestPki, TlsVersions};
-use super::show_bytes;
+use super::{show_bytes, wait_for};
 
 /// One request as the server received it.
 #[derive(Clone, Debug)]
@@ -322,11 +322,12 @@ impl HttpServer {
         done: impl Fn(&State) -> bool,
         what: impl Fn() -> String,
     ) -> MutexGuard<'_, State> {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.shared.lock();
-        while !done(&state) {
-            let now = Instant::now();
-            if now >= deadline {
+        wait_for(
+            &self.shared.state,
+            &self.shared.changed,
+            timeout,
+            done,
+            |state| {
                 let shown: Vec<String> = state
                     .requests
                     .iter()
@@ -340,24 +341,17 @@ impl HttpServer {
                         )
                     })
                     .collect();
-                panic!(
+                format!(
                     "timed out after {timeout:?} waiting for {}: {} request(s) on {} \
-                     connection(s), errors {:?}:\n{}",
+                 connection(s), errors {:?}:\n{}",
                     what(),
                     state.requests.len(),
                     state.connections,
                     state.errors,
                     shown.join("\n")
-                );
-            }
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        state
+                )
+            },
+        )
     }
 }
 

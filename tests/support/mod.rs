@@ -40,6 +40,34 @@ pub use graylog::{assert_graylog_accepts, assert_ltsv_line_ok};
 pub use receiver::{Frame, Framing, Receiver};
 pub use rsyslog::{rsyslogd_path, Input, Received, Rsyslog};
 
+/// Waits on `changed` until `done` holds for the state behind `state`, at
+/// most `timeout`; then panics with `timed_out`'s description of the state
+/// (the lock released first). Returns the locked state.
+pub fn wait_for<'a, S>(
+    state: &'a std::sync::Mutex<S>,
+    changed: &std::sync::Condvar,
+    timeout: std::time::Duration,
+    done: impl Fn(&S) -> bool,
+    timed_out: impl FnOnce(&S) -> String,
+) -> std::sync::MutexGuard<'a, S> {
+    let deadline = std::time::Instant::now() + timeout;
+    // A panicking server thread must not hide what was received.
+    let mut guard = state.lock().unwrap_or_else(|p| p.into_inner());
+    while !done(&guard) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            let message = timed_out(&guard);
+            drop(guard);
+            panic!("{message}");
+        }
+        guard = changed
+            .wait_timeout(guard, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    guard
+}
+
 /// Renders bytes for diagnostics: UTF-8 text with control characters and
 /// invalid bytes escaped, cut after 400 characters.
 pub fn show_bytes(bytes: &[u8]) -> String {

@@ -28,12 +28,12 @@ use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream}
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls::{ProtocolVersion, ServerConfig, ServerConnection};
 
 use super::certs::{TestPki, TlsVersions};
-use super::show_bytes;
+use super::{show_bytes, wait_for};
 
 /// How often blocked threads look at the stop flag.
 const POLL: Duration = Duration::from_millis(20);
@@ -337,29 +337,21 @@ impl Receiver {
         done: impl Fn(&State) -> bool,
         what: impl Fn() -> String,
     ) -> MutexGuard<'_, State> {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.shared.lock();
-        while !done(&state) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                let report = describe(&state);
-                drop(state);
-                panic!(
+        wait_for(
+            &self.shared.state,
+            &self.shared.changed,
+            timeout,
+            done,
+            |state| {
+                format!(
                     "receiver on {}: timed out after {:?} waiting for {}\n{}",
                     self.addr,
                     timeout,
                     what(),
-                    report
-                );
-            }
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        state
+                    describe(state)
+                )
+            },
+        )
     }
 }
 

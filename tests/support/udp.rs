@@ -19,9 +19,9 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::show_bytes;
+use super::{show_bytes, wait_for};
 
 /// How often the receiving thread looks at the stop flag.
 const POLL: Duration = Duration::from_millis(20);
@@ -337,32 +337,26 @@ impl UdpReceiver {
     /// Waits until at least `n` whole messages arrived; panics after `timeout`
     /// with what did arrive.
     pub fn wait_messages(&self, n: usize, timeout: Duration) -> Vec<Message> {
-        let deadline = Instant::now() + timeout;
-        let mut datagrams = self.shared.lock();
-        loop {
-            let done = reassemble(datagrams.iter().map(Vec::as_slice));
-            if done.messages.len() >= n {
-                return done.messages;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                panic!(
-                    "waited {timeout:?} for {n} GELF message(s) over UDP; got {} in {} datagram(s): \
-                     {:#?}\nincomplete: {:?}\nerrors: {:?}",
+        let all = |datagrams: &Vec<Vec<u8>>| reassemble(datagrams.iter().map(Vec::as_slice));
+        let datagrams = wait_for(
+            &self.shared.datagrams,
+            &self.shared.changed,
+            timeout,
+            |datagrams| all(datagrams).messages.len() >= n,
+            |datagrams| {
+                let done = all(datagrams);
+                format!(
+                    "waited {timeout:?} for {n} GELF message(s) over UDP; got {} in {} \
+                     datagram(s): {:#?}\nincomplete: {:?}\nerrors: {:?}",
                     done.messages.len(),
                     datagrams.len(),
                     done.messages,
                     done.incomplete,
                     done.errors
-                );
-            }
-            datagrams = self
-                .shared
-                .changed
-                .wait_timeout(datagrams, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+                )
+            },
+        );
+        all(&datagrams).messages
     }
 
     /// Panics if some message is incomplete or some datagram malformed.
