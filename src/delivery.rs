@@ -200,15 +200,7 @@ impl Shared {
     /// a shutdown under way reports them, and the first of an outage is
     /// reported.
     pub(crate) fn note_overflow(&self, records: u64) {
-        let diag = {
-            let mut q = self.lock();
-            if q.deadline.is_some() {
-                q.dropped_in_shutdown += records;
-            }
-            let first = q.outage_dropped == 0;
-            q.outage_dropped += records;
-            first.then_some(Diag::BufferFull)
-        };
+        let diag = Self::note_lost(&mut self.lock(), records);
         self.emit(diag);
     }
 
@@ -360,17 +352,23 @@ impl Shared {
         if dropped.records > 0 {
             q.finished += dropped.records;
             self.counters.add_dropped_buffer_full(dropped.records);
-            if q.deadline.is_some() {
-                q.dropped_in_shutdown += dropped.records;
-            }
-            if q.outage_dropped == 0 {
-                diag = Some(Diag::BufferFull);
-            }
-            q.outage_dropped += dropped.records;
+            diag = Self::note_lost(q, dropped.records);
         }
         let (records, bytes) = q.buffered();
         self.counters.set_buffered(records, bytes);
         diag
+    }
+
+    /// Bookkeeping for records dropped for lack of room: a shutdown under way
+    /// reports them, the outage sums them, and the first of an outage is
+    /// reported.
+    fn note_lost(q: &mut Queue, records: u64) -> Option<Diag> {
+        if q.deadline.is_some() {
+            q.dropped_in_shutdown += records;
+        }
+        let first = q.outage_dropped == 0;
+        q.outage_dropped += records;
+        first.then_some(Diag::BufferFull)
     }
 
     fn note_failure(&self, q: &mut Queue, error: Error) -> Diag {
