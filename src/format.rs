@@ -317,16 +317,18 @@ fn deflate(slot: &mut Option<Deflater>, zlib: bool, input: &[u8], out: &mut Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::{Field, FieldValue, TRUNCATED_MARKER};
+    use crate::mapping::{EpochMicros, Field, FieldValue, TRUNCATED_MARKER};
     use std::borrow::Cow;
-    use std::time::{Duration, UNIX_EPOCH};
 
     fn sample() -> MappedRecord<'static> {
         MappedRecord {
             host: "box-1",
             short_message: Cow::Borrowed("hello \"world\"\u{0}"),
             full_message: Some(Cow::Borrowed("line 1\nline\t2")),
-            time: UNIX_EPOCH + Duration::from_micros(1_700_000_000_000_042),
+            time: EpochMicros {
+                secs: 1_700_000_000,
+                micros: 42,
+            },
             level: 3,
             fields: vec![
                 Field {

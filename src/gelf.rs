@@ -11,7 +11,7 @@
 
 use crate::config::Framing;
 use crate::format::{swar, Format};
-use crate::mapping::{epoch_micros, Field, FieldValue, MappedRecord};
+use crate::mapping::{Field, FieldValue, MappedRecord};
 
 /// The GELF 1.1 format (Graylog Extended Log Format).
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,7 +38,7 @@ impl Format for Gelf {
             out.extend_from_slice(b",\"full_message\":");
             json_str(out, full);
         }
-        let (secs, micros) = epoch_micros(record.time);
+        let (secs, micros) = (record.time.secs, record.time.micros);
         out.extend_from_slice(b",\"timestamp\":");
         push_int(out, secs);
         out.push(b'.');
@@ -100,6 +100,7 @@ fn needs_escape(bytes: &[u8]) -> bool {
 }
 
 /// Writes a JSON string, quotes included.
+#[inline(always)]
 fn json_str(out: &mut Vec<u8>, s: &str) {
     if !needs_escape(s.as_bytes()) {
         // The common case: copied as is.
@@ -109,7 +110,14 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
         out.push(b'"');
         return;
     }
-    // serde_json's escaper; writing into a Vec cannot fail.
+    json_str_escaped(out, s);
+}
+
+/// Writes a JSON string that has bytes to escape, with serde_json's escaper.
+#[cold]
+#[inline(never)]
+fn json_str_escaped(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
 }
 

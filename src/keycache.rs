@@ -45,6 +45,27 @@ impl Default for KeyCache {
 }
 
 impl KeyCache {
+    /// The normalized form of `raw` and whether it is typed, when `raw` is in
+    /// the cache (the hot path: nothing computed, nothing moved but two words).
+    #[inline(always)]
+    pub(crate) fn find<'a>(&'a self, raw: &'a str) -> Option<(&'a str, bool)> {
+        if raw.len() > MAX_KEY_BYTES {
+            return None;
+        }
+        let first = slot_of(raw.as_bytes());
+        for index in [first, first ^ 1] {
+            match self.slots[index].get() {
+                Some(entry) if *entry.raw == *raw => {
+                    let key = entry.key.as_deref().unwrap_or(raw);
+                    return Some((key, entry.typed));
+                }
+                Some(_) => continue,
+                None => return None,
+            }
+        }
+        None
+    }
+
     /// The normalized form of `raw` and whether it is typed, as `normalize`
     /// computes them: from the cache when `raw` is there, else computed (and
     /// kept when one of its slots is free).

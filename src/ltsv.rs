@@ -7,12 +7,10 @@
 //! `\r` and NUL as `\0`, so a record is always exactly one line and never holds a
 //! delimiter byte, whichever framing is used.
 
-use std::time::SystemTime;
-
 use crate::config::Framing;
 use crate::format::{swar, Format};
 use crate::gelf::{json_float, push_int};
-use crate::mapping::{epoch_micros, Field, FieldValue, MappedRecord};
+use crate::mapping::{EpochMicros, Field, FieldValue, MappedRecord};
 
 /// The LTSV format.
 #[derive(Debug, Clone, Copy, Default)]
@@ -107,11 +105,11 @@ fn escaped(out: &mut Vec<u8>, value: &str) {
 }
 
 /// Appends `time` as RFC 3339 in UTC with microseconds
-/// (`2024-02-29T13:04:05.000042Z`); times before the epoch as the epoch. By
+/// (`2024-02-29T13:04:05.000042Z`). By
 /// hand because it is on every record's path: the days to a civil date are
 /// counted as in Howard Hinnant's `civil_from_days`.
-fn push_rfc3339_micros(out: &mut Vec<u8>, time: SystemTime) {
-    let (secs, micros) = epoch_micros(time);
+fn push_rfc3339_micros(out: &mut Vec<u8>, time: EpochMicros) {
+    let EpochMicros { secs, micros } = time;
     let days = secs / 86_400;
     let of_day = secs % 86_400;
     // Days since 0000-03-01, in 400-year eras of 146,097 days.
@@ -144,13 +142,18 @@ fn push_rfc3339_micros(out: &mut Vec<u8>, time: SystemTime) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     #[test]
     fn rfc3339_agrees_with_humantime() {
         let check = |time: SystemTime| {
             let mut out = Vec::new();
-            push_rfc3339_micros(&mut out, time);
+            let since = time.duration_since(UNIX_EPOCH).unwrap();
+            let epoch = EpochMicros {
+                secs: since.as_secs(),
+                micros: since.subsec_micros(),
+            };
+            push_rfc3339_micros(&mut out, epoch);
             assert_eq!(
                 String::from_utf8_lossy(&out),
                 humantime::format_rfc3339_micros(time).to_string(),

@@ -300,7 +300,7 @@ pub struct MappedRecord<'a> {
     /// The long form: a multi-line body and/or a stack trace.
     pub full_message: Option<Cow<'a, str>>,
     /// The record's time (its timestamp, else its observed timestamp, else now).
-    pub time: SystemTime,
+    pub time: EpochMicros,
     /// Syslog severity, 0 (emergency) to 7 (debug).
     pub level: u8,
     /// Additional fields, each key once.
@@ -626,9 +626,9 @@ impl Mapper {
             full_message,
             time: record
                 .timestamp()
-                .filter(|t| representable(*t))
-                .or(record.observed_timestamp().filter(|t| representable(*t)))
-                .unwrap_or_else(SystemTime::now),
+                .and_then(EpochMicros::of)
+                .or_else(|| record.observed_timestamp().and_then(EpochMicros::of))
+                .unwrap_or_else(EpochMicros::now),
             level: syslog_level(record.severity_number(), record.severity_text()),
             fields,
             protected_tail,
@@ -680,8 +680,34 @@ impl Mapper {
     /// The name of a field whose value had type `kind`: with type suffixes,
     /// the normalized key and the suffix to write after it, unless the key
     /// already ends in a known one.
-    #[inline]
+    // Always inlined, and the common case (a key seen before, a suffix that
+    // completes no reserved name) kept apart from the rest: on this path,
+    // every attribute of every record, a name handed back through memory
+    // from a call costs more than the lookup itself.
+    #[inline(always)]
     fn typed_key<'a>(&'a self, raw: &'a str, kind: Option<Kind>) -> (Cow<'a, str>, &'a str) {
+        if let Some((key, typed)) = self.keys.find(raw) {
+            match (&self.suffixes, kind) {
+                (Some(suffixes), Some(kind)) if !typed => {
+                    let suffix = suffixes.suffix(kind);
+                    if !key.ends_with('_') && !forms_reserved(key, suffix) {
+                        return (Cow::Borrowed(key), suffix);
+                    }
+                }
+                _ => return (Cow::Borrowed(key), ""),
+            }
+        }
+        self.typed_key_in_full(raw, kind)
+    }
+
+    /// [`typed_key`](Self::typed_key), every case: normalizes (and caches)
+    /// a key not seen before, and builds names that need care.
+    #[inline(never)]
+    fn typed_key_in_full<'a>(
+        &'a self,
+        raw: &'a str,
+        kind: Option<Kind>,
+    ) -> (Cow<'a, str>, &'a str) {
         let (key, typed) = self.keys.get(raw, |raw| {
             let key = self.key(raw);
             let typed = self.suffixes.is_some() && is_typed(&key, &self.unknown_suffixes);
@@ -727,8 +753,19 @@ impl Mapper {
     }
 
     /// A string value made safe: blank strings quoted, long ones cut.
-    #[inline]
+    // Always inlined: the common case (short, not blank) then moves the text
+    // once, straight into the field.
+    #[inline(always)]
     fn text<'a>(&self, value: Cow<'a, str>) -> FieldValue<'a> {
+        if value.len() <= self.max_field_bytes && !is_blank(&value) {
+            return FieldValue::Str(value);
+        }
+        self.unusual_text(value)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unusual_text<'a>(&self, value: Cow<'a, str>) -> FieldValue<'a> {
         if is_blank(&value) {
             let quoted = Cow::Owned(format!("\"{value}\""));
             return FieldValue::Str(truncate_text(quoted, self.max_field_bytes));
@@ -1156,20 +1193,32 @@ pub fn syslog_level(number: Option<Severity>, text: Option<&str>) -> u8 {
     }
 }
 
-/// Whether a time can be sent: at least a microsecond after the epoch (GELF
-/// wants a positive timestamp) and before the year 10000 (RFC 3339 has four
-/// digits for the year). Other times fall back to the observed time, then now.
-fn representable(time: SystemTime) -> bool {
-    const YEAR_10000: u64 = 253_402_300_800;
-    time.duration_since(UNIX_EPOCH)
-        .is_ok_and(|d| d.as_micros() > 0 && d.as_secs() < YEAR_10000)
+/// A time as whole seconds and microseconds since the epoch: what both
+/// formats write, computed once per record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochMicros {
+    /// Whole seconds since the epoch.
+    pub secs: u64,
+    /// Microseconds within the second (below 1,000,000).
+    pub micros: u32,
 }
 
-/// Seconds and microseconds since the epoch (0 for times before it).
-pub fn epoch_micros(time: SystemTime) -> (u64, u32) {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(d) => (d.as_secs(), d.subsec_micros()),
-        Err(_) => (0, 0),
+impl EpochMicros {
+    /// A time that can be sent: at least a microsecond after the epoch (GELF
+    /// wants a positive timestamp) and before the year 10000 (RFC 3339 has
+    /// four digits for the year). Other times fall back to the observed time,
+    /// then now.
+    #[inline]
+    pub fn of(time: SystemTime) -> Option<EpochMicros> {
+        const YEAR_10000: u64 = 253_402_300_800;
+        let since = time.duration_since(UNIX_EPOCH).ok()?;
+        let (secs, micros) = (since.as_secs(), since.subsec_micros());
+        (secs < YEAR_10000 && (secs > 0 || micros > 0)).then_some(EpochMicros { secs, micros })
+    }
+
+    /// Now, or the epoch if the clock is before it.
+    pub fn now() -> EpochMicros {
+        EpochMicros::of(SystemTime::now()).unwrap_or(EpochMicros { secs: 0, micros: 0 })
     }
 }
 
@@ -1331,7 +1380,13 @@ mod tests {
         assert_eq!(m.short_message, "disk full");
         assert_eq!(m.full_message, None);
         assert_eq!(m.level, 4);
-        assert_eq!(epoch_micros(m.time), (1_700_000_000, 123_456));
+        assert_eq!(
+            m.time,
+            EpochMicros {
+                secs: 1_700_000_000,
+                micros: 123_456
+            }
+        );
         assert_eq!(get(&m, "user"), Some(&s("bob")));
         assert_eq!(get(&m, "retries"), Some(&FieldValue::Int(3)));
         assert_eq!(get(&m, "ratio"), Some(&FieldValue::Float(0.5)));
@@ -1523,7 +1578,7 @@ mod tests {
         let mut rec = record();
         let t = UNIX_EPOCH + Duration::from_secs(42);
         rec.set_observed_timestamp(t);
-        assert_eq!(mapper.map(&rec, &scope).time, t);
+        assert_eq!(mapper.map(&rec, &scope).time, EpochMicros::of(t).unwrap());
         // Times GELF or RFC 3339 cannot carry fall back too.
         for bad in [
             UNIX_EPOCH,
@@ -1532,7 +1587,11 @@ mod tests {
             UNIX_EPOCH + Duration::from_secs(253_402_300_800),
         ] {
             rec.set_timestamp(bad);
-            assert_eq!(mapper.map(&rec, &scope).time, t, "{bad:?}");
+            assert_eq!(
+                mapper.map(&rec, &scope).time,
+                EpochMicros::of(t).unwrap(),
+                "{bad:?}"
+            );
         }
     }
 
