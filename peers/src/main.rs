@@ -51,6 +51,7 @@ mod measure;
 mod pki;
 mod shippers;
 mod sink;
+mod validate;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

@@ -17,7 +17,8 @@
 //! large buffers stamped with their arrival time, the other splits them into
 //! frames (NUL-delimited for GELF, newline-delimited for LTSV) and validates
 //! each one: a GELF frame must be a JSON object, an LTSV frame one line of
-//! `label:value` fields separated by tabs.
+//! `label:value` fields separated by tabs (see `validate.rs`: the validator
+//! thread must keep up with the fastest shipper on a loaded machine).
 
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -34,6 +35,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use crate::measure::now_ns;
+use crate::validate::{valid_gelf, valid_ltsv};
 
 /// Size of one read buffer.
 const CHUNK: usize = 256 * 1024;
@@ -74,30 +76,6 @@ impl Format {
             Format::Ltsv => valid_ltsv(frame),
         }
     }
-}
-
-/// A GELF frame: one JSON object (surrounding whitespace allowed).
-fn valid_gelf(frame: &[u8]) -> bool {
-    frame.trim_ascii_start().first() == Some(&b'{')
-        && serde_json::from_slice::<serde::de::IgnoredAny>(frame).is_ok()
-}
-
-/// An LTSV line: UTF-8, no CR or NUL, and tab-separated `label:value` fields
-/// whose labels are non-empty and made of `[0-9A-Za-z_.-]`.
-fn valid_ltsv(line: &[u8]) -> bool {
-    if line.is_empty() || line.iter().any(|&b| b == b'\r' || b == 0) {
-        return false;
-    }
-    if std::str::from_utf8(line).is_err() {
-        return false;
-    }
-    line.split(|&b| b == b'\t')
-        .all(|field| match field.iter().position(|&b| b == b':') {
-            Some(colon) if colon > 0 => field[..colon]
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')),
-            _ => false,
-        })
 }
 
 /// Makes `bytes` printable on one line, at most `max` characters.
@@ -380,7 +358,7 @@ fn validate(
         let data = &chunk.data[..chunk.len];
         let (mut frames, mut invalid) = (0u64, 0u64);
         let mut start = 0;
-        while let Some(offset) = data[start..].iter().position(|&b| b == delimiter) {
+        while let Some(offset) = memchr::memchr(delimiter, &data[start..]) {
             let end = start + offset;
             if pending.is_empty() {
                 check(&data[start..end], &mut invalid);
