@@ -773,8 +773,8 @@ impl<F: Format> ExporterBuilder<F> {
     /// and are delivered in order once it is back; when it is full, the oldest
     /// records are dropped and counted ([`Stats::dropped_buffer_full`]). It must
     /// hold at least one frame of the maximum size. With
-    /// [`DirectProcessor`](crate::DirectProcessor), its staging area has the
-    /// same size.
+    /// [`DirectProcessor`](crate::DirectProcessor), its staging area is a
+    /// quarter of this size (at least 64 KiB).
     ///
     /// [`Stats::dropped_buffer_full`]: crate::Stats::dropped_buffer_full
     ///

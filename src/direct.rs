@@ -16,10 +16,11 @@
 //!            (caller's thread)        flusher task ─┘   delivery task
 //! ```
 //!
-//! Memory is bounded in bytes: the staging area holds at most as much as the
-//! retry buffer (`with_buffer_size`, 16 MiB by default), so that records wait
-//! in at most about three times that (the stage, the batch the flusher is
-//! moving, the retry buffer). A record that finds the stage full makes the
+//! Memory is bounded in bytes: the staging area holds at most a quarter of
+//! the retry buffer's size (`with_buffer_size`, 16 MiB by default), so that
+//! records wait in at most about one and a half times that (the stage, the
+//! batch the flusher is moving, the retry buffer). A record that finds the
+//! stage full makes the
 //! logging thread yield its time slice once (on a machine whose cores are all
 //! busy, the I/O thread may simply not have run), then, if there is still no
 //! room, is dropped and counted (`dropped_buffer_full`). While the endpoint
@@ -55,6 +56,15 @@ const FLUSH_BYTES: usize = 64 * 1024;
 /// buffer set larger) grows as it fills, so that a huge setting never asks
 /// for a huge allocation at start.
 const MAX_RESERVED_BYTES: usize = 16 * 1024 * 1024;
+
+/// The staging area's size for a retry buffer of `buffer` bytes: a quarter
+/// of it (at least 64 KiB). The stage only has to absorb what arrives while
+/// the flusher waits for room or for a core (4 MiB by default: several
+/// milliseconds at a million records a second); the retry buffer is what
+/// holds records through an outage.
+fn stage_bytes(buffer: usize) -> usize {
+    (buffer / 4).max(64 * 1024)
+}
 
 /// What a stage of `capacity` bytes reserves up front.
 fn reserved(capacity: usize) -> usize {
@@ -218,7 +228,7 @@ impl DirectProcessor {
     /// A processor writing through `exporter`.
     pub fn new<F: Format>(exporter: Exporter<F>) -> DirectProcessor {
         let shared = exporter.shared();
-        let capacity = shared.capacity();
+        let capacity = stage_bytes(shared.capacity());
         let staging = Arc::new(Staging {
             // Allocated whole once (pages are only touched as they fill): a
             // vector grown by doubling would reach twice the stage's size.
