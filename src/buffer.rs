@@ -83,6 +83,26 @@ impl RetryBuffer {
         self.lens.push_back(frame.len());
     }
 
+    /// Takes all the frames of `data` (of lengths `lens`) at once, when the
+    /// buffer is empty and they fit beside the `reserved` bytes being
+    /// written: the buffer adopts `data`'s allocation and leaves `data` empty,
+    /// holding the buffer's former one. Nothing is copied. Returns whether it
+    /// did; if not, nothing changed.
+    ///
+    /// The common case while the endpoint keeps up: each batch finds the
+    /// buffer drained.
+    pub(crate) fn adopt(&mut self, data: &mut Vec<u8>, lens: &[usize], reserved: usize) -> bool {
+        if !self.lens.is_empty() || data.len() + reserved > self.capacity {
+            return false;
+        }
+        // Empty: turning it into a vector moves nothing.
+        let mut former = Vec::from(std::mem::take(&mut self.bytes));
+        former.clear();
+        self.bytes = VecDeque::from(std::mem::replace(data, former));
+        self.lens.extend(lens);
+        true
+    }
+
     /// Puts frames that could not be written back in front, in order. If they no
     /// longer fit, the oldest of them are dropped.
     pub(crate) fn unshift(&mut self, data: &[u8], lens: &[usize], dropped: &mut Dropped) {
@@ -115,6 +135,14 @@ impl RetryBuffer {
             }
             total += len;
             count += 1;
+        }
+        if count == self.lens.len() && out.is_empty() {
+            // Everything: the allocations change hands instead of the bytes
+            // (nothing moves unless the ring had wrapped).
+            let spare = std::mem::take(out);
+            *out = Vec::from(std::mem::replace(&mut self.bytes, VecDeque::from(spare)));
+            lens.extend(self.lens.drain(..));
+            return;
         }
         let (a, b) = self.bytes.as_slices();
         let from_a = total.min(a.len());
@@ -184,6 +212,60 @@ mod tests {
             vec![b"ccc".to_vec(), b"dd".to_vec(), b"eeee".to_vec()]
         );
         assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn adopts_a_whole_batch_only_into_an_empty_buffer_with_room() {
+        let mut buffer = RetryBuffer::new(12);
+        let mut dropped = Dropped::default();
+        let mut data = b"aaabbbbcc".to_vec();
+        let allocation = data.as_ptr();
+        // Not beside 4 reserved bytes: nothing changes.
+        assert!(!buffer.adopt(&mut data, &[3, 4, 2], 4));
+        assert_eq!(data, b"aaabbbbcc");
+        assert!(buffer.is_empty());
+        // Beside 3: taken whole, the vector itself.
+        assert!(buffer.adopt(&mut data, &[3, 4, 2], 3));
+        assert!(data.is_empty());
+        assert_eq!(buffer.records(), 3);
+        assert_eq!(buffer.bytes(), 9);
+        // Not empty any more: the next batch is for `push`.
+        let mut more = b"d".to_vec();
+        assert!(!buffer.adopt(&mut more, &[1], 0));
+        buffer.push(&more, 0, &mut dropped);
+        // Taking everything hands the same allocation on, frames in order.
+        let (mut out, mut lens) = (Vec::new(), Vec::new());
+        buffer.take(usize::MAX, &mut out, &mut lens);
+        assert_eq!(out.as_ptr(), allocation);
+        assert_eq!(out, b"aaabbbbccd");
+        assert_eq!(lens, [3, 4, 2, 1]);
+        assert!(buffer.is_empty());
+        assert_eq!(dropped, Dropped::default());
+    }
+
+    #[test]
+    fn taking_everything_from_a_wrapped_ring_keeps_the_order() {
+        let mut buffer = RetryBuffer::new(8);
+        let mut dropped = Dropped::default();
+        let (mut out, mut lens) = (Vec::new(), Vec::new());
+        for round in 0..20u8 {
+            // Part taken, part left, so that the ring wraps around.
+            for frame in [[round; 3], [round + 100; 3]] {
+                buffer.push(&frame, 0, &mut dropped);
+            }
+            out.clear();
+            lens.clear();
+            buffer.take(3, &mut out, &mut lens);
+            assert_eq!(out, [round; 3]);
+            out.clear();
+            lens.clear();
+            buffer.take(usize::MAX, &mut out, &mut lens);
+            assert_eq!(out, [round + 100; 3]);
+            assert_eq!(lens, [3]);
+            // The emptied `out` comes back for the next take.
+            out.clear();
+        }
+        assert_eq!(dropped, Dropped::default());
     }
 
     #[test]

@@ -211,6 +211,9 @@ impl Shared {
     }
 
     /// Appends frames (`data` cut by `lens`) and wakes the delivery task.
+    /// When the buffer is empty and they all fit, it takes `data`'s
+    /// allocation instead of copying (see [`RetryBuffer::adopt`]): `data` is
+    /// then left empty. Either way, `data` holds nothing of value afterwards.
     ///
     /// While the endpoint is healthy and `until` has not passed, a frame that
     /// does not fit waits for room (the delivery task is draining the buffer:
@@ -224,7 +227,7 @@ impl Shared {
     /// half-way (its task dropped) knows which frames were not.
     pub(crate) async fn push(
         &self,
-        data: &[u8],
+        data: &mut Vec<u8>,
         lens: &[usize],
         until: Instant,
         taken: &AtomicUsize,
@@ -246,6 +249,11 @@ impl Shared {
                     return None;
                 }
                 let may_wait = q.healthy && !q.past_deadline() && Instant::now() < until;
+                let reserved = q.in_flight_bytes;
+                if next == 0 && q.buffer.adopt(data, lens, reserved) {
+                    q.accepted += lens.len() as u64;
+                    next = lens.len();
+                }
                 while next < lens.len() {
                     let len = lens[next];
                     let reserved = q.in_flight_bytes;
@@ -497,7 +505,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
         shared.progress.notify_waiters();
         chunk.clear();
         lens.clear();
-        if chunk.capacity() > 4 * CHUNK_BYTES {
+        // The chunk trades allocations with the buffer (RetryBuffer::take):
+        // one far beyond the buffer's size (grown for a huge frame) is let go.
+        if chunk.capacity() > 2 * shared.capacity() + 4 * CHUNK_BYTES {
             chunk = Vec::new();
         }
     }

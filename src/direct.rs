@@ -439,8 +439,9 @@ impl fmt::Debug for DirectProcessor {
 /// The flusher: moves staged frames into the retry buffer, in order, until
 /// the stage is closed and empty.
 async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: Duration) {
-    // The stage's twin: the two are swapped back and forth, each allocated
-    // once at the stage's size.
+    // The stage's twin: the two are swapped back and forth, each at the
+    // stage's size (when the retry buffer adopts one, its former allocation
+    // takes the place).
     let mut data = Vec::with_capacity(reserved(staging.capacity));
     let mut lens = Vec::new();
     loop {
@@ -482,7 +483,7 @@ async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: Duration) {
             frames: lens.len(),
             taken: AtomicUsize::new(0),
         };
-        let target = shared.push(&data, &lens, until, &in_hand.taken).await;
+        let target = shared.push(&mut data, &lens, until, &in_hand.taken).await;
         in_hand.settle();
         {
             let mut stage = staging.lock();
@@ -498,8 +499,13 @@ async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: Duration) {
         // shutdown waiting to start) run between two batches, even while the
         // stage refills as fast as it is emptied.
         tokio::task::yield_now().await;
+        // The retry buffer may have adopted this vector and handed back its
+        // own: keep the stage's twin at the stage's size, so that the
+        // logging threads never grow it.
         if data.capacity() > 2 * staging.capacity {
             data = Vec::with_capacity(reserved(staging.capacity));
+        } else {
+            data.reserve(reserved(staging.capacity));
         }
     }
 }
