@@ -41,7 +41,9 @@
 //! by records/s), `--only a,b` to run only the
 //! rows whose id contains one of the words (`PEERS_ONLY`), and `--queue N`,
 //! `--batch N`, `--delay-ms N` to try other batch-processor settings for the
-//! djehouty and SDK-only rows (default: djehouty's recommended settings).
+//! djehouty and SDK-only rows (default: djehouty's recommended settings), and
+//! `--buffer-mib N` (`PEERS_BUFFER_MIB`) to give djehouty's rows another
+//! retry buffer size (`with_buffer_size`; default: djehouty's, 16 MiB).
 //!
 //! A row that makes no progress for 120 s is reported as failed. The run
 //! exits non-zero when a frame fails validation, when a djehouty row fails,
@@ -87,11 +89,12 @@ struct Options {
     repeat: usize,
     only: Vec<String>,
     batch: BatchSettings,
+    buffer_mib: Option<usize>,
 }
 
 const USAGE: &str =
     "usage: cargo run --release -p bench-peers -- [--records N] [--quick] [--repeat N] [--only WORD,WORD] \
-                     [--queue N] [--batch N] [--delay-ms N]";
+                     [--queue N] [--batch N] [--delay-ms N] [--buffer-mib N]";
 
 fn parse_count(text: &str, what: &str) -> Result<usize, String> {
     text.replace(['_', ','], "")
@@ -113,6 +116,10 @@ fn options() -> Result<Options, String> {
     let mut only: Vec<String> = std::env::var("PEERS_ONLY")
         .map(|v| v.split(',').map(str::to_string).collect())
         .unwrap_or_default();
+    let mut buffer_mib = std::env::var("PEERS_BUFFER_MIB")
+        .ok()
+        .map(|v| parse_count(&v, "PEERS_BUFFER_MIB"))
+        .transpose()?;
     let mut batch = BatchSettings {
         queue: djehouty::RECOMMENDED_MAX_QUEUE_SIZE,
         batch: djehouty::RECOMMENDED_MAX_EXPORT_BATCH_SIZE,
@@ -141,6 +148,9 @@ fn options() -> Result<Options, String> {
                 batch.delay =
                     Duration::from_millis(parse_count(&value("--delay-ms")?, "--delay-ms")? as u64)
             }
+            "--buffer-mib" => {
+                buffer_mib = Some(parse_count(&value("--buffer-mib")?, "--buffer-mib")?)
+            }
             "--help" | "-h" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
@@ -160,6 +170,7 @@ fn options() -> Result<Options, String> {
         repeat: repeat.max(1),
         only,
         batch,
+        buffer_mib,
     })
 }
 
@@ -737,14 +748,17 @@ fn bench() -> Result<bool, String> {
         pki,
         pool: Arc::new(pool),
         batch: options.batch,
+        buffer_bytes: options.buffer_mib.map(|mib| mib << 20),
         progress: Arc::new(AtomicU64::new(0)),
     });
 
     let cpus = thread::available_parallelism().map_or(0, |n| n.get());
     let mut header = String::new();
-    let _ = writeln!(
+    let _ =
+        writeln!(
         header,
-        "{} records per row{}{}; {} CPU(s): {}; batch processor: queue {}, batch {}, delay {} ms",
+        "{} records per row{}{}; {} CPU(s): {}; batch processor: queue {}, batch {}, delay {} ms; \
+         djehouty retry buffer: {} MiB",
         thousands(options.records as f64),
         if options.quick { " (quick)" } else { "" },
         if options.repeat > 1 {
@@ -757,6 +771,7 @@ fn bench() -> Result<bool, String> {
         options.batch.queue,
         options.batch.batch,
         options.batch.delay.as_millis(),
+        options.buffer_mib.unwrap_or(djehouty::config::DEFAULT_BUFFER_BYTES >> 20),
     );
     let _ = writeln!(
         header,

@@ -42,6 +42,8 @@ pub struct Ctx {
     pub pool: Arc<Vec<Vec<u8>>>,
     /// The batch processor settings of the djehouty and SDK-only rows.
     pub batch: BatchSettings,
+    /// djehouty's retry buffer size, when not its default.
+    pub buffer_bytes: Option<usize>,
     /// Records logged so far in the current row (for the stall watchdog).
     pub progress: Arc<AtomicU64>,
 }
@@ -333,6 +335,9 @@ fn djehouty_with<F: djehouty::Format>(
             .with_ca_file(ctx.pki.ca_pem());
     } else {
         builder = builder.with_endpoint(format!("tcp://127.0.0.1:{port}"));
+    }
+    if let Some(bytes) = ctx.buffer_bytes {
+        builder = builder.with_buffer_size(bytes);
     }
     let exporter = builder.build().map_err(|e| format!("build: {e}"))?;
     let counters = exporter.counters();
