@@ -1219,6 +1219,24 @@ fn pre_encoding_changes_nothing<F: Format>() {
     }
 }
 
+/// Lists and maps are written as JSON text in one pass, exactly as
+/// `serde_json` writes the same value built as a tree.
+#[test]
+fn structured_values_are_written_as_serde_json_would() {
+    let mut runner = TestRunner::new(config());
+    let result = runner.run(&value(), |value| {
+        let expected = crate::mapping::any_json(&value).to_string();
+        let got = crate::mapping::any_json_text(&value);
+        if got != expected {
+            panic!("{value:?}:\n{got}\ninstead of\n{expected}");
+        }
+        Ok(())
+    });
+    if let Err(error) = result {
+        panic!("{error}");
+    }
+}
+
 #[test]
 fn gelf_pre_encoded_statics_change_nothing() {
     pre_encoding_changes_nothing::<Gelf>();

@@ -561,10 +561,12 @@ impl Mapper {
         scope: &'a InstrumentationScope,
     ) -> MappedRecord<'a> {
         // Lowest precedence first; `dedup_last_wins` keeps the last of each key.
+        // Room for the record's attributes and the fixed fields at once.
+        let own = record.attributes_iter().size_hint().0 + 8;
         let mut fields: Vec<Field<'a>> = match &self.wire {
-            Some(_) => Vec::with_capacity(16),
+            Some(_) => Vec::with_capacity(own.max(16)),
             None => {
-                let mut fields = Vec::with_capacity(self.resource.len() + self.extras.len() + 16);
+                let mut fields = Vec::with_capacity(self.resource.len() + self.extras.len() + own);
                 fields.extend(self.resource.iter().map(Field::borrowed));
                 fields
             }
@@ -816,17 +818,27 @@ impl Mapper {
             AnyValue::Map(map) if !map.is_empty() && depth < MAX_FLATTEN_DEPTH => {
                 let mut entries: Vec<_> = map.iter().collect();
                 entries.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+                let sep = if self.replace_dots { '_' } else { '.' };
                 for (sub, v) in entries {
-                    let mut nested = Vec::new();
-                    self.push_any(&mut nested, sub.as_str(), v, depth + 1);
-                    for field in nested {
-                        let sep = if self.replace_dots { '_' } else { '.' };
-                        let joined = format!("{key}{sep}{}{}", field.key, field.suffix);
-                        fields.push(Field {
-                            key: Cow::Owned(normalize_key(&joined, self.replace_dots).into_owned()),
-                            suffix: "",
-                            value: field.value,
-                        });
+                    // The entry's fields (more than one when it is a map
+                    // itself) are pushed in place, then prefixed with `key`:
+                    // one allocation per field, its name.
+                    let start = fields.len();
+                    self.push_any(fields, sub.as_str(), v, depth + 1);
+                    for field in &mut fields[start..] {
+                        let mut joined = String::with_capacity(
+                            key.len() + 1 + field.key.len() + field.suffix.len(),
+                        );
+                        joined.push_str(key);
+                        joined.push(sep);
+                        joined.push_str(&field.key);
+                        joined.push_str(field.suffix);
+                        let renamed = match normalize_key(&joined, self.replace_dots) {
+                            Cow::Owned(normalized) => Some(normalized),
+                            Cow::Borrowed(_) => None,
+                        };
+                        field.key = Cow::Owned(renamed.unwrap_or(joined));
+                        field.suffix = "";
                     }
                 }
                 return;
@@ -852,7 +864,7 @@ impl Mapper {
                 Some(Kind::Boolean),
             ),
             AnyValue::Bytes(bytes) => (self.text(Cow::Owned(base64_text(bytes))), None),
-            other => (self.text(Cow::Owned(any_json(other).to_string())), None),
+            other => (self.text(Cow::Owned(any_json_text(other))), None),
         }
     }
 }
@@ -1125,7 +1137,7 @@ fn body_text(body: &AnyValue) -> Cow<'_, str> {
         AnyValue::Double(f) => Cow::Owned(f.to_string()),
         AnyValue::Boolean(b) => Cow::Borrowed(bool_text(*b)),
         AnyValue::Bytes(bytes) => Cow::Owned(base64_text(bytes)),
-        other => Cow::Owned(any_json(other).to_string()),
+        other => Cow::Owned(any_json_text(other)),
     }
 }
 
@@ -1153,12 +1165,15 @@ fn messages<'a>(
     if !multi_line {
         return (body, full);
     }
-    let first = body
-        .lines()
-        .find(|l| !is_blank(l))
-        .unwrap_or(NO_MESSAGE)
-        .to_string();
-    (Cow::Owned(first), full)
+    fn first_line(text: &str) -> &str {
+        text.lines().find(|l| !is_blank(l)).unwrap_or(NO_MESSAGE)
+    }
+    let first = match body {
+        // A line of the record's own text: borrowed, like the body.
+        Cow::Borrowed(text) => Cow::Borrowed(first_line(text)),
+        Cow::Owned(text) => Cow::Owned(first_line(&text).to_string()),
+    };
+    (first, full)
 }
 
 /// Maps an OpenTelemetry severity to a syslog level (0 emergency .. 7 debug):
@@ -1222,7 +1237,63 @@ impl EpochMicros {
     }
 }
 
-fn any_json(value: &AnyValue) -> serde_json::Value {
+/// A list, a map or another structured value as JSON text (maps with their
+/// keys in order), written in one pass into one string.
+pub(crate) fn any_json_text(value: &AnyValue) -> String {
+    let mut out = Vec::new();
+    write_any_json(&mut out, value);
+    // Only UTF-8 is ever written.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+fn write_any_json(out: &mut Vec<u8>, value: &AnyValue) {
+    // Writing into a vector cannot fail.
+    match value {
+        AnyValue::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+        AnyValue::Double(f) if f.is_finite() => {
+            let _ = serde_json::to_writer(&mut *out, f);
+        }
+        AnyValue::Double(f) => {
+            let _ = serde_json::to_writer(&mut *out, &f.to_string());
+        }
+        AnyValue::String(s) => {
+            let _ = serde_json::to_writer(&mut *out, s.as_str());
+        }
+        AnyValue::Boolean(b) => out.extend_from_slice(bool_text(*b).as_bytes()),
+        AnyValue::Bytes(bytes) => {
+            let _ = serde_json::to_writer(&mut *out, &base64_text(bytes));
+        }
+        AnyValue::ListAny(list) => {
+            out.push(b'[');
+            for (i, item) in list.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_any_json(out, item);
+            }
+            out.push(b']');
+        }
+        AnyValue::Map(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+            out.push(b'{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let _ = serde_json::to_writer(&mut *out, key.as_str());
+                out.push(b':');
+                write_any_json(out, item);
+            }
+            out.push(b'}');
+        }
+        _ => out.extend_from_slice(b"null"),
+    }
+}
+
+/// The same text through `serde_json::Value`: the oracle of a test.
+#[cfg(test)]
+pub(crate) fn any_json(value: &AnyValue) -> serde_json::Value {
     use serde_json::Value as J;
     match value {
         AnyValue::Int(i) => J::from(*i),
