@@ -138,7 +138,9 @@ impl RetryBuffer {
         }
         if count == self.lens.len() && out.is_empty() {
             // Everything: the allocations change hands instead of the bytes
-            // (nothing moves unless the ring had wrapped).
+            // (nothing moves while the ring starts at its allocation's start,
+            // as it does after `adopt` or a previous take of everything;
+            // otherwise the bytes are moved once, as a copy would).
             let spare = std::mem::take(out);
             *out = Vec::from(std::mem::replace(&mut self.bytes, VecDeque::from(spare)));
             lens.extend(self.lens.drain(..));

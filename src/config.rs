@@ -774,7 +774,8 @@ impl<F: Format> ExporterBuilder<F> {
     /// records are dropped and counted ([`Stats::dropped_buffer_full`]). It must
     /// hold at least one frame of the maximum size. With
     /// [`DirectProcessor`](crate::DirectProcessor), its staging area is a
-    /// quarter of this size (at least 64 KiB).
+    /// quarter of this size (at least two frames of the maximum size, and
+    /// 64 KiB).
     ///
     /// [`Stats::dropped_buffer_full`]: crate::Stats::dropped_buffer_full
     ///

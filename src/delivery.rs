@@ -506,8 +506,10 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
         chunk.clear();
         lens.clear();
         // The chunk trades allocations with the buffer (RetryBuffer::take):
-        // one far beyond the buffer's size (grown for a huge frame) is let go.
-        if chunk.capacity() > 2 * shared.capacity() + 4 * CHUNK_BYTES {
+        // usually a staging area's vector (a quarter of the buffer's size),
+        // kept for the next trade; the ring's own, grown by doubling through
+        // a backlog, is let go rather than held while traffic is light.
+        if chunk.capacity() > (shared.capacity() / 2).max(4 * CHUNK_BYTES) {
             chunk = Vec::new();
         }
     }

@@ -17,11 +17,11 @@
 //! ```
 //!
 //! Memory is bounded in bytes: the staging area holds at most a quarter of
-//! the retry buffer's size (`with_buffer_size`, 16 MiB by default), so that
-//! records wait in at most about one and a half times that (the stage, the
-//! batch the flusher is moving, the retry buffer). A record that finds the
-//! stage full makes the
-//! logging thread yield its time slice once (on a machine whose cores are all
+//! the retry buffer's size (`with_buffer_size`, 16 MiB by default), or two of
+//! the largest records if that is more (at least 64 KiB), so that records
+//! wait in the stage, the batch the flusher is moving and the retry buffer:
+//! at most 24 MiB with the defaults. A record that finds the stage full makes
+//! the logging thread yield its time slice once (on a machine whose cores are all
 //! busy, the I/O thread may simply not have run), then, if there is still no
 //! room, is dropped and counted (`dropped_buffer_full`). While the endpoint
 //! is healthy, the flusher waits for room in the retry buffer, so the staging
@@ -57,13 +57,17 @@ const FLUSH_BYTES: usize = 64 * 1024;
 /// for a huge allocation at start.
 const MAX_RESERVED_BYTES: usize = 16 * 1024 * 1024;
 
-/// The staging area's size for a retry buffer of `buffer` bytes: a quarter
-/// of it (at least 64 KiB). The stage only has to absorb what arrives while
-/// the flusher waits for room or for a core (4 MiB by default: several
-/// milliseconds at a million records a second); the retry buffer is what
-/// holds records through an outage.
-fn stage_bytes(buffer: usize) -> usize {
-    (buffer / 4).max(64 * 1024)
+/// The staging area's size for a retry buffer of `buffer` bytes and records
+/// of at most `max_record` bytes: a quarter of the buffer, and at least two
+/// of the largest records (so that one always fits beside staged ones) and
+/// 64 KiB. The stage only has to absorb what arrives while the flusher waits
+/// for room or for a core (4 MiB by default: several milliseconds at a
+/// million records a second); the retry buffer is what holds records through
+/// an outage.
+fn stage_bytes(buffer: usize, max_record: usize) -> usize {
+    (buffer / 4)
+        .max(max_record.saturating_mul(2))
+        .max(64 * 1024)
 }
 
 /// What a stage of `capacity` bytes reserves up front.
@@ -188,9 +192,9 @@ impl Staging {
 ///
 /// `emit` never waits for the network: it encodes (about a microsecond for a
 /// typical record) and appends the bytes to a staging area under a lock held
-/// for that copy only. When the staging area is full (it holds as much as the
-/// retry buffer: the endpoint cannot keep up), the record is
-/// dropped and counted in [`Counters`]. `force_flush` waits until everything
+/// for that copy only. When the staging area is full (a quarter of the retry
+/// buffer's size: the endpoint cannot keep up), the record is dropped and
+/// counted in [`Counters`]. `force_flush` waits until everything
 /// logged before it was written (within the exporter's timeout); `shutdown`
 /// drains what it can and reports what it could not deliver, like the
 /// exporter's.
@@ -228,7 +232,7 @@ impl DirectProcessor {
     /// A processor writing through `exporter`.
     pub fn new<F: Format>(exporter: Exporter<F>) -> DirectProcessor {
         let shared = exporter.shared();
-        let capacity = stage_bytes(shared.capacity());
+        let capacity = stage_bytes(shared.capacity(), exporter.max_record_bytes());
         let staging = Arc::new(Staging {
             // Allocated whole once (pages are only touched as they fill): a
             // vector grown by doubling would reach twice the stage's size.

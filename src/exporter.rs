@@ -144,6 +144,11 @@ impl<F: Format> Exporter<F> {
         self.counters.clone()
     }
 
+    /// The most bytes one encoded record takes in the retry buffer.
+    pub(crate) fn max_record_bytes(&self) -> usize {
+        self.packing.max_record_bytes()
+    }
+
     pub(crate) fn shared(&self) -> Arc<Shared> {
         Arc::clone(&self.shared)
     }

@@ -141,6 +141,14 @@ impl Packing {
         }
     }
 
+    /// The most bytes one packed record takes.
+    pub(crate) fn max_record_bytes(&self) -> usize {
+        match *self {
+            Packing::Framed { max_frame, .. } => max_frame,
+            Packing::Datagram { max_packed, .. } => max_packed,
+        }
+    }
+
     /// Appends one record as the transport sends it; returns whether the
     /// record had to be cut (and marked) to fit.
     #[inline]

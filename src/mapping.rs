@@ -562,11 +562,14 @@ impl Mapper {
     ) -> MappedRecord<'a> {
         // Lowest precedence first; `dedup_last_wins` keeps the last of each key.
         // Room for the record's attributes and the fixed fields at once.
-        let own = record.attributes_iter().size_hint().0 + 8;
+        // (The SDK's iterator filters: its upper bound is the count.)
+        let attributes = record.attributes_iter().size_hint().1.unwrap_or(0);
+        let own = attributes.min(1024) + 8;
         let mut fields: Vec<Field<'a>> = match &self.wire {
             Some(_) => Vec::with_capacity(own.max(16)),
             None => {
-                let mut fields = Vec::with_capacity(self.resource.len() + self.extras.len() + own);
+                let mut fields =
+                    Vec::with_capacity(self.resource.len() + self.extras.len() + own.max(16));
                 fields.extend(self.resource.iter().map(Field::borrowed));
                 fields
             }

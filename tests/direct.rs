@@ -211,6 +211,64 @@ fn a_stalled_receiver_never_blocks_the_logging_call_and_overflow_is_counted() {
     }
 }
 
+/// A record of the largest size the exporter sends always finds room beside
+/// the records already staged, even when the retry buffer (and so the
+/// staging area, a quarter of it) is small next to that size.
+#[test]
+fn records_of_the_largest_size_find_room_beside_staged_ones() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let exporter = gelf(&receiver)
+        .with_buffer_size(400 * 1024)
+        .with_max_frame_size(300 * 1024)
+        .with_max_field_size(200 * 1024)
+        .build()
+        .expect("build");
+    let (provider, counters) = direct_provider_with_counters(exporter);
+    const BIG: u64 = 100;
+    let big = "y".repeat(120 * 1024);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    with_tracing(&provider, || {
+        let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+        thread::scope(|scope| {
+            // Small records all along, so that the stage is seldom empty.
+            scope.spawn(|| {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let mut seq = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        tracing::info!(seq, "small {seq}");
+                        seq += 1;
+                        if seq.is_multiple_of(4) {
+                            thread::sleep(Duration::from_micros(100));
+                        }
+                    }
+                });
+            });
+            for seq in 0..BIG {
+                tracing::info!(seq, big = big.as_str(), "big {seq}");
+                thread::sleep(Duration::from_millis(5));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    });
+    provider.shutdown().expect("shutdown delivers everything");
+    receiver.wait_closed(1, WAIT);
+    let stats = counters.snapshot();
+    assert_eq!(stats.dropped_buffer_full, 0, "{stats:?}");
+    // (Parsed as plain JSON: a 120 KiB field is over Graylog's limit for one
+    // field, on purpose.)
+    let bigs = receiver
+        .frames()
+        .iter()
+        .map(|frame| serde_json::from_slice::<Map<String, Value>>(frame).expect("a JSON object"))
+        .filter(|frame| {
+            frame["short_message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("big "))
+        })
+        .count();
+    assert_eq!(bigs as u64, BIG, "{stats:?}");
+}
+
 #[test]
 fn unreachable_endpoint_shutdown_reports_every_record() {
     let (provider, counters) = unreachable();
