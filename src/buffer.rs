@@ -90,9 +90,13 @@ impl RetryBuffer {
     /// did; if not, nothing changed.
     ///
     /// The common case while the endpoint keeps up: each batch finds the
-    /// buffer drained.
+    /// buffer drained. Only allocations of at most half the capacity change
+    /// hands (see [`rotates`](Self::rotates)).
     pub(crate) fn adopt(&mut self, data: &mut Vec<u8>, lens: &[usize], reserved: usize) -> bool {
-        if !self.lens.is_empty() || data.len() + reserved > self.capacity {
+        if !self.lens.is_empty()
+            || data.len() + reserved > self.capacity
+            || !self.rotates(data.capacity())
+        {
             return false;
         }
         // Empty: turning it into a vector moves nothing.
@@ -101,6 +105,19 @@ impl RetryBuffer {
         self.bytes = VecDeque::from(std::mem::replace(data, former));
         self.lens.extend(lens);
         true
+    }
+
+    /// Whether the ring's allocation and another of `other` bytes may change
+    /// hands: both at most half the capacity. A ring grown larger through a
+    /// backlog keeps its allocation (and frames are copied in and out, as
+    /// they would be without hand-overs): large allocations passed around and
+    /// freed by whoever ends up with one would be allocated again at the next
+    /// backlog, and the allocator, after freeing a few, keeps such memory
+    /// rather than return it (the process's footprint then grows past what
+    /// the buffers hold).
+    fn rotates(&self, other: usize) -> bool {
+        let limit = self.capacity / 2;
+        self.bytes.capacity() <= limit && other <= limit
     }
 
     /// Puts frames that could not be written back in front, in order. If they no
@@ -136,7 +153,7 @@ impl RetryBuffer {
             total += len;
             count += 1;
         }
-        if count == self.lens.len() && out.is_empty() {
+        if count == self.lens.len() && out.is_empty() && self.rotates(out.capacity()) {
             // Everything: the allocations change hands instead of the bytes
             // (nothing moves while the ring starts at its allocation's start,
             // as it does after `adopt` or a previous take of everything;
@@ -218,16 +235,22 @@ mod tests {
 
     #[test]
     fn adopts_a_whole_batch_only_into_an_empty_buffer_with_room() {
-        let mut buffer = RetryBuffer::new(12);
+        let mut buffer = RetryBuffer::new(24);
         let mut dropped = Dropped::default();
-        let mut data = b"aaabbbbcc".to_vec();
+        // An allocation over half the capacity never changes hands.
+        let mut large = Vec::with_capacity(13);
+        large.extend_from_slice(b"aaabbbbcc");
+        assert!(!buffer.adopt(&mut large, &[3, 4, 2], 0));
+        // Room for one more byte, so that the push below does not grow it.
+        let mut data = Vec::with_capacity(12);
+        data.extend_from_slice(b"aaabbbbcc");
         let allocation = data.as_ptr();
-        // Not beside 4 reserved bytes: nothing changes.
-        assert!(!buffer.adopt(&mut data, &[3, 4, 2], 4));
+        // Not beside 16 reserved bytes: nothing changes.
+        assert!(!buffer.adopt(&mut data, &[3, 4, 2], 16));
         assert_eq!(data, b"aaabbbbcc");
         assert!(buffer.is_empty());
-        // Beside 3: taken whole, the vector itself.
-        assert!(buffer.adopt(&mut data, &[3, 4, 2], 3));
+        // Beside 15: taken whole, the vector itself.
+        assert!(buffer.adopt(&mut data, &[3, 4, 2], 15));
         assert!(data.is_empty());
         assert_eq!(buffer.records(), 3);
         assert_eq!(buffer.bytes(), 9);
