@@ -190,7 +190,7 @@ impl Staging {
 /// no queue of records, memory bounded in bytes. The recommended processor for
 /// busy services (see the README's "Performance" section).
 ///
-/// `emit` never waits for the network: it encodes (about a microsecond for a
+/// `emit` never waits for the network: it encodes (about half a microsecond for a
 /// typical record) and appends the bytes to a staging area under a lock held
 /// for that copy only. When the staging area is full (a quarter of the retry
 /// buffer's size: the endpoint cannot keep up), the record is dropped and
