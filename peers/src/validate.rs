@@ -385,7 +385,7 @@ fn json_number(s: &[u8], mut i: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
-    /// Real frames the benchmark's shippers sent, as the sink received them.
+    /// Real frames: djehouty's GELF for the encoder benchmark's small records.
     const GELF_FRAMES: [&str; 2] = [
         concat!(
             r#"{"version":"1.1","host":"bench-host""#,
@@ -553,6 +553,44 @@ mod tests {
                 self.valid,
                 self.invalid
             );
+        }
+    }
+
+    /// Runs `check` (which compares a validator with its oracle and says
+    /// whether the case was valid) on `rounds` cases made by `generate` from
+    /// a generator seeded with `seed`, and tallies them.
+    fn tally(
+        seed: u64,
+        rounds: usize,
+        mut generate: impl FnMut(&mut Rng, &mut Vec<u8>),
+        check: fn(&[u8]) -> bool,
+    ) -> Tally {
+        let mut rng = Rng(seed);
+        let mut tally = Tally::default();
+        let mut case = Vec::new();
+        for _ in 0..rounds {
+            case.clear();
+            generate(&mut rng, &mut case);
+            tally.add(check(&case));
+        }
+        tally
+    }
+
+    /// A generator of mutated cases: a real frame, a seed or a random case
+    /// (a third each), then mutated with `snippets`.
+    fn mutations(
+        frames: &'static [&'static str],
+        seeds: &'static [&'static str],
+        random: fn(&mut Rng, &mut Vec<u8>),
+        snippets: &'static [&'static [u8]],
+    ) -> impl FnMut(&mut Rng, &mut Vec<u8>) {
+        move |rng, case| {
+            match rng.below(3) {
+                0 => case.extend_from_slice(rng.pick(frames).as_bytes()),
+                1 => case.extend_from_slice(rng.pick(seeds).as_bytes()),
+                _ => random(rng, case),
+            }
+            mutate(rng, case, snippets);
         }
     }
 
@@ -906,40 +944,17 @@ mod tests {
 
     #[test]
     fn gelf_matches_serde_json_on_mutations() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut tally = Tally::default();
-        let mut frame = Vec::new();
-        for _ in 0..130_000 {
-            frame.clear();
-            match rng.below(4) {
-                0 => frame.extend_from_slice(rng.pick(&GELF_FRAMES).as_bytes()),
-                1 => frame.extend_from_slice(rng.pick(&JSON_SEEDS).as_bytes()),
-                _ => random_frame(&mut rng, &mut frame),
-            }
-            mutate(&mut rng, &mut frame, &JSON_SNIPPETS);
-            tally.add(same_gelf(&frame));
-        }
-        tally.assert_both("mutated GELF frames", 10_000);
+        let mutated = mutations(&GELF_FRAMES, &JSON_SEEDS, random_frame, &JSON_SNIPPETS);
+        tally(0x9e37_79b9_7f4a_7c15, 130_000, mutated, same_gelf)
+            .assert_both("mutated GELF frames", 10_000);
     }
 
     #[test]
     fn gelf_matches_serde_json_on_random_frames() {
-        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-        let mut tally = Tally::default();
-        let mut frame = Vec::new();
-        for _ in 0..80_000 {
-            frame.clear();
-            random_frame(&mut rng, &mut frame);
-            tally.add(same_gelf(&frame));
-        }
-        tally.assert_both("random GELF frames", 20_000);
-        let mut nested = Tally::default();
-        for _ in 0..4_000 {
-            frame.clear();
-            random_nesting(&mut rng, &mut frame);
-            nested.add(same_gelf(&frame));
-        }
-        nested.assert_both("deeply nested GELF frames", 1_000);
+        tally(0x2545_f491_4f6c_dd1d, 80_000, random_frame, same_gelf)
+            .assert_both("random GELF frames", 20_000);
+        tally(0x1234_5678_9abc_def1, 4_000, random_nesting, same_gelf)
+            .assert_both("deeply nested GELF frames", 1_000);
     }
 
     #[test]
@@ -1075,33 +1090,15 @@ mod tests {
 
     #[test]
     fn ltsv_matches_the_old_validator_on_mutations() {
-        let mut rng = Rng(0xd1b5_4a32_d192_ed03);
-        let mut tally = Tally::default();
-        let mut line = Vec::new();
-        for _ in 0..120_000 {
-            line.clear();
-            match rng.below(3) {
-                0 => line.extend_from_slice(rng.pick(&LTSV_LINES).as_bytes()),
-                1 => line.extend_from_slice(rng.pick(&LTSV_SEEDS).as_bytes()),
-                _ => random_line(&mut rng, &mut line),
-            }
-            mutate(&mut rng, &mut line, &LTSV_SNIPPETS);
-            tally.add(same_ltsv(&line));
-        }
-        tally.assert_both("mutated LTSV lines", 15_000);
+        let mutated = mutations(&LTSV_LINES, &LTSV_SEEDS, random_line, &LTSV_SNIPPETS);
+        tally(0xd1b5_4a32_d192_ed03, 120_000, mutated, same_ltsv)
+            .assert_both("mutated LTSV lines", 15_000);
     }
 
     #[test]
     fn ltsv_matches_the_old_validator_on_random_lines() {
-        let mut rng = Rng(0x8cb9_2ba7_2f3d_8dd7);
-        let mut tally = Tally::default();
-        let mut line = Vec::new();
-        for _ in 0..100_000 {
-            line.clear();
-            random_line(&mut rng, &mut line);
-            tally.add(same_ltsv(&line));
-        }
-        tally.assert_both("random LTSV lines", 25_000);
+        tally(0x8cb9_2ba7_2f3d_8dd7, 100_000, random_line, same_ltsv)
+            .assert_both("random LTSV lines", 25_000);
     }
 
     /// A random line, one choice in 40 a mistake.
