@@ -121,8 +121,8 @@ struct Stage {
     /// Records ever taken by the flusher and handed to the retry buffer
     /// (or dropped by it).
     pushed: u64,
-    /// The retry buffer's sequence number after the flusher's last push: what
-    /// a flush waits for.
+    /// The retry buffer's sequence number after the flusher's last push (of
+    /// the record numbered `pushed`): what a flush counts back from.
     target: u64,
     /// No more records are taken; the flusher stops once the stage is empty.
     closed: bool,
@@ -135,6 +135,14 @@ impl Stage {
     /// stage, else within `capacity`.
     fn fits(&self, len: usize, capacity: usize) -> bool {
         self.lens.is_empty() || self.data.len() + len <= capacity
+    }
+
+    /// The retry buffer's sequence number of the record staged `staged`-th,
+    /// once pushed: `target` is that of the `pushed`-th, and each record
+    /// pushed since took one number.
+    fn target_for(&self, staged: u64) -> u64 {
+        let after = self.pushed.saturating_sub(staged);
+        self.target.saturating_sub(after)
     }
 }
 
@@ -167,7 +175,10 @@ impl Staging {
 
     /// Waits until every record staged before `staged` was handed to the
     /// retry buffer (or the flusher stopped); returns the buffer's sequence
-    /// number to wait for.
+    /// number to wait for: that of the last of those records, not of the
+    /// last record the flusher pushed with them (the flusher is the only one
+    /// to push into this exporter's buffer, one sequence number a record, so
+    /// the records pushed after it are counted back).
     async fn pushed_up_to(&self, staged: u64) -> u64 {
         loop {
             let notified = self.pushed.notified();
@@ -176,7 +187,7 @@ impl Staging {
             {
                 let stage = self.lock();
                 if stage.pushed >= staged || stage.stopped {
-                    return stage.target;
+                    return stage.target_for(staged);
                 }
             }
             self.wake.notify_one();
@@ -538,5 +549,30 @@ impl Drop for InHand<'_> {
         if left > 0 {
             self.shared.drop_in_shutdown(left as u64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flush_waits_for_its_own_records_not_for_those_pushed_with_them() {
+        // Ten records pushed, the buffer's count at 110 after the tenth.
+        let stage = Stage {
+            pushed: 10,
+            target: 110,
+            ..Stage::default()
+        };
+        // A flush called after the seventh was staged waits for the 107th.
+        assert_eq!(stage.target_for(7), 107);
+        assert_eq!(stage.target_for(10), 110);
+        // Nothing counts back past the start.
+        let young = Stage {
+            pushed: 10,
+            target: 3,
+            ..Stage::default()
+        };
+        assert_eq!(young.target_for(0), 0);
     }
 }
