@@ -101,7 +101,7 @@ fn needs_escape(bytes: &[u8]) -> bool {
 
 /// Writes a JSON string, quotes included.
 #[inline(always)]
-fn json_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn json_str(out: &mut Vec<u8>, s: &str) {
     if !needs_escape(s.as_bytes()) {
         // The common case: copied as is.
         out.reserve(s.len() + 2);

@@ -40,6 +40,7 @@ use opentelemetry_sdk::logs::SdkLogRecord;
 use opentelemetry_sdk::Resource;
 
 use crate::config::{DEFAULT_MAX_FIELD_BYTES, DEFAULT_MAX_FRAME_BYTES};
+use crate::gelf::{json_float, json_str, push_int};
 
 /// Text used as `short_message` when a record has no body, no meaningful event
 /// name and no target.
@@ -1249,23 +1250,15 @@ pub(crate) fn any_json_text(value: &AnyValue) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// The GELF encoder's JSON writers serve here too (a non-finite double
+/// becomes a string, as `serde_json::Value` makes it).
 fn write_any_json(out: &mut Vec<u8>, value: &AnyValue) {
-    // Writing into a vector cannot fail.
     match value {
-        AnyValue::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
-        AnyValue::Double(f) if f.is_finite() => {
-            let _ = serde_json::to_writer(&mut *out, f);
-        }
-        AnyValue::Double(f) => {
-            let _ = serde_json::to_writer(&mut *out, &f.to_string());
-        }
-        AnyValue::String(s) => {
-            let _ = serde_json::to_writer(&mut *out, s.as_str());
-        }
+        AnyValue::Int(i) => push_int(out, *i),
+        AnyValue::Double(f) => json_float(out, *f),
+        AnyValue::String(s) => json_str(out, s.as_str()),
         AnyValue::Boolean(b) => out.extend_from_slice(bool_text(*b).as_bytes()),
-        AnyValue::Bytes(bytes) => {
-            let _ = serde_json::to_writer(&mut *out, &base64_text(bytes));
-        }
+        AnyValue::Bytes(bytes) => json_str(out, &base64_text(bytes)),
         AnyValue::ListAny(list) => {
             out.push(b'[');
             for (i, item) in list.iter().enumerate() {
@@ -1284,7 +1277,7 @@ fn write_any_json(out: &mut Vec<u8>, value: &AnyValue) {
                 if i > 0 {
                     out.push(b',');
                 }
-                let _ = serde_json::to_writer(&mut *out, key.as_str());
+                json_str(out, key.as_str());
                 out.push(b':');
                 write_any_json(out, item);
             }
