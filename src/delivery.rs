@@ -13,7 +13,7 @@
 //! (`otel_warn!`), the rest are counted and summed up when delivery recovers.
 //! They are emitted after the queue's lock is released.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,9 @@ pub(crate) struct Shared {
     endpoint: String,
     /// What the last shutdown could not deliver, as its error message.
     shutdown_error: Mutex<Option<String>>,
+    /// A copy of `Queue::healthy` that can be read without the lock (by a
+    /// logging thread deciding whether to wait for room).
+    healthy: AtomicBool,
 }
 
 struct Queue {
@@ -130,7 +133,14 @@ impl Shared {
             counters,
             endpoint,
             shutdown_error: Mutex::new(None),
+            healthy: AtomicBool::new(true),
         })
+    }
+
+    /// Whether delivery works (no failure since the last successful write),
+    /// read without the lock: a hint, up to date within a write or two.
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
     }
 
     /// The retry buffer's size in bytes.
@@ -388,12 +398,14 @@ impl Shared {
         };
         q.outage_failures += 1;
         q.healthy = false;
+        self.healthy.store(false, Ordering::Relaxed);
         self.counters.add_failure(error);
         diag
     }
 
     fn note_success(&self, q: &mut Queue) -> Option<Diag> {
         q.healthy = true;
+        self.healthy.store(true, Ordering::Relaxed);
         if q.outage_failures == 0 && q.outage_dropped == 0 {
             return None;
         }

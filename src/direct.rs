@@ -23,15 +23,17 @@
 //! at most 24 MiB with the defaults. A record that finds the stage full makes
 //! the logging thread yield its time slice once (on a machine whose cores are all
 //! busy, the I/O thread may simply not have run), then, if there is still no
-//! room, is dropped and counted (`dropped_buffer_full`). While the endpoint
-//! is healthy, the flusher waits for room in the retry buffer, so the staging
-//! area absorbs bursts; while it is failing, the retry buffer drops its
-//! oldest records as usual.
+//! room, is dropped and counted (`dropped_buffer_full`) — or, with
+//! [`DirectProcessor::with_backpressure`] and while the endpoint is healthy,
+//! waits for room, for a bounded time. While the endpoint is healthy, the
+//! flusher waits for room in the retry buffer, so the staging area absorbs
+//! bursts; while it is failing, the retry buffer drops its oldest records as
+//! usual.
 
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use opentelemetry::InstrumentationScope;
@@ -44,6 +46,7 @@ use tokio::sync::Notify;
 use crate::delivery::Shared;
 use crate::exporter::Exporter;
 use crate::format::{Format, PackScratch};
+use crate::runtime;
 use crate::stats::Counters;
 
 /// How long the flusher, woken by a first record, lets more gather before
@@ -74,6 +77,10 @@ fn stage_bytes(buffer: usize, max_record: usize) -> usize {
 fn reserved(capacity: usize) -> usize {
     capacity.min(MAX_RESERVED_BYTES)
 }
+
+/// How often a logging thread waiting for room checks that the endpoint is
+/// still healthy (it stops waiting as soon as delivery fails).
+const HEALTH_CHECK: Duration = Duration::from_millis(10);
 
 /// Thread-local encoding buffers larger than this are not kept.
 const KEEP_SCRATCH_BYTES: usize = 256 * 1024;
@@ -128,6 +135,8 @@ struct Stage {
     closed: bool,
     /// The flusher has stopped.
     stopped: bool,
+    /// Logging threads waiting for room (backpressure).
+    waiting: usize,
 }
 
 impl Stage {
@@ -157,11 +166,23 @@ struct Staging {
     wake: Notify,
     /// The flusher pushed a batch, or stopped.
     pushed: Notify,
+    /// The flusher took the staged frames (there is room), or the stage was
+    /// closed: for logging threads waiting for room.
+    room: Condvar,
 }
 
 impl Staging {
     fn lock(&self) -> MutexGuard<'_, Stage> {
         self.stage.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes the logging threads waiting for room, if any.
+    fn release(&self, stage: MutexGuard<'_, Stage>) {
+        let waiting = stage.waiting > 0;
+        drop(stage);
+        if waiting {
+            self.room.notify_all();
+        }
     }
 
     /// Hands the overflow counted by `emit` to the retry buffer's bookkeeping
@@ -205,7 +226,8 @@ impl Staging {
 /// typical record) and appends the bytes to a staging area under a lock held
 /// for that copy only. When the staging area is full (a quarter of the retry
 /// buffer's size: the endpoint cannot keep up), the record is dropped and
-/// counted in [`Counters`]. `force_flush` waits until everything
+/// counted in [`Counters`], unless [`with_backpressure`](Self::with_backpressure)
+/// lets the logging call wait for room. `force_flush` waits until everything
 /// logged before it was written (within the exporter's timeout); `shutdown`
 /// drains what it can and reports what it could not deliver, like the
 /// exporter's.
@@ -233,6 +255,8 @@ pub struct DirectProcessor {
     io: Handle,
     flush_timeout: Duration,
     shut_down: AtomicBool,
+    /// How long a logging call may wait for room (zero: never).
+    max_wait: Duration,
 }
 
 thread_local! {
@@ -255,6 +279,7 @@ impl DirectProcessor {
             overflow: AtomicU64::new(0),
             wake: Notify::new(),
             pushed: Notify::new(),
+            room: Condvar::new(),
         });
         let io = exporter.io().clone();
         let flush_timeout = exporter.export_timeout();
@@ -271,35 +296,79 @@ impl DirectProcessor {
             io,
             flush_timeout,
             shut_down: AtomicBool::new(false),
+            max_wait: Duration::ZERO,
         }
+    }
+
+    /// Lets a logging call wait for room, at most `max_wait`, when the
+    /// staging area is full while the endpoint is healthy, instead of
+    /// dropping the record at once: backpressure, for applications that
+    /// would rather be slowed down than lose records (batch jobs, audit
+    /// trails, a service logging in bursts faster than the network drains).
+    ///
+    /// The wait only happens when the application logs faster than the
+    /// endpoint accepts for longer than the buffers absorb (with the default
+    /// 16 MiB retry buffer, tens of thousands of records). It never happens
+    /// while delivery is failing (the endpoint unreachable, a write timed
+    /// out): records then go to the retry buffer, which drops its oldest
+    /// ones when full, as without backpressure; a waiting call stops waiting
+    /// within 10 ms of a failure. A record still without room after
+    /// `max_wait` is dropped and counted (`dropped_buffer_full`). The I/O
+    /// thread itself never waits.
+    ///
+    /// Each waiting call blocks its thread: in an async application, a
+    /// tokio worker. `Duration::ZERO` (the default) never waits. A few tens
+    /// of milliseconds absorb a busy machine's scheduling delays. A receiver
+    /// that stops reading holds waiting calls until the write times out
+    /// (`with_write_timeout`, 3 s by default): delivery has then failed, and
+    /// nothing waits any more.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let exporter = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("tls://graylog.example.com:12202")
+    ///     .build()?;
+    /// let processor = djehouty::DirectProcessor::new(exporter)
+    ///     .with_backpressure(Duration::from_millis(100));
+    /// # Ok::<(), djehouty::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_backpressure(mut self, max_wait: Duration) -> DirectProcessor {
+        self.max_wait = max_wait;
+        self
     }
 
     /// Appends one encoded frame to the staging area, or drops it.
     fn stage(&self, frame: &[u8]) {
+        let capacity = self.staging.capacity;
         let mut stage = self.staging.lock();
+        if !stage.closed && !stage.fits(frame.len(), capacity) {
+            // Full: on a machine whose cores are all busy, the I/O thread may
+            // simply not have run. Offer it this thread's time slice once (a
+            // scheduler hint, not a wait: it returns at once when nothing
+            // else is runnable), then wait for room if allowed, else drop the
+            // record if there is still no room.
+            drop(stage);
+            std::thread::yield_now();
+            stage = self.staging.lock();
+            if !stage.closed && !stage.fits(frame.len(), capacity) && self.may_wait() {
+                stage = self.wait_for_room(stage, frame.len());
+            }
+        }
         if stage.closed {
             drop(stage);
             self.shared.drop_in_shutdown(1);
             return;
         }
-        if !stage.fits(frame.len(), self.staging.capacity) {
-            // Full: on a machine whose cores are all busy, the I/O thread may
-            // simply not have run. Offer it this thread's time slice once (a
-            // scheduler hint, not a wait: it returns at once when nothing
-            // else is runnable), then drop the record if there is still no
-            // room.
+        if !stage.fits(frame.len(), capacity) {
             drop(stage);
-            std::thread::yield_now();
-            stage = self.staging.lock();
-            if !stage.fits(frame.len(), self.staging.capacity) {
-                drop(stage);
-                // Atomics only: the retry buffer's lock may be held for a
-                // long copy, and the logging call must not wait for it.
-                self.counters.add_dropped_buffer_full(1);
-                self.staging.overflow.fetch_add(1, Ordering::Relaxed);
-                self.staging.wake.notify_one();
-                return;
-            }
+            // Atomics only: the retry buffer's lock may be held for a long
+            // copy, and the logging call must not wait for it.
+            self.counters.add_dropped_buffer_full(1);
+            self.staging.overflow.fetch_add(1, Ordering::Relaxed);
+            self.staging.wake.notify_one();
+            return;
         }
         let wake = stage.lens.is_empty();
         stage.data.extend_from_slice(frame);
@@ -309,6 +378,40 @@ impl DirectProcessor {
         if wake {
             self.staging.wake.notify_one();
         }
+    }
+
+    /// Whether a logging call may wait for room now: backpressure is on,
+    /// the endpoint is healthy, and the caller is not the I/O thread (which
+    /// is the one to make room).
+    fn may_wait(&self) -> bool {
+        !self.max_wait.is_zero() && self.shared.is_healthy() && !runtime::on_io_thread()
+    }
+
+    /// Waits until a frame of `len` bytes fits in the stage, the stage is
+    /// closed, `max_wait` has passed or delivery fails, whichever comes
+    /// first; returns the stage's guard for the caller to decide.
+    fn wait_for_room<'a>(
+        &'a self,
+        mut stage: MutexGuard<'a, Stage>,
+        len: usize,
+    ) -> MutexGuard<'a, Stage> {
+        let start = Instant::now();
+        stage.waiting += 1;
+        // The flusher was woken by the first staged record; make sure.
+        self.staging.wake.notify_one();
+        while !stage.closed && !stage.fits(len, self.staging.capacity) {
+            let waited = start.elapsed();
+            if waited >= self.max_wait || !self.shared.is_healthy() {
+                break;
+            }
+            let slice = (self.max_wait - waited).min(HEALTH_CHECK);
+            stage = match self.staging.room.wait_timeout(stage, slice) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        stage.waiting -= 1;
+        stage
     }
 
     /// Runs `work` on the I/O runtime and waits for it, at most `limit`.
@@ -406,6 +509,9 @@ impl LogProcessor for DirectProcessor {
         }
         let _suppressed = opentelemetry::Context::enter_telemetry_suppressed_scope();
         let start = Instant::now();
+        // Records dropped before the shutdown (a full stage) are not the
+        // shutdown's to report: hand them over before its deadline is set.
+        self.staging.report_overflow(&self.shared);
         if let Some(deadline) = start.checked_add(timeout) {
             self.shared.set_deadline(deadline);
         }
@@ -414,7 +520,10 @@ impl LogProcessor for DirectProcessor {
         let staged = {
             let mut stage = self.staging.lock();
             stage.closed = true;
-            stage.staged
+            let staged = stage.staged;
+            // Threads waiting for room give up: the stage takes no more.
+            self.staging.release(stage);
+            staged
         };
         let staging = Arc::clone(&self.staging);
         self.run(timeout, async move {
@@ -447,6 +556,7 @@ impl fmt::Debug for DirectProcessor {
         f.debug_struct("DirectProcessor")
             .field("exporter", &self.exporter)
             .field("staging_bytes", &self.staging.capacity)
+            .field("max_wait", &self.max_wait)
             .finish_non_exhaustive()
     }
 }
@@ -469,13 +579,15 @@ async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: Duration) {
             if stage.lens.is_empty() {
                 if stage.closed {
                     stage.stopped = true;
-                    drop(stage);
+                    staging.release(stage);
                     staging.pushed.notify_waiters();
                     return;
                 }
             } else {
                 std::mem::swap(&mut stage.data, &mut data);
                 std::mem::swap(&mut stage.lens, &mut lens);
+                // There is room now.
+                staging.release(stage);
             }
         }
         if lens.is_empty() {

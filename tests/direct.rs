@@ -1,7 +1,8 @@
 //! `DirectProcessor`: records encoded on the logging thread, bytes shipped by
 //! the exporter's I/O thread. Every field arrives, nothing is lost or
 //! reordered under load from several threads, `force_flush` means written,
-//! the logging call never waits for a stalled receiver (overflow is counted),
+//! the logging call never waits for a stalled receiver (overflow is counted)
+//! unless backpressure is asked for, and then only while delivery is healthy,
 //! and shutdown reports what it could not deliver.
 
 mod support;
@@ -380,4 +381,143 @@ fn logging_from_a_thread_local_destructor_works() {
     let frames = parse_all(&receiver.wait_frames(2, WAIT));
     by_message(&frames, "from the thread");
     by_message(&frames, "from a destructor");
+}
+
+/// A receiver that accepts one connection, reads nothing for `pause`, then
+/// reads until the sender closes: a slow but healthy endpoint. Returns its
+/// address and what it read.
+fn paused_receiver(pause: Duration) -> (std::net::SocketAddr, thread::JoinHandle<Vec<u8>>) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let reader = thread::spawn(move || {
+        let (mut sock, _) = listener.accept().expect("accept");
+        thread::sleep(pause);
+        sock.set_read_timeout(Some(WAIT)).expect("read timeout");
+        let mut bytes = Vec::new();
+        sock.read_to_end(&mut bytes)
+            .expect("read until the sender closes");
+        bytes
+    });
+    (addr, reader)
+}
+
+/// Logs `N` records of 8 KiB (about 40 MiB: far more than the kernel's
+/// socket buffers, the retry buffer and the staging area together) to a
+/// receiver that reads nothing for 1.5 s (well within the write timeout:
+/// delivery stays healthy), through a direct processor that `configure`
+/// sets up. Returns the sequence numbers received and the counters.
+fn log_past_a_pause(
+    configure: impl FnOnce(djehouty::DirectProcessor) -> djehouty::DirectProcessor,
+) -> (Vec<i64>, djehouty::Stats) {
+    const N: u64 = 5_000;
+    let (addr, reader) = paused_receiver(Duration::from_millis(1500));
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{addr}"))
+        .with_buffer_size(256 * 1024)
+        .with_max_frame_size(64 * 1024)
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_log_processor(configure(djehouty::DirectProcessor::new(exporter)))
+        .build();
+    let filler = "x".repeat(8 * 1024);
+    with_tracing(&provider, || {
+        for seq in 0..N {
+            tracing::info!(seq, filler = filler.as_str(), "record {seq}");
+        }
+    });
+    provider
+        .shutdown_with_timeout(WAIT)
+        .expect("shutdown delivers what was kept");
+    let stats = counters.snapshot();
+    let bytes = reader.join().expect("the receiver thread");
+    let seqs: Vec<i64> = bytes
+        .split(|&b| b == 0)
+        .filter(|frame| !frame.is_empty())
+        .map(|frame| seq_of(&assert_graylog_accepts(frame), "_seq"))
+        .collect();
+    assert_eq!(
+        seqs.len() as u64 + stats.dropped(),
+        N,
+        "every record arrives or is counted as dropped: {stats:?}"
+    );
+    (seqs, stats)
+}
+
+/// The control of the next test: without backpressure, a pause longer than
+/// the buffers absorb drops records (and counts them).
+#[test]
+fn without_backpressure_a_slow_receiver_costs_records() {
+    let (seqs, stats) = log_past_a_pause(|processor| processor);
+    assert!(stats.dropped_buffer_full > 0, "{stats:?}");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "order kept");
+}
+
+/// With backpressure, the logging calls wait out the same pause: nothing is
+/// dropped, every record arrives, in order.
+#[test]
+fn with_backpressure_a_slow_receiver_slows_the_logging_call_and_loses_nothing() {
+    let (seqs, stats) =
+        log_past_a_pause(|processor| processor.with_backpressure(Duration::from_secs(10)));
+    assert_eq!(stats.dropped(), 0, "{stats:?}");
+    assert_eq!(seqs, (0..5_000).collect::<Vec<i64>>());
+}
+
+/// Backpressure never holds the application while delivery fails: a
+/// receiver that never reads holds the logging calls only until the write
+/// times out, an unreachable endpoint not at all; every record is then
+/// written or counted as dropped, as without backpressure.
+#[test]
+fn backpressure_stops_waiting_when_delivery_fails() {
+    const N: u64 = 3_000;
+    let hole = BlackHole::start();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let filler = "x".repeat(8 * 1024);
+    for endpoint in [
+        format!("tcp://{}", hole.addr),
+        format!("tcp://127.0.0.1:{port}"),
+    ] {
+        let exporter = GelfExporter::builder()
+            .with_endpoint(&endpoint)
+            .with_buffer_size(256 * 1024)
+            .with_max_frame_size(64 * 1024)
+            .with_write_timeout(Duration::from_millis(500))
+            .build()
+            .expect("build");
+        let counters = exporter.counters();
+        let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+            .with_log_processor(
+                // Were every full-stage call to wait its time, the loop
+                // would take hours.
+                djehouty::DirectProcessor::new(exporter).with_backpressure(Duration::from_secs(10)),
+            )
+            .build();
+        let started = Instant::now();
+        with_tracing(&provider, || {
+            for seq in 0..N {
+                tracing::info!(seq, filler = filler.as_str(), "record {seq}");
+            }
+        });
+        let logging = started.elapsed();
+        let _ = provider.shutdown_with_timeout(Duration::from_millis(500));
+        let stats = counters.snapshot();
+        eprintln!("{endpoint}: {N} logging calls took {logging:?}; {stats:?}");
+        assert!(stats.dropped_buffer_full > 0, "{endpoint}: {stats:?}");
+        assert_eq!(
+            stats.exported + stats.dropped_buffer_full + stats.dropped_at_shutdown,
+            N,
+            "{endpoint}: {stats:?}"
+        );
+        // Far less than one full wait per dropped record: the calls stopped
+        // waiting once delivery failed.
+        assert!(
+            logging < Duration::from_secs(10),
+            "{endpoint}: the logging calls took {logging:?}"
+        );
+    }
 }

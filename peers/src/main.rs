@@ -16,7 +16,8 @@
 //!   TCP and over TLS (rustls): the ceiling for any shipper;
 //! * **djehouty**: `tracing::info!` → `opentelemetry-appender-tracing` →
 //!   `SdkLoggerProvider` with `djehouty::BatchProcessor`, and with
-//!   `djehouty::DirectProcessor` → GELF and LTSV, over TCP and TLS;
+//!   `djehouty::DirectProcessor` (without and with backpressure) → GELF and
+//!   LTSV, over TCP and TLS;
 //! * **SDK only**: the batch pipeline with an exporter that drops its
 //!   batches, so that djehouty's own cost is the difference;
 //! * **SDK, no processor work**: the pipeline up to a processor that only
@@ -273,6 +274,20 @@ fn rows(versions: &Versions) -> Vec<Row> {
         Kind::DjehoutyDirect,
         Format::Ltsv,
         shippers::djehouty_direct::<djehouty::Ltsv>,
+    );
+    add(
+        "djehouty-direct-backpressure-gelf",
+        "djehouty GELF, DirectProcessor, backpressure".to_string(),
+        Kind::DjehoutyDirect,
+        Format::Gelf,
+        shippers::djehouty_backpressure::<djehouty::Gelf>,
+    );
+    add(
+        "djehouty-direct-backpressure-ltsv",
+        "djehouty LTSV, DirectProcessor, backpressure".to_string(),
+        Kind::DjehoutyDirect,
+        Format::Ltsv,
+        shippers::djehouty_backpressure::<djehouty::Ltsv>,
     );
     add(
         "tracing-gelf",

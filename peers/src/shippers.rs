@@ -307,9 +307,21 @@ pub fn capture_pool(count: usize) -> Result<Vec<Vec<u8>>, String> {
 // ---------------------------------------------------------------------------
 // djehouty, and the SDK alone
 
+/// How long a logging call may wait for room in the backpressure rows.
+pub const MAX_WAIT: Duration = Duration::from_millis(100);
+
+/// Which of djehouty's processors a row uses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Processor {
+    Batch,
+    Direct,
+    /// The direct processor with `with_backpressure(MAX_WAIT)`.
+    DirectBackpressure,
+}
+
 /// `tracing::info!` → bridge → SDK → `djehouty::BatchProcessor` → djehouty.
 pub fn djehouty<F: djehouty::Format>(ctx: &Ctx, port: u16, tls: bool) -> Result<Run, String> {
-    djehouty_with::<F>(ctx, port, tls, false)
+    djehouty_with::<F>(ctx, port, tls, Processor::Batch)
 }
 
 /// `tracing::info!` → bridge → SDK → `djehouty::DirectProcessor` → djehouty.
@@ -318,14 +330,24 @@ pub fn djehouty_direct<F: djehouty::Format>(
     port: u16,
     tls: bool,
 ) -> Result<Run, String> {
-    djehouty_with::<F>(ctx, port, tls, true)
+    djehouty_with::<F>(ctx, port, tls, Processor::Direct)
+}
+
+/// The same with backpressure: a logging call that finds the staging area
+/// full waits for room (at most [`MAX_WAIT`]) rather than drop its record.
+pub fn djehouty_backpressure<F: djehouty::Format>(
+    ctx: &Ctx,
+    port: u16,
+    tls: bool,
+) -> Result<Run, String> {
+    djehouty_with::<F>(ctx, port, tls, Processor::DirectBackpressure)
 }
 
 fn djehouty_with<F: djehouty::Format>(
     ctx: &Ctx,
     port: u16,
     tls: bool,
-    direct: bool,
+    processor: Processor,
 ) -> Result<Run, String> {
     let mut run = Run::default();
     let mut builder = djehouty::Exporter::<F>::builder();
@@ -341,17 +363,21 @@ fn djehouty_with<F: djehouty::Format>(
     }
     let exporter = builder.build().map_err(|e| format!("build: {e}"))?;
     let counters = exporter.counters();
-    let provider = if direct {
-        SdkLoggerProvider::builder()
+    let provider = match processor {
+        Processor::Direct => SdkLoggerProvider::builder()
             .with_log_processor(djehouty::DirectProcessor::new(exporter))
-            .build()
-    } else {
-        SdkLoggerProvider::builder()
+            .build(),
+        Processor::DirectBackpressure => SdkLoggerProvider::builder()
+            .with_log_processor(
+                djehouty::DirectProcessor::new(exporter).with_backpressure(MAX_WAIT),
+            )
+            .build(),
+        Processor::Batch => SdkLoggerProvider::builder()
             .with_log_processor(djehouty::BatchProcessor::with_config(
                 exporter,
                 ctx.batch.config(),
             ))
-            .build()
+            .build(),
     };
     drive_tracing(ctx, bridge(&provider), &mut run);
     if let Err(e) = provider.shutdown_with_timeout(SHUTDOWN_LIMIT) {
@@ -360,7 +386,7 @@ fn djehouty_with<F: djehouty::Format>(
     let stats = counters.snapshot();
     let reached = stats.exported + stats.dropped();
     if reached < run.sent {
-        let what = if direct {
+        let what = if processor != Processor::Batch {
             "record(s) never reached the exporter"
         } else {
             "record(s) dropped by the SDK's queue"
