@@ -226,8 +226,11 @@ impl Shared {
     /// then left empty. Either way, `data` holds nothing of value afterwards.
     ///
     /// While the endpoint is healthy and `until` has not passed, a frame that
-    /// does not fit waits for room (the delivery task is draining the buffer:
-    /// this is backpressure, not loss). Otherwise the oldest frames make room.
+    /// does not fit, or would take the buffer past `window` bytes, waits for
+    /// room (the delivery task is draining the buffer: this is backpressure,
+    /// not loss). Otherwise the oldest frames make room.
+    /// (`window` keeps a slow but healthy endpoint's backlog small; the rest
+    /// of the buffer is for outages.)
     /// Returns the sequence number that [`Shared::wait`] waits for, or `None`
     /// when a shutdown already closed the buffer (the records are then counted
     /// as dropped at shutdown).
@@ -240,6 +243,7 @@ impl Shared {
         data: &mut Vec<u8>,
         lens: &[usize],
         until: Instant,
+        window: usize,
         taken: &AtomicUsize,
     ) -> Option<u64> {
         let mut next = 0;
@@ -267,7 +271,11 @@ impl Shared {
                 while next < lens.len() {
                     let len = lens[next];
                     let reserved = q.in_flight_bytes;
-                    if may_wait && !q.buffer.fits(len, reserved) && !q.buffer.is_empty() {
+                    if may_wait
+                        && !q.buffer.is_empty()
+                        && (!q.buffer.fits(len, reserved)
+                            || q.buffer.bytes() + reserved + len > window)
+                    {
                         break;
                     }
                     q.buffer

@@ -25,7 +25,8 @@
 //! busy, the I/O thread may simply not have run), then, if there is still no
 //! room, is dropped and counted (`dropped_buffer_full`) — or, with
 //! [`DirectProcessor::with_backpressure`] and while the endpoint is healthy,
-//! waits for room, for a bounded time. While the endpoint is healthy, the
+//! waits for room, for a bounded time (the stage is then 1 MiB, and at most
+//! 4 MiB wait in the retry buffer while the endpoint is healthy). While the endpoint is healthy, the
 //! flusher waits for room in the retry buffer, so the staging area absorbs
 //! bursts; while it is failing, the retry buffer drops its oldest records as
 //! usual.
@@ -77,6 +78,16 @@ fn stage_bytes(buffer: usize, max_record: usize) -> usize {
 fn reserved(capacity: usize) -> usize {
     capacity.min(MAX_RESERVED_BYTES)
 }
+
+/// With backpressure, the most bytes the staging area holds: the logging
+/// threads wait rather than stage more (a record larger than this still goes
+/// into an empty stage).
+const BACKPRESSURE_STAGE_BYTES: usize = 1024 * 1024;
+/// With backpressure and while the endpoint is healthy, the most bytes the
+/// flusher lets wait in the retry buffer: a slow endpoint's backlog slows
+/// the application down instead of filling memory, and the rest of the
+/// retry buffer is kept for outages.
+const BACKPRESSURE_WINDOW_BYTES: usize = 4 * 1024 * 1024;
 
 /// How often a logging thread waiting for room checks that the endpoint is
 /// still healthy (it stops waiting as soon as delivery fails).
@@ -169,6 +180,9 @@ struct Staging {
     /// The flusher took the staged frames (there is room), or the stage was
     /// closed: for logging threads waiting for room.
     room: Condvar,
+    /// While the endpoint is healthy, the most bytes the flusher lets wait in
+    /// the retry buffer (all of it without backpressure).
+    window: AtomicUsize,
 }
 
 impl Staging {
@@ -257,6 +271,9 @@ pub struct DirectProcessor {
     shut_down: AtomicBool,
     /// How long a logging call may wait for room (zero: never).
     max_wait: Duration,
+    /// The most bytes staged: the stage's capacity, or less with
+    /// backpressure.
+    stage_limit: usize,
 }
 
 thread_local! {
@@ -280,6 +297,7 @@ impl DirectProcessor {
             wake: Notify::new(),
             pushed: Notify::new(),
             room: Condvar::new(),
+            window: AtomicUsize::new(usize::MAX),
         });
         let io = exporter.io().clone();
         let flush_timeout = exporter.export_timeout();
@@ -297,6 +315,7 @@ impl DirectProcessor {
             flush_timeout,
             shut_down: AtomicBool::new(false),
             max_wait: Duration::ZERO,
+            stage_limit: capacity,
         }
     }
 
@@ -306,9 +325,15 @@ impl DirectProcessor {
     /// would rather be slowed down than lose records (batch jobs, audit
     /// trails, a service logging in bursts faster than the network drains).
     ///
+    /// Backpressure also keeps memory flat under load: while the endpoint is
+    /// healthy, at most 1 MiB waits in the staging area and 4 MiB in the
+    /// retry buffer (or the buffer's size if smaller), so a slow endpoint's
+    /// backlog slows the application down instead of filling memory; the
+    /// rest of the retry buffer is kept for outages.
+    ///
     /// The wait only happens when the application logs faster than the
-    /// endpoint accepts for longer than the buffers absorb (with the default
-    /// 16 MiB retry buffer, tens of thousands of records). It never happens
+    /// endpoint accepts for longer than those 5 MiB absorb (about ten
+    /// thousand records of 500 bytes). It never happens
     /// while delivery is failing (the endpoint unreachable, a write timed
     /// out): records then go to the retry buffer, which drops its oldest
     /// ones when full, as without backpressure; a waiting call stops waiting
@@ -336,12 +361,20 @@ impl DirectProcessor {
     #[must_use]
     pub fn with_backpressure(mut self, max_wait: Duration) -> DirectProcessor {
         self.max_wait = max_wait;
+        let window = if max_wait.is_zero() {
+            self.stage_limit = self.staging.capacity;
+            usize::MAX
+        } else {
+            self.stage_limit = self.staging.capacity.min(BACKPRESSURE_STAGE_BYTES);
+            BACKPRESSURE_WINDOW_BYTES
+        };
+        self.staging.window.store(window, Ordering::Relaxed);
         self
     }
 
     /// Appends one encoded frame to the staging area, or drops it.
     fn stage(&self, frame: &[u8]) {
-        let capacity = self.staging.capacity;
+        let capacity = self.stage_limit;
         let mut stage = self.staging.lock();
         if !stage.closed && !stage.fits(frame.len(), capacity) {
             // Full: on a machine whose cores are all busy, the I/O thread may
@@ -399,7 +432,7 @@ impl DirectProcessor {
         stage.waiting += 1;
         // The flusher was woken by the first staged record; make sure.
         self.staging.wake.notify_one();
-        while !stage.closed && !stage.fits(len, self.staging.capacity) {
+        while !stage.closed && !stage.fits(len, self.stage_limit) {
             let waited = start.elapsed();
             if waited >= self.max_wait || !self.shared.is_healthy() {
                 break;
@@ -555,7 +588,7 @@ impl fmt::Debug for DirectProcessor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DirectProcessor")
             .field("exporter", &self.exporter)
-            .field("staging_bytes", &self.staging.capacity)
+            .field("staging_bytes", &self.stage_limit)
             .field("max_wait", &self.max_wait)
             .finish_non_exhaustive()
     }
@@ -610,7 +643,10 @@ async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: Duration) {
             frames: lens.len(),
             taken: AtomicUsize::new(0),
         };
-        let target = shared.push(&mut data, &lens, until, &in_hand.taken).await;
+        let window = staging.window.load(Ordering::Relaxed);
+        let target = shared
+            .push(&mut data, &lens, until, window, &in_hand.taken)
+            .await;
         in_hand.settle();
         {
             let mut stage = staging.lock();

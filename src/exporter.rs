@@ -289,7 +289,7 @@ impl<F: Format> LogExporter for Exporter<F> {
         let task = self.runtime.handle().spawn(async move {
             let taken = std::sync::atomic::AtomicUsize::new(0);
             if let Some(target) = shared
-                .push(&mut scratch.data, &scratch.lens, until, &taken)
+                .push(&mut scratch.data, &scratch.lens, until, usize::MAX, &taken)
                 .await
             {
                 let left = until.saturating_duration_since(std::time::Instant::now());

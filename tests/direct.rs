@@ -402,19 +402,29 @@ fn paused_receiver(pause: Duration) -> (std::net::SocketAddr, thread::JoinHandle
     (addr, reader)
 }
 
+/// What [`log_past_a_pause`] found.
+struct PastAPause {
+    /// Sequence numbers received, in order of arrival.
+    seqs: Vec<i64>,
+    stats: djehouty::Stats,
+    /// The most bytes seen waiting in the retry buffer while logging.
+    most_buffered: u64,
+}
+
 /// Logs `N` records of 8 KiB (about 40 MiB: far more than the kernel's
-/// socket buffers, the retry buffer and the staging area together) to a
-/// receiver that reads nothing for 1.5 s (well within the write timeout:
-/// delivery stays healthy), through a direct processor that `configure`
-/// sets up. Returns the sequence numbers received and the counters.
+/// socket buffers, the retry buffer of `buffer` bytes and the staging area
+/// together) to a receiver that reads nothing for 1.5 s (well within the
+/// write timeout: delivery stays healthy), through a direct processor that
+/// `configure` sets up.
 fn log_past_a_pause(
+    buffer: usize,
     configure: impl FnOnce(djehouty::DirectProcessor) -> djehouty::DirectProcessor,
-) -> (Vec<i64>, djehouty::Stats) {
+) -> PastAPause {
     const N: u64 = 5_000;
     let (addr, reader) = paused_receiver(Duration::from_millis(1500));
     let exporter = GelfExporter::builder()
         .with_endpoint(format!("tcp://{addr}"))
-        .with_buffer_size(256 * 1024)
+        .with_buffer_size(buffer)
         .with_max_frame_size(64 * 1024)
         .build()
         .expect("build");
@@ -423,10 +433,23 @@ fn log_past_a_pause(
         .with_log_processor(configure(djehouty::DirectProcessor::new(exporter)))
         .build();
     let filler = "x".repeat(8 * 1024);
-    with_tracing(&provider, || {
-        for seq in 0..N {
-            tracing::info!(seq, filler = filler.as_str(), "record {seq}");
-        }
+    let logging = std::sync::atomic::AtomicBool::new(true);
+    let most_buffered = thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut most = 0;
+            while logging.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(counters.snapshot().buffered_bytes);
+                thread::sleep(Duration::from_millis(1));
+            }
+            most
+        });
+        with_tracing(&provider, || {
+            for seq in 0..N {
+                tracing::info!(seq, filler = filler.as_str(), "record {seq}");
+            }
+        });
+        logging.store(false, std::sync::atomic::Ordering::Relaxed);
+        sampler.join().expect("the sampler thread")
     });
     provider
         .shutdown_with_timeout(WAIT)
@@ -443,26 +466,39 @@ fn log_past_a_pause(
         N,
         "every record arrives or is counted as dropped: {stats:?}"
     );
-    (seqs, stats)
+    PastAPause {
+        seqs,
+        stats,
+        most_buffered,
+    }
 }
 
 /// The control of the next test: without backpressure, a pause longer than
-/// the buffers absorb drops records (and counts them).
+/// the buffers absorb drops records (and counts them), and a slow endpoint's
+/// backlog fills the retry buffer.
 #[test]
 fn without_backpressure_a_slow_receiver_costs_records() {
-    let (seqs, stats) = log_past_a_pause(|processor| processor);
-    assert!(stats.dropped_buffer_full > 0, "{stats:?}");
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "order kept");
+    let small = log_past_a_pause(256 * 1024, |processor| processor);
+    assert!(small.stats.dropped_buffer_full > 0, "{:?}", small.stats);
+    assert!(small.seqs.windows(2).all(|w| w[0] < w[1]), "order kept");
+    let large = log_past_a_pause(16 << 20, |processor| processor);
+    assert!(large.most_buffered > 8 << 20, "{}", large.most_buffered);
 }
 
 /// With backpressure, the logging calls wait out the same pause: nothing is
-/// dropped, every record arrives, in order.
+/// dropped, every record arrives, in order; and while the endpoint is
+/// healthy, the backlog stays within the backpressure window (4 MiB), not
+/// the whole retry buffer.
 #[test]
 fn with_backpressure_a_slow_receiver_slows_the_logging_call_and_loses_nothing() {
-    let (seqs, stats) =
-        log_past_a_pause(|processor| processor.with_backpressure(Duration::from_secs(10)));
-    assert_eq!(stats.dropped(), 0, "{stats:?}");
-    assert_eq!(seqs, (0..5_000).collect::<Vec<i64>>());
+    for buffer in [256 * 1024, 16 << 20] {
+        let run = log_past_a_pause(buffer, |processor| {
+            processor.with_backpressure(Duration::from_secs(10))
+        });
+        assert_eq!(run.stats.dropped(), 0, "{:?}", run.stats);
+        assert_eq!(run.seqs, (0..5_000).collect::<Vec<i64>>());
+        assert!(run.most_buffered <= 4 << 20, "{}", run.most_buffered);
+    }
 }
 
 /// Backpressure never holds the application while delivery fails: a
