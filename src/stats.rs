@@ -45,7 +45,9 @@ pub struct Stats {
     /// with a 2xx answer.
     pub exported: u64,
     /// Oldest records dropped from the retry buffer to make room for new ones
-    /// while the endpoint was unreachable or too slow.
+    /// while the endpoint was unreachable or too slow, and records a
+    /// [`DirectProcessor`](crate::DirectProcessor) found no room for in its
+    /// staging area (after its backpressure wait, if any).
     pub dropped_buffer_full: u64,
     /// Records still buffered when a shutdown's time ran out.
     pub dropped_at_shutdown: u64,
