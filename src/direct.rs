@@ -26,10 +26,10 @@
 //! room, is dropped and counted (`dropped_buffer_full`) — or, with
 //! [`DirectProcessor::with_backpressure`] and while the endpoint is healthy,
 //! waits for room, for a bounded time (the stage is then 1 MiB, and at most
-//! 4 MiB wait in the retry buffer while the endpoint is healthy). While the endpoint is healthy, the
-//! flusher waits for room in the retry buffer, so the staging area absorbs
-//! bursts; while it is failing, the retry buffer drops its oldest records as
-//! usual.
+//! 4 MiB wait in the retry buffer while the endpoint is healthy). While the
+//! endpoint is healthy, the flusher waits for room in the retry buffer, so
+//! the staging area absorbs bursts; while it is failing, the retry buffer
+//! drops its oldest records as usual.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -148,6 +148,10 @@ struct Stage {
     stopped: bool,
     /// Logging threads waiting for room (backpressure).
     waiting: usize,
+    /// A wait for room ended without room (its time ran out, or delivery
+    /// failed): later calls do not wait until the flusher makes room, so
+    /// that an endpoint that stalls costs one wait, not one per record.
+    stalled: bool,
 }
 
 impl Stage {
@@ -236,9 +240,9 @@ impl Staging {
 /// no queue of records, memory bounded in bytes. The recommended processor for
 /// busy services (see the README's "Performance" section).
 ///
-/// `emit` never waits for the network: it encodes (about half a microsecond for a
-/// typical record) and appends the bytes to a staging area under a lock held
-/// for that copy only. When the staging area is full (a quarter of the retry
+/// By default `emit` never waits for the network: it encodes (about half a
+/// microsecond for a typical record) and appends the bytes to a staging area
+/// under a lock held for that copy only. When the staging area is full (a quarter of the retry
 /// buffer's size: the endpoint cannot keep up), the record is dropped and
 /// counted in [`Counters`], unless [`with_backpressure`](Self::with_backpressure)
 /// lets the logging call wait for room. `force_flush` waits until everything
@@ -326,27 +330,36 @@ impl DirectProcessor {
     /// trails, a service logging in bursts faster than the network drains).
     ///
     /// Backpressure also keeps memory flat under load: while the endpoint is
-    /// healthy, at most 1 MiB waits in the staging area and 4 MiB in the
-    /// retry buffer (or the buffer's size if smaller), so a slow endpoint's
-    /// backlog slows the application down instead of filling memory; the
-    /// rest of the retry buffer is kept for outages.
+    /// healthy, at most 1 MiB waits in the staging area, as much in the hands
+    /// of the task moving it, and 4 MiB in the retry buffer (or the buffer's
+    /// size if smaller), so a slow endpoint's backlog slows the application
+    /// down instead of filling memory; the rest of the retry buffer is kept
+    /// for outages. (An endpoint that drains less than 1 MiB within the
+    /// exporter's timeout, `with_timeout`, lets the retry buffer fill as
+    /// without backpressure.)
     ///
     /// The wait only happens when the application logs faster than the
-    /// endpoint accepts for longer than those 5 MiB absorb (about ten
-    /// thousand records of 500 bytes). It never happens
-    /// while delivery is failing (the endpoint unreachable, a write timed
-    /// out): records then go to the retry buffer, which drops its oldest
-    /// ones when full, as without backpressure; a waiting call stops waiting
-    /// within 10 ms of a failure. A record still without room after
-    /// `max_wait` is dropped and counted (`dropped_buffer_full`). The I/O
-    /// thread itself never waits.
+    /// endpoint accepts for longer than those 6 MiB absorb (about twelve
+    /// thousand records of 500 bytes), and lasts until the staged records
+    /// are taken, that is until about 1 MiB more has been written: a few
+    /// milliseconds on loopback or a LAN, about 1/R seconds on a path that
+    /// carries R MiB/s. To lose nothing against a slow endpoint, choose
+    /// `max_wait` above that. A record still without room after `max_wait`
+    /// is dropped and counted (`dropped_buffer_full`), and the following
+    /// calls do not wait until the staged records are taken: an endpoint
+    /// that stalls costs one wait, not one per record.
+    ///
+    /// No call waits while delivery is failing (the endpoint unreachable, a
+    /// write timed out): records then go to the retry buffer, which drops
+    /// its oldest ones when full, as without backpressure; a waiting call
+    /// stops waiting within 10 ms of a failure. (Before the first connection
+    /// attempt has failed, the endpoint counts as healthy.) A receiver that
+    /// stops reading holds waiting calls until the write times out
+    /// (`with_write_timeout`, 3 s by default), or `max_wait` if shorter. The
+    /// I/O thread itself never waits.
     ///
     /// Each waiting call blocks its thread: in an async application, a
-    /// tokio worker. `Duration::ZERO` (the default) never waits. A few tens
-    /// of milliseconds absorb a busy machine's scheduling delays. A receiver
-    /// that stops reading holds waiting calls until the write times out
-    /// (`with_write_timeout`, 3 s by default): delivery has then failed, and
-    /// nothing waits any more.
+    /// tokio worker. `Duration::ZERO` (the default) never waits.
     ///
     /// ```no_run
     /// use std::time::Duration;
@@ -385,7 +398,11 @@ impl DirectProcessor {
             drop(stage);
             std::thread::yield_now();
             stage = self.staging.lock();
-            if !stage.closed && !stage.fits(frame.len(), capacity) && self.may_wait() {
+            if !stage.closed
+                && !stage.stalled
+                && !stage.fits(frame.len(), capacity)
+                && self.may_wait()
+            {
                 stage = self.wait_for_room(stage, frame.len());
             }
         }
@@ -421,20 +438,28 @@ impl DirectProcessor {
     }
 
     /// Waits until a frame of `len` bytes fits in the stage, the stage is
-    /// closed, `max_wait` has passed or delivery fails, whichever comes
-    /// first; returns the stage's guard for the caller to decide.
+    /// closed, `max_wait` has passed or delivery fails (even briefly: a
+    /// connection replaced at once still counts a failure), whichever comes
+    /// first; returns the stage's guard for the caller to decide. A wait that
+    /// ends without room marks the stage stalled until the flusher makes
+    /// room.
     fn wait_for_room<'a>(
         &'a self,
         mut stage: MutexGuard<'a, Stage>,
         len: usize,
     ) -> MutexGuard<'a, Stage> {
         let start = Instant::now();
+        let failures = self.counters.failures();
         stage.waiting += 1;
         // The flusher was woken by the first staged record; make sure.
         self.staging.wake.notify_one();
-        while !stage.closed && !stage.fits(len, self.stage_limit) {
+        while !stage.closed && !stage.stalled && !stage.fits(len, self.stage_limit) {
             let waited = start.elapsed();
-            if waited >= self.max_wait || !self.shared.is_healthy() {
+            if waited >= self.max_wait
+                || !self.shared.is_healthy()
+                || self.counters.failures() != failures
+            {
+                stage.stalled = true;
                 break;
             }
             let slice = (self.max_wait - waited).min(HEALTH_CHECK);
@@ -620,6 +645,7 @@ async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: Duration) {
                 std::mem::swap(&mut stage.data, &mut data);
                 std::mem::swap(&mut stage.lens, &mut lens);
                 // There is room now.
+                stage.stalled = false;
                 staging.release(stage);
             }
         }

@@ -158,6 +158,11 @@ impl Counters {
         self.cells.truncated.fetch_add(n, Relaxed);
     }
 
+    /// Failures so far (cheaper than a snapshot).
+    pub(crate) fn failures(&self) -> u64 {
+        self.cells.failures.load(Relaxed)
+    }
+
     pub(crate) fn add_connection(&self) {
         self.cells.connections.fetch_add(1, Relaxed);
     }

@@ -501,59 +501,105 @@ fn with_backpressure_a_slow_receiver_slows_the_logging_call_and_loses_nothing() 
     }
 }
 
+/// Logs up to `n` records of 8 KiB through a direct processor with
+/// backpressure (`max_wait`) to `endpoint`, whose delivery is going to fail
+/// or stall, and gives up logging after 60 s (a regression must fail, not
+/// hang). Returns how long the logging calls took and the counters, after
+/// checking that every record was written or counted as dropped.
+fn log_with_backpressure_into_trouble(
+    endpoint: &str,
+    write_timeout: Duration,
+    max_wait: Duration,
+    n: u64,
+) -> (Duration, djehouty::Stats) {
+    let exporter = GelfExporter::builder()
+        .with_endpoint(endpoint)
+        .with_buffer_size(256 * 1024)
+        .with_max_frame_size(64 * 1024)
+        .with_write_timeout(write_timeout)
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_log_processor(djehouty::DirectProcessor::new(exporter).with_backpressure(max_wait))
+        .build();
+    let filler = "x".repeat(8 * 1024);
+    let started = Instant::now();
+    let logged = with_tracing(&provider, || {
+        let mut logged = 0;
+        while logged < n && started.elapsed() < Duration::from_secs(60) {
+            tracing::info!(seq = logged, filler = filler.as_str(), "record {logged}");
+            logged += 1;
+        }
+        logged
+    });
+    let logging = started.elapsed();
+    let _ = provider.shutdown_with_timeout(Duration::from_millis(500));
+    let stats = counters.snapshot();
+    eprintln!("{endpoint}: {logged} logging calls took {logging:?}; {stats:?}");
+    assert_eq!(
+        logged, n,
+        "{endpoint}: the logging calls were held for a minute: {stats:?}"
+    );
+    assert!(stats.dropped_buffer_full > 0, "{endpoint}: {stats:?}");
+    assert_eq!(
+        stats.exported + stats.dropped_buffer_full + stats.dropped_at_shutdown,
+        n,
+        "{endpoint}: {stats:?}"
+    );
+    (logging, stats)
+}
+
 /// Backpressure never holds the application while delivery fails: a
 /// receiver that never reads holds the logging calls only until the write
 /// times out, an unreachable endpoint not at all; every record is then
 /// written or counted as dropped, as without backpressure.
 #[test]
 fn backpressure_stops_waiting_when_delivery_fails() {
-    const N: u64 = 3_000;
     let hole = BlackHole::start();
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("address").port()
     };
-    let filler = "x".repeat(8 * 1024);
     for endpoint in [
         format!("tcp://{}", hole.addr),
         format!("tcp://127.0.0.1:{port}"),
     ] {
-        let exporter = GelfExporter::builder()
-            .with_endpoint(&endpoint)
-            .with_buffer_size(256 * 1024)
-            .with_max_frame_size(64 * 1024)
-            .with_write_timeout(Duration::from_millis(500))
-            .build()
-            .expect("build");
-        let counters = exporter.counters();
-        let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
-            .with_log_processor(
-                // Were every full-stage call to wait its time, the loop
-                // would take hours.
-                djehouty::DirectProcessor::new(exporter).with_backpressure(Duration::from_secs(10)),
-            )
-            .build();
-        let started = Instant::now();
-        with_tracing(&provider, || {
-            for seq in 0..N {
-                tracing::info!(seq, filler = filler.as_str(), "record {seq}");
-            }
-        });
-        let logging = started.elapsed();
-        let _ = provider.shutdown_with_timeout(Duration::from_millis(500));
-        let stats = counters.snapshot();
-        eprintln!("{endpoint}: {N} logging calls took {logging:?}; {stats:?}");
-        assert!(stats.dropped_buffer_full > 0, "{endpoint}: {stats:?}");
-        assert_eq!(
-            stats.exported + stats.dropped_buffer_full + stats.dropped_at_shutdown,
-            N,
-            "{endpoint}: {stats:?}"
+        // Were every full-stage call to wait its 10 s, the loop would take
+        // hours.
+        let (logging, _) = log_with_backpressure_into_trouble(
+            &endpoint,
+            Duration::from_millis(500),
+            Duration::from_secs(10),
+            3_000,
         );
-        // Far less than one full wait per dropped record: the calls stopped
-        // waiting once delivery failed.
         assert!(
             logging < Duration::from_secs(10),
             "{endpoint}: the logging calls took {logging:?}"
         );
     }
+}
+
+/// A receiver that accepts connections and never reads: each connection
+/// takes what the kernel buffers hold, then stalls until the write times out
+/// (and with a write timeout over a second, the connection is replaced at
+/// once, so delivery looks healthy again within a round trip). The first
+/// call to find no room waits its `max_wait`; the following ones do not wait
+/// until the staged records are taken, so a stall costs one wait, not one
+/// per record (without that, these calls take about a minute).
+#[test]
+fn a_stalling_receiver_costs_one_wait_not_one_per_record() {
+    let hole = BlackHole::start();
+    let (logging, stats) = log_with_backpressure_into_trouble(
+        &format!("tcp://{}", hole.addr),
+        Duration::from_millis(1500),
+        Duration::from_millis(300),
+        20_000,
+    );
+    // One wait per record would be 300 ms for each call logged during a
+    // stall: many seconds for the thousands that find no room.
+    assert!(
+        logging < Duration::from_secs(6),
+        "the logging calls took {logging:?}: {stats:?}"
+    );
 }
