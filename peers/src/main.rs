@@ -32,7 +32,8 @@
 //! records; for djehouty, the exporter's own CPU time per delivered record
 //! (batch rows: outside the application's thread, minus the same for the
 //! SDK-only row; direct rows: the whole process, minus the "no processor
-//! work" row); peak resident memory during the row; records lost (sent minus
+//! work" row; each round minus the baseline's same round, then the median
+//! over rounds); peak resident memory during the row; records lost (sent minus
 //! frames received); allocations per record; and the mean time of one
 //! logging call in the application's thread.
 //!
@@ -338,6 +339,10 @@ struct Outcome {
     allocations: u64,
     /// Records/s of every round, when there were several.
     rates: Vec<Option<f64>>,
+    /// CPU seconds per delivered record of every round, in round order:
+    /// the whole process's, and outside the application's thread.
+    cpu_rounds: Vec<Option<f64>>,
+    background_rounds: Vec<Option<f64>>,
 }
 
 impl Outcome {
@@ -405,6 +410,8 @@ fn measure_row(row: &Row, ctx: &Arc<Ctx>) -> Outcome {
                     peak_rss_mib: None,
                     allocations: 0,
                     rates: Vec::new(),
+                    cpu_rounds: Vec::new(),
+                    background_rounds: Vec::new(),
                 }
             }
         }
@@ -502,6 +509,8 @@ fn measure_row(row: &Row, ctx: &Arc<Ctx>) -> Outcome {
         },
         allocations: measure::allocations() - allocations_before,
         rates: Vec::new(),
+        cpu_rounds: Vec::new(),
+        background_rounds: Vec::new(),
     }
 }
 
@@ -575,16 +584,14 @@ fn table(rows: &[Row], outcomes: &[Outcome], records: usize) -> String {
             .find(|(row, _)| row.kind == Kind::Limit && row.transport == transport)
             .and_then(|(_, outcome)| outcome.records_per_second())
     };
-    let sdk_background = rows
-        .iter()
-        .zip(outcomes)
-        .find(|(row, _)| row.id == "sdk-only")
-        .and_then(|(_, outcome)| outcome.background_cpu_per_record());
-    let bare_total = rows
-        .iter()
-        .zip(outcomes)
-        .find(|(row, _)| row.id == "sdk-bare")
-        .and_then(|(_, outcome)| outcome.cpu_per_record());
+    let baseline = |id: &str| {
+        rows.iter()
+            .zip(outcomes)
+            .find(|(row, _)| row.id == id)
+            .map(|(_, outcome)| outcome)
+    };
+    let sdk_background = baseline("sdk-only").map(|o| o.background_rounds.as_slice());
+    let bare_total = baseline("sdk-bare").map(|o| o.cpu_rounds.as_slice());
     let per_million = 1e6 / records as f64;
     let mut out = String::new();
     out.push_str(
@@ -610,14 +617,12 @@ fn table(rows: &[Row], outcomes: &[Outcome], records: usize) -> String {
                     .map_or_else(dash, |cpu| format!("{:.2}", cpu * per_million)),
             );
             cells.push(match row.kind {
-                Kind::Djehouty => outcome
-                    .background_cpu_per_record()
-                    .zip(sdk_background)
-                    .map_or_else(dash, |(cpu, sdk)| format!("{:.2}", (cpu - sdk) * 1e6)),
-                Kind::DjehoutyDirect => outcome
-                    .cpu_per_record()
-                    .zip(bare_total)
-                    .map_or_else(dash, |(cpu, bare)| format!("{:.2}", (cpu - bare) * 1e6)),
+                Kind::Djehouty => sdk_background
+                    .and_then(|sdk| paired_difference(&outcome.background_rounds, sdk))
+                    .map_or_else(dash, |cpu| format!("{:.2}", cpu * 1e6)),
+                Kind::DjehoutyDirect => bare_total
+                    .and_then(|bare| paired_difference(&outcome.cpu_rounds, bare))
+                    .map_or_else(dash, |cpu| format!("{:.2}", cpu * 1e6)),
                 _ => dash(),
             });
             cells.push(
@@ -885,11 +890,34 @@ fn median(mut runs: Vec<Outcome>) -> Outcome {
             .flatten()
     };
     let rates: Vec<Option<f64>> = runs.iter().map(rate).collect();
+    let cpu_rounds = runs.iter().map(Outcome::cpu_per_record).collect();
+    let background_rounds = runs
+        .iter()
+        .map(Outcome::background_cpu_per_record)
+        .collect();
     runs.sort_by(|a, b| rate(a).unwrap_or(-1.0).total_cmp(&rate(b).unwrap_or(-1.0)));
     let middle = runs.len() / 2;
     let mut chosen = runs.swap_remove(middle);
     if rates.len() > 1 {
         chosen.rates = rates;
     }
+    chosen.cpu_rounds = cpu_rounds;
+    chosen.background_rounds = background_rounds;
     chosen
+}
+
+/// The median, over rounds, of a row's figure minus its baseline's in the
+/// same round: the two rows ran a minute apart at most, so that a machine
+/// that gets busier or quieter between rounds does not skew the difference.
+fn paired_difference(row: &[Option<f64>], baseline: &[Option<f64>]) -> Option<f64> {
+    let mut differences: Vec<f64> = row
+        .iter()
+        .zip(baseline)
+        .filter_map(|(row, baseline)| Some((*row)? - (*baseline)?))
+        .collect();
+    if differences.is_empty() {
+        return None;
+    }
+    differences.sort_by(f64::total_cmp);
+    Some(differences[differences.len() / 2])
 }
