@@ -28,7 +28,9 @@
 //! The layout follows the data: [`config`] (builder, endpoint, environment) →
 //! mapping (record → named, typed fields) → [`gelf`](Gelf) / [`ltsv`](Ltsv)
 //! encoders → [`Exporter`] (the SDK seam and its own I/O runtime), fed by
-//! [`DirectProcessor`] (records encoded on the logging thread) or
+//! [`DirectProcessor`] (records encoded on the logging thread; with
+//! [`with_backpressure`](DirectProcessor::with_backpressure), a full buffer
+//! makes the logging call wait, bounded, rather than drop) or
 //! [`BatchProcessor`] (the SDK's batch processor) → the retry buffer and its
 //! delivery task → transport (TCP, TLS, UDP, HTTP; reconnection), with
 //! [`Counters`] to watch it all.

@@ -31,10 +31,7 @@ fn unreachable() -> (
     opentelemetry_sdk::logs::SdkLoggerProvider,
     djehouty::Counters,
 ) {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("address").port()
-    };
+    let port = support::unused_port().port();
     let exporter = GelfExporter::builder()
         .with_endpoint(format!("tcp://127.0.0.1:{port}"))
         .build()
@@ -557,10 +554,7 @@ fn log_with_backpressure_into_trouble(
 #[test]
 fn backpressure_stops_waiting_when_delivery_fails() {
     let hole = BlackHole::start();
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("address").port()
-    };
+    let port = support::unused_port().port();
     for endpoint in [
         format!("tcp://{}", hole.addr),
         format!("tcp://127.0.0.1:{port}"),

@@ -25,8 +25,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// A loopback port nothing listens on (bound, then released).
 fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address")
+    support::unused_port()
 }
 
 fn seq_of(frame: &[u8]) -> u64 {

@@ -188,11 +188,8 @@ fn reconnects_after_the_receiver_closes_the_connection() {
 
 #[test]
 fn unreachable_endpoint_keeps_records_and_names_the_error() {
-    // Bind then drop a listener: nothing listens on that port any more.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port nothing listens on.
+    let port = support::unused_port().port();
     let exporter = GelfExporter::builder()
         .with_endpoint(format!("tcp://127.0.0.1:{port}"))
         .build()

@@ -470,8 +470,7 @@ fn bulk_limit_learnt_from_413_grows_back_once_the_receiver_takes_more() {
 
 /// A loopback port nothing listens on (bound, then released).
 fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address")
+    support::unused_port()
 }
 
 #[test]

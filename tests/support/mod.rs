@@ -68,6 +68,39 @@ pub fn wait_for<'a, S>(
     guard
 }
 
+/// A loopback address whose port nothing listens on, for a receiver bound
+/// later on (an endpoint down at start, a receiver restarted on the same
+/// port) or never (an unreachable endpoint). The port lies below the kernel's
+/// ephemeral range (32768 and up by default), where every other test's
+/// listeners (bound to port 0) and outgoing connections get theirs, so none of
+/// them can take it in the meantime; each call in a process returns another
+/// port.
+pub fn unused_port() -> std::net::SocketAddr {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Test binaries run one after the other, but start each from another
+    // place anyway.
+    let _ = NEXT.compare_exchange(
+        0,
+        1 + std::process::id() % COUNT,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..COUNT {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % COUNT;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port as u16));
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!(
+        "no free loopback port between {FIRST} and {}",
+        FIRST + COUNT
+    );
+}
+
 /// Renders bytes for diagnostics: UTF-8 text with control characters and
 /// invalid bytes escaped, cut after 400 characters.
 pub fn show_bytes(bytes: &[u8]) -> String {
