@@ -242,13 +242,13 @@ impl Staging {
 ///
 /// By default `emit` never waits for the network: it encodes (about half a
 /// microsecond for a typical record) and appends the bytes to a staging area
-/// under a lock held for that copy only. When the staging area is full (a quarter of the retry
-/// buffer's size: the endpoint cannot keep up), the record is dropped and
-/// counted in [`Counters`], unless [`with_backpressure`](Self::with_backpressure)
-/// lets the logging call wait for room. `force_flush` waits until everything
-/// logged before it was written (within the exporter's timeout); `shutdown`
-/// drains what it can and reports what it could not deliver, like the
-/// exporter's.
+/// under a lock held for that copy only. When the staging area is full (a
+/// quarter of the retry buffer's size: the endpoint cannot keep up), the
+/// record is dropped and counted in [`Counters`], unless
+/// [`with_backpressure`](Self::with_backpressure) lets the logging call wait
+/// for room. `force_flush` waits until everything logged before it was
+/// written (within the exporter's timeout); `shutdown` drains what it can and
+/// reports what it could not deliver, like the exporter's.
 ///
 /// ```no_run
 /// use opentelemetry_sdk::logs::SdkLoggerProvider;
