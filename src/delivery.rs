@@ -226,11 +226,12 @@ impl Shared {
     /// then left empty. Either way, `data` holds nothing of value afterwards.
     ///
     /// While the endpoint is healthy and `until` has not passed, a frame that
-    /// does not fit, or would take the buffer past `window` bytes, waits for
-    /// room (the delivery task is draining the buffer: this is backpressure,
-    /// not loss). Otherwise the oldest frames make room.
-    /// (`window` keeps a slow but healthy endpoint's backlog small; the rest
-    /// of the buffer is for outages.)
+    /// does not fit, or would take the bytes buffered and being written past
+    /// `window`, waits for room (the delivery task is draining the buffer:
+    /// this is backpressure, not loss); an empty buffer always takes one
+    /// frame. Otherwise the oldest frames make room. (`window` keeps a slow
+    /// but healthy endpoint's backlog small; the rest of the buffer is for
+    /// outages.)
     /// Returns the sequence number that [`Shared::wait`] waits for, or `None`
     /// when a shutdown already closed the buffer (the records are then counted
     /// as dropped at shutdown).
@@ -264,7 +265,10 @@ impl Shared {
                 }
                 let may_wait = q.healthy && !q.past_deadline() && Instant::now() < until;
                 let reserved = q.in_flight_bytes;
-                if next == 0 && q.buffer.adopt(data, lens, reserved) {
+                // (Adopted whole only within the window while it holds: else
+                // frame by frame below, the first one even past it.)
+                let within = !may_wait || data.len() + reserved <= window;
+                if next == 0 && within && q.buffer.adopt(data, lens, reserved) {
                     q.accepted += lens.len() as u64;
                     next = lens.len();
                 }

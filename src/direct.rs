@@ -149,9 +149,14 @@ struct Stage {
     /// Logging threads waiting for room (backpressure).
     waiting: usize,
     /// A wait for room ended without room (its time ran out, or delivery
-    /// failed): later calls do not wait until the flusher makes room, so
-    /// that an endpoint that stalls costs one wait, not one per record.
+    /// failed): later calls do not wait until [`Stage::end_stall`] says so,
+    /// so that an endpoint that stalls costs one wait, not one per record.
     stalled: bool,
+    /// The delivery failures counted when the stall began or was last seen
+    /// to go on.
+    stall_failures: u64,
+    /// Since when delivery has not failed, for a stall that saw it fail.
+    stall_quiet_from: Option<Instant>,
 }
 
 impl Stage {
@@ -159,6 +164,36 @@ impl Stage {
     /// stage, else within `capacity`.
     fn fits(&self, len: usize, capacity: usize) -> bool {
         self.lens.is_empty() || self.data.len() + len <= capacity
+    }
+
+    /// Marks the stage stalled: a wait for room ended without room, after
+    /// delivery failed (`failed`) or not.
+    fn begin_stall(&mut self, failures: u64, failed: bool) {
+        self.stalled = true;
+        self.stall_failures = failures;
+        self.stall_quiet_from = failed.then(Instant::now);
+    }
+
+    /// Called when the flusher takes the staged frames (there is room
+    /// again): ends a stall that only ran out of time at once, and one that
+    /// saw delivery fail once delivery has gone `quiet` without failing. A
+    /// receiver that accepts every new connection, takes what its kernel
+    /// buffers hold and stops reading fails every write timeout, so its
+    /// stall never ends and the logging calls do not wait for it again.
+    fn end_stall(&mut self, failures: u64, healthy: bool, quiet: Duration) {
+        if !self.stalled {
+            return;
+        }
+        if failures != self.stall_failures || !healthy {
+            self.stall_failures = failures;
+            self.stall_quiet_from = Some(Instant::now());
+        } else if self
+            .stall_quiet_from
+            .is_none_or(|from| from.elapsed() >= quiet)
+        {
+            self.stalled = false;
+            self.stall_quiet_from = None;
+        }
     }
 
     /// The retry buffer's sequence number of the record staged `staged`-th,
@@ -187,6 +222,9 @@ struct Staging {
     /// While the endpoint is healthy, the most bytes the flusher lets wait in
     /// the retry buffer (all of it without backpressure).
     window: AtomicUsize,
+    /// How long delivery must go without failing for a stall that saw it
+    /// fail to end: the exporter's write timeout.
+    quiet: Duration,
 }
 
 impl Staging {
@@ -302,6 +340,7 @@ impl DirectProcessor {
             pushed: Notify::new(),
             room: Condvar::new(),
             window: AtomicUsize::new(usize::MAX),
+            quiet: exporter.write_timeout(),
         });
         let io = exporter.io().clone();
         let flush_timeout = exporter.export_timeout();
@@ -346,8 +385,11 @@ impl DirectProcessor {
     /// carries R MiB/s. To lose nothing against a slow endpoint, choose
     /// `max_wait` above that. A record still without room after `max_wait`
     /// is dropped and counted (`dropped_buffer_full`), and the following
-    /// calls do not wait until the staged records are taken: an endpoint
-    /// that stalls costs one wait, not one per record.
+    /// calls do not wait until the staged records are taken, or, if delivery
+    /// failed meanwhile, until it has gone a write timeout without failing:
+    /// an endpoint that stalls costs one wait, not one per record, and a
+    /// receiver that accepts every new connection but stops reading costs
+    /// one wait in all.
     ///
     /// No call waits while delivery is failing (the endpoint unreachable, a
     /// write timed out): records then go to the retry buffer, which drops
@@ -441,8 +483,7 @@ impl DirectProcessor {
     /// closed, `max_wait` has passed or delivery fails (even briefly: a
     /// connection replaced at once still counts a failure), whichever comes
     /// first; returns the stage's guard for the caller to decide. A wait that
-    /// ends without room marks the stage stalled until the flusher makes
-    /// room.
+    /// ends without room marks the stage stalled (see [`Stage::end_stall`]).
     fn wait_for_room<'a>(
         &'a self,
         mut stage: MutexGuard<'a, Stage>,
@@ -455,11 +496,9 @@ impl DirectProcessor {
         self.staging.wake.notify_one();
         while !stage.closed && !stage.stalled && !stage.fits(len, self.stage_limit) {
             let waited = start.elapsed();
-            if waited >= self.max_wait
-                || !self.shared.is_healthy()
-                || self.counters.failures() != failures
-            {
-                stage.stalled = true;
+            let failed = !self.shared.is_healthy() || self.counters.failures() != failures;
+            if waited >= self.max_wait || failed {
+                stage.begin_stall(self.counters.failures(), failed);
                 break;
             }
             let slice = (self.max_wait - waited).min(HEALTH_CHECK);
@@ -645,7 +684,11 @@ async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: Duration) {
                 std::mem::swap(&mut stage.data, &mut data);
                 std::mem::swap(&mut stage.lens, &mut lens);
                 // There is room now.
-                stage.stalled = false;
+                stage.end_stall(
+                    shared.counters().failures(),
+                    shared.is_healthy(),
+                    staging.quiet,
+                );
                 staging.release(stage);
             }
         }
@@ -748,5 +791,37 @@ mod tests {
             ..Stage::default()
         };
         assert_eq!(young.target_for(0), 0);
+    }
+
+    #[test]
+    fn a_stall_that_only_ran_out_of_time_ends_when_room_is_made() {
+        let mut stage = Stage::default();
+        stage.begin_stall(3, false);
+        assert!(stage.stalled);
+        stage.end_stall(3, true, Duration::from_secs(3600));
+        assert!(!stage.stalled);
+    }
+
+    #[test]
+    fn a_stall_that_saw_delivery_fail_ends_only_after_a_quiet_spell() {
+        let hour = Duration::from_secs(3600);
+        let mut stage = Stage::default();
+        stage.begin_stall(3, true);
+        // Room is made (the failed write's records were dropped or kept),
+        // but delivery failed just now: no waiting yet.
+        stage.end_stall(3, true, hour);
+        assert!(stage.stalled);
+        // A stall that ran out of time, then saw a failure, becomes one.
+        let mut timed_out = Stage::default();
+        timed_out.begin_stall(3, false);
+        timed_out.end_stall(4, true, hour);
+        assert!(timed_out.stalled);
+        assert_eq!(timed_out.stall_failures, 4);
+        // With a quiet spell of zero, the next room made without a new
+        // failure ends it; a new failure starts the spell again.
+        timed_out.end_stall(5, false, Duration::ZERO);
+        assert!(timed_out.stalled);
+        timed_out.end_stall(5, true, Duration::ZERO);
+        assert!(!timed_out.stalled);
     }
 }

@@ -64,6 +64,7 @@ pub struct Exporter<F: Format> {
     packing: Packing,
     endpoint: Endpoint,
     export_timeout: Duration,
+    write_timeout: Duration,
     scratch: Mutex<Scratch>,
     shared: Arc<Shared>,
     counters: Counters,
@@ -114,6 +115,7 @@ impl<F: Format> Exporter<F> {
             packing: Packing::new(&config),
             endpoint: config.endpoint,
             export_timeout: config.timeouts.export,
+            write_timeout: config.timeouts.write,
             scratch: Mutex::new(Scratch::default()),
             shared,
             counters,
@@ -235,6 +237,12 @@ impl<F: Format> Exporter<F> {
     /// The time an export may wait for room and for delivery.
     pub(crate) fn export_timeout(&self) -> Duration {
         self.export_timeout
+    }
+
+    /// How long a write may make no progress before the connection is
+    /// replaced.
+    pub(crate) fn write_timeout(&self) -> Duration {
+        self.write_timeout
     }
 
     fn take_scratch(&self) -> Scratch {

@@ -408,7 +408,7 @@ struct PastAPause {
     most_buffered: u64,
 }
 
-/// Logs `N` records of 8 KiB (about 40 MiB: far more than the kernel's
+/// Logs `N` records of 8 KiB (about 80 MiB: far more than the kernel's
 /// socket buffers, the retry buffer of `buffer` bytes and the staging area
 /// together) to a receiver that reads nothing for 1.5 s (well within the
 /// write timeout: delivery stays healthy), through a direct processor that
@@ -417,8 +417,9 @@ fn log_past_a_pause(
     buffer: usize,
     configure: impl FnOnce(djehouty::DirectProcessor) -> djehouty::DirectProcessor,
 ) -> PastAPause {
-    const N: u64 = 5_000;
-    let (addr, reader) = paused_receiver(Duration::from_millis(1500));
+    const N: u64 = 10_000;
+    const PAUSE: Duration = Duration::from_millis(1500);
+    let (addr, reader) = paused_receiver(PAUSE);
     let exporter = GelfExporter::builder()
         .with_endpoint(format!("tcp://{addr}"))
         .with_buffer_size(buffer)
@@ -431,10 +432,15 @@ fn log_past_a_pause(
         .build();
     let filler = "x".repeat(8 * 1024);
     let logging = std::sync::atomic::AtomicBool::new(true);
-    let most_buffered = thread::scope(|scope| {
+    let started = Instant::now();
+    let (most_buffered, took) = thread::scope(|scope| {
+        // While logging, and until the receiver is about to read: the
+        // backlog may keep growing after the last call returns.
         let sampler = scope.spawn(|| {
             let mut most = 0;
-            while logging.load(std::sync::atomic::Ordering::Relaxed) {
+            while logging.load(std::sync::atomic::Ordering::Relaxed)
+                || started.elapsed() < PAUSE - Duration::from_millis(100)
+            {
                 most = most.max(counters.snapshot().buffered_bytes);
                 thread::sleep(Duration::from_millis(1));
             }
@@ -445,13 +451,15 @@ fn log_past_a_pause(
                 tracing::info!(seq, filler = filler.as_str(), "record {seq}");
             }
         });
+        let took = started.elapsed();
         logging.store(false, std::sync::atomic::Ordering::Relaxed);
-        sampler.join().expect("the sampler thread")
+        (sampler.join().expect("the sampler thread"), took)
     });
     provider
         .shutdown_with_timeout(WAIT)
         .expect("shutdown delivers what was kept");
     let stats = counters.snapshot();
+    eprintln!("{N} calls took {took:?}, at most {most_buffered} bytes buffered; {stats:?}");
     let bytes = reader.join().expect("the receiver thread");
     let seqs: Vec<i64> = bytes
         .split(|&b| b == 0)
@@ -493,8 +501,13 @@ fn with_backpressure_a_slow_receiver_slows_the_logging_call_and_loses_nothing() 
             processor.with_backpressure(Duration::from_secs(10))
         });
         assert_eq!(run.stats.dropped(), 0, "{:?}", run.stats);
-        assert_eq!(run.seqs, (0..5_000).collect::<Vec<i64>>());
-        assert!(run.most_buffered <= 4 << 20, "{}", run.most_buffered);
+        assert_eq!(run.seqs, (0..10_000).collect::<Vec<i64>>());
+        // (Or one frame more: an empty buffer always takes one.)
+        assert!(
+            run.most_buffered <= (4 << 20) + 64 * 1024,
+            "{}",
+            run.most_buffered
+        );
     }
 }
 
@@ -595,5 +608,58 @@ fn a_stalling_receiver_costs_one_wait_not_one_per_record() {
     assert!(
         logging < Duration::from_secs(6),
         "the logging calls took {logging:?}: {stats:?}"
+    );
+}
+
+/// The same receiver over several write timeouts: each replaced connection
+/// takes what the kernel buffers hold and stalls again, and delivery looks
+/// healthy in between. The logging calls wait once, not once per
+/// connection: after a stall in which delivery failed, they wait again only
+/// once delivery has gone a write timeout without failing.
+#[test]
+fn a_receiver_that_stalls_every_connection_costs_one_wait_in_all() {
+    let hole = BlackHole::start();
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{}", hole.addr))
+        .with_buffer_size(256 * 1024)
+        .with_max_frame_size(64 * 1024)
+        // Over a second: a stalled connection is replaced at once.
+        .with_write_timeout(Duration::from_secs(1))
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let max_wait = Duration::from_millis(400);
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_log_processor(djehouty::DirectProcessor::new(exporter).with_backpressure(max_wait))
+        .build();
+    let filler = "x".repeat(8 * 1024);
+    let started = Instant::now();
+    let (logged, held, waits) = with_tracing(&provider, || {
+        let (mut logged, mut held, mut waits) = (0u64, Duration::ZERO, 0);
+        while started.elapsed() < Duration::from_secs(6) {
+            let call = Instant::now();
+            tracing::info!(seq = logged, filler = filler.as_str(), "record {logged}");
+            let took = call.elapsed();
+            if took >= max_wait / 2 {
+                held += took;
+                waits += 1;
+            }
+            logged += 1;
+            thread::sleep(Duration::from_micros(200));
+        }
+        (logged, held, waits)
+    });
+    let _ = provider.shutdown_with_timeout(Duration::from_millis(500));
+    let stats = counters.snapshot();
+    eprintln!("{logged} calls, {waits} held for {held:?} in all; {stats:?}");
+    assert!(
+        stats.connections >= 3,
+        "the receiver should have stalled several connections: {stats:?}"
+    );
+    assert!(waits <= 1, "{waits} calls waited ({held:?}): {stats:?}");
+    assert_eq!(
+        stats.exported + stats.dropped_buffer_full + stats.dropped_at_shutdown,
+        logged,
+        "{stats:?}"
     );
 }

@@ -176,12 +176,8 @@ fn kill_and_restart(
     make: fn(djehouty::GelfExporter) -> SdkLoggerProvider,
     label: &str,
 ) {
-    let first = Receiver::bind(
-        "127.0.0.1:0".parse().expect("address"),
-        Framing::Nul,
-        tls.clone(),
-    )
-    .expect("bind the first receiver");
+    let first =
+        Receiver::bind(free_port(), Framing::Nul, tls.clone()).expect("bind the first receiver");
     let addr = first.addr();
     let exporter = builder
         .with_endpoint(format!(
@@ -406,12 +402,8 @@ fn soak_through_repeated_restarts() {
         .unwrap_or(120);
     let pki = TestPki::generate();
     let config = pki.server_config(TlsVersions::Both);
-    let mut receiver = Receiver::bind(
-        "127.0.0.1:0".parse().expect("address"),
-        Framing::Nul,
-        Some(config.clone()),
-    )
-    .expect("bind");
+    let mut receiver =
+        Receiver::bind(free_port(), Framing::Nul, Some(config.clone())).expect("bind");
     let addr = receiver.addr();
     let exporter = GelfExporter::builder()
         .with_endpoint(format!("tls://localhost:{}", addr.port()))

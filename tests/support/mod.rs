@@ -80,11 +80,12 @@ pub fn unused_port() -> std::net::SocketAddr {
     const FIRST: u32 = 20_000;
     const COUNT: u32 = 12_000;
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    // Test binaries run one after the other, but start each from another
-    // place anyway.
+    // Test binaries run one after the other, but each starts from another
+    // place anyway (spread, so that processes with neighbouring ids do not
+    // walk the same ports).
     let _ = NEXT.compare_exchange(
         0,
-        1 + std::process::id() % COUNT,
+        1 + std::process::id().wrapping_mul(2_654_435_761) % COUNT,
         Ordering::Relaxed,
         Ordering::Relaxed,
     );
