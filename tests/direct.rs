@@ -587,13 +587,11 @@ fn backpressure_stops_waiting_when_delivery_fails() {
     }
 }
 
-/// A receiver that accepts connections and never reads: each connection
-/// takes what the kernel buffers hold, then stalls until the write times out
-/// (and with a write timeout over a second, the connection is replaced at
-/// once, so delivery looks healthy again within a round trip). The first
-/// call to find no room waits its `max_wait`; the following ones do not wait
-/// until the staged records are taken, so a stall costs one wait, not one
-/// per record (without that, these calls take about a minute).
+/// A receiver that accepts a connection and never reads: once the kernel
+/// buffers are full, the first call to find no room waits its `max_wait`;
+/// the following ones do not wait until the staged records are taken, so a
+/// stall costs one wait, not one per record (were each to wait its 300 ms,
+/// these calls would take about a minute).
 #[test]
 fn a_stalling_receiver_costs_one_wait_not_one_per_record() {
     let hole = BlackHole::start();

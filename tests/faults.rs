@@ -23,7 +23,8 @@ use support::{assert_graylog_accepts, BlackHole, Framing, Receiver, TestPki, Tls
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A loopback port nothing listens on (bound, then released).
+/// A loopback port nothing listens on, that no other test can take before
+/// it is bound (see `support::unused_port`).
 fn free_port() -> SocketAddr {
     support::unused_port()
 }

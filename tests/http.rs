@@ -468,7 +468,8 @@ fn bulk_limit_learnt_from_413_grows_back_once_the_receiver_takes_more() {
     assert_eq!((stats.exported, stats.dropped()), (N, 0), "{stats:?}");
 }
 
-/// A loopback port nothing listens on (bound, then released).
+/// A loopback port nothing listens on, that no other test can take before
+/// it is bound (see `support::unused_port`).
 fn free_port() -> SocketAddr {
     support::unused_port()
 }
