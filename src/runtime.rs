@@ -7,7 +7,7 @@
 //! scope, so anything logged while exporting (by this crate, tokio or rustls)
 //! is never exported again.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::sync::Mutex;
 
 use opentelemetry::{Context, ContextGuard};
@@ -17,13 +17,15 @@ use crate::error::{Error, Result};
 
 thread_local! {
     static SUPPRESSED: RefCell<Option<ContextGuard>> = const { RefCell::new(None) };
-    static IO_THREAD: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Whether the calling thread is one of an exporter's I/O threads, which
-/// must never wait for room that only they can make.
+/// Whether the calling thread is one of an exporter's I/O threads (those
+/// that hold the suppression guard), which must never wait for room that
+/// only they can make.
 pub(crate) fn on_io_thread() -> bool {
-    IO_THREAD.try_with(Cell::get).unwrap_or(false)
+    SUPPRESSED
+        .try_with(|slot| slot.try_borrow().is_ok_and(|guard| guard.is_some()))
+        .unwrap_or(false)
 }
 
 /// A runtime that is never dropped inside an async context: it is shut down in
@@ -44,7 +46,6 @@ impl IoRuntime {
             .on_thread_start(|| {
                 let guard = Context::enter_telemetry_suppressed_scope();
                 SUPPRESSED.with(|slot| *slot.borrow_mut() = Some(guard));
-                IO_THREAD.with(|flag| flag.set(true));
             })
             .on_thread_stop(|| {
                 SUPPRESSED.with(|slot| drop(slot.borrow_mut().take()));
