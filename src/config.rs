@@ -18,10 +18,13 @@ use std::time::Duration;
 use hyper::header::{HeaderName, HeaderValue};
 use opentelemetry::Value;
 
+use crate::encode::chunk::max_message_bytes;
+use crate::encode::Format;
+use crate::encode::Packing;
+pub use crate::encode::{Compression, Framing};
 use crate::error::{Error, Result};
-use crate::exporter::Exporter;
-use crate::format::Format;
 use crate::mapping::{MappingOptions, TypeSuffixes};
+pub use crate::mapping::{DEFAULT_MAX_FIELD_BYTES, DEFAULT_MAX_FRAME_BYTES};
 
 /// Default time one export waits for its records to be written while the endpoint
 /// is healthy. It stays under the 5 s the SDK waits on `force_flush`; records not
@@ -36,11 +39,6 @@ pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Default largest frame over `http(s)://`: Graylog's GELF HTTP input refuses
 /// larger bodies by default ("Max. HTTP chunk size", 64 KiB).
 pub const DEFAULT_HTTP_MAX_FRAME_BYTES: usize = 64 * 1024;
-/// Default largest frame (one encoded record) the receiver accepts: Graylog's TCP input default.
-pub const DEFAULT_MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;
-/// Default cap on one additional field's text value, below the 32,766-byte limit
-/// of Graylog's `keyword` index mapping.
-pub const DEFAULT_MAX_FIELD_BYTES: usize = 32_000;
 /// The longest timeout a builder accepts (one day): anything longer is a mistake.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Default size of the retry buffer, in bytes of encoded records.
@@ -51,21 +49,6 @@ pub const DEFAULT_UDP_CHUNK_BYTES: usize = 8192;
 pub const MIN_UDP_CHUNK_BYTES: usize = 512;
 /// Largest UDP chunk size accepted by the builder: the largest UDP payload over IPv4.
 pub const MAX_UDP_CHUNK_BYTES: usize = 65_507;
-
-/// How GELF messages sent over UDP are compressed.
-///
-/// Graylog's GELF UDP input recognizes each form by its first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Compression {
-    /// GZIP (RFC 1952). The default.
-    #[default]
-    Gzip,
-    /// ZLIB (RFC 1950).
-    Zlib,
-    /// No compression: the JSON text as is.
-    None,
-}
 
 /// GELF over UDP settings.
 #[derive(Debug, Clone, Copy)]
@@ -109,26 +92,6 @@ impl UdpOptions {
             chunk_bytes,
             compression: compression.unwrap_or_default(),
         })
-    }
-}
-
-/// How records are delimited on the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Framing {
-    /// Each record ends with one NUL byte (`\0`): Graylog's GELF TCP input and the
-    /// "LTSV nul" input of Logs Data Platform. The default for GELF.
-    Nul,
-    /// Each record ends with one line feed (`\n`). The default for LTSV.
-    Newline,
-}
-
-impl Framing {
-    pub(crate) fn delimiter(self) -> u8 {
-        match self {
-            Framing::Nul => 0,
-            Framing::Newline => b'\n',
-        }
     }
 }
 
@@ -369,6 +332,25 @@ fn check_framing(endpoint: &Endpoint, framing: Option<Framing>) -> Result<()> {
     }
 }
 
+/// Refuses an endpoint whose transport carries self-delimited messages (UDP,
+/// HTTP) for a format that has no such receivers.
+fn check_messages<F: Format>(endpoint: &Endpoint) -> Result<()> {
+    let transport = match endpoint.scheme() {
+        Scheme::Udp => "UDP",
+        Scheme::Http | Scheme::Https => "HTTP",
+        Scheme::Tcp | Scheme::Tls => return Ok(()),
+    };
+    if F::MESSAGES {
+        return Ok(());
+    }
+    Err(Error::InvalidConfig(format!(
+        "{transport} carries GELF only: {endpoint} cannot receive {}; use the GELF \
+         exporter, or a `tcp://` or `tls://` endpoint for {}",
+        F::NAME,
+        F::NAME
+    )))
+}
+
 /// Headers `with_http_header` may not set: the transport sets them itself.
 const MANAGED_HEADERS: [&str; 6] = [
     "content-type",
@@ -462,6 +444,26 @@ pub(crate) struct Config {
     /// Added to every HTTP request; values marked sensitive.
     pub(crate) http_headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) udp: UdpOptions,
+}
+
+impl Config {
+    /// What each record becomes for the retry buffer, from the endpoint's
+    /// scheme.
+    pub(crate) fn packing(&self) -> Packing {
+        let max_frame = self.mapping.max_frame_bytes;
+        match self.endpoint.scheme() {
+            Scheme::Udp => Packing::Datagram {
+                compression: self.udp.compression,
+                max_plain: max_frame,
+                // Never more than the retry buffer holds either.
+                max_packed: max_message_bytes(self.udp.chunk_bytes).min(self.buffer_bytes),
+            },
+            _ => Packing::Framed {
+                framing: self.framing,
+                max_frame,
+            },
+        }
+    }
 }
 
 /// Builds a [`GelfExporter`](crate::GelfExporter) or an [`LtsvExporter`](crate::LtsvExporter).
@@ -878,21 +880,6 @@ impl<F: Format> ExporterBuilder<F> {
         self
     }
 
-    /// Validates the configuration, loads the CA files and starts the exporter's
-    /// I/O thread. No connection is made until the first export.
-    ///
-    /// # Errors
-    ///
-    /// A missing or malformed endpoint, an unreadable or empty CA file, a TLS
-    /// endpoint without any trusted root, an unusable client certificate or key,
-    /// a setting that does not apply to the endpoint (a TLS-only setting on a
-    /// `tcp://` endpoint, a UDP or HTTP setting elsewhere, a framing for a
-    /// `udp://` or `http(s)://` endpoint), or a runtime that cannot start.
-    pub fn build(self) -> Result<Exporter<F>> {
-        let config = self.resolve(|name| std::env::var(name).ok())?;
-        Exporter::new(config)
-    }
-
     /// Resolves the settings against an environment lookup.
     pub(crate) fn resolve(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
         let framing = self.framing.unwrap_or(F::DEFAULT_FRAMING);
@@ -997,6 +984,7 @@ impl<F: Format> ExporterBuilder<F> {
         let udp = UdpOptions::new(&endpoint, self.udp_chunk_bytes, self.compression)?;
         let http = self.http.checked(&endpoint)?;
         let http_headers = http_headers(&endpoint, self.http_headers)?;
+        check_messages::<F>(&endpoint)?;
         Ok(Config {
             endpoint,
             framing,
@@ -1014,7 +1002,7 @@ impl<F: Format> ExporterBuilder<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{Gelf, Ltsv};
+    use crate::encode::{Gelf, Ltsv};
 
     #[test]
     fn parses_endpoints() {

@@ -45,8 +45,8 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use crate::delivery::Shared;
+use crate::encode::{Format, PackScratch};
 use crate::exporter::Exporter;
-use crate::format::{Format, PackScratch};
 use crate::runtime;
 use crate::stats::Counters;
 

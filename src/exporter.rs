@@ -19,8 +19,8 @@ use opentelemetry_sdk::Resource;
 
 use crate::config::{Config, Endpoint, ExporterBuilder, Framing};
 use crate::delivery::{self, Shared};
+use crate::encode::{Format, Gelf, Ltsv, PackScratch, Packing};
 use crate::error::Result;
-use crate::format::{Format, Gelf, Ltsv, PackScratch, Packing};
 use crate::mapping::Mapper;
 use crate::runtime::IoRuntime;
 use crate::stats::Counters;
@@ -97,7 +97,7 @@ impl<F: Format> Exporter<F> {
 
     pub(crate) fn new(config: Config) -> Result<Exporter<F>> {
         let counters = Counters::default();
-        let transport = Transport::new(&config, F::NAME == Gelf::NAME, counters.clone())?;
+        let transport = Transport::new(&config, counters.clone())?;
         let runtime = IoRuntime::start()?;
         let shared = Shared::new(
             config.buffer_bytes,
@@ -112,7 +112,7 @@ impl<F: Format> Exporter<F> {
         Ok(Exporter {
             mapper,
             framing: config.framing,
-            packing: Packing::new(&config),
+            packing: config.packing(),
             endpoint: config.endpoint,
             export_timeout: config.timeouts.export,
             write_timeout: config.timeouts.write,
@@ -257,6 +257,23 @@ impl<F: Format> Exporter<F> {
         if scratch.data.capacity() <= KEEP_BUFFER_BYTES {
             *self.scratch.lock().unwrap_or_else(|p| p.into_inner()) = scratch;
         }
+    }
+}
+
+impl<F: Format> ExporterBuilder<F> {
+    /// Validates the configuration, loads the CA files and starts the exporter's
+    /// I/O thread. No connection is made until the first export.
+    ///
+    /// # Errors
+    ///
+    /// A missing or malformed endpoint, an unreadable or empty CA file, a TLS
+    /// endpoint without any trusted root, an unusable client certificate or key,
+    /// a setting that does not apply to the endpoint (a TLS-only setting on a
+    /// `tcp://` endpoint, a UDP or HTTP setting elsewhere, a framing for a
+    /// `udp://` or `http(s)://` endpoint), or a runtime that cannot start.
+    pub fn build(self) -> Result<Exporter<F>> {
+        let config = self.resolve(|name| std::env::var(name).ok())?;
+        Exporter::new(config)
     }
 }
 

@@ -29,8 +29,10 @@ use proptest::sample::{select, Index};
 use proptest::strategy::BoxedStrategy;
 use proptest::test_runner::{Config, RngAlgorithm, TestRunner};
 
-use crate::config::{Framing, DEFAULT_MAX_FRAME_BYTES};
-use crate::format::{encode_framed, Format, Gelf, Ltsv};
+use crate::config::DEFAULT_MAX_FRAME_BYTES;
+use crate::encode::frame::encode_framed;
+use crate::encode::Framing;
+use crate::encode::{Format, Gelf, Ltsv};
 use crate::mapping::{MappedRecord, Mapper, MappingOptions, TypeSuffixes};
 
 /// Cases per property when `PROPTEST_CASES` is not set.

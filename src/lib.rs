@@ -41,27 +41,27 @@ mod buffer;
 pub mod config;
 mod delivery;
 mod direct;
+mod encode;
 mod error;
 mod exporter;
-mod format;
 #[cfg(test)]
 mod fuzz;
-mod gelf;
+mod json;
 mod keycache;
-mod ltsv;
 mod mapping;
 mod processor;
 mod runtime;
 mod stats;
+mod swar;
 mod transport;
 
 pub use config::{Compression, Endpoint, ExporterBuilder, Framing, Scheme};
 pub use direct::DirectProcessor;
+pub use encode::{Format, Gelf, Ltsv};
 pub use error::{Error, Result, TlsFailure};
 pub use exporter::{
     Exporter, GelfExporter, GelfExporterBuilder, LtsvExporter, LtsvExporterBuilder,
 };
-pub use format::{Format, Gelf, Ltsv};
 pub use mapping::TypeSuffixes;
 pub use processor::{
     BatchProcessor, RECOMMENDED_MAX_EXPORT_BATCH_SIZE, RECOMMENDED_MAX_QUEUE_SIZE,

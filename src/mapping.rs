@@ -39,9 +39,13 @@ use opentelemetry::{InstrumentationScope, Key, Value};
 use opentelemetry_sdk::logs::SdkLogRecord;
 use opentelemetry_sdk::Resource;
 
-use crate::config::{DEFAULT_MAX_FIELD_BYTES, DEFAULT_MAX_FRAME_BYTES};
-use crate::gelf::{json_float, json_str, push_int};
+use crate::json::{json_float, json_str, push_int};
 
+/// Default largest frame (one encoded record) the receiver accepts: Graylog's TCP input default.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;
+/// Default cap on one additional field's text value, below the 32,766-byte limit
+/// of Graylog's `keyword` index mapping.
+pub const DEFAULT_MAX_FIELD_BYTES: usize = 32_000;
 /// Text used as `short_message` when a record has no body, no meaningful event
 /// name and no target.
 pub const NO_MESSAGE: &str = "(no message)";

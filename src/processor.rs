@@ -19,8 +19,8 @@ use opentelemetry_sdk::logs::{
 use opentelemetry_sdk::Resource;
 
 use crate::delivery::Shared;
+use crate::encode::Format;
 use crate::exporter::Exporter;
-use crate::format::Format;
 
 /// Records the SDK may hold between two exports.
 pub const RECOMMENDED_MAX_QUEUE_SIZE: usize = 65_536;

@@ -687,7 +687,7 @@ mod tests {
     #[test]
     fn a_learnt_bulk_limit_doubles_after_full_bulks_up_to_the_maximum() {
         use crate::config::ExporterBuilder;
-        use crate::format::Gelf;
+        use crate::encode::Gelf;
         let config = ExporterBuilder::<Gelf>::default()
             .with_endpoint("http://localhost:8080/gelf")
             .with_http_bulk(true)
@@ -751,7 +751,7 @@ mod tests {
     #[test]
     fn http_endpoints_come_from_the_environment_too() {
         use crate::config::{ExporterBuilder, Scheme};
-        use crate::format::Gelf;
+        use crate::encode::Gelf;
         let env = |name: &str| {
             (name == "OTEL_EXPORTER_GELF_ENDPOINT").then(|| "http://[::1]:8080/ingest".to_string())
         };
@@ -772,7 +772,7 @@ mod tests {
     #[test]
     fn a_path_that_is_no_url_path_is_refused() {
         use crate::config::ExporterBuilder;
-        use crate::format::Gelf;
+        use crate::encode::Gelf;
         let config = ExporterBuilder::<Gelf>::default()
             .with_endpoint("http://localhost:8080/journal<1>")
             .resolve(|_| None)

@@ -56,10 +56,8 @@ pub(crate) struct Rejected {
 }
 
 impl Transport {
-    /// Builds the transport for `config`'s endpoint. `gelf` tells whether the
-    /// records are GELF (some transports carry only GELF).
-    pub(crate) fn new(config: &Config, gelf: bool, counters: Counters) -> Result<Transport> {
-        let _ = gelf;
+    /// Builds the transport for `config`'s endpoint.
+    pub(crate) fn new(config: &Config, counters: Counters) -> Result<Transport> {
         let endpoint = &config.endpoint;
         match endpoint.scheme() {
             Scheme::Tcp => Ok(Transport::Stream(reconnect::Link::new(
@@ -77,18 +75,10 @@ impl Transport {
                     counters,
                 )))
             }
-            Scheme::Http | Scheme::Https if !gelf => Err(Error::InvalidConfig(format!(
-                "HTTP carries GELF only: {endpoint} cannot receive LTSV; use the GELF \
-                 exporter, or a `tcp://` or `tls://` endpoint for LTSV"
-            ))),
             Scheme::Http | Scheme::Https => {
                 let link = http::HttpLink::new(config, counters)?;
                 Ok(Transport::Http(Box::new(link)))
             }
-            Scheme::Udp if !gelf => Err(Error::InvalidConfig(format!(
-                "UDP carries GELF only: {endpoint} cannot receive LTSV; use the GELF \
-                 exporter, or a `tcp://` or `tls://` endpoint for LTSV"
-            ))),
             Scheme::Udp => Ok(Transport::Udp(udp::UdpLink::new(
                 endpoint.clone(),
                 config.udp,

@@ -1,13 +1,24 @@
-//! The wire formats an exporter can speak, and the framing shared by both.
+//! Encoding: a mapped record becomes the bytes a transport sends.
+//!
+//! [`gelf`] and [`ltsv`] write one record; [`frame`] delimits it and cuts an
+//! oversized one to fit; [`compress`] and [`chunk`] prepare GELF for UDP.
+//! [`Packing`] picks among them once per exporter.
 
-use flate2::{Crc, FlushCompress, Status};
+pub(crate) mod chunk;
+pub(crate) mod compress;
+pub(crate) mod frame;
+pub(crate) mod gelf;
+pub(crate) mod ltsv;
 
-use crate::config::{Compression, Config, Framing, Scheme};
 use crate::mapping::{Field, MappedRecord};
-use crate::transport::udp;
 
-pub use crate::gelf::Gelf;
-pub use crate::ltsv::Ltsv;
+use compress::encode_compressed;
+pub use compress::Compression;
+pub(crate) use compress::PackScratch;
+use frame::encode_framed;
+pub use frame::Framing;
+pub use gelf::Gelf;
+pub use ltsv::Ltsv;
 
 mod sealed {
     pub trait Sealed {}
@@ -26,6 +37,10 @@ pub trait Format: sealed::Sealed + Send + Sync + 'static {
     const ENV_TIMEOUT: &'static str;
     /// The framing used when none is configured.
     const DEFAULT_FRAMING: Framing;
+    /// Whether a record can travel as a message of its own, one per UDP
+    /// datagram or HTTP request, rather than only framed on a stream. Only
+    /// GELF has receivers that take it so.
+    const MESSAGES: bool;
 
     /// Appends one record, without its delimiter.
     #[doc(hidden)]
@@ -45,68 +60,6 @@ pub trait Format: sealed::Sealed + Send + Sync + 'static {
 impl sealed::Sealed for Gelf {}
 impl sealed::Sealed for Ltsv {}
 
-/// Appends one record and its delimiter, keeping the frame (delimiter included)
-/// within `max_frame` bytes by shrinking the record when it is too large: the
-/// record is cut and marked, never dropped. Returns whether it was cut.
-pub(crate) fn encode_framed<F: Format>(
-    mut record: MappedRecord<'_>,
-    framing: Framing,
-    max_frame: usize,
-    out: &mut Vec<u8>,
-) -> bool {
-    const ATTEMPTS: usize = 6;
-    let start = out.len();
-    F::encode(&record, out);
-    let mut attempt = 0;
-    while out.len() - start + 1 > max_frame && attempt <= ATTEMPTS {
-        let excess = out.len() - start + 1 - max_frame;
-        out.truncate(start);
-        record.shrink(excess, attempt == ATTEMPTS);
-        F::encode(&record, out);
-        attempt += 1;
-    }
-    out.push(framing.delimiter());
-    attempt > 0
-}
-
-/// Byte scans eight bytes at a time (SWAR), for the encoders' hot paths:
-/// whether a string holds any byte that needs escaping.
-pub(crate) mod swar {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-
-    /// The high bit of each byte of `word` below `n` (at most 0x80) is set.
-    #[inline]
-    pub(crate) fn below(word: u64, n: u8) -> u64 {
-        word.wrapping_sub(u64::from(n) * ONES) & !word & HIGH
-    }
-
-    /// The high bit of each byte of `word` equal to `b` is set (and perhaps
-    /// of bytes after it: only the lowest match is exact, which is enough to
-    /// tell whether there is one).
-    #[inline]
-    pub(crate) fn equal(word: u64, b: u8) -> u64 {
-        let x = word ^ (u64::from(b) * ONES);
-        x.wrapping_sub(ONES) & !x & HIGH
-    }
-
-    /// Whether `bytes` holds a byte for which `byte` is true, given `word`,
-    /// which is non-zero exactly for the 8-byte words holding one.
-    #[inline]
-    pub(crate) fn any(bytes: &[u8], word: impl Fn(u64) -> u64, byte: impl Fn(u8) -> bool) -> bool {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let Some(chunk) = chunk.first_chunk::<8>() else {
-                break;
-            };
-            if word(u64::from_le_bytes(*chunk)) != 0 {
-                return true;
-            }
-        }
-        chunks.remainder().iter().any(|&b| byte(b))
-    }
-}
-
 /// What the export loop makes of each record for the retry buffer, chosen once
 /// per exporter from the endpoint's scheme.
 #[derive(Debug, Clone, Copy)]
@@ -125,22 +78,6 @@ pub(crate) enum Packing {
 }
 
 impl Packing {
-    pub(crate) fn new(config: &Config) -> Packing {
-        let max_frame = config.mapping.max_frame_bytes;
-        match config.endpoint.scheme() {
-            Scheme::Udp => Packing::Datagram {
-                compression: config.udp.compression,
-                max_plain: max_frame,
-                // Never more than the retry buffer holds either.
-                max_packed: udp::max_message_bytes(config.udp.chunk_bytes).min(config.buffer_bytes),
-            },
-            _ => Packing::Framed {
-                framing: config.framing,
-                max_frame,
-            },
-        }
-    }
-
     /// The most bytes one packed record takes.
     pub(crate) fn max_record_bytes(&self) -> usize {
         match *self {
@@ -167,157 +104,6 @@ impl Packing {
                 max_plain,
                 max_packed,
             } => encode_compressed::<F>(record, compression, max_plain, max_packed, out, scratch),
-        }
-    }
-}
-
-/// State reused from record to record by [`Packing::pack`]: the uncompressed
-/// text and the compressor.
-#[derive(Default)]
-pub(crate) struct PackScratch {
-    plain: Vec<u8>,
-    deflater: Option<Deflater>,
-}
-
-impl PackScratch {
-    /// Bytes held by the reused buffer.
-    pub(crate) fn capacity(&self) -> usize {
-        self.plain.capacity()
-    }
-}
-
-/// A deflate stream, with a ZLIB header and trailer or raw (inside GZIP).
-struct Deflater {
-    zlib: bool,
-    stream: flate2::Compress,
-}
-
-/// GZIP member header: magic, deflate, no flags, no time, no extra flags,
-/// unknown OS.
-const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-
-/// Appends one record, without a delimiter, compressed, keeping it within
-/// `max_plain` bytes before compression and `max_packed` after by shrinking the
-/// record when it is too large: the record is cut and marked, never dropped.
-/// Returns whether it was cut.
-///
-/// [`MappedRecord::shrink`] takes the excess in bytes of encoded text, so the
-/// compressed excess is scaled by the compression ratio: that of the text the
-/// previous cut removed when there was one (the part being cut), else the
-/// whole record's, aiming 3% under the limit. A few attempts, then a forced
-/// last one.
-fn encode_compressed<F: Format>(
-    mut record: MappedRecord<'_>,
-    compression: Compression,
-    max_plain: usize,
-    max_packed: usize,
-    out: &mut Vec<u8>,
-    scratch: &mut PackScratch,
-) -> bool {
-    const ATTEMPTS: usize = 6;
-    let start = out.len();
-    let mut attempt = 0;
-    // (plain, packed) sizes before the last cut.
-    let mut before: Option<(usize, usize)> = None;
-    loop {
-        out.truncate(start);
-        let (plain, packed) = if compression == Compression::None {
-            F::encode(&record, out);
-            (out.len() - start, out.len() - start)
-        } else {
-            scratch.plain.clear();
-            F::encode(&record, &mut scratch.plain);
-            compress(compression, &scratch.plain, out, &mut scratch.deflater);
-            (scratch.plain.len(), out.len() - start)
-        };
-        if (plain <= max_plain && packed <= max_packed) || attempt > ATTEMPTS {
-            return attempt > 0;
-        }
-        let over_plain = plain.saturating_sub(max_plain);
-        let ratio = match before {
-            Some((p, q)) if p > plain && q > packed => (p - plain) as f64 / (q - packed) as f64,
-            _ => plain as f64 / packed.max(1) as f64,
-        };
-        // Aim a little under the limit, so that a slightly wrong ratio still
-        // lands under it; a margin on the excess would cut far too much when
-        // the excess dwarfs the limit.
-        let scaled = if packed > max_packed {
-            let target = max_packed - max_packed / 32;
-            ((packed - target) as f64 * ratio.max(1.0)).ceil() as usize + 16
-        } else {
-            0
-        };
-        before = Some((plain, packed));
-        record.shrink(over_plain.max(scaled), attempt == ATTEMPTS);
-        attempt += 1;
-    }
-}
-
-/// Appends `plain` compressed with `compression` to `out`; if compressing
-/// fails (it cannot with an in-memory buffer), appends `plain` as is, which
-/// receivers take too.
-fn compress(
-    compression: Compression,
-    plain: &[u8],
-    out: &mut Vec<u8>,
-    deflater: &mut Option<Deflater>,
-) {
-    let start = out.len();
-    let done = match compression {
-        Compression::Gzip => {
-            out.extend_from_slice(&GZIP_HEADER);
-            let done = deflate(deflater, false, plain, out);
-            if done {
-                let mut crc = Crc::new();
-                crc.update(plain);
-                out.extend_from_slice(&crc.sum().to_le_bytes());
-                // ISIZE: the length modulo 2^32.
-                out.extend_from_slice(&(plain.len() as u32).to_le_bytes());
-            }
-            done
-        }
-        Compression::Zlib => deflate(deflater, true, plain, out),
-        Compression::None => false,
-    };
-    if !done {
-        out.truncate(start);
-        out.extend_from_slice(plain);
-    }
-}
-
-/// Appends `input` deflated (with a ZLIB wrapper when `zlib`) to `out`,
-/// reusing the compressor in `slot`. Returns false if it failed.
-fn deflate(slot: &mut Option<Deflater>, zlib: bool, input: &[u8], out: &mut Vec<u8>) -> bool {
-    if !matches!(slot, Some(d) if d.zlib == zlib) {
-        *slot = Some(Deflater {
-            zlib,
-            stream: flate2::Compress::new(flate2::Compression::default(), zlib),
-        });
-    }
-    let Some(Deflater { stream, .. }) = slot.as_mut() else {
-        return false;
-    };
-    stream.reset();
-    let (base_in, base_out) = (stream.total_in(), stream.total_out());
-    // Enough for incompressible input (stored blocks) in one call.
-    out.reserve(input.len() + input.len() / 512 + 64);
-    loop {
-        let consumed = (stream.total_in() - base_in) as usize;
-        let produced = stream.total_out() - base_out;
-        let Some(rest) = input.get(consumed..) else {
-            return false;
-        };
-        match stream.compress_vec(rest, out, FlushCompress::Finish) {
-            Ok(Status::StreamEnd) => return true,
-            Ok(_) => {
-                let progress = stream.total_in() - base_in > consumed as u64
-                    || stream.total_out() - base_out > produced;
-                if !progress && out.capacity() - out.len() >= 1024 {
-                    return false;
-                }
-                out.reserve(rest.len() / 2 + 1024);
-            }
-            Err(_) => return false,
         }
     }
 }

@@ -7,10 +7,10 @@
 //! `\r` and NUL as `\0`, so a record is always exactly one line and never holds a
 //! delimiter byte, whichever framing is used.
 
-use crate::config::Framing;
-use crate::format::{swar, Format};
-use crate::gelf::{json_float, push_int};
+use super::{Format, Framing};
+use crate::json::{json_float, push_int};
 use crate::mapping::{EpochMicros, Field, FieldValue, MappedRecord};
+use crate::swar;
 
 /// The LTSV format.
 #[derive(Debug, Clone, Copy, Default)]
@@ -22,6 +22,7 @@ impl Format for Ltsv {
     const ENV_CERTIFICATE: &'static str = "OTEL_EXPORTER_LTSV_CERTIFICATE";
     const ENV_TIMEOUT: &'static str = "OTEL_EXPORTER_LTSV_TIMEOUT";
     const DEFAULT_FRAMING: Framing = Framing::Newline;
+    const MESSAGES: bool = false;
 
     fn ldp_port(framing: Framing) -> u16 {
         match framing {

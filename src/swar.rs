@@ -1,0 +1,36 @@
+//! Byte scans eight bytes at a time (SWAR), for the encoders' hot paths:
+//! whether a string holds any byte that needs escaping.
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `word` below `n` (at most 0x80) is set.
+#[inline]
+pub(crate) fn below(word: u64, n: u8) -> u64 {
+    word.wrapping_sub(u64::from(n) * ONES) & !word & HIGH
+}
+
+/// The high bit of each byte of `word` equal to `b` is set (and perhaps
+/// of bytes after it: only the lowest match is exact, which is enough to
+/// tell whether there is one).
+#[inline]
+pub(crate) fn equal(word: u64, b: u8) -> u64 {
+    let x = word ^ (u64::from(b) * ONES);
+    x.wrapping_sub(ONES) & !x & HIGH
+}
+
+/// Whether `bytes` holds a byte for which `byte` is true, given `word`,
+/// which is non-zero exactly for the 8-byte words holding one.
+#[inline]
+pub(crate) fn any(bytes: &[u8], word: impl Fn(u64) -> u64, byte: impl Fn(u8) -> bool) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let Some(chunk) = chunk.first_chunk::<8>() else {
+            break;
+        };
+        if word(u64::from_le_bytes(*chunk)) != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| byte(b))
+}
