@@ -47,7 +47,6 @@ mod exporter;
 #[cfg(test)]
 mod fuzz;
 mod json;
-mod keycache;
 mod mapping;
 mod processor;
 mod runtime;

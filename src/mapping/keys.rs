@@ -1,0 +1,263 @@
+//! Keys: the characters a field name may hold, the names receivers reserve,
+//! the names the mapping takes from the record, and LDP's type suffixes.
+
+use std::borrow::Cow;
+
+/// Field names the receivers reserve. A user key equal to one of them gets a
+/// trailing `_`. They are Graylog's GELF top-level names, its own message fields,
+/// its search backend's internal names, and the LTSV labels this crate writes.
+pub(super) const RESERVED: &[&str] = &[
+    "version",
+    "host",
+    "short_message",
+    "full_message",
+    "timestamp",
+    "level",
+    "facility",
+    "line",
+    "file",
+    "id",
+    "source",
+    "message",
+    "streams",
+    "time",
+    "_id",
+    "_ttl",
+    "_source",
+    "_all",
+    "_index",
+    "_type",
+    "_score",
+];
+
+/// Names of the fields the mapping derives from the record itself (before key
+/// normalization, so `otel.scope.name` is sent as `otel_scope_name` by default).
+pub(crate) mod names {
+    pub const TARGET: &str = "target";
+    pub const EVENT_NAME: &str = "event_name";
+    pub const SEVERITY_TEXT: &str = "severity_text";
+    pub const TRACE_ID: &str = "trace_id";
+    pub const SPAN_ID: &str = "span_id";
+    pub const TRACE_FLAGS: &str = "trace_flags";
+    pub const SCOPE_NAME: &str = "otel.scope.name";
+    pub const SCOPE_VERSION: &str = "otel.scope.version";
+    pub const HOST_NAME: &str = "host.name";
+    pub const SERVICE_NAME: &str = "service.name";
+    pub const EXCEPTION_STACKTRACE: &str = "exception.stacktrace";
+}
+
+/// Suffixes that give a field's type in its name, as OVHcloud Logs Data
+/// Platform reads them: a field is a string unless its name ends in a type
+/// suffix. Set with
+/// [`ExporterBuilder::with_type_suffixes`](crate::ExporterBuilder::with_type_suffixes)
+/// (the [Logs Data Platform profile](crate::ExporterBuilder::for_logs_data_platform)
+/// turns the defaults on).
+///
+/// OpenTelemetry attributes carry no time type, so `date` is never added; like
+/// every suffix LDP knows (`_int`, `_long`, `_num`, `_float`, `_double`,
+/// `_bool`, `_date`, `_ip`, `_geolocation`, and the four configured here), it is
+/// respected: a name that already ends in one is left alone.
+///
+/// ```
+/// use djehouty::TypeSuffixes;
+/// let suffixes = TypeSuffixes { long: "_int".into(), ..TypeSuffixes::default() };
+/// assert_eq!(suffixes.double, "_double");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeSuffixes {
+    /// Added to integer fields. Default `_long`.
+    pub long: String,
+    /// Added to finite floating-point fields. Default `_double`.
+    pub double: String,
+    /// Added to boolean fields (sent as the strings `"true"` and `"false"`).
+    /// Default `_bool`.
+    pub boolean: String,
+    /// Respected, never added (see above). Default `_date`.
+    pub date: String,
+}
+
+impl Default for TypeSuffixes {
+    fn default() -> Self {
+        TypeSuffixes {
+            long: "_long".to_string(),
+            double: "_double".to_string(),
+            boolean: "_bool".to_string(),
+            date: "_date".to_string(),
+        }
+    }
+}
+
+/// Type suffixes Logs Data Platform knows, besides the configured ones.
+pub(super) const KNOWN_SUFFIXES: &[&str] = &[
+    "_int",
+    "_long",
+    "_num",
+    "_float",
+    "_double",
+    "_bool",
+    "_date",
+    "_ip",
+    "_geolocation",
+];
+
+/// Whether a key already ends in a type suffix: one LDP knows, or one of
+/// `also` (configured suffixes LDP does not know).
+pub(super) fn is_typed(key: &str, also: &[String]) -> bool {
+    // LDP's own suffixes all start with `_`: look at the last one only.
+    let known = key.rfind('_').is_some_and(|at| {
+        matches!(
+            &key[at..],
+            "_int"
+                | "_long"
+                | "_num"
+                | "_float"
+                | "_double"
+                | "_bool"
+                | "_date"
+                | "_ip"
+                | "_geolocation"
+        )
+    });
+    known || also.iter().any(|s| key.ends_with(s.as_str()))
+}
+
+/// The names of the fields the mapping takes from the record and its scope,
+/// normalized (and typed) once per mapper rather than once per record.
+#[derive(Debug, Default)]
+pub(super) struct FixedNames {
+    pub(super) scope_name: String,
+    pub(super) scope_version: String,
+    pub(super) target: String,
+    pub(super) event_name: String,
+    pub(super) severity_text: String,
+    pub(super) trace_id: String,
+    pub(super) span_id: String,
+    pub(super) trace_flags: String,
+}
+
+/// The type of a field's OpenTelemetry value, for [`TypeSuffixes`].
+#[derive(Clone, Copy)]
+pub(super) enum Kind {
+    Long,
+    Double,
+    Boolean,
+}
+
+impl TypeSuffixes {
+    /// The suffixes with the key rules applied, so that a normalized key plus
+    /// a suffix is still a normalized key.
+    pub(super) fn normalized(&self, replace_dots: bool) -> TypeSuffixes {
+        let n = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                normalize_key(s, replace_dots).into_owned()
+            }
+        };
+        TypeSuffixes {
+            long: n(&self.long),
+            double: n(&self.double),
+            boolean: n(&self.boolean),
+            date: n(&self.date),
+        }
+    }
+
+    pub(super) fn suffix(&self, kind: Kind) -> &str {
+        match kind {
+            Kind::Long => &self.long,
+            Kind::Double => &self.double,
+            Kind::Boolean => &self.boolean,
+        }
+    }
+
+    /// The configured suffixes LDP does not already know (usually none).
+    pub(super) fn unknown(&self) -> Vec<String> {
+        [&self.long, &self.double, &self.boolean, &self.date]
+            .into_iter()
+            .filter(|s| !s.is_empty() && !KNOWN_SUFFIXES.contains(&s.as_str()))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Bytes a key keeps: ASCII letters, digits, `_` and `-`, and `.` in the
+/// second table (dots kept). Every other byte (non-ASCII ones included)
+/// becomes `_`.
+pub(super) const KEY_BYTES: [[bool; 256]; 2] = {
+    let mut tables = [[false; 256]; 2];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let ok = c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+        tables[0][b] = ok;
+        tables[1][b] = ok || c == b'.';
+        b += 1;
+    }
+    tables
+};
+
+/// Normalizes a key: see the module documentation.
+pub fn normalize_key(raw: &str, replace_dots: bool) -> Cow<'_, str> {
+    // A hot path: one table lookup per byte, and for a key that needs
+    // changes, one allocation and one pass over bytes.
+    let valid = &KEY_BYTES[usize::from(!replace_dots)];
+    let mut key = if raw.is_empty() {
+        Cow::Borrowed("empty_key")
+    } else if raw.bytes().all(|b| valid[usize::from(b)]) {
+        Cow::Borrowed(raw)
+    } else if raw.is_ascii() {
+        // Room for a reserved-name mark, so the string is allocated once.
+        let mut bytes = Vec::with_capacity(raw.len() + 1);
+        bytes.extend_from_slice(raw.as_bytes());
+        for b in &mut bytes {
+            if !valid[usize::from(*b)] {
+                *b = b'_';
+            }
+        }
+        // Only ASCII bytes went in: this cannot fail.
+        Cow::Owned(String::from_utf8(bytes).unwrap_or_default())
+    } else {
+        // One `_` per invalid character (a multi-byte one counts once).
+        Cow::Owned(
+            raw.chars()
+                .map(|c| match u8::try_from(c) {
+                    Ok(b) if valid[usize::from(b)] => c,
+                    _ => '_',
+                })
+                .collect(),
+        )
+    };
+    protect_reserved(&mut key);
+    key
+}
+
+/// Moves a (normalized) name out of the receivers' reserved ones: a reserved
+/// name gets a trailing `_` (`id` → `id_`), a name in Graylog's internal
+/// `gl2_` namespace a leading one (`gl2_x` → `_gl2_x`).
+pub(super) fn protect_reserved(key: &mut Cow<'_, str>) {
+    // Reserved names are 2 to 13 bytes long: most keys are rejected at once.
+    if (2..=13).contains(&key.len()) && RESERVED.contains(&key.as_ref()) {
+        key.to_mut().push('_');
+    } else if key.starts_with("gl2_") {
+        key.to_mut().insert(0, '_');
+    }
+}
+
+/// Whether `key` followed by `suffix` is a name the receivers reserve.
+pub(super) fn forms_reserved(key: &str, suffix: &str) -> bool {
+    let total = key.len() + suffix.len();
+    if total > 13 && key.len() >= 4 {
+        // Too long for a reserved name; `gl2_` would already be marked.
+        return key.starts_with("gl2_");
+    }
+    let reserved = (2..=13).contains(&total)
+        && RESERVED
+            .iter()
+            .any(|r| r.len() == total && r.starts_with(key) && r.ends_with(suffix));
+    reserved
+        || key
+            .bytes()
+            .chain(suffix.bytes())
+            .take(4)
+            .eq(b"gl2_".iter().copied())
+}

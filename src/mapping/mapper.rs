@@ -1,0 +1,537 @@
+//! The mapper: one record, its scope and the resource become a
+//! [`MappedRecord`], every naming and precedence rule applied.
+
+use std::borrow::Cow;
+
+use super::keycache::KeyCache;
+use super::keys::{
+    forms_reserved, is_typed, names, normalize_key, protect_reserved, FixedNames, Kind,
+    TypeSuffixes, RESERVED,
+};
+use super::record::{
+    dedup_last_wins, Field, FieldEncoder, FieldValue, MappedRecord, StaticWire, Statics,
+};
+use super::values::{
+    any_json_text, base64_text, bool_text, is_blank, syslog_level, truncate_text, value_json,
+    EpochMicros,
+};
+use super::{MappingOptions, MAX_FLATTEN_DEPTH, NO_MESSAGE};
+use opentelemetry::logs::AnyValue;
+use opentelemetry::{InstrumentationScope, Key, Value};
+use opentelemetry_sdk::logs::SdkLogRecord;
+use opentelemetry_sdk::Resource;
+
+/// Maps records; holds what is the same for every record (host, extras, resource).
+#[derive(Debug)]
+pub struct Mapper {
+    replace_dots: bool,
+    max_field_bytes: usize,
+    suffixes: Option<TypeSuffixes>,
+    /// The configured suffixes LDP does not know, also respected.
+    unknown_suffixes: Vec<String>,
+    /// The names of the fields taken from the record itself, normalized once.
+    fixed: FixedNames,
+    builder_host: Option<String>,
+    host: String,
+    extras: Vec<Field<'static>>,
+    resource: Vec<Field<'static>>,
+    wire: Option<StaticWire>,
+    /// Record attribute keys, normalized once.
+    keys: KeyCache,
+}
+
+impl Mapper {
+    /// A mapper with no resource yet.
+    pub fn new(options: &MappingOptions) -> Mapper {
+        let suffixes = options
+            .type_suffixes
+            .as_ref()
+            .map(|s| s.normalized(options.replace_dots));
+        let mut mapper = Mapper {
+            replace_dots: options.replace_dots,
+            max_field_bytes: options.max_field_bytes,
+            suffixes: suffixes.clone(),
+            unknown_suffixes: suffixes
+                .as_ref()
+                .map(TypeSuffixes::unknown)
+                .unwrap_or_default(),
+            builder_host: options.host.clone().filter(|h| !is_blank(h)),
+            host: String::new(),
+            extras: Vec::new(),
+            resource: Vec::new(),
+            wire: None,
+            keys: KeyCache::default(),
+            fixed: FixedNames::default(),
+        };
+        let name = |raw: &str| mapper.key(raw).into_owned();
+        let fixed = FixedNames {
+            scope_name: name(names::SCOPE_NAME),
+            scope_version: name(names::SCOPE_VERSION),
+            target: name(names::TARGET),
+            event_name: name(names::EVENT_NAME),
+            severity_text: name(names::SEVERITY_TEXT),
+            trace_id: name(names::TRACE_ID),
+            span_id: name(names::SPAN_ID),
+            trace_flags: {
+                let (key, suffix) = mapper.typed_key(names::TRACE_FLAGS, Some(Kind::Long));
+                format!("{key}{suffix}")
+            },
+        };
+        mapper.fixed = fixed;
+        mapper.extras = mapper.static_fields(options.extras.iter().map(|(k, v)| (k.as_str(), v)));
+        mapper.host = mapper.resolve_host(None, None);
+        mapper
+    }
+
+    /// Precomputes the resource's fields and the host; called once by the SDK
+    /// before the first export.
+    pub fn set_resource(&mut self, resource: &Resource) {
+        let mut fields = self.static_fields(resource.iter().map(|(k, v)| (k.as_str(), v)));
+        // An extra of the same name always wins: leave such fields out now.
+        fields.retain(|field| !self.extras.iter().any(|extra| extra.same_name(field)));
+        self.resource = fields;
+        let host_name = resource.get(&Key::from_static_str(names::HOST_NAME));
+        let service_name = resource.get(&Key::from_static_str(names::SERVICE_NAME));
+        self.host = self.resolve_host(host_name.as_ref(), service_name.as_ref());
+        if let Some(wire) = &self.wire {
+            self.pre_encode(wire.encode);
+        }
+    }
+
+    /// Encodes the static fields (resource, extras) once with `encode`, so
+    /// that [`map`](Self::map) hands them over as bytes to copy: a record
+    /// whose own fields do not share their names then costs nothing for them.
+    /// Kept across [`set_resource`](Self::set_resource).
+    pub fn pre_encode(&mut self, encode: FieldEncoder) {
+        let mut wire = StaticWire {
+            encode,
+            head: Vec::new(),
+            tail: Vec::new(),
+            names: 0,
+        };
+        for field in &self.resource {
+            encode(field, &mut wire.head);
+            wire.names |= field.name_bit();
+        }
+        for field in &self.extras {
+            encode(field, &mut wire.tail);
+            wire.names |= field.name_bit();
+        }
+        self.wire = Some(wire);
+    }
+
+    /// Maps fields that are the same for every record (extras, resource), once.
+    pub(super) fn static_fields<'v>(
+        &self,
+        values: impl Iterator<Item = (&'v str, &'v Value)>,
+    ) -> Vec<Field<'static>> {
+        let mut fields = Vec::new();
+        for (key, value) in values {
+            self.push_value(&mut fields, key, value);
+        }
+        dedup_last_wins(fields)
+            .into_iter()
+            .map(Field::into_owned)
+            .collect()
+    }
+
+    /// The `host` every record carries.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub(super) fn resolve_host(
+        &self,
+        host_name: Option<&Value>,
+        service_name: Option<&Value>,
+    ) -> String {
+        let non_blank = |s: String| (!is_blank(&s)).then_some(s);
+        self.builder_host
+            .clone()
+            .or_else(|| host_name.and_then(|v| non_blank(v.as_str().into_owned())))
+            .or_else(|| non_blank(gethostname::gethostname().to_string_lossy().into_owned()))
+            .or_else(|| service_name.and_then(|v| non_blank(v.as_str().into_owned())))
+            .map(|h| truncate_text(Cow::Owned(h), 255).into_owned())
+            .unwrap_or_else(|| "unknown-host".to_string())
+    }
+
+    /// Maps one record.
+    pub fn map<'a>(
+        &'a self,
+        record: &'a SdkLogRecord,
+        scope: &'a InstrumentationScope,
+    ) -> MappedRecord<'a> {
+        // Lowest precedence first; `dedup_last_wins` keeps the last of each key.
+        // Room for the record's attributes and the fixed fields at once.
+        // (The SDK's iterator filters: its upper bound is the count.)
+        let attributes = record.attributes_iter().size_hint().1.unwrap_or(0);
+        let own = attributes.min(1024) + 8;
+        let mut fields: Vec<Field<'a>> = match &self.wire {
+            Some(_) => Vec::with_capacity(own.max(16)),
+            None => {
+                let mut fields =
+                    Vec::with_capacity(self.resource.len() + self.extras.len() + own.max(16));
+                fields.extend(self.resource.iter().map(Field::borrowed));
+                fields
+            }
+        };
+        for kv in scope.attributes() {
+            self.push_value(&mut fields, kv.key.as_str(), &kv.value);
+        }
+        if !scope.name().is_empty() {
+            self.push_text(&mut fields, &self.fixed.scope_name, scope.name());
+        }
+        if let Some(version) = scope.version() {
+            self.push_text(&mut fields, &self.fixed.scope_version, version);
+        }
+        if let Some(target) = record.target() {
+            self.push_text(&mut fields, &self.fixed.target, target.as_ref());
+        }
+        let event_name = record.event_name().filter(|name| is_meaningful_event(name));
+        if let Some(name) = event_name {
+            self.push_text(&mut fields, &self.fixed.event_name, name);
+        }
+        if let Some(text) = record.severity_text() {
+            self.push_text(&mut fields, &self.fixed.severity_text, text);
+        }
+        if let Some(tc) = record.trace_context() {
+            self.push_text(&mut fields, &self.fixed.trace_id, tc.trace_id.to_string());
+            self.push_text(&mut fields, &self.fixed.span_id, tc.span_id.to_string());
+            if let Some(flags) = tc.trace_flags {
+                fields.push(Field {
+                    key: Cow::Borrowed(&self.fixed.trace_flags),
+                    suffix: "",
+                    value: FieldValue::Int(i64::from(flags.to_u8())),
+                });
+            }
+        }
+        let mut stacktrace: Option<&'a str> = None;
+        for (key, value) in record.attributes_iter() {
+            if key.as_str() == names::EXCEPTION_STACKTRACE {
+                if let AnyValue::String(s) = value {
+                    if !is_blank(s.as_str()) {
+                        stacktrace = Some(s.as_str());
+                        continue;
+                    }
+                }
+            }
+            self.push_any(&mut fields, key.as_str(), value, 0);
+        }
+        let (fields, protected_tail, statics) = self.with_statics(fields);
+
+        let body = record.body().map(body_text);
+        let (short_message, full_message) = messages(
+            body,
+            stacktrace,
+            event_name,
+            record.target().map(|t| t.as_ref()),
+        );
+        MappedRecord {
+            host: &self.host,
+            short_message,
+            full_message,
+            time: record
+                .timestamp()
+                .and_then(EpochMicros::of)
+                .or_else(|| record.observed_timestamp().and_then(EpochMicros::of))
+                .unwrap_or_else(EpochMicros::now),
+            level: syslog_level(record.severity_number(), record.severity_text()),
+            fields,
+            protected_tail,
+            statics,
+        }
+    }
+
+    /// Adds the static fields to the record's own: as pre-encoded bytes when
+    /// no name is shared (the common case), else as fields, deduplicated.
+    pub(super) fn with_statics<'a>(
+        &'a self,
+        mut fields: Vec<Field<'a>>,
+    ) -> (Vec<Field<'a>>, usize, Option<Statics<'a>>) {
+        if let Some(wire) = &self.wire {
+            fields = dedup_last_wins(fields);
+            let shared = fields.iter().any(|field| {
+                wire.names & field.name_bit() != 0
+                    && self
+                        .resource
+                        .iter()
+                        .chain(&self.extras)
+                        .any(|s| s.same_name(field))
+            });
+            if !shared {
+                let statics = Statics {
+                    head: &wire.head,
+                    tail: &wire.tail,
+                    resource: &self.resource,
+                    extras: &self.extras,
+                };
+                return (fields, 0, Some(statics));
+            }
+            let mut all =
+                Vec::with_capacity(self.resource.len() + fields.len() + self.extras.len());
+            all.extend(self.resource.iter().map(Field::borrowed));
+            all.extend(fields);
+            fields = all;
+        }
+        // Extras last: the dedup keeps the last field of each name, so they win
+        // and stay at the end, where `shrink` leaves them alone.
+        fields.extend(self.extras.iter().map(Field::borrowed));
+        (dedup_last_wins(fields), self.extras.len(), None)
+    }
+
+    pub(super) fn key<'a>(&self, raw: &'a str) -> Cow<'a, str> {
+        normalize_key(raw, self.replace_dots)
+    }
+
+    /// The name of a field whose value had type `kind`: with type suffixes,
+    /// the normalized key and the suffix to write after it, unless the key
+    /// already ends in a known one.
+    // Always inlined, and the common case (a key seen before, a suffix that
+    // completes no reserved name) kept apart from the rest: on this path,
+    // every attribute of every record, a name handed back through memory
+    // from a call costs more than the lookup itself.
+    #[inline(always)]
+    pub(super) fn typed_key<'a>(
+        &'a self,
+        raw: &'a str,
+        kind: Option<Kind>,
+    ) -> (Cow<'a, str>, &'a str) {
+        if let Some((key, typed)) = self.keys.find(raw) {
+            match (&self.suffixes, kind) {
+                (Some(suffixes), Some(kind)) if !typed => {
+                    let suffix = suffixes.suffix(kind);
+                    if !key.ends_with('_') && !forms_reserved(key, suffix) {
+                        return (Cow::Borrowed(key), suffix);
+                    }
+                }
+                _ => return (Cow::Borrowed(key), ""),
+            }
+        }
+        self.typed_key_in_full(raw, kind)
+    }
+
+    /// [`typed_key`](Self::typed_key), every case: normalizes (and caches)
+    /// a key not seen before, and builds names that need care.
+    #[inline(never)]
+    pub(super) fn typed_key_in_full<'a>(
+        &'a self,
+        raw: &'a str,
+        kind: Option<Kind>,
+    ) -> (Cow<'a, str>, &'a str) {
+        let (key, typed) = self.keys.get(raw, |raw| {
+            let key = self.key(raw);
+            let typed = self.suffixes.is_some() && is_typed(&key, &self.unknown_suffixes);
+            (key, typed)
+        });
+        let (Some(suffixes), Some(kind)) = (&self.suffixes, kind) else {
+            return (key, "");
+        };
+        if typed {
+            return (key, "");
+        }
+        // Both parts are normalized (the suffixes in `Mapper::new`), so the
+        // name is too, unless the key was a reserved name (marked with a
+        // trailing `_` that the suffix makes useless) or the suffix completes
+        // one (`i` + `d`, `gl2` + `_long`): then build it whole.
+        let suffix = suffixes.suffix(kind);
+        let marked = key.strip_suffix('_').filter(|base| RESERVED.contains(base));
+        if marked.is_none() && !forms_reserved(&key, suffix) {
+            return (key, suffix);
+        }
+        let base = marked.unwrap_or(&key);
+        let mut typed = String::with_capacity(base.len() + suffix.len() + 1);
+        typed.push_str(base);
+        typed.push_str(suffix);
+        let mut typed = Cow::Owned(typed);
+        protect_reserved(&mut typed);
+        (typed, "")
+    }
+
+    /// Pushes a text field under one of the fixed names (already normalized).
+    #[inline]
+    pub(super) fn push_text<'a>(
+        &self,
+        fields: &mut Vec<Field<'a>>,
+        key: &'a str,
+        value: impl Into<Cow<'a, str>>,
+    ) {
+        fields.push(Field {
+            key: Cow::Borrowed(key),
+            suffix: "",
+            value: self.text(value.into()),
+        });
+    }
+
+    /// A string value made safe: blank strings quoted, long ones cut.
+    // Always inlined: the common case (short, not blank) then moves the text
+    // once, straight into the field.
+    #[inline(always)]
+    pub(super) fn text<'a>(&self, value: Cow<'a, str>) -> FieldValue<'a> {
+        if value.len() <= self.max_field_bytes && !is_blank(&value) {
+            return FieldValue::Str(value);
+        }
+        self.unusual_text(value)
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn unusual_text<'a>(&self, value: Cow<'a, str>) -> FieldValue<'a> {
+        if is_blank(&value) {
+            let quoted = Cow::Owned(format!("\"{value}\""));
+            return FieldValue::Str(truncate_text(quoted, self.max_field_bytes));
+        }
+        FieldValue::Str(truncate_text(value, self.max_field_bytes))
+    }
+
+    /// A double: finite ones stay numbers (typed), the others become text.
+    #[inline]
+    pub(super) fn float(&self, value: f64) -> (FieldValue<'static>, Option<Kind>) {
+        let text = if value.is_finite() {
+            return (FieldValue::Float(value), Some(Kind::Double));
+        } else if value.is_nan() {
+            "NaN"
+        } else if value > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        };
+        (FieldValue::Str(Cow::Borrowed(text)), None)
+    }
+
+    /// Pushes a resource, scope or static value (`opentelemetry::Value`).
+    pub(super) fn push_value<'a>(
+        &'a self,
+        fields: &mut Vec<Field<'a>>,
+        key: &'a str,
+        value: &'a Value,
+    ) {
+        let (value, kind) = match value {
+            Value::Bool(b) => (
+                FieldValue::Str(Cow::Borrowed(bool_text(*b))),
+                Some(Kind::Boolean),
+            ),
+            Value::I64(i) => (FieldValue::Int(*i), Some(Kind::Long)),
+            Value::F64(f) => self.float(*f),
+            Value::String(s) => (self.text(Cow::Borrowed(s.as_str())), None),
+            other => (self.text(Cow::Owned(value_json(other).to_string())), None),
+        };
+        let (key, suffix) = self.typed_key(key, kind);
+        fields.push(Field { key, suffix, value });
+    }
+
+    /// Pushes a record attribute (`AnyValue`), flattening maps.
+    pub(super) fn push_any<'a>(
+        &'a self,
+        fields: &mut Vec<Field<'a>>,
+        key: &'a str,
+        value: &'a AnyValue,
+        depth: usize,
+    ) {
+        let value = match value {
+            AnyValue::Map(map) if !map.is_empty() && depth < MAX_FLATTEN_DEPTH => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+                let sep = if self.replace_dots { '_' } else { '.' };
+                for (sub, v) in entries {
+                    // The entry's fields (more than one when it is a map
+                    // itself) are pushed in place, then prefixed with `key`:
+                    // one allocation per field, its name.
+                    let start = fields.len();
+                    self.push_any(fields, sub.as_str(), v, depth + 1);
+                    for field in &mut fields[start..] {
+                        let mut joined = String::with_capacity(
+                            key.len() + 1 + field.key.len() + field.suffix.len(),
+                        );
+                        joined.push_str(key);
+                        joined.push(sep);
+                        joined.push_str(&field.key);
+                        joined.push_str(field.suffix);
+                        let renamed = match normalize_key(&joined, self.replace_dots) {
+                            Cow::Owned(normalized) => Some(normalized),
+                            Cow::Borrowed(_) => None,
+                        };
+                        field.key = Cow::Owned(renamed.unwrap_or(joined));
+                        field.suffix = "";
+                    }
+                }
+                return;
+            }
+            other => self.any_value(other),
+        };
+        let (key, suffix) = self.typed_key(key, value.1);
+        fields.push(Field {
+            key,
+            suffix,
+            value: value.0,
+        });
+    }
+
+    #[inline]
+    pub(super) fn any_value<'a>(&self, value: &'a AnyValue) -> (FieldValue<'a>, Option<Kind>) {
+        match value {
+            AnyValue::Int(i) => (FieldValue::Int(*i), Some(Kind::Long)),
+            AnyValue::Double(f) => self.float(*f),
+            AnyValue::String(s) => (self.text(Cow::Borrowed(s.as_str())), None),
+            AnyValue::Boolean(b) => (
+                FieldValue::Str(Cow::Borrowed(bool_text(*b))),
+                Some(Kind::Boolean),
+            ),
+            AnyValue::Bytes(bytes) => (self.text(Cow::Owned(base64_text(bytes))), None),
+            other => (self.text(Cow::Owned(any_json_text(other))), None),
+        }
+    }
+}
+
+/// tracing's default event name is `event <file>:<line>`: not worth a field.
+pub(super) fn is_meaningful_event(name: &str) -> bool {
+    let default_name = name.starts_with("event ") && name.contains(':');
+    !is_blank(name) && !default_name
+}
+
+/// The body as text: strings as they are, scalars printed, bytes in base64,
+/// lists and maps as JSON.
+pub(super) fn body_text(body: &AnyValue) -> Cow<'_, str> {
+    match body {
+        AnyValue::String(s) => Cow::Borrowed(s.as_str()),
+        AnyValue::Int(i) => Cow::Owned(i.to_string()),
+        AnyValue::Double(f) => Cow::Owned(f.to_string()),
+        AnyValue::Boolean(b) => Cow::Borrowed(bool_text(*b)),
+        AnyValue::Bytes(bytes) => Cow::Owned(base64_text(bytes)),
+        other => Cow::Owned(any_json_text(other)),
+    }
+}
+
+/// Chooses `short_message` (never blank) and `full_message`.
+pub(super) fn messages<'a>(
+    body: Option<Cow<'a, str>>,
+    stacktrace: Option<&'a str>,
+    event_name: Option<&'a str>,
+    target: Option<&'a str>,
+) -> (Cow<'a, str>, Option<Cow<'a, str>>) {
+    let body = body.filter(|b| !is_blank(b));
+    let Some(body) = body else {
+        let short = event_name
+            .or(target.filter(|t| !is_blank(t)))
+            .unwrap_or(NO_MESSAGE);
+        return (Cow::Borrowed(short), stacktrace.map(Cow::Borrowed));
+    };
+    let multi_line = body.contains('\n');
+    let full = match (multi_line, stacktrace) {
+        (false, None) => None,
+        (false, Some(trace)) => Some(Cow::Borrowed(trace)),
+        (true, None) => Some(body.clone()),
+        (true, Some(trace)) => Some(Cow::Owned(format!("{body}\n{trace}"))),
+    };
+    if !multi_line {
+        return (body, full);
+    }
+    pub(super) fn first_line(text: &str) -> &str {
+        text.lines().find(|l| !is_blank(l)).unwrap_or(NO_MESSAGE)
+    }
+    let first = match body {
+        // A line of the record's own text: borrowed, like the body.
+        Cow::Borrowed(text) => Cow::Borrowed(first_line(text)),
+        Cow::Owned(text) => Cow::Owned(first_line(&text).to_string()),
+    };
+    (first, full)
+}

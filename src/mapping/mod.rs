@@ -1,0 +1,475 @@
+//! Record mapping: one OpenTelemetry log record, its instrumentation scope and the
+//! provider's resource become a format-neutral [`MappedRecord`]: a host, a short and
+//! an optional full message, a time, a syslog level and an ordered list of named,
+//! typed fields. Every rename rule lives here; the GELF and LTSV encoders only
+//! write what they are given.
+//!
+//! The rules guarantee that what reaches Graylog or Logs Data Platform is accepted
+//! whole and loses nothing unseen:
+//!
+//! * values are only strings, integers and finite doubles: booleans become
+//!   `"true"`/`"false"`, NaN and infinities become `"NaN"`, `"Infinity"`,
+//!   `"-Infinity"`, bytes become standard base64, lists become their JSON text,
+//!   maps are flattened into one field per leaf (`http.request` → `http_request_method`);
+//! * an empty or blank string (which Graylog would drop) is sent quoted: `""`, `"  "`;
+//! * a string longer than the field cap is cut on a character boundary and ends
+//!   with `[truncated]`;
+//! * keys keep ASCII letters, digits, `_` and `-`; dots become `_` (unless
+//!   configured otherwise), every other character becomes `_`, an empty key
+//!   becomes `empty_key`, reserved names get a trailing `_` (`id` → `id_`) and
+//!   names in Graylog's internal `gl2_` namespace a leading one (`_gl2_x`);
+//! * each key appears once: static extras win over record attributes, which win
+//!   over the record's own metadata (target, trace context, ...), which wins over
+//!   scope attributes, which win over resource attributes;
+//! * with [`TypeSuffixes`] (the Logs Data Platform profile), a field whose value
+//!   came from a typed OpenTelemetry value carries its type in its name:
+//!   `retries` (an integer) → `retries_long`, `ratio` → `ratio_double`,
+//!   `cached` → `cached_bool`; names that already end in a known suffix are
+//!   left alone.
+
+mod keycache;
+mod keys;
+mod mapper;
+mod record;
+mod values;
+
+use std::fmt;
+
+use opentelemetry::Value;
+
+pub use keys::TypeSuffixes;
+pub(crate) use mapper::Mapper;
+pub use record::{Field, FieldValue, MappedRecord};
+pub use values::EpochMicros;
+#[cfg(test)]
+pub(crate) use values::{any_json, any_json_text, is_blank};
+
+/// Default largest frame (one encoded record) the receiver accepts: Graylog's TCP input default.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;
+/// Default cap on one additional field's text value, below the 32,766-byte limit
+/// of Graylog's `keyword` index mapping.
+pub const DEFAULT_MAX_FIELD_BYTES: usize = 32_000;
+/// Text used as `short_message` when a record has no body, no meaningful event
+/// name and no target.
+pub const NO_MESSAGE: &str = "(no message)";
+
+/// Marker appended to a text that was cut.
+pub const TRUNCATED_MARKER: &str = " [truncated]";
+
+/// Nesting depth of maps that is flattened; deeper values are sent as JSON text.
+const MAX_FLATTEN_DEPTH: usize = 8;
+
+/// User-facing mapping settings, filled by the builder.
+#[derive(Clone)]
+pub struct MappingOptions {
+    pub(crate) host: Option<String>,
+    pub(crate) extras: Vec<(String, Value)>,
+    pub(crate) replace_dots: bool,
+    pub(crate) max_frame_bytes: usize,
+    pub(crate) max_field_bytes: usize,
+    pub(crate) type_suffixes: Option<TypeSuffixes>,
+}
+
+impl Default for MappingOptions {
+    fn default() -> Self {
+        MappingOptions {
+            host: None,
+            extras: Vec::new(),
+            replace_dots: true,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_field_bytes: DEFAULT_MAX_FIELD_BYTES,
+            type_suffixes: None,
+        }
+    }
+}
+
+impl fmt::Debug for MappingOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Extras may hold secrets (routing tokens): show their names only.
+        let extras: Vec<&str> = self.extras.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("MappingOptions")
+            .field("host", &self.host)
+            .field("extras", &extras)
+            .field("replace_dots", &self.replace_dots)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("max_field_bytes", &self.max_field_bytes)
+            .field("type_suffixes", &self.type_suffixes)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::time::UNIX_EPOCH;
+
+    use opentelemetry::logs::{AnyValue, Severity};
+    use opentelemetry::{InstrumentationScope, Key};
+    use opentelemetry_sdk::logs::SdkLogRecord;
+    use opentelemetry_sdk::Resource;
+
+    use super::keys::{normalize_key, RESERVED};
+    use super::values::syslog_level;
+    use super::*;
+    use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
+    use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
+    use opentelemetry::KeyValue;
+    use opentelemetry_sdk::logs::SdkLoggerProvider;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    fn record() -> SdkLogRecord {
+        let provider = SdkLoggerProvider::builder().build();
+        provider.logger("test").create_log_record()
+    }
+
+    fn get<'a>(m: &'a MappedRecord<'_>, key: &str) -> Option<&'a FieldValue<'a>> {
+        m.fields.iter().find(|f| f.name() == key).map(|f| &f.value)
+    }
+
+    fn s(v: &str) -> FieldValue<'static> {
+        FieldValue::Str(Cow::Owned(v.to_string()))
+    }
+
+    #[test]
+    fn keys_are_normalized() {
+        assert_eq!(normalize_key("service.name", true), "service_name");
+        assert_eq!(normalize_key("service.name", false), "service.name");
+        assert_eq!(normalize_key("X-OVH-TOKEN", true), "X-OVH-TOKEN");
+        assert_eq!(normalize_key("a b/c:d", true), "a_b_c_d");
+        assert_eq!(normalize_key("café", true), "caf_");
+        assert_eq!(normalize_key("", true), "empty_key");
+        assert_eq!(normalize_key("id", true), "id_");
+        assert_eq!(normalize_key("source", true), "source_");
+        assert_eq!(normalize_key("short_message", true), "short_message_");
+        assert_eq!(normalize_key("_id", true), "_id_");
+        assert_eq!(normalize_key("gl2_source_node", true), "_gl2_source_node");
+        assert!(matches!(normalize_key("plain", true), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn severity_maps_to_syslog() {
+        let cases = [
+            (Severity::Trace, 7),
+            (Severity::Debug4, 7),
+            (Severity::Info, 6),
+            (Severity::Info2, 5),
+            (Severity::Warn, 4),
+            (Severity::Warn4, 4),
+            (Severity::Error, 3),
+            (Severity::Error2, 2),
+            (Severity::Error3, 1),
+            (Severity::Fatal, 0),
+            (Severity::Fatal4, 0),
+        ];
+        for (sev, level) in cases {
+            assert_eq!(syslog_level(Some(sev), None), level, "{sev:?}");
+        }
+        assert_eq!(syslog_level(None, Some("WARN")), 4);
+        assert_eq!(syslog_level(None, Some("error2")), 3);
+        assert_eq!(syslog_level(None, Some("critical")), 2);
+        assert_eq!(syslog_level(None, Some("whatever")), 6);
+        assert_eq!(syslog_level(None, None), 6);
+    }
+
+    #[test]
+    fn maps_a_full_record() {
+        let mut rec = record();
+        rec.set_body(AnyValue::from("disk full"));
+        rec.set_severity_number(Severity::Warn);
+        rec.set_severity_text("WARN");
+        rec.set_target("app::db");
+        rec.set_event_name("db.disk");
+        let t = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
+        rec.set_timestamp(t);
+        rec.set_trace_context(
+            TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
+            SpanId::from_hex("b7ad6b7169203331").unwrap(),
+            Some(TraceFlags::SAMPLED),
+        );
+        rec.add_attribute("user", "alice");
+        rec.add_attribute("retries", 3);
+        rec.add_attribute("ratio", 0.5);
+        rec.add_attribute("ok", true);
+        rec.add_attribute("nan", f64::NAN);
+        rec.add_attribute("id", "abc");
+        rec.add_attribute("blob", AnyValue::Bytes(Box::new(vec![0, 1, 255])));
+        rec.add_attribute(
+            "list",
+            AnyValue::ListAny(Box::new(vec![AnyValue::from(1), AnyValue::from("x")])),
+        );
+        let mut inner = HashMap::new();
+        inner.insert(Key::from("method"), AnyValue::from("GET"));
+        inner.insert(Key::from("status"), AnyValue::from(200));
+        rec.add_attribute("http.request", AnyValue::Map(Box::new(inner)));
+        rec.add_attribute("empty", "");
+        rec.add_attribute("user", "bob"); // duplicate: last wins
+        let scope = InstrumentationScope::builder("my-lib")
+            .with_version("1.2.3")
+            .with_attributes([KeyValue::new("scope.attr", "s")])
+            .build();
+
+        let mut mapper = Mapper::new(&MappingOptions {
+            extras: vec![("X-OVH-TOKEN".into(), Value::from("secret"))],
+            ..MappingOptions::default()
+        });
+        mapper.set_resource(
+            &Resource::builder_empty()
+                .with_service_name("svc")
+                .with_attribute(KeyValue::new("host.name", "box-1"))
+                .with_attribute(KeyValue::new("user", "resource-loses"))
+                .build(),
+        );
+        let m = mapper.map(&rec, &scope);
+        assert_eq!(m.host, "box-1");
+        assert_eq!(m.short_message, "disk full");
+        assert_eq!(m.full_message, None);
+        assert_eq!(m.level, 4);
+        assert_eq!(
+            m.time,
+            EpochMicros {
+                secs: 1_700_000_000,
+                micros: 123_456
+            }
+        );
+        assert_eq!(get(&m, "user"), Some(&s("bob")));
+        assert_eq!(get(&m, "retries"), Some(&FieldValue::Int(3)));
+        assert_eq!(get(&m, "ratio"), Some(&FieldValue::Float(0.5)));
+        assert_eq!(get(&m, "ok"), Some(&s("true")));
+        assert_eq!(get(&m, "nan"), Some(&s("NaN")));
+        assert_eq!(get(&m, "id_"), Some(&s("abc")));
+        assert_eq!(get(&m, "blob"), Some(&s("AAH/")));
+        assert_eq!(get(&m, "list"), Some(&s("[1,\"x\"]")));
+        assert_eq!(get(&m, "http_request_method"), Some(&s("GET")));
+        assert_eq!(get(&m, "http_request_status"), Some(&FieldValue::Int(200)));
+        assert_eq!(get(&m, "empty"), Some(&s("\"\"")));
+        assert_eq!(get(&m, "target"), Some(&s("app::db")));
+        assert_eq!(get(&m, "event_name"), Some(&s("db.disk")));
+        assert_eq!(get(&m, "severity_text"), Some(&s("WARN")));
+        assert_eq!(
+            get(&m, "trace_id"),
+            Some(&s("0af7651916cd43dd8448eb211c80319c"))
+        );
+        assert_eq!(get(&m, "span_id"), Some(&s("b7ad6b7169203331")));
+        assert_eq!(get(&m, "trace_flags"), Some(&FieldValue::Int(1)));
+        assert_eq!(get(&m, "otel_scope_name"), Some(&s("my-lib")));
+        assert_eq!(get(&m, "otel_scope_version"), Some(&s("1.2.3")));
+        assert_eq!(get(&m, "scope_attr"), Some(&s("s")));
+        assert_eq!(get(&m, "service_name"), Some(&s("svc")));
+        assert_eq!(get(&m, "host_name"), Some(&s("box-1")));
+        assert_eq!(get(&m, "X-OVH-TOKEN"), Some(&s("secret")));
+        let mut keys: Vec<_> = m.fields.iter().map(|f| f.key.as_ref()).collect();
+        let n = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "duplicate keys");
+    }
+
+    #[test]
+    fn extras_cannot_be_overridden() {
+        let mut rec = record();
+        rec.add_attribute("X-OVH-TOKEN", "forged");
+        rec.add_attribute("X.OVH.TOKEN", "forged too");
+        let mapper = Mapper::new(&MappingOptions {
+            extras: vec![("X-OVH-TOKEN".into(), Value::from("real"))],
+            ..MappingOptions::default()
+        });
+        let scope = InstrumentationScope::builder("").build();
+        let m = mapper.map(&rec, &scope);
+        assert_eq!(get(&m, "X-OVH-TOKEN"), Some(&s("real")));
+        assert_eq!(get(&m, "X_OVH_TOKEN"), Some(&s("forged too")));
+        assert_eq!(
+            m.fields.iter().filter(|f| f.key == "X-OVH-TOKEN").count(),
+            1
+        );
+    }
+
+    #[test]
+    fn reserved_names_are_within_the_quick_length_check() {
+        assert!(RESERVED.iter().all(|r| (2..=13).contains(&r.len())));
+    }
+
+    #[test]
+    fn type_suffixes_name_typed_values() {
+        let mut rec = record();
+        rec.add_attribute("retries", 3_i64);
+        rec.add_attribute("ratio", 0.5_f64);
+        rec.add_attribute("cached", true);
+        rec.add_attribute("user", "alice");
+        rec.add_attribute("nan", f64::NAN);
+        rec.add_attribute("bytes_long", 7_i64);
+        rec.add_attribute("count_int", 8_i64);
+        rec.add_attribute("expires_date", "2026-01-01T00:00:00Z");
+        rec.add_attribute("level", 1_i64);
+        rec.add_attribute("id", 2_i64);
+        rec.add_attribute(
+            "http",
+            AnyValue::Map(Box::new(
+                [(Key::from("status"), AnyValue::Int(200))]
+                    .into_iter()
+                    .collect(),
+            )),
+        );
+        let mapper = Mapper::new(&MappingOptions {
+            extras: vec![("X-OVH-TOKEN".into(), Value::from("t"))],
+            type_suffixes: Some(TypeSuffixes::default()),
+            ..MappingOptions::default()
+        });
+        let mut mapper = mapper;
+        mapper.set_resource(
+            &Resource::builder_empty()
+                .with_attribute(opentelemetry::KeyValue::new("instance.number", 4_i64))
+                .build(),
+        );
+        let scope = InstrumentationScope::builder("").build();
+        let m = mapper.map(&rec, &scope);
+        let keys: Vec<String> = m.fields.iter().map(|f| f.name().into_owned()).collect();
+        assert_eq!(get(&m, "retries_long"), Some(&FieldValue::Int(3)));
+        assert_eq!(get(&m, "ratio_double"), Some(&FieldValue::Float(0.5)));
+        assert_eq!(get(&m, "cached_bool"), Some(&s("true")));
+        assert_eq!(get(&m, "user"), Some(&s("alice")));
+        assert_eq!(get(&m, "nan"), Some(&s("NaN")), "text stays untyped");
+        assert_eq!(get(&m, "bytes_long"), Some(&FieldValue::Int(7)));
+        assert_eq!(get(&m, "count_int"), Some(&FieldValue::Int(8)));
+        assert_eq!(get(&m, "expires_date"), Some(&s("2026-01-01T00:00:00Z")));
+        assert_eq!(get(&m, "level_long"), Some(&FieldValue::Int(1)), "{keys:?}");
+        assert_eq!(get(&m, "id_long"), Some(&FieldValue::Int(2)), "{keys:?}");
+        assert_eq!(get(&m, "http_status_long"), Some(&FieldValue::Int(200)));
+        assert_eq!(get(&m, "instance_number_long"), Some(&FieldValue::Int(4)));
+        assert_eq!(get(&m, "X-OVH-TOKEN"), Some(&s("t")));
+        assert_eq!(keys.len(), 13, "{keys:?}");
+
+        // Configurable spellings; off by default.
+        let custom = Mapper::new(&MappingOptions {
+            type_suffixes: Some(TypeSuffixes {
+                long: "_int".into(),
+                double: "_num".into(),
+                boolean: "_flag".into(),
+                date: "_when".into(),
+            }),
+            ..MappingOptions::default()
+        });
+        let m = custom.map(&rec, &scope);
+        assert_eq!(get(&m, "retries_int"), Some(&FieldValue::Int(3)));
+        assert_eq!(get(&m, "ratio_num"), Some(&FieldValue::Float(0.5)));
+        assert_eq!(get(&m, "cached_flag"), Some(&s("true")));
+        let plain = Mapper::new(&MappingOptions::default());
+        let m = plain.map(&rec, &scope);
+        assert_eq!(get(&m, "retries"), Some(&FieldValue::Int(3)));
+        assert_eq!(get(&m, "level_"), Some(&FieldValue::Int(1)));
+    }
+
+    #[test]
+    fn short_message_is_never_blank() {
+        let scope = InstrumentationScope::builder("").build();
+        let mapper = Mapper::new(&MappingOptions::default());
+
+        let rec = record();
+        assert_eq!(mapper.map(&rec, &scope).short_message, NO_MESSAGE);
+
+        let mut rec = record();
+        rec.set_body(AnyValue::from("   "));
+        rec.set_target("app");
+        assert_eq!(mapper.map(&rec, &scope).short_message, "app");
+
+        rec.set_event_name("event src/main.rs:3");
+        assert_eq!(mapper.map(&rec, &scope).short_message, "app");
+        rec.set_event_name("user.login");
+        assert_eq!(mapper.map(&rec, &scope).short_message, "user.login");
+    }
+
+    #[test]
+    fn multi_line_bodies_and_stack_traces_fill_full_message() {
+        let scope = InstrumentationScope::builder("").build();
+        let mapper = Mapper::new(&MappingOptions::default());
+        let mut rec = record();
+        rec.set_body(AnyValue::from("\nfirst line\nsecond line"));
+        let m = mapper.map(&rec, &scope);
+        assert_eq!(m.short_message, "first line");
+        assert_eq!(m.full_message.as_deref(), Some("\nfirst line\nsecond line"));
+
+        let mut rec = record();
+        rec.set_body(AnyValue::from("boom"));
+        rec.add_attribute("exception.stacktrace", "at a\nat b");
+        rec.add_attribute("exception.type", "io::Error");
+        let m = mapper.map(&rec, &scope);
+        assert_eq!(m.short_message, "boom");
+        assert_eq!(m.full_message.as_deref(), Some("at a\nat b"));
+        assert!(get(&m, "exception_stacktrace").is_none());
+        assert_eq!(get(&m, "exception_type"), Some(&s("io::Error")));
+    }
+
+    #[test]
+    fn long_values_are_truncated_and_marked() {
+        let scope = InstrumentationScope::builder("").build();
+        let mapper = Mapper::new(&MappingOptions {
+            max_field_bytes: 100,
+            ..MappingOptions::default()
+        });
+        let mut rec = record();
+        rec.add_attribute("big", "é".repeat(500));
+        let m = mapper.map(&rec, &scope);
+        let Some(FieldValue::Str(v)) = get(&m, "big") else {
+            panic!("missing")
+        };
+        assert!(v.len() <= 100, "{}", v.len());
+        assert!(v.ends_with(TRUNCATED_MARKER));
+    }
+
+    #[test]
+    fn timestamp_falls_back_to_observed() {
+        let scope = InstrumentationScope::builder("").build();
+        let mapper = Mapper::new(&MappingOptions::default());
+        let mut rec = record();
+        let t = UNIX_EPOCH + Duration::from_secs(42);
+        rec.set_observed_timestamp(t);
+        assert_eq!(mapper.map(&rec, &scope).time, EpochMicros::of(t).unwrap());
+        // Times GELF or RFC 3339 cannot carry fall back too.
+        for bad in [
+            UNIX_EPOCH,
+            UNIX_EPOCH + Duration::from_nanos(999),
+            UNIX_EPOCH - Duration::from_secs(1),
+            UNIX_EPOCH + Duration::from_secs(253_402_300_800),
+        ] {
+            rec.set_timestamp(bad);
+            assert_eq!(
+                mapper.map(&rec, &scope).time,
+                EpochMicros::of(t).unwrap(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn blank_values_are_quoted_within_the_cap() {
+        let scope = InstrumentationScope::builder("").build();
+        let mapper = Mapper::new(&MappingOptions {
+            max_field_bytes: 100,
+            ..MappingOptions::default()
+        });
+        let mut rec = record();
+        rec.add_attribute("blank", " ".repeat(1000));
+        let m = mapper.map(&rec, &scope);
+        let Some(FieldValue::Str(v)) = get(&m, "blank") else {
+            panic!("missing")
+        };
+        assert!(v.len() <= 100 && v.starts_with("\" ") && !v.trim().is_empty());
+    }
+
+    #[test]
+    fn host_precedence() {
+        let with_builder = Mapper::new(&MappingOptions {
+            host: Some("from-builder".into()),
+            ..MappingOptions::default()
+        });
+        let mut m = with_builder;
+        m.set_resource(
+            &Resource::builder_empty()
+                .with_attribute(KeyValue::new("host.name", "from-resource"))
+                .build(),
+        );
+        assert_eq!(m.host(), "from-builder");
+        let plain = Mapper::new(&MappingOptions::default());
+        assert!(!plain.host().trim().is_empty());
+    }
+}

@@ -1,0 +1,286 @@
+//! Values: OpenTelemetry values become strings, integers and finite doubles;
+//! blank and long texts, severities and times get the receivers' treatment.
+
+use std::borrow::Cow;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use opentelemetry::logs::{AnyValue, Severity};
+use opentelemetry::Value;
+
+use super::record::{Field, FieldValue};
+use super::TRUNCATED_MARKER;
+use crate::json::{json_float, json_str, push_int};
+
+impl<'a> Field<'a> {
+    /// A field without a suffix.
+    pub fn new(key: impl Into<Cow<'a, str>>, value: FieldValue<'a>) -> Field<'a> {
+        Field {
+            key: key.into(),
+            suffix: "",
+            value,
+        }
+    }
+
+    /// The whole name: the key and its suffix.
+    pub fn name(&self) -> Cow<'_, str> {
+        if self.suffix.is_empty() {
+            Cow::Borrowed(&self.key)
+        } else {
+            Cow::Owned(format!("{}{}", self.key, self.suffix))
+        }
+    }
+
+    /// A digest of the whole name (its length, first and last bytes): two
+    /// fields with different fingerprints have different names.
+    #[inline]
+    pub(super) fn fingerprint(&self) -> u32 {
+        let (key, suffix) = (self.key.as_bytes(), self.suffix.as_bytes());
+        let len = (key.len() + suffix.len()) as u32;
+        let first = key.first().or(suffix.first()).copied().unwrap_or(0);
+        let last = suffix.last().or(key.last()).copied().unwrap_or(0);
+        len << 16 ^ u32::from(first) << 8 ^ u32::from(last)
+    }
+
+    /// One bit of 64 chosen by the name: two fields with different bits
+    /// have different names.
+    #[inline]
+    pub(super) fn name_bit(&self) -> u64 {
+        print_bit(self.fingerprint())
+    }
+
+    /// Whether two fields have the same whole name (no allocation).
+    pub(super) fn same_name(&self, other: &Field<'_>) -> bool {
+        if self.suffix.is_empty() && other.suffix.is_empty() {
+            return self.key == other.key;
+        }
+        self.key.len() + self.suffix.len() == other.key.len() + other.suffix.len()
+            && self
+                .key
+                .bytes()
+                .chain(self.suffix.bytes())
+                .eq(other.key.bytes().chain(other.suffix.bytes()))
+    }
+
+    pub(super) fn borrowed(&self) -> Field<'_> {
+        Field {
+            key: Cow::Borrowed(&self.key),
+            suffix: self.suffix,
+            value: match &self.value {
+                FieldValue::Str(s) => FieldValue::Str(Cow::Borrowed(s)),
+                FieldValue::Int(i) => FieldValue::Int(*i),
+                FieldValue::Float(f) => FieldValue::Float(*f),
+            },
+        }
+    }
+
+    /// An owned copy, the suffix joined to the key.
+    pub(super) fn into_owned(self) -> Field<'static> {
+        let key = match self.suffix {
+            "" => self.key.into_owned(),
+            suffix => format!("{}{suffix}", self.key),
+        };
+        Field {
+            key: Cow::Owned(key),
+            suffix: "",
+            value: match self.value {
+                FieldValue::Str(s) => FieldValue::Str(Cow::Owned(s.into_owned())),
+                FieldValue::Int(i) => FieldValue::Int(i),
+                FieldValue::Float(f) => FieldValue::Float(f),
+            },
+        }
+    }
+}
+
+#[inline]
+pub(super) fn bool_text(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+pub(super) fn base64_text(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// One bit of 64 chosen by a [`Field::fingerprint`].
+#[inline]
+pub(super) fn print_bit(print: u32) -> u64 {
+    1 << (print.wrapping_mul(0x9e37_79b9) >> 26)
+}
+
+/// Whether a text is blank to Graylog, which trims with Java's `String.trim()`
+/// (every character up to U+0020, control characters included) and drops what
+/// is left empty. Unicode white space counts as blank too.
+#[inline]
+pub(crate) fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| c <= ' ' || c.is_whitespace())
+}
+
+/// Cuts a text longer than `max` bytes on a character boundary and marks it.
+#[inline]
+pub fn truncate_text(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return text;
+    }
+    let mut cut = max.saturating_sub(TRUNCATED_MARKER.len());
+    while cut > 0 && !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut out = String::with_capacity(cut + TRUNCATED_MARKER.len());
+    out.push_str(&text[..cut]);
+    out.push_str(TRUNCATED_MARKER);
+    Cow::Owned(out)
+}
+
+/// Maps an OpenTelemetry severity to a syslog level (0 emergency .. 7 debug):
+/// the inverse of the log data model's syslog table. Without a number, the
+/// severity text is read; without either, the level is 6 (informational).
+pub fn syslog_level(number: Option<Severity>, text: Option<&str>) -> u8 {
+    if let Some(severity) = number {
+        return match severity as i32 {
+            i32::MIN..=8 => 7,
+            9 => 6,
+            10..=12 => 5,
+            13..=16 => 4,
+            17 => 3,
+            18 => 2,
+            19..=20 => 1,
+            _ => 0,
+        };
+    }
+    let Some(text) = text else { return 6 };
+    let text = text.trim().to_ascii_lowercase();
+    let word = text.trim_end_matches(|c: char| c.is_ascii_digit());
+    match word {
+        "trace" | "debug" | "dbg" | "finest" | "finer" | "fine" => 7,
+        "info" | "information" | "informational" => 6,
+        "notice" => 5,
+        "warn" | "warning" => 4,
+        "error" | "err" | "severe" => 3,
+        "critical" | "crit" => 2,
+        "alert" => 1,
+        "fatal" | "emerg" | "emergency" | "panic" => 0,
+        _ => 6,
+    }
+}
+
+/// A time as whole seconds and microseconds since the epoch: what both
+/// formats write, computed once per record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochMicros {
+    /// Whole seconds since the epoch.
+    pub secs: u64,
+    /// Microseconds within the second (below 1,000,000).
+    pub micros: u32,
+}
+
+impl EpochMicros {
+    /// A time that can be sent: at least a microsecond after the epoch (GELF
+    /// wants a positive timestamp) and before the year 10000 (RFC 3339 has
+    /// four digits for the year). Other times fall back to the observed time,
+    /// then now.
+    #[inline]
+    pub fn of(time: SystemTime) -> Option<EpochMicros> {
+        const YEAR_10000: u64 = 253_402_300_800;
+        let since = time.duration_since(UNIX_EPOCH).ok()?;
+        let (secs, micros) = (since.as_secs(), since.subsec_micros());
+        (secs < YEAR_10000 && (secs > 0 || micros > 0)).then_some(EpochMicros { secs, micros })
+    }
+
+    /// Now, or the epoch if the clock is before it.
+    pub fn now() -> EpochMicros {
+        EpochMicros::of(SystemTime::now()).unwrap_or(EpochMicros { secs: 0, micros: 0 })
+    }
+}
+
+/// A list, a map or another structured value as JSON text (maps with their
+/// keys in order), written in one pass into one string.
+pub(crate) fn any_json_text(value: &AnyValue) -> String {
+    let mut out = Vec::new();
+    write_any_json(&mut out, value);
+    // Only UTF-8 is ever written.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The GELF encoder's JSON writers serve here too (a non-finite double
+/// becomes a string, as `serde_json::Value` makes it).
+pub(super) fn write_any_json(out: &mut Vec<u8>, value: &AnyValue) {
+    match value {
+        AnyValue::Int(i) => push_int(out, *i),
+        AnyValue::Double(f) => json_float(out, *f),
+        AnyValue::String(s) => json_str(out, s.as_str()),
+        AnyValue::Boolean(b) => out.extend_from_slice(bool_text(*b).as_bytes()),
+        AnyValue::Bytes(bytes) => json_str(out, &base64_text(bytes)),
+        AnyValue::ListAny(list) => {
+            out.push(b'[');
+            for (i, item) in list.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_any_json(out, item);
+            }
+            out.push(b']');
+        }
+        AnyValue::Map(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+            out.push(b'{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_str(out, key.as_str());
+                out.push(b':');
+                write_any_json(out, item);
+            }
+            out.push(b'}');
+        }
+        _ => out.extend_from_slice(b"null"),
+    }
+}
+
+/// The same text through `serde_json::Value`: the oracle of a test.
+#[cfg(test)]
+pub(crate) fn any_json(value: &AnyValue) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        AnyValue::Int(i) => J::from(*i),
+        AnyValue::Double(f) if f.is_finite() => J::from(*f),
+        AnyValue::Double(f) => J::from(f.to_string()),
+        AnyValue::String(s) => J::from(s.as_str()),
+        AnyValue::Boolean(b) => J::from(*b),
+        AnyValue::Bytes(bytes) => J::from(base64_text(bytes)),
+        AnyValue::ListAny(list) => J::Array(list.iter().map(any_json).collect()),
+        AnyValue::Map(map) => J::Object(
+            map.iter()
+                .map(|(k, v)| (k.as_str().to_string(), any_json(v)))
+                .collect(),
+        ),
+        _ => J::Null,
+    }
+}
+
+pub(super) fn value_json(value: &Value) -> serde_json::Value {
+    use opentelemetry::Array;
+    use serde_json::Value as J;
+    match value {
+        Value::Array(Array::Bool(v)) => J::from(v.clone()),
+        Value::Array(Array::I64(v)) => J::from(v.clone()),
+        Value::Array(Array::F64(v)) => J::Array(
+            v.iter()
+                .map(|f| {
+                    if f.is_finite() {
+                        J::from(*f)
+                    } else {
+                        J::from(f.to_string())
+                    }
+                })
+                .collect(),
+        ),
+        Value::Array(Array::String(v)) => J::Array(v.iter().map(|s| J::from(s.as_str())).collect()),
+        other => J::from(other.as_str().into_owned()),
+    }
+}
