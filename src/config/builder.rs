@@ -1,0 +1,431 @@
+//! The exporter builder: what a user sets, before the environment and the
+//! defaults are applied.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use opentelemetry::Value;
+
+use super::{
+    Compression, Framing, HttpOptions, DEFAULT_BUFFER_BYTES, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
+};
+use crate::encode::Format;
+use crate::mapping::{MappingOptions, TypeSuffixes};
+
+/// Builds a [`GelfExporter`](crate::GelfExporter) or an [`LtsvExporter`](crate::LtsvExporter).
+///
+/// Obtain one with [`GelfExporter::builder()`](crate::GelfExporter::builder) or
+/// [`LtsvExporter::builder()`](crate::LtsvExporter::builder).
+///
+/// ```no_run
+/// let exporter = djehouty::GelfExporter::builder()
+///     .with_endpoint("tls://graylog.example.com:12202")
+///     .with_extra("environment", "production")
+///     .build()?;
+/// # Ok::<(), djehouty::Error>(())
+/// ```
+pub struct ExporterBuilder<F: Format> {
+    pub(super) endpoint: Option<String>,
+    pub(super) ldp_cluster: Option<String>,
+    pub(super) ca_files: Vec<PathBuf>,
+    pub(super) builtin_roots: bool,
+    pub(super) client_certificate: Option<(PathBuf, PathBuf)>,
+    pub(super) dangerous_accept_invalid_certificates: bool,
+    pub(super) framing: Option<Framing>,
+    pub(super) export_timeout: Option<Duration>,
+    pub(super) connect_timeout: Duration,
+    pub(super) handshake_timeout: Duration,
+    pub(super) write_timeout: Duration,
+    pub(super) buffer_bytes: usize,
+    pub(super) max_frame_set: bool,
+    pub(super) http: HttpOptions,
+    pub(super) http_headers: Vec<(String, String)>,
+    pub(super) udp_chunk_bytes: Option<usize>,
+    pub(super) compression: Option<Compression>,
+    pub(super) mapping: MappingOptions,
+    pub(super) _format: PhantomData<F>,
+}
+
+impl<F: Format> fmt::Debug for ExporterBuilder<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExporterBuilder")
+            .field("format", &F::NAME)
+            .field("endpoint", &self.endpoint)
+            .field("ca_files", &self.ca_files)
+            .field("builtin_roots", &self.builtin_roots)
+            .field("client_certificate", &self.client_certificate)
+            .field(
+                "dangerous_accept_invalid_certificates",
+                &self.dangerous_accept_invalid_certificates,
+            )
+            .field("framing", &self.framing)
+            .field("buffer_bytes", &self.buffer_bytes)
+            .field("http", &self.http)
+            .field(
+                "http_headers (values hidden)",
+                &self
+                    .http_headers
+                    .iter()
+                    .map(|(name, _)| name.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field("udp_chunk_bytes", &self.udp_chunk_bytes)
+            .field("compression", &self.compression)
+            .field("mapping", &self.mapping)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Format> Default for ExporterBuilder<F> {
+    fn default() -> Self {
+        ExporterBuilder {
+            endpoint: None,
+            ldp_cluster: None,
+            ca_files: Vec::new(),
+            builtin_roots: true,
+            client_certificate: None,
+            dangerous_accept_invalid_certificates: false,
+            framing: None,
+            export_timeout: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            buffer_bytes: DEFAULT_BUFFER_BYTES,
+            max_frame_set: false,
+            http: HttpOptions::default(),
+            http_headers: Vec::new(),
+            udp_chunk_bytes: None,
+            compression: None,
+            mapping: MappingOptions::default(),
+            _format: PhantomData,
+        }
+    }
+}
+
+impl<F: Format> ExporterBuilder<F> {
+    /// Sets the endpoint: `tcp://host:port`, `tls://host:port`, `udp://host:port`
+    /// (GELF only) or `http(s)://host:port/path` (GELF only).
+    ///
+    /// Without it, the `OTEL_EXPORTER_GELF_ENDPOINT` (or `OTEL_EXPORTER_LTSV_ENDPOINT`)
+    /// environment variable is read; `build()` fails if neither is set.
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Trusts the CA certificate(s) of this PEM file for TLS endpoints, in addition
+    /// to the built-in roots (see [`with_builtin_roots`](Self::with_builtin_roots)).
+    /// May be called several times.
+    ///
+    /// Without it, `OTEL_EXPORTER_GELF_CERTIFICATE` (or `..._LTSV_...`) is read.
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+
+    /// Whether the built-in root certificates are trusted (default: `true`).
+    ///
+    /// The built-in roots are Mozilla's (cargo feature `webpki-roots`, on by default)
+    /// and/or the operating system's store (cargo feature `native-roots`). Pass
+    /// `false` to trust only the CA files given with [`with_ca_file`](Self::with_ca_file).
+    pub fn with_builtin_roots(mut self, enabled: bool) -> Self {
+        self.builtin_roots = enabled;
+        self
+    }
+
+    /// Presents a client certificate to TLS endpoints that ask for one (mutual
+    /// TLS). `cert_pem` holds the certificate chain, leaf first; `key_pem` its
+    /// unencrypted private key (PKCS#8 `BEGIN PRIVATE KEY`, PKCS#1
+    /// `BEGIN RSA PRIVATE KEY` or SEC1 `BEGIN EC PRIVATE KEY`).
+    ///
+    /// Both files are read by `build()`, which fails, naming the file, if one is
+    /// unreadable, holds no certificate or no key, or if the key does not match
+    /// the certificate. Only for `tls://` and `https://` endpoints: with others,
+    /// `build()` fails rather than send without the authentication asked for.
+    ///
+    /// ```no_run
+    /// let exporter = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("tls://graylog.example.com:12202")
+    ///     .with_client_certificate("client.pem", "client.key")
+    ///     .build()?;
+    /// # Ok::<(), djehouty::Error>(())
+    /// ```
+    pub fn with_client_certificate(
+        mut self,
+        cert_pem: impl Into<PathBuf>,
+        key_pem: impl Into<PathBuf>,
+    ) -> Self {
+        self.client_certificate = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// **Dangerous, for tests only: never use it in production.** Accepts any
+    /// server certificate — self-signed, from an unknown CA, expired, or for
+    /// another host — so anyone on the network path can impersonate the server
+    /// and read every record, tokens included.
+    ///
+    /// The connection is still encrypted, the handshake signatures are still
+    /// checked, and there is still no fallback to plaintext. `build()` emits a
+    /// warning (`djehouty.DangerousAcceptInvalidCertificates`) through the
+    /// OpenTelemetry internal logs, and the setting shows in the builder's `Debug`
+    /// output. No environment variable can turn it on. Only for `tls://` and
+    /// `https://` endpoints: with others, `build()` fails. Prefer
+    /// [`with_ca_file`](Self::with_ca_file) with the test server's CA.
+    pub fn dangerous_accept_invalid_certificates(mut self) -> Self {
+        self.dangerous_accept_invalid_certificates = true;
+        self
+    }
+
+    /// Sets up everything OVHcloud Logs Data Platform needs, in one call:
+    ///
+    /// * the endpoint `tls://<cluster>:<port>` with LDP's port for the format
+    ///   and framing: GELF 12202; LTSV 12201 (line framing, the default) or
+    ///   12200 (NUL framing). `cluster` is the host from the stream's "About"
+    ///   page (`gra1.logs.ovh.com`), or a whole endpoint to use as is.
+    ///   [`with_endpoint`](Self::with_endpoint) still wins if also called;
+    /// * the stream token as the static field `X-OVH-TOKEN` (`_X-OVH-TOKEN` in
+    ///   GELF), which no record can override and `Debug` never shows;
+    /// * LDP's typed-field suffixes ([`TypeSuffixes::default`]: `_long`,
+    ///   `_double`, `_bool`), so typed attributes stay typed in LDP, unless
+    ///   [`with_type_suffixes`](Self::with_type_suffixes) chose others.
+    ///
+    /// No `source` field is ever sent (LDP, like Graylog, would replace it), and
+    /// dots in names become `_` (LDP's convention) unless told otherwise.
+    ///
+    /// ```
+    /// let exporter = djehouty::GelfExporter::builder()
+    ///     .for_logs_data_platform("gra1.logs.ovh.com", "my-stream-token")
+    ///     .build()?;
+    /// assert_eq!(exporter.endpoint().to_string(), "tls://gra1.logs.ovh.com:12202");
+    /// # Ok::<(), djehouty::Error>(())
+    /// ```
+    ///
+    /// [`TypeSuffixes::default`]: crate::TypeSuffixes
+    pub fn for_logs_data_platform(
+        mut self,
+        cluster: impl Into<String>,
+        token: impl Into<String>,
+    ) -> Self {
+        self.ldp_cluster = Some(cluster.into());
+        self.mapping
+            .extras
+            .push(("X-OVH-TOKEN".to_string(), Value::from(token.into())));
+        if self.mapping.type_suffixes.is_none() {
+            self.mapping.type_suffixes = Some(TypeSuffixes::default());
+        }
+        self
+    }
+
+    /// Adds the type of each typed value to its field's name, as Logs Data
+    /// Platform reads it: an integer attribute `retries` is sent as
+    /// `retries_long`, a double `ratio` as `ratio_double`, a boolean `cached`
+    /// as `cached_bool` (with the text `"true"`/`"false"`). Off by default; the
+    /// [LDP profile](Self::for_logs_data_platform) turns it on.
+    ///
+    /// ```
+    /// use djehouty::TypeSuffixes;
+    /// let builder = djehouty::GelfExporter::builder()
+    ///     .with_type_suffixes(TypeSuffixes { long: "_int".into(), ..Default::default() });
+    /// ```
+    pub fn with_type_suffixes(mut self, suffixes: TypeSuffixes) -> Self {
+        self.mapping.type_suffixes = Some(suffixes);
+        self
+    }
+
+    /// Adds a static field sent with every record, such as a routing token
+    /// (`with_extra("X-OVH-TOKEN", token)`). Static fields win over record and
+    /// resource attributes of the same name, so no record can override them.
+    /// Their values never appear in `Debug` output.
+    pub fn with_extra(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.mapping.extras.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets the `host` of every record. By default it is the resource's
+    /// `host.name`, else the machine's host name.
+    pub fn with_host(mut self, host: impl Into<String>) -> Self {
+        self.mapping.host = Some(host.into());
+        self
+    }
+
+    /// Sets how records are delimited on the stream (default: [`Framing::Nul`] for
+    /// GELF, [`Framing::Newline`] for LTSV). Only for the stream endpoints
+    /// `tcp://` and `tls://`: a `udp://` datagram or an `http(s)://` request
+    /// carries its own boundaries, so with those `build()` fails rather than
+    /// ignore the setting.
+    pub fn with_framing(mut self, framing: Framing) -> Self {
+        self.framing = Some(framing);
+        self
+    }
+
+    /// Whether dots in field names are replaced by underscores (default: `true`).
+    ///
+    /// OpenTelemetry names such as `service.name` become `service_name`. Search
+    /// backends reject a record holding `service` when another held `service.name`,
+    /// and Logs Data Platform rewrites dots anyway; keep dots only if your receiver
+    /// is known to handle them.
+    pub fn with_dots_replaced(mut self, replace: bool) -> Self {
+        self.mapping.replace_dots = replace;
+        self
+    }
+
+    /// Sets the largest frame the receiver accepts, in bytes (default 2 MiB,
+    /// Graylog's TCP input default; 64 KiB for `http(s)://`, the default body
+    /// limit of Graylog's GELF HTTP input). A larger record is truncated
+    /// (message first) and marked, never dropped.
+    pub fn with_max_frame_size(mut self, bytes: usize) -> Self {
+        self.mapping.max_frame_bytes = bytes;
+        self.max_frame_set = true;
+        self
+    }
+
+    /// Sets the cap on one additional field's text (default 32,000 bytes, under the
+    /// 32,766 bytes Graylog can index). Longer values are truncated and marked.
+    pub fn with_max_field_size(mut self, bytes: usize) -> Self {
+        self.mapping.max_field_bytes = bytes;
+        self
+    }
+
+    /// Sets how long one export waits for its records to be written while the
+    /// endpoint is healthy (default 4 s; env `OTEL_EXPORTER_GELF_TIMEOUT` or
+    /// `OTEL_EXPORTER_LTSV_TIMEOUT` in milliseconds). An export never fails for
+    /// lack of time: records not yet written stay in the retry buffer, and an
+    /// export made while the endpoint is failing returns at once.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.export_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the time allowed to establish the TCP connection (default 2 s).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the time allowed for the TLS handshake (default 2 s).
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a write may make no progress (a receiver that stopped
+    /// reading) before the connection is dropped and its records go back to the
+    /// retry buffer (default 3 s).
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// Sets the size of the retry buffer, in bytes of encoded records (default
+    /// 16 MiB). Records wait there while the endpoint is unreachable or slow,
+    /// and are delivered in order once it is back; when it is full, the oldest
+    /// records are dropped and counted ([`Stats::dropped_buffer_full`]). It must
+    /// hold at least one frame of the maximum size. With
+    /// [`DirectProcessor`](crate::DirectProcessor), its staging area is a
+    /// quarter of this size (at least two frames of the maximum size, and
+    /// 64 KiB).
+    ///
+    /// [`Stats::dropped_buffer_full`]: crate::Stats::dropped_buffer_full
+    ///
+    /// ```
+    /// let builder = djehouty::GelfExporter::builder().with_buffer_size(64 * 1024 * 1024);
+    /// ```
+    pub fn with_buffer_size(mut self, bytes: usize) -> Self {
+        self.buffer_bytes = bytes;
+        self
+    }
+
+    /// Over `http(s)://`, sends one request per batch of records (the records
+    /// waiting in the retry buffer, up to about 256 KiB of messages), one GELF
+    /// message per line, instead of one request per record (default: `false`).
+    ///
+    /// Graylog's GELF HTTP input accepts this only when its "Enable Bulk
+    /// Receiving" option is on; otherwise it refuses the request (HTTP 400)
+    /// and the batch's records are dropped and counted
+    /// ([`Stats::dropped_rejected`]). A receiver that answers a bulk request
+    /// with 413 (too large; Graylog's "Max. HTTP chunk size" is 64 KiB by
+    /// default) gets requests of at most half that size from then on, down to
+    /// one record per request; after 16 full requests accepted in a row, the
+    /// size doubles again, so a limit since raised is used again. Only for
+    /// `http(s)://` endpoints: with others, `build()` fails.
+    ///
+    /// [`Stats::dropped_rejected`]: crate::Stats::dropped_rejected
+    ///
+    /// ```no_run
+    /// let exporter = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("https://graylog.example.com:12201/gelf")
+    ///     .with_http_bulk(true)
+    ///     .with_http_gzip(true)
+    ///     .build()?;
+    /// # Ok::<(), djehouty::Error>(())
+    /// ```
+    pub fn with_http_bulk(mut self, enabled: bool) -> Self {
+        self.http.bulk = enabled;
+        self
+    }
+
+    /// Over `http(s)://`, compresses request bodies with gzip
+    /// (`Content-Encoding: gzip`), which Graylog's GELF HTTP input decodes
+    /// (default: `false`). It saves bandwidth at some CPU cost on the
+    /// exporter's I/O thread. Only for `http(s)://` endpoints: with others,
+    /// `build()` fails.
+    pub fn with_http_gzip(mut self, enabled: bool) -> Self {
+        self.http.gzip = enabled;
+        self
+    }
+
+    /// Over `http(s)://`, adds a header to every request (repeatable), e.g.
+    /// the authorization header that a Graylog HTTP input (or a proxy in
+    /// front of it) is set to require. Values are kept out of `Debug` output
+    /// and marked sensitive. The headers the transport sets itself
+    /// (`Content-Type`, `Content-Encoding`, `Content-Length`,
+    /// `Transfer-Encoding`, `Host`, `Connection`) cannot be set. Only for
+    /// `http(s)://` endpoints: with others, or with a name or value that is
+    /// not a valid header, `build()` fails.
+    ///
+    /// ```
+    /// let builder = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("https://graylog.example.com:12201/gelf")
+    ///     .with_http_header("Authorization", "Bearer s3cr3t");
+    /// ```
+    pub fn with_http_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.http_headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the size of one datagram for GELF over UDP, chunk header included
+    /// (default 8,192 bytes; from 512 to 65,507). A message larger than one
+    /// datagram is sent as GELF chunks, at most 128 of them; a record that
+    /// would need more, even compressed, is truncated (message first) and
+    /// marked, never dropped. Across the internet, use the path's MTU minus
+    /// the IP and UDP headers — `1420` suits most paths — so that no datagram
+    /// is fragmented. Only for `udp://` endpoints: with others, `build()` fails.
+    ///
+    /// ```
+    /// let builder = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("udp://graylog.example.com:12201")
+    ///     .with_udp_chunk_size(1420);
+    /// ```
+    pub fn with_udp_chunk_size(mut self, bytes: usize) -> Self {
+        self.udp_chunk_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets how GELF messages sent over UDP are compressed (default
+    /// [`Compression::Gzip`]). Only for `udp://` endpoints: with others,
+    /// `build()` fails.
+    ///
+    /// ```
+    /// use djehouty::Compression;
+    /// let builder = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("udp://graylog.example.com:12201")
+    ///     .with_compression(Compression::Zlib);
+    /// ```
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = Some(compression);
+        self
+    }
+}

@@ -1,0 +1,322 @@
+//! Configuration: the exporter builder, endpoint parsing and environment variables.
+//!
+//! Settings given to the builder win over environment variables; environment
+//! variables win over the defaults. The variables follow the naming of the OTLP
+//! exporter's (`OTEL_EXPORTER_OTLP_ENDPOINT`, `..._CERTIFICATE`, `..._TIMEOUT`):
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `OTEL_EXPORTER_GELF_ENDPOINT` / `OTEL_EXPORTER_LTSV_ENDPOINT` | `tcp://`, `tls://`, `udp://` or `http(s)://` endpoint |
+//! | `OTEL_EXPORTER_GELF_CERTIFICATE` / `OTEL_EXPORTER_LTSV_CERTIFICATE` | path of a PEM CA file to trust |
+//! | `OTEL_EXPORTER_GELF_TIMEOUT` / `OTEL_EXPORTER_LTSV_TIMEOUT` | time budget of one export, in milliseconds |
+
+mod builder;
+mod endpoint;
+mod options;
+mod resolve;
+
+use std::time::Duration;
+
+use hyper::header::{HeaderName, HeaderValue};
+
+use crate::encode::chunk::max_message_bytes;
+use crate::encode::Packing;
+use crate::mapping::MappingOptions;
+
+pub use crate::encode::{Compression, Framing};
+pub use crate::mapping::{DEFAULT_MAX_FIELD_BYTES, DEFAULT_MAX_FRAME_BYTES};
+pub use builder::ExporterBuilder;
+pub use endpoint::{Endpoint, Scheme};
+pub(crate) use options::{HttpOptions, Timeouts, TlsOptions, UdpOptions};
+
+/// Default time one export waits for its records to be written while the endpoint
+/// is healthy. It stays under the 5 s the SDK waits on `force_flush`; records not
+/// written by then stay in the retry buffer.
+pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(4);
+/// Default time allowed to establish the TCP connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default time allowed for the TLS handshake.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default time a write may make no progress before the connection is replaced.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default largest frame over `http(s)://`: Graylog's GELF HTTP input refuses
+/// larger bodies by default ("Max. HTTP chunk size", 64 KiB).
+pub const DEFAULT_HTTP_MAX_FRAME_BYTES: usize = 64 * 1024;
+/// The longest timeout a builder accepts (one day): anything longer is a mistake.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// Default size of the retry buffer, in bytes of encoded records.
+pub const DEFAULT_BUFFER_BYTES: usize = 16 * 1024 * 1024;
+/// Default size of one GELF UDP datagram (a chunk, its 12-byte header included).
+pub const DEFAULT_UDP_CHUNK_BYTES: usize = 8192;
+/// Smallest UDP chunk size accepted by the builder.
+pub const MIN_UDP_CHUNK_BYTES: usize = 512;
+/// Largest UDP chunk size accepted by the builder: the largest UDP payload over IPv4.
+pub const MAX_UDP_CHUNK_BYTES: usize = 65_507;
+
+/// Everything the exporter needs, resolved from the builder and the environment.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) framing: Framing,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) buffer_bytes: usize,
+    pub(crate) tls: TlsOptions,
+    pub(crate) mapping: MappingOptions,
+    pub(crate) http: HttpOptions,
+    /// Added to every HTTP request; values marked sensitive.
+    pub(crate) http_headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) udp: UdpOptions,
+}
+
+impl Config {
+    /// What each record becomes for the retry buffer, from the endpoint's
+    /// scheme.
+    pub(crate) fn packing(&self) -> Packing {
+        let max_frame = self.mapping.max_frame_bytes;
+        match self.endpoint.scheme() {
+            Scheme::Udp => Packing::Datagram {
+                compression: self.udp.compression,
+                max_plain: max_frame,
+                // Never more than the retry buffer holds either.
+                max_packed: max_message_bytes(self.udp.chunk_bytes).min(self.buffer_bytes),
+            },
+            _ => Packing::Framed {
+                framing: self.framing,
+                max_frame,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::encode::{Gelf, Ltsv};
+    use crate::error::Error;
+
+    #[test]
+    fn http_frames_default_to_graylogs_http_body_limit() {
+        let env = |_: &str| None;
+        let http = ExporterBuilder::<Gelf>::default()
+            .with_endpoint("http://h:1")
+            .resolve(env)
+            .unwrap();
+        assert_eq!(http.mapping.max_frame_bytes, DEFAULT_HTTP_MAX_FRAME_BYTES);
+        let chosen = ExporterBuilder::<Gelf>::default()
+            .with_endpoint("https://h:1")
+            .with_max_frame_size(1 << 20)
+            .resolve(env)
+            .unwrap();
+        assert_eq!(chosen.mapping.max_frame_bytes, 1 << 20);
+        let tcp = ExporterBuilder::<Gelf>::default()
+            .with_endpoint("tcp://h:1")
+            .resolve(env)
+            .unwrap();
+        assert_eq!(tcp.mapping.max_frame_bytes, DEFAULT_MAX_FRAME_BYTES);
+    }
+
+    #[test]
+    fn timeouts_must_be_positive_and_at_most_a_day() {
+        let env = |_: &str| None;
+        let base = || ExporterBuilder::<Gelf>::default().with_endpoint("tls://h:1");
+        for builder in [
+            base().with_handshake_timeout(Duration::ZERO),
+            base().with_handshake_timeout(Duration::MAX),
+            base().with_write_timeout(MAX_TIMEOUT + Duration::from_secs(1)),
+            base().with_timeout(Duration::MAX),
+        ] {
+            let error = builder.resolve(env).unwrap_err();
+            assert!(matches!(error, Error::InvalidConfig(_)), "{error}");
+        }
+        assert!(base()
+            .with_connect_timeout(MAX_TIMEOUT)
+            .resolve(env)
+            .is_ok());
+    }
+
+    #[test]
+    fn environment_is_read_when_the_builder_is_silent() {
+        let env = |name: &str| match name {
+            "OTEL_EXPORTER_GELF_ENDPOINT" => Some("tls://logs.example.com:12202".to_string()),
+            "OTEL_EXPORTER_GELF_CERTIFICATE" => Some("/etc/ca.pem".to_string()),
+            "OTEL_EXPORTER_GELF_TIMEOUT" => Some("1500".to_string()),
+            _ => None,
+        };
+        let config = ExporterBuilder::<Gelf>::default().resolve(env).unwrap();
+        assert_eq!(config.endpoint.host(), "logs.example.com");
+        assert_eq!(config.tls.ca_files, vec![PathBuf::from("/etc/ca.pem")]);
+        assert_eq!(config.timeouts.export, Duration::from_millis(1500));
+        assert_eq!(config.framing, Framing::Nul);
+
+        // The builder's own settings win.
+        let config = ExporterBuilder::<Gelf>::default()
+            .with_endpoint("tls://other:1")
+            .with_ca_file("mine.pem")
+            .with_timeout(Duration::from_secs(1))
+            .resolve(env)
+            .unwrap();
+        assert_eq!(config.endpoint.host(), "other");
+        assert_eq!(config.tls.ca_files, vec![PathBuf::from("mine.pem")]);
+        assert_eq!(config.timeouts.export, Duration::from_secs(1));
+
+        // LTSV reads its own variables and defaults to newline framing.
+        let env =
+            |name: &str| (name == "OTEL_EXPORTER_LTSV_ENDPOINT").then(|| "tcp://l:2".to_string());
+        let config = ExporterBuilder::<Ltsv>::default().resolve(env).unwrap();
+        assert_eq!(config.endpoint.host(), "l");
+        assert_eq!(config.framing, Framing::Newline);
+    }
+
+    #[test]
+    fn missing_endpoint_names_the_variable() {
+        let err = ExporterBuilder::<Gelf>::default()
+            .resolve(|_| None)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("OTEL_EXPORTER_GELF_ENDPOINT"),
+            "{err}"
+        );
+        let err = ExporterBuilder::<Ltsv>::default()
+            .resolve(|_| None)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("OTEL_EXPORTER_LTSV_ENDPOINT"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn http_headers_are_checked_and_their_values_hidden() {
+        let env = |_: &str| None;
+        let config = ExporterBuilder::<Gelf>::default()
+            .with_endpoint("https://h:1/gelf")
+            .with_http_header("Authorization", "Bearer s3cr3t")
+            .with_http_header(" X-Tenant ", " blue ")
+            .resolve(env)
+            .unwrap();
+        let headers: Vec<(&str, &[u8])> = config
+            .http_headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("authorization", b"Bearer s3cr3t".as_slice()),
+                ("x-tenant", b"blue".as_slice())
+            ]
+        );
+        assert!(config.http_headers.iter().all(|(_, v)| v.is_sensitive()));
+        assert!(!format!("{config:?}").contains("s3cr3t"));
+        let builder = ExporterBuilder::<Gelf>::default()
+            .with_endpoint("https://h:1/gelf")
+            .with_http_header("Authorization", "Bearer s3cr3t");
+        assert!(!format!("{builder:?}").contains("s3cr3t"));
+
+        let refused = |endpoint: &str, name: &str, value: &str| {
+            ExporterBuilder::<Gelf>::default()
+                .with_endpoint(endpoint)
+                .with_http_header(name, value)
+                .resolve(env)
+                .unwrap_err()
+                .to_string()
+        };
+        let text = refused("tls://h:1", "Authorization", "x");
+        assert!(text.contains("not an `http://` or `https://`"), "{text}");
+        let text = refused("http://h:1", "Bad Name", "x");
+        assert!(text.contains("not a valid HTTP header name"), "{text}");
+        let text = refused("http://h:1", "X-Key", "line\nbreak s3cr3t");
+        assert!(text.contains("not a valid HTTP header value"), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+        let text = refused("http://h:1", "Content-Type", "text/plain");
+        assert!(text.contains("set by the exporter itself"), "{text}");
+    }
+
+    #[test]
+    fn explicit_framing_is_refused_without_a_stream() {
+        let env = |_: &str| None;
+        for endpoint in ["udp://h:1", "http://h:1/gelf", "https://h:1"] {
+            for framing in [Framing::Nul, Framing::Newline] {
+                let error = ExporterBuilder::<Gelf>::default()
+                    .with_endpoint(endpoint)
+                    .with_framing(framing)
+                    .resolve(env)
+                    .unwrap_err();
+                assert!(matches!(error, Error::InvalidConfig(_)), "{error}");
+                let text = error.to_string();
+                assert!(text.contains("with_framing"), "{text}");
+                assert!(text.contains(endpoint.split("://").next().unwrap_or_default()));
+                assert!(text.contains("tcp://") && text.contains("tls://"), "{text}");
+            }
+        }
+        // An endpoint from the environment is checked the same way.
+        let udp_env =
+            |name: &str| (name == "OTEL_EXPORTER_GELF_ENDPOINT").then(|| "udp://h:1".to_string());
+        let error = ExporterBuilder::<Gelf>::default()
+            .with_framing(Framing::Nul)
+            .resolve(udp_env)
+            .unwrap_err();
+        assert!(error.to_string().contains("with_framing"), "{error}");
+        // So is a whole endpoint given to the LDP profile.
+        let error = ExporterBuilder::<Gelf>::default()
+            .for_logs_data_platform("https://ldp.example.com:443/gelf", "token")
+            .with_framing(Framing::Nul)
+            .resolve(env)
+            .unwrap_err();
+        assert!(error.to_string().contains("with_framing"), "{error}");
+    }
+
+    #[test]
+    fn framing_is_accepted_where_it_applies_and_defaults_never_refused() {
+        let env = |_: &str| None;
+        for endpoint in ["tcp://h:1", "tls://h:1"] {
+            let config = ExporterBuilder::<Gelf>::default()
+                .with_endpoint(endpoint)
+                .with_framing(Framing::Newline)
+                .resolve(env)
+                .unwrap();
+            assert_eq!(config.framing, Framing::Newline);
+        }
+        // Without `with_framing`, datagram and HTTP endpoints build with the
+        // format's default, the LDP profile included.
+        for endpoint in ["udp://h:1", "http://h:1", "https://h:1/gelf"] {
+            let config = ExporterBuilder::<Gelf>::default()
+                .with_endpoint(endpoint)
+                .resolve(env)
+                .unwrap();
+            assert_eq!(config.framing, Framing::Nul);
+            let config = ExporterBuilder::<Gelf>::default()
+                .for_logs_data_platform(endpoint, "token")
+                .resolve(env)
+                .unwrap();
+            assert_eq!(
+                config.endpoint.to_string().split("://").next(),
+                endpoint.split("://").next()
+            );
+        }
+        // The LDP profile with an explicit framing over its default TLS endpoint.
+        let config = ExporterBuilder::<Ltsv>::default()
+            .for_logs_data_platform("gra1.logs.ovh.com", "token")
+            .with_framing(Framing::Nul)
+            .resolve(env)
+            .unwrap();
+        assert_eq!(config.endpoint.port(), 12200);
+        assert_eq!(config.framing, Framing::Nul);
+    }
+
+    #[test]
+    fn bad_timeout_variable_is_an_error() {
+        let env = |name: &str| match name {
+            "OTEL_EXPORTER_GELF_ENDPOINT" => Some("tcp://h:1".to_string()),
+            "OTEL_EXPORTER_GELF_TIMEOUT" => Some("soon".to_string()),
+            _ => None,
+        };
+        let err = ExporterBuilder::<Gelf>::default().resolve(env).unwrap_err();
+        assert!(
+            err.to_string().contains("OTEL_EXPORTER_GELF_TIMEOUT"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,228 @@
+//! The resolved settings of each transport, and the checks that refuse a
+//! setting for an endpoint it does not apply to rather than ignore it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hyper::header::{HeaderName, HeaderValue};
+
+use super::{
+    Compression, Endpoint, Framing, Scheme, DEFAULT_UDP_CHUNK_BYTES, MAX_UDP_CHUNK_BYTES,
+    MIN_UDP_CHUNK_BYTES,
+};
+use crate::encode::Format;
+use crate::error::{Error, Result};
+
+/// GELF over UDP settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UdpOptions {
+    /// Bytes of one datagram, chunk header included.
+    pub(crate) chunk_bytes: usize,
+    pub(crate) compression: Compression,
+}
+
+impl UdpOptions {
+    /// Validates the UDP settings; they are refused for other endpoints rather
+    /// than silently ignored.
+    pub(super) fn new(
+        endpoint: &Endpoint,
+        chunk_bytes: Option<usize>,
+        compression: Option<Compression>,
+    ) -> Result<UdpOptions> {
+        if endpoint.scheme() != Scheme::Udp {
+            if chunk_bytes.is_some() {
+                return Err(Error::InvalidConfig(format!(
+                    "a UDP chunk size is set but {endpoint} is not a `udp://` endpoint: \
+                     drop `with_udp_chunk_size`"
+                )));
+            }
+            if compression.is_some() {
+                return Err(Error::InvalidConfig(format!(
+                    "`with_compression` applies to `udp://` endpoints only and {endpoint} is \
+                     not one: drop `with_compression`"
+                )));
+            }
+        }
+        let chunk_bytes = chunk_bytes.unwrap_or(DEFAULT_UDP_CHUNK_BYTES);
+        if !(MIN_UDP_CHUNK_BYTES..=MAX_UDP_CHUNK_BYTES).contains(&chunk_bytes) {
+            return Err(Error::InvalidConfig(format!(
+                "the UDP chunk size must be between {MIN_UDP_CHUNK_BYTES} and \
+                 {MAX_UDP_CHUNK_BYTES} bytes, got {chunk_bytes}: use the path's MTU minus the \
+                 IP and UDP headers (1420 suits most WAN paths), or the default {DEFAULT_UDP_CHUNK_BYTES}"
+            )));
+        }
+        Ok(UdpOptions {
+            chunk_bytes,
+            compression: compression.unwrap_or_default(),
+        })
+    }
+}
+
+/// Network time limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) export: Duration,
+    pub(crate) connect: Duration,
+    pub(crate) handshake: Duration,
+    pub(crate) write: Duration,
+}
+
+/// TLS trust settings.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsOptions {
+    pub(crate) ca_files: Vec<PathBuf>,
+    pub(crate) builtin_roots: bool,
+    /// PEM files of the client certificate chain and of its private key.
+    pub(crate) client_certificate: Option<(PathBuf, PathBuf)>,
+    /// Certificates and host names are not checked (tests only).
+    pub(crate) dangerous_accept_invalid_certificates: bool,
+}
+
+impl TlsOptions {
+    /// Gathers the TLS settings; those that only make sense with TLS are refused
+    /// for a `tcp://` endpoint rather than silently ignored.
+    pub(super) fn new(
+        endpoint: &Endpoint,
+        ca_files: Vec<PathBuf>,
+        builtin_roots: bool,
+        client_certificate: Option<(PathBuf, PathBuf)>,
+        dangerous_accept_invalid_certificates: bool,
+    ) -> Result<TlsOptions> {
+        if !endpoint.scheme().is_tls() {
+            if client_certificate.is_some() {
+                return Err(Error::InvalidConfig(format!(
+                    "a client certificate is configured but {endpoint} is not encrypted: \
+                     use a `tls://` or `https://` endpoint, or drop `with_client_certificate`"
+                )));
+            }
+            if dangerous_accept_invalid_certificates {
+                return Err(Error::InvalidConfig(format!(
+                    "`dangerous_accept_invalid_certificates` is set but {endpoint} is not \
+                     encrypted, so it has no certificates: drop it"
+                )));
+            }
+        }
+        Ok(TlsOptions {
+            ca_files,
+            builtin_roots,
+            client_certificate,
+            dangerous_accept_invalid_certificates,
+        })
+    }
+}
+
+/// Refuses a framing chosen with `with_framing` for an endpoint that has no
+/// stream to delimit, rather than silently ignore it. Only an explicit choice
+/// is refused: the default framing (and the one the LDP profile picks a port
+/// by) is not. No environment variable sets the framing.
+pub(super) fn check_framing(endpoint: &Endpoint, framing: Option<Framing>) -> Result<()> {
+    match (endpoint.scheme(), framing) {
+        (Scheme::Udp | Scheme::Http | Scheme::Https, Some(framing)) => {
+            Err(Error::InvalidConfig(format!(
+                "`with_framing(Framing::{framing:?})` applies to the stream endpoints \
+                 `tcp://` and `tls://` only, and {endpoint} is not one (each datagram or \
+                 request carries its own boundaries): drop `with_framing`"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Refuses an endpoint whose transport carries self-delimited messages (UDP,
+/// HTTP) for a format that has no such receivers.
+pub(super) fn check_messages<F: Format>(endpoint: &Endpoint) -> Result<()> {
+    let transport = match endpoint.scheme() {
+        Scheme::Udp => "UDP",
+        Scheme::Http | Scheme::Https => "HTTP",
+        Scheme::Tcp | Scheme::Tls => return Ok(()),
+    };
+    if F::MESSAGES {
+        return Ok(());
+    }
+    Err(Error::InvalidConfig(format!(
+        "{transport} carries GELF only: {endpoint} cannot receive {}; use the GELF \
+         exporter, or a `tcp://` or `tls://` endpoint for {}",
+        F::NAME,
+        F::NAME
+    )))
+}
+
+/// Headers `with_http_header` may not set: the transport sets them itself.
+pub(super) const MANAGED_HEADERS: [&str; 6] = [
+    "content-type",
+    "content-encoding",
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+];
+
+/// Checks the headers of `with_http_header`: valid, not managed by the
+/// transport, and for an `http(s)://` endpoint only.
+pub(super) fn http_headers(
+    endpoint: &Endpoint,
+    headers: Vec<(String, String)>,
+) -> Result<Vec<(HeaderName, HeaderValue)>> {
+    if headers.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !matches!(endpoint.scheme(), Scheme::Http | Scheme::Https) {
+        return Err(Error::InvalidConfig(format!(
+            "`with_http_header` is set but {endpoint} is not an `http://` or `https://` \
+             endpoint: drop it"
+        )));
+    }
+    headers
+        .into_iter()
+        .map(|(name, value)| {
+            let header = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                Error::InvalidConfig(format!(
+                    "`with_http_header`: {name:?} is not a valid HTTP header name (letters, \
+                     digits and `!#$%&'*+-.^_`|~` only)"
+                ))
+            })?;
+            if MANAGED_HEADERS.contains(&header.as_str()) {
+                return Err(Error::InvalidConfig(format!(
+                    "`with_http_header`: {header} is set by the exporter itself and cannot be \
+                     overridden"
+                )));
+            }
+            let mut value = HeaderValue::from_str(value.trim()).map_err(|_| {
+                Error::InvalidConfig(format!(
+                    "`with_http_header`: the value of {header} is not a valid HTTP header \
+                     value (visible ASCII and spaces only; the value is not shown)"
+                ))
+            })?;
+            value.set_sensitive(true);
+            Ok((header, value))
+        })
+        .collect()
+}
+
+/// GELF over HTTP(S) settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HttpOptions {
+    /// One request per batch of records, one message per line.
+    pub(crate) bulk: bool,
+    /// Request bodies are gzip-compressed.
+    pub(crate) gzip: bool,
+}
+
+impl HttpOptions {
+    /// The settings, refused for other endpoints rather than silently ignored.
+    pub(super) fn checked(self, endpoint: &Endpoint) -> Result<HttpOptions> {
+        let http = matches!(endpoint.scheme(), Scheme::Http | Scheme::Https);
+        if !http && (self.bulk || self.gzip) {
+            let method = if self.bulk {
+                "with_http_bulk"
+            } else {
+                "with_http_gzip"
+            };
+            return Err(Error::InvalidConfig(format!(
+                "`{method}(true)` is set but {endpoint} is not an `http://` or `https://` \
+                 endpoint: drop it"
+            )));
+        }
+        Ok(self)
+    }
+}

@@ -1,0 +1,152 @@
+//! Resolution: the builder's settings, then the environment, then the
+//! defaults, checked together into one [`Config`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::options::{check_framing, check_messages, http_headers};
+use super::{
+    Config, Endpoint, ExporterBuilder, Framing, Scheme, Timeouts, TlsOptions, UdpOptions,
+    DEFAULT_EXPORT_TIMEOUT, DEFAULT_HTTP_MAX_FRAME_BYTES, MAX_TIMEOUT,
+};
+use crate::encode::Format;
+use crate::error::{Error, Result};
+
+impl<F: Format> ExporterBuilder<F> {
+    /// Resolves the settings against an environment lookup.
+    pub(crate) fn resolve(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let framing = self.framing.unwrap_or(F::DEFAULT_FRAMING);
+        let endpoint = self.endpoint(framing, &env)?;
+        check_framing(&endpoint, self.framing)?;
+        if !endpoint.scheme().is_tls() && !self.ca_files.is_empty() {
+            // Not refused (one builder set-up may serve several endpoints), but
+            // `http://` with a CA file is often a typo for `https://`: say so.
+            opentelemetry::otel_warn!(
+                name: "djehouty.CaFileIgnored",
+                endpoint = endpoint.to_string(),
+                message = "a CA file is configured but the endpoint is not encrypted; \
+                           use tls:// or https:// if encryption was meant"
+            );
+        }
+        if matches!(endpoint.scheme(), Scheme::Http | Scheme::Https) && !self.max_frame_set {
+            self.mapping.max_frame_bytes = DEFAULT_HTTP_MAX_FRAME_BYTES;
+        }
+        let mut ca_files = std::mem::take(&mut self.ca_files);
+        if ca_files.is_empty() {
+            if let Some(path) = env(F::ENV_CERTIFICATE).filter(|v| !v.trim().is_empty()) {
+                ca_files.push(PathBuf::from(path));
+            }
+        }
+        let timeouts = self.timeouts(&env)?;
+        self.check_sizes()?;
+        let tls = TlsOptions::new(
+            &endpoint,
+            ca_files,
+            self.builtin_roots,
+            self.client_certificate,
+            self.dangerous_accept_invalid_certificates,
+        )?;
+        let udp = UdpOptions::new(&endpoint, self.udp_chunk_bytes, self.compression)?;
+        let http = self.http.checked(&endpoint)?;
+        let http_headers = http_headers(&endpoint, self.http_headers)?;
+        check_messages::<F>(&endpoint)?;
+        Ok(Config {
+            endpoint,
+            framing,
+            timeouts,
+            buffer_bytes: self.buffer_bytes,
+            tls,
+            http,
+            http_headers,
+            mapping: self.mapping,
+            udp,
+        })
+    }
+
+    /// The endpoint: the one set, else the LDP cluster's input for this
+    /// format and framing, else the environment's.
+    fn endpoint(&self, framing: Framing, env: impl Fn(&str) -> Option<String>) -> Result<Endpoint> {
+        let ldp_endpoint = self.ldp_cluster.as_deref().map(|cluster| {
+            let cluster = cluster.trim();
+            if cluster.contains("://") {
+                cluster.to_string()
+            } else {
+                format!("tls://{cluster}:{}", F::ldp_port(framing))
+            }
+        });
+        let endpoint = match self.endpoint.clone().or(ldp_endpoint) {
+            Some(endpoint) => endpoint,
+            None => env(F::ENV_ENDPOINT)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(Error::MissingEndpoint {
+                    env_var: F::ENV_ENDPOINT,
+                })?,
+        };
+        Endpoint::parse(&endpoint)
+    }
+
+    /// The time limits, the export's from the environment when not set, each
+    /// above zero and at most [`MAX_TIMEOUT`].
+    fn timeouts(&self, env: impl Fn(&str) -> Option<String>) -> Result<Timeouts> {
+        let export = match self.export_timeout {
+            Some(timeout) => timeout,
+            None => match env(F::ENV_TIMEOUT) {
+                Some(ms) => ms
+                    .trim()
+                    .parse::<u64>()
+                    .map(Duration::from_millis)
+                    .map_err(|_| {
+                        Error::InvalidConfig(format!(
+                            "{} must be a whole number of milliseconds, got {ms:?}",
+                            F::ENV_TIMEOUT
+                        ))
+                    })?,
+                None => DEFAULT_EXPORT_TIMEOUT,
+            },
+        };
+        let timeouts = Timeouts {
+            export,
+            connect: self.connect_timeout,
+            handshake: self.handshake_timeout,
+            write: self.write_timeout,
+        };
+        for (name, value) in [
+            ("export timeout", timeouts.export),
+            ("connect timeout", timeouts.connect),
+            ("handshake timeout", timeouts.handshake),
+            ("write timeout", timeouts.write),
+        ] {
+            if value.is_zero() {
+                return Err(Error::InvalidConfig(format!("the {name} must not be zero")));
+            }
+            if value > MAX_TIMEOUT {
+                return Err(Error::InvalidConfig(format!(
+                    "the {name} of {value:?} is longer than the {MAX_TIMEOUT:?} allowed"
+                )));
+            }
+        }
+        Ok(timeouts)
+    }
+
+    /// The frame, field and buffer sizes fit together.
+    fn check_sizes(&self) -> Result<()> {
+        if self.mapping.max_frame_bytes < 1024 {
+            return Err(Error::InvalidConfig(
+                "the maximum frame size must be at least 1024 bytes".to_string(),
+            ));
+        }
+        if self.buffer_bytes < self.mapping.max_frame_bytes {
+            return Err(Error::InvalidConfig(format!(
+                "the retry buffer ({} bytes) must hold at least one frame of the maximum \
+                 size ({} bytes): raise `with_buffer_size` or lower `with_max_frame_size`",
+                self.buffer_bytes, self.mapping.max_frame_bytes
+            )));
+        }
+        if self.mapping.max_field_bytes < 64 {
+            return Err(Error::InvalidConfig(
+                "the maximum field size must be at least 64 bytes".to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
