@@ -40,7 +40,6 @@
 mod buffer;
 pub mod config;
 mod delivery;
-mod direct;
 mod encode;
 mod error;
 mod exporter;
@@ -48,6 +47,7 @@ mod exporter;
 mod fuzz;
 mod json;
 mod mapping;
+mod pipeline;
 mod processor;
 mod runtime;
 mod stats;
@@ -55,7 +55,6 @@ mod swar;
 mod transport;
 
 pub use config::{Compression, Endpoint, ExporterBuilder, Framing, Scheme};
-pub use direct::DirectProcessor;
 pub use encode::{Format, Gelf, Ltsv};
 pub use error::{Error, Result, TlsFailure};
 pub use exporter::{
@@ -63,7 +62,7 @@ pub use exporter::{
 };
 pub use mapping::TypeSuffixes;
 pub use processor::{
-    BatchProcessor, RECOMMENDED_MAX_EXPORT_BATCH_SIZE, RECOMMENDED_MAX_QUEUE_SIZE,
+    BatchProcessor, DirectProcessor, RECOMMENDED_MAX_EXPORT_BATCH_SIZE, RECOMMENDED_MAX_QUEUE_SIZE,
     RECOMMENDED_SCHEDULED_DELAY,
 };
 pub use stats::{Counters, Stats};

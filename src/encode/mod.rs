@@ -60,6 +60,10 @@ pub trait Format: sealed::Sealed + Send + Sync + 'static {
 impl sealed::Sealed for Gelf {}
 impl sealed::Sealed for Ltsv {}
 
+/// [`Packing::pack`] for one format, as a value: what lets the pipeline
+/// encode records without being generic over the format.
+pub(crate) type PackFn = fn(&Packing, MappedRecord<'_>, &mut Vec<u8>, &mut PackScratch) -> bool;
+
 /// What the export loop makes of each record for the retry buffer, chosen once
 /// per exporter from the endpoint's scheme.
 #[derive(Debug, Clone, Copy)]

@@ -80,7 +80,7 @@ impl BatchProcessor {
     /// # Ok::<(), djehouty::Error>(())
     /// ```
     pub fn with_config<F: Format>(exporter: Exporter<F>, config: BatchConfig) -> BatchProcessor {
-        let shared = exporter.shared();
+        let shared = Arc::clone(exporter.pipeline().shared());
         let inner = BatchLogProcessor::builder(exporter)
             .with_batch_config(config)
             .build();

@@ -1,0 +1,316 @@
+//! The pipeline core shared by [`Exporter`](crate::Exporter) and
+//! [`DirectProcessor`](crate::DirectProcessor): the mapper, the packing for
+//! the endpoint, the retry buffer with its delivery task, and the I/O runtime
+//! they run on. It is not generic: the format is chosen once, as the
+//! [`PackFn`] it holds.
+//!
+//! `export` encodes a whole batch on the calling thread into one reused
+//! buffer and appends the frames to the retry buffer; the delivery task
+//! writes them. While the endpoint is healthy, `export` waits (within its
+//! time budget) until its records are written, so the SDK's `force_flush`
+//! still means "handed to the network"; while it is failing, `export`
+//! returns at once and the records wait in the buffer.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::logs::{LogBatch, SdkLogRecord};
+use opentelemetry_sdk::Resource;
+
+use crate::config::{Config, Endpoint, Framing};
+use crate::delivery::{self, Shared};
+use crate::encode::{Format, PackFn, PackScratch, Packing};
+use crate::error::Result;
+use crate::mapping::Mapper;
+use crate::runtime::IoRuntime;
+use crate::stats::Counters;
+use crate::transport::Transport;
+
+/// Buffers larger than this are not kept between exports.
+const KEEP_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
+/// The encoding buffer reused between exports: frames back to back, and their lengths.
+#[derive(Default)]
+struct Scratch {
+    data: Vec<u8>,
+    lens: Vec<usize>,
+    pack: PackScratch,
+}
+
+/// Records mapped, encoded and handed to delivery; see the module docs.
+pub(crate) struct Pipeline {
+    format: &'static str,
+    mapper: Mapper,
+    framing: Framing,
+    packing: Packing,
+    pack: PackFn,
+    endpoint: Endpoint,
+    export_timeout: Duration,
+    write_timeout: Duration,
+    scratch: Mutex<Scratch>,
+    shared: Arc<Shared>,
+    counters: Counters,
+    runtime: IoRuntime,
+    shut_down: AtomicBool,
+}
+
+impl Pipeline {
+    /// Starts the I/O runtime and the delivery task for `config`, encoding
+    /// records as `F`.
+    pub(crate) fn start<F: Format>(config: Config) -> Result<Pipeline> {
+        let counters = Counters::default();
+        let transport = Transport::new(&config, counters.clone())?;
+        let runtime = IoRuntime::start()?;
+        let shared = Shared::new(
+            config.buffer_bytes,
+            counters.clone(),
+            config.endpoint.to_string(),
+        );
+        runtime
+            .handle()
+            .spawn(delivery::run(Arc::clone(&shared), transport));
+        let mut mapper = Mapper::new(&config.mapping);
+        mapper.pre_encode(F::encode_field);
+        Ok(Pipeline {
+            format: F::NAME,
+            pack: Packing::pack::<F>,
+            mapper,
+            framing: config.framing,
+            packing: config.packing(),
+            endpoint: config.endpoint,
+            export_timeout: config.timeouts.export,
+            write_timeout: config.timeouts.write,
+            scratch: Mutex::new(Scratch::default()),
+            shared,
+            counters,
+            runtime,
+            shut_down: AtomicBool::new(false),
+        })
+    }
+
+    /// The endpoint records are sent to.
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The counters of this pipeline.
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The most bytes one encoded record takes in the retry buffer.
+    pub(crate) fn max_record_bytes(&self) -> usize {
+        self.packing.max_record_bytes()
+    }
+
+    /// The retry buffer and what delivery shares with it.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Encodes `batch` as `export` would send it, appending the bytes to
+    /// `out`; returns how many records were cut.
+    pub(crate) fn encode_batch(&self, batch: &LogBatch<'_>, out: &mut Vec<u8>) -> u64 {
+        let mut pack = PackScratch::default();
+        self.encode_into(batch, out, None, &mut pack)
+    }
+
+    /// Encodes a batch into `data`, pushing each frame's length to `lens`;
+    /// returns how many records were cut.
+    fn encode_into(
+        &self,
+        batch: &LogBatch<'_>,
+        data: &mut Vec<u8>,
+        mut lens: Option<&mut Vec<usize>>,
+        pack: &mut PackScratch,
+    ) -> u64 {
+        let mut truncated = 0;
+        for (record, scope) in batch.iter() {
+            let mapped = self.mapper.map(record, scope);
+            let start = data.len();
+            if (self.pack)(&self.packing, mapped, data, pack) {
+                truncated += 1;
+            }
+            if let Some(lens) = lens.as_deref_mut() {
+                lens.push(data.len() - start);
+            }
+        }
+        truncated
+    }
+
+    /// Maps and packs one record into `out`; returns whether it was cut.
+    pub(crate) fn encode_record(
+        &self,
+        record: &SdkLogRecord,
+        scope: &InstrumentationScope,
+        out: &mut Vec<u8>,
+        pack: &mut PackScratch,
+    ) -> bool {
+        let mapped = self.mapper.map(record, scope);
+        (self.pack)(&self.packing, mapped, out, pack)
+    }
+
+    /// The exporter's I/O runtime.
+    pub(crate) fn io(&self) -> &tokio::runtime::Handle {
+        self.runtime.handle()
+    }
+
+    /// The time an export may wait for room and for delivery.
+    pub(crate) fn export_timeout(&self) -> Duration {
+        self.export_timeout
+    }
+
+    /// How long a write may make no progress before the connection is
+    /// replaced.
+    pub(crate) fn write_timeout(&self) -> Duration {
+        self.write_timeout
+    }
+
+    fn take_scratch(&self) -> Scratch {
+        let mut guard = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let mut scratch = std::mem::take(&mut *guard);
+        scratch.data.clear();
+        scratch.lens.clear();
+        scratch
+    }
+
+    fn return_scratch(&self, scratch: Scratch) {
+        if scratch.data.capacity() <= KEEP_BUFFER_BYTES {
+            *self.scratch.lock().unwrap_or_else(|p| p.into_inner()) = scratch;
+        }
+    }
+
+    /// Encodes `batch` and hands it to the retry buffer (see [`crate::Exporter`]).
+    pub(crate) async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        if self.shared.past_deadline() {
+            // A shutdown's time is up: encoding these would only delay it.
+            self.shared.drop_in_shutdown(batch.iter().count() as u64);
+            return Ok(());
+        }
+        // Whatever the encoding or the buffer might log is never exported again.
+        let suppressed = opentelemetry::Context::enter_telemetry_suppressed_scope();
+        let mut scratch = self.take_scratch();
+        let Scratch { data, lens, pack } = &mut scratch;
+        let truncated = self.encode_into(&batch, data, Some(lens), pack);
+        if truncated > 0 {
+            self.counters.add_truncated(truncated);
+        }
+        drop(suppressed);
+        if scratch.lens.is_empty() {
+            self.return_scratch(scratch);
+            return Ok(());
+        }
+        // Buffer and wait on our runtime (the caller may have none): the
+        // JoinHandle is runtime-agnostic. While the endpoint is healthy the
+        // export waits for room in the buffer, then for its records to be
+        // written, within its budget; records not written in time stay
+        // buffered, so this export is not a failure either way.
+        let shared = Arc::clone(&self.shared);
+        let budget = self.shared.within_deadline(self.export_timeout);
+        let now = std::time::Instant::now();
+        let until = now
+            .checked_add(budget)
+            .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
+        let task = self.runtime.handle().spawn(async move {
+            let taken = std::sync::atomic::AtomicUsize::new(0);
+            if let Some(target) = shared
+                .push(&mut scratch.data, &scratch.lens, until, usize::MAX, &taken)
+                .await
+            {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                let _ = tokio::time::timeout(left, shared.wait(target)).await;
+            }
+            scratch
+        });
+        if let Ok(scratch) = task.await {
+            self.return_scratch(scratch);
+        }
+        Ok(())
+    }
+
+    /// Drains the retry buffer within `timeout`, then stops the I/O runtime;
+    /// reports what was not delivered.
+    pub(crate) fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let _suppressed = opentelemetry::Context::enter_telemetry_suppressed_scope();
+        let budget = self.shared.within_deadline(timeout);
+        self.shared.close();
+        let shared = Arc::clone(&self.shared);
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<()>(1);
+        self.runtime.handle().spawn(async move {
+            if tokio::time::timeout(budget, shared.stopped()).await.is_ok() {
+                let _ = done_tx.send(());
+            }
+        });
+        // A plain blocking wait: our runtime does the work, so this never needs
+        // the caller's runtime (which may be the single thread we block).
+        let _ = done_rx.recv_timeout(budget.saturating_add(Duration::from_millis(50)));
+        self.runtime.shutdown();
+        let left = self.shared.finish_shutdown();
+        if left.records() == 0 {
+            return Ok(());
+        }
+        let mut parts = Vec::new();
+        if left.buffered > 0 {
+            parts.push(format!(
+                "{} ({} bytes) still waiting when time ran out",
+                left.buffered, left.bytes
+            ));
+        }
+        if left.dropped > 0 {
+            parts.push(format!(
+                "{} dropped during the shutdown (retry buffer full, or arriving after \
+                 its deadline)",
+                left.dropped
+            ));
+        }
+        let cause = match &left.last_error {
+            Some(error) => format!("last error: {error}"),
+            None => "the endpoint was reachable but did not take them in time".to_string(),
+        };
+        let message = format!(
+            "{} record(s) were not delivered to {} in the {:?} the shutdown left for it: {} \
+             ({cause}); a longer timeout or a larger retry buffer may help",
+            left.records(),
+            self.endpoint,
+            budget,
+            parts.join(", ")
+        );
+        opentelemetry::otel_warn!(name: "djehouty.UndeliveredAtShutdown", message = message.clone());
+        self.shared.set_shutdown_error(message.clone());
+        Err(OTelSdkError::InternalFailure(message))
+    }
+
+    /// Sets the resource whose attributes every record carries.
+    pub(crate) fn set_resource(&mut self, resource: &Resource) {
+        self.mapper.set_resource(resource);
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.runtime.shutdown();
+    }
+}
+
+impl fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Exporter")
+            .field("format", &self.format)
+            .field("endpoint", &self.endpoint.to_string())
+            .field("framing", &self.framing)
+            .field("host", &self.mapper.host())
+            .field("shut_down", &self.shut_down.load(Ordering::Relaxed))
+            .field("stats", &self.counters.snapshot())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,362 @@
+//! The staging area of [`DirectProcessor`](super::DirectProcessor): frames
+//! encoded on the logging threads wait here, bounded in bytes, until the
+//! flusher task moves them into the retry buffer.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::delivery::Shared;
+
+/// How long the flusher, woken by a first record, lets more gather before
+/// moving them, unless [`FLUSH_BYTES`] are already waiting. (A record can
+/// wait longer: while the flusher waits for room in the retry buffer.)
+pub(super) const FLUSH_DELAY: Duration = Duration::from_millis(1);
+/// Staged bytes that make the flusher move them without waiting.
+pub(super) const FLUSH_BYTES: usize = 64 * 1024;
+/// Most bytes a stage's vector reserves up front; a larger stage (a retry
+/// buffer set larger) grows as it fills, so that a huge setting never asks
+/// for a huge allocation at start.
+pub(super) const MAX_RESERVED_BYTES: usize = 16 * 1024 * 1024;
+
+/// The staging area's size for a retry buffer of `buffer` bytes and records
+/// of at most `max_record` bytes: a quarter of the buffer, and at least two
+/// of the largest records (so that one always fits beside staged ones) and
+/// 64 KiB. The stage only has to absorb what arrives while the flusher waits
+/// for room or for a core (4 MiB by default: several milliseconds at a
+/// million records a second); the retry buffer is what holds records through
+/// an outage.
+pub(super) fn stage_bytes(buffer: usize, max_record: usize) -> usize {
+    (buffer / 4)
+        .max(max_record.saturating_mul(2))
+        .max(64 * 1024)
+}
+
+/// What a stage of `capacity` bytes reserves up front.
+pub(super) fn reserved(capacity: usize) -> usize {
+    capacity.min(MAX_RESERVED_BYTES)
+}
+
+/// With backpressure, the most bytes the staging area holds: the logging
+/// threads wait rather than stage more (a record larger than this still goes
+/// into an empty stage).
+pub(super) const BACKPRESSURE_STAGE_BYTES: usize = 1024 * 1024;
+/// With backpressure and while the endpoint is healthy, the most bytes the
+/// flusher lets wait in the retry buffer: a slow endpoint's backlog slows
+/// the application down instead of filling memory, and the rest of the
+/// retry buffer is kept for outages.
+pub(super) const BACKPRESSURE_WINDOW_BYTES: usize = 4 * 1024 * 1024;
+
+/// Frames waiting for the flusher.
+#[derive(Default)]
+pub(super) struct Stage {
+    pub(super) data: Vec<u8>,
+    pub(super) lens: Vec<usize>,
+    /// Records ever staged.
+    pub(super) staged: u64,
+    /// Records ever taken by the flusher and handed to the retry buffer
+    /// (or dropped by it).
+    pub(super) pushed: u64,
+    /// The retry buffer's sequence number after the flusher's last push (of
+    /// the record numbered `pushed`): what a flush counts back from.
+    pub(super) target: u64,
+    /// No more records are taken; the flusher stops once the stage is empty.
+    pub(super) closed: bool,
+    /// The flusher has stopped.
+    pub(super) stopped: bool,
+    /// Logging threads waiting for room (backpressure).
+    pub(super) waiting: usize,
+    /// A wait for room ended without room (its time ran out, or delivery
+    /// failed): later calls do not wait until [`Stage::end_stall`] says so,
+    /// so that an endpoint that stalls costs one wait, not one per record.
+    pub(super) stalled: bool,
+    /// The delivery failures counted when the stall began or was last seen
+    /// to go on.
+    pub(super) stall_failures: u64,
+    /// Since when delivery has not failed, for a stall that saw it fail.
+    pub(super) stall_quiet_from: Option<Instant>,
+}
+
+impl Stage {
+    /// Whether a frame of `len` bytes may be staged: always into an empty
+    /// stage, else within `capacity`.
+    pub(super) fn fits(&self, len: usize, capacity: usize) -> bool {
+        self.lens.is_empty() || self.data.len() + len <= capacity
+    }
+
+    /// Marks the stage stalled: a wait for room ended without room, after
+    /// delivery failed (`failed`) or not.
+    pub(super) fn begin_stall(&mut self, failures: u64, failed: bool) {
+        self.stalled = true;
+        self.stall_failures = failures;
+        self.stall_quiet_from = failed.then(Instant::now);
+    }
+
+    /// Called when the flusher takes the staged frames (there is room
+    /// again): ends a stall that only ran out of time at once, and one that
+    /// saw delivery fail once delivery has gone `quiet` without failing. A
+    /// receiver that accepts every new connection, takes what its kernel
+    /// buffers hold and stops reading fails every write timeout, so its
+    /// stall never ends and the logging calls do not wait for it again.
+    pub(super) fn end_stall(&mut self, failures: u64, healthy: bool, quiet: Duration) {
+        if !self.stalled {
+            return;
+        }
+        if failures != self.stall_failures || !healthy {
+            self.stall_failures = failures;
+            self.stall_quiet_from = Some(Instant::now());
+        } else if self
+            .stall_quiet_from
+            .is_none_or(|from| from.elapsed() >= quiet)
+        {
+            self.stalled = false;
+            self.stall_quiet_from = None;
+        }
+    }
+
+    /// The retry buffer's sequence number of the record staged `staged`-th,
+    /// once pushed: `target` is that of the `pushed`-th, and each record
+    /// pushed since took one number.
+    pub(super) fn target_for(&self, staged: u64) -> u64 {
+        let after = self.pushed.saturating_sub(staged);
+        self.target.saturating_sub(after)
+    }
+}
+
+pub(super) struct Staging {
+    pub(super) stage: Mutex<Stage>,
+    pub(super) capacity: usize,
+    /// Records dropped because the stage was full, already counted in the
+    /// counters but not yet reported to the retry buffer's bookkeeping (the
+    /// flusher does that, off the logging thread).
+    pub(super) overflow: AtomicU64,
+    /// Something was staged, or the stage was closed.
+    pub(super) wake: Notify,
+    /// The flusher pushed a batch, or stopped.
+    pub(super) pushed: Notify,
+    /// The flusher took the staged frames (there is room), or the stage was
+    /// closed: for logging threads waiting for room.
+    pub(super) room: Condvar,
+    /// While the endpoint is healthy, the most bytes the flusher lets wait in
+    /// the retry buffer (all of it without backpressure).
+    pub(super) window: AtomicUsize,
+    /// How long delivery must go without failing for a stall that saw it
+    /// fail to end: the exporter's write timeout.
+    pub(super) quiet: Duration,
+}
+
+impl Staging {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Stage> {
+        self.stage.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes the logging threads waiting for room, if any.
+    pub(super) fn release(&self, stage: MutexGuard<'_, Stage>) {
+        let waiting = stage.waiting > 0;
+        drop(stage);
+        if waiting {
+            self.room.notify_all();
+        }
+    }
+
+    /// Hands the overflow counted by `emit` to the retry buffer's bookkeeping
+    /// (a shutdown's report, the outage diagnostics).
+    pub(super) fn report_overflow(&self, shared: &Shared) {
+        let dropped = self.overflow.swap(0, Ordering::AcqRel);
+        if dropped > 0 {
+            shared.note_overflow(dropped);
+        }
+    }
+
+    /// Waits until every record staged before `staged` was handed to the
+    /// retry buffer (or the flusher stopped); returns the buffer's sequence
+    /// number to wait for: that of the last of those records, not of the
+    /// last record the flusher pushed with them (the flusher is the only one
+    /// to push into this exporter's buffer, one sequence number a record, so
+    /// the records pushed after it are counted back).
+    pub(super) async fn pushed_up_to(&self, staged: u64) -> u64 {
+        loop {
+            let notified = self.pushed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let stage = self.lock();
+                if stage.pushed >= staged || stage.stopped {
+                    return stage.target_for(staged);
+                }
+            }
+            self.wake.notify_one();
+            notified.await;
+        }
+    }
+}
+
+/// The flusher: moves staged frames into the retry buffer, in order, until
+/// the stage is closed and empty.
+pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: Duration) {
+    // The stage's twin: the two are swapped back and forth, each at the
+    // stage's size (when the retry buffer adopts one, its former allocation
+    // takes the place).
+    let mut data = Vec::with_capacity(reserved(staging.capacity));
+    let mut lens = Vec::new();
+    loop {
+        staging.report_overflow(&shared);
+        let notified = staging.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let mut stage = staging.lock();
+            if stage.lens.is_empty() {
+                if stage.closed {
+                    stage.stopped = true;
+                    staging.release(stage);
+                    staging.pushed.notify_waiters();
+                    return;
+                }
+            } else {
+                std::mem::swap(&mut stage.data, &mut data);
+                std::mem::swap(&mut stage.lens, &mut lens);
+                // There is room now.
+                stage.end_stall(
+                    shared.counters().failures(),
+                    shared.is_healthy(),
+                    staging.quiet,
+                );
+                staging.release(stage);
+            }
+        }
+        if lens.is_empty() {
+            notified.await;
+            // Let a burst gather (bounded by FLUSH_DELAY): one hand-off per
+            // many records rather than per record.
+            if staging.lock().data.len() < FLUSH_BYTES {
+                tokio::time::sleep(FLUSH_DELAY).await;
+            }
+            continue;
+        }
+        // While the endpoint is healthy, wait for room (the staging area
+        // absorbs what arrives meanwhile); past the timeout, or while it is
+        // failing, the retry buffer drops its oldest records.
+        let budget = shared.within_deadline(timeout);
+        let now = Instant::now();
+        let until = now.checked_add(budget).unwrap_or(now);
+        let in_hand = InHand {
+            shared: &shared,
+            frames: lens.len(),
+            taken: AtomicUsize::new(0),
+        };
+        let window = staging.window.load(Ordering::Relaxed);
+        let target = shared
+            .push(&mut data, &lens, until, window, &in_hand.taken)
+            .await;
+        in_hand.settle();
+        {
+            let mut stage = staging.lock();
+            stage.pushed += lens.len() as u64;
+            if let Some(target) = target {
+                stage.target = target;
+            }
+        }
+        staging.pushed.notify_waiters();
+        data.clear();
+        lens.clear();
+        // The runtime has one worker: let the delivery task (and a flush or
+        // shutdown waiting to start) run between two batches, even while the
+        // stage refills as fast as it is emptied.
+        tokio::task::yield_now().await;
+        // The retry buffer may have adopted this vector and handed back its
+        // own: keep the stage's twin at the stage's size, so that the
+        // logging threads never grow it.
+        if data.capacity() > 2 * staging.capacity {
+            data = Vec::with_capacity(reserved(staging.capacity));
+        } else {
+            data.reserve(reserved(staging.capacity));
+        }
+    }
+}
+
+/// The frames the flusher is moving into the retry buffer. If the flusher is
+/// dropped half-way (its runtime shut down at the end of a shutdown that ran
+/// out of time), those not yet settled are counted as dropped at shutdown.
+pub(super) struct InHand<'a> {
+    pub(super) shared: &'a Shared,
+    pub(super) frames: usize,
+    pub(super) taken: AtomicUsize,
+}
+
+impl InHand<'_> {
+    /// The push returned: every frame is settled.
+    pub(super) fn settle(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for InHand<'_> {
+    fn drop(&mut self) {
+        let left = self
+            .frames
+            .saturating_sub(self.taken.load(Ordering::Relaxed));
+        if left > 0 {
+            self.shared.drop_in_shutdown(left as u64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flush_waits_for_its_own_records_not_for_those_pushed_with_them() {
+        // Ten records pushed, the buffer's count at 110 after the tenth.
+        let stage = Stage {
+            pushed: 10,
+            target: 110,
+            ..Stage::default()
+        };
+        // A flush called after the seventh was staged waits for the 107th.
+        assert_eq!(stage.target_for(7), 107);
+        assert_eq!(stage.target_for(10), 110);
+        // Nothing counts back past the start.
+        let young = Stage {
+            pushed: 10,
+            target: 3,
+            ..Stage::default()
+        };
+        assert_eq!(young.target_for(0), 0);
+    }
+
+    #[test]
+    fn a_stall_that_only_ran_out_of_time_ends_when_room_is_made() {
+        let mut stage = Stage::default();
+        stage.begin_stall(3, false);
+        assert!(stage.stalled);
+        stage.end_stall(3, true, Duration::from_secs(3600));
+        assert!(!stage.stalled);
+    }
+
+    #[test]
+    fn a_stall_that_saw_delivery_fail_ends_only_after_a_quiet_spell() {
+        let hour = Duration::from_secs(3600);
+        let mut stage = Stage::default();
+        stage.begin_stall(3, true);
+        // Room is made (the failed write's records were dropped or kept),
+        // but delivery failed just now: no waiting yet.
+        stage.end_stall(3, true, hour);
+        assert!(stage.stalled);
+        // A stall that ran out of time, then saw a failure, becomes one.
+        let mut timed_out = Stage::default();
+        timed_out.begin_stall(3, false);
+        timed_out.end_stall(4, true, hour);
+        assert!(timed_out.stalled);
+        assert_eq!(timed_out.stall_failures, 4);
+        // With a quiet spell of zero, the next room made without a new
+        // failure ends it; a new failure starts the spell again.
+        timed_out.end_stall(5, false, Duration::ZERO);
+        assert!(timed_out.stalled);
+        timed_out.end_stall(5, true, Duration::ZERO);
+        assert!(!timed_out.stalled);
+    }
+}
