@@ -1,14 +1,23 @@
-//! Logs from the `log` crate (with key-values) shipped as LTSV or GELF.
+//! Logs from the `log` crate (with key-values), shipped as GELF or LTSV and
+//! printed on the console.
 //!
 //! ```sh
 //! OTEL_EXPORTER_GELF_ENDPOINT=tcp://127.0.0.1:12201 cargo run --example log
 //! # or LTSV, to a raw TCP input:
 //! OTEL_EXPORTER_LTSV_ENDPOINT=tcp://127.0.0.1:5555 cargo run --example log -- ltsv
 //! ```
+//!
+//! `RUST_LOG` chooses what is logged (default `info`): a level for `log`
+//! records (`debug`, `warn`, ...), and `tracing-subscriber` directives for the
+//! SDK's and the exporter's own diagnostics, which are `tracing` events.
+//! `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES` name the service; without
+//! them it is `log-example`.
 
+use log::{LevelFilter, Log, Metadata, Record};
 use opentelemetry_appender_log::OpenTelemetryLogBridge;
-use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
 use opentelemetry_sdk::Resource;
+use tracing_subscriber::EnvFilter;
 
 fn main() {
     if let Err(error) = run() {
@@ -18,9 +27,20 @@ fn main() {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
+    // The SDK and the exporter report through `tracing` (a delivery failure,
+    // records dropped): print those on the console. `set_global_default`
+    // rather than `init()`, which would also take the `log` logger when
+    // tracing-subscriber's `tracing-log` feature is on.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let console = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .finish();
+    tracing::subscriber::set_global_default(console)?;
+
+    // Endpoint and CA come from OTEL_EXPORTER_{GELF,LTSV}_ENDPOINT / _CERTIFICATE.
     let ltsv = std::env::args().nth(1).as_deref() == Some("ltsv");
-    let builder = SdkLoggerProvider::builder()
-        .with_resource(Resource::builder().with_service_name("log-example").build());
+    let builder = SdkLoggerProvider::builder().with_resource(resource("log-example"));
     let provider = if ltsv {
         builder
             .with_log_processor(djehouty::DirectProcessor::new(
@@ -35,14 +55,72 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             .build()
     };
 
-    log::set_boxed_logger(Box::new(OpenTelemetryLogBridge::new(&provider)))?;
-    log::set_max_level(log::LevelFilter::Info);
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|level| level.parse().ok())
+        .unwrap_or(LevelFilter::Info);
+    log::set_boxed_logger(Box::new(Tee {
+        otel: OpenTelemetryLogBridge::new(&provider),
+    }))?;
+    log::set_max_level(level);
 
     log::info!(user = "alice", attempts = 3; "login succeeded");
     log::warn!(target: "app::disk", mount = "/var"; "disk {}% full", 91);
     log::error!("could not reach {}", "db-1");
 
+    // The logger keeps a clone of the provider: shut it down explicitly, which
+    // writes what is still buffered (or says what could not be delivered).
     provider.shutdown()?;
     println!("sent 3 records");
     Ok(())
+}
+
+/// A `log` logger that prints each record on stderr and hands it to
+/// OpenTelemetry. (`log` takes a single logger: a crate such as `env_logger`
+/// cannot run beside the bridge without a wrapper like this one.)
+struct Tee {
+    otel: OpenTelemetryLogBridge<SdkLoggerProvider, SdkLogger>,
+}
+
+impl Log for Tee {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        eprintln!(
+            "{:<5} {}: {}",
+            record.level(),
+            record.target(),
+            record.args()
+        );
+        // Keep the SDK's and the exporter's own diagnostics, should any come
+        // through `log`, out of the exported logs.
+        let target = record.target();
+        if !target.starts_with("opentelemetry") && !target.starts_with("djehouty") {
+            self.otel.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.otel.flush();
+    }
+}
+
+/// The resource the SDK detects from the environment (`OTEL_SERVICE_NAME`,
+/// `OTEL_RESOURCE_ATTRIBUTES`), with `fallback` as the service name only when
+/// no variable names the service: the variables always win.
+fn resource(fallback: &'static str) -> Resource {
+    let detected = Resource::builder().build();
+    let named = detected.iter().any(|(key, value)| {
+        key.as_str() == "service.name" && !value.as_str().starts_with("unknown_service")
+    });
+    if named {
+        detected
+    } else {
+        Resource::builder().with_service_name(fallback).build()
+    }
 }

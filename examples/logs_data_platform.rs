@@ -9,7 +9,9 @@
 //! ```
 //!
 //! `LDP_ENDPOINT` is the cluster's host (the GELF TLS port 12202 is then used)
-//! or a whole endpoint such as `tls://gra1.logs.ovh.com:12202`.
+//! or a whole endpoint such as `tls://gra1.logs.ovh.com:12202`. `RUST_LOG`
+//! chooses what is logged (default `info`); `OTEL_SERVICE_NAME` names the
+//! service (default `ldp-example`).
 
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
@@ -37,15 +39,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let exporter = djehouty::GelfExporter::builder()
         .for_logs_data_platform(cluster, token)
         .build()?;
+    let resource = resource("ldp-example");
+    let service = resource
+        .iter()
+        .find(|(key, _)| key.as_str() == "service.name")
+        .map(|(_, name)| name.as_str().into_owned())
+        .unwrap_or_default();
     let provider = SdkLoggerProvider::builder()
-        .with_resource(Resource::builder().with_service_name("ldp-example").build())
+        .with_resource(resource)
         .with_log_processor(djehouty::DirectProcessor::new(exporter))
         .build();
-    let otel_filter = EnvFilter::new("info")
+
+    // RUST_LOG chooses what is logged, `info` by default. The stream gets the
+    // application's records only; the console also shows the SDK's and the
+    // exporter's own diagnostics (an unreachable cluster, a TLS failure).
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let export_filter = filter()
         .add_directive("opentelemetry=off".parse()?)
         .add_directive("djehouty=off".parse()?);
     tracing_subscriber::registry()
-        .with(OpenTelemetryTracingBridge::new(&provider).with_filter(otel_filter))
+        .with(OpenTelemetryTracingBridge::new(&provider).with_filter(export_filter))
+        .with(tracing_subscriber::fmt::layer().with_filter(filter()))
         .init();
 
     tracing::info!(
@@ -56,6 +70,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "hello from djehouty"
     );
     provider.shutdown()?;
-    println!("sent; look for service_name:ldp-example in your stream");
+    println!("sent; look for service_name:{service} in your stream");
     Ok(())
+}
+
+/// The resource the SDK detects from the environment (`OTEL_SERVICE_NAME`,
+/// `OTEL_RESOURCE_ATTRIBUTES`), with `fallback` as the service name only when
+/// no variable names the service: the variables always win.
+fn resource(fallback: &'static str) -> Resource {
+    let detected = Resource::builder().build();
+    let named = detected.iter().any(|(key, value)| {
+        key.as_str() == "service.name" && !value.as_str().starts_with("unknown_service")
+    });
+    if named {
+        detected
+    } else {
+        Resource::builder().with_service_name(fallback).build()
+    }
 }

@@ -1,9 +1,12 @@
 //! Ships real records through the whole pipeline and shows what arrived:
 //!
-//! `tracing` → `opentelemetry-appender-tracing` → `SdkLoggerProvider` (batch
-//! processor) → `GelfExporter` → TLS → a GELF receiver this example starts on
-//! loopback, with a certificate authority and a server certificate it generates
-//! at run time.
+//! `tracing` → `opentelemetry-appender-tracing` → `SdkLoggerProvider` →
+//! `djehouty::DirectProcessor` → `GelfExporter` → TLS → a GELF receiver this
+//! example starts on loopback, with a certificate authority and a server
+//! certificate it generates at run time. It logs three records (one inside an
+//! OpenTelemetry span, so it carries a trace id), prints them on the console
+//! as the application sees them, then prints each GELF frame the receiver got
+//! and the exporter's counters. It fails if a record did not arrive.
 //!
 //! ```sh
 //! cargo run --example quickstart
@@ -49,12 +52,16 @@ fn main() -> Result<(), BoxError> {
         .with_resource(resource)
         .with_log_processor(djehouty::DirectProcessor::new(exporter))
         .build();
-    // Keep the SDK's and the exporter's own diagnostics out of the exported logs.
-    let otel_filter = EnvFilter::new("info")
+    // RUST_LOG chooses what is logged, `info` by default. The exported logs
+    // leave out the SDK's and the exporter's own diagnostics; the console
+    // shows them, warnings about delivery included.
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let otel_filter = filter()
         .add_directive("opentelemetry=off".parse()?)
         .add_directive("djehouty=off".parse()?);
     tracing_subscriber::registry()
         .with(OpenTelemetryTracingBridge::new(&provider).with_filter(otel_filter))
+        .with(tracing_subscriber::fmt::layer().with_filter(filter()))
         .init();
 
     // 4. Log through `tracing`, once inside an OpenTelemetry span so the record
@@ -86,6 +93,7 @@ fn main() -> Result<(), BoxError> {
     let _ = tracer_provider.shutdown();
 
     // 6. Show what the receiver got.
+    println!();
     let mut received = 0;
     while let Ok(frame) = frames.recv_timeout(Duration::from_secs(5)) {
         received += 1;
