@@ -37,12 +37,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod buffer;
 pub mod config;
 mod delivery;
 mod encode;
 mod error;
 mod exporter;
+mod frames;
 #[cfg(test)]
 mod fuzz;
 mod json;

@@ -25,6 +25,7 @@ use crate::config::{Config, Endpoint, Framing};
 use crate::delivery::{self, Shared};
 use crate::encode::{Format, PackFn, PackScratch, Packing};
 use crate::error::Result;
+use crate::frames::Frames;
 use crate::mapping::Mapper;
 use crate::runtime::IoRuntime;
 use crate::stats::Counters;
@@ -36,8 +37,7 @@ const KEEP_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 /// The encoding buffer reused between exports: frames back to back, and their lengths.
 #[derive(Default)]
 struct Scratch {
-    data: Vec<u8>,
-    lens: Vec<usize>,
+    frames: Frames,
     pack: PackScratch,
 }
 
@@ -116,30 +116,27 @@ impl Pipeline {
     /// `out`; returns how many records were cut.
     pub(crate) fn encode_batch(&self, batch: &LogBatch<'_>, out: &mut Vec<u8>) -> u64 {
         let mut pack = PackScratch::default();
-        self.encode_into(batch, out, None, &mut pack)
+        let cut = batch
+            .iter()
+            .filter(|(record, scope)| self.encode_record(record, scope, out, &mut pack))
+            .count();
+        cut as u64
     }
 
-    /// Encodes a batch into `data`, pushing each frame's length to `lens`;
-    /// returns how many records were cut.
+    /// Encodes a batch into `frames`; returns how many records were cut.
     fn encode_into(
         &self,
         batch: &LogBatch<'_>,
-        data: &mut Vec<u8>,
-        mut lens: Option<&mut Vec<usize>>,
+        frames: &mut Frames,
         pack: &mut PackScratch,
     ) -> u64 {
-        let mut truncated = 0;
-        for (record, scope) in batch.iter() {
-            let mapped = self.mapper.map(record, scope);
-            let start = data.len();
-            if (self.pack)(&self.packing, mapped, data, pack) {
-                truncated += 1;
-            }
-            if let Some(lens) = lens.as_deref_mut() {
-                lens.push(data.len() - start);
-            }
-        }
-        truncated
+        let cut = batch
+            .iter()
+            .filter(|(record, scope)| {
+                frames.push_with(|out| self.encode_record(record, scope, out, pack))
+            })
+            .count();
+        cut as u64
     }
 
     /// Maps and packs one record into `out`; returns whether it was cut.
@@ -173,13 +170,12 @@ impl Pipeline {
     fn take_scratch(&self) -> Scratch {
         let mut guard = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
         let mut scratch = std::mem::take(&mut *guard);
-        scratch.data.clear();
-        scratch.lens.clear();
+        scratch.frames.clear();
         scratch
     }
 
     fn return_scratch(&self, scratch: Scratch) {
-        if scratch.data.capacity() <= KEEP_BUFFER_BYTES {
+        if scratch.frames.capacity() <= KEEP_BUFFER_BYTES {
             *self.scratch.lock().unwrap_or_else(|p| p.into_inner()) = scratch;
         }
     }
@@ -197,13 +193,13 @@ impl Pipeline {
         // Whatever the encoding or the buffer might log is never exported again.
         let suppressed = opentelemetry::Context::enter_telemetry_suppressed_scope();
         let mut scratch = self.take_scratch();
-        let Scratch { data, lens, pack } = &mut scratch;
-        let truncated = self.encode_into(&batch, data, Some(lens), pack);
+        let Scratch { frames, pack } = &mut scratch;
+        let truncated = self.encode_into(&batch, frames, pack);
         if truncated > 0 {
             self.counters.add_truncated(truncated);
         }
         drop(suppressed);
-        if scratch.lens.is_empty() {
+        if scratch.frames.is_empty() {
             self.return_scratch(scratch);
             return Ok(());
         }
@@ -221,7 +217,7 @@ impl Pipeline {
         let task = self.runtime.handle().spawn(async move {
             let taken = std::sync::atomic::AtomicUsize::new(0);
             if let Some(target) = shared
-                .push(&mut scratch.data, &scratch.lens, until, usize::MAX, &taken)
+                .push(&mut scratch.frames, until, usize::MAX, &taken)
                 .await
             {
                 let left = until.saturating_duration_since(std::time::Instant::now());

@@ -50,6 +50,7 @@ use super::stage::{
 use crate::delivery::Shared;
 use crate::encode::{Format, PackScratch};
 use crate::exporter::Exporter;
+use crate::frames::Frames;
 use crate::pipeline::Pipeline;
 use crate::runtime;
 use crate::stats::Counters;
@@ -120,7 +121,7 @@ impl DirectProcessor {
             // Allocated whole once (pages are only touched as they fill): a
             // vector grown by doubling would reach twice the stage's size.
             stage: Mutex::new(Stage {
-                data: Vec::with_capacity(reserved(capacity)),
+                frames: Frames::with_capacity(reserved(capacity)),
                 ..Stage::default()
             }),
             capacity,
@@ -249,9 +250,8 @@ impl DirectProcessor {
             self.staging.wake.notify_one();
             return;
         }
-        let wake = stage.lens.is_empty();
-        stage.data.extend_from_slice(frame);
-        stage.lens.push(frame.len());
+        let wake = stage.frames.is_empty();
+        stage.frames.push(frame);
         stage.staged += 1;
         drop(stage);
         if wake {
@@ -417,9 +417,8 @@ impl LogProcessor for DirectProcessor {
         // Whatever the flusher could not take in time is lost: count it.
         let left = {
             let mut stage = self.staging.lock();
-            let left = stage.lens.len() as u64;
-            stage.data = Vec::new();
-            stage.lens = Vec::new();
+            let left = stage.frames.len() as u64;
+            stage.frames = Frames::default();
             left
         };
         if left > 0 {

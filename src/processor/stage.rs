@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::delivery::Shared;
+use crate::frames::Frames;
 
 /// How long the flusher, woken by a first record, lets more gather before
 /// moving them, unless [`FLUSH_BYTES`] are already waiting. (A record can
@@ -52,8 +53,7 @@ pub(super) const BACKPRESSURE_WINDOW_BYTES: usize = 4 * 1024 * 1024;
 /// Frames waiting for the flusher.
 #[derive(Default)]
 pub(super) struct Stage {
-    pub(super) data: Vec<u8>,
-    pub(super) lens: Vec<usize>,
+    pub(super) frames: Frames,
     /// Records ever staged.
     pub(super) staged: u64,
     /// Records ever taken by the flusher and handed to the retry buffer
@@ -83,7 +83,7 @@ impl Stage {
     /// Whether a frame of `len` bytes may be staged: always into an empty
     /// stage, else within `capacity`.
     pub(super) fn fits(&self, len: usize, capacity: usize) -> bool {
-        self.lens.is_empty() || self.data.len() + len <= capacity
+        self.frames.is_empty() || self.frames.bytes() + len <= capacity
     }
 
     /// Marks the stage stalled: a wait for room ended without room, after
@@ -199,8 +199,7 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
     // The stage's twin: the two are swapped back and forth, each at the
     // stage's size (when the retry buffer adopts one, its former allocation
     // takes the place).
-    let mut data = Vec::with_capacity(reserved(staging.capacity));
-    let mut lens = Vec::new();
+    let mut frames = Frames::with_capacity(reserved(staging.capacity));
     loop {
         staging.report_overflow(&shared);
         let notified = staging.wake.notified();
@@ -208,7 +207,7 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
         notified.as_mut().enable();
         {
             let mut stage = staging.lock();
-            if stage.lens.is_empty() {
+            if stage.frames.is_empty() {
                 if stage.closed {
                     stage.stopped = true;
                     staging.release(stage);
@@ -216,8 +215,7 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
                     return;
                 }
             } else {
-                std::mem::swap(&mut stage.data, &mut data);
-                std::mem::swap(&mut stage.lens, &mut lens);
+                std::mem::swap(&mut stage.frames, &mut frames);
                 // There is room now.
                 stage.end_stall(
                     shared.counters().failures(),
@@ -227,11 +225,11 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
                 staging.release(stage);
             }
         }
-        if lens.is_empty() {
+        if frames.is_empty() {
             notified.await;
             // Let a burst gather (bounded by FLUSH_DELAY): one hand-off per
             // many records rather than per record.
-            if staging.lock().data.len() < FLUSH_BYTES {
+            if staging.lock().frames.bytes() < FLUSH_BYTES {
                 tokio::time::sleep(FLUSH_DELAY).await;
             }
             continue;
@@ -242,37 +240,37 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
         let budget = shared.within_deadline(timeout);
         let now = Instant::now();
         let until = now.checked_add(budget).unwrap_or(now);
+        let count = frames.len();
         let in_hand = InHand {
             shared: &shared,
-            frames: lens.len(),
+            frames: count,
             taken: AtomicUsize::new(0),
         };
         let window = staging.window.load(Ordering::Relaxed);
         let target = shared
-            .push(&mut data, &lens, until, window, &in_hand.taken)
+            .push(&mut frames, until, window, &in_hand.taken)
             .await;
         in_hand.settle();
         {
             let mut stage = staging.lock();
-            stage.pushed += lens.len() as u64;
+            stage.pushed += count as u64;
             if let Some(target) = target {
                 stage.target = target;
             }
         }
         staging.pushed.notify_waiters();
-        data.clear();
-        lens.clear();
+        frames.clear();
         // The runtime has one worker: let the delivery task (and a flush or
         // shutdown waiting to start) run between two batches, even while the
         // stage refills as fast as it is emptied.
         tokio::task::yield_now().await;
-        // The retry buffer may have adopted this vector and handed back its
-        // own: keep the stage's twin at the stage's size, so that the
-        // logging threads never grow it.
-        if data.capacity() > 2 * staging.capacity {
-            data = Vec::with_capacity(reserved(staging.capacity));
+        // The retry buffer may have adopted these frames' vector and handed
+        // back its own: keep the stage's twin at the stage's size, so that
+        // the logging threads never grow it.
+        if frames.capacity() > 2 * staging.capacity {
+            frames = Frames::with_capacity(reserved(staging.capacity));
         } else {
-            data.reserve(reserved(staging.capacity));
+            frames.reserve(reserved(staging.capacity));
         }
     }
 }

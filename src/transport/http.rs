@@ -74,6 +74,7 @@ use tokio::time::Instant;
 
 use crate::config::{Config, Endpoint, HttpOptions, Timeouts};
 use crate::error::{http_status_is_retried, Error, Result};
+use crate::frames::FrameRun;
 use crate::stats::Counters;
 use crate::transport::reconnect::backoff;
 use crate::transport::tls::TlsSettings;
@@ -210,25 +211,25 @@ impl HttpLink {
         Ok(())
     }
 
-    /// Posts the frames (`data` cut by `lens`), one request per message or per
+    /// Posts the frames, one request per message or per
     /// bulk, in order. Returns how many frames, from the front, are done with
     /// (acknowledged, or refused for good: see
     /// [`take_rejected`](HttpLink::take_rejected)), and the error that stopped
     /// the rest, if any.
-    pub(crate) async fn send(&mut self, data: &[u8], lens: &[usize]) -> (usize, Result<()>) {
+    pub(crate) async fn send(&mut self, frames: FrameRun<'_>) -> (usize, Result<()>) {
         let mut done = 0;
-        let mut start = 0;
-        while done < lens.len() {
+        let mut rest = frames;
+        while !rest.is_empty() {
             let count = if self.options.bulk {
-                bulk_count(&lens[done..], self.bulk_limit)
+                rest.take_within(self.bulk_limit)
             } else {
                 1
             };
-            let group = &lens[done..done + count];
-            let bytes: usize = group.iter().sum();
+            let (group, after) = rest.split_at(count);
+            let bytes = group.data().len();
             // The limit, not the messages waiting, cut this bulk.
-            let full = self.options.bulk && done + count < lens.len();
-            match self.post(&data[start..start + bytes], group).await {
+            let full = self.options.bulk && !after.is_empty();
+            match self.post(group).await {
                 Answer::Accepted => {
                     self.answered();
                     if full {
@@ -257,7 +258,7 @@ impl HttpLink {
                 }
             }
             done += count;
-            start += bytes;
+            rest = after;
         }
         (done, Ok(()))
     }
@@ -276,8 +277,8 @@ impl HttpLink {
     }
 
     /// Sends one request with these frames and reads its answer.
-    async fn post(&mut self, frames: &[u8], lens: &[usize]) -> Answer {
-        let body = match body(frames, lens, self.options) {
+    async fn post(&mut self, frames: FrameRun<'_>) -> Answer {
+        let body = match body(frames, self.options) {
             Ok(body) => body,
             Err(source) => return Answer::Failed(self.write_error(source), None),
         };
@@ -434,35 +435,18 @@ impl HttpLink {
 /// The `User-Agent` of every request.
 const USER_AGENT_VALUE: &str = concat!("djehouty/", env!("CARGO_PKG_VERSION"));
 
-/// How many of the frames (by length) go into one bulk of at most `limit`
-/// bytes: at least one.
-fn bulk_count(lens: &[usize], limit: usize) -> usize {
-    let mut count = 0;
-    let mut size = 0;
-    for &len in lens {
-        if count > 0 && size + len > limit {
-            break;
-        }
-        size += len;
-        count += 1;
-    }
-    count
-}
-
-/// The body of a request holding these frames (`frames` cut by `lens`): one
-/// message as is, or several, each ended by a newline; gzip-compressed if asked.
-fn body(frames: &[u8], lens: &[usize], options: HttpOptions) -> io::Result<Bytes> {
-    let mut messages = Vec::with_capacity(lens.len());
-    let mut start = 0;
-    for &len in lens {
-        let frame = &frames[start..start + len];
-        // Each frame ends with its one-byte delimiter.
-        messages.push(frame.split_last().map_or(frame, |(_, message)| message));
-        start += len;
-    }
+/// The body of a request holding these frames: one message as is, or
+/// several, each ended by a newline; gzip-compressed if asked.
+fn body(frames: FrameRun<'_>, options: HttpOptions) -> io::Result<Bytes> {
+    // Each frame ends with its one-byte delimiter.
+    let messages: Vec<&[u8]> = frames
+        .iter()
+        .map(|frame| frame.split_last().map_or(frame, |(_, message)| message))
+        .collect();
     let bulk = messages.len() > 1 || options.bulk;
+    let size = frames.data().len();
     if options.gzip {
-        let out = Vec::with_capacity(frames.len() / 4 + 64);
+        let out = Vec::with_capacity(size / 4 + 64);
         let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
         for message in &messages {
             encoder.write_all(message)?;
@@ -472,7 +456,7 @@ fn body(frames: &[u8], lens: &[usize], options: HttpOptions) -> io::Result<Bytes
         }
         return encoder.finish().map(Bytes::from);
     }
-    let mut out = Vec::with_capacity(frames.len());
+    let mut out = Vec::with_capacity(size);
     for message in &messages {
         out.extend_from_slice(message);
         if bulk {
@@ -647,7 +631,7 @@ mod tests {
     fn one_message_is_sent_without_its_delimiter() {
         for delimiter in [0, b'\n'] {
             let (data, lens) = frames(&[r#"{"a":1}"#], delimiter);
-            let body = body(&data, &lens, PLAIN).unwrap_or_default();
+            let body = body(FrameRun::new(&data, &lens), PLAIN).unwrap_or_default();
             assert_eq!(&body[..], br#"{"a":1}"#);
         }
     }
@@ -659,10 +643,10 @@ mod tests {
             bulk: true,
             gzip: false,
         };
-        let body = body(&data, &lens, options).unwrap_or_default();
+        let body = body(FrameRun::new(&data, &lens), options).unwrap_or_default();
         assert_eq!(&body[..], b"{\"a\":1}\n{\"b\":2}\n");
         let (data, lens) = frames(&[r#"{"a":1}"#], 0);
-        let body = super::body(&data, &lens, options).unwrap_or_default();
+        let body = super::body(FrameRun::new(&data, &lens), options).unwrap_or_default();
         assert_eq!(&body[..], b"{\"a\":1}\n");
     }
 
@@ -670,10 +654,23 @@ mod tests {
     fn gzip_bodies_decompress_to_the_plain_ones() {
         let (data, lens) = frames(&[r#"{"a":1}"#, r#"{"b":2}"#], 0);
         for bulk in [false, true] {
-            let plain = body(&data, &lens, HttpOptions { bulk, gzip: false }).unwrap_or_default();
-            let gzip = body(&data, &lens, HttpOptions { bulk, gzip: true }).unwrap_or_default();
+            let plain = body(
+                FrameRun::new(&data, &lens),
+                HttpOptions { bulk, gzip: false },
+            )
+            .unwrap_or_default();
+            let gzip = body(
+                FrameRun::new(&data, &lens),
+                HttpOptions { bulk, gzip: true },
+            )
+            .unwrap_or_default();
             assert_eq!(gunzip(&gzip), plain.to_vec());
         }
+    }
+
+    /// How many frames of these lengths go into one bulk of `limit` bytes.
+    fn bulk_count(lens: &[usize], limit: usize) -> usize {
+        crate::frames::take_within(lens, limit).1
     }
 
     #[test]

@@ -31,6 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::config::{Config, Scheme};
 use crate::error::{Error, Result};
+use crate::frames::FrameRun;
 use crate::stats::Counters;
 
 /// The way to the endpoint, chosen by the endpoint's scheme.
@@ -98,30 +99,21 @@ impl Transport {
         }
     }
 
-    /// Sends frames (`data` cut by `lens`; each frame ends with its delimiter).
+    /// Sends frames (each ends with its delimiter).
     /// Returns how many frames, from the front, were delivered whole — or, over
     /// HTTP, refused for good (see [`take_rejected`](Transport::take_rejected))
     /// — and the error that stopped the rest, if any. The frames not delivered
     /// are sent again later, whole.
-    pub(crate) async fn send(&mut self, data: &[u8], lens: &[usize]) -> (usize, Result<()>) {
+    pub(crate) async fn send(&mut self, frames: FrameRun<'_>) -> (usize, Result<()>) {
         match self {
             Transport::Stream(link) => {
-                let (written, result) = link.write(data).await;
+                let (written, result) = link.write(frames.data()).await;
                 // Only whole frames count; a frame cut by the failure is
                 // written again, whole, on the next connection.
-                let mut whole = 0;
-                let mut bytes = 0;
-                for &len in lens {
-                    if bytes + len > written {
-                        break;
-                    }
-                    bytes += len;
-                    whole += 1;
-                }
-                (whole, result)
+                (frames.whole_in(written), result)
             }
-            Transport::Http(link) => link.send(data, lens).await,
-            Transport::Udp(link) => link.send(data, lens).await,
+            Transport::Http(link) => link.send(frames).await,
+            Transport::Udp(link) => link.send(frames).await,
         }
     }
 

@@ -32,6 +32,7 @@ use tokio::time::Instant;
 use crate::config::{Endpoint, Timeouts, UdpOptions};
 use crate::encode::chunk::{chunk_count, write_chunk, MessageIds, CHUNK_HEADER_BYTES};
 use crate::error::{Error, Result};
+use crate::frames::FrameRun;
 use crate::stats::Counters;
 use crate::transport::reconnect::backoff;
 
@@ -110,20 +111,16 @@ impl UdpLink {
         }
     }
 
-    /// Sends messages (`data` cut by `lens`, each one whole payload). Returns
+    /// Sends messages (each frame one whole payload). Returns
     /// how many, from the front, were handed to the kernel whole, and the
     /// error that stopped the rest. A message cut off by an error counts as
     /// not sent: it is sent again, whole, under a new message id.
-    pub(crate) async fn send(&mut self, data: &[u8], lens: &[usize]) -> (usize, Result<()>) {
+    pub(crate) async fn send(&mut self, frames: FrameRun<'_>) -> (usize, Result<()>) {
         let Some(socket) = self.socket.as_ref() else {
             return (0, Err(Error::ShutDown));
         };
-        let mut start = 0;
-        for (sent, &len) in lens.iter().enumerate() {
-            let Some(payload) = data.get(start..start + len) else {
-                return (sent, Err(Error::ShutDown));
-            };
-            start += len;
+        for (sent, payload) in frames.iter().enumerate() {
+            let len = payload.len();
             let result = send_message(
                 socket,
                 payload,
@@ -176,7 +173,7 @@ impl UdpLink {
             }
         }
         self.failures = 0;
-        (lens.len(), Ok(()))
+        (frames.len(), Ok(()))
     }
 
     /// Messages skipped as too large by the last `send`, to count as dropped.
@@ -315,7 +312,7 @@ mod tests {
         let small = b"{\"short\":1}".to_vec();
         let big: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
         let data = [small.clone(), big.clone()].concat();
-        let (sent, result) = link.send(&data, &[small.len(), big.len()]).await;
+        let (sent, result) = link.send(FrameRun::new(&data, &[small.len(), big.len()])).await;
         assert_eq!(sent, 2);
         result.unwrap();
 
@@ -348,7 +345,7 @@ mod tests {
         let mut failed = None;
         for _ in 0..50 {
             link.ready().await.unwrap();
-            let (sent, result) = link.send(b"{}{}", &[2, 2]).await;
+            let (sent, result) = link.send(FrameRun::new(b"{}{}", &[2, 2])).await;
             if let Err(error) = result {
                 failed = Some((sent, error));
                 break;
@@ -368,7 +365,7 @@ mod tests {
         let mut link = link(receiver.local_addr().unwrap().port(), 512);
         link.ready().await.unwrap();
         let huge = vec![b'x'; max_message_bytes(512) + 1];
-        let (sent, result) = link.send(&huge, &[huge.len()]).await;
+        let (sent, result) = link.send(FrameRun::new(&huge, &[huge.len()])).await;
         assert_eq!(sent, 1, "done with: not to be sent again");
         result.unwrap();
         // Reported to the delivery task as dropped, not exported.

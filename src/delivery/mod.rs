@@ -19,15 +19,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::buffer::{Dropped, RetryBuffer};
-use crate::error::Error;
-use crate::stats::Counters;
-use crate::transport::Transport;
+mod buffer;
+mod task;
 
-/// The most bytes written in one go; also the most a failed write puts back.
-const CHUNK_BYTES: usize = 256 * 1024;
-/// Time allowed to close the connection cleanly once the buffer is drained.
-const CLOSE_LIMIT: Duration = Duration::from_secs(1);
+use crate::error::Error;
+use crate::frames::Frames;
+use crate::stats::Counters;
+use buffer::{Dropped, RetryBuffer};
+pub(crate) use task::run;
 
 /// State shared by `export`, the delivery task and `shutdown`.
 pub(crate) struct Shared {
@@ -220,10 +219,10 @@ impl Shared {
         self.lock().finished >= target
     }
 
-    /// Appends frames (`data` cut by `lens`) and wakes the delivery task.
-    /// When the buffer is empty and they all fit, it takes `data`'s
-    /// allocation instead of copying (see [`RetryBuffer::adopt`]): `data` is
-    /// then left empty. Either way, `data` holds nothing of value afterwards.
+    /// Appends `frames` and wakes the delivery task. When the buffer is
+    /// empty and they all fit, it takes their allocation instead of copying
+    /// (see [`RetryBuffer::adopt`]): `frames` is then left empty. Either way,
+    /// `frames` holds nothing of value afterwards.
     ///
     /// While the endpoint is healthy and `until` has not passed, a frame that
     /// does not fit, or would take the bytes buffered and being written past
@@ -241,12 +240,12 @@ impl Shared {
     /// half-way (its task dropped) knows which frames were not.
     pub(crate) async fn push(
         &self,
-        data: &mut Vec<u8>,
-        lens: &[usize],
+        frames: &mut Frames,
         until: Instant,
         window: usize,
         taken: &AtomicUsize,
     ) -> Option<u64> {
+        let count = frames.len();
         let mut next = 0;
         let mut start = 0;
         loop {
@@ -257,22 +256,23 @@ impl Shared {
             let (done, accepted, diag) = {
                 let mut q = self.lock();
                 if q.closing {
-                    let left = (lens.len() - next) as u64;
+                    let left = (count - next) as u64;
                     q.dropped_in_shutdown += left;
                     self.counters.add_dropped_at_shutdown(left);
-                    taken.store(lens.len(), Ordering::Relaxed);
+                    taken.store(count, Ordering::Relaxed);
                     return None;
                 }
                 let may_wait = q.healthy && !q.past_deadline() && Instant::now() < until;
                 let reserved = q.in_flight_bytes;
                 // (Adopted whole only within the window while it holds: else
                 // frame by frame below, the first one even past it.)
-                let within = !may_wait || data.len() + reserved <= window;
-                if next == 0 && within && q.buffer.adopt(data, lens, reserved) {
-                    q.accepted += lens.len() as u64;
-                    next = lens.len();
+                let within = !may_wait || frames.bytes() + reserved <= window;
+                if next == 0 && within && q.buffer.adopt(frames, reserved) {
+                    q.accepted += count as u64;
+                    next = count;
                 }
-                while next < lens.len() {
+                let (data, lens) = (frames.run().data(), frames.run().lens());
+                while next < count {
                     let len = lens[next];
                     let reserved = q.in_flight_bytes;
                     if may_wait
@@ -290,7 +290,7 @@ impl Shared {
                 }
                 taken.store(next, Ordering::Relaxed);
                 let diag = self.note_dropped(&mut q, dropped);
-                (next == lens.len(), q.accepted, diag)
+                (next == count, q.accepted, diag)
             };
             self.emit(diag);
             self.wake.notify_one();
@@ -466,101 +466,5 @@ impl Shared {
                 }
             }
         }
-    }
-}
-
-/// The delivery task: drains the buffer through `link` until a shutdown finds
-/// it empty.
-pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
-    let mut chunk = Vec::new();
-    let mut lens = Vec::new();
-    loop {
-        if !wait_for_frames(&shared).await {
-            break;
-        }
-        if let Err(error) = link.ready().await {
-            let diag = shared.note_failure(&mut shared.lock(), error);
-            shared.emit([diag]);
-            shared.progress.notify_waiters();
-            continue;
-        }
-        {
-            let mut q = shared.lock();
-            if q.abandoned {
-                break;
-            }
-            q.buffer.take(CHUNK_BYTES, &mut chunk, &mut lens);
-            q.in_flight_records = lens.len();
-            q.in_flight_bytes = chunk.len();
-        }
-        let (whole, result) = link.send(&chunk, &lens).await;
-        // An HTTP endpoint may refuse records for good (4xx): they are among
-        // the `whole` frames done with, but dropped and counted, not exported.
-        let rejected = link.take_rejected();
-        let refused = rejected.as_ref().map_or(0, |r| r.records.min(whole));
-        let whole_bytes: usize = lens[..whole].iter().sum();
-        let mut diags = Vec::new();
-        {
-            let mut q = shared.lock();
-            if q.abandoned {
-                // The shutdown already counted this chunk as undelivered.
-                break;
-            }
-            q.in_flight_records = 0;
-            q.in_flight_bytes = 0;
-            q.finished += whole as u64;
-            shared.counters.add_exported((whole - refused) as u64);
-            if let Some(rejected) = rejected {
-                let error = Arc::new(rejected.error);
-                shared.counters.add_rejected(refused as u64, error);
-            }
-            let mut dropped = Dropped::default();
-            match result {
-                Ok(()) => diags.extend(shared.note_success(&mut q)),
-                Err(error) => {
-                    q.buffer
-                        .unshift(&chunk[whole_bytes..], &lens[whole..], &mut dropped);
-                    diags.push(shared.note_failure(&mut q, error));
-                }
-            }
-            diags.extend(shared.note_dropped(&mut q, dropped));
-        }
-        shared.emit(diags);
-        shared.progress.notify_waiters();
-        chunk.clear();
-        lens.clear();
-        // The chunk trades allocations with the buffer (RetryBuffer::take):
-        // usually a staging area's vector (a quarter of the buffer's size),
-        // kept for the next trade; the ring's own, grown by doubling through
-        // a backlog, is let go rather than held while traffic is light.
-        if chunk.capacity() > (shared.capacity() / 2).max(4 * CHUNK_BYTES) {
-            chunk = Vec::new();
-        }
-    }
-    link.close(CLOSE_LIMIT).await;
-    shared.lock().stopped = true;
-    shared.progress.notify_waiters();
-}
-
-/// Waits until there are frames to write (true) or a shutdown finds the buffer
-/// empty (false).
-async fn wait_for_frames(shared: &Shared) -> bool {
-    loop {
-        let notified = shared.wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        {
-            let q = shared.lock();
-            if q.abandoned {
-                return false;
-            }
-            if !q.buffer.is_empty() {
-                return true;
-            }
-            if q.closing {
-                return false;
-            }
-        }
-        notified.await;
     }
 }

@@ -7,6 +7,8 @@
 
 use std::collections::VecDeque;
 
+use crate::frames::{take_within, FrameRun, Frames};
+
 /// Frames in arrival order, at most `capacity` bytes of them.
 #[derive(Debug)]
 pub(crate) struct RetryBuffer {
@@ -92,18 +94,19 @@ impl RetryBuffer {
     /// The common case while the endpoint keeps up: each batch finds the
     /// buffer drained. Only allocations of at most half the capacity change
     /// hands (see [`rotates`](Self::rotates)).
-    pub(crate) fn adopt(&mut self, data: &mut Vec<u8>, lens: &[usize], reserved: usize) -> bool {
+    pub(crate) fn adopt(&mut self, frames: &mut Frames, reserved: usize) -> bool {
         if !self.lens.is_empty()
-            || data.len() + reserved > self.capacity
-            || !self.rotates(data.capacity())
+            || frames.bytes() + reserved > self.capacity
+            || !self.rotates(frames.capacity())
         {
             return false;
         }
         // Empty: turning it into a vector moves nothing.
         let mut former = Vec::from(std::mem::take(&mut self.bytes));
         former.clear();
+        let (data, lens) = frames.parts_mut();
         self.bytes = VecDeque::from(std::mem::replace(data, former));
-        self.lens.extend(lens);
+        self.lens.extend(lens.drain(..));
         true
     }
 
@@ -122,7 +125,8 @@ impl RetryBuffer {
 
     /// Puts frames that could not be written back in front, in order. If they no
     /// longer fit, the oldest of them are dropped.
-    pub(crate) fn unshift(&mut self, data: &[u8], lens: &[usize], dropped: &mut Dropped) {
+    pub(crate) fn unshift(&mut self, frames: FrameRun<'_>, dropped: &mut Dropped) {
+        let (data, lens) = (frames.data(), frames.lens());
         let mut start = 0;
         let mut total: usize = lens.iter().sum();
         let mut skip = 0;
@@ -143,16 +147,9 @@ impl RetryBuffer {
     /// Moves frames from the front into `out` (and their lengths into `lens`):
     /// at least one frame if any, then more while the total stays within
     /// `max_bytes`.
-    pub(crate) fn take(&mut self, max_bytes: usize, out: &mut Vec<u8>, lens: &mut Vec<usize>) {
-        let mut total = 0;
-        let mut count = 0;
-        for &len in &self.lens {
-            if count > 0 && total + len > max_bytes {
-                break;
-            }
-            total += len;
-            count += 1;
-        }
+    pub(crate) fn take(&mut self, max_bytes: usize, out: &mut Frames) {
+        let (total, count) = take_within(&self.lens, max_bytes);
+        let (out, lens) = out.parts_mut();
         if count == self.lens.len() && out.is_empty() && self.rotates(out.capacity()) {
             // Everything: the allocations change hands instead of the bytes
             // (nothing moves while the ring starts at its allocation's start,
@@ -195,17 +192,9 @@ mod tests {
     use super::*;
 
     fn frames(buffer: &mut RetryBuffer) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut lens = Vec::new();
-        buffer.take(usize::MAX, &mut out, &mut lens);
-        let mut rest = &out[..];
-        lens.iter()
-            .map(|&len| {
-                let (head, tail) = rest.split_at(len);
-                rest = tail;
-                head.to_vec()
-            })
-            .collect()
+        let mut out = Frames::default();
+        buffer.take(usize::MAX, &mut out);
+        out.run().iter().map(<[u8]>::to_vec).collect()
     }
 
     #[test]
@@ -240,30 +229,32 @@ mod tests {
         // An allocation over half the capacity never changes hands.
         let mut large = Vec::with_capacity(13);
         large.extend_from_slice(b"aaabbbbcc");
-        assert!(!buffer.adopt(&mut large, &[3, 4, 2], 0));
+        let mut large = Frames::from_parts(large, vec![3, 4, 2]);
+        assert!(!buffer.adopt(&mut large, 0));
         // Room for one more byte, so that the push below does not grow it.
         let mut data = Vec::with_capacity(12);
         data.extend_from_slice(b"aaabbbbcc");
         let allocation = data.as_ptr();
+        let mut data = Frames::from_parts(data, vec![3, 4, 2]);
         // Not beside 16 reserved bytes: nothing changes.
-        assert!(!buffer.adopt(&mut data, &[3, 4, 2], 16));
-        assert_eq!(data, b"aaabbbbcc");
+        assert!(!buffer.adopt(&mut data, 16));
+        assert_eq!(data.run().data(), b"aaabbbbcc");
         assert!(buffer.is_empty());
         // Beside 15: taken whole, the vector itself.
-        assert!(buffer.adopt(&mut data, &[3, 4, 2], 15));
-        assert!(data.is_empty());
+        assert!(buffer.adopt(&mut data, 15));
+        assert!(data.is_empty() && data.bytes() == 0);
         assert_eq!(buffer.records(), 3);
         assert_eq!(buffer.bytes(), 9);
         // Not empty any more: the next batch is for `push`.
-        let mut more = b"d".to_vec();
-        assert!(!buffer.adopt(&mut more, &[1], 0));
-        buffer.push(&more, 0, &mut dropped);
+        let mut more = Frames::from_parts(b"d".to_vec(), vec![1]);
+        assert!(!buffer.adopt(&mut more, 0));
+        buffer.push(more.run().data(), 0, &mut dropped);
         // Taking everything hands the same allocation on, frames in order.
-        let (mut out, mut lens) = (Vec::new(), Vec::new());
-        buffer.take(usize::MAX, &mut out, &mut lens);
-        assert_eq!(out.as_ptr(), allocation);
-        assert_eq!(out, b"aaabbbbccd");
-        assert_eq!(lens, [3, 4, 2, 1]);
+        let mut out = Frames::default();
+        buffer.take(usize::MAX, &mut out);
+        assert_eq!(out.run().data().as_ptr(), allocation);
+        assert_eq!(out.run().data(), b"aaabbbbccd");
+        assert_eq!(out.run().lens(), [3, 4, 2, 1]);
         assert!(buffer.is_empty());
         assert_eq!(dropped, Dropped::default());
     }
@@ -272,21 +263,19 @@ mod tests {
     fn taking_everything_from_a_wrapped_ring_keeps_the_order() {
         let mut buffer = RetryBuffer::new(8);
         let mut dropped = Dropped::default();
-        let (mut out, mut lens) = (Vec::new(), Vec::new());
+        let mut out = Frames::default();
         for round in 0..20u8 {
             // Part taken, part left, so that the ring wraps around.
             for frame in [[round; 3], [round + 100; 3]] {
                 buffer.push(&frame, 0, &mut dropped);
             }
             out.clear();
-            lens.clear();
-            buffer.take(3, &mut out, &mut lens);
-            assert_eq!(out, [round; 3]);
+            buffer.take(3, &mut out);
+            assert_eq!(out.run().data(), [round; 3]);
             out.clear();
-            lens.clear();
-            buffer.take(usize::MAX, &mut out, &mut lens);
-            assert_eq!(out, [round + 100; 3]);
-            assert_eq!(lens, [3]);
+            buffer.take(usize::MAX, &mut out);
+            assert_eq!(out.run().data(), [round + 100; 3]);
+            assert_eq!(out.run().lens(), [3]);
             // The emptied `out` comes back for the next take.
             out.clear();
         }
@@ -316,17 +305,16 @@ mod tests {
         for frame in [&b"0123456789"[..], b"abc", b"de", b"f"] {
             buffer.push(frame, 0, &mut dropped);
         }
-        let (mut out, mut lens) = (Vec::new(), Vec::new());
-        buffer.take(4, &mut out, &mut lens);
+        let mut out = Frames::default();
+        buffer.take(4, &mut out);
         assert_eq!(
-            (out.as_slice(), lens.as_slice()),
+            (out.run().data(), out.run().lens()),
             (&b"0123456789"[..], &[10][..])
         );
         out.clear();
-        lens.clear();
-        buffer.take(5, &mut out, &mut lens);
+        buffer.take(5, &mut out);
         assert_eq!(
-            (out.as_slice(), lens.as_slice()),
+            (out.run().data(), out.run().lens()),
             (&b"abcde"[..], &[3, 2][..])
         );
         assert_eq!(buffer.records(), 1);
@@ -337,7 +325,7 @@ mod tests {
         let mut buffer = RetryBuffer::new(8);
         let mut dropped = Dropped::default();
         buffer.push(b"xy", 0, &mut dropped);
-        buffer.unshift(b"aaabbbb", &[3, 4], &mut dropped);
+        buffer.unshift(FrameRun::new(b"aaabbbb", &[3, 4]), &mut dropped);
         // 2 + 7 > 8: "aaa" goes.
         assert_eq!(
             dropped,
@@ -347,7 +335,7 @@ mod tests {
             }
         );
         assert_eq!(frames(&mut buffer), vec![b"bbbb".to_vec(), b"xy".to_vec()]);
-        buffer.unshift(b"12", &[2], &mut dropped);
+        buffer.unshift(FrameRun::new(b"12", &[2]), &mut dropped);
         assert_eq!(frames(&mut buffer), vec![b"12".to_vec()]);
     }
 
