@@ -12,7 +12,7 @@
 //! maintained implementation that keeps connections alive and reuses them, on
 //! the exporter's own runtime (the delivery task already runs there). It is
 //! given a connector of ours that opens connections with the very code of
-//! `tcp://` and `tls://` ([`tcp::connect`], [`TlsSettings::handshake`]). So an
+//! `tcp://` and `tls://` ([`connect`], [`TlsSettings::handshake`]). So an
 //! `https://` endpoint gets exactly the TLS configuration of `tls://` — CA
 //! files, built-in roots, client certificate (mutual TLS), the dangerous
 //! opt-out — within the same connect and handshake timeouts, and a refused
@@ -76,9 +76,10 @@ use crate::config::{Config, Endpoint, HttpOptions, Timeouts};
 use crate::error::{http_status_is_retried, Error, Result};
 use crate::frames::FrameRun;
 use crate::stats::Counters;
-use crate::transport::reconnect::backoff;
+use crate::transport::backoff::Backoff;
+use crate::transport::connect::connect;
 use crate::transport::tls::TlsSettings;
-use crate::transport::{tcp, Rejected, Stream};
+use crate::transport::{Rejected, Stream};
 
 /// Largest body of a bulk request, before compression: a few MiB, well
 /// within what HTTP servers accept once their limit is raised for bulk.
@@ -120,10 +121,8 @@ pub(crate) struct HttpLink {
     headers: Vec<(hyper::header::HeaderName, HeaderValue)>,
     /// Time allowed to one request, connecting included.
     request_timeout: Duration,
-    /// Consecutive failed requests.
-    failures: u32,
-    /// No request before this instant.
-    next_attempt: Option<Instant>,
+    /// When the next request may go after failed ones.
+    backoff: Backoff,
     /// Largest bulk body; halved by 413 answers, doubled back after
     /// [`BULK_GROW_AFTER`] full bulks accepted in a row.
     bulk_limit: usize,
@@ -189,8 +188,7 @@ impl HttpLink {
             options: config.http,
             headers: config.http_headers.clone(),
             request_timeout,
-            failures: 0,
-            next_attempt: None,
+            backoff: Backoff::default(),
             bulk_limit: BULK_MAX_BYTES,
             full_bulks_accepted: 0,
             rejected: None,
@@ -202,9 +200,8 @@ impl HttpLink {
     /// Waits out the backoff after a failed request. Connections are opened
     /// (and replaced) by the client as requests need them.
     pub(crate) async fn ready(&mut self) -> Result<()> {
-        if let Some(at) = self.next_attempt.take() {
-            tokio::time::sleep_until(at).await;
-        }
+        self.backoff.wait().await;
+        self.backoff.went_through();
         if self.client.is_none() {
             return Err(Error::ShutDown);
         }
@@ -347,8 +344,7 @@ impl HttpLink {
 
     /// The endpoint answered: no backoff before the next request.
     fn answered(&mut self) {
-        self.failures = 0;
-        self.next_attempt = None;
+        self.backoff.reset();
     }
 
     /// A bulk filled to the limit was accepted: after [`BULK_GROW_AFTER`] in
@@ -371,9 +367,8 @@ impl HttpLink {
 
     /// A request failed: the next one waits a backoff, or what the server asked.
     fn failed(&mut self, retry_after: Option<Duration>) {
-        self.failures = self.failures.saturating_add(1);
         let asked = retry_after.map_or(Duration::ZERO, |d| d.min(RETRY_AFTER_CAP));
-        self.next_attempt = Some(Instant::now() + backoff(self.failures).max(asked));
+        self.backoff.failed_at_least(asked);
     }
 
     /// Notes records refused for good, and warns about them (at most once a
@@ -538,16 +533,7 @@ struct Connector {
 
 impl Connector {
     async fn open(&self) -> Result<Box<dyn Stream>> {
-        let tcp = tcp::connect(&self.endpoint, self.timeouts.connect).await?;
-        match &self.tls {
-            None => Ok(Box::new(tcp)),
-            Some(tls) => {
-                let stream = tls
-                    .handshake(&self.endpoint, tcp, self.timeouts.handshake)
-                    .await?;
-                Ok(Box::new(stream))
-            }
-        }
+        connect(&self.endpoint, self.tls.as_ref(), self.timeouts).await
     }
 }
 

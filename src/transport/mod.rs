@@ -4,10 +4,11 @@
 //! close. Stream transports (TCP, TLS) write frames back to back over one
 //! persistent connection:
 //!
-//! * [`tcp`]: connecting with a timeout;
+//! * [`connect`]: resolving, TCP and the TLS handshake, each with a timeout
+//!   (the HTTP client connects through it too);
 //! * [`tls`]: the rustls client configuration (trust anchors, CA files) and the handshake;
 //! * [`reconnect`]: the persistent link, its liveness check, the write timeout,
-//!   reconnection with backoff.
+//!   reconnection after the [`backoff`] every transport shares.
 //!
 //! [`udp`] sends each GELF message (compressed by the export loop) as one
 //! datagram or as GELF chunks, with no delivery guarantee.
@@ -16,9 +17,10 @@
 //! from each answer whether they were delivered, should be sent again, or were
 //! refused for good ([`Transport::take_rejected`]).
 
+pub(crate) mod backoff;
+pub(crate) mod connect;
 pub(crate) mod http;
 pub(crate) mod reconnect;
-pub(crate) mod tcp;
 pub(crate) mod tls;
 pub(crate) mod udp;
 

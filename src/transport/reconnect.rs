@@ -9,13 +9,10 @@ use tokio::time::Instant;
 use crate::config::{Endpoint, Timeouts};
 use crate::error::{Error, Result};
 use crate::stats::Counters;
+use crate::transport::backoff::Backoff;
+use crate::transport::connect::connect;
 use crate::transport::tls::TlsSettings;
-use crate::transport::{tcp, Connection};
-
-/// First delay after a failure.
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
-/// Longest delay between connection attempts.
-const BACKOFF_CAP: Duration = Duration::from_secs(5);
+use crate::transport::Connection;
 /// A connection that fails after living this long was healthy: the next
 /// connection is attempted at once. One that fails sooner counts as another
 /// failure in a row, so an endpoint that accepts and then drops connections
@@ -29,10 +26,7 @@ pub(crate) struct Link {
     timeouts: Timeouts,
     counters: Counters,
     conn: Option<(Connection, Instant)>,
-    /// Consecutive failures.
-    failures: u32,
-    /// No connection attempt before this instant.
-    next_attempt: Option<Instant>,
+    backoff: Backoff,
 }
 
 impl Link {
@@ -48,8 +42,7 @@ impl Link {
             timeouts,
             counters,
             conn: None,
-            failures: 0,
-            next_attempt: None,
+            backoff: Backoff::default(),
         }
     }
 
@@ -76,19 +69,16 @@ impl Link {
                 });
             }
         }
-        if let Some(at) = self.next_attempt {
-            tokio::time::sleep_until(at).await;
-        }
-        match self.open().await {
-            Ok(conn) => {
-                self.conn = Some((conn, Instant::now()));
-                self.next_attempt = None;
+        self.backoff.wait().await;
+        match connect(&self.endpoint, self.tls.as_ref(), self.timeouts).await {
+            Ok(stream) => {
+                self.conn = Some((Connection::new(stream), Instant::now()));
+                self.backoff.went_through();
                 self.counters.add_connection();
                 Ok(())
             }
             Err(error) => {
-                self.failures = self.failures.saturating_add(1);
-                self.next_attempt = Some(Instant::now() + backoff(self.failures));
+                self.backoff.failed();
                 Err(error)
             }
         }
@@ -148,28 +138,10 @@ impl Link {
     fn drop_connection(&mut self) {
         if let Some((_, opened)) = self.conn.take() {
             if opened.elapsed() >= STABLE_AFTER {
-                self.failures = 0;
-                self.next_attempt = None;
+                self.backoff.reset();
             } else {
-                self.failures = self.failures.saturating_add(1);
-                self.next_attempt = Some(Instant::now() + backoff(self.failures));
+                self.backoff.failed();
             }
-        }
-    }
-
-    async fn open(&self) -> Result<Connection> {
-        let tcp = tcp::connect(&self.endpoint, self.timeouts.connect).await?;
-        match &self.tls {
-            None if !self.endpoint.scheme().is_tls() => Ok(Connection::new(Box::new(tcp))),
-            Some(tls) => {
-                let stream = tls
-                    .handshake(&self.endpoint, tcp, self.timeouts.handshake)
-                    .await?;
-                Ok(Connection::new(Box::new(stream)))
-            }
-            // `Transport::new` always builds TLS settings for a TLS endpoint;
-            // refuse rather than fall back to plaintext.
-            None => Err(Error::NoTrustAnchors),
         }
     }
 
@@ -178,31 +150,5 @@ impl Link {
         if let Some((conn, _)) = self.conn.take() {
             conn.close(limit).await;
         }
-    }
-}
-
-/// Exponential backoff with "equal jitter": half fixed, half random. Also
-/// paces the HTTP transport's retries.
-pub(crate) fn backoff(failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(16);
-    let full = BACKOFF_BASE.saturating_mul(1u32 << exp).min(BACKOFF_CAP);
-    let half = full / 2;
-    half + half.mul_f64(fastrand::f64())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for failures in 1..40 {
-            let d = backoff(failures);
-            let full = BACKOFF_BASE
-                .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-                .min(BACKOFF_CAP);
-            assert!(d >= full / 2 && d <= full, "{failures}: {d:?}");
-        }
-        assert!(backoff(40) <= BACKOFF_CAP);
     }
 }

@@ -27,14 +27,14 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::time::Instant;
 
 use crate::config::{Endpoint, Timeouts, UdpOptions};
 use crate::encode::chunk::{chunk_count, write_chunk, MessageIds, CHUNK_HEADER_BYTES};
 use crate::error::{Error, Result};
 use crate::frames::FrameRun;
 use crate::stats::Counters;
-use crate::transport::reconnect::backoff;
+use crate::transport::backoff::Backoff;
+use crate::transport::connect::connecting;
 
 /// The UDP "connection": a connected socket, replaced after a failure.
 pub(crate) struct UdpLink {
@@ -46,10 +46,7 @@ pub(crate) struct UdpLink {
     ids: MessageIds,
     /// One chunk being assembled, reused.
     datagram: Vec<u8>,
-    /// Consecutive failures.
-    failures: u32,
-    /// No new socket before this instant.
-    next_attempt: Option<Instant>,
+    backoff: Backoff,
     /// Messages skipped as too large since the last `take_rejected`.
     rejected: Option<super::Rejected>,
 }
@@ -69,8 +66,7 @@ impl UdpLink {
             socket: None,
             ids: MessageIds::new(),
             datagram: Vec::new(),
-            failures: 0,
-            next_attempt: None,
+            backoff: Backoff::default(),
             rejected: None,
         }
     }
@@ -81,26 +77,12 @@ impl UdpLink {
         if self.socket.is_some() {
             return Ok(());
         }
-        if let Some(at) = self.next_attempt {
-            tokio::time::sleep_until(at).await;
-        }
+        self.backoff.wait().await;
         let limit = self.timeouts.connect;
-        let opened = match tokio::time::timeout(limit, open(&self.endpoint)).await {
-            Ok(Ok(socket)) => Ok(socket),
-            Ok(Err(source)) => Err(Error::Connect {
-                endpoint: self.endpoint.to_string(),
-                source,
-            }),
-            Err(_) => Err(Error::Timeout {
-                step: "connect",
-                endpoint: self.endpoint.to_string(),
-                timeout: limit,
-            }),
-        };
-        match opened {
+        match connecting(&self.endpoint, limit, open(&self.endpoint)).await {
             Ok(socket) => {
                 self.socket = Some(socket);
-                self.next_attempt = None;
+                self.backoff.went_through();
                 self.counters.add_connection();
                 Ok(())
             }
@@ -172,7 +154,7 @@ impl UdpLink {
                 }
             }
         }
-        self.failures = 0;
+        self.backoff.reset();
         (frames.len(), Ok(()))
     }
 
@@ -187,8 +169,7 @@ impl UdpLink {
     }
 
     fn note_failure(&mut self) {
-        self.failures = self.failures.saturating_add(1);
-        self.next_attempt = Some(Instant::now() + backoff(self.failures));
+        self.backoff.failed();
     }
 }
 
@@ -312,7 +293,9 @@ mod tests {
         let small = b"{\"short\":1}".to_vec();
         let big: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
         let data = [small.clone(), big.clone()].concat();
-        let (sent, result) = link.send(FrameRun::new(&data, &[small.len(), big.len()])).await;
+        let (sent, result) = link
+            .send(FrameRun::new(&data, &[small.len(), big.len()]))
+            .await;
         assert_eq!(sent, 2);
         result.unwrap();
 
@@ -356,7 +339,7 @@ mod tests {
         assert!(sent < 2);
         assert!(matches!(error, Error::Write { .. }), "{error}");
         assert!(link.socket.is_none());
-        assert!(link.next_attempt.is_some());
+        assert!(link.backoff.is_waiting());
     }
 
     #[tokio::test]
