@@ -27,7 +27,7 @@ use crate::encode::{Format, PackFn, PackScratch, Packing};
 use crate::error::Result;
 use crate::frames::Frames;
 use crate::mapping::Mapper;
-use crate::runtime::IoRuntime;
+use crate::runtime::{run_within, IoRuntime};
 use crate::stats::Counters;
 use crate::transport::Transport;
 
@@ -241,15 +241,9 @@ impl Pipeline {
         let budget = self.shared.within_deadline(timeout);
         self.shared.close();
         let shared = Arc::clone(&self.shared);
-        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<()>(1);
-        self.runtime.handle().spawn(async move {
-            if tokio::time::timeout(budget, shared.stopped()).await.is_ok() {
-                let _ = done_tx.send(());
-            }
+        run_within(self.runtime.handle(), budget, async move {
+            shared.stopped().await;
         });
-        // A plain blocking wait: our runtime does the work, so this never needs
-        // the caller's runtime (which may be the single thread we block).
-        let _ = done_rx.recv_timeout(budget.saturating_add(Duration::from_millis(50)));
         self.runtime.shutdown();
         let left = self.shared.finish_shutdown();
         if left.records() == 0 {

@@ -6,12 +6,18 @@
 //! network I/O there. Its threads enter OpenTelemetry's telemetry-suppressed
 //! scope, so anything logged while exporting (by this crate, tokio or rustls)
 //! is never exported again.
+//!
+//! Also here: the two ways of waiting on it, [`run_within`] from a plain
+//! thread and [`wait_for`] from a task.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use opentelemetry::{Context, ContextGuard};
 use tokio::runtime::{Handle, Runtime};
+use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 
@@ -83,5 +89,54 @@ impl Drop for IoRuntime {
 impl std::fmt::Debug for IoRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IoRuntime").finish_non_exhaustive()
+    }
+}
+
+/// Runs `work` on the runtime of `io` and waits for it on the calling
+/// thread, at most `limit`; `None` when time ran out (or the runtime is
+/// gone). A plain blocking wait: the work runs on the exporter's runtime, so
+/// this never needs the caller's, which may be the very thread it blocks.
+pub(crate) fn run_within<T: Send + 'static>(
+    io: &Handle,
+    limit: Duration,
+    work: impl Future<Output = T> + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    io.spawn(async move {
+        if let Ok(value) = tokio::time::timeout(limit, work).await {
+            let _ = tx.send(value);
+        }
+    });
+    rx.recv_timeout(limit.saturating_add(Duration::from_millis(50)))
+        .ok()
+}
+
+/// What a [`wait_for`] check found.
+pub(crate) enum Check<T> {
+    /// Done waiting, with this.
+    Done(T),
+    /// Not yet: check again when notified, or at this deadline if any.
+    Wait(Option<Instant>),
+}
+
+/// Waits until `check` is done, checking again each time `notify` wakes its
+/// waiters and at the deadline the check names. The wake-up is registered
+/// before each check, so none is missed between a check and the wait.
+pub(crate) async fn wait_for<T>(notify: &Notify, mut check: impl FnMut() -> Check<T>) -> T {
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match check() {
+            Check::Done(value) => return value,
+            Check::Wait(None) => notified.await,
+            Check::Wait(Some(deadline)) => {
+                let deadline = tokio::time::Instant::from_std(deadline);
+                tokio::select! {
+                    _ = &mut notified => {}
+                    _ = tokio::time::sleep_until(deadline) => {}
+                }
+            }
+        }
     }
 }

@@ -24,6 +24,7 @@ mod task;
 
 use crate::error::Error;
 use crate::frames::Frames;
+use crate::runtime::{wait_for, Check};
 use crate::stats::Counters;
 use buffer::{Dropped, RetryBuffer};
 pub(crate) use task::run;
@@ -248,10 +249,7 @@ impl Shared {
         let count = frames.len();
         let mut next = 0;
         let mut start = 0;
-        loop {
-            let notified = self.progress.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+        wait_for(&self.progress, || {
             let mut dropped = Dropped::default();
             let (done, accepted, diag) = {
                 let mut q = self.lock();
@@ -260,7 +258,7 @@ impl Shared {
                     q.dropped_in_shutdown += left;
                     self.counters.add_dropped_at_shutdown(left);
                     taken.store(count, Ordering::Relaxed);
-                    return None;
+                    return Check::Done(None);
                 }
                 let may_wait = q.healthy && !q.past_deadline() && Instant::now() < until;
                 let reserved = q.in_flight_bytes;
@@ -294,43 +292,29 @@ impl Shared {
             };
             self.emit(diag);
             self.wake.notify_one();
-            if done {
-                return Some(accepted);
+            match done {
+                true => Check::Done(Some(accepted)),
+                // Room is made as the delivery task writes; past `until`,
+                // the oldest frames make room instead.
+                false => Check::Wait(Some(until)),
             }
-            let left = until.saturating_duration_since(Instant::now());
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = tokio::time::sleep(left) => {}
-            }
-        }
+        })
+        .await
     }
 
     /// Waits until the records up to `target` have left the buffer, delivery
     /// fails, a shutdown starts draining, or a shutdown's deadline passes —
     /// whichever comes first.
     pub(crate) async fn wait(&self, target: u64) {
-        loop {
-            let notified = self.progress.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let left = {
-                let q = self.lock();
-                if q.finished >= target || !q.healthy || q.closing || q.past_deadline() {
-                    return;
-                }
-                q.deadline
-                    .map(|d| d.saturating_duration_since(Instant::now()))
-            };
-            match left {
-                Some(left) => {
-                    tokio::select! {
-                        _ = &mut notified => {}
-                        _ = tokio::time::sleep(left) => return,
-                    }
-                }
-                None => notified.await,
+        wait_for(&self.progress, || {
+            let q = self.lock();
+            if q.finished >= target || !q.healthy || q.closing || q.past_deadline() {
+                Check::Done(())
+            } else {
+                Check::Wait(q.deadline)
             }
-        }
+        })
+        .await;
     }
 
     /// Asks the delivery task to drain the buffer and stop.
@@ -342,15 +326,11 @@ impl Shared {
 
     /// Waits until the delivery task has stopped.
     pub(crate) async fn stopped(&self) {
-        loop {
-            let notified = self.progress.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.lock().stopped {
-                return;
-            }
-            notified.await;
-        }
+        wait_for(&self.progress, || match self.lock().stopped {
+            true => Check::Done(()),
+            false => Check::Wait(None),
+        })
+        .await;
     }
 
     /// Ends a shutdown: counts and empties what is still buffered (the

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{Dropped, Shared};
 use crate::frames::Frames;
+use crate::runtime::{wait_for, Check};
 use crate::transport::Transport;
 
 /// The most bytes written in one go; also the most a failed write puts back.
@@ -87,22 +88,17 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
 /// Waits until there are frames to write (true) or a shutdown finds the buffer
 /// empty (false).
 async fn wait_for_frames(shared: &Shared) -> bool {
-    loop {
-        let notified = shared.wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        {
-            let q = shared.lock();
-            if q.abandoned {
-                return false;
-            }
-            if !q.buffer.is_empty() {
-                return true;
-            }
-            if q.closing {
-                return false;
-            }
+    wait_for(&shared.wake, || {
+        let q = shared.lock();
+        if q.abandoned {
+            Check::Done(false)
+        } else if !q.buffer.is_empty() {
+            Check::Done(true)
+        } else if q.closing {
+            Check::Done(false)
+        } else {
+            Check::Wait(None)
         }
-        notified.await;
-    }
+    })
+    .await
 }

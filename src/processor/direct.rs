@@ -52,7 +52,7 @@ use crate::encode::{Format, PackScratch};
 use crate::exporter::Exporter;
 use crate::frames::Frames;
 use crate::pipeline::Pipeline;
-use crate::runtime;
+use crate::runtime::{self, run_within};
 use crate::stats::Counters;
 
 /// How often a logging thread waiting for room checks that the endpoint is
@@ -297,25 +297,6 @@ impl DirectProcessor {
         stage.waiting -= 1;
         stage
     }
-
-    /// Runs `work` on the I/O runtime and waits for it, at most `limit`.
-    /// Returns `None` when time ran out (or the runtime is gone).
-    fn run<T: Send + 'static>(
-        &self,
-        limit: Duration,
-        work: impl std::future::Future<Output = T> + Send + 'static,
-    ) -> Option<T> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.pipeline.io().spawn(async move {
-            if let Ok(value) = tokio::time::timeout(limit, work).await {
-                let _ = tx.send(value);
-            }
-        });
-        // A plain blocking wait: the work runs on the exporter's runtime, so
-        // this never needs the caller's (which may be the thread we block).
-        rx.recv_timeout(limit.saturating_add(Duration::from_millis(50)))
-            .ok()
-    }
 }
 
 impl LogProcessor for DirectProcessor {
@@ -363,7 +344,7 @@ impl LogProcessor for DirectProcessor {
         let staged = self.staging.lock().staged;
         let staging = Arc::clone(&self.staging);
         let shared = Arc::clone(&self.shared);
-        let done = self.run(self.flush_timeout, async move {
+        let done = run_within(self.pipeline.io(), self.flush_timeout, async move {
             let target = staging.pushed_up_to(staged).await;
             shared.wait(target).await;
             shared.reached(target)
@@ -410,7 +391,7 @@ impl LogProcessor for DirectProcessor {
             staged
         };
         let staging = Arc::clone(&self.staging);
-        self.run(timeout, async move {
+        run_within(self.pipeline.io(), timeout, async move {
             staging.pushed_up_to(staged).await;
         });
         self.staging.wake.notify_one();

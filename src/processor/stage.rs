@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 
 use crate::delivery::Shared;
 use crate::frames::Frames;
+use crate::runtime::{wait_for, Check};
 
 /// How long the flusher, woken by a first record, lets more gather before
 /// moving them, unless [`FLUSH_BYTES`] are already waiting. (A record can
@@ -177,19 +178,17 @@ impl Staging {
     /// to push into this exporter's buffer, one sequence number a record, so
     /// the records pushed after it are counted back).
     pub(super) async fn pushed_up_to(&self, staged: u64) -> u64 {
-        loop {
-            let notified = self.pushed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let stage = self.lock();
-                if stage.pushed >= staged || stage.stopped {
-                    return stage.target_for(staged);
-                }
+        wait_for(&self.pushed, || {
+            let stage = self.lock();
+            if stage.pushed >= staged || stage.stopped {
+                return Check::Done(stage.target_for(staged));
             }
+            drop(stage);
+            // The flusher may be waiting for a first record: it has some.
             self.wake.notify_one();
-            notified.await;
-        }
+            Check::Wait(None)
+        })
+        .await
     }
 }
 
