@@ -245,38 +245,11 @@ impl Pipeline {
             shared.stopped().await;
         });
         self.runtime.shutdown();
-        let left = self.shared.finish_shutdown();
-        if left.records() == 0 {
+        let Some(left) = self.shared.finish_shutdown(budget) else {
             return Ok(());
-        }
-        let mut parts = Vec::new();
-        if left.buffered > 0 {
-            parts.push(format!(
-                "{} ({} bytes) still waiting when time ran out",
-                left.buffered, left.bytes
-            ));
-        }
-        if left.dropped > 0 {
-            parts.push(format!(
-                "{} dropped during the shutdown (retry buffer full, or arriving after \
-                 its deadline)",
-                left.dropped
-            ));
-        }
-        let cause = match &left.last_error {
-            Some(error) => format!("last error: {error}"),
-            None => "the endpoint was reachable but did not take them in time".to_string(),
         };
-        let message = format!(
-            "{} record(s) were not delivered to {} in the {:?} the shutdown left for it: {} \
-             ({cause}); a longer timeout or a larger retry buffer may help",
-            left.records(),
-            self.endpoint,
-            budget,
-            parts.join(", ")
-        );
+        let message = left.to_string();
         opentelemetry::otel_warn!(name: "djehouty.UndeliveredAtShutdown", message = message.clone());
-        self.shared.set_shutdown_error(message.clone());
         Err(OTelSdkError::InternalFailure(message))
     }
 

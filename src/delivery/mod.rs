@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 mod buffer;
+mod shutdown;
 mod task;
 
 use crate::error::Error;
@@ -27,6 +28,7 @@ use crate::frames::Frames;
 use crate::runtime::{wait_for, Check};
 use crate::stats::Counters;
 use buffer::{Dropped, RetryBuffer};
+pub(crate) use shutdown::Undelivered;
 pub(crate) use task::run;
 
 /// State shared by `export`, the delivery task and `shutdown`.
@@ -39,8 +41,8 @@ pub(crate) struct Shared {
     progress: Notify,
     counters: Counters,
     endpoint: String,
-    /// What the last shutdown could not deliver, as its error message.
-    shutdown_error: Mutex<Option<String>>,
+    /// What the last shutdown could not deliver.
+    undelivered: Mutex<Option<Undelivered>>,
     /// A copy of `Queue::healthy` that can be read without the lock (by a
     /// logging thread deciding whether to wait for room).
     healthy: AtomicBool,
@@ -92,24 +94,6 @@ enum Diag {
     Recovered { failures: u64, dropped: u64 },
 }
 
-/// What a shutdown left undelivered.
-#[derive(Debug)]
-pub(crate) struct Undelivered {
-    /// Still buffered when time ran out.
-    pub(crate) buffered: usize,
-    pub(crate) bytes: usize,
-    /// Dropped during the shutdown: from the full buffer, or arriving after the
-    /// deadline.
-    pub(crate) dropped: u64,
-    pub(crate) last_error: Option<Arc<Error>>,
-}
-
-impl Undelivered {
-    pub(crate) fn records(&self) -> u64 {
-        self.buffered as u64 + self.dropped
-    }
-}
-
 impl Shared {
     pub(crate) fn new(capacity: usize, counters: Counters, endpoint: String) -> Arc<Shared> {
         Arc::new(Shared {
@@ -132,7 +116,7 @@ impl Shared {
             progress: Notify::new(),
             counters,
             endpoint,
-            shutdown_error: Mutex::new(None),
+            undelivered: Mutex::new(None),
             healthy: AtomicBool::new(true),
         })
     }
@@ -184,16 +168,10 @@ impl Shared {
         }
     }
 
-    pub(crate) fn set_shutdown_error(&self, message: String) {
-        *self
-            .shutdown_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(message);
-    }
-
-    /// The error of the shutdown that could not deliver everything, if any.
-    pub(crate) fn shutdown_error(&self) -> Option<String> {
-        self.shutdown_error
+    /// What the shutdown left undelivered, once it ended with records not
+    /// delivered.
+    pub(crate) fn undelivered(&self) -> Option<Undelivered> {
+        self.undelivered
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -336,7 +314,7 @@ impl Shared {
     /// Ends a shutdown: counts and empties what is still buffered (the
     /// delivery task counts nothing after this), and returns what the
     /// shutdown could not deliver.
-    pub(crate) fn finish_shutdown(&self) -> Undelivered {
+    pub(crate) fn finish_shutdown(&self, budget: Duration) -> Option<Undelivered> {
         let mut q = self.lock();
         q.abandoned = true;
         let (buffered, bytes) = q.buffered();
@@ -349,12 +327,19 @@ impl Shared {
         self.counters.set_buffered(0, 0);
         drop(q);
         self.progress.notify_waiters();
-        Undelivered {
+        let left = Undelivered {
+            endpoint: self.endpoint.clone(),
+            budget,
             buffered,
             bytes,
             dropped,
             last_error: self.counters.snapshot().last_error,
+        };
+        if left.records() == 0 {
+            return None;
         }
+        *self.undelivered.lock().unwrap_or_else(|p| p.into_inner()) = Some(left.clone());
+        Some(left)
     }
 
     fn note_dropped(&self, q: &mut Queue, dropped: Dropped) -> Option<Diag> {

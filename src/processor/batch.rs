@@ -112,8 +112,8 @@ impl LogProcessor for BatchProcessor {
             self.shared.set_deadline(deadline);
         }
         let result = self.inner.shutdown_with_timeout(timeout);
-        match (self.shared.shutdown_error(), result) {
-            (Some(message), _) => Err(OTelSdkError::InternalFailure(message)),
+        match (self.shared.undelivered(), result) {
+            (Some(left), _) => Err(OTelSdkError::InternalFailure(left.to_string())),
             (None, Err(OTelSdkError::Timeout(_))) => {
                 // The SDK's thread was still exporting its queue when time ran
                 // out; it goes on in the background.

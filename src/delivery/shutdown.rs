@@ -1,0 +1,68 @@
+//! What a shutdown could not deliver: counted by the delivery side, told to
+//! the caller by whichever processor ran the shutdown.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// What a shutdown left undelivered, and why.
+#[derive(Debug, Clone)]
+pub(crate) struct Undelivered {
+    /// The endpoint the records were for.
+    pub(crate) endpoint: String,
+    /// The time the shutdown had for delivery.
+    pub(crate) budget: Duration,
+    /// Still buffered when time ran out.
+    pub(crate) buffered: usize,
+    /// The bytes of those.
+    pub(crate) bytes: usize,
+    /// Dropped during the shutdown: from the full buffer, or arriving after the
+    /// deadline.
+    pub(crate) dropped: u64,
+    /// The last delivery error, if any.
+    pub(crate) last_error: Option<Arc<Error>>,
+}
+
+impl Undelivered {
+    /// Records not delivered.
+    pub(crate) fn records(&self) -> u64 {
+        self.buffered as u64 + self.dropped
+    }
+}
+
+impl fmt::Display for Undelivered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} record(s) were not delivered to {} in the {:?} the shutdown left for it: ",
+            self.records(),
+            self.endpoint,
+            self.budget
+        )?;
+        if self.buffered > 0 {
+            write!(
+                f,
+                "{} ({} bytes) still waiting when time ran out",
+                self.buffered, self.bytes
+            )?;
+            if self.dropped > 0 {
+                f.write_str(", ")?;
+            }
+        }
+        if self.dropped > 0 {
+            write!(
+                f,
+                "{} dropped during the shutdown (retry buffer full, or arriving after \
+                 its deadline)",
+                self.dropped
+            )?;
+        }
+        match &self.last_error {
+            Some(error) => write!(f, " (last error: {error})")?,
+            None => f.write_str(" (the endpoint was reachable but did not take them in time)")?,
+        }
+        f.write_str("; a longer timeout or a larger retry buffer may help")
+    }
+}
