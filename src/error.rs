@@ -197,15 +197,6 @@ pub enum Error {
     ShutDown,
 }
 
-/// Whether records answered with this HTTP status are sent again (server
-/// errors, throttling, request timeouts) rather than dropped. 501 (not
-/// implemented) and 505 (HTTP version not supported) are server errors that
-/// do not pass: the same request would get the same answer, so they are
-/// refusals like 4xx.
-pub(crate) fn http_status_is_retried(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500..=599) && !matches!(status, 501 | 505)
-}
-
 /// The response body, quoted, as shown in [`Error::HttpStatus`]'s message.
 fn quoted_body(body: &str) -> String {
     if body.trim().is_empty() {
@@ -216,7 +207,7 @@ fn quoted_body(body: &str) -> String {
 }
 
 /// What an HTTP status means for the records and what to check.
-fn http_status_hint(status: u16) -> &'static str {
+pub(crate) fn http_status_hint(status: u16) -> &'static str {
     match status {
         400 => {
             "the receiver refused the request as malformed and the records were dropped; check \

@@ -22,7 +22,7 @@ pub enum Compression {
     None,
 }
 
-/// State reused from record to record by [`Packing::pack`]: the uncompressed
+/// State reused from record to record by [`Packing::pack`](super::Packing::pack): the uncompressed
 /// text and the compressor.
 #[derive(Default)]
 pub(crate) struct PackScratch {

@@ -53,7 +53,7 @@ pub struct MappedRecord<'a> {
     pub statics: Option<Statics<'a>>,
 }
 
-/// The static fields of a record, pre-encoded by [`Mapper::pre_encode`].
+/// The static fields of a record, pre-encoded by [`Mapper::pre_encode`](super::Mapper::pre_encode).
 #[derive(Debug, Clone, Copy)]
 pub struct Statics<'a> {
     /// The resource's fields, encoded: written before the record's own fields.

@@ -12,7 +12,7 @@
 //! maintained implementation that keeps connections alive and reuses them, on
 //! the exporter's own runtime (the delivery task already runs there). It is
 //! given a connector of ours that opens connections with the very code of
-//! `tcp://` and `tls://` ([`connect`], [`TlsSettings::handshake`]). So an
+//! `tcp://` and `tls://` ([`connect`](crate::transport::connect::connect), [`TlsSettings::handshake`]). So an
 //! `https://` endpoint gets exactly the TLS configuration of `tls://` — CA
 //! files, built-in roots, client certificate (mutual TLS), the dangerous
 //! opt-out — within the same connect and handshake timeouts, and a refused
@@ -53,33 +53,31 @@
 //! again: the receiver may get such messages twice, but none is lost to a
 //! failed request (the retry buffer's limits still apply).
 
-use std::future::Future;
-use std::io::{self, Write as _};
-use std::pin::Pin;
+use std::io;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper::header::{
-    HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
-};
+use hyper::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
 use hyper::{Method, Request, Uri};
-use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
-use crate::config::{Config, Endpoint, HttpOptions, Timeouts};
-use crate::error::{http_status_is_retried, Error, Result};
+mod body;
+mod connector;
+mod status;
+
+use crate::config::{Config, Endpoint, HttpOptions};
+use crate::error::{Error, Result};
 use crate::frames::FrameRun;
 use crate::stats::Counters;
 use crate::transport::backoff::Backoff;
-use crate::transport::connect::connect;
 use crate::transport::tls::TlsSettings;
-use crate::transport::{Rejected, Stream};
+use crate::transport::Rejected;
+use connector::Connector;
 
 /// Largest body of a bulk request, before compression: a few MiB, well
 /// within what HTTP servers accept once their limit is raised for bulk.
@@ -275,7 +273,7 @@ impl HttpLink {
 
     /// Sends one request with these frames and reads its answer.
     async fn post(&mut self, frames: FrameRun<'_>) -> Answer {
-        let body = match body(frames, self.options) {
+        let body = match body::body(frames, self.options) {
             Ok(body) => body,
             Err(source) => return Answer::Failed(self.write_error(source), None),
         };
@@ -311,7 +309,7 @@ impl HttpLink {
         let exchange = async {
             let response = client.request(request).await?;
             let status = response.status().as_u16();
-            let retry_after = retry_after(response.headers());
+            let retry_after = status::retry_after(response.headers());
             let (head, cut) = read_head(response.into_body()).await;
             Ok::<_, hyper_util::client::legacy::Error>((status, retry_after, head, cut))
         };
@@ -335,7 +333,7 @@ impl HttpLink {
             status,
             body: snippet(&head, cut),
         };
-        if http_status_is_retried(status) {
+        if status::is_retried(status) {
             Answer::Failed(error, retry_after)
         } else {
             Answer::Refused(error, status)
@@ -430,37 +428,6 @@ impl HttpLink {
 /// The `User-Agent` of every request.
 const USER_AGENT_VALUE: &str = concat!("djehouty/", env!("CARGO_PKG_VERSION"));
 
-/// The body of a request holding these frames: one message as is, or
-/// several, each ended by a newline; gzip-compressed if asked.
-fn body(frames: FrameRun<'_>, options: HttpOptions) -> io::Result<Bytes> {
-    // Each frame ends with its one-byte delimiter.
-    let messages: Vec<&[u8]> = frames
-        .iter()
-        .map(|frame| frame.split_last().map_or(frame, |(_, message)| message))
-        .collect();
-    let bulk = messages.len() > 1 || options.bulk;
-    let size = frames.data().len();
-    if options.gzip {
-        let out = Vec::with_capacity(size / 4 + 64);
-        let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
-        for message in &messages {
-            encoder.write_all(message)?;
-            if bulk {
-                encoder.write_all(b"\n")?;
-            }
-        }
-        return encoder.finish().map(Bytes::from);
-    }
-    let mut out = Vec::with_capacity(size);
-    for message in &messages {
-        out.extend_from_slice(message);
-        if bulk {
-            out.push(b'\n');
-        }
-    }
-    Ok(Bytes::from(out))
-}
-
 /// Reads an answer's body: its first bytes, and whether there was more.
 /// Reading it to the end lets the connection serve the next request.
 async fn read_head(mut body: Incoming) -> (Vec<u8>, bool) {
@@ -501,12 +468,6 @@ fn snippet(head: &[u8], cut: bool) -> String {
     text.trim_start().to_string()
 }
 
-/// A `Retry-After` given in seconds (the HTTP-date form is ignored).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
 /// An error and its causes, as one line.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -519,140 +480,9 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Opens the client's connections with the exporter's own TCP and TLS code.
-#[derive(Clone)]
-struct Connector {
-    endpoint: Endpoint,
-    tls: Option<TlsSettings>,
-    timeouts: Timeouts,
-    counters: Counters,
-    /// Where a failure is left, whole, for [`HttpLink::request_error`]: the
-    /// client only passes on its message.
-    error: Arc<Mutex<Option<Error>>>,
-}
-
-impl Connector {
-    async fn open(&self) -> Result<Box<dyn Stream>> {
-        connect(&self.endpoint, self.tls.as_ref(), self.timeouts).await
-    }
-}
-
-impl tower_service::Service<Uri> for Connector {
-    type Response = TokioIo<Box<dyn Stream>>;
-    type Error = ConnectFailed;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ConnectFailed>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ConnectFailed>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// Connects to the endpoint (the client only ever asks for it).
-    fn call(&mut self, _uri: Uri) -> Self::Future {
-        let connector = self.clone();
-        Box::pin(async move {
-            match connector.open().await {
-                Ok(stream) => {
-                    connector.counters.add_connection();
-                    Ok(TokioIo::new(stream))
-                }
-                Err(error) => {
-                    let failed = ConnectFailed(error.to_string());
-                    *connector.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
-                    Err(failed)
-                }
-            }
-        })
-    }
-}
-
-impl Connection for Box<dyn Stream> {
-    fn connected(&self) -> Connected {
-        Connected::new()
-    }
-}
-
-/// A failed connection, as the client reports it (the whole error is kept by
-/// the connector).
-#[derive(Debug)]
-struct ConnectFailed(String);
-
-impl std::fmt::Display for ConnectFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConnectFailed {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read as _;
-
-    fn frames(messages: &[&str], delimiter: u8) -> (Vec<u8>, Vec<usize>) {
-        let mut data = Vec::new();
-        let mut lens = Vec::new();
-        for m in messages {
-            data.extend_from_slice(m.as_bytes());
-            data.push(delimiter);
-            lens.push(m.len() + 1);
-        }
-        (data, lens)
-    }
-
-    fn gunzip(body: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(body)
-            .read_to_end(&mut out)
-            .unwrap_or_else(|e| panic!("not gzip: {e}"));
-        out
-    }
-
-    const PLAIN: HttpOptions = HttpOptions {
-        bulk: false,
-        gzip: false,
-    };
-
-    #[test]
-    fn one_message_is_sent_without_its_delimiter() {
-        for delimiter in [0, b'\n'] {
-            let (data, lens) = frames(&[r#"{"a":1}"#], delimiter);
-            let body = body(FrameRun::new(&data, &lens), PLAIN).unwrap_or_default();
-            assert_eq!(&body[..], br#"{"a":1}"#);
-        }
-    }
-
-    #[test]
-    fn bulk_bodies_hold_one_message_per_line() {
-        let (data, lens) = frames(&[r#"{"a":1}"#, r#"{"b":2}"#], 0);
-        let options = HttpOptions {
-            bulk: true,
-            gzip: false,
-        };
-        let body = body(FrameRun::new(&data, &lens), options).unwrap_or_default();
-        assert_eq!(&body[..], b"{\"a\":1}\n{\"b\":2}\n");
-        let (data, lens) = frames(&[r#"{"a":1}"#], 0);
-        let body = super::body(FrameRun::new(&data, &lens), options).unwrap_or_default();
-        assert_eq!(&body[..], b"{\"a\":1}\n");
-    }
-
-    #[test]
-    fn gzip_bodies_decompress_to_the_plain_ones() {
-        let (data, lens) = frames(&[r#"{"a":1}"#, r#"{"b":2}"#], 0);
-        for bulk in [false, true] {
-            let plain = body(
-                FrameRun::new(&data, &lens),
-                HttpOptions { bulk, gzip: false },
-            )
-            .unwrap_or_default();
-            let gzip = body(
-                FrameRun::new(&data, &lens),
-                HttpOptions { bulk, gzip: true },
-            )
-            .unwrap_or_default();
-            assert_eq!(gunzip(&gzip), plain.to_vec());
-        }
-    }
 
     /// How many frames of these lengths go into one bulk of `limit` bytes.
     fn bulk_count(lens: &[usize], limit: usize) -> usize {
@@ -706,29 +536,6 @@ mod tests {
         assert!(text.ends_with("..."), "{text}");
         assert!(text.len() <= ERROR_BODY_BYTES + 3, "{}", text.len());
         assert!(!text.contains('\u{FFFD}'), "{text}");
-    }
-
-    #[test]
-    fn retry_after_seconds_are_read() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(retry_after(&headers), None);
-        headers.insert(RETRY_AFTER, HeaderValue::from_static(" 7 "));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-        headers.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&headers), None);
-    }
-
-    #[test]
-    fn statuses_are_retried_or_refused() {
-        for status in [500, 502, 503, 504, 507, 599, 429, 408] {
-            assert!(http_status_is_retried(status), "{status}");
-        }
-        for status in [301, 400, 401, 403, 404, 413, 415, 422, 501, 505] {
-            assert!(!http_status_is_retried(status), "{status}");
-        }
     }
 
     #[test]
