@@ -32,7 +32,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRunner};
 use crate::config::DEFAULT_MAX_FRAME_BYTES;
 use crate::encode::frame::encode_framed;
 use crate::encode::Framing;
-use crate::encode::{Format, Gelf, Ltsv};
+use crate::encode::{Format, Gelf, Ltsv, Writer};
 use crate::mapping::{MappedRecord, Mapper, MappingOptions, TypeSuffixes};
 
 /// Cases per property when `PROPTEST_CASES` is not set.
@@ -939,7 +939,7 @@ fn show(bytes: &[u8]) -> String {
 /// what the framing and the limit promise, and hands each distinct frame,
 /// delimiter excluded, to `check`, which returns how many additional fields
 /// (beyond the format's own) the frame holds.
-fn encode_all<F: Format>(mapped: &MappedRecord<'_>, check: impl Fn(&[u8]) -> usize) {
+fn encode_all<F: Format + Writer>(mapped: &MappedRecord<'_>, check: impl Fn(&[u8]) -> usize) {
     let mut whole = Vec::new();
     let cut = encode_framed::<F>(mapped.clone(), Framing::Nul, usize::MAX, &mut whole);
     assert!(!cut, "cut without a limit");
@@ -1170,7 +1170,7 @@ fn ltsv_any_record_gives_one_well_formed_record() {
 }
 
 /// Encodes `mapped` whole and at each of [`LIMITS`], frames back to back.
-fn frames<F: Format>(mapped: &MappedRecord<'_>) -> Vec<u8> {
+fn frames<F: Format + Writer>(mapped: &MappedRecord<'_>) -> Vec<u8> {
     let mut out = Vec::new();
     for max in std::iter::once(usize::MAX).chain(LIMITS) {
         encode_framed::<F>(mapped.clone(), Framing::Nul, max, &mut out);
@@ -1181,7 +1181,7 @@ fn frames<F: Format>(mapped: &MappedRecord<'_>) -> Vec<u8> {
 /// Static fields encoded once (the exporter's fast path) give exactly the
 /// bytes of the plain path, cut or not, whatever the record's own fields share
 /// with them.
-fn pre_encoding_changes_nothing<F: Format>() {
+fn pre_encoding_changes_nothing<F: Format + Writer>() {
     let provider = SdkLoggerProvider::builder().build();
     let logger = provider.logger("fuzz");
     let mut runner = TestRunner::new(config());

@@ -36,6 +36,7 @@
 //! [`Counters`] to watch it all.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod config;
 mod delivery;

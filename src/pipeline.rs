@@ -74,10 +74,11 @@ impl Pipeline {
             .handle()
             .spawn(delivery::run(Arc::clone(&shared), transport));
         let mut mapper = Mapper::new(&config.mapping);
-        mapper.pre_encode(F::encode_field);
+        let codec = F::CODEC;
+        mapper.pre_encode(codec.encode_field);
         Ok(Pipeline {
             format: F::NAME,
-            pack: Packing::pack::<F>,
+            pack: codec.pack,
             mapper,
             framing: config.framing,
             packing: config.packing(),

@@ -71,7 +71,7 @@ impl<F: Format> ExporterBuilder<F> {
             if cluster.contains("://") {
                 cluster.to_string()
             } else {
-                format!("tls://{cluster}:{}", F::ldp_port(framing))
+                format!("tls://{cluster}:{}", (F::CODEC.ldp_port)(framing))
             }
         });
         let endpoint = match self.endpoint.clone().or(ldp_endpoint) {

@@ -4,7 +4,7 @@
 
 use flate2::{Crc, FlushCompress, Status};
 
-use super::Format;
+use super::Writer;
 use crate::mapping::MappedRecord;
 
 /// How GELF messages sent over UDP are compressed.
@@ -57,7 +57,7 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 /// previous cut removed when there was one (the part being cut), else the
 /// whole record's, aiming 3% under the limit. A few attempts, then a forced
 /// last one.
-pub(super) fn encode_compressed<F: Format>(
+pub(super) fn encode_compressed<F: Writer>(
     mut record: MappedRecord<'_>,
     compression: Compression,
     max_plain: usize,

@@ -1,7 +1,7 @@
 //! Framing on a stream: each record ends with a delimiter, and a record too
 //! large for one frame is cut (and marked) to fit, never dropped.
 
-use super::Format;
+use super::Writer;
 use crate::mapping::MappedRecord;
 
 /// How records are delimited on the stream.
@@ -27,7 +27,7 @@ impl Framing {
 /// Appends one record and its delimiter, keeping the frame (delimiter included)
 /// within `max_frame` bytes by shrinking the record when it is too large: the
 /// record is cut and marked, never dropped. Returns whether it was cut.
-pub(crate) fn encode_framed<F: Format>(
+pub(crate) fn encode_framed<F: Writer>(
     mut record: MappedRecord<'_>,
     framing: Framing,
     max_frame: usize,

@@ -9,7 +9,7 @@
 //! included, become `\uXXXX`, so a NUL byte never appears inside a frame);
 //! integers through `itoa`.
 
-use super::{Format, Framing};
+use super::{Format, Framing, Writer};
 use crate::json::{json_float, json_str, push_int};
 use crate::mapping::{Field, FieldValue, MappedRecord};
 
@@ -24,7 +24,9 @@ impl Format for Gelf {
     const ENV_TIMEOUT: &'static str = "OTEL_EXPORTER_GELF_TIMEOUT";
     const DEFAULT_FRAMING: Framing = Framing::Nul;
     const MESSAGES: bool = true;
+}
 
+impl Writer for Gelf {
     fn ldp_port(_framing: Framing) -> u16 {
         // LDP's GELF input takes NUL framing only.
         12202

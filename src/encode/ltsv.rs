@@ -7,7 +7,7 @@
 //! `\r` and NUL as `\0`, so a record is always exactly one line and never holds a
 //! delimiter byte, whichever framing is used.
 
-use super::{Format, Framing};
+use super::{Format, Framing, Writer};
 use crate::json::{json_float, push_int};
 use crate::mapping::{EpochMicros, Field, FieldValue, MappedRecord};
 use crate::swar;
@@ -23,7 +23,9 @@ impl Format for Ltsv {
     const ENV_TIMEOUT: &'static str = "OTEL_EXPORTER_LTSV_TIMEOUT";
     const DEFAULT_FRAMING: Framing = Framing::Newline;
     const MESSAGES: bool = false;
+}
 
+impl Writer for Ltsv {
     fn ldp_port(framing: Framing) -> u16 {
         match framing {
             Framing::Nul => 12200,

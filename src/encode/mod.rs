@@ -10,7 +10,7 @@ pub(crate) mod frame;
 pub(crate) mod gelf;
 pub(crate) mod ltsv;
 
-use crate::mapping::{Field, MappedRecord};
+use crate::mapping::{Field, FieldEncoder, MappedRecord};
 
 use compress::encode_compressed;
 pub use compress::Compression;
@@ -20,8 +20,62 @@ pub use frame::Framing;
 pub use gelf::Gelf;
 pub use ltsv::Ltsv;
 
+/// Only this crate's formats implement [`Format`]: each gives its
+/// [`Codec`], which is opaque outside the crate.
 mod sealed {
-    pub trait Sealed {}
+    /// A format of this crate.
+    pub trait Sealed {
+        /// The format's writers.
+        const CODEC: super::Codec;
+    }
+}
+
+/// Writes records of one format: what [`Gelf`] and [`Ltsv`] implement.
+pub(crate) trait Writer {
+    /// Appends one record, without its delimiter.
+    fn encode(record: &MappedRecord<'_>, out: &mut Vec<u8>);
+
+    /// Appends one additional field with its separator, as `encode` writes
+    /// it (also used to encode the static fields once).
+    fn encode_field(field: &Field<'_>, out: &mut Vec<u8>);
+
+    /// The TLS port of OVHcloud Logs Data Platform's input for this format
+    /// and framing.
+    fn ldp_port(framing: Framing) -> u16;
+}
+
+/// A format's writers as values, so that the pipeline need not be generic
+/// over the format. Opaque: obtained from a [`Format`] only.
+#[derive(Clone, Copy)]
+pub struct Codec {
+    pub(crate) pack: PackFn,
+    pub(crate) encode_field: FieldEncoder,
+    pub(crate) ldp_port: fn(Framing) -> u16,
+}
+
+impl Codec {
+    /// The writers of `W`.
+    const fn of<W: Writer>() -> Codec {
+        Codec {
+            pack: Packing::pack::<W>,
+            encode_field: W::encode_field,
+            ldp_port: W::ldp_port,
+        }
+    }
+}
+
+impl std::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Codec").finish_non_exhaustive()
+    }
+}
+
+impl sealed::Sealed for Gelf {
+    const CODEC: Codec = Codec::of::<Gelf>();
+}
+
+impl sealed::Sealed for Ltsv {
+    const CODEC: Codec = Codec::of::<Ltsv>();
 }
 
 /// A wire format: [`Gelf`] or [`Ltsv`]. Sealed; it parameterizes
@@ -41,24 +95,7 @@ pub trait Format: sealed::Sealed + Send + Sync + 'static {
     /// datagram or HTTP request, rather than only framed on a stream. Only
     /// GELF has receivers that take it so.
     const MESSAGES: bool;
-
-    /// Appends one record, without its delimiter.
-    #[doc(hidden)]
-    fn encode(record: &MappedRecord<'_>, out: &mut Vec<u8>);
-
-    /// Appends one additional field with its separator, as `encode` writes it
-    /// (also used to encode the static fields once).
-    #[doc(hidden)]
-    fn encode_field(field: &Field<'_>, out: &mut Vec<u8>);
-
-    /// The TLS port of OVHcloud Logs Data Platform's input for this format and
-    /// framing.
-    #[doc(hidden)]
-    fn ldp_port(framing: Framing) -> u16;
 }
-
-impl sealed::Sealed for Gelf {}
-impl sealed::Sealed for Ltsv {}
 
 /// [`Packing::pack`] for one format, as a value: what lets the pipeline
 /// encode records without being generic over the format.
@@ -93,7 +130,7 @@ impl Packing {
     /// Appends one record as the transport sends it; returns whether the
     /// record had to be cut (and marked) to fit.
     #[inline]
-    pub(crate) fn pack<F: Format>(
+    pub(crate) fn pack<F: Writer>(
         &self,
         record: MappedRecord<'_>,
         out: &mut Vec<u8>,

@@ -33,17 +33,17 @@ pub(super) const RESERVED: &[&str] = &[
 /// Names of the fields the mapping derives from the record itself (before key
 /// normalization, so `otel.scope.name` is sent as `otel_scope_name` by default).
 pub(crate) mod names {
-    pub const TARGET: &str = "target";
-    pub const EVENT_NAME: &str = "event_name";
-    pub const SEVERITY_TEXT: &str = "severity_text";
-    pub const TRACE_ID: &str = "trace_id";
-    pub const SPAN_ID: &str = "span_id";
-    pub const TRACE_FLAGS: &str = "trace_flags";
-    pub const SCOPE_NAME: &str = "otel.scope.name";
-    pub const SCOPE_VERSION: &str = "otel.scope.version";
-    pub const HOST_NAME: &str = "host.name";
-    pub const SERVICE_NAME: &str = "service.name";
-    pub const EXCEPTION_STACKTRACE: &str = "exception.stacktrace";
+    pub(crate) const TARGET: &str = "target";
+    pub(crate) const EVENT_NAME: &str = "event_name";
+    pub(crate) const SEVERITY_TEXT: &str = "severity_text";
+    pub(crate) const TRACE_ID: &str = "trace_id";
+    pub(crate) const SPAN_ID: &str = "span_id";
+    pub(crate) const TRACE_FLAGS: &str = "trace_flags";
+    pub(crate) const SCOPE_NAME: &str = "otel.scope.name";
+    pub(crate) const SCOPE_VERSION: &str = "otel.scope.version";
+    pub(crate) const HOST_NAME: &str = "host.name";
+    pub(crate) const SERVICE_NAME: &str = "service.name";
+    pub(crate) const EXCEPTION_STACKTRACE: &str = "exception.stacktrace";
 }
 
 /// Suffixes that give a field's type in its name, as OVHcloud Logs Data
@@ -197,7 +197,7 @@ pub(super) const KEY_BYTES: [[bool; 256]; 2] = {
 };
 
 /// Normalizes a key: see the module documentation.
-pub fn normalize_key(raw: &str, replace_dots: bool) -> Cow<'_, str> {
+pub(crate) fn normalize_key(raw: &str, replace_dots: bool) -> Cow<'_, str> {
     // A hot path: one table lookup per byte, and for a key that needs
     // changes, one allocation and one pass over bytes.
     let valid = &KEY_BYTES[usize::from(!replace_dots)];

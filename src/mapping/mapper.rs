@@ -23,7 +23,7 @@ use opentelemetry_sdk::Resource;
 
 /// Maps records; holds what is the same for every record (host, extras, resource).
 #[derive(Debug)]
-pub struct Mapper {
+pub(crate) struct Mapper {
     replace_dots: bool,
     max_field_bytes: usize,
     suffixes: Option<TypeSuffixes>,
@@ -42,7 +42,7 @@ pub struct Mapper {
 
 impl Mapper {
     /// A mapper with no resource yet.
-    pub fn new(options: &MappingOptions) -> Mapper {
+    pub(crate) fn new(options: &MappingOptions) -> Mapper {
         let suffixes = options
             .type_suffixes
             .as_ref()
@@ -85,7 +85,7 @@ impl Mapper {
 
     /// Precomputes the resource's fields and the host; called once by the SDK
     /// before the first export.
-    pub fn set_resource(&mut self, resource: &Resource) {
+    pub(crate) fn set_resource(&mut self, resource: &Resource) {
         let mut fields = self.static_fields(resource.iter().map(|(k, v)| (k.as_str(), v)));
         // An extra of the same name always wins: leave such fields out now.
         fields.retain(|field| !self.extras.iter().any(|extra| extra.same_name(field)));
@@ -102,7 +102,7 @@ impl Mapper {
     /// that [`map`](Self::map) hands them over as bytes to copy: a record
     /// whose own fields do not share their names then costs nothing for them.
     /// Kept across [`set_resource`](Self::set_resource).
-    pub fn pre_encode(&mut self, encode: FieldEncoder) {
+    pub(crate) fn pre_encode(&mut self, encode: FieldEncoder) {
         let mut wire = StaticWire {
             encode,
             head: Vec::new(),
@@ -136,7 +136,7 @@ impl Mapper {
     }
 
     /// The `host` every record carries.
-    pub fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         &self.host
     }
 
@@ -156,7 +156,7 @@ impl Mapper {
     }
 
     /// Maps one record.
-    pub fn map<'a>(
+    pub(crate) fn map<'a>(
         &'a self,
         record: &'a SdkLogRecord,
         scope: &'a InstrumentationScope,

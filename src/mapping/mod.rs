@@ -39,8 +39,8 @@ use opentelemetry::Value;
 
 pub use keys::TypeSuffixes;
 pub(crate) use mapper::Mapper;
-pub use record::{Field, FieldValue, MappedRecord};
-pub use values::EpochMicros;
+pub(crate) use record::{Field, FieldEncoder, FieldValue, MappedRecord};
+pub(crate) use values::EpochMicros;
 #[cfg(test)]
 pub(crate) use values::{any_json, any_json_text, is_blank};
 
@@ -51,17 +51,17 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;
 pub const DEFAULT_MAX_FIELD_BYTES: usize = 32_000;
 /// Text used as `short_message` when a record has no body, no meaningful event
 /// name and no target.
-pub const NO_MESSAGE: &str = "(no message)";
+pub(crate) const NO_MESSAGE: &str = "(no message)";
 
 /// Marker appended to a text that was cut.
-pub const TRUNCATED_MARKER: &str = " [truncated]";
+pub(crate) const TRUNCATED_MARKER: &str = " [truncated]";
 
 /// Nesting depth of maps that is flattened; deeper values are sent as JSON text.
 const MAX_FLATTEN_DEPTH: usize = 8;
 
 /// User-facing mapping settings, filled by the builder.
 #[derive(Clone)]
-pub struct MappingOptions {
+pub(crate) struct MappingOptions {
     pub(crate) host: Option<String>,
     pub(crate) extras: Vec<(String, Value)>,
     pub(crate) replace_dots: bool,

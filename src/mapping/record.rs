@@ -8,7 +8,7 @@ use super::TRUNCATED_MARKER;
 
 /// A field value as it goes on the wire.
 #[derive(Debug, Clone, PartialEq)]
-pub enum FieldValue<'a> {
+pub(crate) enum FieldValue<'a> {
     /// A string, never blank.
     Str(Cow<'a, str>),
     /// An integer.
@@ -19,53 +19,53 @@ pub enum FieldValue<'a> {
 
 /// A named field.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Field<'a> {
+pub(crate) struct Field<'a> {
     /// The normalized key, without any format prefix.
-    pub key: Cow<'a, str>,
+    pub(crate) key: Cow<'a, str>,
     /// Written right after the key: a type suffix (`_long`), or empty. Kept
     /// apart so that a typed name costs no allocation.
-    pub suffix: &'a str,
+    pub(crate) suffix: &'a str,
     /// The value.
-    pub value: FieldValue<'a>,
+    pub(crate) value: FieldValue<'a>,
 }
 
 /// A record ready to encode.
 #[derive(Debug, Clone)]
-pub struct MappedRecord<'a> {
+pub(crate) struct MappedRecord<'a> {
     /// The source host, never blank.
-    pub host: &'a str,
+    pub(crate) host: &'a str,
     /// The one-line message, never blank.
-    pub short_message: Cow<'a, str>,
+    pub(crate) short_message: Cow<'a, str>,
     /// The long form: a multi-line body and/or a stack trace.
-    pub full_message: Option<Cow<'a, str>>,
+    pub(crate) full_message: Option<Cow<'a, str>>,
     /// The record's time (its timestamp, else its observed timestamp, else now).
-    pub time: EpochMicros,
+    pub(crate) time: EpochMicros,
     /// Syslog severity, 0 (emergency) to 7 (debug).
-    pub level: u8,
+    pub(crate) level: u8,
     /// Additional fields, each key once.
-    pub fields: Vec<Field<'a>>,
+    pub(crate) fields: Vec<Field<'a>>,
     /// How many fields at the end of `fields` are static extras, which
     /// [`shrink`](Self::shrink) never removes.
-    pub protected_tail: usize,
+    pub(crate) protected_tail: usize,
     /// The static fields (resource, extras) already encoded for the exporter's
     /// format, when none of the record's fields shares a name with them; then
     /// `fields` holds the record's own fields only.
-    pub statics: Option<Statics<'a>>,
+    pub(crate) statics: Option<Statics<'a>>,
 }
 
 /// The static fields of a record, pre-encoded by [`Mapper::pre_encode`](super::Mapper::pre_encode).
 #[derive(Debug, Clone, Copy)]
-pub struct Statics<'a> {
+pub(crate) struct Statics<'a> {
     /// The resource's fields, encoded: written before the record's own fields.
-    pub head: &'a [u8],
+    pub(crate) head: &'a [u8],
     /// The extras, encoded: written after the record's own fields.
-    pub tail: &'a [u8],
+    pub(crate) tail: &'a [u8],
     pub(super) resource: &'a [Field<'static>],
     pub(super) extras: &'a [Field<'static>],
 }
 
 /// Encodes one field for a wire format (`Format::encode_field`).
-pub type FieldEncoder = fn(&Field<'_>, &mut Vec<u8>);
+pub(crate) type FieldEncoder = fn(&Field<'_>, &mut Vec<u8>);
 
 /// The static fields encoded once for one format.
 #[derive(Debug)]
@@ -82,7 +82,7 @@ impl MappedRecord<'_> {
     /// message first, then the short message, then the largest field values;
     /// everything cut is marked with [`TRUNCATED_MARKER`]. `last_resort` keeps
     /// only a short message head and the static extras.
-    pub fn shrink(&mut self, excess: usize, last_resort: bool) {
+    pub(crate) fn shrink(&mut self, excess: usize, last_resort: bool) {
         const KEEP: usize = 200;
         self.unpack_statics();
         if last_resort {

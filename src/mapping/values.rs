@@ -13,17 +13,8 @@ use super::TRUNCATED_MARKER;
 use crate::json::{json_float, json_str, push_int};
 
 impl<'a> Field<'a> {
-    /// A field without a suffix.
-    pub fn new(key: impl Into<Cow<'a, str>>, value: FieldValue<'a>) -> Field<'a> {
-        Field {
-            key: key.into(),
-            suffix: "",
-            value,
-        }
-    }
-
     /// The whole name: the key and its suffix.
-    pub fn name(&self) -> Cow<'_, str> {
+    pub(crate) fn name(&self) -> Cow<'_, str> {
         if self.suffix.is_empty() {
             Cow::Borrowed(&self.key)
         } else {
@@ -121,7 +112,7 @@ pub(crate) fn is_blank(text: &str) -> bool {
 
 /// Cuts a text longer than `max` bytes on a character boundary and marks it.
 #[inline]
-pub fn truncate_text(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
+pub(crate) fn truncate_text(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
     if text.len() <= max {
         return text;
     }
@@ -138,7 +129,7 @@ pub fn truncate_text(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
 /// Maps an OpenTelemetry severity to a syslog level (0 emergency .. 7 debug):
 /// the inverse of the log data model's syslog table. Without a number, the
 /// severity text is read; without either, the level is 6 (informational).
-pub fn syslog_level(number: Option<Severity>, text: Option<&str>) -> u8 {
+pub(crate) fn syslog_level(number: Option<Severity>, text: Option<&str>) -> u8 {
     if let Some(severity) = number {
         return match severity as i32 {
             i32::MIN..=8 => 7,
@@ -170,11 +161,11 @@ pub fn syslog_level(number: Option<Severity>, text: Option<&str>) -> u8 {
 /// A time as whole seconds and microseconds since the epoch: what both
 /// formats write, computed once per record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EpochMicros {
+pub(crate) struct EpochMicros {
     /// Whole seconds since the epoch.
-    pub secs: u64,
+    pub(crate) secs: u64,
     /// Microseconds within the second (below 1,000,000).
-    pub micros: u32,
+    pub(crate) micros: u32,
 }
 
 impl EpochMicros {
@@ -183,7 +174,7 @@ impl EpochMicros {
     /// four digits for the year). Other times fall back to the observed time,
     /// then now.
     #[inline]
-    pub fn of(time: SystemTime) -> Option<EpochMicros> {
+    pub(crate) fn of(time: SystemTime) -> Option<EpochMicros> {
         const YEAR_10000: u64 = 253_402_300_800;
         let since = time.duration_since(UNIX_EPOCH).ok()?;
         let (secs, micros) = (since.as_secs(), since.subsec_micros());
@@ -191,7 +182,7 @@ impl EpochMicros {
     }
 
     /// Now, or the epoch if the clock is before it.
-    pub fn now() -> EpochMicros {
+    pub(crate) fn now() -> EpochMicros {
         EpochMicros::of(SystemTime::now()).unwrap_or(EpochMicros { secs: 0, micros: 0 })
     }
 }
