@@ -272,8 +272,9 @@ impl<F: Format> ExporterBuilder<F> {
         self
     }
 
-    /// Sets the largest frame the receiver accepts, in bytes (default 2 MiB,
-    /// Graylog's TCP input default; 64 KiB for `http(s)://`, the default body
+    /// Sets the largest frame the receiver accepts, in bytes (default
+    /// [`DEFAULT_MAX_FRAME_BYTES`](crate::config::DEFAULT_MAX_FRAME_BYTES), Graylog's TCP input default;
+    /// [`DEFAULT_HTTP_MAX_FRAME_BYTES`](crate::config::DEFAULT_HTTP_MAX_FRAME_BYTES) for `http(s)://`, the default body
     /// limit of Graylog's GELF HTTP input). A larger record is truncated
     /// (message first) and marked, never dropped.
     pub fn with_max_frame_size(mut self, bytes: usize) -> Self {
@@ -282,15 +283,17 @@ impl<F: Format> ExporterBuilder<F> {
         self
     }
 
-    /// Sets the cap on one additional field's text (default 32,000 bytes, under the
-    /// 32,766 bytes Graylog can index). Longer values are truncated and marked.
+    /// Sets the cap on one additional field's text (default
+    /// [`DEFAULT_MAX_FIELD_BYTES`](crate::config::DEFAULT_MAX_FIELD_BYTES), under the 32,766 bytes Graylog can
+    /// index). Longer values are truncated and marked.
     pub fn with_max_field_size(mut self, bytes: usize) -> Self {
         self.mapping.max_field_bytes = bytes;
         self
     }
 
     /// Sets how long one export waits for its records to be written while the
-    /// endpoint is healthy (default 4 s; env `OTEL_EXPORTER_GELF_TIMEOUT` or
+    /// endpoint is healthy (default [`DEFAULT_EXPORT_TIMEOUT`](crate::config::DEFAULT_EXPORT_TIMEOUT); env
+    /// `OTEL_EXPORTER_GELF_TIMEOUT` or
     /// `OTEL_EXPORTER_LTSV_TIMEOUT` in milliseconds). An export never fails for
     /// lack of time: records not yet written stay in the retry buffer, and an
     /// export made while the endpoint is failing returns at once.
@@ -299,13 +302,15 @@ impl<F: Format> ExporterBuilder<F> {
         self
     }
 
-    /// Sets the time allowed to establish the TCP connection (default 2 s).
+    /// Sets the time allowed to establish the TCP connection (default
+    /// [`DEFAULT_CONNECT_TIMEOUT`]).
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
-    /// Sets the time allowed for the TLS handshake (default 2 s).
+    /// Sets the time allowed for the TLS handshake (default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`]).
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
@@ -313,20 +318,21 @@ impl<F: Format> ExporterBuilder<F> {
 
     /// Sets how long a write may make no progress (a receiver that stopped
     /// reading) before the connection is dropped and its records go back to the
-    /// retry buffer (default 3 s).
+    /// retry buffer (default [`DEFAULT_WRITE_TIMEOUT`]).
     pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = timeout;
         self
     }
 
     /// Sets the size of the retry buffer, in bytes of encoded records (default
-    /// 16 MiB). Records wait there while the endpoint is unreachable or slow,
+    /// [`DEFAULT_BUFFER_BYTES`]). Records wait there while the endpoint is
+    /// unreachable or slow,
     /// and are delivered in order once it is back; when it is full, the oldest
     /// records are dropped and counted ([`Stats::dropped_buffer_full`]). It must
     /// hold at least one frame of the maximum size. With
     /// [`DirectProcessor`](crate::DirectProcessor), its staging area is a
-    /// quarter of this size (at least two frames of the maximum size, and
-    /// 64 KiB).
+    /// quarter of this size (see
+    /// [`DirectProcessor`'s memory bound](crate::DirectProcessor#memory)).
     ///
     /// [`Stats::dropped_buffer_full`]: crate::Stats::dropped_buffer_full
     ///

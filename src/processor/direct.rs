@@ -16,20 +16,15 @@
 //!            (caller's thread)        flusher task ─┘   delivery task
 //! ```
 //!
-//! Memory is bounded in bytes: the staging area holds at most a quarter of
-//! the retry buffer's size (`with_buffer_size`, 16 MiB by default), or two of
-//! the largest records if that is more (at least 64 KiB), so that records
-//! wait in the stage, the batch the flusher is moving and the retry buffer:
-//! at most 24 MiB with the defaults. A record that finds the stage full makes
-//! the logging thread yield its time slice once (on a machine whose cores are all
-//! busy, the I/O thread may simply not have run), then, if there is still no
-//! room, is dropped and counted (`dropped_buffer_full`) — or, with
+//! A record that finds the stage full makes the logging thread yield its
+//! time slice once (on a machine whose cores are all busy, the I/O thread
+//! may simply not have run), then, if there is still no room, is dropped and
+//! counted (`dropped_buffer_full`), or, with
 //! [`DirectProcessor::with_backpressure`] and while the endpoint is healthy,
-//! waits for room, for a bounded time (the stage is then 1 MiB, and at most
-//! 4 MiB wait in the retry buffer while the endpoint is healthy). While the
-//! endpoint is healthy, the flusher waits for room in the retry buffer, so
-//! the staging area absorbs bursts; while it is failing, the retry buffer
-//! drops its oldest records as usual.
+//! waits for room, for a bounded time. While the endpoint is healthy, the
+//! flusher waits for room in the retry buffer, so the staging area absorbs
+//! bursts; while it is failing, the retry buffer drops its oldest records as
+//! usual. The sizes are on [`DirectProcessor`], under "Memory".
 
 use std::cell::RefCell;
 use std::fmt;
@@ -45,7 +40,7 @@ use tokio::sync::Notify;
 
 use super::stage::{
     flush, reserved, stage_bytes, Stage, Staging, BACKPRESSURE_STAGE_BYTES,
-    BACKPRESSURE_WINDOW_BYTES,
+    BACKPRESSURE_WINDOW_BYTES, MIN_STAGE_BYTES,
 };
 use crate::delivery::Shared;
 use crate::encode::{Format, PackScratch};
@@ -76,6 +71,21 @@ const KEEP_SCRATCH_BYTES: usize = 256 * 1024;
 /// for room. `force_flush` waits until everything logged before it was
 /// written (within the exporter's timeout); `shutdown` drains what it can and
 /// reports what it could not deliver, like the exporter's.
+///
+/// # Memory
+///
+/// Bounded in bytes. The staging area holds a quarter of the retry buffer's
+/// size ([`with_buffer_size`](crate::ExporterBuilder::with_buffer_size),
+/// [`DEFAULT_BUFFER_BYTES`](crate::config::DEFAULT_BUFFER_BYTES) by
+/// default), and at least two of the largest records and
+/// [`MIN_STAGE_BYTES`](Self::MIN_STAGE_BYTES). Records wait in the stage,
+/// in the batch the flusher is moving (at most a stage's worth) and in the
+/// retry buffer: at most one and a half times the retry buffer's size in
+/// all. With backpressure, the stage holds
+/// [`BACKPRESSURE_STAGE_BYTES`](Self::BACKPRESSURE_STAGE_BYTES) and, while
+/// the endpoint is healthy, at most
+/// [`BACKPRESSURE_WINDOW_BYTES`](Self::BACKPRESSURE_WINDOW_BYTES) wait in
+/// the retry buffer.
 ///
 /// ```no_run
 /// use opentelemetry_sdk::logs::SdkLoggerProvider;
@@ -112,6 +122,16 @@ thread_local! {
 }
 
 impl DirectProcessor {
+    /// The least a staging area holds, whatever the retry buffer's size.
+    pub const MIN_STAGE_BYTES: usize = MIN_STAGE_BYTES;
+    /// With backpressure, the most bytes the staging area holds: the
+    /// logging threads wait rather than stage more (a record larger than
+    /// this still goes into an empty stage).
+    pub const BACKPRESSURE_STAGE_BYTES: usize = BACKPRESSURE_STAGE_BYTES;
+    /// With backpressure and while the endpoint is healthy, the most bytes
+    /// waiting in the retry buffer.
+    pub const BACKPRESSURE_WINDOW_BYTES: usize = BACKPRESSURE_WINDOW_BYTES;
+
     /// A processor writing through `exporter`.
     pub fn new<F: Format>(exporter: Exporter<F>) -> DirectProcessor {
         let pipeline = exporter.into_pipeline();
@@ -157,21 +177,23 @@ impl DirectProcessor {
     /// trails, a service logging in bursts faster than the network drains).
     ///
     /// Backpressure also keeps memory flat under load: while the endpoint is
-    /// healthy, at most 1 MiB waits in the staging area, as much in the hands
-    /// of the task moving it, and 4 MiB in the retry buffer (or the buffer's
-    /// size if smaller), so a slow endpoint's backlog slows the application
-    /// down instead of filling memory; the rest of the retry buffer is kept
-    /// for outages. (An endpoint that drains less than 1 MiB within the
-    /// exporter's timeout, `with_timeout`, lets the retry buffer fill as
-    /// without backpressure.)
+    /// healthy, at most [`BACKPRESSURE_STAGE_BYTES`](Self::BACKPRESSURE_STAGE_BYTES)
+    /// wait in the staging area, as much in the hands of the task moving
+    /// them, and [`BACKPRESSURE_WINDOW_BYTES`](Self::BACKPRESSURE_WINDOW_BYTES)
+    /// in the retry buffer (or the buffer's size if smaller), so a slow
+    /// endpoint's backlog slows the application down instead of filling
+    /// memory; the rest of the retry buffer is kept for outages. (An
+    /// endpoint that drains less than a stage's worth within the exporter's
+    /// timeout, `with_timeout`, lets the retry buffer fill as without
+    /// backpressure.)
     ///
     /// The wait only happens when the application logs faster than the
-    /// endpoint accepts for longer than those 6 MiB absorb (about twelve
-    /// thousand records of 500 bytes), and lasts until the staged records
-    /// are taken, that is until about 1 MiB more has been written: a few
-    /// milliseconds on loopback or a LAN, about 1/R seconds on a path that
-    /// carries R MiB/s. To lose nothing against a slow endpoint, choose
-    /// `max_wait` above that. A record still without room after `max_wait`
+    /// endpoint accepts for longer than those bytes absorb (two stages and
+    /// the window), and lasts until the staged records are taken, that is
+    /// until about a stage's worth more has been written: a few milliseconds
+    /// on loopback or a LAN, the stage's size divided by the path's rate
+    /// elsewhere. To lose nothing against a slow endpoint, choose `max_wait`
+    /// above that. A record still without room after `max_wait`
     /// is dropped and counted (`dropped_buffer_full`), and the following
     /// calls do not wait until the staged records are taken, or, if delivery
     /// failed meanwhile, until it has gone a write timeout without failing:
@@ -185,7 +207,7 @@ impl DirectProcessor {
     /// stops waiting within 10 ms of a failure. (Before the first connection
     /// attempt has failed, the endpoint counts as healthy.) A receiver that
     /// stops reading holds waiting calls until the write times out
-    /// (`with_write_timeout`, 3 s by default), or `max_wait` if shorter. The
+    /// (`with_write_timeout`), or `max_wait` if shorter. The
     /// I/O thread itself never waits.
     ///
     /// Each waiting call blocks its thread: in an async application, a

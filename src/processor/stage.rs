@@ -23,17 +23,20 @@ pub(super) const FLUSH_BYTES: usize = 64 * 1024;
 /// for a huge allocation at start.
 pub(super) const MAX_RESERVED_BYTES: usize = 16 * 1024 * 1024;
 
+/// The least a staging area holds.
+pub(super) const MIN_STAGE_BYTES: usize = 64 * 1024;
+
 /// The staging area's size for a retry buffer of `buffer` bytes and records
 /// of at most `max_record` bytes: a quarter of the buffer, and at least two
 /// of the largest records (so that one always fits beside staged ones) and
-/// 64 KiB. The stage only has to absorb what arrives while the flusher waits
-/// for room or for a core (4 MiB by default: several milliseconds at a
-/// million records a second); the retry buffer is what holds records through
-/// an outage.
+/// [`MIN_STAGE_BYTES`]. The stage only has to absorb what arrives while the
+/// flusher waits for room or for a core (several milliseconds at a million
+/// records a second); the retry buffer is what holds records through an
+/// outage.
 pub(super) fn stage_bytes(buffer: usize, max_record: usize) -> usize {
     (buffer / 4)
         .max(max_record.saturating_mul(2))
-        .max(64 * 1024)
+        .max(MIN_STAGE_BYTES)
 }
 
 /// What a stage of `capacity` bytes reserves up front.
