@@ -25,15 +25,16 @@
 //! # Ok::<(), djehouty::Error>(())
 //! ```
 //!
-//! The layout follows the data: [`config`] (builder, endpoint, environment) →
-//! mapping (record → named, typed fields) → [`gelf`](Gelf) / [`ltsv`](Ltsv)
-//! encoders → [`Exporter`] (the SDK seam and its own I/O runtime), fed by
-//! [`DirectProcessor`] (records encoded on the logging thread; with
+//! The layout follows the data: [`config`] (builder, endpoint, environment)
+//! → mapping (record → named, typed fields) → encode ([`Gelf`], [`Ltsv`],
+//! framing, compression, chunking) → delivery (the retry buffer and its
+//! task) → transport (TCP, TLS, UDP, HTTP; one connect, one backoff). The
+//! [`Exporter`] (the SDK seam) and the processors, [`DirectProcessor`]
+//! (records encoded on the logging thread; with
 //! [`with_backpressure`](DirectProcessor::with_backpressure), a full buffer
-//! makes the logging call wait, bounded, rather than drop) or
-//! [`BatchProcessor`] (the SDK's batch processor) → the retry buffer and its
-//! delivery task → transport (TCP, TLS, UDP, HTTP; reconnection), with
-//! [`Counters`] to watch it all.
+//! makes the logging call wait, bounded, rather than drop) and
+//! [`BatchProcessor`] (the SDK's batch processor), drive one pipeline;
+//! [`Counters`] watch it all.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
