@@ -1,7 +1,7 @@
 //! Faults injected on loopback: an endpoint down at start, a receiver killed
 //! and restarted in the middle of a stream (TCP and TLS), a receiver that
-//! accepts and never reads, a retry buffer that overflows, and a long soak
-//! through repeated restarts (`cargo test --test faults -- --ignored`).
+//! accepts and never reads, a retry buffer that overflows, and a soak
+//! through repeated restarts.
 //!
 //! Every record carries a sequence number (`_seq`), so each test knows exactly
 //! which records arrived, which are missing and whether any came twice.
@@ -10,7 +10,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -129,21 +129,36 @@ fn direct_provider_for(exporter: djehouty::GelfExporter) -> SdkLoggerProvider {
         .build()
 }
 
-/// Streams numbered records at a steady pace on another thread; `logged`
-/// follows its progress.
-fn stream(
-    provider: &SdkLoggerProvider,
+/// A thread streaming numbered records at a steady pace; `logged` follows its
+/// progress, and it can be paused between two records.
+struct Producer {
+    handle: thread::JoinHandle<()>,
+    logged: Arc<AtomicU64>,
+    pause: Arc<AtomicBool>,
+    parked: Arc<AtomicBool>,
     total: u64,
-    pace: Duration,
-) -> (thread::JoinHandle<()>, Arc<AtomicU64>) {
+}
+
+fn stream(provider: &SdkLoggerProvider, total: u64, pace: Duration) -> Producer {
     let logged = Arc::new(AtomicU64::new(0));
+    let pause = Arc::new(AtomicBool::new(false));
+    let parked = Arc::new(AtomicBool::new(false));
     let handle = {
         let provider = provider.clone();
-        let logged = Arc::clone(&logged);
+        let (logged, pause, parked) = (logged.clone(), pause.clone(), parked.clone());
         thread::spawn(move || {
             with_tracing(&provider, || {
-                let start = Instant::now();
+                let mut start = Instant::now();
                 for seq in 0..total {
+                    if pause.load(Ordering::SeqCst) {
+                        let since = Instant::now();
+                        parked.store(true, Ordering::SeqCst);
+                        while pause.load(Ordering::SeqCst) {
+                            thread::sleep(Duration::from_millis(1));
+                        }
+                        parked.store(false, Ordering::SeqCst);
+                        start += since.elapsed();
+                    }
                     tracing::info!(seq, "stream record {seq:06} with some text to carry");
                     logged.store(seq + 1, Ordering::SeqCst);
                     // Paced against the start, so slow iterations catch up.
@@ -155,22 +170,106 @@ fn stream(
             })
         })
     };
-    (handle, logged)
-}
-
-fn wait_logged(logged: &AtomicU64, n: u64) {
-    let deadline = Instant::now() + WAIT;
-    while logged.load(Ordering::SeqCst) < n {
-        assert!(Instant::now() < deadline, "the stream stalled before {n}");
-        thread::sleep(Duration::from_millis(2));
+    Producer {
+        handle,
+        logged,
+        pause,
+        parked,
+        total,
     }
 }
 
+impl Producer {
+    fn logged(&self) -> u64 {
+        self.logged.load(Ordering::SeqCst)
+    }
+
+    fn wait_logged(&self, n: u64) {
+        let deadline = Instant::now() + WAIT;
+        while self.logged() < n {
+            assert!(Instant::now() < deadline, "the stream stalled before {n}");
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Stops the stream between two records; returns how many were logged.
+    fn pause(&self) -> u64 {
+        self.pause.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + WAIT;
+        while !self.parked.load(Ordering::SeqCst) && self.logged() < self.total {
+            assert!(Instant::now() < deadline, "the stream did not pause");
+            thread::sleep(Duration::from_millis(1));
+        }
+        self.logged()
+    }
+
+    fn resume(&self) {
+        self.pause.store(false, Ordering::SeqCst);
+    }
+
+    fn join(self) {
+        self.resume();
+        self.handle.join().expect("the producer thread");
+    }
+}
+
+/// What a receiver killed with an idle exporter had read and held.
+struct Kill {
+    /// Sequence numbers read before the kill.
+    read: Vec<u64>,
+    /// Sequence numbers whose frames the receiver's kernel held unread (or
+    /// half read): the only records the kill may lose.
+    held: BTreeSet<u64>,
+    /// Records logged when the kill happened.
+    logged: u64,
+}
+
+/// The `_seq` of a frame cut short, if its bytes got that far.
+fn seq_in_partial(bytes: &[u8]) -> Option<u64> {
+    let text = String::from_utf8_lossy(bytes);
+    let rest = &text[text.find("\"_seq\":")? + 7..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    // Digits running to the end of the bytes may be cut too.
+    (digits.len() < rest.len()).then(|| digits.parse().ok())?
+}
+
+/// Kills `receiver` the way a crashing server dies, with the exporter idle:
+/// the stream is paused and flushed first, so every byte the exporter wrote
+/// has reached the receiver's kernel and nothing arrives between the
+/// receiver's peek at its unread bytes and the close. The stream resumes at
+/// once, into the dead connection.
+fn kill_with_idle_exporter(
+    receiver: Receiver,
+    producer: &Producer,
+    provider: &SdkLoggerProvider,
+) -> Kill {
+    let logged = producer.pause();
+    provider
+        .force_flush()
+        .expect("everything logged so far is written");
+    // Loopback hands written bytes over within the write; a margin anyway.
+    thread::sleep(Duration::from_millis(100));
+    let killed = receiver.kill_measured();
+    producer.resume();
+    assert_eq!(
+        killed.held_undecoded, 0,
+        "the receiver held TLS bytes that do not form a record: the exporter was not idle"
+    );
+    let read = seqs(&killed.frames);
+    let mut held: BTreeSet<u64> = seqs(&killed.held).into_iter().collect();
+    for partial in &killed.held_partial {
+        // Frames are written in order: a cut one follows every complete one.
+        let next = read.iter().chain(held.iter()).max().map_or(0, |m| m + 1);
+        held.insert(seq_in_partial(partial).unwrap_or(next));
+    }
+    Kill { read, held, logged }
+}
+
 /// Kills the receiver in the middle of a stream and restarts it on the same
-/// port. What the exporter had handed to the kernel on the killed connection
-/// but the receiver had not read is the only loss TCP allows; the test
-/// measures that bound and asserts the missing records are within it, in one
-/// run, and that nothing arrives twice.
+/// port. What the receiver's kernel held unread when it died is the only loss
+/// TCP allows; the receiver itself measures that, and the test asserts that
+/// every missing record was among those frames, that nothing arrives twice,
+/// and, separately, that the exporter's counters agree with what arrived.
 fn kill_and_restart(
     tls: Option<Arc<ServerConfig>>,
     builder: GelfExporterBuilder,
@@ -191,14 +290,12 @@ fn kill_and_restart(
     let counters = exporter.counters();
     let provider = make(exporter);
     let total = 3_000;
-    let (producer, logged) = stream(&provider, total, Duration::from_micros(700));
+    let producer = stream(&provider, total, Duration::from_micros(700));
 
-    wait_logged(&logged, total / 3);
+    producer.wait_logged(total / 3);
     first.wait_frames(100, WAIT);
-    let before_kill = first.frames().len();
-    let received_first = first.kill();
-    // Let the exporter notice: whatever it counts as written from here on went
-    // into the dead connection (or fails and is kept for the next one).
+    let kill = kill_with_idle_exporter(first, &producer, &provider);
+    // Let the exporter notice, and the stream go on into the outage.
     thread::sleep(Duration::from_millis(300));
     let exported_at_kill = counters.snapshot().exported;
     thread::sleep(Duration::from_millis(700));
@@ -208,47 +305,53 @@ fn kill_and_restart(
         "nothing can be written while the receiver is down: {during_outage:?}"
     );
     let second = Receiver::bind(addr, Framing::Nul, tls).expect("restart the receiver");
-    producer.join().expect("the producer thread");
+    producer.join();
     provider.shutdown().expect("shutdown delivers the rest");
-    let received_second = second.kill();
+    let received_second = seqs(&second.kill());
 
-    let mut arrived = seqs(&received_first);
-    arrived.extend(seqs(&received_second));
+    let mut arrived = kill.read.clone();
+    arrived.extend(&received_second);
     let t = tally(&arrived, total);
-    let in_flight = exported_at_kill - received_first.len() as u64;
     let stats = counters.snapshot();
     eprintln!(
         "{label}: sent {total}, received {} ({} before the kill, {} after), missing {:?}, \
-         duplicates {}, in flight at the kill {in_flight}; {stats:?}",
+         duplicates {}, held unread at the kill {:?}; {stats:?}",
         t.received,
-        received_first.len(),
+        kill.read.len(),
         received_second.len(),
         runs(&t.missing),
-        t.duplicates
+        t.duplicates,
+        runs(&kill.held.iter().copied().collect::<Vec<_>>()),
     );
-    assert!(before_kill <= received_first.len());
+    // Flushed before the kill: everything logged by then was read or held.
+    let not_held: Vec<u64> = (0..kill.logged)
+        .filter(|s| !kill.held.contains(s))
+        .collect();
+    assert_eq!(kill.read, not_held, "the first receiver read the rest");
+    assert!(kill.logged >= total / 3);
     assert_eq!(t.duplicates, 0, "{t:?}");
     assert!(t.in_order, "records arrive in order");
+    let unexplained: Vec<u64> = t
+        .missing
+        .iter()
+        .copied()
+        .filter(|s| !kill.held.contains(s))
+        .collect();
     assert!(
-        t.missing.len() as u64 <= in_flight,
-        "{label}: {} records missing, more than the {in_flight} the kernel had accepted \
-         on the killed connection",
-        t.missing.len()
+        unexplained.is_empty(),
+        "{label}: records {:?} are missing although the killed receiver never held them \
+         (it held {:?})",
+        runs(&unexplained),
+        runs(&kill.held.iter().copied().collect::<Vec<_>>())
     );
-    assert!(
-        runs(&t.missing).len() <= 1,
-        "the loss is one run at the kill: {t:?}"
-    );
+    // The counters, checked against what arrived.
     assert_eq!(stats.dropped(), 0, "{stats:?}");
     assert_eq!(
-        stats.exported, total,
-        "every record was written once: {stats:?}"
+        stats.exported,
+        t.received as u64 + t.missing.len() as u64,
+        "the exporter wrote each record once: what arrived plus what the kill took: {stats:?}"
     );
     assert!(stats.reconnects >= 1, "{stats:?}");
-    assert!(
-        received_second.len() as u64 >= total - exported_at_kill,
-        "everything logged after the kill arrives at the restarted receiver"
-    );
 }
 
 #[test]
@@ -285,6 +388,61 @@ fn receiver_killed_and_restarted_mid_stream_tls_direct() {
         GelfExporter::builder().with_ca_file(&pki.ca_pem),
         direct_provider_for,
         "tls, direct",
+    );
+}
+
+/// A receiver that stops reading long enough for the backlog to outgrow its
+/// receive window, then dies: the frames still in the exporter's own send
+/// queue never reached it, and must not be lost either.
+#[test]
+#[ignore = "fails until acknowledged delivery lands: ~1,175 records still in the exporter's send queue are lost at the kill"]
+fn receiver_killed_with_a_backlog_beyond_its_window() {
+    let first = Receiver::bind(free_port(), Framing::Nul, None).expect("bind");
+    let addr = first.addr();
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{addr}"))
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = direct_provider_for(exporter);
+    let total = 4_000;
+    let producer = stream(&provider, total, Duration::from_micros(500));
+    producer.wait_logged(200);
+    first.wait_frames(100, WAIT);
+    first.pause_reading();
+    // About 1,500 records of some 300 bytes: more than the window.
+    thread::sleep(Duration::from_millis(750));
+    let kill = kill_with_idle_exporter(first, &producer, &provider);
+    thread::sleep(Duration::from_millis(300));
+    let second = Receiver::bind(addr, Framing::Nul, None).expect("restart the receiver");
+    producer.join();
+    provider.shutdown().expect("shutdown delivers the rest");
+    let mut arrived = kill.read.clone();
+    arrived.extend(seqs(&second.kill()));
+    let t = tally(&arrived, total);
+    let unexplained: Vec<u64> = t
+        .missing
+        .iter()
+        .copied()
+        .filter(|s| !kill.held.contains(s))
+        .collect();
+    eprintln!(
+        "backlog: logged {} at the kill, {} read, {} held {:?}, missing {:?}, \
+         of which never held {:?}; {:?}",
+        kill.logged,
+        kill.read.len(),
+        kill.held.len(),
+        runs(&kill.held.iter().copied().collect::<Vec<_>>()),
+        runs(&t.missing),
+        runs(&unexplained),
+        counters.snapshot()
+    );
+    assert_eq!(t.duplicates, 0, "{t:?}");
+    assert!(t.in_order, "records arrive in order");
+    assert!(
+        unexplained.is_empty(),
+        "records {:?} are missing although the killed receiver never held them",
+        runs(&unexplained)
     );
 }
 
@@ -389,18 +547,18 @@ fn a_full_retry_buffer_drops_the_oldest_and_counts_them_exactly() {
     assert_eq!(stats.exported, kept, "{stats:?}");
 }
 
-/// A steady stream for minutes through a receiver restarted every few
-/// seconds. Run it with `cargo test --release --test faults -- --ignored
-/// --nocapture`; `SOAK_SECS` sets the duration (default 120), and
-/// `SOAK_PROCESSOR=batch` runs it with the batch processor instead of the
-/// direct one.
+/// A steady stream through a receiver restarted every 2 s, each time with a
+/// backlog in its kernel: before each kill it stops reading for a while. The
+/// loss is bounded exactly by what the receiver held unread at each kill, and
+/// what arrives is in order. 20 s by default; `SOAK_SECS` sets the duration
+/// (`--release --nocapture` for long runs), and `SOAK_PROCESSOR=batch` uses the
+/// batch processor instead of the direct one.
 #[test]
-#[ignore = "soak test: minutes long; run explicitly"]
 fn soak_through_repeated_restarts() {
     let secs: u64 = std::env::var("SOAK_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(120);
+        .unwrap_or(20);
     let pki = TestPki::generate();
     let config = pki.server_config(TlsVersions::Both);
     let mut receiver =
@@ -420,45 +578,73 @@ fn soak_through_repeated_restarts() {
     };
     let pace = Duration::from_micros(500); // 2,000 records/s
     let total = secs * 2_000;
-    let (producer, logged) = stream(&provider, total, pace);
+    let producer = stream(&provider, total, pace);
     let mut arrived = Vec::new();
-    let mut bound = 0;
+    let mut held = BTreeSet::new();
     let mut restarts = 0;
     let started = Instant::now();
-    while logged.load(Ordering::SeqCst) < total {
-        thread::sleep(Duration::from_secs(5));
-        if logged.load(Ordering::SeqCst) >= total {
+    // Bounded: the stream itself lasts `secs`; a stalled one fails below.
+    while producer.logged() < total && started.elapsed() < Duration::from_secs(secs * 3 + 30) {
+        thread::sleep(Duration::from_secs(2));
+        if producer.logged() >= total {
             break;
         }
-        let frames = receiver.kill();
-        thread::sleep(Duration::from_millis(200));
-        let exported = counters.snapshot().exported;
-        arrived.extend(seqs(&frames));
-        bound = exported - arrived.len() as u64;
-        thread::sleep(Duration::from_millis(800));
+        receiver.pause_reading();
+        thread::sleep(Duration::from_millis(50));
+        let kill = kill_with_idle_exporter(receiver, &producer, &provider);
+        assert!(!kill.held.is_empty(), "no backlog at kill {restarts}");
+        arrived.extend(kill.read);
+        held.extend(kill.held);
+        thread::sleep(Duration::from_millis(300));
         receiver = Receiver::bind(addr, Framing::Nul, Some(config.clone())).expect("restart");
         restarts += 1;
     }
-    producer.join().expect("producer");
+    assert!(
+        producer.logged() >= total,
+        "the stream did not finish in time"
+    );
+    producer.join();
     provider.shutdown().expect("shutdown");
     arrived.extend(seqs(&receiver.kill()));
     let t = tally(&arrived, total);
     let stats = counters.snapshot();
+    let unexplained: Vec<u64> = t
+        .missing
+        .iter()
+        .copied()
+        .filter(|s| !held.contains(s))
+        .collect();
     println!(
-        "soak over TLS ({} processor): {:?}, {restarts} receiver restarts (1 s down each), \
-         {total} records sent, {} received, {} missing (bound {bound}), {} duplicates, \
-         {} dropped by the exporter, {} reconnects",
+        "soak over TLS ({} processor): {:?}, {restarts} receiver restarts (0.3 s down each), \
+         {total} records sent, {} received, {} missing ({} held unread at the kills, \
+         {} missing without being held: {:?}), {} duplicates, {} dropped by the exporter, \
+         {} reconnects",
         if batch { "batch" } else { "direct" },
         started.elapsed(),
         t.received,
         t.missing.len(),
+        held.len(),
+        unexplained.len(),
+        runs(&unexplained),
         t.duplicates,
         stats.dropped(),
         stats.reconnects
     );
-    assert_eq!(t.duplicates, 0);
-    assert!(t.missing.len() as u64 <= bound, "{t:?}");
+    assert!(restarts >= secs / 3, "only {restarts} restarts");
+    assert_eq!(t.duplicates, 0, "{t:?}");
+    assert!(t.in_order, "records arrive in order");
+    assert!(
+        unexplained.is_empty(),
+        "records {:?} are missing although no killed receiver held them",
+        runs(&unexplained)
+    );
+    // The counters, checked against what arrived.
     assert_eq!(stats.dropped(), 0, "{stats:?}");
+    assert_eq!(
+        stats.exported,
+        t.received as u64 + t.missing.len() as u64,
+        "{stats:?}"
+    );
 }
 
 #[test]

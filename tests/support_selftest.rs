@@ -738,3 +738,49 @@ fn ltsv_checker_names_each_broken_rule() {
         );
     }
 }
+
+#[test]
+fn receiver_kill_measures_what_its_kernel_held_unread() {
+    use std::io::Write;
+    let rx = Receiver::tcp(Framing::Nul);
+    let mut sock = std::net::TcpStream::connect(rx.addr()).unwrap();
+    sock.write_all(b"read 1\0read 2\0half").unwrap();
+    rx.wait_frames(2, WAIT);
+    thread::sleep(Duration::from_millis(100));
+    rx.pause_reading();
+    thread::sleep(Duration::from_millis(100));
+    sock.write_all(b" read\0held 1\0held 2\0cut").unwrap();
+    thread::sleep(Duration::from_millis(100));
+    let killed = rx.kill_measured();
+    assert_eq!(killed.frames, vec![b"read 1".to_vec(), b"read 2".to_vec()]);
+    assert_eq!(
+        killed.held,
+        vec![
+            b"half read".to_vec(),
+            b"held 1".to_vec(),
+            b"held 2".to_vec()
+        ]
+    );
+    assert_eq!(killed.held_partial, vec![b"cut".to_vec()]);
+    assert_eq!(killed.held_undecoded, 0);
+}
+
+#[test]
+fn receiver_kill_decrypts_what_its_kernel_held_over_tls() {
+    let pki = TestPki::generate();
+    let rx = Receiver::tls(Framing::Nul, &pki, TlsVersions::Both);
+    let mut client =
+        TlsClient::connect(rx.addr(), "localhost", pki.client_config(TlsVersions::Both)).unwrap();
+    client.send(b"read\0").unwrap();
+    rx.wait_frames(1, WAIT);
+    thread::sleep(Duration::from_millis(100));
+    rx.pause_reading();
+    thread::sleep(Duration::from_millis(100));
+    client.send(b"held 1\0held 2\0").unwrap();
+    thread::sleep(Duration::from_millis(100));
+    let killed = rx.kill_measured();
+    assert_eq!(killed.frames, vec![b"read".to_vec()]);
+    assert_eq!(killed.held, vec![b"held 1".to_vec(), b"held 2".to_vec()]);
+    assert!(killed.held_partial.is_empty(), "{killed:?}");
+    assert_eq!(killed.held_undecoded, 0);
+}

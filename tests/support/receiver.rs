@@ -19,7 +19,11 @@
 //!
 //! All threads poll a stop flag, so dropping the `Receiver` stops listening,
 //! closes every connection and joins its threads within a fraction of a
-//! second. Waits ([`Receiver::wait_frames`] and friends) are bounded and panic
+//! second. Just before closing, each connection peeks (`MSG_PEEK`) at what its
+//! kernel still holds unread and records it as *held* frames
+//! ([`Receiver::kill_measured`]): a crashing server loses exactly those, so a
+//! test can bound the loss without asking the exporter.
+//! [`Receiver::pause_reading`] stops reading so that a backlog builds up. Waits ([`Receiver::wait_frames`] and friends) are bounded and panic
 //! with a description of what did arrive.
 
 use std::collections::HashMap;
@@ -92,12 +96,19 @@ struct State {
     server_names: HashMap<usize, Option<String>>,
     /// Clones of the open sockets, to close them from the server side.
     open: HashMap<usize, TcpStream>,
+    /// Complete frames the kernel held unread when their connection closed.
+    held: Vec<Frame>,
+    /// Bytes of an incomplete frame held (read or unread) at the close.
+    held_partial: Vec<Frame>,
+    /// TLS bytes held unread that did not form a complete TLS record.
+    held_undecoded: usize,
 }
 
 struct Shared {
     state: Mutex<State>,
     changed: Condvar,
     stop: AtomicBool,
+    paused: AtomicBool,
 }
 
 impl Shared {
@@ -114,6 +125,24 @@ impl Shared {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
+
+    fn paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+}
+
+/// What a killed receiver had: the frames it read, and what its kernel still
+/// held unread when it closed its connections.
+#[derive(Debug)]
+pub struct Killed {
+    /// Frames read, in arrival order.
+    pub frames: Vec<Vec<u8>>,
+    /// Complete frames held unread in the kernel (or half read) at the close.
+    pub held: Vec<Vec<u8>>,
+    /// Incomplete frames held at the close, one per connection at most.
+    pub held_partial: Vec<Vec<u8>>,
+    /// TLS bytes held that did not form a complete record (frames unknown).
+    pub held_undecoded: usize,
 }
 
 /// A loopback receiver recording delimited frames; see the module docs.
@@ -173,6 +202,7 @@ impl Receiver {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
         });
         let is_tls = tls.is_some();
         let acceptor = {
@@ -321,6 +351,29 @@ impl Receiver {
         state.frames.iter().map(|f| f.bytes.clone()).collect()
     }
 
+    /// Like [`kill`](Receiver::kill), and also returns what the kernel held
+    /// unread on each connection at the moment it was closed. The caller must
+    /// make sure the sender is idle, or bytes may arrive between the peek and
+    /// the close.
+    pub fn kill_measured(self) -> Killed {
+        let shared = Arc::clone(&self.shared);
+        drop(self);
+        let state = shared.lock();
+        let bytes = |frames: &[Frame]| frames.iter().map(|f| f.bytes.clone()).collect();
+        Killed {
+            frames: bytes(&state.frames),
+            held: bytes(&state.held),
+            held_partial: bytes(&state.held_partial),
+            held_undecoded: state.held_undecoded,
+        }
+    }
+
+    /// Stops reading on every connection (accepting goes on), so that what is
+    /// sent from now on stays in the kernel's buffers.
+    pub fn pause_reading(&self) {
+        self.shared.paused.store(true, Ordering::SeqCst);
+    }
+
     /// Closes every open connection from the server side (both directions),
     /// as a crashing or restarting server would. The listener keeps
     /// accepting new connections.
@@ -358,6 +411,17 @@ impl Receiver {
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
+        // Each connection thread peeks at what is held and closes its socket
+        // itself; a thread stuck in a write is unblocked after a while.
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        while std::time::Instant::now() < deadline {
+            let state = self.shared.lock();
+            if state.closed == state.accepted {
+                break;
+            }
+            drop(state);
+            thread::sleep(Duration::from_millis(2));
+        }
         self.drop_connections();
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
@@ -470,6 +534,33 @@ impl Splitter<'_> {
         }
     }
 
+    /// Records `unread` (what the kernel held), after the bytes already read
+    /// without a delimiter, as held frames rather than received ones.
+    fn hold(&mut self, unread: &[u8]) {
+        let mut bytes = std::mem::take(&mut self.pending);
+        bytes.extend_from_slice(unread);
+        let mut pieces: Vec<&[u8]> = bytes.split(|b| *b == self.delimiter).collect();
+        let tail = pieces.pop().unwrap_or_default();
+        let id = self.id;
+        let frames: Vec<Frame> = pieces
+            .into_iter()
+            .map(|p| Frame {
+                connection: id,
+                bytes: p.to_vec(),
+            })
+            .collect();
+        let tail = tail.to_vec();
+        self.shared.update(|s| {
+            s.held.extend(frames);
+            if !tail.is_empty() {
+                s.held_partial.push(Frame {
+                    connection: id,
+                    bytes: tail,
+                });
+            }
+        });
+    }
+
     fn finish(self) {
         let Splitter {
             id,
@@ -536,7 +627,12 @@ fn serve_plain(
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         if shared.stopping() {
+            splitter.hold(&peek_unread(sock));
             return Ok(());
+        }
+        if shared.paused() {
+            thread::sleep(Duration::from_millis(2));
+            continue;
         }
         match sock.read(&mut buf) {
             Ok(0) => return Ok(()),
@@ -563,7 +659,12 @@ fn serve_tls(
                 .map_err(|e| format!("TLS write: {e}"))?;
         }
         if shared.stopping() {
+            hold_tls(&mut conn, &peek_unread(sock), splitter, shared);
             return Ok(());
+        }
+        if shared.paused() {
+            thread::sleep(Duration::from_millis(2));
+            continue;
         }
         let eof = match conn.read_tls(sock) {
             Ok(0) => true,
@@ -614,6 +715,64 @@ fn serve_tls(
         if eof {
             return Err(unclean_eof(&conn));
         }
+    }
+}
+
+/// Everything the kernel holds unread on `sock`, left in place (`MSG_PEEK`).
+fn peek_unread(sock: &TcpStream) -> Vec<u8> {
+    if sock.set_nonblocking(true).is_err() {
+        return Vec::new();
+    }
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match sock.peek(&mut buf) {
+            // A full buffer may mean more is held: look again with more room.
+            Ok(n) if n == buf.len() => buf.resize(buf.len() * 2, 0),
+            Ok(n) => {
+                buf.truncate(n);
+                return buf;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Vec::new(),
+        }
+    }
+}
+
+/// Decrypts the complete TLS records in `unread` and records their plaintext
+/// as held frames; the bytes of a trailing incomplete record are counted.
+fn hold_tls(
+    conn: &mut ServerConnection,
+    unread: &[u8],
+    splitter: &mut Splitter<'_>,
+    shared: &Shared,
+) {
+    // TLS record: type (1), version (2), length (2), then `length` bytes.
+    let mut complete = 0;
+    while unread.len() >= complete + 5 {
+        let len = u16::from_be_bytes([unread[complete + 3], unread[complete + 4]]) as usize;
+        if unread.len() < complete + 5 + len {
+            break;
+        }
+        complete += 5 + len;
+    }
+    let undecoded = unread.len() - complete;
+    let mut input = &unread[..complete];
+    let mut plain = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while !input.is_empty() {
+        if conn.read_tls(&mut input).is_err() || conn.process_new_packets().is_err() {
+            break;
+        }
+        loop {
+            match conn.reader().read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => plain.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+    splitter.hold(&plain);
+    if undecoded > 0 {
+        shared.update(|s| s.held_undecoded += undecoded);
     }
 }
 
