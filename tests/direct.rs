@@ -149,32 +149,81 @@ fn works_inside_a_current_thread_runtime() {
     assert_eq!(parse_all(&receiver.wait_frames(100, WAIT)).len(), 100);
 }
 
+/// `N` logging calls with 8 KiB of filler, given up after `give_up`; returns
+/// the total time, the slowest call and how many calls were made.
+fn log_filler(
+    provider: &opentelemetry_sdk::logs::SdkLoggerProvider,
+    give_up: Duration,
+) -> (Duration, Duration, u64) {
+    const N: u64 = 10_000;
+    let filler = "x".repeat(8 * 1024);
+    let mut slowest = Duration::ZERO;
+    let mut calls = 0;
+    let started = Instant::now();
+    with_tracing(provider, || {
+        while calls < N && started.elapsed() < give_up {
+            let t = Instant::now();
+            tracing::info!(seq = calls, filler = filler.as_str(), "record {calls}");
+            slowest = slowest.max(t.elapsed());
+            calls += 1;
+        }
+    });
+    (started.elapsed(), slowest, calls)
+}
+
 #[test]
 fn a_stalled_receiver_never_blocks_the_logging_call_and_overflow_is_counted() {
+    const N: u64 = 10_000;
+    let builder = || {
+        GelfExporter::builder()
+            .with_buffer_size(256 * 1024)
+            .with_max_frame_size(64 * 1024)
+            .with_write_timeout(Duration::from_millis(500))
+    };
+    // The same calls, unblocked: a receiver that reads.
+    let healthy = Receiver::tcp(Framing::Nul);
+    let exporter = builder()
+        .with_endpoint(format!("tcp://{}", healthy.addr()))
+        .build()
+        .expect("build");
+    let (provider, _) = direct_provider_with_counters(exporter);
+    // It may overflow too (the receiver is slower than the calls), and that
+    // must not block the calls either.
+    let (unblocked, unblocked_slowest, calls) = log_filler(&provider, Duration::from_secs(10));
+    assert_eq!(
+        calls, N,
+        "{N} logging calls to a receiver that reads did not finish in {unblocked:?}"
+    );
+    let _ = provider.shutdown();
+    drop(healthy);
+
     let hole = BlackHole::start();
-    let exporter = GelfExporter::builder()
+    let exporter = builder()
         .with_endpoint(format!("tcp://{}", hole.addr))
-        .with_buffer_size(256 * 1024)
-        .with_max_frame_size(64 * 1024)
-        .with_write_timeout(Duration::from_millis(500))
         .build()
         .expect("build");
     let (provider, counters) = direct_provider_with_counters(exporter);
     // About 80 MiB: far more than the socket buffers, the retry buffer and
-    // the staging area together.
-    const N: u64 = 10_000;
-    let filler = "x".repeat(8 * 1024);
-    let started = Instant::now();
-    with_tracing(&provider, || {
-        for seq in 0..N {
-            tracing::info!(seq, filler = filler.as_str(), "record {seq}");
-        }
-    });
-    let logging = started.elapsed();
+    // the staging area together. Wide safety margins over the unblocked run
+    // (with a floor, for a loaded machine's hiccups), not speed targets.
+    let total_bound = (unblocked * 10).max(Duration::from_secs(1));
+    let slowest_bound = (unblocked_slowest * 10).max(Duration::from_millis(50));
+    let (logging, slowest, calls) = log_filler(&provider, total_bound);
     let stats = wait_stats(&counters, "records dropped on overflow", |s| {
         s.dropped_buffer_full > 0
     });
-    eprintln!("{N} logging calls into a stalled receiver took {logging:?}; {stats:?}");
+    eprintln!(
+        "{calls} logging calls into a stalled receiver took {logging:?}, the slowest \
+         {slowest:?} (unblocked: {unblocked:?}, the slowest {unblocked_slowest:?}); {stats:?}"
+    );
+    assert!(
+        calls == N && logging < total_bound,
+        "{calls} calls took {logging:?}, against {unblocked:?} for {N} unblocked"
+    );
+    assert!(
+        slowest < slowest_bound,
+        "a logging call blocked for {slowest:?}"
+    );
     // Bounded memory: what waits never exceeds the retry buffer, give or take
     // the frame being written when a write failed (put back whole).
     assert!(stats.buffered_bytes <= (256 + 64) * 1024, "{stats:?}");
