@@ -714,3 +714,73 @@ fn answer_once(mut sock: TcpStream, answer: &[u8], close: bool) -> Vec<u8> {
     }
     received
 }
+
+/// Every named handshake failure says what to do: each one's text holds the
+/// specific advice for that cause.
+#[test]
+fn every_tls_failure_says_what_to_do() {
+    use djehouty::TlsFailure;
+    let hints: [(TlsFailure, &[&str]); 10] = [
+        (
+            TlsFailure::UnknownIssuer,
+            &[
+                "not signed by a trusted CA",
+                "with_ca_file(..)",
+                "OTEL_EXPORTER_GELF_CERTIFICATE",
+                "OTEL_EXPORTER_LTSV_CERTIFICATE",
+            ],
+        ),
+        (
+            TlsFailure::WrongHostName,
+            &["use a host name or address the certificate lists"],
+        ),
+        (
+            TlsFailure::Expired,
+            &["the server must renew it", "check this machine's clock"],
+        ),
+        (
+            TlsFailure::NotYetValid,
+            &["check the clocks of this machine and of the server"],
+        ),
+        (
+            TlsFailure::BadCertificate,
+            &["the server must present a valid certificate"],
+        ),
+        (
+            TlsFailure::NotTls,
+            &[
+                "plaintext port",
+                "use the receiver's TLS port",
+                "a `tcp://` endpoint if plaintext is intended",
+            ],
+        ),
+        (
+            TlsFailure::ClosedWithoutAnswer,
+            &[
+                "may be a plaintext port",
+                "a proxy with no TLS service behind it",
+            ],
+        ),
+        (TlsFailure::Incompatible, &["requires TLS 1.2 or 1.3"]),
+        (
+            TlsFailure::ClientCertificateRequired,
+            &["configure one with `with_client_certificate(cert, key)`"],
+        ),
+        (
+            TlsFailure::ClientCertificateRejected,
+            &[
+                "issued by a CA the server trusts",
+                "meant for client authentication",
+            ],
+        ),
+    ];
+    for (failure, words) in hints {
+        let text = failure.to_string();
+        for word in words {
+            assert!(
+                text.contains(word),
+                "{failure:?}: {word:?} missing from {text:?}"
+            );
+        }
+    }
+}

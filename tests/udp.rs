@@ -395,10 +395,8 @@ fn message_ids_are_unique() {
 
 #[test]
 fn ipv6_endpoints_work() {
-    let Ok(receiver) = UdpReceiver::ipv6() else {
-        eprintln!("no IPv6 loopback here; skipped");
-        return;
-    };
+    let receiver = UdpReceiver::ipv6()
+        .expect("this machine has no IPv6 loopback ([::1]); the IPv6 test needs one");
     let provider = batch_provider(
         GelfExporter::builder().with_endpoint(format!("udp://[::1]:{}", receiver.port())),
     );
@@ -408,14 +406,19 @@ fn ipv6_endpoints_work() {
     assert_field(&parse(&messages[0]), "short_message", "over IPv6".into());
 }
 
+/// The index in "into the void {i}" of a message, if it is one.
+fn void_index(message: &Message) -> Option<u64> {
+    short_message(&parse(message))
+        .strip_prefix("into the void ")
+        .and_then(|i| i.parse().ok())
+}
+
 #[test]
 fn a_refused_port_is_a_failure_and_later_records_arrive() {
-    // A port with no listener: the kernel answers with ICMP "port
-    // unreachable", which surfaces as an error on a later send.
-    let port = {
-        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    // A port with no listener, below the ephemeral range so that nothing else
+    // takes it: the kernel answers with ICMP "port unreachable", which
+    // surfaces as an error on a later send.
+    let port = support::unused_port().port();
     let exporter = GelfExporter::builder()
         .with_endpoint(format!("udp://127.0.0.1:{port}"))
         .build()
@@ -426,41 +429,54 @@ fn a_refused_port_is_a_failure_and_later_records_arrive() {
         .with_simple_exporter(exporter)
         .build();
     let deadline = std::time::Instant::now() + WAIT;
-    let mut i = 0;
+    let mut logged = 0;
     while counters.snapshot().failures == 0 {
         assert!(std::time::Instant::now() < deadline, "no send failed");
-        with_tracing(&provider, || tracing::info!("into the void {i}"));
-        i += 1;
+        with_tracing(&provider, || tracing::info!("into the void {logged}"));
+        logged += 1;
         std::thread::sleep(Duration::from_millis(5));
     }
-    let error = counters
-        .snapshot()
-        .last_error
-        .expect("the failure")
-        .to_string();
+    let stats = counters.snapshot();
+    let error = stats.last_error.as_ref().expect("the failure").to_string();
     assert!(
         error.contains(&format!("udp://127.0.0.1:{port}")),
         "{error}"
     );
 
-    // A receiver comes up on that port: records arrive again.
-    let Ok(receiver) = UdpReceiver::bind(([127, 0, 0, 1], port).into()) else {
-        eprintln!("port {port} was taken meanwhile; the rest is skipped");
-        return;
-    };
+    // A receiver comes up on that port. Nothing more is logged: the record
+    // the error hit was kept, and is sent again after the backoff delay,
+    // with every record logged after it.
+    let receiver = UdpReceiver::bind(([127, 0, 0, 1], port).into())
+        .expect("bind a receiver on the refused port");
     let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        with_tracing(&provider, || tracing::info!("back"));
-        let arrived = receiver
-            .messages()
-            .iter()
-            .any(|m| parse(m)["short_message"] == "back");
-        if arrived {
-            break;
+    let resent = loop {
+        let resent: Vec<u64> = receiver.messages().iter().filter_map(void_index).collect();
+        if resent.last() == Some(&(logged - 1)) {
+            break resent;
         }
-        assert!(std::time::Instant::now() < deadline, "nothing arrived");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the record hit by the error was not sent again: of {logged} logged, {resent:?} \
+             arrived; {stats:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    eprintln!("{logged} logged into the void, {resent:?} sent again; {stats:?}");
+    // The kept ones are a run that ends with the last record logged.
+    let first = resent[0];
+    assert_eq!(resent, (first..logged).collect::<Vec<_>>(), "{stats:?}");
+
+    // And records logged from now on arrive too.
+    with_tracing(&provider, || tracing::info!("back"));
+    let messages = receiver.wait_messages(resent.len() + 1, WAIT);
+    assert!(
+        messages.iter().any(|m| short_message(&parse(m)) == "back"),
+        "{:?}",
+        messages
+            .iter()
+            .map(|m| short_message(&parse(m)).to_string())
+            .collect::<Vec<_>>()
+    );
     provider.shutdown().expect("shutdown");
 }
 
