@@ -222,6 +222,10 @@ struct Kill {
     held: BTreeSet<u64>,
     /// Records logged when the kill happened.
     logged: u64,
+    /// Bytes of a TLS record the receiver held only in part: the rest was
+    /// still on the exporter's side (the backlog outgrew the receive window),
+    /// and the frames in it cannot be named.
+    undecoded: usize,
 }
 
 /// The `_seq` of a frame cut short, if its bytes got that far.
@@ -251,10 +255,6 @@ fn kill_with_idle_exporter(
     thread::sleep(Duration::from_millis(100));
     let killed = receiver.kill_measured();
     producer.resume();
-    assert_eq!(
-        killed.held_undecoded, 0,
-        "the receiver held TLS bytes that do not form a record: the exporter was not idle"
-    );
     let read = seqs(&killed.frames);
     let mut held: BTreeSet<u64> = seqs(&killed.held).into_iter().collect();
     for partial in &killed.held_partial {
@@ -262,7 +262,12 @@ fn kill_with_idle_exporter(
         let next = read.iter().chain(held.iter()).max().map_or(0, |m| m + 1);
         held.insert(seq_in_partial(partial).unwrap_or(next));
     }
-    Kill { read, held, logged }
+    Kill {
+        read,
+        held,
+        logged,
+        undecoded: killed.held_undecoded,
+    }
 }
 
 /// Kills the receiver in the middle of a stream and restarts it on the same
@@ -295,6 +300,7 @@ fn kill_and_restart(
     producer.wait_logged(total / 3);
     first.wait_frames(100, WAIT);
     let kill = kill_with_idle_exporter(first, &producer, &provider);
+    assert_eq!(kill.undecoded, 0, "part of a TLS record was held");
     // Let the exporter notice, and the stream go on into the outage.
     thread::sleep(Duration::from_millis(300));
     let exported_at_kill = counters.snapshot().exported;
@@ -599,10 +605,22 @@ fn a_full_retry_buffer_drops_the_oldest_and_counts_them_exactly() {
 /// backlog in its kernel: before each kill it stops reading for a while. The
 /// loss is bounded exactly by what the receiver held unread at each kill, and
 /// what arrives is in order. 20 s by default; `SOAK_SECS` sets the duration
-/// (`--release --nocapture` for long runs), and `SOAK_PROCESSOR=batch` uses the
-/// batch processor instead of the direct one.
+/// (`--release --nocapture` for long runs).
 #[test]
 fn soak_through_repeated_restarts() {
+    soak(false);
+}
+
+/// The same with the batch processor: its exports come in bursts of up to a
+/// second of records, more than the receive window holds while the receiver
+/// does not read.
+#[test]
+#[ignore = "fails until acknowledged delivery lands: a kill loses the part of a burst still in the exporter's send queue (132-184 records)"]
+fn soak_through_repeated_restarts_batch() {
+    soak(true);
+}
+
+fn soak(batch: bool) {
     let secs: u64 = std::env::var("SOAK_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -618,7 +636,6 @@ fn soak_through_repeated_restarts() {
         .build()
         .expect("build");
     let counters = exporter.counters();
-    let batch = std::env::var("SOAK_PROCESSOR").is_ok_and(|p| p == "batch");
     let provider = if batch {
         tuned_provider(exporter)
     } else {
@@ -629,6 +646,7 @@ fn soak_through_repeated_restarts() {
     let producer = stream(&provider, total, pace);
     let mut arrived = Vec::new();
     let mut held = BTreeSet::new();
+    let mut undecoded = 0;
     let mut restarts = 0;
     let started = Instant::now();
     // Bounded: the stream itself lasts `secs`; a stalled one fails below.
@@ -641,6 +659,7 @@ fn soak_through_repeated_restarts() {
         thread::sleep(Duration::from_millis(50));
         let kill = kill_with_idle_exporter(receiver, &producer, &provider);
         assert!(!kill.held.is_empty(), "no backlog at kill {restarts}");
+        undecoded += kill.undecoded;
         arrived.extend(kill.read);
         held.extend(kill.held);
         thread::sleep(Duration::from_millis(300));
@@ -665,8 +684,8 @@ fn soak_through_repeated_restarts() {
     println!(
         "soak over TLS ({} processor): {:?}, {restarts} receiver restarts (0.3 s down each), \
          {total} records sent, {} received, {} missing ({} held unread at the kills, \
-         {} missing without being held: {:?}), {} duplicates, {} dropped by the exporter, \
-         {} reconnects",
+         {} missing without being held: {:?}; {undecoded} bytes of TLS records held only in \
+         part), {} duplicates, {} dropped by the exporter, {} reconnects",
         if batch { "batch" } else { "direct" },
         started.elapsed(),
         t.received,
@@ -686,6 +705,7 @@ fn soak_through_repeated_restarts() {
         "records {:?} are missing although no killed receiver held them",
         runs(&unexplained)
     );
+    assert_eq!(undecoded, 0, "parts of TLS records were held");
     // The counters, checked against what arrived.
     assert_eq!(stats.dropped(), 0, "{stats:?}");
     assert_eq!(
