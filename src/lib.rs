@@ -45,8 +45,6 @@ mod encode;
 mod error;
 mod exporter;
 mod frames;
-#[cfg(test)]
-mod fuzz;
 mod json;
 mod mapping;
 mod pipeline;

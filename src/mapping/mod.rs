@@ -41,8 +41,6 @@ pub use keys::TypeSuffixes;
 pub(crate) use mapper::Mapper;
 pub(crate) use record::{Field, FieldEncoder, FieldValue, MappedRecord};
 pub(crate) use values::EpochMicros;
-#[cfg(test)]
-pub(crate) use values::{any_json, any_json_text, is_blank};
 
 /// Default largest frame (one encoded record) the receiver accepts: Graylog's TCP input default.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;

@@ -233,27 +233,6 @@ pub(super) fn write_any_json(out: &mut Vec<u8>, value: &AnyValue) {
     }
 }
 
-/// The same text through `serde_json::Value`: the oracle of a test.
-#[cfg(test)]
-pub(crate) fn any_json(value: &AnyValue) -> serde_json::Value {
-    use serde_json::Value as J;
-    match value {
-        AnyValue::Int(i) => J::from(*i),
-        AnyValue::Double(f) if f.is_finite() => J::from(*f),
-        AnyValue::Double(f) => J::from(f.to_string()),
-        AnyValue::String(s) => J::from(s.as_str()),
-        AnyValue::Boolean(b) => J::from(*b),
-        AnyValue::Bytes(bytes) => J::from(base64_text(bytes)),
-        AnyValue::ListAny(list) => J::Array(list.iter().map(any_json).collect()),
-        AnyValue::Map(map) => J::Object(
-            map.iter()
-                .map(|(k, v)| (k.as_str().to_string(), any_json(v)))
-                .collect(),
-        ),
-        _ => J::Null,
-    }
-}
-
 pub(super) fn value_json(value: &Value) -> serde_json::Value {
     use opentelemetry::Array;
     use serde_json::Value as J;
