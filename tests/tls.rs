@@ -191,6 +191,33 @@ fn expired_server_certificate_is_refused() {
 }
 
 #[test]
+fn not_yet_valid_server_certificate_is_refused() {
+    let pki = TestPki::generate_not_yet_valid();
+    let receiver = Receiver::tls(Framing::Nul, &pki, TlsVersions::Both);
+    let error = export_error(tls_builder(&pki, "localhost", receiver.port()));
+    assert_refused(
+        &error,
+        "NotYetValid",
+        &["not valid yet", "check the clocks"],
+    );
+    assert_nothing_arrived(&receiver);
+}
+
+#[test]
+fn server_closing_without_answering_the_hello_is_named() {
+    let pki = TestPki::generate();
+    // Reads the ClientHello, answers nothing and closes.
+    let server = PlaintextAnswerer::start(b"", true);
+    let error = export_error(tls_builder(&pki, "localhost", server.port()));
+    assert_refused(
+        &error,
+        "ClosedWithoutAnswer",
+        &["closed the connection without answering", "plaintext port"],
+    );
+    assert!(server.connections() >= 1);
+}
+
+#[test]
 fn silent_plaintext_server_times_out_with_a_hint() {
     let pki = TestPki::generate();
     // A plaintext GELF input reads the ClientHello as data and waits for more.

@@ -85,6 +85,10 @@ impl Validity {
         not_before: (2020, 1, 1),
         not_after: (2021, 1, 1),
     };
+    const NOT_YET_VALID: Validity = Validity {
+        not_before: (2090, 1, 1),
+        not_after: (2099, 12, 31),
+    };
 
     fn apply(self, params: &mut CertificateParams) {
         let (y, m, d) = self.not_before;
@@ -140,6 +144,12 @@ impl TestPki {
     /// client certificate are valid).
     pub fn generate_expired() -> TestPki {
         TestPki::generate_with(Validity::EXPIRED, "djehouty test CA")
+    }
+
+    /// A PKI whose server certificate becomes valid only on 2090-01-01 (the
+    /// CA and the client certificate are valid).
+    pub fn generate_not_yet_valid() -> TestPki {
+        TestPki::generate_with(Validity::NOT_YET_VALID, "djehouty test CA")
     }
 
     fn generate_with(server_validity: Validity, ca_name: &str) -> TestPki {
