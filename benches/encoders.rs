@@ -47,7 +47,6 @@
 //!
 //! `cargo test --benches` runs every benchmark once, as a smoke test.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::future::Future;
 use std::hint::black_box;
@@ -62,42 +61,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use djehouty::{Exporter, Format, Gelf, Ltsv};
+use djehouty_testkit::alloc::{allocations, CountingAlloc};
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::{InstrumentationScope, Key, KeyValue};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLogRecord, SdkLoggerProvider};
 use opentelemetry_sdk::Resource;
-
-/// The system allocator, counting allocations (and reallocations).
-struct CountingAlloc;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the only
-// addition is a relaxed counter increment, which cannot allocate.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
@@ -432,9 +400,9 @@ fn bench_shape<F: Format>(
     // Warm (keys cached, buffer grown): what every later batch allocates. The
     // exporter's own threads are idle meanwhile (nothing is sent).
     out.clear();
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     exporter.encode_batch(&LogBatch::new(&data), &mut out);
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = allocations() - before;
     eprintln!(
         "{format}_encode/{shape}: {:.2} allocations/record ({allocations} per batch of {BATCH})",
         allocations as f64 / BATCH as f64

@@ -5,7 +5,7 @@
 //! unless backpressure is asked for, and then only while delivery is healthy,
 //! and shutdown reports what it could not deliver.
 
-mod support;
+use djehouty_testkit as support;
 
 use std::thread;
 use std::time::{Duration, Instant};

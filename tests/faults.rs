@@ -6,7 +6,7 @@
 //! Every record carries a sequence number (`_seq`), so each test knows exactly
 //! which records arrived, which are missing and whether any came twice.
 
-mod support;
+use djehouty_testkit as support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

@@ -11,8 +11,7 @@
 //! properties, with their oracles on what each attribute becomes, are in
 //! `properties.rs`; both draw records from the same generators.
 
-mod common;
-mod support;
+use djehouty_testkit as support;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,8 +28,8 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config, TestRunner};
 
-use common::generators::*;
-use common::oracles::*;
+use support::generators::*;
+use support::oracles::*;
 use support::{assert_graylog_accepts, assert_ltsv_line_ok, show_bytes};
 
 /// Cases per property when `PROPTEST_CASES` is not set.

@@ -2,7 +2,7 @@
 //! sent through `tracing` and `log`, the SDK processors, runtimes, framing,
 //! oversized records and reconnection.
 
-mod support;
+use djehouty_testkit as support;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! once it is raised, the endpoint down at start, an answer that comes too
 //! late (at least once), and LTSV refused.
 
-mod support;
+use djehouty_testkit as support;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The OVHcloud Logs Data Platform profile: LDP's ports, the token on every
 //! record under the name each format needs, typed field names, no `source`.
 
-mod support;
+use djehouty_testkit as support;
 
 use std::time::Duration;
 

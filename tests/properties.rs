@@ -3,8 +3,7 @@
 //! as exactly one frame that the strict GELF / LTSV checkers accept whole, with
 //! no attribute silently lost.
 
-mod common;
-mod support;
+use djehouty_testkit as support;
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
@@ -12,8 +11,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use common::generators::*;
-use common::oracles::*;
 use djehouty::{GelfExporter, LtsvExporter};
 use opentelemetry::logs::{AnyValue, LoggerProvider as _};
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -22,6 +19,8 @@ use opentelemetry_sdk::Resource;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
+use support::generators::*;
+use support::oracles::*;
 use support::{assert_graylog_accepts, assert_ltsv_line_ok, show_bytes, Framing, Receiver};
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -3,7 +3,7 @@
 //! `log`, with resource attributes and trace context; every field is checked on
 //! the exact received bytes and on rsyslog's own JSON parse, and none may be lost.
 
-mod support;
+use djehouty_testkit as support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

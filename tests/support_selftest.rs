@@ -2,7 +2,7 @@
 //! receiver, the private rsyslogd and the Graylog / LTSV checkers, exercised
 //! with hand-written frames and raw TCP and rustls clients.
 
-mod support;
+use djehouty_testkit as support;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;

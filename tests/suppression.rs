@@ -3,7 +3,7 @@
 //! exporter emits while reconnecting on its I/O threads are not exported.
 //! Alone in its test binary because it installs a global subscriber.
 
-mod support;
+use djehouty_testkit as support;
 
 use std::time::Duration;
 

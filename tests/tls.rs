@@ -4,7 +4,7 @@
 //! refused) that name their cause and deliver nothing; mutual TLS; the
 //! dangerous opt-out for tests; configuration errors from `build()`.
 
-mod support;
+use djehouty_testkit as support;
 
 use std::io::{Read as _, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream};

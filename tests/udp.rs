@@ -4,7 +4,7 @@
 //! message ids, an unreachable port, and the settings `build()` refuses (a
 //! framing among them).
 
-mod support;
+use djehouty_testkit as support;
 
 use std::collections::HashSet;
 use std::time::Duration;

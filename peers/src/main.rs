@@ -52,7 +52,6 @@
 //! and, in quick mode, when a djehouty row loses a record.
 
 mod measure;
-mod pki;
 mod shippers;
 mod sink;
 mod validate;
@@ -66,6 +65,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use djehouty_testkit::TestPki;
 use measure::CountingAlloc;
 use shippers::{BatchSettings, Ctx, Run};
 use sink::{Format, Report, Sink};
@@ -741,12 +741,12 @@ fn main() -> ExitCode {
 fn bench() -> Result<bool, String> {
     let options = options()?;
     let versions = versions();
-    let pki = Arc::new(pki::Pki::generate()?);
+    let pki = Arc::new(TestPki::generate());
     // gelf_logger's TLS (native-tls, OpenSSL) trusts only the system's roots
     // and the file named here, read when its first connector is made. Set
     // before any other thread exists.
-    std::env::set_var("SSL_CERT_FILE", pki.ca_pem());
-    let sink = Arc::new(Mutex::new(Sink::spawn(&pki.dir())?));
+    std::env::set_var("SSL_CERT_FILE", &pki.ca_pem);
+    let sink = Arc::new(Mutex::new(Sink::spawn(pki.dir.path())?));
 
     let mut rows = rows(&versions);
     if !options.only.is_empty() {

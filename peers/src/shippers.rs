@@ -23,8 +23,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::measure::{now_ns, thread_cpu_seconds};
-use crate::pki::{server_name, Pki};
 use crate::sink::Sink;
+use djehouty_testkit::{TestPki, TlsVersions};
 
 /// Records between two updates of the progress counter.
 const PROGRESS_EVERY: usize = 1024;
@@ -37,7 +37,7 @@ const SHUTDOWN_LIMIT: Duration = Duration::from_secs(60);
 pub struct Ctx {
     pub records: usize,
     pub sink: Arc<Mutex<Sink>>,
-    pub pki: Arc<Pki>,
+    pub pki: Arc<TestPki>,
     /// Frames pre-encoded once, written in turn by the limit rows.
     pub pool: Arc<Vec<Vec<u8>>>,
     /// The batch processor settings of the djehouty and SDK-only rows.
@@ -188,7 +188,7 @@ pub fn limit(ctx: &Ctx, port: u16, tls: bool) -> Result<Run, String> {
     run.start_ns = now_ns();
     let started = Instant::now();
     if tls {
-        let conn = ClientConnection::new(ctx.pki.client_config()?, server_name())
+        let conn = ClientConnection::new(ctx.pki.client_config(TlsVersions::Both), server_name())
             .map_err(|e| format!("TLS client: {e}"))?;
         let mut stream = StreamOwned::new(conn, tcp);
         write_pool(ctx, &mut stream)?;
@@ -354,7 +354,7 @@ fn djehouty_with<F: djehouty::Format>(
     if tls {
         builder = builder
             .with_endpoint(format!("tls://127.0.0.1:{port}"))
-            .with_ca_file(ctx.pki.ca_pem());
+            .with_ca_file(&ctx.pki.ca_pem);
     } else {
         builder = builder.with_endpoint(format!("tcp://127.0.0.1:{port}"));
     }
@@ -507,7 +507,11 @@ pub fn tracing_gelf(ctx: &Ctx, port: u16, tls: bool) -> Result<Run, String> {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let (layer, connection) = if tls {
         let (layer, mut handle) = tracing_gelf::Logger::builder()
-            .connect_tls(address, server_name(), ctx.pki.client_config()?)
+            .connect_tls(
+                address,
+                server_name(),
+                ctx.pki.client_config(TlsVersions::Both),
+            )
             .map_err(|e| format!("tracing-gelf: {e}"))?;
         (layer, runtime.spawn(async move { handle.connect().await }))
     } else {
@@ -643,4 +647,9 @@ pub fn gelf_logger(ctx: &Ctx, port: u16, tls: bool) -> Result<Run, String> {
         ));
     }
     Ok(run)
+}
+
+/// The name every TLS client checks the sink's certificate against.
+fn server_name() -> rustls::pki_types::ServerName<'static> {
+    rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into())
 }

@@ -31,7 +31,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use crate::measure::now_ns;
@@ -134,22 +135,19 @@ struct Chunk {
     at: u64,
 }
 
-/// Runs the sink until its stdin closes. `dir` holds the server certificate
-/// (`server.der`) and its PKCS#8 key (`server.key.der`).
+/// Runs the sink until its stdin closes. `dir` holds the test PKI's server
+/// certificate (`cert.pem`) and its key (`key.pem`).
 pub fn run_child(dir: &Path) -> Result<(), String> {
-    let cert = std::fs::read(dir.join("server.der"))
+    let cert = CertificateDer::from_pem_file(dir.join("cert.pem"))
         .map_err(|e| format!("sink: cannot read the server certificate: {e}"))?;
-    let key = std::fs::read(dir.join("server.key.der"))
+    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem"))
         .map_err(|e| format!("sink: cannot read the server key: {e}"))?;
     let tls =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("sink: TLS versions: {e}"))?
             .with_no_client_auth()
-            .with_single_cert(
-                vec![CertificateDer::from(cert)],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
-            )
+            .with_single_cert(vec![cert], key)
             .map_err(|e| format!("sink: TLS certificate: {e}"))?;
     // No TLS 1.3 session tickets: a client that closes its socket without
     // reading them (gelf_logger's native-tls stream does) would make the

@@ -69,7 +69,7 @@ pub fn direct_provider_with_counters<F: Format>(
 pub fn the_three_records_arrive_through(
     make: impl FnOnce(djehouty::GelfExporterBuilder) -> SdkLoggerProvider,
 ) {
-    use crate::support::{assert_graylog_accepts, Framing, Receiver};
+    use crate::{assert_graylog_accepts, Framing, Receiver};
     let receiver = Receiver::tcp(Framing::Nul);
     let provider = make(
         djehouty::GelfExporter::builder()

@@ -1,8 +1,8 @@
-//! Shared test support for the integration tests.
+//! Test support for djehouty's integration tests, its benchmarks and the
+//! peer benchmark: a dev-only crate of the workspace, compiled once. The
+//! tests use it as `support` (`use djehouty_testkit as support;`):
 //!
-//! Each integration test binary includes this module with `mod support;` and
-//! uses the parts it needs:
-//!
+//! - [`alloc`]: a counting global allocator, for the benchmarks.
 //! - [`blackhole`]: a TCP listener that accepts and never reads
 //!   ([`blackhole::BlackHole`]).
 //! - [`certs`]: a throw-away PKI ([`certs::TestPki`]: a CA and a `localhost`
@@ -19,16 +19,21 @@
 //!   [`graylog::assert_ltsv_line_ok`]).
 //! - [`udp`]: an in-process GELF UDP receiver ([`udp::UdpReceiver`]) that
 //!   reassembles chunks in any order and decompresses GZIP and ZLIB.
+//! - [`pipeline`]: exporters and providers wired to those receivers, and
+//!   numbered streams to count what arrived.
+//! - [`generators`] and [`oracles`]: arbitrary records for the property and
+//!   fuzz tests, and checks of their own (serde_json, the `base64` decoder,
+//!   Graylog's blankness rule written out).
 //!
 //! Everything listens on loopback addresses only and every wait is bounded.
 
-// Each test binary uses only part of this module, re-exports included.
-#![allow(dead_code, unused_imports)]
-
+pub mod alloc;
 pub mod blackhole;
 pub mod certs;
+pub mod generators;
 pub mod graylog;
 pub mod http;
+pub mod oracles;
 pub mod pipeline;
 pub mod receiver;
 pub mod rsyslog;
