@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use crate::config::{Config, Scheme};
+use crate::config::{Config, Endpoint, Scheme};
 use crate::error::{Error, Result};
 use crate::frames::FrameRun;
 use crate::stats::Counters;
@@ -45,6 +45,22 @@ pub(crate) enum Transport {
     Http(Box<http::HttpLink>),
     /// UDP (GELF only): each message one datagram, or GELF chunks.
     Udp(udp::UdpLink),
+}
+
+/// A write that failed: one that made no progress for `limit` (an
+/// `io::ErrorKind::TimedOut`) is a write timeout, any other an I/O error,
+/// both naming the endpoint.
+pub(crate) fn write_error(endpoint: &Endpoint, source: io::Error, limit: Duration) -> Error {
+    let endpoint = endpoint.to_string();
+    if source.kind() == io::ErrorKind::TimedOut {
+        Error::Timeout {
+            step: "write",
+            endpoint,
+            timeout: limit,
+        }
+    } else {
+        Error::Write { endpoint, source }
+    }
 }
 
 /// Records done with but dropped rather than delivered: refused for good by

@@ -12,7 +12,7 @@ use crate::stats::Counters;
 use crate::transport::backoff::Backoff;
 use crate::transport::connect::connect;
 use crate::transport::tls::TlsSettings;
-use crate::transport::Connection;
+use crate::transport::{write_error, Connection};
 /// A connection that fails after living this long was healthy: the next
 /// connection is attempted at once. One that fails sooner counts as another
 /// failure in a row, so an endpoint that accepts and then drops connections
@@ -119,17 +119,7 @@ impl Link {
             Ok(()) => (written, Ok(())),
             Err(source) => {
                 self.drop_connection();
-                let endpoint = self.endpoint.to_string();
-                let error = if source.kind() == std::io::ErrorKind::TimedOut {
-                    Error::Timeout {
-                        step: "write",
-                        endpoint,
-                        timeout: limit,
-                    }
-                } else {
-                    Error::Write { endpoint, source }
-                };
-                (written, Err(error))
+                (written, Err(write_error(&self.endpoint, source, limit)))
             }
         }
     }

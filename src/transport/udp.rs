@@ -35,6 +35,7 @@ use crate::frames::FrameRun;
 use crate::stats::Counters;
 use crate::transport::backoff::Backoff;
 use crate::transport::connect::connecting;
+use crate::transport::write_error;
 
 /// The UDP "connection": a connected socket, replaced after a failure.
 pub(crate) struct UdpLink {
@@ -140,16 +141,7 @@ impl UdpLink {
                 Err(SendError::Io(source)) => {
                     self.socket = None;
                     self.note_failure();
-                    let endpoint = self.endpoint.to_string();
-                    let error = if source.kind() == io::ErrorKind::TimedOut {
-                        Error::Timeout {
-                            step: "write",
-                            endpoint,
-                            timeout: self.timeouts.write,
-                        }
-                    } else {
-                        Error::Write { endpoint, source }
-                    };
+                    let error = write_error(&self.endpoint, source, self.timeouts.write);
                     return (sent, Err(error));
                 }
             }
