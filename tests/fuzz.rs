@@ -43,30 +43,6 @@ const FRAMINGS: [Framing; 2] = [Framing::Nul, Framing::Newline];
 /// Bytes already in the output buffer: the encoder must append after them.
 const PREFIX: &[u8] = b"{\"earlier\":\"frame\"}\0earlier\tline\n";
 const MARKER: &str = " [truncated]";
-/// Names Graylog reserves for itself.
-const RESERVED: &[&str] = &[
-    "version",
-    "host",
-    "short_message",
-    "full_message",
-    "timestamp",
-    "level",
-    "facility",
-    "line",
-    "file",
-    "id",
-    "source",
-    "message",
-    "streams",
-    "time",
-    "_id",
-    "_ttl",
-    "_source",
-    "_all",
-    "_index",
-    "_type",
-    "_score",
-];
 
 fn config() -> Config {
     let mut config = Config {
@@ -262,32 +238,10 @@ fn scope(options: &Options) -> InstrumentationScope {
     scope.build()
 }
 
-fn sdk_record(logger: &SdkLogger, case: &Case) -> SdkLogRecord {
-    let record = &case.record;
-    let mut rec = logger.create_log_record();
-    if let Some(body) = &record.body {
-        rec.set_body(body.clone());
-    }
-    if let Some(severity) = record.severity {
-        rec.set_severity_number(severity);
-    }
-    if let Some(text) = &record.severity_text {
-        rec.set_severity_text(leak(text));
-    }
-    if let Some(time) = record.timestamp {
-        rec.set_timestamp(time);
-    }
+fn case_record(logger: &SdkLogger, case: &Case) -> SdkLogRecord {
+    let mut rec = sdk_record(logger, &case.record);
     if let Some(time) = case.observed {
         rec.set_observed_timestamp(time);
-    }
-    if let Some(target) = &record.target {
-        rec.set_target(target.clone());
-    }
-    if let Some(name) = &record.event_name {
-        rec.set_event_name(leak(name));
-    }
-    for (key, value) in &record.attributes {
-        rec.add_attribute(Key::from(key.clone()), value.clone());
     }
     if let Some((trace_id, span_id, flags)) = case.trace {
         rec.set_trace_context(
@@ -363,7 +317,7 @@ fn encode_all<F: Format>(
     check: impl Fn(&[u8]),
 ) {
     let scope = scope(options);
-    let records: Vec<SdkLogRecord> = cases.iter().map(|c| sdk_record(logger, c)).collect();
+    let records: Vec<SdkLogRecord> = cases.iter().map(|c| case_record(logger, c)).collect();
     // An exporter whose resource was set before: the last one counts.
     // One resource for all: the order of its attributes is a hash map's.
     let resource = Resource::builder_empty()

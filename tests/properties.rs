@@ -38,30 +38,6 @@ const SMALL_FRAME: usize = 4096;
 // What the mapping rules promise
 // ---------------------------------------------------------------------------
 
-const RESERVED_KEYS: &[&str] = &[
-    "version",
-    "host",
-    "short_message",
-    "full_message",
-    "timestamp",
-    "level",
-    "facility",
-    "line",
-    "file",
-    "id",
-    "source",
-    "message",
-    "streams",
-    "time",
-    "_id",
-    "_ttl",
-    "_source",
-    "_all",
-    "_index",
-    "_type",
-    "_score",
-];
-
 /// A field name as the exporter writes it (dots replaced), without any prefix.
 fn normalized(raw: &str) -> String {
     let mut key: String = if raw.is_empty() {
@@ -77,7 +53,7 @@ fn normalized(raw: &str) -> String {
             })
             .collect()
     };
-    if RESERVED_KEYS.contains(&key.as_str()) {
+    if RESERVED.contains(&key.as_str()) {
         key.push('_');
     } else if key.starts_with("gl2_") {
         key.insert(0, '_');

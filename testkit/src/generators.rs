@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, Severity};
 use opentelemetry::Key;
-use opentelemetry_sdk::logs::SdkLogger;
+use opentelemetry_sdk::logs::{SdkLogRecord, SdkLogger};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
@@ -97,7 +97,8 @@ pub fn leak(text: &str) -> &'static str {
     Box::leak(text.to_owned().into_boxed_str())
 }
 
-pub fn emit(logger: &SdkLogger, record: &Record) {
+/// `record` as the SDK's record, ready to emit.
+pub fn sdk_record(logger: &SdkLogger, record: &Record) -> SdkLogRecord {
     let mut rec = logger.create_log_record();
     if let Some(body) = &record.body {
         rec.set_body(body.clone());
@@ -120,7 +121,11 @@ pub fn emit(logger: &SdkLogger, record: &Record) {
     for (key, value) in &record.attributes {
         rec.add_attribute(Key::from(key.clone()), value.clone());
     }
-    logger.emit(rec);
+    rec
+}
+
+pub fn emit(logger: &SdkLogger, record: &Record) {
+    logger.emit(sdk_record(logger, record));
 }
 
 // ---------------------------------------------------------------------------

@@ -73,3 +73,29 @@ pub fn json_close(got: &Value, want: &Value) -> bool {
         (g, w) => g == w,
     }
 }
+
+/// Names Graylog and its index reserve: a user's field of that name must be
+/// renamed. Written out here, apart from the exporter's own list.
+pub const RESERVED: &[&str] = &[
+    "version",
+    "host",
+    "short_message",
+    "full_message",
+    "timestamp",
+    "level",
+    "facility",
+    "line",
+    "file",
+    "id",
+    "source",
+    "message",
+    "streams",
+    "time",
+    "_id",
+    "_ttl",
+    "_source",
+    "_all",
+    "_index",
+    "_type",
+    "_score",
+];
