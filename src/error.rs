@@ -134,18 +134,17 @@ pub enum Error {
     /// A network step did not complete in time.
     ///
     /// A TLS handshake to which the server never answered has the step
-    /// `"TLS handshake"`, and its message says the port may be a plaintext one: a
-    /// plaintext input reads the ClientHello as data and waits for more. A server
-    /// that answered and then stalled has the step
-    /// `"TLS handshake (the server stopped answering)"`.
+    /// [`Step::Handshake`], and its message says the port may be a plaintext
+    /// one: a plaintext input reads the ClientHello as data and waits for
+    /// more. A server that answered and then stalled has the step
+    /// [`Step::HandshakeStalled`].
     #[error(
         "{step} with {endpoint} timed out after {timeout:?}{}",
-        timeout_hint(step)
+        timeout_hint(*step)
     )]
     Timeout {
-        /// The step that timed out: "connect", "TLS handshake", "write" or
-        /// "HTTP request" (sending a request and reading its answer).
-        step: &'static str,
+        /// The step that timed out.
+        step: Step,
         /// The endpoint.
         endpoint: String,
         /// The time allowed.
@@ -257,18 +256,44 @@ pub(crate) fn http_status_hint(status: u16) -> &'static str {
     }
 }
 
-/// The step name of a TLS handshake the server never answered.
-pub(crate) const STEP_HANDSHAKE_NO_ANSWER: &str = "TLS handshake";
-/// The step name of a TLS handshake the server answered and then stalled.
-pub(crate) const STEP_HANDSHAKE_STALLED: &str = "TLS handshake (the server stopped answering)";
+/// A step of talking to the endpoint that has a time limit; carried by
+/// [`Error::Timeout`]. New steps may be added, so a `match` needs a
+/// catch-all arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Step {
+    /// Establishing the TCP connection (or, for UDP, the socket).
+    Connect,
+    /// The TLS handshake, to which the server never answered.
+    Handshake,
+    /// The TLS handshake, which the server answered and then stopped.
+    HandshakeStalled,
+    /// Writing records: no progress for the write timeout.
+    Write,
+    /// Sending an HTTP request and reading its answer.
+    HttpRequest,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Connect => "connect",
+            Step::Handshake => "TLS handshake",
+            Step::HandshakeStalled => "TLS handshake (the server stopped answering)",
+            Step::Write => "write",
+            Step::HttpRequest => "HTTP request",
+        })
+    }
+}
 
 /// What to add to a timeout's message.
-fn timeout_hint(step: &str) -> &'static str {
-    if step == STEP_HANDSHAKE_NO_ANSWER {
-        ": the server never answered the TLS ClientHello; it may be a plaintext port \
-         (use the receiver's TLS port, or a `tcp://` endpoint if plaintext is intended)"
-    } else {
-        ""
+fn timeout_hint(step: Step) -> &'static str {
+    match step {
+        Step::Handshake => {
+            ": the server never answered the TLS ClientHello; it may be a plaintext port \
+             (use the receiver's TLS port, or a `tcp://` endpoint if plaintext is intended)"
+        }
+        _ => "",
     }
 }
 

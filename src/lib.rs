@@ -56,7 +56,7 @@ mod transport;
 
 pub use config::{Compression, Endpoint, ExporterBuilder, Framing, Scheme};
 pub use encode::{Format, Gelf, Ltsv};
-pub use error::{Error, Result, TlsFailure};
+pub use error::{Error, Result, Step, TlsFailure};
 pub use exporter::{
     Exporter, GelfExporter, GelfExporterBuilder, LtsvExporter, LtsvExporterBuilder,
 };

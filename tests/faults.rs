@@ -521,9 +521,15 @@ fn never_reads_does_not_stall(make: fn(djehouty::GelfExporter) -> SdkLoggerProvi
     let slowest_bound = (unblocked_slowest * 10).max(Duration::from_millis(50));
     let (logging_time, slowest, calls) = log_filler_records(&provider, total_bound);
     wait_stats(&counters, "a write timeout", |s| {
-        s.last_error
-            .as_deref()
-            .is_some_and(|e| matches!(e, djehouty::Error::Timeout { step: "write", .. }))
+        s.last_error.as_deref().is_some_and(|e| {
+            matches!(
+                e,
+                djehouty::Error::Timeout {
+                    step: djehouty::Step::Write,
+                    ..
+                }
+            )
+        })
     });
     // The stalled connection was dropped and replaced.
     let stats = wait_stats(&counters, "a replaced connection", |s| s.connections >= 2);

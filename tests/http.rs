@@ -521,7 +521,7 @@ fn an_answer_that_comes_too_late_means_the_record_is_sent_again() {
     assert_eq!(stats.exported, 3, "{stats:?}");
     assert!(stats.failures >= 1, "{stats:?}");
     match stats.last_error.as_deref() {
-        Some(Error::Timeout { step, .. }) => assert_eq!(*step, "HTTP request"),
+        Some(Error::Timeout { step, .. }) => assert_eq!(*step, djehouty::Step::HttpRequest),
         other => panic!("last error {other:?}"),
     }
 }

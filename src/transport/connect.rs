@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use super::tls::TlsSettings;
 use super::Stream;
 use crate::config::{Endpoint, Timeouts};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Step};
 
 /// Connects to the endpoint (every resolved address in turn) and, with
 /// `tls`, shakes hands. A TLS endpoint without TLS settings is refused
@@ -50,7 +50,7 @@ pub(crate) async fn connecting<T>(
             source,
         }),
         Err(_) => Err(Error::Timeout {
-            step: "connect",
+            step: Step::Connect,
             endpoint: endpoint.to_string(),
             timeout: limit,
         }),

@@ -32,7 +32,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::config::{Config, Endpoint, Scheme};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Step};
 use crate::frames::FrameRun;
 use crate::stats::Counters;
 
@@ -54,7 +54,7 @@ pub(crate) fn write_error(endpoint: &Endpoint, source: io::Error, limit: Duratio
     let endpoint = endpoint.to_string();
     if source.kind() == io::ErrorKind::TimedOut {
         Error::Timeout {
-            step: "write",
+            step: Step::Write,
             endpoint,
             timeout: limit,
         }

@@ -42,7 +42,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::config::{Endpoint, TlsOptions};
-use crate::error::{Error, Result, TlsFailure, STEP_HANDSHAKE_NO_ANSWER, STEP_HANDSHAKE_STALLED};
+use crate::error::{Error, Result, Step, TlsFailure};
 
 /// Longest wait, after a TLS 1.3 handshake in which the server asked for a
 /// client certificate, for the server to accept (session tickets) or refuse (an
@@ -165,9 +165,9 @@ impl TlsSettings {
             Err(_) => {
                 return Err(Error::Timeout {
                     step: if heard {
-                        STEP_HANDSHAKE_STALLED
+                        Step::HandshakeStalled
                     } else {
-                        STEP_HANDSHAKE_NO_ANSWER
+                        Step::Handshake
                     },
                     endpoint: endpoint.to_string(),
                     timeout: limit,

@@ -71,7 +71,7 @@ mod connector;
 mod status;
 
 use crate::config::{Config, Endpoint, HttpOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Step};
 use crate::frames::FrameRun;
 use crate::stats::Counters;
 use crate::transport::backoff::Backoff;
@@ -103,8 +103,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// At most one warning about refused records per this period; the others are
 /// summed up in the next warning.
 const REJECTION_WARN_EVERY: Duration = Duration::from_secs(60);
-/// The step of a request that timed out.
-const STEP_REQUEST: &str = "HTTP request";
 
 /// The HTTP client of one endpoint, owned by the delivery task.
 pub(crate) struct HttpLink {
@@ -318,7 +316,7 @@ impl HttpLink {
             Ok(Err(error)) => return Answer::Failed(self.request_error(error), None),
             Err(_) => {
                 let error = Error::Timeout {
-                    step: STEP_REQUEST,
+                    step: Step::HttpRequest,
                     endpoint: self.endpoint.to_string(),
                     timeout: limit,
                 };
