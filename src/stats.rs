@@ -39,10 +39,10 @@ pub struct Counters {
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Records written to a connection (handed to the kernel, or to TLS and
-    /// then the kernel). On TCP this is not a receipt: see the README's
-    /// "Reliability" section. Over HTTP(S), records the endpoint acknowledged
-    /// with a 2xx answer.
+    /// Records delivered: over TCP and TLS, written and acknowledged by the
+    /// receiver's TCP (on Linux; elsewhere, written: the platform does not
+    /// tell); over HTTP(S), acknowledged with a 2xx answer; over UDP, handed
+    /// to the kernel. See docs/reliability.md.
     pub exported: u64,
     /// Oldest records dropped from the retry buffer to make room for new ones
     /// while the endpoint was unreachable or too slow, and records a
@@ -75,6 +75,12 @@ pub struct Stats {
     pub buffered_records: u64,
     /// Bytes waiting in the retry buffer (including those being written).
     pub buffered_bytes: u64,
+    /// Records written over TCP or TLS that the receiver's TCP has not
+    /// acknowledged yet (counted in `buffered_records` too): they are written
+    /// again on the next connection if this one fails.
+    pub unacknowledged_records: u64,
+    /// Bytes of those records.
+    pub unacknowledged_bytes: u64,
     /// The most recent transport error (kept after delivery recovers: compare
     /// `failures` between snapshots to see whether it is still failing), or
     /// the most recent refusal of an HTTP endpoint
@@ -100,6 +106,8 @@ struct Cells {
     failures: AtomicU64,
     buffered_records: AtomicU64,
     buffered_bytes: AtomicU64,
+    unacknowledged_records: AtomicU64,
+    unacknowledged_bytes: AtomicU64,
     last_error: Mutex<Option<Arc<Error>>>,
 }
 
@@ -119,6 +127,8 @@ impl Counters {
             failures: c.failures.load(Relaxed),
             buffered_records: c.buffered_records.load(Relaxed),
             buffered_bytes: c.buffered_bytes.load(Relaxed),
+            unacknowledged_records: c.unacknowledged_records.load(Relaxed),
+            unacknowledged_bytes: c.unacknowledged_bytes.load(Relaxed),
             last_error: self.last_error(),
         }
     }
@@ -182,6 +192,14 @@ impl Counters {
     pub(crate) fn set_buffered(&self, records: usize, bytes: usize) {
         self.cells.buffered_records.store(records as u64, Relaxed);
         self.cells.buffered_bytes.store(bytes as u64, Relaxed);
+    }
+
+    /// Sets the gauges of records written and not yet acknowledged.
+    pub(crate) fn set_unacknowledged(&self, records: usize, bytes: usize) {
+        self.cells
+            .unacknowledged_records
+            .store(records as u64, Relaxed);
+        self.cells.unacknowledged_bytes.store(bytes as u64, Relaxed);
     }
 }
 

@@ -250,7 +250,23 @@ fn kill_with_idle_exporter(
     let logged = producer.pause();
     provider
         .force_flush()
-        .expect("everything logged so far is written");
+        .expect("everything logged so far is delivered");
+    kill_paused(receiver, producer, logged)
+}
+
+/// Kills `receiver`, which stopped reading, once the exporter has written
+/// what it could: the stream is paused first, and the receiver's full window
+/// keeps anything more from reaching it between its peek and the close (a
+/// flush cannot end: the receiver acknowledges nothing more).
+fn kill_stalled(receiver: Receiver, producer: &Producer) -> Kill {
+    let logged = producer.pause();
+    thread::sleep(Duration::from_millis(300));
+    kill_paused(receiver, producer, logged)
+}
+
+/// The kill of [`kill_with_idle_exporter`] and [`kill_stalled`], with the
+/// stream paused after `logged` records.
+fn kill_paused(receiver: Receiver, producer: &Producer, logged: u64) -> Kill {
     // Loopback hands written bytes over within the write; a margin anyway.
     thread::sleep(Duration::from_millis(100));
     let killed = receiver.kill_measured();
@@ -261,6 +277,15 @@ fn kill_with_idle_exporter(
         // Frames are written in order: a cut one follows every complete one.
         let next = read.iter().chain(held.iter()).max().map_or(0, |m| m + 1);
         held.insert(seq_in_partial(partial).unwrap_or(next));
+    }
+    // Unread bytes that start inside a TLS record (the receiver had taken
+    // its first part off the socket, but not the whole record) cannot be
+    // decrypted: the frames between the last one read and the first one
+    // decrypted were held too, unnamed.
+    if killed.held_undecoded > 0 {
+        if let (Some(&last_read), Some(&first_held)) = (read.iter().max(), held.first()) {
+            held.extend(last_read + 1..first_held);
+        }
     }
     Kill {
         read,
@@ -401,7 +426,6 @@ fn receiver_killed_and_restarted_mid_stream_tls_direct() {
 /// receive window, then dies: the frames still in the exporter's own send
 /// queue never reached it, and must not be lost either.
 #[test]
-#[ignore = "fails until acknowledged delivery lands: ~1,175 records still in the exporter's send queue are lost at the kill"]
 fn receiver_killed_with_a_backlog_beyond_its_window() {
     let first = Receiver::bind(free_port(), Framing::Nul, None).expect("bind");
     let addr = first.addr();
@@ -418,7 +442,7 @@ fn receiver_killed_with_a_backlog_beyond_its_window() {
     first.pause_reading();
     // About 1,500 records of some 300 bytes: more than the window.
     thread::sleep(Duration::from_millis(750));
-    let kill = kill_with_idle_exporter(first, &producer, &provider);
+    let kill = kill_stalled(first, &producer);
     thread::sleep(Duration::from_millis(300));
     let second = Receiver::bind(addr, Framing::Nul, None).expect("restart the receiver");
     producer.join();
@@ -621,7 +645,7 @@ fn soak_through_repeated_restarts() {
 /// second of records, more than the receive window holds while the receiver
 /// does not read.
 #[test]
-#[ignore = "fails until acknowledged delivery lands: a kill loses the part of a burst still in the exporter's send queue (132-184 records)"]
+#[ignore = "at one kill in two runs, 45 and 131 records were neither read, held nor written again, in one run ending where the held frames begin; whether the receiver's measurement or the exporter misses them is not known yet"]
 fn soak_through_repeated_restarts_batch() {
     soak(true);
 }
@@ -711,7 +735,6 @@ fn soak(batch: bool) {
         "records {:?} are missing although no killed receiver held them",
         runs(&unexplained)
     );
-    assert_eq!(undecoded, 0, "parts of TLS records were held");
     // The counters, checked against what arrived.
     assert_eq!(stats.dropped(), 0, "{stats:?}");
     assert_eq!(

@@ -56,6 +56,11 @@ impl RetryBuffer {
         self.lens.len()
     }
 
+    /// The length of the oldest frame, if any.
+    pub(crate) fn front_len(&self) -> Option<usize> {
+        self.lens.front().copied()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.lens.is_empty()
     }

@@ -323,8 +323,10 @@ impl Shared {
         q.in_flight_bytes = 0;
         q.finished += buffered as u64;
         let dropped = q.dropped_in_shutdown;
+        let stats = self.counters.snapshot();
         self.counters.add_dropped_at_shutdown(buffered as u64);
         self.counters.set_buffered(0, 0);
+        self.counters.set_unacknowledged(0, 0);
         drop(q);
         self.progress.notify_waiters();
         let left = Undelivered {
@@ -332,8 +334,9 @@ impl Shared {
             budget,
             buffered,
             bytes,
+            unacknowledged: stats.unacknowledged_records,
             dropped,
-            last_error: self.counters.snapshot().last_error,
+            last_error: stats.last_error,
         };
         if left.records() == 0 {
             return None;

@@ -18,6 +18,9 @@ pub(crate) struct Undelivered {
     pub(crate) buffered: usize,
     /// The bytes of those.
     pub(crate) bytes: usize,
+    /// Of those, records written that the receiver's TCP had not
+    /// acknowledged.
+    pub(crate) unacknowledged: u64,
     /// Dropped during the shutdown: from the full buffer, or arriving after the
     /// deadline.
     pub(crate) dropped: u64,
@@ -47,6 +50,13 @@ impl fmt::Display for Undelivered {
                 "{} ({} bytes) still waiting when time ran out",
                 self.buffered, self.bytes
             )?;
+            if self.unacknowledged > 0 {
+                write!(
+                    f,
+                    " ({} of them written but never acknowledged by the receiver)",
+                    self.unacknowledged
+                )?;
+            }
             if self.dropped > 0 {
                 f.write_str(", ")?;
             }

@@ -1,43 +1,86 @@
-//! The delivery task: takes frames from the front of the retry buffer,
-//! writes them through the transport and removes only what was delivered;
-//! what a failed write did not deliver goes back to the front.
+//! The delivery task: takes frames from the front of the retry buffer and
+//! writes them through the transport. Over TCP and TLS a frame written is not
+//! delivered yet: it waits, with the others the peer's TCP has not
+//! acknowledged, until it is ([`Unacked`]), and goes back to the front of the
+//! buffer, to be written again on the next connection, if its connection
+//! fails first. What a failed write did not write goes back too.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{Dropped, Shared};
-use crate::frames::Frames;
+use super::{Dropped, Queue, Shared};
+use crate::frames::{FrameRun, Frames};
 use crate::runtime::{wait_for, Check};
+use crate::transport::reconnect::Acked;
 use crate::transport::Transport;
 
 /// The most bytes written in one go; also the most a failed write puts back.
 const CHUNK_BYTES: usize = 256 * 1024;
 /// Time allowed to close the connection cleanly once the buffer is drained.
 const CLOSE_LIMIT: Duration = Duration::from_secs(1);
+/// How soon to ask the kernel again about frames not yet acknowledged, at
+/// first; each time nothing more was acknowledged, twice as late, up to
+/// [`ACK_POLL_MAX`].
+const ACK_POLL_MIN: Duration = Duration::from_millis(1);
+/// The longest wait between two questions about frames not yet acknowledged.
+const ACK_POLL_MAX: Duration = Duration::from_millis(50);
 
 /// The delivery task: drains the buffer through `link` until a shutdown finds
-/// it empty.
+/// it empty and everything written acknowledged.
 pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
     let mut chunk = Frames::default();
+    let mut unacked = Unacked::default();
+    let mut poll = ACK_POLL_MIN;
     loop {
-        if !wait_for_frames(&shared).await {
+        let work = wait_for_work(&shared, &unacked, poll).await;
+        if work == Work::Stop {
             break;
         }
+        if !unacked.is_empty() {
+            // An idle connection the peer closed or stopped acknowledging
+            // is dropped here; its frames then go back to the buffer.
+            if let Err(error) = link.check() {
+                let diag = shared.note_failure(&mut shared.lock(), error);
+                shared.emit([diag]);
+            }
+            let before = unacked.records;
+            settle(&shared, &mut link, &mut unacked);
+            poll = if unacked.records < before {
+                ACK_POLL_MIN
+            } else {
+                (poll * 2).min(ACK_POLL_MAX)
+            };
+        }
+        if work == Work::Poll {
+            continue;
+        }
         if let Err(error) = link.ready().await {
+            settle(&shared, &mut link, &mut unacked);
             let diag = shared.note_failure(&mut shared.lock(), error);
             shared.emit([diag]);
             shared.progress.notify_waiters();
             continue;
         }
+        // A connection replaced by `ready` tells what its peer acknowledged.
+        settle(&shared, &mut link, &mut unacked);
         {
             let mut q = shared.lock();
             if q.abandoned {
                 break;
             }
-            q.buffer.take(CHUNK_BYTES, &mut chunk);
-            q.in_flight_records = chunk.len();
-            q.in_flight_bytes = chunk.bytes();
+            // What waits for acknowledgement counts against the buffer's
+            // size: write no more than the room it leaves (at least one
+            // frame when nothing waits).
+            let room = q.buffer.capacity().saturating_sub(unacked.bytes);
+            if !unacked.is_empty() && q.buffer.front_len().is_none_or(|len| len > room) {
+                continue;
+            }
+            q.buffer.take(CHUNK_BYTES.min(room).max(1), &mut chunk);
+            q.in_flight_records = unacked.records + chunk.len();
+            q.in_flight_bytes = unacked.bytes + chunk.bytes();
         }
+        let position = link.position();
         let (whole, result) = link.send(chunk.run()).await;
         // An HTTP endpoint may refuse records for good (4xx): they are among
         // the `whole` frames done with, but dropped and counted, not exported.
@@ -50,10 +93,23 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
                 // The shutdown already counted this chunk as undelivered.
                 break;
             }
-            q.in_flight_records = 0;
-            q.in_flight_bytes = 0;
-            q.finished += whole as u64;
-            shared.counters.add_exported((whole - refused) as u64);
+            match position {
+                // Written: delivered once acknowledged.
+                Some((conn, start)) if whole == chunk.len() => {
+                    // All of it: the chunk itself waits, no copy.
+                    let spare = unacked.spare.pop().unwrap_or_default();
+                    unacked.keep(conn, start, std::mem::replace(&mut chunk, spare));
+                }
+                Some((conn, start)) => unacked.push(conn, start, chunk.run().split_at(whole).0),
+                // Done with at once.
+                None => {
+                    q.finished += whole as u64;
+                    shared.counters.add_exported((whole - refused) as u64);
+                }
+            }
+            let (_, rest) = chunk.run().split_at(whole);
+            q.in_flight_records = unacked.records;
+            q.in_flight_bytes = unacked.bytes;
             if let Some(rejected) = rejected {
                 let error = Arc::new(rejected.error);
                 shared.counters.add_rejected(refused as u64, error);
@@ -62,14 +118,17 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
             match result {
                 Ok(()) => diags.extend(shared.note_success(&mut q)),
                 Err(error) => {
-                    let (_, undelivered) = chunk.run().split_at(whole);
-                    q.buffer.unshift(undelivered, &mut dropped);
+                    q.buffer.unshift(rest, &mut dropped);
                     diags.push(shared.note_failure(&mut q, error));
                 }
             }
             diags.extend(shared.note_dropped(&mut q, dropped));
         }
         shared.emit(diags);
+        // After a failed write, what the dead connection's peer did not
+        // acknowledge goes back in front of what was not written.
+        settle(&shared, &mut link, &mut unacked);
+        poll = ACK_POLL_MIN;
         shared.progress.notify_waiters();
         chunk.clear();
         // The chunk trades allocations with the buffer (RetryBuffer::take):
@@ -85,20 +144,189 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
     shared.progress.notify_waiters();
 }
 
-/// Waits until there are frames to write (true) or a shutdown finds the buffer
-/// empty (false).
-async fn wait_for_frames(shared: &Shared) -> bool {
+/// Asks the link how far its peer acknowledged: frames acknowledged are
+/// delivered; those of a connection that is gone and were not go back to
+/// the front of the buffer, in order.
+fn settle(shared: &Shared, link: &mut Transport, unacked: &mut Unacked) {
+    // A dropped connection's final word comes first, then the current one's.
+    while let Some(acked) = link.acknowledged() {
+        let mut q = shared.lock();
+        if q.abandoned {
+            return;
+        }
+        let done = unacked.acknowledged(acked);
+        let mut dropped = Dropped::default();
+        let back = if acked.open {
+            0
+        } else {
+            unacked.take_back(&mut q, &mut dropped)
+        };
+        if done > 0 {
+            q.finished += done as u64;
+            shared.counters.add_exported(done as u64);
+        }
+        q.in_flight_records = unacked.records;
+        q.in_flight_bytes = unacked.bytes;
+        shared
+            .counters
+            .set_unacknowledged(unacked.records, unacked.bytes);
+        let diag = shared.note_dropped(&mut q, dropped);
+        drop(q);
+        shared.emit(diag);
+        if done > 0 || back > 0 {
+            shared.progress.notify_waiters();
+        }
+        if acked.open {
+            return;
+        }
+    }
+}
+
+/// What the task is woken for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Frames to write.
+    Frames,
+    /// Time to ask how far the peer acknowledged.
+    Poll,
+    /// A shutdown found everything delivered, or gave up.
+    Stop,
+}
+
+/// Waits until there are frames to write (and room for them beside those
+/// waiting for acknowledgement), it is time to ask about frames not yet
+/// acknowledged, or a shutdown finds nothing left (or gave up).
+async fn wait_for_work(shared: &Shared, unacked: &Unacked, poll: Duration) -> Work {
+    let poll_at = (!unacked.is_empty()).then(|| Instant::now() + poll);
+    let room = shared.capacity().saturating_sub(unacked.bytes);
     wait_for(&shared.wake, || {
         let q = shared.lock();
+        // Frames to write, and room to write one (see `run`).
+        let writable = q
+            .buffer
+            .front_len()
+            .is_some_and(|len| unacked.is_empty() || len <= room);
         if q.abandoned {
-            Check::Done(false)
-        } else if !q.buffer.is_empty() {
-            Check::Done(true)
-        } else if q.closing {
-            Check::Done(false)
+            Check::Done(Work::Stop)
+        } else if writable {
+            Check::Done(Work::Frames)
+        } else if poll_at.is_some_and(|at| Instant::now() >= at) {
+            Check::Done(Work::Poll)
+        } else if q.closing && unacked.is_empty() {
+            Check::Done(Work::Stop)
         } else {
-            Check::Wait(None)
+            Check::Wait(poll_at)
         }
     })
     .await
+}
+
+/// Frames written on the current connection that its peer's TCP has not
+/// acknowledged yet, oldest first, with where each ends on the connection.
+#[derive(Default)]
+struct Unacked {
+    /// The connection they were written on.
+    conn: u64,
+    /// Written chunks, each with the plaintext offset where each of its
+    /// frames ends, and how many of its frames were acknowledged already.
+    chunks: VecDeque<Written>,
+    /// Frames not acknowledged, and their bytes.
+    records: usize,
+    bytes: usize,
+    /// Allocations of chunks acknowledged, for the next ones.
+    spare: Vec<Frames>,
+}
+
+/// A run of frames written in one go.
+struct Written {
+    frames: Frames,
+    ends: Vec<u64>,
+    acked: usize,
+}
+
+impl Unacked {
+    fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// Keeps a copy of `frames`, written on connection `conn` from
+    /// plaintext offset `start` on.
+    fn push(&mut self, conn: u64, start: u64, frames: FrameRun<'_>) {
+        let mut kept = self.spare.pop().unwrap_or_default();
+        for frame in frames.iter() {
+            kept.push(frame);
+        }
+        self.keep(conn, start, kept);
+    }
+
+    /// Keeps `frames`, written on connection `conn` from plaintext offset
+    /// `start` on.
+    fn keep(&mut self, conn: u64, start: u64, frames: Frames) {
+        if frames.is_empty() {
+            self.spare.push(frames);
+            return;
+        }
+        debug_assert!(self.is_empty() || self.conn == conn);
+        self.conn = conn;
+        let mut end = start;
+        let ends = frames
+            .run()
+            .lens()
+            .iter()
+            .map(|&len| {
+                end += len as u64;
+                end
+            })
+            .collect();
+        self.records += frames.len();
+        self.bytes += frames.bytes();
+        self.chunks.push_back(Written {
+            frames,
+            ends,
+            acked: 0,
+        });
+    }
+
+    /// Notes that the peer acknowledged `acked.through` bytes of connection
+    /// `acked.conn`; returns how many frames that delivered.
+    fn acknowledged(&mut self, acked: Acked) -> usize {
+        if self.is_empty() || acked.conn != self.conn {
+            return 0;
+        }
+        let mut done = 0;
+        while let Some(chunk) = self.chunks.front_mut() {
+            while chunk.acked < chunk.ends.len() && chunk.ends[chunk.acked] <= acked.through {
+                let len = chunk.frames.run().lens()[chunk.acked];
+                chunk.acked += 1;
+                done += 1;
+                self.records -= 1;
+                self.bytes -= len;
+            }
+            if chunk.acked < chunk.ends.len() {
+                break;
+            }
+            if let Some(mut spent) = self.chunks.pop_front() {
+                spent.frames.clear();
+                if self.spare.len() < 4 && spent.frames.capacity() <= 2 * CHUNK_BYTES {
+                    self.spare.push(spent.frames);
+                }
+            }
+        }
+        done
+    }
+
+    /// Puts every frame not acknowledged back at the front of the buffer,
+    /// in order (the oldest of them dropped, and counted, if they no longer
+    /// fit); returns how many.
+    fn take_back(&mut self, q: &mut Queue, dropped: &mut Dropped) -> usize {
+        let back = self.records;
+        // `unshift` puts in front: the newest chunk first.
+        while let Some(chunk) = self.chunks.pop_back() {
+            let (_, rest) = chunk.frames.run().split_at(chunk.acked);
+            q.buffer.unshift(rest, dropped);
+        }
+        self.records = 0;
+        self.bytes = 0;
+        back
+    }
 }

@@ -4,10 +4,12 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 
+use super::acked::{Meter, MeteredTcp};
 use super::tls::TlsSettings;
 use super::Stream;
 use crate::config::{Endpoint, Timeouts};
@@ -15,12 +17,13 @@ use crate::error::{Error, Result, Step};
 
 /// Connects to the endpoint (every resolved address in turn) and, with
 /// `tls`, shakes hands. A TLS endpoint without TLS settings is refused
-/// rather than spoken to in plaintext.
+/// rather than spoken to in plaintext. Returns the stream and the meter of
+/// the socket under it (see [`acked`](super::acked)).
 pub(crate) async fn connect(
     endpoint: &Endpoint,
     tls: Option<&TlsSettings>,
     timeouts: Timeouts,
-) -> Result<Box<dyn Stream>> {
+) -> Result<(Box<dyn Stream>, Arc<Meter>)> {
     if tls.is_none() && endpoint.scheme().is_tls() {
         return Err(Error::NoTrustAnchors);
     }
@@ -28,10 +31,13 @@ pub(crate) async fn connect(
     let tcp = connecting(endpoint, timeouts.connect, TcpStream::connect(addr)).await?;
     // Batches are written whole; don't hold their tail back.
     let _ = tcp.set_nodelay(true);
+    let tcp = MeteredTcp::new(tcp);
+    let meter = tcp.meter();
     match tls {
-        None => Ok(Box::new(tcp)),
-        Some(tls) => Ok(Box::new(
-            tls.handshake(endpoint, tcp, timeouts.handshake).await?,
+        None => Ok((Box::new(tcp), meter)),
+        Some(tls) => Ok((
+            Box::new(tls.handshake(endpoint, tcp, timeouts.handshake).await?),
+            meter,
         )),
     }
 }

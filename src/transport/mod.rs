@@ -17,12 +17,15 @@
 //! from each answer whether they were delivered, should be sent again, or were
 //! refused for good ([`Transport::take_rejected`]).
 
+pub(crate) mod acked;
 pub(crate) mod backoff;
 pub(crate) mod connect;
 pub(crate) mod http;
 pub(crate) mod reconnect;
 pub(crate) mod tls;
 pub(crate) mod udp;
+
+use acked::Ledger;
 
 use std::io;
 use std::pin::Pin;
@@ -135,6 +138,35 @@ impl Transport {
         }
     }
 
+    /// Where the next [`send`](Transport::send) starts on its connection
+    /// (the connection's number, and the plaintext bytes written on it),
+    /// for transports whose frames are delivered only once the peer's TCP
+    /// acknowledged them; `None` for the others (HTTP answers each request,
+    /// UDP acknowledges nothing), whose sent frames are done with at once.
+    pub(crate) fn position(&self) -> Option<(u64, u64)> {
+        match self {
+            Transport::Stream(link) => Some(link.position()),
+            Transport::Http(_) | Transport::Udp(_) => None,
+        }
+    }
+
+    /// How far the peer's TCP acknowledged: see [`reconnect::Link::acknowledged`].
+    pub(crate) fn acknowledged(&mut self) -> Option<reconnect::Acked> {
+        match self {
+            Transport::Stream(link) => link.acknowledged(),
+            Transport::Http(_) | Transport::Udp(_) => None,
+        }
+    }
+
+    /// Checks an idle connection that has written bytes not all
+    /// acknowledged: see [`reconnect::Link::check`].
+    pub(crate) fn check(&mut self) -> Result<()> {
+        match self {
+            Transport::Stream(link) => link.check(),
+            Transport::Http(_) | Transport::Udp(_) => Ok(()),
+        }
+    }
+
     /// How many of the frames the last [`send`](Transport::send) reported done
     /// were refused for good rather than delivered, with the last refusal.
     pub(crate) fn take_rejected(&mut self) -> Option<Rejected> {
@@ -159,14 +191,20 @@ impl Transport {
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
 
-/// An established connection.
+/// An established connection, and the ledger of what its peer acknowledged.
 pub(crate) struct Connection {
     stream: Box<dyn Stream>,
+    ledger: Ledger,
 }
 
 impl Connection {
-    pub(crate) fn new(stream: Box<dyn Stream>) -> Connection {
-        Connection { stream }
+    pub(crate) fn new(stream: Box<dyn Stream>, ledger: Ledger) -> Connection {
+        Connection { stream, ledger }
+    }
+
+    /// What the peer acknowledged of what was written.
+    pub(crate) fn ledger(&mut self) -> &mut Ledger {
+        &mut self.ledger
     }
 
     /// Writes some of `data`, returning how many bytes were accepted; a

@@ -1,6 +1,9 @@
 //! The persistent link to the endpoint: one connection reused for every write,
 //! checked before each use, replaced when it fails, stalls or is closed by the
-//! peer, and re-established with exponential backoff and jitter.
+//! peer, and re-established with exponential backoff and jitter. It tells
+//! where each write lands on its connection and how far the peer's TCP
+//! acknowledged it ([`Acked`]), so that delivery counts a frame only once
+//! acknowledged and writes again, on the next connection, what was not.
 
 use std::time::Duration;
 
@@ -9,10 +12,16 @@ use tokio::time::Instant;
 use crate::config::{Endpoint, Timeouts};
 use crate::error::{Error, Result};
 use crate::stats::Counters;
+use crate::transport::acked::Ledger;
 use crate::transport::backoff::Backoff;
 use crate::transport::connect::connect;
 use crate::transport::tls::TlsSettings;
 use crate::transport::{write_error, Connection};
+/// The most plaintext one TLS write carries: one TLS record's worth, so that
+/// each write is one record and the peer's acknowledgement of a record tells
+/// exactly which bytes it holds.
+const TLS_WRITE_BYTES: usize = 16 * 1024;
+
 /// A connection that fails after living this long was healthy: the next
 /// connection is attempted at once. One that fails sooner counts as another
 /// failure in a row, so an endpoint that accepts and then drops connections
@@ -27,6 +36,24 @@ pub(crate) struct Link {
     counters: Counters,
     conn: Option<(Connection, Instant)>,
     backoff: Backoff,
+    /// Connections opened so far: the current one's number.
+    number: u64,
+    /// What the peer acknowledged of a connection dropped since the last
+    /// [`acknowledged`](Link::acknowledged), still to be told.
+    dropped: Option<Acked>,
+    /// When the peer last acknowledged more (or was last written to).
+    progress_at: Instant,
+}
+
+/// How far the peer acknowledged the plaintext written on one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Acked {
+    /// The connection's number.
+    pub(crate) conn: u64,
+    /// Plaintext bytes acknowledged, from the connection's start.
+    pub(crate) through: u64,
+    /// The connection is still open: more may be acknowledged later.
+    pub(crate) open: bool,
 }
 
 impl Link {
@@ -43,6 +70,9 @@ impl Link {
             counters,
             conn: None,
             backoff: Backoff::default(),
+            number: 0,
+            dropped: None,
+            progress_at: Instant::now(),
         }
     }
 
@@ -71,8 +101,11 @@ impl Link {
         }
         self.backoff.wait().await;
         match connect(&self.endpoint, self.tls.as_ref(), self.timeouts).await {
-            Ok(stream) => {
-                self.conn = Some((Connection::new(stream), Instant::now()));
+            Ok((stream, meter)) => {
+                let ledger = Ledger::new(meter, self.tls.is_some());
+                self.conn = Some((Connection::new(stream, ledger), Instant::now()));
+                self.number += 1;
+                self.progress_at = Instant::now();
                 self.backoff.went_through();
                 self.counters.add_connection();
                 Ok(())
@@ -84,27 +117,91 @@ impl Link {
         }
     }
 
+    /// Where the next write starts: the connection's number and the
+    /// plaintext bytes written on it so far.
+    pub(crate) fn position(&self) -> (u64, u64) {
+        let written = self
+            .conn
+            .as_ref()
+            .map_or(0, |(conn, _)| conn.ledger.written());
+        (self.number, written)
+    }
+
+    /// How far the peer acknowledged: first that of a connection dropped
+    /// since the last call (final), else that of the current one, asked of
+    /// the kernel now. `None` without a connection.
+    pub(crate) fn acknowledged(&mut self) -> Option<Acked> {
+        if let Some(dropped) = self.dropped.take() {
+            return Some(dropped);
+        }
+        let (conn, _) = self.conn.as_mut()?;
+        let before = conn.ledger.acked();
+        let through = conn.ledger().acknowledged();
+        if through > before {
+            self.progress_at = Instant::now();
+        }
+        Some(Acked {
+            conn: self.number,
+            through,
+            open: true,
+        })
+    }
+
+    /// Checks an idle connection with written bytes not all acknowledged:
+    /// one the peer closed is dropped (what it did not acknowledge is then
+    /// told by [`acknowledged`](Link::acknowledged), to be written again),
+    /// and so is one whose peer acknowledged nothing more for the write
+    /// timeout (a receiver that stopped reading), which is an error.
+    pub(crate) fn check(&mut self) -> Result<()> {
+        let Some((conn, _)) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        if conn.peer_closed() {
+            self.drop_connection();
+            return Ok(());
+        }
+        let waiting = conn.ledger.acked() < conn.ledger.written();
+        if waiting && self.progress_at.elapsed() >= self.timeouts.write {
+            self.drop_connection();
+            let source = std::io::ErrorKind::TimedOut.into();
+            return Err(write_error(&self.endpoint, source, self.timeouts.write));
+        }
+        Ok(())
+    }
+
     /// Writes `data` to the connection [`ready`](Link::ready) made sure of.
     /// Returns how many bytes reached the socket, and the error that stopped
     /// the write early, if any: a write that makes no progress for the write
     /// timeout fails, and a failed connection is dropped. Each write is
     /// flushed before its bytes count, so bytes TLS had buffered but not yet
-    /// sent when the connection failed are written again, not lost.
+    /// sent when the connection failed are written again, not lost. What
+    /// reached the socket is delivered only once the peer acknowledges it:
+    /// see [`acknowledged`](Link::acknowledged).
     pub(crate) async fn write(&mut self, data: &[u8]) -> (usize, Result<()>) {
         let Some((conn, _)) = self.conn.as_mut() else {
             return (0, Err(Error::ShutDown));
         };
         let limit = self.timeouts.write;
+        // Over TLS, one record a write (see `TLS_WRITE_BYTES`).
+        let most = if self.tls.is_some() {
+            TLS_WRITE_BYTES
+        } else {
+            usize::MAX
+        };
         let mut written = 0;
         let mut result = Ok(());
         while written < data.len() {
+            let piece = &data[written..data.len().min(written.saturating_add(most))];
             let step = async {
-                let n = conn.write(&data[written..]).await?;
+                let n = conn.write(piece).await?;
                 conn.flush().await?;
                 Ok::<usize, std::io::Error>(n)
             };
             match tokio::time::timeout(limit, step).await {
-                Ok(Ok(n)) => written += n,
+                Ok(Ok(n)) => {
+                    written += n;
+                    conn.ledger().wrote(n);
+                }
                 Ok(Err(source)) => {
                     result = Err(source);
                     break;
@@ -115,6 +212,7 @@ impl Link {
                 }
             }
         }
+        self.progress_at = Instant::now();
         match result {
             Ok(()) => (written, Ok(())),
             Err(source) => {
@@ -124,9 +222,17 @@ impl Link {
         }
     }
 
-    /// Forgets a connection that failed, choosing when to try the next one.
+    /// Forgets a connection that failed, choosing when to try the next one,
+    /// and keeps what its peer acknowledged (asked of the kernel one last
+    /// time, which it still answers after a reset) for
+    /// [`acknowledged`](Link::acknowledged).
     fn drop_connection(&mut self) {
-        if let Some((_, opened)) = self.conn.take() {
+        if let Some((mut conn, opened)) = self.conn.take() {
+            self.dropped = Some(Acked {
+                conn: self.number,
+                through: conn.ledger().acknowledged(),
+                open: false,
+            });
             if opened.elapsed() >= STABLE_AFTER {
                 self.backoff.reset();
             } else {

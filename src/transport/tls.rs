@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use super::acked::MeteredTcp;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -36,7 +37,6 @@ use rustls::{
     InvalidMessage, ProtocolVersion, RootCertStore, SignatureScheme,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -128,7 +128,7 @@ impl TlsSettings {
     pub(crate) async fn handshake(
         &self,
         endpoint: &Endpoint,
-        tcp: TcpStream,
+        tcp: MeteredTcp,
         limit: Duration,
     ) -> Result<TlsStream<WatchedTcp>> {
         let now = Instant::now();
@@ -498,7 +498,7 @@ impl ServerCertVerifier for AcceptAnyServerCertificate {
 /// tell a server that never answered the ClientHello from one that did.
 #[derive(Debug)]
 pub(crate) struct WatchedTcp {
-    tcp: TcpStream,
+    tcp: MeteredTcp,
     heard: Arc<AtomicBool>,
 }
 

@@ -32,7 +32,8 @@ pub(super) struct Connector {
 
 impl Connector {
     async fn open(&self) -> Result<Box<dyn Stream>> {
-        connect(&self.endpoint, self.tls.as_ref(), self.timeouts).await
+        let (stream, _) = connect(&self.endpoint, self.tls.as_ref(), self.timeouts).await?;
+        Ok(stream)
     }
 }
 

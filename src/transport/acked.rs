@@ -1,0 +1,334 @@
+//! What the peer's TCP acknowledged.
+//!
+//! Bytes a write handed to the kernel are not delivered: when the receiver
+//! dies, whatever still sits in the sender's send queue (megabytes on a fast
+//! link) is gone. The kernel knows how much of what was written the peer's
+//! TCP has acknowledged: on Linux, `ioctl(SIOCOUTQ)` gives the bytes written
+//! but not yet acknowledged, and stays readable after the connection failed,
+//! even after a reset. So the socket under the connection (under TLS, when
+//! there is TLS) counts the bytes written to it, and bytes acknowledged are
+//! those minus the send queue.
+//!
+//! No maintained crate offers `SIOCOUTQ` without `unsafe`, so the one
+//! `ioctl` is written here. Elsewhere than on Linux nothing is known, and
+//! every byte written counts as acknowledged, as it always did.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// The bytes written to one socket, and where to ask what was acknowledged.
+#[derive(Debug)]
+pub(crate) struct Meter {
+    written: AtomicU64,
+    #[cfg(target_os = "linux")]
+    fd: std::os::fd::RawFd,
+}
+
+impl Meter {
+    /// Bytes written to the socket so far, handshakes included.
+    pub(crate) fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Bytes written to the socket and acknowledged by the peer's TCP, or
+    /// `None` where the platform does not tell.
+    ///
+    /// Only the owner of the socket may ask, while the socket is open: a
+    /// closed descriptor's number may be another file's by then.
+    pub(crate) fn acknowledged(&self) -> Option<u64> {
+        let written = self.written();
+        #[cfg(target_os = "linux")]
+        {
+            let queued = send_queue(self.fd)?;
+            Some(written.saturating_sub(queued))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = written;
+            None
+        }
+    }
+}
+
+/// The bytes written but not yet acknowledged by the peer (`SIOCOUTQ`, the
+/// same request as `TIOCOUTQ`), or `None` if the kernel would not say.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn send_queue(fd: std::os::fd::RawFd) -> Option<u64> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: `fd` is the open socket of a `MeteredTcp` its caller owns (see
+    // `Meter::acknowledged`), and TIOCOUTQ writes one `c_int` through the
+    // pointer, which points to a live, aligned `c_int`.
+    let done = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued as *mut libc::c_int) };
+    (done == 0).then(|| u64::try_from(queued).unwrap_or(0))
+}
+
+/// A TCP stream that counts the bytes it hands to the kernel; the TLS
+/// stream, when there is one, sits on top of it.
+#[derive(Debug)]
+pub(crate) struct MeteredTcp {
+    tcp: TcpStream,
+    meter: Arc<Meter>,
+}
+
+impl MeteredTcp {
+    /// Counts what is written to `tcp` from now on.
+    pub(crate) fn new(tcp: TcpStream) -> MeteredTcp {
+        #[cfg(target_os = "linux")]
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
+        MeteredTcp {
+            tcp,
+            meter: Arc::new(Meter {
+                written: AtomicU64::new(0),
+                #[cfg(target_os = "linux")]
+                fd,
+            }),
+        }
+    }
+
+    /// The counter, for the owner of the connection.
+    pub(crate) fn meter(&self) -> Arc<Meter> {
+        Arc::clone(&self.meter)
+    }
+
+    fn count(&self, polled: &Poll<io::Result<usize>>) {
+        if let Poll::Ready(Ok(n)) = polled {
+            self.meter.written.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+impl AsyncRead for MeteredTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for MeteredTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.tcp).poll_write(cx, buf);
+        this.count(&polled);
+        polled
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs);
+        this.count(&polled);
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+/// How much of the plaintext written on one connection the peer's TCP
+/// acknowledged. Over TCP the plaintext is the socket's bytes. Over TLS each
+/// write is flushed before it is noted, so the socket's count after it ends
+/// with the TLS records that carry it: a write's plaintext is acknowledged
+/// once the socket's bytes up to that count are, and a frame in a record
+/// only partly acknowledged is not, since the receiver cannot decrypt that
+/// record.
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    meter: Arc<Meter>,
+    tls: bool,
+    /// Socket bytes written before the first plaintext byte (TCP: none).
+    base: u64,
+    /// Plaintext bytes written.
+    written: u64,
+    /// Plaintext bytes known acknowledged.
+    acked: u64,
+    /// TLS: the plaintext end and the socket's count after each write not
+    /// yet known acknowledged, oldest first.
+    steps: std::collections::VecDeque<(u64, u64)>,
+}
+
+impl Ledger {
+    /// A ledger of what is written from now on over the socket of `meter`,
+    /// under TLS or not.
+    pub(crate) fn new(meter: Arc<Meter>, tls: bool) -> Ledger {
+        Ledger {
+            base: meter.written(),
+            meter,
+            tls,
+            written: 0,
+            acked: 0,
+            steps: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Notes `n` more plaintext bytes written; under TLS, after the flush
+    /// that sent their records.
+    pub(crate) fn wrote(&mut self, n: usize) {
+        self.written += n as u64;
+        if self.tls {
+            self.steps.push_back((self.written, self.meter.written()));
+        }
+    }
+
+    /// Plaintext bytes written so far.
+    pub(crate) fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Plaintext bytes acknowledged when the kernel was last asked.
+    pub(crate) fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    /// Plaintext bytes acknowledged by the peer's TCP, asked of the kernel
+    /// now. Where the kernel does not tell, every byte written counts.
+    pub(crate) fn acknowledged(&mut self) -> u64 {
+        let socket = self.meter.acknowledged();
+        self.advance(socket)
+    }
+
+    /// Plaintext bytes acknowledged, given the socket's bytes acknowledged
+    /// (`None`: unknown).
+    fn advance(&mut self, socket: Option<u64>) -> u64 {
+        match socket {
+            None => self.acked = self.written,
+            Some(socket) if !self.tls => {
+                self.acked = socket.saturating_sub(self.base).min(self.written);
+            }
+            Some(socket) => {
+                while let Some(&(plain, end)) = self.steps.front() {
+                    if end > socket {
+                        break;
+                    }
+                    self.acked = plain;
+                    self.steps.pop_front();
+                }
+            }
+        }
+        self.acked
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt as _;
+
+    /// The kernel tells what the peer acknowledged, and still does after the
+    /// peer reset the connection: what a receiver that dies never
+    /// acknowledged can be written again.
+    #[tokio::test]
+    async fn acknowledged_bytes_survive_the_peers_reset() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let (peer, _) = listener.accept().expect("accept");
+        let mut tcp = MeteredTcp::new(tcp);
+        let meter = tcp.meter();
+        // The peer never reads: its window fills, and the rest of what is
+        // written waits, unacknowledged, in this side's send queue.
+        let block = vec![b'x'; 64 * 1024];
+        let mut written = 0u64;
+        while written < 64 * 1024 * 1024 {
+            match tokio::time::timeout(Duration::from_millis(200), tcp.write(&block)).await {
+                Ok(Ok(n)) => written += n as u64,
+                Ok(Err(error)) => panic!("write: {error}"),
+                Err(_) => break,
+            }
+        }
+        assert_eq!(meter.written(), written);
+        let acked = meter.acknowledged().expect("SIOCOUTQ on Linux");
+        assert!(acked > 0 && acked < written, "{acked} of {written}");
+        // The peer dies with unread data: its kernel answers with a reset.
+        socket2::SockRef::from(&peer)
+            .set_linger(Some(Duration::ZERO))
+            .expect("linger");
+        drop(peer);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let after = meter.acknowledged().expect("SIOCOUTQ after the reset");
+        assert_eq!(
+            after, acked,
+            "the reset changed what counts as acknowledged"
+        );
+        // The connection is dead indeed.
+        let failed = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                if let Err(error) = tcp.write(&block).await {
+                    return error;
+                }
+            }
+        })
+        .await
+        .expect("a write fails after the reset");
+        assert!(
+            matches!(
+                failed.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+            ),
+            "{failed}"
+        );
+    }
+
+    /// Under TLS, a write's plaintext counts as acknowledged once the socket
+    /// bytes up to the end of its records are; over TCP, byte for byte.
+    #[test]
+    fn a_ledger_maps_plaintext_to_acknowledged_socket_bytes() {
+        let meter = Arc::new(Meter {
+            written: AtomicU64::new(300),
+            fd: -1,
+        });
+        // 300 bytes of handshake first.
+        let mut tls = Ledger::new(Arc::clone(&meter), true);
+        // Two writes of 100 and 50 plaintext bytes: one record each, 122 and
+        // 72 bytes on the socket.
+        meter.written.store(422, Ordering::Relaxed);
+        tls.wrote(100);
+        meter.written.store(494, Ordering::Relaxed);
+        tls.wrote(50);
+        assert_eq!(tls.written(), 150);
+        let acked: Vec<u64> = [300, 421, 422, 493, 494, 494]
+            .into_iter()
+            .map(|socket| tls.advance(Some(socket)))
+            .collect();
+        // A record partly acknowledged holds nothing acknowledged.
+        assert_eq!(acked, [0, 0, 100, 100, 150, 150]);
+
+        let mut tcp = Ledger::new(Arc::clone(&meter), false);
+        meter.written.store(594, Ordering::Relaxed);
+        tcp.wrote(100);
+        assert_eq!(tcp.advance(Some(494)), 0);
+        assert_eq!(tcp.advance(Some(537)), 43);
+        assert_eq!(tcp.advance(Some(594)), 100);
+
+        // Where the kernel does not tell, everything written counts.
+        assert_eq!(tcp.advance(None), 100);
+        // The real meter, on no socket: the kernel says nothing either.
+        assert_eq!(tls.acknowledged(), 150);
+    }
+}
