@@ -12,20 +12,33 @@
 //! No maintained crate offers `SIOCOUTQ` without `unsafe`, so the one
 //! `ioctl` is written here. Elsewhere than on Linux nothing is known, and
 //! every byte written counts as acknowledged, as it always did.
+//!
+//! Under TLS, the socket also gathers the records of several writes before
+//! handing them to the kernel ([`MeteredTcp`]): each write carries one
+//! record, whose end the [`Ledger`] notes, and the records go out together
+//! at the next flush, in one system call rather than one each.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+/// Most bytes a [`MeteredTcp`] gathers before handing them to the kernel.
+const GATHER_BYTES: usize = 64 * 1024;
+
 /// The bytes written to one socket, and where to ask what was acknowledged.
 #[derive(Debug)]
 pub(crate) struct Meter {
+    /// Bytes handed to the kernel.
     written: AtomicU64,
+    /// Bytes taken from the layer above: those written and those gathered.
+    taken: AtomicU64,
+    /// Writes are gathered until a flush (set once the TLS handshake is over).
+    gather: AtomicBool,
     #[cfg(target_os = "linux")]
     fd: std::os::fd::RawFd,
 }
@@ -34,6 +47,12 @@ impl Meter {
     /// Bytes written to the socket so far, handshakes included.
     pub(crate) fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
+    }
+
+    /// Bytes taken so far: those written, and those gathered for the next
+    /// flush. The stream's offset after the last write above it.
+    pub(crate) fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
     }
 
     /// Bytes written to the socket and acknowledged by the peer's TCP, or
@@ -70,11 +89,16 @@ fn send_queue(fd: std::os::fd::RawFd) -> Option<u64> {
 }
 
 /// A TCP stream that counts the bytes it hands to the kernel; the TLS
-/// stream, when there is one, sits on top of it.
+/// stream, when there is one, sits on top of it. Once told to gather, it
+/// keeps what is written until a flush, handing it to the kernel whenever
+/// more than [`GATHER_BYTES`] wait.
 #[derive(Debug)]
 pub(crate) struct MeteredTcp {
     tcp: TcpStream,
     meter: Arc<Meter>,
+    /// Gathered bytes, of which the first `sent` are written already.
+    gathered: Vec<u8>,
+    sent: usize,
 }
 
 impl MeteredTcp {
@@ -86,9 +110,13 @@ impl MeteredTcp {
             tcp,
             meter: Arc::new(Meter {
                 written: AtomicU64::new(0),
+                taken: AtomicU64::new(0),
+                gather: AtomicBool::new(false),
                 #[cfg(target_os = "linux")]
                 fd,
             }),
+            gathered: Vec::new(),
+            sent: 0,
         }
     }
 
@@ -100,7 +128,56 @@ impl MeteredTcp {
     fn count(&self, polled: &Poll<io::Result<usize>>) {
         if let Poll::Ready(Ok(n)) = polled {
             self.meter.written.fetch_add(*n as u64, Ordering::Relaxed);
+            self.meter.taken.fetch_add(*n as u64, Ordering::Relaxed);
         }
+    }
+
+    /// Whether writes are gathered.
+    fn gathers(&self) -> bool {
+        self.meter.gather.load(Ordering::Relaxed)
+    }
+
+    /// Before `len` more bytes are gathered: hands what is gathered to the
+    /// kernel when they would not fit, as far as it takes them now. Never
+    /// pending: a write above always takes its whole TLS record, so that the
+    /// socket's offset after it ends that record (a flush, bounded in time,
+    /// follows every write of the link).
+    fn poll_room(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<()>> {
+        if self.gathered.len() - self.sent + len <= GATHER_BYTES {
+            return Poll::Ready(Ok(()));
+        }
+        match self.poll_drain(cx) {
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    /// Hands every gathered byte to the kernel.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.sent < self.gathered.len() {
+            let n = match Pin::new(&mut self.tcp).poll_write(cx, &self.gathered[self.sent..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
+            };
+            self.sent += n;
+            self.meter.written.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        self.gathered.clear();
+        self.sent = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Gathers `bufs`, which fit.
+    fn gather(&mut self, bufs: &[&[u8]]) -> usize {
+        let mut len = 0;
+        for buf in bufs {
+            self.gathered.extend_from_slice(buf);
+            len += buf.len();
+        }
+        self.meter.taken.fetch_add(len as u64, Ordering::Relaxed);
+        len
     }
 }
 
@@ -121,6 +198,13 @@ impl AsyncWrite for MeteredTcp {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.gathers() {
+            return match this.poll_room(cx, buf.len()) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(this.gather(&[buf]))),
+                Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+                Poll::Pending => Poll::Pending,
+            };
+        }
         let polled = Pin::new(&mut this.tcp).poll_write(cx, buf);
         this.count(&polled);
         polled
@@ -132,6 +216,17 @@ impl AsyncWrite for MeteredTcp {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.gathers() {
+            let len = bufs.iter().map(|buf| buf.len()).sum();
+            return match this.poll_room(cx, len) {
+                Poll::Ready(Ok(())) => {
+                    let slices: Vec<&[u8]> = bufs.iter().map(|buf| &**buf).collect();
+                    Poll::Ready(Ok(this.gather(&slices)))
+                }
+                Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+                Poll::Pending => Poll::Pending,
+            };
+        }
         let polled = Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs);
         this.count(&polled);
         polled
@@ -142,21 +237,29 @@ impl AsyncWrite for MeteredTcp {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+        let this = self.get_mut();
+        match this.poll_drain(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut this.tcp).poll_flush(cx),
+            other => other,
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+        let this = self.get_mut();
+        match this.poll_drain(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut this.tcp).poll_shutdown(cx),
+            other => other,
+        }
     }
 }
 
 /// How much of the plaintext written on one connection the peer's TCP
 /// acknowledged. Over TCP the plaintext is the socket's bytes. Over TLS each
-/// write is flushed before it is noted, so the socket's count after it ends
-/// with the TLS records that carry it: a write's plaintext is acknowledged
-/// once the socket's bytes up to that count are, and a frame in a record
-/// only partly acknowledged is not, since the receiver cannot decrypt that
-/// record.
+/// write carries one record, which the socket has taken when the write
+/// returns, so the socket's offset then ends that record: a write's
+/// plaintext is acknowledged once the socket's bytes up to that offset are,
+/// and a frame in a record only partly acknowledged is not, since the
+/// receiver cannot decrypt that record.
 #[derive(Debug)]
 pub(crate) struct Ledger {
     meter: Arc<Meter>,
@@ -176,6 +279,8 @@ impl Ledger {
     /// A ledger of what is written from now on over the socket of `meter`,
     /// under TLS or not.
     pub(crate) fn new(meter: Arc<Meter>, tls: bool) -> Ledger {
+        // Under TLS, one record a write: gathered, then written together.
+        meter.gather.store(tls, Ordering::Relaxed);
         Ledger {
             base: meter.written(),
             meter,
@@ -186,12 +291,12 @@ impl Ledger {
         }
     }
 
-    /// Notes `n` more plaintext bytes written; under TLS, after the flush
-    /// that sent their records.
+    /// Notes `n` more plaintext bytes written; under TLS, one write's
+    /// worth, whose record the socket has taken.
     pub(crate) fn wrote(&mut self, n: usize) {
         self.written += n as u64;
         if self.tls {
-            self.steps.push_back((self.written, self.meter.written()));
+            self.steps.push_back((self.written, self.meter.taken()));
         }
     }
 
@@ -301,15 +406,17 @@ mod tests {
     fn a_ledger_maps_plaintext_to_acknowledged_socket_bytes() {
         let meter = Arc::new(Meter {
             written: AtomicU64::new(300),
+            taken: AtomicU64::new(300),
+            gather: AtomicBool::new(false),
             fd: -1,
         });
         // 300 bytes of handshake first.
         let mut tls = Ledger::new(Arc::clone(&meter), true);
         // Two writes of 100 and 50 plaintext bytes: one record each, 122 and
         // 72 bytes on the socket.
-        meter.written.store(422, Ordering::Relaxed);
+        meter.taken.store(422, Ordering::Relaxed);
         tls.wrote(100);
-        meter.written.store(494, Ordering::Relaxed);
+        meter.taken.store(494, Ordering::Relaxed);
         tls.wrote(50);
         assert_eq!(tls.written(), 150);
         let acked: Vec<u64> = [300, 421, 422, 493, 494, 494]
@@ -319,6 +426,7 @@ mod tests {
         // A record partly acknowledged holds nothing acknowledged.
         assert_eq!(acked, [0, 0, 100, 100, 150, 150]);
 
+        meter.written.store(494, Ordering::Relaxed);
         let mut tcp = Ledger::new(Arc::clone(&meter), false);
         meter.written.store(594, Ordering::Relaxed);
         tcp.wrote(100);

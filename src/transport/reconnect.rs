@@ -19,7 +19,8 @@ use crate::transport::tls::TlsSettings;
 use crate::transport::{write_error, Connection};
 /// The most plaintext one TLS write carries: one TLS record's worth, so that
 /// each write is one record and the peer's acknowledgement of a record tells
-/// exactly which bytes it holds.
+/// exactly which bytes it holds. (The socket gathers the records of
+/// several writes: see [`acked`](super::acked).)
 const TLS_WRITE_BYTES: usize = 16 * 1024;
 
 /// A connection that fails after living this long was healthy: the next
@@ -169,14 +170,13 @@ impl Link {
         Ok(())
     }
 
-    /// Writes `data` to the connection [`ready`](Link::ready) made sure of.
-    /// Returns how many bytes reached the socket, and the error that stopped
-    /// the write early, if any: a write that makes no progress for the write
-    /// timeout fails, and a failed connection is dropped. Each write is
-    /// flushed before its bytes count, so bytes TLS had buffered but not yet
-    /// sent when the connection failed are written again, not lost. What
-    /// reached the socket is delivered only once the peer acknowledges it:
-    /// see [`acknowledged`](Link::acknowledged).
+    /// Writes `data` to the connection [`ready`](Link::ready) made sure of,
+    /// then flushes it. Returns how many bytes the connection took, and the
+    /// error that stopped the write early, if any: a write that makes no
+    /// progress for the write timeout fails, and a failed connection is
+    /// dropped. What it took is delivered only once the peer acknowledges
+    /// it ([`acknowledged`](Link::acknowledged)); what it did not is written
+    /// again on the next connection.
     pub(crate) async fn write(&mut self, data: &[u8]) -> (usize, Result<()>) {
         let Some((conn, _)) = self.conn.as_mut() else {
             return (0, Err(Error::ShutDown));
@@ -192,12 +192,7 @@ impl Link {
         let mut result = Ok(());
         while written < data.len() {
             let piece = &data[written..data.len().min(written.saturating_add(most))];
-            let step = async {
-                let n = conn.write(piece).await?;
-                conn.flush().await?;
-                Ok::<usize, std::io::Error>(n)
-            };
-            match tokio::time::timeout(limit, step).await {
+            match tokio::time::timeout(limit, conn.write(piece)).await {
                 Ok(Ok(n)) => {
                     written += n;
                     conn.ledger().wrote(n);
@@ -211,6 +206,13 @@ impl Link {
                     break;
                 }
             }
+        }
+        // Out to the kernel: under TLS, the records gathered below.
+        if result.is_ok() {
+            result = match tokio::time::timeout(limit, conn.flush()).await {
+                Ok(flushed) => flushed,
+                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+            };
         }
         self.progress_at = Instant::now();
         match result {
