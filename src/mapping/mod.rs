@@ -9,7 +9,8 @@
 //!
 //! * values are only strings, integers and finite doubles: booleans become
 //!   `"true"`/`"false"`, NaN and infinities become `"NaN"`, `"Infinity"`,
-//!   `"-Infinity"`, bytes become standard base64, lists become their JSON text,
+//!   `"-Infinity"`, bytes become standard base64, lists become their JSON text
+//!   (nested at most [`MAX_JSON_DEPTH`] deep: deeper, [`TOO_DEEP`] stands for the rest),
 //!   maps are flattened into one field per leaf (`http.request` → `http_request_method`);
 //! * an empty or blank string (which Graylog would drop) is sent quoted: `""`, `"  "`;
 //! * a string longer than the field cap is cut on a character boundary and ends
@@ -56,6 +57,15 @@ pub(crate) const TRUNCATED_MARKER: &str = " [truncated]";
 
 /// Nesting depth of maps that is flattened; deeper values are sent as JSON text.
 const MAX_FLATTEN_DEPTH: usize = 8;
+
+/// Nesting depth of lists and maps written as JSON text; a value nested
+/// deeper is written as [`TOO_DEEP`], so that no input can exhaust the
+/// stack.
+const MAX_JSON_DEPTH: usize = 64;
+
+/// What stands, in JSON text, for a list or map nested deeper than
+/// [`MAX_JSON_DEPTH`].
+const TOO_DEEP: &str = "[nested too deep]";
 
 /// User-facing mapping settings, filled by the builder.
 #[derive(Clone)]
@@ -469,5 +479,33 @@ mod tests {
         assert_eq!(m.host(), "from-builder");
         let plain = Mapper::new(&MappingOptions::default());
         assert!(!plain.host().trim().is_empty());
+    }
+
+    #[test]
+    fn deeply_nested_values_are_written_to_a_bounded_depth() {
+        // 100,000 lists deep: the recursion of writing (or dropping) it
+        // would overflow a 2 MiB test stack; this thread's is large enough
+        // for building and dropping it.
+        let handle = std::thread::Builder::new()
+            .stack_size(256 * 1024 * 1024)
+            .spawn(|| {
+                let mut value = AnyValue::Int(7);
+                for _ in 0..100_000 {
+                    value = AnyValue::ListAny(Box::new(vec![value]));
+                }
+                let text = super::values::any_json_text(&value);
+                let parsed: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+                let mut depth = 0;
+                let mut at = &parsed;
+                while let Some(inner) = at.as_array().and_then(|a| a.first()) {
+                    depth += 1;
+                    at = inner;
+                }
+                (depth, at.clone())
+            })
+            .expect("spawn");
+        let (depth, innermost) = handle.join().expect("no overflow");
+        assert_eq!(depth, MAX_JSON_DEPTH);
+        assert_eq!(innermost, serde_json::json!(TOO_DEEP));
     }
 }

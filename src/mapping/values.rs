@@ -9,7 +9,7 @@ use opentelemetry::logs::{AnyValue, Severity};
 use opentelemetry::Value;
 
 use super::record::{Field, FieldValue};
-use super::TRUNCATED_MARKER;
+use super::{MAX_JSON_DEPTH, TOO_DEEP, TRUNCATED_MARKER};
 use crate::json::{json_float, json_str, push_int};
 
 impl<'a> Field<'a> {
@@ -199,6 +199,17 @@ pub(crate) fn any_json_text(value: &AnyValue) -> String {
 /// The GELF encoder's JSON writers serve here too (a non-finite double
 /// becomes a string, as `serde_json::Value` makes it).
 pub(super) fn write_any_json(out: &mut Vec<u8>, value: &AnyValue) {
+    write_json_within(out, value, MAX_JSON_DEPTH);
+}
+
+/// [`write_any_json`], with lists and maps nested at most `depth` deeper:
+/// past that, [`TOO_DEEP`] stands for the value (the recursion, and the
+/// stack it takes, stay bounded whatever the input).
+fn write_json_within(out: &mut Vec<u8>, value: &AnyValue, depth: usize) {
+    if depth == 0 && matches!(value, AnyValue::ListAny(_) | AnyValue::Map(_)) {
+        json_str(out, TOO_DEEP);
+        return;
+    }
     match value {
         AnyValue::Int(i) => push_int(out, *i),
         AnyValue::Double(f) => json_float(out, *f),
@@ -211,7 +222,7 @@ pub(super) fn write_any_json(out: &mut Vec<u8>, value: &AnyValue) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_any_json(out, item);
+                write_json_within(out, item, depth - 1);
             }
             out.push(b']');
         }
@@ -225,7 +236,7 @@ pub(super) fn write_any_json(out: &mut Vec<u8>, value: &AnyValue) {
                 }
                 json_str(out, key.as_str());
                 out.push(b':');
-                write_any_json(out, item);
+                write_json_within(out, item, depth - 1);
             }
             out.push(b'}');
         }
