@@ -63,7 +63,7 @@ impl Endpoint {
     /// ```
     pub fn parse(input: &str) -> Result<Endpoint> {
         let invalid = |reason: &str| Error::InvalidEndpoint {
-            endpoint: input.to_string(),
+            endpoint: redacted(input),
             reason: reason.to_string(),
         };
         let trimmed = input.trim();
@@ -98,7 +98,13 @@ impl Endpoint {
             _ if path.is_empty() || path == "/" => String::new(),
             _ => return Err(invalid("only http(s) endpoints have a path")),
         };
-        if authority.contains(['?', '#', '@']) {
+        if authority.contains('@') {
+            return Err(invalid(
+                "an endpoint carries no credentials (they are not shown): set them with \
+                 `with_http_header` (an `Authorization` header) instead",
+            ));
+        }
+        if authority.contains(['?', '#']) {
             return Err(invalid("an endpoint has no query or user part"));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
@@ -171,6 +177,31 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// `input` as an error may show it: a user part (`user:password@`) and a
+/// query, which may hold credentials or tokens, are replaced by `***`.
+fn redacted(input: &str) -> String {
+    let (scheme, rest) = match input.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, input),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => authority.to_string(),
+    };
+    let path = match path.split_once('?') {
+        Some((path, _)) => format!("{path}?***"),
+        None => path.to_string(),
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://{authority}{path}"),
+        None => format!("{authority}{path}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +253,22 @@ mod tests {
             );
             assert!(err.to_string().contains("tcp://host:port"), "{err}");
         }
+    }
+
+    #[test]
+    fn credentials_in_an_endpoint_are_refused_and_never_shown() {
+        for input in [
+            "https://user:S3cret-pass@graylog.example.com/gelf",
+            "tls://S3cret-pass@graylog.example.com:12202",
+            "http://graylog.example.com:12201/gelf?token=S3cret-pass",
+        ] {
+            let error = Endpoint::parse(input).expect_err(input);
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("S3cret"), "{shown}");
+            assert!(shown.contains("***"), "{shown}");
+        }
+        let error = Endpoint::parse("https://user:S3cret-pass@graylog.example.com/gelf")
+            .expect_err("credentials");
+        assert!(error.to_string().contains("with_http_header"), "{error}");
     }
 }
