@@ -113,6 +113,43 @@ fn down_at_start_then_up(make: fn(djehouty::GelfExporter) -> SdkLoggerProvider) 
     receiver.assert_no_partial();
 }
 
+/// A shutdown that starts while the exporter sleeps out a long backoff
+/// makes its next attempt at once: an endpoint back by then gets every
+/// record within the shutdown's time.
+#[test]
+fn a_shutdown_during_a_backoff_tries_at_once() {
+    let addr = free_port();
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{addr}"))
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = direct_provider_for(exporter);
+    let sent = 10;
+    with_tracing(&provider, || {
+        for seq in 0..sent {
+            tracing::info!(seq, "record {seq} while the endpoint is down");
+        }
+    });
+    // Seven failures in a row: the next attempt is 3.2 to 5 s away (the
+    // documented schedule: 100 ms doubling, 5 s cap, upper half).
+    wait_stats(&counters, "seven failed connections", |s| s.failures >= 7);
+    let receiver = Receiver::bind(addr, Framing::Nul, None).expect("bind the receiver late");
+    let started = Instant::now();
+    provider
+        .shutdown_with_timeout(Duration::from_millis(1500))
+        .expect("the shutdown delivers everything within its time");
+    let frames = receiver.wait_frames(sent as usize, WAIT);
+    let t = tally(&seqs(&frames), sent);
+    assert!(t.missing.is_empty() && t.duplicates == 0, "{t:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the shutdown slept out the backoff: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(counters.snapshot().exported, sent);
+}
+
 /// djehouty's batch processor (the SDK's, tuned).
 fn tuned_provider(exporter: djehouty::GelfExporter) -> SdkLoggerProvider {
     SdkLoggerProvider::builder()

@@ -32,6 +32,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
     let mut chunk = Frames::default();
     let mut unacked = Unacked::default();
     let mut poll = ACK_POLL_MIN;
+    // Whether a shutdown's first attempt skipped the backoff already.
+    let mut skipped = false;
     loop {
         let work = wait_for_work(&shared, &unacked, poll).await;
         if work == Work::Stop {
@@ -55,7 +57,26 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
         if work == Work::Poll {
             continue;
         }
-        if let Err(error) = link.ready().await {
+        // A shutdown that starts while the link sleeps out a backoff (up to
+        // 5 s, or a Retry-After up to 30 s) makes its next attempt at once,
+        // once; later ones keep the backoff, within the shutdown's time.
+        let closing = wait_for(&shared.progress, || match shared.lock().closing {
+            true if !skipped => Check::Done(()),
+            _ => Check::Wait(None),
+        });
+        let interrupted = tokio::select! {
+            ready = link.ready() => Some(ready),
+            () = closing => None,
+        };
+        let ready = match interrupted {
+            Some(ready) => ready,
+            None => {
+                skipped = true;
+                link.skip_backoff();
+                link.ready().await
+            }
+        };
+        if let Err(error) = ready {
             settle(&shared, &mut link, &mut unacked);
             let diag = shared.note_failure(&mut shared.lock(), error);
             shared.emit([diag]);

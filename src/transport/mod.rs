@@ -112,6 +112,16 @@ impl Transport {
 
     /// Makes sure the next [`send`](Transport::send) can go ahead: a live
     /// connection, after the backoff delay if the last attempt failed.
+    /// Lets the next attempt go at once, whatever the backoff (a shutdown's
+    /// last attempts).
+    pub(crate) fn skip_backoff(&mut self) {
+        match self {
+            Transport::Stream(link) => link.skip_backoff(),
+            Transport::Http(link) => link.skip_backoff(),
+            Transport::Udp(link) => link.skip_backoff(),
+        }
+    }
+
     pub(crate) async fn ready(&mut self) -> Result<()> {
         match self {
             Transport::Stream(link) => link.ready().await,

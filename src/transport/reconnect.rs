@@ -79,6 +79,12 @@ impl Link {
 
     /// Makes sure there is a live connection: checks the current one, else waits
     /// out the backoff delay and connects (and shakes hands).
+    /// Lets the next attempt go at once, whatever the backoff: a shutdown's
+    /// last attempts do not sleep it out.
+    pub(crate) fn skip_backoff(&mut self) {
+        self.backoff.went_through();
+    }
+
     pub(crate) async fn ready(&mut self) -> Result<()> {
         if let Some((conn, opened)) = self.conn.as_mut() {
             if !conn.peer_closed() {

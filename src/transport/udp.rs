@@ -74,6 +74,12 @@ impl UdpLink {
 
     /// Makes sure there is a socket: after a failure, waits out the backoff
     /// delay, resolves the host again and connects a new socket to it.
+    /// Lets the next attempt go at once, whatever the backoff: a shutdown's
+    /// last attempts do not sleep it out.
+    pub(crate) fn skip_backoff(&mut self) {
+        self.backoff.went_through();
+    }
+
     pub(crate) async fn ready(&mut self) -> Result<()> {
         if self.socket.is_some() {
             return Ok(());
