@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::config::{Endpoint, Timeouts};
 use crate::error::{Error, Result};
 use crate::stats::Counters;
-use crate::transport::acked::Ledger;
+use crate::transport::acked::{Ledger, GATHER_BYTES};
 use crate::transport::backoff::Backoff;
 use crate::transport::connect::connect;
 use crate::transport::tls::TlsSettings;
@@ -198,7 +198,16 @@ impl Link {
         let mut result = Ok(());
         while written < data.len() {
             let piece = &data[written..data.len().min(written.saturating_add(most))];
-            match tokio::time::timeout(limit, conn.write(piece)).await {
+            let step = async {
+                let n = conn.write(piece).await?;
+                // Gathered records go out as they pile up, each batch with
+                // its own time limit, not the whole chunk within one.
+                if conn.ledger.gathered() > GATHER_BYTES as u64 {
+                    conn.flush().await?;
+                }
+                Ok::<usize, std::io::Error>(n)
+            };
+            match tokio::time::timeout(limit, step).await {
                 Ok(Ok(n)) => {
                     written += n;
                     conn.ledger().wrote(n);
@@ -236,9 +245,15 @@ impl Link {
     /// [`acknowledged`](Link::acknowledged).
     fn drop_connection(&mut self) {
         if let Some((mut conn, opened)) = self.conn.take() {
+            let through = conn.ledger().acknowledged();
+            if through < conn.ledger.written() {
+                // What waits unacknowledged is written again elsewhere: the
+                // kernel must not go on sending it (a reset, not a close).
+                conn.ledger.reset_on_close();
+            }
             self.dropped = Some(Acked {
                 conn: self.number,
-                through: conn.ledger().acknowledged(),
+                through,
                 open: false,
             });
             if opened.elapsed() >= STABLE_AFTER {
