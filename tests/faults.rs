@@ -315,14 +315,13 @@ fn kill_paused(receiver: Receiver, producer: &Producer, logged: u64) -> Kill {
         let next = read.iter().chain(held.iter()).max().map_or(0, |m| m + 1);
         held.insert(seq_in_partial(partial).unwrap_or(next));
     }
-    // Unread bytes that start inside a TLS record (the receiver had taken
-    // its first part off the socket, but not the whole record) cannot be
-    // decrypted: the frames between the last one read and the first one
-    // decrypted were held too, unnamed.
-    if killed.held_undecoded > 0 {
-        if let (Some(&last_read), Some(&first_held)) = (read.iter().max(), held.first()) {
-            held.extend(last_read + 1..first_held);
-        }
+    // TCP delivers in order: every frame before the first one the kernel
+    // held reached the receiver's host too. Those between the last one read
+    // and the first one held were taken off the socket but not handed on
+    // (inside the receiver's TLS session, or in unread bytes that start
+    // inside a TLS record and cannot be decrypted): held, unnamed.
+    if let (Some(&last_read), Some(&first_held)) = (read.iter().max(), held.first()) {
+        held.extend(last_read + 1..first_held);
     }
     Kill {
         read,
@@ -682,7 +681,7 @@ fn soak_through_repeated_restarts() {
 /// second of records, more than the receive window holds while the receiver
 /// does not read.
 #[test]
-#[ignore = "at one kill in two runs, 45 and 131 records were neither read, held nor written again, in one run ending where the held frames begin; whether the receiver's measurement or the exporter misses them is not known yet"]
+#[ignore = "at the first kill of each run, 45 to 185 records are neither read, held nor written again, in one run ending where the held frames begin, with 26-50 KB of TLS records held only in part; whether the receiver's measurement (its TLS session) or the exporter misses them is not known yet"]
 fn soak_through_repeated_restarts_batch() {
     soak(true);
 }
