@@ -150,6 +150,36 @@ fn a_shutdown_during_a_backoff_tries_at_once() {
     assert_eq!(counters.snapshot().exported, sent);
 }
 
+/// A receiver that closed an idle connection (a restart, an idle timeout)
+/// is noticed before the next write: the connection is replaced at once,
+/// and nothing is written into the closed one, which would count a failure
+/// and hold the record until the write timeout.
+#[test]
+fn an_idle_connection_the_receiver_closed_is_replaced_without_a_failure() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{}", receiver.addr()))
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = direct_provider_for(exporter);
+    with_tracing(&provider, || tracing::info!(seq = 0u64, "before"));
+    receiver.wait_frames(1, WAIT);
+    // Older than a second: closed by the peer, it is no failure (one closed
+    // sooner counts as one, see `an_endpoint_that_closes_every_connection`).
+    thread::sleep(Duration::from_millis(1100));
+    receiver.drop_connections();
+    receiver.wait_closed(1, WAIT);
+    thread::sleep(Duration::from_millis(50));
+    with_tracing(&provider, || tracing::info!(seq = 1u64, "after"));
+    provider.force_flush().expect("delivered");
+    let frames = receiver.wait_frames(2, WAIT);
+    assert_eq!(seqs(&frames), [0, 1]);
+    let stats = counters.snapshot();
+    assert_eq!((stats.failures, stats.connections), (0, 2), "{stats:?}");
+    provider.shutdown().expect("shutdown");
+}
+
 /// djehouty's batch processor (the SDK's, tuned).
 fn tuned_provider(exporter: djehouty::GelfExporter) -> SdkLoggerProvider {
     SdkLoggerProvider::builder()
