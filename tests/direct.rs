@@ -186,7 +186,7 @@ fn a_stalled_receiver_never_blocks_the_logging_call_and_overflow_is_counted() {
         .with_endpoint(format!("tcp://{}", healthy.addr()))
         .build()
         .expect("build");
-    let (provider, _) = direct_provider_with_counters(exporter);
+    let (provider, _) = lossy_direct_provider_with_counters(exporter);
     // It may overflow too (the receiver is slower than the calls), and that
     // must not block the calls either.
     let (unblocked, unblocked_slowest, calls) = log_filler(&provider, Duration::from_secs(10));
@@ -202,7 +202,7 @@ fn a_stalled_receiver_never_blocks_the_logging_call_and_overflow_is_counted() {
         .with_endpoint(format!("tcp://{}", hole.addr))
         .build()
         .expect("build");
-    let (provider, counters) = direct_provider_with_counters(exporter);
+    let (provider, counters) = lossy_direct_provider_with_counters(exporter);
     // About 80 MiB: far more than the socket buffers, the retry buffer and
     // the staging area together. Wide safety margins over the unblocked run
     // (with a floor, for a loaded machine's hiccups), not speed targets.
@@ -532,10 +532,10 @@ fn log_past_a_pause(
 /// backlog fills the retry buffer.
 #[test]
 fn without_backpressure_a_slow_receiver_costs_records() {
-    let small = log_past_a_pause(256 * 1024, |processor| processor);
+    let small = log_past_a_pause(256 * 1024, |processor| processor.without_backpressure());
     assert!(small.stats.dropped_buffer_full > 0, "{:?}", small.stats);
     assert!(small.seqs.windows(2).all(|w| w[0] < w[1]), "order kept");
-    let large = log_past_a_pause(16 << 20, |processor| processor);
+    let large = log_past_a_pause(16 << 20, |processor| processor.without_backpressure());
     assert!(large.most_buffered > 8 << 20, "{}", large.most_buffered);
 }
 

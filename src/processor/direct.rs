@@ -62,15 +62,18 @@ const KEEP_SCRATCH_BYTES: usize = 256 * 1024;
 /// no queue of records, memory bounded in bytes. The recommended processor for
 /// busy services (see the README's "Performance" section).
 ///
-/// By default `emit` never waits for the network: it encodes (about half a
-/// microsecond for a typical record) and appends the bytes to a staging area
-/// under a lock held for that copy only. When the staging area is full (a
-/// quarter of the retry buffer's size: the endpoint cannot keep up), the
-/// record is dropped and counted in [`Counters`], unless
-/// [`with_backpressure`](Self::with_backpressure) lets the logging call wait
-/// for room. `force_flush` waits until everything logged before it was
-/// written (within the exporter's timeout); `shutdown` drains what it can and
-/// reports what it could not deliver, like the exporter's.
+/// `emit` encodes (about half a microsecond for a typical record) and
+/// appends the bytes to a staging area under a lock held for that copy
+/// only. When the staging area is full (the endpoint cannot keep up), the
+/// logging call waits for room, at most
+/// [`DEFAULT_MAX_WAIT`](Self::DEFAULT_MAX_WAIT), and only while the endpoint
+/// is healthy: it never waits while delivery is failing
+/// ([`with_backpressure`](Self::with_backpressure) says how it is bounded).
+/// A record still without room is dropped and counted in [`Counters`];
+/// [`without_backpressure`](Self::without_backpressure) drops at once
+/// instead of waiting. `force_flush` waits until everything logged before it
+/// was delivered (within the exporter's timeout); `shutdown` drains what it
+/// can and reports what it could not deliver, like the exporter's.
 ///
 /// # Memory
 ///
@@ -132,7 +135,16 @@ impl DirectProcessor {
     /// waiting in the retry buffer.
     pub const BACKPRESSURE_WINDOW_BYTES: usize = BACKPRESSURE_WINDOW_BYTES;
 
-    /// A processor writing through `exporter`.
+    /// How long a logging call waits for room by default, while the
+    /// endpoint is healthy: see [`with_backpressure`](Self::with_backpressure).
+    pub const DEFAULT_MAX_WAIT: Duration = Duration::from_millis(100);
+
+    /// A processor writing through `exporter`, with backpressure: while the
+    /// endpoint is healthy, a logging call that finds the staging area full
+    /// waits for room, at most [`DEFAULT_MAX_WAIT`](Self::DEFAULT_MAX_WAIT),
+    /// rather than drop the record (see
+    /// [`with_backpressure`](Self::with_backpressure) to change the wait, and
+    /// [`without_backpressure`](Self::without_backpressure) to never wait).
     pub fn new<F: Format>(exporter: Exporter<F>) -> DirectProcessor {
         let pipeline = exporter.into_pipeline();
         let shared = Arc::clone(pipeline.shared());
@@ -168,6 +180,16 @@ impl DirectProcessor {
             max_wait: Duration::ZERO,
             stage_limit: capacity,
         }
+        .with_backpressure(Self::DEFAULT_MAX_WAIT)
+    }
+
+    /// Never lets a logging call wait: a record that finds the staging area
+    /// full is dropped at once, and counted (`dropped_buffer_full`). For
+    /// latency-critical paths that would rather lose records under overload
+    /// than be slowed down by it.
+    #[must_use]
+    pub fn without_backpressure(self) -> DirectProcessor {
+        self.with_backpressure(Duration::ZERO)
     }
 
     /// Lets a logging call wait for room, at most `max_wait`, when the
@@ -211,7 +233,9 @@ impl DirectProcessor {
     /// I/O thread itself never waits.
     ///
     /// Each waiting call blocks its thread: in an async application, a
-    /// tokio worker. `Duration::ZERO` (the default) never waits.
+    /// tokio worker. `Duration::ZERO` never waits (as
+    /// [`without_backpressure`](Self::without_backpressure)); the default is
+    /// [`DEFAULT_MAX_WAIT`](Self::DEFAULT_MAX_WAIT).
     ///
     /// ```no_run
     /// use std::time::Duration;

@@ -63,6 +63,18 @@ pub fn direct_provider_with_counters<F: Format>(
     (provider, counters)
 }
 
+/// As [`direct_provider_with_counters`], without backpressure: a record
+/// that finds no room is dropped at once.
+pub fn lossy_direct_provider_with_counters<F: Format>(
+    exporter: djehouty::Exporter<F>,
+) -> (SdkLoggerProvider, djehouty::Counters) {
+    let counters = exporter.counters();
+    let provider = SdkLoggerProvider::builder()
+        .with_log_processor(djehouty::DirectProcessor::new(exporter).without_backpressure())
+        .build();
+    (provider, counters)
+}
+
 /// Ships the three records of [`log_the_three_records`] through a provider
 /// that `make` builds around a GELF exporter to a fresh receiver (with an
 /// extra field), and checks every field of what arrived.
