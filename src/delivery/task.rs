@@ -29,19 +29,23 @@ const ACK_POLL_MAX: Duration = Duration::from_millis(50);
 /// The delivery task: drains the buffer through `link` until a shutdown finds
 /// it empty and everything written acknowledged.
 pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
+    // The retry buffer's size, fixed at its creation.
+    let capacity = shared.capacity();
     let mut chunk = Frames::default();
     let mut unacked = Unacked::default();
     let mut poll = ACK_POLL_MIN;
     // Whether a shutdown's first attempt skipped the backoff already.
     let mut skipped = false;
     loop {
-        let work = wait_for_work(&shared, &unacked, poll).await;
+        let work = wait_for_work(&shared, &unacked, poll, capacity).await;
         if work == Work::Stop {
             break;
         }
-        if !unacked.is_empty() {
+        if work == Work::Poll {
             // An idle connection the peer closed or stopped acknowledging
-            // is dropped here; its frames then go back to the buffer.
+            // is dropped here; its frames then go back to the buffer. (With
+            // frames to write, `ready` checks the connection, the write
+            // timeout bounds a stall, and the `settle` after `ready` asks.)
             if let Err(error) = link.check() {
                 let diag = shared.note_failure(&mut shared.lock(), error);
                 shared.emit([diag]);
@@ -53,8 +57,6 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
             } else {
                 (poll * 2).min(ACK_POLL_MAX)
             };
-        }
-        if work == Work::Poll {
             continue;
         }
         // A shutdown that starts while the link sleeps out a backoff (up to
@@ -93,7 +95,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
             // What waits for acknowledgement counts against the buffer's
             // size: write no more than the room it leaves (at least one
             // frame when nothing waits).
-            let room = q.buffer.capacity().saturating_sub(unacked.bytes);
+            let room = capacity.saturating_sub(unacked.bytes);
             if !unacked.is_empty() && q.buffer.front_len().is_none_or(|len| len > room) {
                 continue;
             }
@@ -156,7 +158,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
         // usually a staging area's vector (a quarter of the buffer's size),
         // kept for the next trade; the ring's own, grown by doubling through
         // a backlog, is let go rather than held while traffic is light.
-        if chunk.capacity() > (shared.capacity() / 2).max(4 * CHUNK_BYTES) {
+        if chunk.capacity() > (capacity / 2).max(4 * CHUNK_BYTES) {
             chunk = Frames::default();
         }
     }
@@ -217,9 +219,14 @@ enum Work {
 /// Waits until there are frames to write (and room for them beside those
 /// waiting for acknowledgement), it is time to ask about frames not yet
 /// acknowledged, or a shutdown finds nothing left (or gave up).
-async fn wait_for_work(shared: &Shared, unacked: &Unacked, poll: Duration) -> Work {
+async fn wait_for_work(
+    shared: &Shared,
+    unacked: &Unacked,
+    poll: Duration,
+    capacity: usize,
+) -> Work {
     let poll_at = (!unacked.is_empty()).then(|| Instant::now() + poll);
-    let room = shared.capacity().saturating_sub(unacked.bytes);
+    let room = capacity.saturating_sub(unacked.bytes);
     wait_for(&shared.wake, || {
         let q = shared.lock();
         // Frames to write, and room to write one (see `run`).
