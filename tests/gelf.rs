@@ -58,7 +58,8 @@ fn log_records_arrive_with_every_field() {
     let f = by_message(&frames, "disk /var full");
     assert_resource_fields(f);
     assert_field(f, "level", 4.into());
-    assert_field(f, "_severity_text", "WARN".into());
+    // `WARN` only names level 4: left out by default.
+    assert!(!f.contains_key("_severity_text"), "{f:?}");
     assert_field(f, "_target", "app::disk".into());
     assert_field(f, "_mount", "/var".into());
     assert_field(f, "_used_pct", 91.into());
@@ -295,4 +296,91 @@ impl<E: opentelemetry_sdk::logs::LogExporter> opentelemetry_sdk::logs::LogExport
     fn set_resource(&mut self, r: &opentelemetry_sdk::Resource) {
         self.inner.set_resource(r)
     }
+}
+
+/// Logs, with the SDK's default resource (which adds `telemetry.sdk.*`, and
+/// `unknown_service:<executable>` without `service`), an `INFO` and a `TRACE`
+/// record through `tracing`, and a record whose scope is named like its
+/// target; returns the three frames by message.
+fn redundancy_frames(
+    builder: djehouty::GelfExporterBuilder,
+    receiver: &Receiver,
+    service: Option<&str>,
+) -> [Map<String, Value>; 3] {
+    let exporter = builder.build().expect("build the exporter");
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if let Some(service) = service {
+        resource = resource.with_service_name(service.to_string());
+    }
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_resource(resource.build())
+        .with_simple_exporter(exporter)
+        .build();
+    with_tracing(&provider, || {
+        tracing::info!(target: "app", "an info record");
+        tracing::trace!(target: "app", "a trace record");
+    });
+    let logger =
+        provider.logger_with_scope(opentelemetry::InstrumentationScope::builder("app::db").build());
+    let mut record = logger.create_log_record();
+    record.set_target("app::db");
+    record.set_severity_number(Severity::Error);
+    record.set_severity_text("error");
+    record.set_body(AnyValue::from("a scoped record"));
+    logger.emit(record);
+    provider.shutdown().expect("shutdown");
+    let frames = parse_all(&receiver.wait_frames(3, WAIT));
+    ["an info record", "a trace record", "a scoped record"].map(|m| by_message(&frames, m).clone())
+}
+
+#[test]
+fn frames_leave_out_what_repeats_another_field_or_the_sdk() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let [info, trace, scoped] = redundancy_frames(builder(&receiver), &receiver, Some("lean-test"));
+    for frame in [&info, &trace, &scoped] {
+        for key in [
+            "_telemetry_sdk_name",
+            "_telemetry_sdk_language",
+            "_telemetry_sdk_version",
+        ] {
+            assert!(!frame.contains_key(key), "{key} in {frame:?}");
+        }
+        assert_field(frame, "_service_name", "lean-test".into());
+    }
+    assert!(!info.contains_key("_severity_text"), "{info:?}");
+    assert_field(&info, "level", 6.into());
+    // Level 7 is also DEBUG's: TRACE says more, and is kept.
+    assert_field(&trace, "_severity_text", "TRACE".into());
+    assert_field(&trace, "level", 7.into());
+    assert!(!scoped.contains_key("_severity_text"), "{scoped:?}");
+    assert!(!scoped.contains_key("_otel_scope_name"), "{scoped:?}");
+    assert_field(&scoped, "_target", "app::db".into());
+
+    // The SDK's fallback name, when the application names no service.
+    let receiver = Receiver::tcp(Framing::Nul);
+    let frames = redundancy_frames(builder(&receiver), &receiver, None);
+    for frame in &frames {
+        assert!(!frame.contains_key("_service_name"), "{frame:?}");
+    }
+}
+
+#[test]
+fn redundant_fields_come_back_on_request() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let [info, trace, scoped] = redundancy_frames(
+        builder(&receiver).with_redundant_fields(true),
+        &receiver,
+        None,
+    );
+    for frame in [&info, &trace, &scoped] {
+        let service = frame["_service_name"].as_str().unwrap_or_default();
+        assert!(service.starts_with("unknown_service"), "{frame:?}");
+        assert_field(frame, "_telemetry_sdk_language", "rust".into());
+        assert_field(frame, "_telemetry_sdk_name", "opentelemetry".into());
+        assert!(frame.contains_key("_telemetry_sdk_version"), "{frame:?}");
+    }
+    assert_field(&info, "_severity_text", "INFO".into());
+    assert_field(&trace, "_severity_text", "TRACE".into());
+    assert_field(&scoped, "_severity_text", "error".into());
+    assert_field(&scoped, "_otel_scope_name", "app::db".into());
 }

@@ -9,6 +9,7 @@
 //! | `OTEL_EXPORTER_GELF_ENDPOINT` / `OTEL_EXPORTER_LTSV_ENDPOINT` | `tcp://`, `tls://`, `udp://` or `http(s)://` endpoint |
 //! | `OTEL_EXPORTER_GELF_CERTIFICATE` / `OTEL_EXPORTER_LTSV_CERTIFICATE` | path of a PEM CA file to trust |
 //! | `OTEL_EXPORTER_GELF_TIMEOUT` / `OTEL_EXPORTER_LTSV_TIMEOUT` | time budget of one export, in milliseconds |
+//! | `OTEL_EXPORTER_GELF_REDUNDANT_FIELDS` / `OTEL_EXPORTER_LTSV_REDUNDANT_FIELDS` | `true` to send the fields [left out by default](crate::ExporterBuilder::with_redundant_fields) |
 
 mod builder;
 mod endpoint;
@@ -134,6 +135,43 @@ mod tests {
             .with_connect_timeout(MAX_TIMEOUT)
             .resolve(env)
             .is_ok());
+    }
+
+    #[test]
+    fn redundant_fields_from_the_builder_else_the_environment() {
+        let env = |value: &'static str| {
+            move |name: &str| match name {
+                "OTEL_EXPORTER_LTSV_ENDPOINT" => Some("tcp://h:1".to_string()),
+                "OTEL_EXPORTER_LTSV_REDUNDANT_FIELDS" => Some(value.to_string()),
+                _ => None,
+            }
+        };
+        let resolve = |builder: ExporterBuilder<Ltsv>, value| {
+            builder
+                .resolve(env(value))
+                .map(|c| c.mapping.redundant_fields)
+        };
+        assert!(!resolve(ExporterBuilder::default(), "").unwrap());
+        assert!(resolve(ExporterBuilder::default(), " TRUE ").unwrap());
+        assert!(!resolve(ExporterBuilder::default(), "false").unwrap());
+        assert!(!resolve(
+            ExporterBuilder::default().with_redundant_fields(false),
+            "true"
+        )
+        .unwrap());
+        assert!(resolve(
+            ExporterBuilder::default().with_redundant_fields(true),
+            "false"
+        )
+        .unwrap());
+        let error = resolve(ExporterBuilder::default(), "yes").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("OTEL_EXPORTER_LTSV_REDUNDANT_FIELDS")
+                && error.to_string().contains("`true` or `false`"),
+            "{error}"
+        );
     }
 
     #[test]

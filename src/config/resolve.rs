@@ -38,6 +38,10 @@ impl<F: Format> ExporterBuilder<F> {
             }
         }
         let timeouts = self.timeouts(&env)?;
+        self.mapping.redundant_fields = match self.redundant_fields {
+            Some(enabled) => enabled,
+            None => env_flag(&env, F::ENV_REDUNDANT_FIELDS)?.unwrap_or(false),
+        };
         self.check_sizes()?;
         let tls = TlsOptions::new(
             &endpoint,
@@ -148,5 +152,19 @@ impl<F: Format> ExporterBuilder<F> {
             ));
         }
         Ok(())
+    }
+}
+
+/// A `true`/`false` environment variable; unset or empty is `None`.
+fn env_flag(env: impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<bool>> {
+    let Some(value) = env(name).filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(Some(true)),
+        "false" => Ok(Some(false)),
+        _ => Err(Error::InvalidConfig(format!(
+            "{name} must be `true` or `false`, got {value:?}"
+        ))),
     }
 }

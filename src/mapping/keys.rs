@@ -44,6 +44,15 @@ pub(crate) mod names {
     pub(crate) const HOST_NAME: &str = "host.name";
     pub(crate) const SERVICE_NAME: &str = "service.name";
     pub(crate) const EXCEPTION_STACKTRACE: &str = "exception.stacktrace";
+    /// The resource attributes the SDK sets the same in every process of a
+    /// build, left out unless redundant fields are asked for.
+    pub(crate) const SDK_RESOURCE: [&str; 3] = [
+        "telemetry.sdk.name",
+        "telemetry.sdk.language",
+        "telemetry.sdk.version",
+    ];
+    /// How the SDK's fallback `service.name` starts (`unknown_service:<executable>`).
+    pub(crate) const UNKNOWN_SERVICE: &str = "unknown_service";
 }
 
 /// Suffixes that give a field's type in its name, as OVHcloud Logs Data

@@ -12,8 +12,8 @@ use super::record::{
     dedup_last_wins, Field, FieldEncoder, FieldValue, MappedRecord, StaticWire, Statics,
 };
 use super::values::{
-    any_json_text, base64_text, bool_text, is_blank, syslog_level, truncate_text, value_json,
-    EpochMicros,
+    any_json_text, base64_text, bool_text, is_blank, names_level, syslog_level, truncate_text,
+    value_json, EpochMicros,
 };
 use super::{MappingOptions, MAX_FLATTEN_DEPTH, NO_MESSAGE};
 use opentelemetry::logs::AnyValue;
@@ -21,10 +21,20 @@ use opentelemetry::{InstrumentationScope, Key, Value};
 use opentelemetry_sdk::logs::SdkLogRecord;
 use opentelemetry_sdk::Resource;
 
+/// Whether a resource attribute is one the SDK sets by itself, the same in
+/// every process of a build: `telemetry.sdk.*`, and the `unknown_service...`
+/// name it falls back to when the application names no service.
+fn is_sdk_default(key: &str, value: &Value) -> bool {
+    names::SDK_RESOURCE.contains(&key)
+        || (key == names::SERVICE_NAME && value.as_str().starts_with(names::UNKNOWN_SERVICE))
+}
+
 /// Maps records; holds what is the same for every record (host, extras, resource).
 #[derive(Debug)]
 pub(crate) struct Mapper {
     replace_dots: bool,
+    /// Send what repeats another field or is the same in every process.
+    redundant_fields: bool,
     max_field_bytes: usize,
     suffixes: Option<TypeSuffixes>,
     /// The configured suffixes LDP does not know, also respected.
@@ -49,6 +59,7 @@ impl Mapper {
             .map(|s| s.normalized(options.replace_dots));
         let mut mapper = Mapper {
             replace_dots: options.replace_dots,
+            redundant_fields: options.redundant_fields,
             max_field_bytes: options.max_field_bytes,
             suffixes: suffixes.clone(),
             unknown_suffixes: suffixes
@@ -86,7 +97,13 @@ impl Mapper {
     /// Precomputes the resource's fields and the host; called once by the SDK
     /// before the first export.
     pub(crate) fn set_resource(&mut self, resource: &Resource) {
-        let mut fields = self.static_fields(resource.iter().map(|(k, v)| (k.as_str(), v)));
+        let redundant = self.redundant_fields;
+        let mut fields = self.static_fields(
+            resource
+                .iter()
+                .map(|(k, v)| (k.as_str(), v))
+                .filter(|(k, v)| redundant || !is_sdk_default(k, v)),
+        );
         // An extra of the same name always wins: leave such fields out now.
         fields.retain(|field| !self.extras.iter().any(|extra| extra.same_name(field)));
         self.resource = fields;
@@ -178,21 +195,26 @@ impl Mapper {
         for kv in scope.attributes() {
             self.push_value(&mut fields, kv.key.as_str(), &kv.value);
         }
-        if !scope.name().is_empty() {
+        let target = record.target().map(|t| t.as_ref());
+        let scope_is_target = target == Some(scope.name());
+        if !scope.name().is_empty() && (self.redundant_fields || !scope_is_target) {
             self.push_text(&mut fields, &self.fixed.scope_name, scope.name());
         }
         if let Some(version) = scope.version() {
             self.push_text(&mut fields, &self.fixed.scope_version, version);
         }
-        if let Some(target) = record.target() {
-            self.push_text(&mut fields, &self.fixed.target, target.as_ref());
+        if let Some(target) = target {
+            self.push_text(&mut fields, &self.fixed.target, target);
         }
         let event_name = record.event_name().filter(|name| is_meaningful_event(name));
         if let Some(name) = event_name {
             self.push_text(&mut fields, &self.fixed.event_name, name);
         }
+        let level = syslog_level(record.severity_number(), record.severity_text());
         if let Some(text) = record.severity_text() {
-            self.push_text(&mut fields, &self.fixed.severity_text, text);
+            if self.redundant_fields || !names_level(level, text) {
+                self.push_text(&mut fields, &self.fixed.severity_text, text);
+            }
         }
         if let Some(tc) = record.trace_context() {
             self.push_text(&mut fields, &self.fixed.trace_id, tc.trace_id.to_string());
@@ -220,12 +242,7 @@ impl Mapper {
         let (fields, protected_tail, statics) = self.with_statics(fields);
 
         let body = record.body().map(body_text);
-        let (short_message, full_message) = messages(
-            body,
-            stacktrace,
-            event_name,
-            record.target().map(|t| t.as_ref()),
-        );
+        let (short_message, full_message) = messages(body, stacktrace, event_name, target);
         MappedRecord {
             host: &self.host,
             short_message,
@@ -235,7 +252,7 @@ impl Mapper {
                 .and_then(EpochMicros::of)
                 .or_else(|| record.observed_timestamp().and_then(EpochMicros::of))
                 .unwrap_or_else(EpochMicros::now),
-            level: syslog_level(record.severity_number(), record.severity_text()),
+            level,
             fields,
             protected_tail,
             statics,

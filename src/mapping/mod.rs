@@ -73,6 +73,7 @@ pub(crate) struct MappingOptions {
     pub(crate) host: Option<String>,
     pub(crate) extras: Vec<(String, Value)>,
     pub(crate) replace_dots: bool,
+    pub(crate) redundant_fields: bool,
     pub(crate) max_frame_bytes: usize,
     pub(crate) max_field_bytes: usize,
     pub(crate) type_suffixes: Option<TypeSuffixes>,
@@ -84,6 +85,7 @@ impl Default for MappingOptions {
             host: None,
             extras: Vec::new(),
             replace_dots: true,
+            redundant_fields: false,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_field_bytes: DEFAULT_MAX_FIELD_BYTES,
             type_suffixes: None,
@@ -99,6 +101,7 @@ impl fmt::Debug for MappingOptions {
             .field("host", &self.host)
             .field("extras", &extras)
             .field("replace_dots", &self.replace_dots)
+            .field("redundant_fields", &self.redundant_fields)
             .field("max_frame_bytes", &self.max_frame_bytes)
             .field("max_field_bytes", &self.max_field_bytes)
             .field("type_suffixes", &self.type_suffixes)
@@ -181,6 +184,37 @@ mod tests {
     }
 
     #[test]
+    fn a_severity_text_is_redundant_only_when_it_names_the_level_sent() {
+        use super::values::names_level;
+        for (level, text) in [
+            (7, "DEBUG"),
+            (6, "INFO"),
+            (6, "informational"),
+            (5, "notice"),
+            (4, "WARN"),
+            (4, "Warning"),
+            (3, "ERROR"),
+            (3, "err"),
+            (2, "CRITICAL"),
+            (1, "alert"),
+            (0, "EMERGENCY"),
+        ] {
+            assert!(names_level(level, text), "{level} {text}");
+        }
+        for (level, text) in [
+            (7, "TRACE"),
+            (0, "FATAL"),
+            (6, "INFO2"),
+            (6, " INFO"),
+            (4, "ERROR"),
+            (3, "WARN"),
+            (6, ""),
+        ] {
+            assert!(!names_level(level, text), "{level} {text}");
+        }
+    }
+
+    #[test]
     fn maps_a_full_record() {
         let mut rec = record();
         rec.set_body(AnyValue::from("disk full"));
@@ -253,7 +287,8 @@ mod tests {
         assert_eq!(get(&m, "empty"), Some(&s("\"\"")));
         assert_eq!(get(&m, "target"), Some(&s("app::db")));
         assert_eq!(get(&m, "event_name"), Some(&s("db.disk")));
-        assert_eq!(get(&m, "severity_text"), Some(&s("WARN")));
+        // `WARN` only names the level sent (4): left out.
+        assert_eq!(get(&m, "severity_text"), None);
         assert_eq!(
             get(&m, "trace_id"),
             Some(&s("0af7651916cd43dd8448eb211c80319c"))

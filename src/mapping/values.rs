@@ -158,6 +158,23 @@ pub(crate) fn syslog_level(number: Option<Severity>, text: Option<&str>) -> u8 {
     }
 }
 
+/// Whether `text` only names the syslog `level` sent beside it (`INFO` at 6,
+/// `warning` at 4, ...), so that sending it again says nothing new. `TRACE`
+/// (sent as 7, debug) and `FATAL` (sent as 0, emergency) say more, and are kept.
+pub(crate) fn names_level(level: u8, text: &str) -> bool {
+    let names: &[&str] = match level {
+        7 => &["debug"],
+        6 => &["info", "informational"],
+        5 => &["notice"],
+        4 => &["warn", "warning"],
+        3 => &["error", "err"],
+        2 => &["critical", "crit"],
+        1 => &["alert"],
+        _ => &["emergency", "emerg"],
+    };
+    names.iter().any(|name| text.eq_ignore_ascii_case(name))
+}
+
 /// A time as whole seconds and microseconds since the epoch: what both
 /// formats write, computed once per record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
