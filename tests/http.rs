@@ -4,7 +4,8 @@
 //! TLS, named TLS failures, retries after 5xx, refusals (4xx, 501, 505)
 //! dropped and counted, a receiver's body limit learnt from 413 and unlearnt
 //! once it is raised, the endpoint down at start, an answer that comes too
-//! late (at least once), and LTSV refused.
+//! late (at least once), LTSV refused, and an endpoint's query sent with every
+//! request but never shown.
 
 use djehouty_testkit as support;
 
@@ -638,4 +639,48 @@ fn a_missing_authorization_is_reported_with_what_to_do() {
     let error = stats.last_error.expect("the refusal is kept").to_string();
     assert!(error.contains("HTTP 401"), "{error}");
     assert!(error.contains("with_http_header"), "{error}");
+}
+
+#[test]
+fn the_query_of_the_endpoint_is_sent_but_never_shown() {
+    let server = HttpServer::http(refuse_containing("poison", 400, "refused"));
+    let url = server.url("/gelf?x=1&token=S3cret-token");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let exporter = GelfExporter::builder()
+        .with_endpoint(&url)
+        .build()
+        .expect("build the exporter");
+    let shown = format!("{} {:?}", exporter.endpoint(), exporter.endpoint());
+    assert!(!shown.contains("S3cret"), "{shown}");
+    assert!(shown.contains("/gelf?x=***&token=***"), "{shown}");
+    let counters = exporter.counters();
+    let provider = SdkLoggerProvider::builder()
+        .with_resource(test_resource())
+        .with_log_processor(djehouty::BatchProcessor::new(exporter))
+        .build();
+    with_tracing(&provider, || {
+        tracing::info!(seq = 0_u64, "ok before");
+        tracing::info!(seq = 1_u64, "poison");
+        tracing::info!(seq = 2_u64, "ok after");
+    });
+    provider.shutdown().expect("shutdown");
+
+    let messages = server.wait_accepted(2, WAIT);
+    assert_eq!(seqs(&messages), vec![0, 2]);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    for request in &requests {
+        assert_eq!(request.path, "/gelf?x=1&token=S3cret-token", "{request:?}");
+        let host = server.addr().to_string();
+        assert_eq!(request.header("host"), Some(host.as_str()), "{request:?}");
+    }
+    // The refusal's error names the endpoint, its query hidden.
+    let error = counters.snapshot().last_error.expect("the refusal is kept");
+    let text = format!("{error} {error:?}");
+    assert!(
+        matches!(*error, Error::HttpStatus { status: 400, .. }),
+        "{text}"
+    );
+    assert!(!text.contains("S3cret"), "{text}");
+    assert!(text.contains("token=***"), "{text}");
 }
