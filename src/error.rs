@@ -26,7 +26,7 @@ pub enum Error {
     /// The endpoint could not be parsed.
     #[error(
         "invalid endpoint {endpoint:?}: {reason} (expected `tcp://host:port`, `tls://host:port`, \
-         `udp://host:port` or `http(s)://host:port/path`)"
+         `udp://host:port` or `http(s)://host[:port][/path][?query]`)"
     )]
     InvalidEndpoint {
         /// The endpoint as given.

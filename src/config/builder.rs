@@ -110,7 +110,8 @@ impl<F: Format> Default for ExporterBuilder<F> {
 
 impl<F: Format> ExporterBuilder<F> {
     /// Sets the endpoint: `tcp://host:port`, `tls://host:port`, `udp://host:port`
-    /// (GELF only) or `http(s)://host:port/path` (GELF only).
+    /// (GELF only) or `http(s)://host[:port][/path][?query]` (GELF only; port
+    /// 80 or 443 and path `/gelf` by default).
     ///
     /// Without it, the `OTEL_EXPORTER_GELF_ENDPOINT` (or `OTEL_EXPORTER_LTSV_ENDPOINT`)
     /// environment variable is read; `build()` fails if neither is set.
