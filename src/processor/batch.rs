@@ -15,6 +15,7 @@ use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{
     BatchConfig, BatchConfigBuilder, BatchLogProcessor, LogProcessor, SdkLogRecord,
+    OTEL_BLRP_MAX_EXPORT_BATCH_SIZE, OTEL_BLRP_MAX_QUEUE_SIZE, OTEL_BLRP_SCHEDULE_DELAY,
 };
 use opentelemetry_sdk::Resource;
 
@@ -36,9 +37,12 @@ const SHUTDOWN_MARGIN: Duration = Duration::from_millis(150);
 /// services and a shutdown that reports undelivered records.
 ///
 /// The recommended settings ([`BatchProcessor::recommended_config`]): a queue of
-/// 65,536 records (the SDK's 2,048 drops records in bursts a busy service
-/// reaches easily), batches of 1,024, at most 200 ms before a partial batch
-/// goes out.
+/// [65,536](RECOMMENDED_MAX_QUEUE_SIZE) records (the SDK's 2,048 drops records
+/// in bursts a busy service reaches easily), batches of
+/// [1,024](RECOMMENDED_MAX_EXPORT_BATCH_SIZE), at most
+/// [200 ms](RECOMMENDED_SCHEDULED_DELAY) before a partial batch goes out. The
+/// SDK's variables `OTEL_BLRP_MAX_QUEUE_SIZE`, `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`
+/// and `OTEL_BLRP_SCHEDULE_DELAY` (milliseconds) win over them when set.
 ///
 /// ```no_run
 /// use opentelemetry_sdk::logs::SdkLoggerProvider;
@@ -87,13 +91,27 @@ impl BatchProcessor {
         BatchProcessor { inner, shared }
     }
 
-    /// The recommended settings, as a `BatchConfig` to adjust further.
+    /// The recommended settings, except where an `OTEL_BLRP_*` variable
+    /// the SDK reads is set: those win.
     pub fn recommended_config() -> BatchConfig {
-        BatchConfigBuilder::default()
-            .with_max_queue_size(RECOMMENDED_MAX_QUEUE_SIZE)
-            .with_max_export_batch_size(RECOMMENDED_MAX_EXPORT_BATCH_SIZE)
-            .with_scheduled_delay(RECOMMENDED_SCHEDULED_DELAY)
-            .build()
+        // The SDK's builder reads the variables; only those it could parse
+        // (a whole number) are its to decide.
+        let set = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .is_some_and(|v| v.parse::<u64>().is_ok())
+        };
+        let mut config = BatchConfigBuilder::default();
+        if !set(OTEL_BLRP_MAX_QUEUE_SIZE) {
+            config = config.with_max_queue_size(RECOMMENDED_MAX_QUEUE_SIZE);
+        }
+        if !set(OTEL_BLRP_MAX_EXPORT_BATCH_SIZE) {
+            config = config.with_max_export_batch_size(RECOMMENDED_MAX_EXPORT_BATCH_SIZE);
+        }
+        if !set(OTEL_BLRP_SCHEDULE_DELAY) {
+            config = config.with_scheduled_delay(RECOMMENDED_SCHEDULED_DELAY);
+        }
+        config.build()
     }
 }
 
