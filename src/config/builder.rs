@@ -42,6 +42,7 @@ pub struct ExporterBuilder<F: Format> {
     pub(super) buffer_bytes: usize,
     pub(super) max_frame_set: bool,
     pub(super) http: HttpOptions,
+    pub(super) http_gzip_set: bool,
     pub(super) http_headers: Vec<(String, String)>,
     pub(super) udp_chunk_bytes: Option<usize>,
     pub(super) compression: Option<Compression>,
@@ -98,6 +99,7 @@ impl<F: Format> Default for ExporterBuilder<F> {
             buffer_bytes: DEFAULT_BUFFER_BYTES,
             max_frame_set: false,
             http: HttpOptions::default(),
+            http_gzip_set: false,
             http_headers: Vec::new(),
             udp_chunk_bytes: None,
             compression: None,
@@ -405,6 +407,7 @@ impl<F: Format> ExporterBuilder<F> {
     /// `build()` fails.
     pub fn with_http_gzip(mut self, enabled: bool) -> Self {
         self.http.gzip = enabled;
+        self.http_gzip_set = true;
         self
     }
 

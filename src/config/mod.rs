@@ -2,17 +2,30 @@
 //!
 //! Settings given to the builder win over environment variables; environment
 //! variables win over the defaults. The variables follow the naming of the OTLP
-//! exporter's (`OTEL_EXPORTER_OTLP_ENDPOINT`, `..._CERTIFICATE`, `..._TIMEOUT`):
+//! exporter's (`OTEL_EXPORTER_OTLP_ENDPOINT`, `..._HEADERS`, ...), with `GELF`
+//! or `LTSV` in place of `OTLP`: `OTEL_EXPORTER_GELF_ENDPOINT` for a
+//! [`GelfExporter`](crate::GelfExporter), `OTEL_EXPORTER_LTSV_ENDPOINT` for an
+//! [`LtsvExporter`](crate::LtsvExporter).
 //!
-//! | variable | meaning |
-//! |---|---|
-//! | `OTEL_EXPORTER_GELF_ENDPOINT` / `OTEL_EXPORTER_LTSV_ENDPOINT` | `tcp://`, `tls://`, `udp://` or `http(s)://` endpoint |
-//! | `OTEL_EXPORTER_GELF_CERTIFICATE` / `OTEL_EXPORTER_LTSV_CERTIFICATE` | path of a PEM CA file to trust |
-//! | `OTEL_EXPORTER_GELF_TIMEOUT` / `OTEL_EXPORTER_LTSV_TIMEOUT` | time budget of one export, in milliseconds |
-//! | `OTEL_EXPORTER_GELF_REDUNDANT_FIELDS` / `OTEL_EXPORTER_LTSV_REDUNDANT_FIELDS` | `true` to send the fields [left out by default](crate::ExporterBuilder::with_redundant_fields) |
+//! | `OTEL_EXPORTER_GELF_...` | meaning | builder method |
+//! |---|---|---|
+//! | `ENDPOINT` | `tcp://`, `tls://`, `udp://` or `http(s)://` endpoint | [`with_endpoint`](ExporterBuilder::with_endpoint) |
+//! | `CERTIFICATE` | path of a PEM CA file to trust | [`with_ca_file`](ExporterBuilder::with_ca_file) |
+//! | `CLIENT_CERTIFICATE`, `CLIENT_KEY` | paths of the PEM client certificate chain and its key (both or neither) | [`with_client_certificate`](ExporterBuilder::with_client_certificate) |
+//! | `HEADERS` | `http(s)://` request headers, `name=value,name2=value2` (percent-decoded, as OTLP's) | [`with_http_header`](ExporterBuilder::with_http_header) |
+//! | `COMPRESSION` | `gzip` or `none` over `http(s)://`; `gzip`, `zlib` or `none` over `udp://` | [`with_http_gzip`](ExporterBuilder::with_http_gzip), [`with_compression`](ExporterBuilder::with_compression) |
+//! | `TIMEOUT` | time budget of one export, in milliseconds | [`with_timeout`](ExporterBuilder::with_timeout) |
+//! | `STATIC_FIELDS` | fields sent with every record, `key=value,key2=value2` | [`with_extra`](ExporterBuilder::with_extra) |
+//! | `LDP_TOKEN` | the Logs Data Platform stream token, sent as `X-OVH-TOKEN`, with LDP's typed names | [`for_logs_data_platform`](ExporterBuilder::for_logs_data_platform) |
+//! | `REDUNDANT_FIELDS` | `true` to send the fields left out by default | [`with_redundant_fields`](ExporterBuilder::with_redundant_fields) |
+//!
+//! A blank variable counts as unset. A variable the endpoint cannot use (headers
+//! for `tcp://`, say) makes `build()` fail, naming it; values are never shown in
+//! errors.
 
 mod builder;
 mod endpoint;
+mod env;
 mod options;
 mod resolve;
 

@@ -1,9 +1,9 @@
 //! Resolution: the builder's settings, then the environment, then the
 //! defaults, checked together into one [`Config`].
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use super::env::Env;
 use super::options::{check_framing, check_messages, http_headers};
 use super::{
     Config, Endpoint, ExporterBuilder, Framing, Scheme, Timeouts, TlsOptions, UdpOptions,
@@ -17,6 +17,7 @@ impl<F: Format> ExporterBuilder<F> {
     pub(crate) fn resolve(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
         let framing = self.framing.unwrap_or(F::DEFAULT_FRAMING);
         let endpoint = self.endpoint(framing, &env)?;
+        self.apply_environment(&endpoint, &Env::new::<F>(&env))?;
         check_framing(&endpoint, self.framing)?;
         if !endpoint.scheme().is_tls() && !self.ca_files.is_empty() {
             // Not refused (one builder set-up may serve several endpoints), but
@@ -31,17 +32,9 @@ impl<F: Format> ExporterBuilder<F> {
         if matches!(endpoint.scheme(), Scheme::Http | Scheme::Https) && !self.max_frame_set {
             self.mapping.max_frame_bytes = DEFAULT_HTTP_MAX_FRAME_BYTES;
         }
-        let mut ca_files = std::mem::take(&mut self.ca_files);
-        if ca_files.is_empty() {
-            if let Some(path) = env(F::ENV_CERTIFICATE).filter(|v| !v.trim().is_empty()) {
-                ca_files.push(PathBuf::from(path));
-            }
-        }
+        let ca_files = std::mem::take(&mut self.ca_files);
         let timeouts = self.timeouts(&env)?;
-        self.mapping.redundant_fields = match self.redundant_fields {
-            Some(enabled) => enabled,
-            None => env_flag(&env, F::ENV_REDUNDANT_FIELDS)?.unwrap_or(false),
-        };
+        self.mapping.redundant_fields = self.redundant_fields.unwrap_or(false);
         self.check_sizes()?;
         let tls = TlsOptions::new(
             &endpoint,
@@ -152,19 +145,5 @@ impl<F: Format> ExporterBuilder<F> {
             ));
         }
         Ok(())
-    }
-}
-
-/// A `true`/`false` environment variable; unset or empty is `None`.
-fn env_flag(env: impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<bool>> {
-    let Some(value) = env(name).filter(|v| !v.trim().is_empty()) else {
-        return Ok(None);
-    };
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" => Ok(Some(true)),
-        "false" => Ok(Some(false)),
-        _ => Err(Error::InvalidConfig(format!(
-            "{name} must be `true` or `false`, got {value:?}"
-        ))),
     }
 }

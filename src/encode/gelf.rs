@@ -22,7 +22,7 @@ impl Format for Gelf {
     const ENV_ENDPOINT: &'static str = "OTEL_EXPORTER_GELF_ENDPOINT";
     const ENV_CERTIFICATE: &'static str = "OTEL_EXPORTER_GELF_CERTIFICATE";
     const ENV_TIMEOUT: &'static str = "OTEL_EXPORTER_GELF_TIMEOUT";
-    const ENV_REDUNDANT_FIELDS: &'static str = "OTEL_EXPORTER_GELF_REDUNDANT_FIELDS";
+    const ENV_PREFIX: &'static str = "OTEL_EXPORTER_GELF_";
     const DEFAULT_FRAMING: Framing = Framing::Nul;
     const MESSAGES: bool = true;
 }

@@ -21,7 +21,7 @@ impl Format for Ltsv {
     const ENV_ENDPOINT: &'static str = "OTEL_EXPORTER_LTSV_ENDPOINT";
     const ENV_CERTIFICATE: &'static str = "OTEL_EXPORTER_LTSV_CERTIFICATE";
     const ENV_TIMEOUT: &'static str = "OTEL_EXPORTER_LTSV_TIMEOUT";
-    const ENV_REDUNDANT_FIELDS: &'static str = "OTEL_EXPORTER_LTSV_REDUNDANT_FIELDS";
+    const ENV_PREFIX: &'static str = "OTEL_EXPORTER_LTSV_";
     const DEFAULT_FRAMING: Framing = Framing::Newline;
     const MESSAGES: bool = false;
 }

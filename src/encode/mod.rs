@@ -89,9 +89,9 @@ pub trait Format: sealed::Sealed + Send + Sync + 'static {
     const ENV_CERTIFICATE: &'static str;
     /// Environment variable holding the export time budget, in milliseconds.
     const ENV_TIMEOUT: &'static str;
-    /// Environment variable turning redundant fields on (`true`/`false`), see
-    /// [`with_redundant_fields`](crate::ExporterBuilder::with_redundant_fields).
-    const ENV_REDUNDANT_FIELDS: &'static str;
+    /// What the names of the format's environment variables start with
+    /// (`OTEL_EXPORTER_GELF_`); the [`config`](crate::config) module lists them.
+    const ENV_PREFIX: &'static str;
     /// The framing used when none is configured.
     const DEFAULT_FRAMING: Framing;
     /// Whether a record can travel as a message of its own, one per UDP

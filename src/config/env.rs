@@ -1,0 +1,445 @@
+//! The environment: every setting a deployment changes without code, read
+//! where the builder left it unset. The names follow the OTLP exporter's
+//! (`OTEL_EXPORTER_OTLP_HEADERS`, `..._CLIENT_KEY`, ...), with `GELF` or
+//! `LTSV` in place of `OTLP`; the table is in the [`config`](super) module.
+
+use std::path::PathBuf;
+
+use opentelemetry::Value;
+use percent_encoding::percent_decode_str;
+
+use super::{Compression, Endpoint, ExporterBuilder, Scheme};
+use crate::encode::Format;
+use crate::error::{Error, Result};
+use crate::mapping::TypeSuffixes;
+
+/// The name under which Logs Data Platform expects the stream token.
+pub(super) const LDP_TOKEN_FIELD: &str = "X-OVH-TOKEN";
+
+/// A format's variables (`OTEL_EXPORTER_GELF_*` or `OTEL_EXPORTER_LTSV_*`).
+pub(super) struct Env<E> {
+    prefix: &'static str,
+    lookup: E,
+}
+
+impl<E: Fn(&str) -> Option<String>> Env<E> {
+    pub(super) fn new<F: Format>(lookup: E) -> Env<E> {
+        Env {
+            prefix: F::ENV_PREFIX,
+            lookup,
+        }
+    }
+
+    /// The variable's whole name and its value, when set and not blank.
+    pub(super) fn get(&self, suffix: &str) -> Option<(String, String)> {
+        let name = format!("{}{suffix}", self.prefix);
+        let value = (self.lookup)(&name)?.trim().to_string();
+        (!value.is_empty()).then_some((name, value))
+    }
+
+    /// A `true`/`false` variable.
+    pub(super) fn flag(&self, suffix: &str) -> Result<Option<bool>> {
+        let Some((name, value)) = self.get(suffix) else {
+            return Ok(None);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            _ => Err(Error::InvalidConfig(format!(
+                "{name} must be `true` or `false`, got {value:?}"
+            ))),
+        }
+    }
+}
+
+impl<F: Format> ExporterBuilder<F> {
+    /// Fills, from the environment, what the builder left unset and
+    /// `endpoint` can use. A variable the endpoint cannot use is refused,
+    /// named, rather than ignored.
+    pub(super) fn apply_environment<E: Fn(&str) -> Option<String>>(
+        &mut self,
+        endpoint: &Endpoint,
+        env: &Env<E>,
+    ) -> Result<()> {
+        if self.redundant_fields.is_none() {
+            self.redundant_fields = env.flag("REDUNDANT_FIELDS")?;
+        }
+        if self.ca_files.is_empty() {
+            if let Some((_, path)) = env.get("CERTIFICATE") {
+                self.ca_files.push(PathBuf::from(path));
+            }
+        }
+        if self.client_certificate.is_none() {
+            let missing = |set: String, other: &str| {
+                Error::InvalidConfig(format!(
+                    "{set} is set but {}{other} is not: a client certificate needs both its \
+                     certificate chain and its key",
+                    F::ENV_PREFIX
+                ))
+            };
+            match (env.get("CLIENT_CERTIFICATE"), env.get("CLIENT_KEY")) {
+                (Some((_, cert)), Some((_, key))) => {
+                    self.client_certificate = Some((PathBuf::from(cert), PathBuf::from(key)));
+                }
+                (Some((set, _)), None) => return Err(missing(set, "CLIENT_KEY")),
+                (None, Some((set, _))) => return Err(missing(set, "CLIENT_CERTIFICATE")),
+                (None, None) => {}
+            }
+        }
+        let http = matches!(endpoint.scheme(), Scheme::Http | Scheme::Https);
+        if let Some((name, value)) = env.get("HEADERS") {
+            if !http {
+                return Err(not_for(&name, endpoint, "`http://` and `https://`"));
+            }
+            for (key, value) in key_values(&name, &value)? {
+                if !self
+                    .http_headers
+                    .iter()
+                    .any(|(set, _)| set.trim().eq_ignore_ascii_case(key.trim()))
+                {
+                    self.http_headers.push((key, value));
+                }
+            }
+        }
+        if let Some((name, value)) = env.get("COMPRESSION") {
+            let value = value.to_ascii_lowercase();
+            match (endpoint.scheme(), value.as_str()) {
+                (Scheme::Http | Scheme::Https, "gzip" | "none") => {
+                    if !self.http_gzip_set {
+                        self.http.gzip = value == "gzip";
+                    }
+                }
+                (Scheme::Udp, "gzip" | "zlib" | "none") => {
+                    if self.compression.is_none() {
+                        self.compression = Some(match value.as_str() {
+                            "gzip" => Compression::Gzip,
+                            "zlib" => Compression::Zlib,
+                            _ => Compression::None,
+                        });
+                    }
+                }
+                (Scheme::Udp, _) => {
+                    return Err(Error::InvalidConfig(format!(
+                        "{name} must be `gzip`, `zlib` or `none` for a `udp://` endpoint, \
+                         got {value:?}"
+                    )))
+                }
+                (Scheme::Http | Scheme::Https, _) => {
+                    return Err(Error::InvalidConfig(format!(
+                        "{name} must be `gzip` or `none` for an `http(s)://` endpoint, got \
+                         {value:?}"
+                    )))
+                }
+                _ => {
+                    return Err(not_for(
+                        &name,
+                        endpoint,
+                        "`udp://`, `http://` and `https://` (stream endpoints are not compressed)",
+                    ))
+                }
+            }
+        }
+        if let Some((name, value)) = env.get("STATIC_FIELDS") {
+            for (key, value) in key_values(&name, &value)? {
+                self.add_extra_if_unset(key, value);
+            }
+        }
+        if let Some((_, token)) = env.get("LDP_TOKEN") {
+            self.add_extra_if_unset(LDP_TOKEN_FIELD.to_string(), token);
+            if self.mapping.type_suffixes.is_none() {
+                self.mapping.type_suffixes = Some(TypeSuffixes::default());
+            }
+        }
+        Ok(())
+    }
+
+    /// A static field from the environment: the builder's of the same name wins.
+    fn add_extra_if_unset(&mut self, key: String, value: String) {
+        if !self.mapping.extras.iter().any(|(set, _)| *set == key) {
+            self.mapping.extras.push((key, Value::from(value)));
+        }
+    }
+}
+
+/// A variable set for an endpoint that cannot use it.
+fn not_for(name: &str, endpoint: &Endpoint, schemes: &str) -> Error {
+    Error::InvalidConfig(format!(
+        "{name} is set but applies to {schemes} endpoints only, and {endpoint} is not one: \
+         unset it"
+    ))
+}
+
+/// Parses `key=value,key2=value2` as the OTLP exporter's header variable is
+/// written: entries separated by commas, each key and value trimmed and
+/// percent-decoded (so `%2C` is a comma in a value). Values are never shown
+/// in errors, since they often hold secrets.
+pub(super) fn key_values(name: &str, text: &str) -> Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for (index, entry) in text.split(',').enumerate() {
+        if entry.trim().is_empty() {
+            continue;
+        }
+        let decode = |part: &str| {
+            percent_decode_str(part.trim())
+                .decode_utf8()
+                .map(|text| text.into_owned())
+                .map_err(|_| {
+                    Error::InvalidConfig(format!(
+                        "{name}: entry {} does not decode to UTF-8 text (its value is not \
+                         shown)",
+                        index + 1
+                    ))
+                })
+        };
+        let Some((key, value)) = entry.split_once('=') else {
+            return Err(Error::InvalidConfig(format!(
+                "{name}: entry {} has no `=`: write `key=value,key2=value2` (the value is \
+                 not shown)",
+                index + 1
+            )));
+        };
+        let key = decode(key)?;
+        if key.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "{name}: entry {} has an empty key: write `key=value,key2=value2`",
+                index + 1
+            )));
+        }
+        pairs.push((key, decode(value)?));
+    }
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::encode::{Gelf, Ltsv};
+
+    /// Resolves `builder` against an environment holding `vars`.
+    fn resolve<F: Format>(builder: ExporterBuilder<F>, vars: &[(&str, &str)]) -> Result<Config> {
+        builder.resolve(|name: &str| {
+            vars.iter()
+                .find(|(set, _)| *set == name)
+                .map(|(_, value)| value.to_string())
+        })
+    }
+
+    fn extra<'c>(config: &'c Config, key: &str) -> Option<&'c Value> {
+        config
+            .mapping
+            .extras
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    #[test]
+    fn every_variable_fills_what_the_builder_left_unset() {
+        let config = resolve(
+            ExporterBuilder::<Gelf>::default(),
+            &[
+                (
+                    "OTEL_EXPORTER_GELF_ENDPOINT",
+                    "https://graylog.example.com/gelf",
+                ),
+                (
+                    "OTEL_EXPORTER_GELF_HEADERS",
+                    "Authorization=Bearer%20s3cr3t,X-Team=core",
+                ),
+                ("OTEL_EXPORTER_GELF_COMPRESSION", "GZIP"),
+                (
+                    "OTEL_EXPORTER_GELF_STATIC_FIELDS",
+                    "environment=prod,region=eu%2Cwest",
+                ),
+                ("OTEL_EXPORTER_GELF_LDP_TOKEN", "tok-1"),
+                ("OTEL_EXPORTER_GELF_REDUNDANT_FIELDS", "true"),
+            ],
+        )
+        .unwrap();
+        let headers: Vec<(&str, &[u8])> = config
+            .http_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("authorization", b"Bearer s3cr3t".as_slice()),
+                ("x-team", b"core".as_slice())
+            ]
+        );
+        assert!(config.http_headers.iter().all(|(_, v)| v.is_sensitive()));
+        assert!(config.http.gzip);
+        assert_eq!(extra(&config, "environment"), Some(&Value::from("prod")));
+        assert_eq!(extra(&config, "region"), Some(&Value::from("eu,west")));
+        assert_eq!(extra(&config, LDP_TOKEN_FIELD), Some(&Value::from("tok-1")));
+        assert!(
+            config.mapping.type_suffixes.is_some(),
+            "the LDP token brings typed names"
+        );
+        assert!(config.mapping.redundant_fields);
+
+        let config = resolve(
+            ExporterBuilder::<Gelf>::default(),
+            &[
+                ("OTEL_EXPORTER_GELF_ENDPOINT", "udp://127.0.0.1:12201"),
+                ("OTEL_EXPORTER_GELF_COMPRESSION", "zlib"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.udp.compression, Compression::Zlib);
+    }
+
+    #[test]
+    fn the_builders_settings_win() {
+        let config = resolve(
+            ExporterBuilder::<Gelf>::default()
+                .with_endpoint("https://h/gelf")
+                .with_http_header("authorization", "mine")
+                .with_http_gzip(false)
+                .with_extra("environment", "staging")
+                .with_redundant_fields(false),
+            &[
+                (
+                    "OTEL_EXPORTER_GELF_HEADERS",
+                    "Authorization=theirs,X-Other=1",
+                ),
+                ("OTEL_EXPORTER_GELF_COMPRESSION", "gzip"),
+                (
+                    "OTEL_EXPORTER_GELF_STATIC_FIELDS",
+                    "environment=prod,team=core",
+                ),
+                ("OTEL_EXPORTER_GELF_REDUNDANT_FIELDS", "true"),
+            ],
+        )
+        .unwrap();
+        let headers: Vec<(&str, &[u8])> = config
+            .http_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("authorization", b"mine".as_slice()),
+                ("x-other", b"1".as_slice())
+            ]
+        );
+        assert!(!config.http.gzip);
+        assert_eq!(extra(&config, "environment"), Some(&Value::from("staging")));
+        assert_eq!(extra(&config, "team"), Some(&Value::from("core")));
+        assert!(!config.mapping.redundant_fields);
+
+        let config = resolve(
+            ExporterBuilder::<Ltsv>::default()
+                .for_logs_data_platform("gra1.logs.ovh.com", "from-code"),
+            &[("OTEL_EXPORTER_LTSV_LDP_TOKEN", "from-env")],
+        )
+        .unwrap();
+        let tokens: Vec<_> = config
+            .mapping
+            .extras
+            .iter()
+            .filter(|(k, _)| k == LDP_TOKEN_FIELD)
+            .collect();
+        assert_eq!(
+            tokens,
+            [&(LDP_TOKEN_FIELD.to_string(), Value::from("from-code"))]
+        );
+    }
+
+    #[test]
+    fn the_client_certificate_needs_both_variables() {
+        let base = [("OTEL_EXPORTER_GELF_ENDPOINT", "tls://h:12202")];
+        let error = resolve(
+            ExporterBuilder::<Gelf>::default(),
+            &[base[0], ("OTEL_EXPORTER_GELF_CLIENT_KEY", "/k.pem")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("OTEL_EXPORTER_GELF_CLIENT_KEY is set")
+                && error.contains("OTEL_EXPORTER_GELF_CLIENT_CERTIFICATE is not"),
+            "{error}"
+        );
+        let config = resolve(
+            ExporterBuilder::<Gelf>::default(),
+            &[
+                base[0],
+                ("OTEL_EXPORTER_GELF_CLIENT_CERTIFICATE", "/etc/client.pem"),
+                ("OTEL_EXPORTER_GELF_CLIENT_KEY", "/etc/client.key"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            config.tls.client_certificate,
+            Some(("/etc/client.pem".into(), "/etc/client.key".into()))
+        );
+    }
+
+    #[test]
+    fn a_variable_the_endpoint_cannot_use_is_refused_by_name() {
+        for (endpoint, var, value, says) in [
+            (
+                "tcp://h:1",
+                "HEADERS",
+                "a=1",
+                "applies to `http://` and `https://`",
+            ),
+            (
+                "tls://h:1",
+                "COMPRESSION",
+                "gzip",
+                "stream endpoints are not compressed",
+            ),
+            (
+                "udp://h:1",
+                "COMPRESSION",
+                "brotli",
+                "`gzip`, `zlib` or `none`",
+            ),
+            ("https://h", "COMPRESSION", "zlib", "`gzip` or `none`"),
+            ("tcp://h:1", "REDUNDANT_FIELDS", "yes", "`true` or `false`"),
+        ] {
+            let name = format!("OTEL_EXPORTER_GELF_{var}");
+            let error = resolve(
+                ExporterBuilder::<Gelf>::default().with_endpoint(endpoint),
+                &[(name.as_str(), value)],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains(&name) && error.contains(says), "{error}");
+        }
+    }
+
+    #[test]
+    fn key_values_are_trimmed_and_percent_decoded() {
+        let pairs = key_values("V", " a = 1 ,b=x%2Cy%3Dz,, Authorization=Bearer%20t ").unwrap();
+        assert_eq!(
+            pairs,
+            [
+                ("a".to_string(), "1".to_string()),
+                ("b".to_string(), "x,y=z".to_string()),
+                ("Authorization".to_string(), "Bearer t".to_string()),
+            ]
+        );
+        assert_eq!(key_values("V", "a=").unwrap(), [("a".into(), "".into())]);
+    }
+
+    #[test]
+    fn malformed_key_values_name_the_entry_and_hide_the_value() {
+        for (text, says) in [
+            ("a=1,secret-without-equals", "entry 2 has no `=`"),
+            ("=secret", "entry 1 has an empty key"),
+            ("a=%FFsecret", "entry 1 does not decode"),
+        ] {
+            let error = key_values("OTEL_EXPORTER_GELF_HEADERS", text)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(says), "{error}");
+            assert!(error.contains("OTEL_EXPORTER_GELF_HEADERS"), "{error}");
+            assert!(!error.contains("secret"), "{error}");
+        }
+    }
+}
