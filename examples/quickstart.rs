@@ -148,16 +148,32 @@ impl Pki {
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join("ca.pem"), ca_cert.pem())?;
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf_cert.der().clone()], key)?;
+        let server = rustls::ServerConfig::builder_with_provider(receiver_provider()?)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf_cert.der().clone()], key)?;
         Ok(Pki {
             dir,
             server: Arc::new(server),
         })
+    }
+}
+
+/// The receiver's crypto provider: that of djehouty's `aws-lc-rs` or `ring`
+/// feature, else the process default.
+fn receiver_provider() -> Result<Arc<rustls::crypto::CryptoProvider>, BoxError> {
+    #[cfg(feature = "aws-lc-rs")]
+    let compiled = Some(rustls::crypto::aws_lc_rs::default_provider());
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    let compiled = Some(rustls::crypto::ring::default_provider());
+    #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+    let compiled = None;
+    match (compiled, rustls::crypto::CryptoProvider::get_default()) {
+        (Some(provider), _) => Ok(Arc::new(provider)),
+        (None, Some(provider)) => Ok(Arc::clone(provider)),
+        (None, None) => {
+            Err("no TLS crypto provider: enable the `aws-lc-rs` or `ring` feature".into())
+        }
     }
 }
 

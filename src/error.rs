@@ -88,9 +88,46 @@ pub enum Error {
         detail: String,
     },
 
-    /// The TLS client configuration could not be built.
-    #[error("TLS configuration error: {0}")]
-    TlsConfig(#[from] rustls::Error),
+    /// The TLS client configuration could not be built from the crypto
+    /// provider: one installed as the process default that offers no cipher
+    /// suite for TLS 1.2 or 1.3, or no key exchange group for its suites.
+    #[error(
+        "cannot build the TLS configuration from the crypto provider: {detail}; the \
+         process-default rustls `CryptoProvider`, if one is installed, must offer cipher \
+         suites for TLS 1.2 or 1.3 with matching key exchange groups"
+    )]
+    TlsConfig {
+        /// What the TLS library found wrong.
+        detail: String,
+    },
+
+    /// A `tls://` or `https://` endpoint has no crypto provider to use: no
+    /// process-default rustls `CryptoProvider` is installed and neither the
+    /// `aws-lc-rs` nor the `ring` feature is on.
+    #[error(
+        "{endpoint} needs a TLS crypto provider and none is available: switch on djehouty's \
+         `aws-lc-rs` (default) or `ring` feature, or install a process-default provider with \
+         `rustls::crypto::CryptoProvider::install_default` before `build()`"
+    )]
+    NoCryptoProvider {
+        /// The endpoint.
+        endpoint: String,
+    },
+
+    /// [`with_tls_config`](crate::ExporterBuilder::with_tls_config) was
+    /// combined with options of the exporter's own TLS configuration, which
+    /// would not apply.
+    #[error(
+        "`with_tls_config` brings its own rustls `ClientConfig`, so {} would not apply: drop \
+         {}, and set trusted roots, client certificate or certificate verifier in that \
+         `ClientConfig` instead",
+        backquoted(options),
+        if options.len() == 1 { "it" } else { "them" }
+    )]
+    TlsConfigConflict {
+        /// The conflicting builder methods, such as `with_ca_file`.
+        options: Vec<&'static str>,
+    },
 
     /// The exporter's I/O runtime could not be started.
     #[error("cannot start the exporter's I/O runtime: {0}")]
@@ -116,7 +153,7 @@ pub enum Error {
         endpoint: String,
         /// The cause, for programs to match on.
         failure: TlsFailure,
-        /// The underlying error (wraps a `rustls::Error` when the peer was refused).
+        /// The underlying error, with the TLS library's detail in its message.
         #[source]
         source: std::io::Error,
     },
@@ -194,6 +231,15 @@ pub enum Error {
     /// The exporter was shut down.
     #[error("the exporter is shut down")]
     ShutDown,
+}
+
+/// Names as code, separated by commas: `a`, `b`.
+fn backquoted(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The response body, quoted, as shown in [`Error::HttpStatus`]'s message.

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::Value;
@@ -31,9 +32,11 @@ pub struct ExporterBuilder<F: Format> {
     pub(super) endpoint: Option<String>,
     pub(super) ldp_cluster: Option<String>,
     pub(super) ca_files: Vec<PathBuf>,
-    pub(super) builtin_roots: bool,
+    /// `None` until `with_builtin_roots` is called (the roots are then on).
+    pub(super) builtin_roots: Option<bool>,
     pub(super) client_certificate: Option<(PathBuf, PathBuf)>,
     pub(super) dangerous_accept_invalid_certificates: bool,
+    pub(super) tls_config: Option<Arc<rustls::ClientConfig>>,
     pub(super) framing: Option<Framing>,
     pub(super) export_timeout: Option<Duration>,
     pub(super) connect_timeout: Duration,
@@ -63,6 +66,10 @@ impl<F: Format> fmt::Debug for ExporterBuilder<F> {
                 "dangerous_accept_invalid_certificates",
                 &self.dangerous_accept_invalid_certificates,
             )
+            .field(
+                "tls_config (own rustls ClientConfig)",
+                &self.tls_config.is_some(),
+            )
             .field("framing", &self.framing)
             .field("buffer_bytes", &self.buffer_bytes)
             .field("http", &self.http)
@@ -88,9 +95,10 @@ impl<F: Format> Default for ExporterBuilder<F> {
             endpoint: None,
             ldp_cluster: None,
             ca_files: Vec::new(),
-            builtin_roots: true,
+            builtin_roots: None,
             client_certificate: None,
             dangerous_accept_invalid_certificates: false,
+            tls_config: None,
             framing: None,
             export_timeout: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -138,7 +146,7 @@ impl<F: Format> ExporterBuilder<F> {
     /// and/or the operating system's store (cargo feature `native-roots`). Pass
     /// `false` to trust only the CA files given with [`with_ca_file`](Self::with_ca_file).
     pub fn with_builtin_roots(mut self, enabled: bool) -> Self {
-        self.builtin_roots = enabled;
+        self.builtin_roots = Some(enabled);
         self
     }
 
@@ -182,6 +190,49 @@ impl<F: Format> ExporterBuilder<F> {
     /// [`with_ca_file`](Self::with_ca_file) with the test server's CA.
     pub fn dangerous_accept_invalid_certificates(mut self) -> Self {
         self.dangerous_accept_invalid_certificates = true;
+        self
+    }
+
+    /// Uses this rustls client configuration for `tls://` and `https://`
+    /// endpoints instead of building one: its trusted roots, certificate
+    /// verifier, client certificate, protocol versions and crypto provider
+    /// apply as they are.
+    ///
+    /// The exporter's own TLS options then cannot apply, so `build()` fails
+    /// with [`Error::TlsConfigConflict`](crate::Error::TlsConfigConflict),
+    /// naming them, if any of [`with_ca_file`](Self::with_ca_file),
+    /// [`with_builtin_roots`](Self::with_builtin_roots),
+    /// [`with_client_certificate`](Self::with_client_certificate) or
+    /// [`dangerous_accept_invalid_certificates`](Self::dangerous_accept_invalid_certificates)
+    /// is also called; a CA file from `OTEL_EXPORTER_GELF_CERTIFICATE` (or
+    /// `..._LTSV_...`) is ignored, with a warning through the OpenTelemetry
+    /// internal logs. With any other endpoint `build()` fails rather than send
+    /// in plaintext.
+    ///
+    /// Over `https://` the exporter offers the ALPN protocol `http/1.1` only
+    /// (the one it speaks) whatever the configuration lists; over `tls://` the
+    /// configuration's ALPN protocols, if any, are offered as they are. Handshake
+    /// failures are reported as with the exporter's own configuration
+    /// ([`Error::Handshake`](crate::Error::Handshake)).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    ///
+    /// // Trust one private CA only (roots built elsewhere in the application).
+    /// let roots = rustls::RootCertStore::empty();
+    /// let config = rustls::ClientConfig::builder()
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// let exporter = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("tls://graylog.example.com:12202")
+    ///     .with_tls_config(Arc::new(config))
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls_config = Some(config);
         self
     }
 

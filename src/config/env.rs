@@ -54,7 +54,8 @@ impl<E: Fn(&str) -> Option<String>> Env<E> {
 
 impl<F: Format> ExporterBuilder<F> {
     /// Fills, from the environment, what the builder left unset and
-    /// `endpoint` can use. A variable the endpoint cannot use is refused,
+    /// `endpoint` can use (the CA file is resolved with the other TLS
+    /// settings). A variable the endpoint cannot use is refused,
     /// named, rather than ignored.
     pub(super) fn apply_environment<E: Fn(&str) -> Option<String>>(
         &mut self,
@@ -63,11 +64,6 @@ impl<F: Format> ExporterBuilder<F> {
     ) -> Result<()> {
         if self.redundant_fields.is_none() {
             self.redundant_fields = env.flag("REDUNDANT_FIELDS")?;
-        }
-        if self.ca_files.is_empty() {
-            if let Some((_, path)) = env.get("CERTIFICATE") {
-                self.ca_files.push(PathBuf::from(path));
-            }
         }
         if self.client_certificate.is_none() {
             let missing = |set: String, other: &str| {

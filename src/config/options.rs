@@ -2,6 +2,7 @@
 //! setting for an endpoint it does not apply to rather than ignore it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
@@ -76,37 +77,93 @@ pub(crate) struct TlsOptions {
     pub(crate) client_certificate: Option<(PathBuf, PathBuf)>,
     /// Certificates and host names are not checked (tests only).
     pub(crate) dangerous_accept_invalid_certificates: bool,
+    /// The user's own configuration (`with_tls_config`); the settings above
+    /// are then at their defaults and unused.
+    pub(crate) client_config: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// The TLS settings as the builder holds them, before they are checked.
+pub(super) struct TlsChoices {
+    pub(super) ca_files: Vec<PathBuf>,
+    /// A CA file from the environment, used when no `with_ca_file` is given.
+    pub(super) env_ca_file: Option<PathBuf>,
+    /// `None`: `with_builtin_roots` was not called.
+    pub(super) builtin_roots: Option<bool>,
+    pub(super) client_certificate: Option<(PathBuf, PathBuf)>,
+    pub(super) dangerous_accept_invalid_certificates: bool,
+    pub(super) client_config: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl TlsOptions {
     /// Gathers the TLS settings; those that only make sense with TLS are refused
-    /// for a `tcp://` endpoint rather than silently ignored.
-    pub(super) fn new(
-        endpoint: &Endpoint,
-        ca_files: Vec<PathBuf>,
-        builtin_roots: bool,
-        client_certificate: Option<(PathBuf, PathBuf)>,
-        dangerous_accept_invalid_certificates: bool,
-    ) -> Result<TlsOptions> {
+    /// for a `tcp://` endpoint, and the exporter's own TLS options together
+    /// with `with_tls_config`, rather than silently ignored.
+    pub(super) fn new(endpoint: &Endpoint, choices: TlsChoices) -> Result<TlsOptions> {
         if !endpoint.scheme().is_tls() {
-            if client_certificate.is_some() {
+            if choices.client_certificate.is_some() {
                 return Err(Error::InvalidConfig(format!(
                     "a client certificate is configured but {endpoint} is not encrypted: \
                      use a `tls://` or `https://` endpoint, or drop `with_client_certificate`"
                 )));
             }
-            if dangerous_accept_invalid_certificates {
+            if choices.dangerous_accept_invalid_certificates {
                 return Err(Error::InvalidConfig(format!(
                     "`dangerous_accept_invalid_certificates` is set but {endpoint} is not \
                      encrypted, so it has no certificates: drop it"
                 )));
             }
+            if choices.client_config.is_some() {
+                return Err(Error::InvalidConfig(format!(
+                    "a TLS configuration is given with `with_tls_config` but {endpoint} is not \
+                     encrypted: use a `tls://` or `https://` endpoint, or drop `with_tls_config`"
+                )));
+            }
+        }
+        if let Some(client_config) = choices.client_config {
+            let conflicts: Vec<&'static str> = [
+                (!choices.ca_files.is_empty(), "with_ca_file"),
+                (choices.builtin_roots.is_some(), "with_builtin_roots"),
+                (
+                    choices.client_certificate.is_some(),
+                    "with_client_certificate",
+                ),
+                (
+                    choices.dangerous_accept_invalid_certificates,
+                    "dangerous_accept_invalid_certificates",
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(set, name)| set.then_some(name))
+            .collect();
+            if !conflicts.is_empty() {
+                return Err(Error::TlsConfigConflict { options: conflicts });
+            }
+            if choices.env_ca_file.is_some() && endpoint.scheme().is_tls() {
+                opentelemetry::otel_warn!(
+                    name: "djehouty.CertificateVariableIgnored",
+                    endpoint = endpoint.to_string(),
+                    message = "the CA file of the CERTIFICATE environment variable is ignored: \
+                               the TLS configuration given with `with_tls_config` applies as is"
+                );
+            }
+            return Ok(TlsOptions {
+                ca_files: Vec::new(),
+                builtin_roots: true,
+                client_certificate: None,
+                dangerous_accept_invalid_certificates: false,
+                client_config: Some(client_config),
+            });
+        }
+        let mut ca_files = choices.ca_files;
+        if ca_files.is_empty() {
+            ca_files.extend(choices.env_ca_file);
         }
         Ok(TlsOptions {
             ca_files,
-            builtin_roots,
-            client_certificate,
-            dangerous_accept_invalid_certificates,
+            builtin_roots: choices.builtin_roots.unwrap_or(true),
+            client_certificate: choices.client_certificate,
+            dangerous_accept_invalid_certificates: choices.dangerous_accept_invalid_certificates,
+            client_config: None,
         })
     }
 }

@@ -1,10 +1,11 @@
 //! Resolution: the builder's settings, then the environment, then the
 //! defaults, checked together into one [`Config`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::env::Env;
-use super::options::{check_framing, check_messages, http_headers};
+use super::options::{check_framing, check_messages, http_headers, TlsChoices};
 use super::{
     Config, Endpoint, ExporterBuilder, Framing, Scheme, Timeouts, TlsOptions, UdpOptions,
     DEFAULT_EXPORT_TIMEOUT, DEFAULT_HTTP_MAX_FRAME_BYTES, MAX_TIMEOUT,
@@ -32,16 +33,22 @@ impl<F: Format> ExporterBuilder<F> {
         if matches!(endpoint.scheme(), Scheme::Http | Scheme::Https) && !self.max_frame_set {
             self.mapping.max_frame_bytes = DEFAULT_HTTP_MAX_FRAME_BYTES;
         }
-        let ca_files = std::mem::take(&mut self.ca_files);
+        let env_ca_file = Env::new::<F>(&env)
+            .get("CERTIFICATE")
+            .map(|(_, path)| PathBuf::from(path));
         let timeouts = self.timeouts(&env)?;
         self.mapping.redundant_fields = self.redundant_fields.unwrap_or(false);
         self.check_sizes()?;
         let tls = TlsOptions::new(
             &endpoint,
-            ca_files,
-            self.builtin_roots,
-            self.client_certificate,
-            self.dangerous_accept_invalid_certificates,
+            TlsChoices {
+                ca_files: std::mem::take(&mut self.ca_files),
+                env_ca_file,
+                builtin_roots: self.builtin_roots,
+                client_certificate: self.client_certificate,
+                dangerous_accept_invalid_certificates: self.dangerous_accept_invalid_certificates,
+                client_config: self.tls_config,
+            },
         )?;
         let udp = UdpOptions::new(&endpoint, self.udp_chunk_bytes, self.compression)?;
         let http = self.http.checked(&endpoint)?;

@@ -6,6 +6,15 @@
 //! the builder's `dangerous_accept_invalid_certificates()`, meant for tests. TLS
 //! 1.2 and 1.3 are offered. There is never a fallback to plaintext.
 //!
+//! The crypto provider is the process-default rustls `CryptoProvider` when one
+//! is installed (this crate never installs one), else that of the `aws-lc-rs`
+//! feature, else that of `ring`; with none, building fails with
+//! [`Error::NoCryptoProvider`]. A configuration brought with `with_tls_config`
+//! replaces all of the above and is used as is, but for two things: over
+//! `https://` the ALPN protocol offered is `http/1.1` (the HTTP client speaks
+//! nothing else), and its client certificate resolver is watched so that
+//! handshake failures are named alike.
+//!
 //! A failed handshake is reported as [`Error::Handshake`] with a [`TlsFailure`]
 //! naming the cause; one the server never answered is a timeout whose message
 //! points at a plaintext port.
@@ -41,7 +50,7 @@ use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::config::{Endpoint, TlsOptions};
+use crate::config::{Endpoint, Scheme, TlsOptions};
 use crate::error::{Error, Result, Step, TlsFailure};
 
 /// Longest wait, after a TLS 1.3 handshake in which the server asked for a
@@ -61,14 +70,15 @@ impl std::fmt::Debug for TlsSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsSettings")
             .field("server_name", &self.server_name)
-            .field("client_certificate", &self.client_auth.key.is_some())
+            .field("client_certificate", &self.client_auth.has_certs())
             .finish_non_exhaustive()
     }
 }
 
 impl TlsSettings {
-    /// Builds the client configuration: loads the trust anchors and the client
-    /// certificate, and checks the server name.
+    /// Builds the client configuration — the exporter's own (trust anchors,
+    /// client certificate, crypto provider) or a copy of the user's — and
+    /// checks the server name.
     pub(crate) fn new(endpoint: &Endpoint, options: &TlsOptions) -> Result<TlsSettings> {
         let server_name = ServerName::try_from(endpoint.host().to_string()).map_err(|_| {
             Error::InvalidEndpoint {
@@ -76,44 +86,23 @@ impl TlsSettings {
                 reason: "the host is neither a valid DNS name nor an IP address".to_string(),
             }
         })?;
-        let mut roots = RootCertStore::empty();
-        if options.builtin_roots {
-            add_builtin_roots(&mut roots);
-        }
-        for path in &options.ca_files {
-            add_ca_file(&mut roots, path)?;
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let key = match &options.client_certificate {
-            Some((cert, key)) => Some(Arc::new(load_client_certificate(cert, key, &provider)?)),
-            None => None,
-        };
-        let client_auth = Arc::new(ClientAuth {
-            key,
-            requests: AtomicU64::new(0),
-        });
-        let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-        let builder = if options.dangerous_accept_invalid_certificates {
-            opentelemetry::otel_warn!(
-                name: "djehouty.DangerousAcceptInvalidCertificates",
-                endpoint = endpoint.to_string(),
-                message = "server certificates and host names are NOT verified \
-                           (dangerous_accept_invalid_certificates): anyone on the network \
-                           path can impersonate the server; for tests only, never in production"
-            );
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCertificate {
-                    algorithms: provider.signature_verification_algorithms,
-                }))
-        } else {
-            if roots.is_empty() {
-                return Err(Error::NoTrustAnchors);
+        let (mut config, client_auth) = match &options.client_config {
+            Some(theirs) => {
+                // A copy whose client certificate resolver is watched, so that
+                // handshake failures are named as with our own configuration.
+                let mut config = ClientConfig::clone(theirs);
+                let client_auth = Arc::new(ClientAuth::new(Presenter::Theirs(Arc::clone(
+                    &config.client_auth_cert_resolver,
+                ))));
+                config.client_auth_cert_resolver = Arc::clone(&client_auth) as _;
+                (config, client_auth)
             }
-            builder.with_root_certificates(roots)
+            None => own_config(endpoint, options)?,
         };
-        let config = builder.with_client_cert_resolver(Arc::clone(&client_auth) as _);
+        if endpoint.scheme() == Scheme::Https {
+            // The HTTP client speaks HTTP/1.1 only: a server must not pick h2.
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        }
         Ok(TlsSettings {
             connector: TlsConnector::from(Arc::new(config)),
             server_name,
@@ -136,7 +125,7 @@ impl TlsSettings {
         let deadline = now
             .checked_add(limit)
             .unwrap_or(now + Duration::from_secs(86_400));
-        let requests_before = self.client_auth.requests();
+        let (requests_before, presented_before) = self.client_auth.counts();
         let heard = Arc::new(AtomicBool::new(false));
         let connect = self.connector.connect(
             self.server_name.clone(),
@@ -151,10 +140,8 @@ impl TlsSettings {
         // to overlap, the worst would be a needless verdict wait, or a refusal
         // blamed on the client certificate when the other handshake was asked
         // for it.
-        let auth = match (
-            self.client_auth.requests() != requests_before,
-            self.client_auth.key.is_some(),
-        ) {
+        let (requests, presented) = self.client_auth.counts();
+        let auth = match (requests != requests_before, presented != presented_before) {
             (false, _) => ClientAuthSeen::NotAsked,
             (true, false) => ClientAuthSeen::AskedNoneSent,
             (true, true) => ClientAuthSeen::AskedSent,
@@ -185,6 +172,86 @@ impl TlsSettings {
         }
         Ok(stream)
     }
+}
+
+/// The exporter's own client configuration: the trust anchors, the client
+/// certificate and the crypto provider of [`crypto_provider`].
+fn own_config(
+    endpoint: &Endpoint,
+    options: &TlsOptions,
+) -> Result<(ClientConfig, Arc<ClientAuth>)> {
+    let provider = crypto_provider(endpoint)?;
+    let mut roots = RootCertStore::empty();
+    if options.builtin_roots {
+        add_builtin_roots(&mut roots);
+    }
+    for path in &options.ca_files {
+        add_ca_file(&mut roots, path)?;
+    }
+    let key = match &options.client_certificate {
+        Some((cert, key)) => Some(Arc::new(load_client_certificate(cert, key, &provider)?)),
+        None => None,
+    };
+    let client_auth = Arc::new(ClientAuth::new(Presenter::Own(key)));
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| Error::TlsConfig {
+            detail: e.to_string(),
+        })?;
+    let builder = if options.dangerous_accept_invalid_certificates {
+        opentelemetry::otel_warn!(
+            name: "djehouty.DangerousAcceptInvalidCertificates",
+            endpoint = endpoint.to_string(),
+            message = "server certificates and host names are NOT verified \
+                       (dangerous_accept_invalid_certificates): anyone on the network \
+                       path can impersonate the server; for tests only, never in production"
+        );
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCertificate {
+                algorithms: provider.signature_verification_algorithms,
+            }))
+    } else {
+        if roots.is_empty() {
+            return Err(Error::NoTrustAnchors);
+        }
+        builder.with_root_certificates(roots)
+    };
+    let config = builder.with_client_cert_resolver(Arc::clone(&client_auth) as _);
+    Ok((config, client_auth))
+}
+
+/// The crypto provider of the exporter's own configuration: the process
+/// default when one is installed (never installed here), else that of the
+/// feature switched on, aws-lc-rs first.
+fn crypto_provider(endpoint: &Endpoint) -> Result<Arc<CryptoProvider>> {
+    choose_provider(CryptoProvider::get_default(), compiled_provider, endpoint)
+}
+
+fn choose_provider(
+    process_default: Option<&Arc<CryptoProvider>>,
+    compiled: impl FnOnce() -> Option<CryptoProvider>,
+    endpoint: &Endpoint,
+) -> Result<Arc<CryptoProvider>> {
+    match process_default {
+        Some(provider) => Ok(Arc::clone(provider)),
+        None => compiled()
+            .map(Arc::new)
+            .ok_or_else(|| Error::NoCryptoProvider {
+                endpoint: endpoint.to_string(),
+            }),
+    }
+}
+
+/// The provider of the crate feature switched on, if any.
+pub(crate) fn compiled_provider() -> Option<CryptoProvider> {
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = Some(rustls::crypto::aws_lc_rs::default_provider());
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    let provider = Some(rustls::crypto::ring::default_provider());
+    #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+    let provider = None;
+    provider
 }
 
 /// Reads one CA file into `roots`.
@@ -299,31 +366,71 @@ fn add_builtin_roots(roots: &mut RootCertStore) {
 }
 
 /// Presents the client certificate, if any, and counts the server's requests
-/// for one, so that a failed handshake can tell whether one was asked for.
+/// for one and the certificates presented, so that a failed handshake can tell
+/// whether one was asked for and sent.
 #[derive(Debug)]
 struct ClientAuth {
-    key: Option<Arc<CertifiedKey>>,
+    presenter: Presenter,
     requests: AtomicU64,
+    presented: AtomicU64,
+}
+
+/// Where the client certificate comes from.
+#[derive(Debug)]
+enum Presenter {
+    /// The exporter's own configuration: this one, or none.
+    Own(Option<Arc<CertifiedKey>>),
+    /// The resolver of the user's configuration.
+    Theirs(Arc<dyn ResolvesClientCert>),
 }
 
 impl ClientAuth {
-    fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+    fn new(presenter: Presenter) -> ClientAuth {
+        ClientAuth {
+            presenter,
+            requests: AtomicU64::new(0),
+            presented: AtomicU64::new(0),
+        }
+    }
+
+    /// The requests so far, and the certificates presented to them.
+    fn counts(&self) -> (u64, u64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.presented.load(Ordering::Relaxed),
+        )
     }
 }
 
 impl ResolvesClientCert for ClientAuth {
     fn resolve(
         &self,
-        _root_hint_subjects: &[&[u8]],
-        _sigschemes: &[SignatureScheme],
+        root_hint_subjects: &[&[u8]],
+        sigschemes: &[SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        self.key.clone()
+        let key = match &self.presenter {
+            Presenter::Own(key) => key.clone(),
+            Presenter::Theirs(resolver) => resolver.resolve(root_hint_subjects, sigschemes),
+        };
+        if key.is_some() {
+            self.presented.fetch_add(1, Ordering::Relaxed);
+        }
+        key
+    }
+
+    fn only_raw_public_keys(&self) -> bool {
+        match &self.presenter {
+            Presenter::Own(_) => false,
+            Presenter::Theirs(resolver) => resolver.only_raw_public_keys(),
+        }
     }
 
     fn has_certs(&self) -> bool {
-        self.key.is_some()
+        match &self.presenter {
+            Presenter::Own(key) => key.is_some(),
+            Presenter::Theirs(resolver) => resolver.has_certs(),
+        }
     }
 }
 
@@ -699,6 +806,133 @@ mod tests {
         ] {
             let text = failure.to_string();
             assert!(text.contains(advice), "{failure:?}: {text}");
+        }
+    }
+
+    /// The exporter's own TLS settings, at their defaults.
+    fn own_options() -> TlsOptions {
+        TlsOptions {
+            ca_files: Vec::new(),
+            builtin_roots: true,
+            client_certificate: None,
+            dangerous_accept_invalid_certificates: false,
+            client_config: None,
+        }
+    }
+
+    fn endpoint(text: &str) -> Endpoint {
+        Endpoint::parse(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn without_any_provider_the_error_says_what_to_do() {
+        let error = choose_provider(None, || None, &endpoint("tls://h:1"))
+            .err()
+            .unwrap_or_else(|| panic!("a provider out of nowhere"));
+        assert!(matches!(error, Error::NoCryptoProvider { .. }), "{error}");
+        let text = error.to_string();
+        for advice in ["tls://h:1", "`aws-lc-rs`", "`ring`", "install_default"] {
+            assert!(text.contains(advice), "{advice}: {text}");
+        }
+    }
+
+    #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+    #[test]
+    fn without_provider_features_tls_settings_are_refused() {
+        for text in ["tls://h:1", "https://h:1/gelf"] {
+            let error = TlsSettings::new(&endpoint(text), &own_options())
+                .err()
+                .unwrap_or_else(|| panic!("TLS settings without a provider"));
+            assert!(matches!(error, Error::NoCryptoProvider { .. }), "{error}");
+        }
+    }
+
+    #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+    mod with_a_provider {
+        use super::*;
+
+        fn compiled() -> Arc<CryptoProvider> {
+            Arc::new(compiled_provider().unwrap_or_else(|| panic!("a provider feature is on")))
+        }
+
+        #[test]
+        fn the_process_default_wins_over_the_feature() {
+            let installed = compiled();
+            let chosen =
+                choose_provider(Some(&installed), compiled_provider, &endpoint("tls://h:1"))
+                    .unwrap_or_else(|e| panic!("{e}"));
+            assert!(Arc::ptr_eq(&chosen, &installed));
+            let chosen = choose_provider(None, compiled_provider, &endpoint("tls://h:1"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(!Arc::ptr_eq(&chosen, &installed));
+        }
+
+        fn alpn(endpoint_text: &str, options: &TlsOptions) -> Vec<Vec<u8>> {
+            TlsSettings::new(&endpoint(endpoint_text), options)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .connector
+                .config()
+                .alpn_protocols
+                .clone()
+        }
+
+        #[test]
+        fn https_offers_http_1_1_only_whatever_the_config() {
+            let mut theirs = ClientConfig::builder_with_provider(compiled())
+                .with_safe_default_protocol_versions()
+                .unwrap_or_else(|e| panic!("{e}"))
+                .with_root_certificates(RootCertStore::empty())
+                .with_no_client_auth();
+            theirs.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            let theirs = TlsOptions {
+                client_config: Some(Arc::new(theirs)),
+                ..own_options()
+            };
+            let mut own = own_options();
+            own.dangerous_accept_invalid_certificates = true;
+            for options in [&own, &theirs] {
+                assert_eq!(alpn("https://h:1/gelf", options), [b"http/1.1".to_vec()]);
+            }
+            // Over tls://, the user's ALPN list as is, and none of our own.
+            assert_eq!(
+                alpn("tls://h:1", &theirs),
+                [b"h2".to_vec(), b"http/1.1".to_vec()]
+            );
+            assert!(alpn("tls://h:1", &own).is_empty());
+        }
+
+        #[test]
+        fn the_users_client_certificate_resolver_is_watched_not_replaced() {
+            #[derive(Debug)]
+            struct Counting(AtomicU64);
+            impl ResolvesClientCert for Counting {
+                fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+                    self.0.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+                fn has_certs(&self) -> bool {
+                    true
+                }
+            }
+            let resolver = Arc::new(Counting(AtomicU64::new(0)));
+            let theirs = ClientConfig::builder_with_provider(compiled())
+                .with_safe_default_protocol_versions()
+                .unwrap_or_else(|e| panic!("{e}"))
+                .with_root_certificates(RootCertStore::empty())
+                .with_client_cert_resolver(Arc::clone(&resolver) as _);
+            let settings = TlsSettings::new(
+                &endpoint("tls://h:1"),
+                &TlsOptions {
+                    client_config: Some(Arc::new(theirs)),
+                    ..own_options()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            let watched = &settings.connector.config().client_auth_cert_resolver;
+            assert!(watched.has_certs());
+            assert!(watched.resolve(&[], &[]).is_none());
+            assert_eq!(resolver.0.load(Ordering::Relaxed), 1);
+            assert_eq!(settings.client_auth.counts(), (1, 0));
         }
     }
 

@@ -23,7 +23,7 @@
 //! (the CA is still valid).
 //!
 //! The module also builds rustls server and client configurations from a
-//! [`TestPki`] (always with the `ring` provider) and offers [`TlsClient`], a
+//! [`TestPki`] (with the crypto provider of [`provider`]) and offers [`TlsClient`], a
 //! minimal blocking TLS client that closes connections cleanly.
 
 use std::fs;
@@ -124,9 +124,25 @@ impl TlsVersions {
     }
 }
 
-/// The crypto provider used by every configuration built here.
+/// The crypto provider used by every configuration built here: that of the
+/// feature switched on (aws-lc-rs when both are), else the process default.
+///
+/// Panics when there is neither: a test set-up error.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    #[cfg(feature = "aws-lc-rs")]
+    let compiled = Some(rustls::crypto::aws_lc_rs::default_provider());
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    let compiled = Some(rustls::crypto::ring::default_provider());
+    #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+    let compiled: Option<rustls::crypto::CryptoProvider> = None;
+    match (compiled, rustls::crypto::CryptoProvider::get_default()) {
+        (Some(provider), _) => Arc::new(provider),
+        (None, Some(provider)) => Arc::clone(provider),
+        (None, None) => panic!(
+            "djehouty-testkit has no crypto provider: switch on its `aws-lc-rs` or `ring` \
+             feature (djehouty's features of the same names do), or install a process default"
+        ),
+    }
 }
 
 impl TestPki {
@@ -261,7 +277,7 @@ impl TestPki {
     pub fn server_config(&self, versions: TlsVersions) -> Arc<ServerConfig> {
         let config = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(versions.rustls_versions())
-            .expect("protocol versions supported by the ring provider")
+            .expect("protocol versions supported by the provider")
             .with_no_client_auth()
             .with_single_cert(self.cert_chain.clone(), self.key.clone_key())
             .expect("server certificate and key match");
@@ -277,7 +293,7 @@ impl TestPki {
                 .expect("a client verifier for the test CA");
         let config = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(versions.rustls_versions())
-            .expect("protocol versions supported by the ring provider")
+            .expect("protocol versions supported by the provider")
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.cert_chain.clone(), self.key.clone_key())
             .expect("server certificate and key match");
@@ -311,7 +327,7 @@ impl TestPki {
         let certified = CertifiedKey::new(self.cert_chain.clone(), key);
         let config = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(versions.rustls_versions())
-            .expect("protocol versions supported by the ring provider")
+            .expect("protocol versions supported by the provider")
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(Fixed(Arc::new(certified))));
         Arc::new(config)
@@ -322,7 +338,7 @@ impl TestPki {
     pub fn client_config(&self, versions: TlsVersions) -> Arc<ClientConfig> {
         let config = ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(versions.rustls_versions())
-            .expect("protocol versions supported by the ring provider")
+            .expect("protocol versions supported by the provider")
             .with_root_certificates(self.root_store())
             .with_no_client_auth();
         Arc::new(config)
