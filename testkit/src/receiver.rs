@@ -13,7 +13,8 @@
 //!
 //! With TLS ([`Receiver::tls`]) the receiver uses rustls, reads until the
 //! client's `close_notify` (answering with its own) or until EOF, and records
-//! the negotiated protocol version and the SNI name of each connection. A
+//! the negotiated protocol version, cipher suite and SNI name of each
+//! connection. A
 //! connection that ends without `close_notify`, a failed handshake or an I/O
 //! error is recorded in [`Receiver::errors`].
 //!
@@ -34,7 +35,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use rustls::{ProtocolVersion, ServerConfig, ServerConnection};
+use rustls::{CipherSuite, ProtocolVersion, ServerConfig, ServerConnection};
 
 use super::certs::{TestPki, TlsVersions};
 use super::{show_bytes, wait_for};
@@ -92,6 +93,8 @@ struct State {
     errors: Vec<String>,
     /// Negotiated TLS version per connection number (TLS receivers only).
     tls_versions: HashMap<usize, ProtocolVersion>,
+    /// Negotiated cipher suite per connection number (TLS receivers only).
+    cipher_suites: HashMap<usize, CipherSuite>,
     /// SNI name per connection number (TLS receivers only).
     server_names: HashMap<usize, Option<String>>,
     /// Clones of the open sockets, to close them from the server side.
@@ -300,6 +303,15 @@ impl Receiver {
         let mut versions: Vec<_> = state.tls_versions.iter().map(|(c, v)| (*c, *v)).collect();
         versions.sort_by_key(|(c, _)| *c);
         versions.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The negotiated cipher suite of each connection whose handshake
+    /// finished, in connection order.
+    pub fn cipher_suites(&self) -> Vec<CipherSuite> {
+        let state = self.shared.lock();
+        let mut suites: Vec<_> = state.cipher_suites.iter().map(|(c, s)| (*c, *s)).collect();
+        suites.sort_by_key(|(c, _)| *c);
+        suites.into_iter().map(|(_, s)| s).collect()
     }
 
     /// The SNI name sent by each connection whose handshake finished
@@ -684,10 +696,14 @@ fn serve_tls(
         if !recorded && !conn.is_handshaking() {
             recorded = true;
             let version = conn.protocol_version();
+            let suite = conn.negotiated_cipher_suite().map(|s| s.suite());
             let name = conn.server_name().map(str::to_string);
             shared.update(|s| {
                 if let Some(v) = version {
                     s.tls_versions.insert(id, v);
+                }
+                if let Some(suite) = suite {
+                    s.cipher_suites.insert(id, suite);
                 }
                 s.server_names.insert(id, name);
             });
