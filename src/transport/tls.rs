@@ -809,17 +809,6 @@ mod tests {
         }
     }
 
-    /// The exporter's own TLS settings, at their defaults.
-    fn own_options() -> TlsOptions {
-        TlsOptions {
-            ca_files: Vec::new(),
-            builtin_roots: true,
-            client_certificate: None,
-            dangerous_accept_invalid_certificates: false,
-            client_config: None,
-        }
-    }
-
     fn endpoint(text: &str) -> Endpoint {
         Endpoint::parse(text).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -838,18 +827,37 @@ mod tests {
 
     #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
     #[test]
-    fn without_provider_features_tls_settings_are_refused() {
+    fn without_provider_features_build_refuses_tls_only() {
         for text in ["tls://h:1", "https://h:1/gelf"] {
-            let error = TlsSettings::new(&endpoint(text), &own_options())
+            let error = crate::GelfExporter::builder()
+                .with_endpoint(text)
+                .build()
                 .err()
-                .unwrap_or_else(|| panic!("TLS settings without a provider"));
+                .unwrap_or_else(|| panic!("{text} built without a crypto provider"));
             assert!(matches!(error, Error::NoCryptoProvider { .. }), "{error}");
         }
+        for text in ["tcp://h:1", "http://h:1/gelf"] {
+            if let Err(error) = crate::GelfExporter::builder().with_endpoint(text).build() {
+                panic!("{text} needs no crypto provider: {error}");
+            }
+        }
+        assert!(CryptoProvider::get_default().is_none(), "none installed");
     }
 
     #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
     mod with_a_provider {
         use super::*;
+
+        /// The exporter's own TLS settings, at their defaults.
+        fn own_options() -> TlsOptions {
+            TlsOptions {
+                ca_files: Vec::new(),
+                builtin_roots: true,
+                client_certificate: None,
+                dangerous_accept_invalid_certificates: false,
+                client_config: None,
+            }
+        }
 
         fn compiled() -> Arc<CryptoProvider> {
             Arc::new(compiled_provider().unwrap_or_else(|| panic!("a provider feature is on")))
