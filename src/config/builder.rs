@@ -216,13 +216,13 @@ impl<F: Format> ExporterBuilder<F> {
     /// ([`Error::Handshake`](crate::Error::Handshake)).
     ///
     /// ```no_run
+    /// # fn application_roots() -> rustls::RootCertStore { rustls::RootCertStore::empty() }
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use std::sync::Arc;
     ///
-    /// // Trust one private CA only (roots built elsewhere in the application).
-    /// let roots = rustls::RootCertStore::empty();
+    /// // The application's configuration, as its other TLS clients have it.
     /// let config = rustls::ClientConfig::builder()
-    ///     .with_root_certificates(roots)
+    ///     .with_root_certificates(application_roots())
     ///     .with_no_client_auth();
     /// let exporter = djehouty::GelfExporter::builder()
     ///     .with_endpoint("tls://graylog.example.com:12202")
