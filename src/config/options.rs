@@ -138,7 +138,7 @@ impl TlsOptions {
             if !conflicts.is_empty() {
                 return Err(Error::TlsConfigConflict { options: conflicts });
             }
-            if choices.env_ca_file.is_some() && endpoint.scheme().is_tls() {
+            if choices.env_ca_file.is_some() {
                 opentelemetry::otel_warn!(
                     name: "djehouty.CertificateVariableIgnored",
                     endpoint = endpoint.to_string(),
