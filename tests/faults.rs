@@ -754,6 +754,8 @@ fn soak(batch: bool) {
         if producer.logged() >= total {
             break;
         }
+        // Once paused, the receiver reads nothing more: the records of the
+        // next 50 ms (about 100) stay in its kernel.
         receiver.pause_reading();
         thread::sleep(Duration::from_millis(50));
         let kill = kill_with_idle_exporter(receiver, &producer, &provider);

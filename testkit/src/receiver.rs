@@ -30,10 +30,10 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::{CipherSuite, ProtocolVersion, ServerConfig, ServerConnection};
 
@@ -112,6 +112,8 @@ struct Shared {
     changed: Condvar,
     stop: AtomicBool,
     paused: AtomicBool,
+    /// Connection threads that may still read (not parked by a pause).
+    reading: AtomicUsize,
 }
 
 impl Shared {
@@ -131,6 +133,41 @@ impl Shared {
 
     fn paused(&self) -> bool {
         self.paused.load(Ordering::SeqCst)
+    }
+}
+
+/// A connection thread's place among the [`Shared::reading`] ones, given up
+/// once it stops reading for a pause, or when it ends.
+struct Reading<'a> {
+    shared: &'a Shared,
+    parked: bool,
+}
+
+impl<'a> Reading<'a> {
+    fn start(shared: &'a Shared) -> Reading<'a> {
+        shared.reading.fetch_add(1, Ordering::SeqCst);
+        Reading {
+            shared,
+            parked: false,
+        }
+    }
+
+    /// Whether reading is paused; the first time, the thread counts as parked.
+    fn paused(&mut self) -> bool {
+        let paused = self.shared.paused();
+        if paused && !self.parked {
+            self.parked = true;
+            self.shared.reading.fetch_sub(1, Ordering::SeqCst);
+        }
+        paused
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        if !self.parked {
+            self.shared.reading.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -206,6 +243,7 @@ impl Receiver {
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
             paused: AtomicBool::new(false),
+            reading: AtomicUsize::new(0),
         });
         let is_tls = tls.is_some();
         let acceptor = {
@@ -381,9 +419,18 @@ impl Receiver {
     }
 
     /// Stops reading on every connection (accepting goes on), so that what is
-    /// sent from now on stays in the kernel's buffers.
+    /// sent from now on stays in the kernel's buffers. Returns once no
+    /// connection thread is inside a read any more (at most a few polls).
     pub fn pause_reading(&self) {
         self.shared.paused.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.shared.reading.load(Ordering::SeqCst) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "a connection thread still reads 5 s after the pause"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Closes every open connection from the server side (both directions),
@@ -606,6 +653,7 @@ fn serve(
         pending: Vec::new(),
         shared,
     };
+    let mut reading = Reading::start(shared);
     let setup = sock
         .set_nonblocking(false)
         .and_then(|()| sock.set_read_timeout(Some(POLL)))
@@ -613,8 +661,8 @@ fn serve(
     let outcome = match setup {
         Err(e) => Err(format!("socket setup: {e}")),
         Ok(()) => match tls {
-            None => serve_plain(&mut sock, &mut splitter, shared),
-            Some(config) => serve_tls(id, &mut sock, config, &mut splitter, shared),
+            None => serve_plain(&mut sock, &mut splitter, shared, &mut reading),
+            Some(config) => serve_tls(id, &mut sock, config, &mut splitter, shared, &mut reading),
         },
     };
     if let Err(e) = outcome {
@@ -635,6 +683,7 @@ fn serve_plain(
     sock: &mut TcpStream,
     splitter: &mut Splitter<'_>,
     shared: &Shared,
+    reading: &mut Reading<'_>,
 ) -> Result<(), String> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -642,7 +691,7 @@ fn serve_plain(
             splitter.hold(&peek_unread(sock));
             return Ok(());
         }
-        if shared.paused() {
+        if reading.paused() {
             thread::sleep(Duration::from_millis(2));
             continue;
         }
@@ -661,6 +710,7 @@ fn serve_tls(
     config: Arc<ServerConfig>,
     splitter: &mut Splitter<'_>,
     shared: &Shared,
+    reading: &mut Reading<'_>,
 ) -> Result<(), String> {
     let mut conn = ServerConnection::new(config).map_err(|e| format!("TLS setup: {e}"))?;
     let mut buf = vec![0u8; 64 * 1024];
@@ -674,7 +724,7 @@ fn serve_tls(
             hold_tls(&mut conn, &peek_unread(sock), splitter, shared);
             return Ok(());
         }
-        if shared.paused() {
+        if reading.paused() {
             thread::sleep(Duration::from_millis(2));
             continue;
         }
