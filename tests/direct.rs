@@ -284,7 +284,7 @@ fn records_of_the_largest_size_find_room_beside_staged_ones() {
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         tracing::info!(seq, "small {seq}");
                         seq += 1;
-                        if seq.is_multiple_of(4) {
+                        if seq % 4 == 0 {
                             thread::sleep(Duration::from_micros(100));
                         }
                     }

@@ -77,7 +77,7 @@ fn varied_text(len: usize, seed: u64) -> String {
     while out.len() < len {
         let r = rng.next();
         out.push_str(WORDS[(r % WORDS.len() as u64) as usize]);
-        if r.is_multiple_of(3) {
+        if r % 3 == 0 {
             out.push_str(&format!("={}", (r >> 8) % 100_000));
         }
         out.push(' ');
