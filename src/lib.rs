@@ -30,12 +30,14 @@
 //! framing, compression, chunking) → delivery (the retry buffer and its
 //! task) → transport (TCP, TLS, UDP, HTTP; one connect, one backoff). The
 //! [`Exporter`] (the SDK seam) and the processors, [`DirectProcessor`]
-//! (records encoded on the logging thread; with
-//! [`with_backpressure`](DirectProcessor::with_backpressure), a full buffer
-//! makes the logging call wait, bounded, rather than drop) and
-//! [`BatchProcessor`] (the SDK's batch processor), drive one pipeline;
-//! [`Counters`] watch it all.
+//! (records encoded on the logging thread, which waits, bounded, for room
+//! while the endpoint is healthy) and [`BatchProcessor`] (the SDK's batch
+//! processor), drive one pipeline; [`Counters`] watch it all.
+//!
+//! ## Cargo features
+#![doc = document_features::document_features!()]
 // One `ioctl` (transport/acked.rs) is the only unsafe code, allowed there alone.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
