@@ -50,6 +50,8 @@ mod exporter;
 mod frames;
 mod json;
 mod mapping;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod pipeline;
 mod processor;
 mod runtime;

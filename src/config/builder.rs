@@ -51,6 +51,8 @@ pub struct ExporterBuilder<F: Format> {
     pub(super) compression: Option<Compression>,
     pub(super) mapping: MappingOptions,
     pub(super) redundant_fields: Option<bool>,
+    #[cfg(feature = "metrics")]
+    pub(crate) meter: Option<opentelemetry::metrics::Meter>,
     pub(super) _format: PhantomData<F>,
 }
 
@@ -113,6 +115,8 @@ impl<F: Format> Default for ExporterBuilder<F> {
             compression: None,
             mapping: MappingOptions::default(),
             redundant_fields: None,
+            #[cfg(feature = "metrics")]
+            meter: None,
             _format: PhantomData,
         }
     }
@@ -511,6 +515,51 @@ impl<F: Format> ExporterBuilder<F> {
     /// ```
     pub fn with_compression(mut self, compression: Compression) -> Self {
         self.compression = Some(compression);
+        self
+    }
+
+    /// Publishes the exporter's counters as OpenTelemetry metrics through
+    /// `provider` (cargo feature `metrics`), under the instrumentation scope
+    /// `djehouty`. They are read from the counters each time the provider
+    /// collects, so logging pays nothing for them. [`Stats`](crate::Stats)
+    /// stays available either way.
+    ///
+    /// Where the semantic conventions name an SDK exporter's metric, that
+    /// name is used; the rest are djehouty's own:
+    ///
+    /// | metric | instrument, unit | value |
+    /// |---|---|---|
+    /// | `otel.sdk.exporter.log.exported` | counter, `{log_record}` | records delivered; with `error.type` = `buffer_full`, `shutdown` or `rejected`, records dropped for that reason ([`Stats::dropped_buffer_full`](crate::Stats::dropped_buffer_full), ...) |
+    /// | `otel.sdk.exporter.log.inflight` | up-down counter, `{log_record}` | records waiting in the retry buffer, unacknowledged ones included |
+    /// | `djehouty.exporter.buffer.usage` | up-down counter, `By` | bytes waiting in the retry buffer |
+    /// | `djehouty.exporter.log.unacknowledged` | up-down counter, `{log_record}` | records written that the receiver's TCP has not acknowledged yet |
+    /// | `djehouty.exporter.log.truncated` | counter, `{log_record}` | records cut to fit the frame limit |
+    /// | `djehouty.exporter.connections` | counter, `{connection}` | connections established |
+    /// | `djehouty.exporter.failures` | counter, `{failure}` | failed connection attempts, handshakes, writes and requests |
+    ///
+    /// Every point carries `otel.component.type` (`djehouty::GelfExporter` or
+    /// `djehouty::LtsvExporter`), `otel.component.name` (the type and an
+    /// instance number: `djehouty::GelfExporter/0`), `server.address` and
+    /// `server.port`.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), djehouty::Error> {
+    /// let meter_provider = opentelemetry::global::meter_provider();
+    /// let exporter = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("tls://graylog.example.com:12202")
+    ///     .with_meter_provider(&*meter_provider)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn with_meter_provider<P>(mut self, provider: &P) -> Self
+    where
+        P: opentelemetry::metrics::MeterProvider + ?Sized,
+    {
+        let scope = opentelemetry::InstrumentationScope::builder("djehouty")
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build();
+        self.meter = Some(provider.meter_with_scope(scope));
         self
     }
 }
