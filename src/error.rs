@@ -231,6 +231,30 @@ pub enum Error {
     /// The exporter was shut down.
     #[error("the exporter is shut down")]
     ShutDown,
+
+    /// A [`LogGuard`](crate::LogGuard)'s shutdown found records that were
+    /// never delivered: dropped while the buffers were full (the endpoint
+    /// unreachable or too slow), refused by the endpoint, or still waiting
+    /// when the shutdown's time ran out. Also returned, with `records` 0,
+    /// when the shutdown itself failed.
+    #[error("{detail}")]
+    Undelivered {
+        /// How many records were lost.
+        records: u64,
+        /// The endpoint, how many were lost for each reason, the last
+        /// delivery error and what may help.
+        detail: String,
+    },
+
+    /// Installing djehouty as the `log` logger (`ExporterBuilder::install_log`,
+    /// cargo feature `log`) found another logger already installed: a process
+    /// has only one.
+    #[error(
+        "a `log` logger is already installed, and a process has only one: call `install_log` \
+         before any other logger is set (env_logger, tracing-subscriber's `init()` with its \
+         `tracing-log` feature, ...), or combine both loggers yourself from `log_logger()`"
+    )]
+    LoggerAlreadySet,
 }
 
 /// Names as code, separated by commas: `a`, `b`.

@@ -55,6 +55,7 @@ mod metrics;
 mod pipeline;
 mod processor;
 mod runtime;
+mod setup;
 mod stats;
 mod swar;
 mod transport;
@@ -70,4 +71,5 @@ pub use processor::{
     BatchProcessor, DirectProcessor, RECOMMENDED_MAX_EXPORT_BATCH_SIZE, RECOMMENDED_MAX_QUEUE_SIZE,
     RECOMMENDED_SCHEDULED_DELAY,
 };
+pub use setup::LogGuard;
 pub use stats::{Counters, Stats};

@@ -53,6 +53,8 @@ pub struct ExporterBuilder<F: Format> {
     pub(super) redundant_fields: Option<bool>,
     #[cfg(feature = "metrics")]
     pub(crate) meter: Option<opentelemetry::metrics::Meter>,
+    /// `service.name` when no variable names the service (src/setup/).
+    pub(crate) default_service_name: Option<String>,
     pub(super) _format: PhantomData<F>,
 }
 
@@ -117,6 +119,7 @@ impl<F: Format> Default for ExporterBuilder<F> {
             redundant_fields: None,
             #[cfg(feature = "metrics")]
             meter: None,
+            default_service_name: None,
             _format: PhantomData,
         }
     }

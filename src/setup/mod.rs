@@ -1,0 +1,187 @@
+//! One call from a builder to a running pipeline: the exporter, a
+//! [`DirectProcessor`], an `SdkLoggerProvider` with a resource detected from
+//! the environment, and (cargo features `tracing`, `log`) the appender that
+//! feeds it, filtered so that the exporter's own diagnostics never loop back
+//! into it. The [`LogGuard`] it returns owns the provider and shuts it down.
+
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::resource::{
+    EnvResourceDetector, ResourceDetector, SdkProvidedResourceDetector, TelemetryResourceDetector,
+};
+use opentelemetry_sdk::Resource;
+
+use crate::config::ExporterBuilder;
+use crate::encode::Format;
+use crate::error::Result;
+use crate::processor::DirectProcessor;
+
+mod guard;
+#[cfg(feature = "log")]
+mod log_logger;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
+
+pub use guard::LogGuard;
+
+/// The crates whose events are the exporter's own diagnostics or those of
+/// the stack it uses, never exported (a record about a failing export would
+/// fail in turn): the events they emit on the application's threads. (On the
+/// exporter's I/O threads, telemetry is suppressed altogether.)
+///
+/// A target matches when its crate is one of these or starts with one of
+/// them followed by `_` or `-`: `opentelemetry` covers `opentelemetry_sdk`
+/// and `opentelemetry-appender-tracing`, `hyper` covers `hyper_util`.
+#[cfg(any(feature = "tracing", feature = "log", test))]
+const SELF_DIAGNOSTICS: &[&str] = &[
+    "djehouty",
+    "opentelemetry",
+    "hyper",
+    "h2",
+    "rustls",
+    "tokio_rustls",
+];
+
+/// Whether an event or record of this target is one of the exporter's own
+/// diagnostics (see [`SELF_DIAGNOSTICS`]).
+#[cfg(any(feature = "tracing", feature = "log", test))]
+fn is_self_diagnostic(target: &str) -> bool {
+    let krate = target.split("::").next().unwrap_or(target);
+    SELF_DIAGNOSTICS.iter().any(|name| {
+        krate
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['_', '-']))
+    })
+}
+
+/// `service.name` from `OTEL_SERVICE_NAME` when it is set and not empty.
+struct ServiceNameVariable;
+
+impl ResourceDetector for ServiceNameVariable {
+    fn detect(&self) -> Resource {
+        let builder = Resource::builder_empty();
+        match std::env::var("OTEL_SERVICE_NAME") {
+            Ok(name) if !name.is_empty() => builder.with_service_name(name).build(),
+            _ => builder.build(),
+        }
+    }
+}
+
+/// The provider's resource: what the SDK's detectors find (the
+/// `telemetry.sdk.*` attributes, `OTEL_RESOURCE_ATTRIBUTES`), with
+/// `service.name` from `OTEL_SERVICE_NAME`, else from
+/// `OTEL_RESOURCE_ATTRIBUTES`, else `default`, else the SDK's
+/// `unknown_service:<executable>`.
+///
+/// Detectors merge in order, the later winning; `Resource::builder()` puts
+/// `OTEL_RESOURCE_ATTRIBUTES` last, and its `with_service_name` would beat
+/// both variables.
+pub(crate) fn resource(default: Option<String>) -> Resource {
+    let base = match default {
+        Some(name) => Resource::builder_empty().with_service_name(name),
+        None => Resource::builder_empty().with_detector(Box::new(SdkProvidedResourceDetector)),
+    };
+    base.with_detectors(&[
+        Box::new(TelemetryResourceDetector),
+        Box::new(EnvResourceDetector::new()),
+        Box::new(ServiceNameVariable),
+    ])
+    .build()
+}
+
+impl<F: Format> ExporterBuilder<F> {
+    /// Names the service (`service.name`, sent as `_service_name`) when the
+    /// environment does not: `OTEL_SERVICE_NAME`, then a `service.name` in
+    /// `OTEL_RESOURCE_ATTRIBUTES`, win over it, so the name can change at
+    /// deployment without a rebuild. Without either, the name is the SDK's
+    /// `unknown_service:<executable>`.
+    ///
+    /// Used by [`build_provider`](Self::build_provider) and the calls built
+    /// on it (`tracing_layer`, `install_log`, `log_logger`); `build()` makes
+    /// the exporter alone, whose provider's resource is yours to set.
+    ///
+    /// ```no_run
+    /// let guard = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("tls://graylog.example.com:12202")
+    ///     .with_default_service_name("checkout")
+    ///     .build_provider()?;
+    /// # Ok::<(), djehouty::Error>(())
+    /// ```
+    pub fn with_default_service_name(mut self, name: impl Into<String>) -> Self {
+        self.default_service_name = Some(name.into());
+        self
+    }
+
+    /// Builds the exporter, a [`DirectProcessor`] around it and an
+    /// `SdkLoggerProvider` with a resource detected from the environment
+    /// (see [`with_default_service_name`](Self::with_default_service_name)),
+    /// and returns the [`LogGuard`] that owns the provider and flushes it
+    /// when dropped.
+    ///
+    /// For a bridge of your own choice, or one configured your way; the
+    /// `tracing_layer` and `install_log` calls (cargo features `tracing`,
+    /// `log`) wire the usual ones.
+    ///
+    /// ```no_run
+    /// use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
+    ///
+    /// let guard = djehouty::GelfExporter::builder()
+    ///     .with_endpoint("tcp://127.0.0.1:12201")
+    ///     .build_provider()?;
+    /// let logger = guard.provider().logger("app");
+    /// let mut record = logger.create_log_record();
+    /// record.set_body("started".into());
+    /// logger.emit(record);
+    /// drop(guard); // delivers it, or says on stderr that it could not
+    /// # Ok::<(), djehouty::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of [`build`](Self::build).
+    pub fn build_provider(mut self) -> Result<LogGuard> {
+        let resource = resource(self.default_service_name.take());
+        let exporter = self.build()?;
+        let counters = exporter.counters();
+        let endpoint = exporter.endpoint().clone();
+        let provider = SdkLoggerProvider::builder()
+            .with_resource(resource)
+            .with_log_processor(DirectProcessor::new(exporter))
+            .build();
+        Ok(LogGuard::new(provider, counters, endpoint))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_self_diagnostic;
+
+    #[test]
+    fn self_diagnostics_are_told_by_crate() {
+        for target in [
+            "djehouty",
+            "djehouty::delivery",
+            "opentelemetry",
+            "opentelemetry_sdk",
+            "opentelemetry-appender-tracing",
+            "hyper::proto::h1",
+            "hyper_util::client",
+            "h2::codec",
+            "rustls::client",
+            "tokio_rustls",
+        ] {
+            assert!(is_self_diagnostic(target), "{target}");
+        }
+        for target in [
+            "app",
+            "hyperion::server",
+            "h2o",
+            "rustlsx",
+            "tokio",
+            "tokio_postgres",
+            "my_djehouty",
+            "",
+        ] {
+            assert!(!is_self_diagnostic(target), "{target}");
+        }
+    }
+}

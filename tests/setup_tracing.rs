@@ -1,0 +1,215 @@
+//! The one-call set-up for `tracing` (`tracing_layer`) and its `LogGuard`,
+//! against the in-process receiver: fields arrive, the exporter's own
+//! diagnostics are not shipped but still reach the other layers, dropping
+//! the guard delivers what was logged (from a plain thread and from inside
+//! tokio runtimes), and an unreachable endpoint delays it only within the
+//! bound. Each test scopes its subscriber to its own thread.
+
+use djehouty_testkit as support;
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use djehouty::{GelfExporter, LogGuard};
+use serde_json::{Map, Value};
+use support::pipeline::{assert_field, by_message};
+use support::{assert_graylog_accepts, Framing, Receiver};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::prelude::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+/// What a drop may take beyond the guard's bound: the SDK's own steps and a
+/// busy machine.
+const SLACK: Duration = Duration::from_secs(2);
+
+fn parse_all(frames: &[Vec<u8>]) -> Vec<Map<String, Value>> {
+    frames.iter().map(|f| assert_graylog_accepts(f)).collect()
+}
+
+fn endpoint(port: u16) -> djehouty::GelfExporterBuilder {
+    GelfExporter::builder().with_endpoint(format!("tcp://127.0.0.1:{port}"))
+}
+
+/// A port nothing listens on: connections are refused.
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A layer that records the target of every event it sees.
+#[derive(Clone, Default)]
+struct Targets(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> Layer<S> for Targets {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(event.metadata().target().to_string());
+    }
+}
+
+#[test]
+fn events_arrive_with_their_fields_and_diagnostics_stay_home() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let (layer, guard) = endpoint(receiver.port())
+        .with_default_service_name("setup-tests")
+        .tracing_layer()
+        .unwrap();
+    let seen = Targets::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(layer)
+        .with(seen.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!(user = "alice", items = 3, ratio = 0.5, "cart updated");
+        tracing::warn!(target: "opentelemetry_sdk", name = "sdk", "an SDK diagnostic");
+        tracing::warn!(target: "djehouty::x", "an exporter diagnostic");
+        tracing::debug!(target: "hyper_util::client", "a transport diagnostic");
+        // Last: once it arrived, so did everything logged before it.
+        tracing::error!(target: "shop::payment", "payment failed");
+    });
+    guard.shutdown().unwrap();
+
+    let frames = parse_all(&receiver.wait_frames(2, WAIT));
+    let messages: Vec<_> = frames
+        .iter()
+        .map(|f| f["short_message"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(messages, ["cart updated", "payment failed"]);
+    let f = by_message(&frames, "cart updated");
+    assert_field(f, "_user", "alice".into());
+    assert_field(f, "_items", 3.into());
+    assert_field(f, "_ratio", 0.5.into());
+    assert_field(f, "level", 6.into());
+    assert_field(f, "_target", "setup_tracing".into());
+    assert_field(f, "_service_name", "setup-tests".into());
+    let f = by_message(&frames, "payment failed");
+    assert_field(f, "level", 3.into());
+    assert_field(f, "_target", "shop::payment".into());
+
+    // The other layers still see the diagnostics.
+    let seen = seen.0.lock().unwrap().clone();
+    for target in ["opentelemetry_sdk", "djehouty::x", "hyper_util::client"] {
+        assert!(seen.iter().any(|t| t == target), "{target} in {seen:?}");
+    }
+}
+
+/// Logs `n` events through a fresh layer and hands back the guard.
+fn log_events(port: u16, n: usize) -> LogGuard {
+    let (layer, guard) = endpoint(port).tracing_layer().unwrap();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        for seq in 0..n {
+            tracing::info!(seq, "event {seq}");
+        }
+    });
+    guard
+}
+
+/// Where a guard is dropped.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    Thread,
+    CurrentThreadRuntime,
+    MultiThreadRuntime,
+}
+
+/// Runs `f` as `main` would, as `#[tokio::main(flavor = "current_thread")]`
+/// would, or as `#[tokio::main]` would.
+fn run_in<R>(place: Place, f: impl FnOnce() -> R) -> R {
+    let runtime = match place {
+        Place::Thread => return f(),
+        Place::CurrentThreadRuntime => tokio::runtime::Builder::new_current_thread(),
+        Place::MultiThreadRuntime => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build()
+    .unwrap();
+    runtime.block_on(async move { f() })
+}
+
+fn dropping_the_guard_delivers(place: Place) {
+    const N: usize = 200;
+    let receiver = Receiver::tcp(Framing::Nul);
+    let counters = run_in(place, || {
+        let guard = log_events(receiver.port(), N);
+        let counters = guard.counters();
+        drop(guard);
+        counters
+    });
+    // Delivered before the drop returned: acknowledged by the receiver.
+    let stats = counters.snapshot();
+    assert_eq!(
+        (stats.exported, stats.dropped()),
+        (N as u64, 0),
+        "{place:?}"
+    );
+    let frames = parse_all(&receiver.wait_frames(N, WAIT));
+    assert_eq!(frames.len(), N, "{place:?}");
+    for (seq, f) in frames.iter().enumerate() {
+        assert_field(f, "_seq", seq.into());
+    }
+}
+
+#[test]
+fn dropping_the_guard_delivers_from_a_thread() {
+    dropping_the_guard_delivers(Place::Thread);
+}
+
+#[test]
+fn dropping_the_guard_delivers_in_a_current_thread_runtime() {
+    dropping_the_guard_delivers(Place::CurrentThreadRuntime);
+}
+
+#[test]
+fn dropping_the_guard_delivers_in_a_multi_thread_runtime() {
+    dropping_the_guard_delivers(Place::MultiThreadRuntime);
+}
+
+fn unreachable_endpoint_bounds_the_drop(place: Place) {
+    let port = closed_port();
+    let elapsed = run_in(place, || {
+        let guard = log_events(port, 3);
+        let start = Instant::now();
+        drop(guard);
+        start.elapsed()
+    });
+    assert!(
+        elapsed <= LogGuard::SHUTDOWN_TIMEOUT + SLACK,
+        "{place:?}: the drop took {elapsed:?}"
+    );
+}
+
+#[test]
+fn unreachable_endpoint_bounds_the_drop_from_a_thread() {
+    unreachable_endpoint_bounds_the_drop(Place::Thread);
+}
+
+#[test]
+fn unreachable_endpoint_bounds_the_drop_in_a_current_thread_runtime() {
+    unreachable_endpoint_bounds_the_drop(Place::CurrentThreadRuntime);
+}
+
+#[test]
+fn unreachable_endpoint_bounds_the_drop_in_a_multi_thread_runtime() {
+    unreachable_endpoint_bounds_the_drop(Place::MultiThreadRuntime);
+}
+
+#[test]
+fn shutdown_reports_what_an_unreachable_endpoint_did_not_get() {
+    let guard = log_events(closed_port(), 3);
+    let start = Instant::now();
+    let error = guard.shutdown().unwrap_err();
+    assert!(start.elapsed() <= LogGuard::SHUTDOWN_TIMEOUT + SLACK);
+    let djehouty::Error::Undelivered { records, detail } = &error else {
+        panic!("expected Undelivered, got {error:?}");
+    };
+    assert_eq!(*records, 3, "{detail}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("3 record(s) were not delivered to tcp://127.0.0.1:"),
+        "{message}"
+    );
+    assert!(message.contains("last error: cannot connect"), "{message}");
+}
