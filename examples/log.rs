@@ -2,9 +2,9 @@
 //! printed on the console.
 //!
 //! ```sh
-//! OTEL_EXPORTER_GELF_ENDPOINT=tcp://127.0.0.1:12201 cargo run --example log
+//! OTEL_EXPORTER_GELF_ENDPOINT=tcp://127.0.0.1:12201 cargo run --example log --features log
 //! # or LTSV, to a raw TCP input:
-//! OTEL_EXPORTER_LTSV_ENDPOINT=tcp://127.0.0.1:5555 cargo run --example log -- ltsv
+//! OTEL_EXPORTER_LTSV_ENDPOINT=tcp://127.0.0.1:5555 cargo run --example log --features log -- ltsv
 //! ```
 //!
 //! `RUST_LOG` chooses what is logged (default `info`): a level for `log`
@@ -12,11 +12,11 @@
 //! SDK's and the exporter's own diagnostics, which are `tracing` events.
 //! `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES` name the service; without
 //! them it is `log-example`.
+//!
+//! An application that needs no console output installs the logger with
+//! `.install_log(level)?` instead of `log_logger()` and the `Tee`.
 
 use log::{LevelFilter, Log, Metadata, Record};
-use opentelemetry_appender_log::OpenTelemetryLogBridge;
-use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
-use opentelemetry_sdk::Resource;
 use tracing_subscriber::EnvFilter;
 
 fn main() {
@@ -40,46 +40,41 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     // Endpoint and CA come from OTEL_EXPORTER_{GELF,LTSV}_ENDPOINT / _CERTIFICATE.
     let ltsv = std::env::args().nth(1).as_deref() == Some("ltsv");
-    let builder = SdkLoggerProvider::builder().with_resource(resource("log-example"));
-    let provider = if ltsv {
-        builder
-            .with_log_processor(djehouty::DirectProcessor::new(
-                djehouty::LtsvExporter::builder().build()?,
-            ))
-            .build()
+    let (otel, guard): (Box<dyn Log>, _) = if ltsv {
+        let (logger, guard) = djehouty::LtsvExporter::builder()
+            .with_default_service_name("log-example")
+            .log_logger()?;
+        (Box::new(logger), guard)
     } else {
-        builder
-            .with_log_processor(djehouty::DirectProcessor::new(
-                djehouty::GelfExporter::builder().build()?,
-            ))
-            .build()
+        let (logger, guard) = djehouty::GelfExporter::builder()
+            .with_default_service_name("log-example")
+            .log_logger()?;
+        (Box::new(logger), guard)
     };
 
     let level = std::env::var("RUST_LOG")
         .ok()
         .and_then(|level| level.parse().ok())
         .unwrap_or(LevelFilter::Info);
-    log::set_boxed_logger(Box::new(Tee {
-        otel: OpenTelemetryLogBridge::new(&provider),
-    }))?;
+    log::set_boxed_logger(Box::new(Tee { otel }))?;
     log::set_max_level(level);
 
     log::info!(user = "alice", attempts = 3; "login succeeded");
     log::warn!(target: "app::disk", mount = "/var"; "disk {}% full", 91);
     log::error!("could not reach {}", "db-1");
 
-    // The logger keeps a clone of the provider: shut it down explicitly, which
-    // writes what is still buffered (or says what could not be delivered).
-    provider.shutdown()?;
+    // Dropping the guard would do as well, printing what was lost; shutdown
+    // returns it.
+    guard.shutdown()?;
     println!("sent 3 records");
     Ok(())
 }
 
 /// A `log` logger that prints each record on stderr and hands it to
-/// OpenTelemetry. (`log` takes a single logger: a crate such as `env_logger`
-/// cannot run beside the bridge without a wrapper like this one.)
+/// djehouty's. (`log` takes a single logger: a crate such as `env_logger`
+/// cannot run beside it without a wrapper like this one.)
 struct Tee {
-    otel: OpenTelemetryLogBridge<SdkLoggerProvider, SdkLogger>,
+    otel: Box<dyn Log>,
 }
 
 impl Log for Tee {
@@ -97,30 +92,11 @@ impl Log for Tee {
             record.target(),
             record.args()
         );
-        // Keep the SDK's and the exporter's own diagnostics, should any come
-        // through `log`, out of the exported logs.
-        let target = record.target();
-        if !target.starts_with("opentelemetry") && !target.starts_with("djehouty") {
-            self.otel.log(record);
-        }
+        // djehouty's logger leaves out the SDK's and its own diagnostics.
+        self.otel.log(record);
     }
 
     fn flush(&self) {
         self.otel.flush();
-    }
-}
-
-/// The resource the SDK detects from the environment (`OTEL_SERVICE_NAME`,
-/// `OTEL_RESOURCE_ATTRIBUTES`), with `fallback` as the service name only when
-/// no variable names the service: the variables always win.
-fn resource(fallback: &'static str) -> Resource {
-    let detected = Resource::builder().build();
-    let named = detected.iter().any(|(key, value)| {
-        key.as_str() == "service.name" && !value.as_str().starts_with("unknown_service")
-    });
-    if named {
-        detected
-    } else {
-        Resource::builder().with_service_name(fallback).build()
     }
 }

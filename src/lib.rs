@@ -7,20 +7,46 @@
 //! and HTTP(S)) to Graylog, OVHcloud
 //! Logs Data Platform, rsyslog or anything that speaks these formats.
 //!
+//! With the cargo feature `tracing`, one call builds the exporter, its
+//! processor, the OpenTelemetry provider and the `tracing` layer that feeds
+//! it; the [`LogGuard`] delivers what is still buffered when dropped:
+//!
+//! ```no_run
+//! # #[cfg(feature = "tracing")] {
+//! use tracing_subscriber::prelude::*;
+//!
+//! let (layer, _guard) = djehouty::GelfExporter::builder()
+//!     .with_endpoint("tls://graylog.example.com:12202")
+//!     .with_default_service_name("checkout") // OTEL_SERVICE_NAME wins
+//!     .with_extra("environment", "production")
+//!     .tracing_layer()?;
+//! tracing_subscriber::registry()
+//!     .with(tracing_subscriber::filter::LevelFilter::INFO)
+//!     .with(layer)
+//!     .with(tracing_subscriber::fmt::layer())
+//!     .init();
+//! tracing::info!(user = "alice", "cart updated");
+//! # }
+//! # Ok::<(), djehouty::Error>(())
+//! ```
+//!
+//! With the feature `log`, `install_log(level)` installs the `log` logger
+//! instead. [`build_provider`](ExporterBuilder::build_provider) stops at the
+//! provider, for another bridge; [`build`](ExporterBuilder::build) at the
+//! exporter, for a pipeline built by hand:
+//!
 //! ```no_run
 //! use opentelemetry_sdk::logs::SdkLoggerProvider;
 //! use opentelemetry_sdk::Resource;
 //!
 //! let exporter = djehouty::GelfExporter::builder()
 //!     .with_endpoint("tls://graylog.example.com:12202")
-//!     .with_extra("environment", "production")
 //!     .build()?;
 //! let provider = SdkLoggerProvider::builder()
-//!     .with_resource(Resource::builder().with_service_name("checkout").build())
+//!     .with_resource(Resource::builder().build())
 //!     .with_log_processor(djehouty::DirectProcessor::new(exporter))
 //!     .build();
-//! // Install `opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge`
-//! // (or the `log` bridge), log as usual, and at exit:
+//! // Attach a bridge (opentelemetry-appender-tracing or -log), log, and at exit:
 //! provider.shutdown().ok();
 //! # Ok::<(), djehouty::Error>(())
 //! ```
@@ -32,7 +58,9 @@
 //! [`Exporter`] (the SDK seam) and the processors, [`DirectProcessor`]
 //! (records encoded on the logging thread, which waits, bounded, for room
 //! while the endpoint is healthy) and [`BatchProcessor`] (the SDK's batch
-//! processor), drive one pipeline; [`Counters`] watch it all.
+//! processor), drive one pipeline; [`Counters`] watch it all. The one-call
+//! set-ups and their [`LogGuard`] wire it to the OpenTelemetry SDK and to
+//! `tracing` or `log`.
 //!
 //! ## Cargo features
 #![doc = document_features::document_features!()]
