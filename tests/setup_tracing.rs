@@ -213,3 +213,25 @@ fn shutdown_reports_what_an_unreachable_endpoint_did_not_get() {
     );
     assert!(message.contains("last error: cannot connect"), "{message}");
 }
+
+#[test]
+fn span_fields_arrive_with_the_span_attributes_feature_only() {
+    let receiver = Receiver::tcp(Framing::Nul);
+    let (layer, guard) = endpoint(receiver.port()).tracing_layer().unwrap();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("checkout", order = 1234);
+        let _entered = span.enter();
+        tracing::info!(step = "pay", "inside a span");
+    });
+    guard.shutdown().unwrap();
+
+    let frames = parse_all(&receiver.wait_frames(1, WAIT));
+    let f = by_message(&frames, "inside a span");
+    assert_field(f, "_step", "pay".into());
+    if cfg!(feature = "tracing-span-attributes") {
+        assert_field(f, "_order", 1234.into());
+    } else {
+        assert!(!f.contains_key("_order"), "{f:?}");
+    }
+}
