@@ -3,7 +3,8 @@
 //! diagnostics are not shipped but still reach the other layers, dropping
 //! the guard delivers what was logged (from a plain thread and from inside
 //! tokio runtimes), and an unreachable endpoint delays it only within the
-//! bound. Each test scopes its subscriber to its own thread.
+//! bound and costs one line on stderr. Each test scopes its subscriber to its
+//! own thread.
 
 use djehouty_testkit as support;
 
@@ -234,4 +235,38 @@ fn span_fields_arrive_with_the_span_attributes_feature_only() {
     } else {
         assert!(!f.contains_key("_order"), "{f:?}");
     }
+}
+
+/// Set in the child process of `a_lossy_drop_writes_one_line_to_stderr`.
+const CHILD: &str = "DJEHOUTY_SETUP_TRACING_CHILD";
+
+#[test]
+fn a_lossy_drop_writes_one_line_to_stderr() {
+    const NAME: &str = "a_lossy_drop_writes_one_line_to_stderr";
+    if std::env::var_os(CHILD).is_some() {
+        // A drop that delivered everything, then one that could not.
+        let receiver = Receiver::tcp(Framing::Nul);
+        drop(log_events(receiver.port(), 2));
+        receiver.wait_frames(2, WAIT);
+        drop(log_events(closed_port(), 3));
+        return;
+    }
+    // The guard writes to the process's stderr, which only a child's output
+    // shows.
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let lines: Vec<_> = stderr
+        .lines()
+        .filter(|line| line.starts_with("djehouty:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("djehouty: 3 record(s) were not delivered to tcp://127.0.0.1:"),
+        "{stderr}"
+    );
 }
