@@ -16,8 +16,14 @@ use crate::stats::{Counters, Stats};
 /// Instance numbers of `otel.component.name`, unique within the process.
 static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
+/// Reads one value out of a snapshot.
+type Read = fn(&Stats) -> u64;
+
+/// An instrument read from the counters: name, unit, description, value.
+type Reading = (&'static str, &'static str, &'static str, Read);
+
 /// The reasons a record is dropped, as `error.type` values, with their counts.
-const DROP_REASONS: [(&str, fn(&Stats) -> u64); 3] = [
+const DROP_REASONS: [(&str, Read); 3] = [
     ("buffer_full", |s| s.dropped_buffer_full),
     ("shutdown", |s| s.dropped_at_shutdown),
     ("rejected", |s| s.dropped_rejected),
@@ -41,7 +47,7 @@ pub(crate) fn register(meter: &Meter, counters: &Counters, format: &str, endpoin
     ];
 
     let (c, base) = (counters.clone(), attributes.clone());
-    let dropped: Vec<(Vec<KeyValue>, fn(&Stats) -> u64)> = DROP_REASONS
+    let dropped: Vec<(Vec<KeyValue>, Read)> = DROP_REASONS
         .iter()
         .map(|(reason, count)| {
             let mut with_reason = base.clone();
@@ -64,7 +70,7 @@ pub(crate) fn register(meter: &Meter, counters: &Counters, format: &str, endpoin
         })
         .build();
 
-    let gauges: [(&'static str, &'static str, &'static str, fn(&Stats) -> u64); 3] = [
+    let gauges: [Reading; 3] = [
         (
             "otel.sdk.exporter.log.inflight",
             "{log_record}",
@@ -97,7 +103,7 @@ pub(crate) fn register(meter: &Meter, counters: &Counters, format: &str, endpoin
             .build();
     }
 
-    let totals: [(&'static str, &'static str, &'static str, fn(&Stats) -> u64); 3] = [
+    let totals: [Reading; 3] = [
         (
             "djehouty.exporter.log.truncated",
             "{log_record}",
