@@ -101,3 +101,8 @@ pub use processor::{
 };
 pub use setup::LogGuard;
 pub use stats::{Counters, Stats};
+
+/// The README's examples, compiled as doctests so that they work as copied.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
