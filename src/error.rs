@@ -133,12 +133,31 @@ pub enum Error {
     #[error("cannot start the exporter's I/O runtime: {0}")]
     Runtime(#[source] std::io::Error),
 
-    /// Resolving or connecting to the endpoint failed.
+    /// Connecting to the endpoint failed: to each of its addresses, when its
+    /// host name has several (the message then tells how each one failed).
     #[error("cannot connect to {endpoint}: {source}")]
     Connect {
         /// The endpoint.
         endpoint: String,
         /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The endpoint's host name could not be resolved, and no earlier lookup
+    /// had found its addresses (once one has, they are used while the
+    /// resolver fails). A resolver that does not answer in time is a
+    /// [`Step::Resolve`] timeout instead.
+    #[error(
+        "cannot resolve the host name {host:?} of {endpoint}: {source}; check the name's \
+         spelling and that this machine's DNS resolver knows it, or give an IP address"
+    )]
+    Resolve {
+        /// The endpoint.
+        endpoint: String,
+        /// The host name.
+        host: String,
+        /// The resolver's error.
         #[source]
         source: std::io::Error,
     },
@@ -332,6 +351,9 @@ pub(crate) fn http_status_hint(status: u16) -> &'static str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Step {
+    /// Resolving the endpoint's host name (DNS), within
+    /// [`RESOLVE_TIMEOUT`](crate::config::RESOLVE_TIMEOUT).
+    Resolve,
     /// Establishing the TCP connection (or, for UDP, the socket).
     Connect,
     /// The TLS handshake, to which the server never answered.
@@ -347,6 +369,7 @@ pub enum Step {
 impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Step::Resolve => "DNS resolution",
             Step::Connect => "connect",
             Step::Handshake => "TLS handshake",
             Step::HandshakeStalled => "TLS handshake (the server stopped answering)",
@@ -359,6 +382,10 @@ impl std::fmt::Display for Step {
 /// What to add to a timeout's message.
 fn timeout_hint(step: Step) -> &'static str {
     match step {
+        Step::Resolve => {
+            ": the DNS resolver did not answer for the endpoint's host name; check that this \
+             machine's DNS servers are reachable, or give an IP address"
+        }
         Step::Handshake => {
             ": the server never answered the TLS ClientHello; it may be a plaintext port \
              (use the receiver's TLS port, or a `tcp://` endpoint if plaintext is intended)"

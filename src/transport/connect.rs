@@ -1,6 +1,6 @@
-//! Connecting: resolving the host, TCP, and the TLS handshake where the
-//! endpoint asks for it, each bounded in time. One path for the stream
-//! transports and the HTTP client.
+//! Connecting: resolving the host ([`dns`](super::dns)), TCP and the TLS
+//! handshake where the endpoint asks for it, each bounded in time. One path
+//! for the stream transports and the HTTP client.
 
 use std::future::Future;
 use std::io;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use super::acked::{Meter, MeteredTcp};
+use super::dns::Resolver;
 use super::tls::TlsSettings;
 use super::Stream;
 use crate::config::{Endpoint, Timeouts};
@@ -23,12 +24,14 @@ pub(crate) async fn connect(
     endpoint: &Endpoint,
     tls: Option<&TlsSettings>,
     timeouts: Timeouts,
+    resolver: &Resolver,
 ) -> Result<(Box<dyn Stream>, Arc<Meter>)> {
     if tls.is_none() && endpoint.scheme().is_tls() {
         return Err(Error::NoTrustAnchors);
     }
-    let addr = (endpoint.host(), endpoint.port());
-    let tcp = connecting(endpoint, timeouts.connect, TcpStream::connect(addr)).await?;
+    let addresses = resolver.addresses(endpoint).await?;
+    let attempt = TcpStream::connect(&addresses[..]);
+    let tcp = connecting(endpoint, timeouts.connect, attempt).await?;
     // Batches are written whole; don't hold their tail back.
     let _ = tcp.set_nodelay(true);
     let tcp = MeteredTcp::new(tcp);
@@ -60,5 +63,65 @@ pub(crate) async fn connecting<T>(
             endpoint: endpoint.to_string(),
             timeout: limit,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use djehouty_testkit::{Framing, Receiver};
+    use tokio::io::AsyncWriteExt as _;
+
+    use super::*;
+    use crate::transport::dns::scripted::{after, resolver};
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn timeouts(connect: Duration) -> Timeouts {
+        Timeouts {
+            export: SECOND,
+            connect,
+            handshake: SECOND,
+            write: SECOND,
+        }
+    }
+
+    fn endpoint() -> Endpoint {
+        Endpoint::parse("tcp://receiver.example:12201").expect("endpoint")
+    }
+
+    /// Writes one frame on a connection and checks that it arrives.
+    async fn deliver(stream: &mut Box<dyn Stream>, receiver: &Receiver, frames: usize) {
+        stream
+            .write_all(b"{\"short_message\":\"hi\"}\0")
+            .await
+            .expect("write");
+        stream.flush().await.expect("flush");
+        let got = receiver.wait_frames(frames, 10 * SECOND);
+        assert_eq!(got.len(), frames);
+    }
+
+    /// The resolver fails after answering once: the connection is made to
+    /// the addresses it last gave, and the records still arrive.
+    #[tokio::test]
+    async fn a_failing_resolver_still_connects_to_the_last_addresses() {
+        let receiver = Receiver::tcp(Framing::Nul);
+        let live = receiver.addr();
+        let (resolver, calls) = resolver(SECOND, move |n| {
+            let answer = match n {
+                0 => Ok(vec![live]),
+                _ => Err(io::Error::other("SERVFAIL")),
+            };
+            after(Duration::ZERO, answer)
+        });
+        for frames in 1..=3 {
+            let (mut stream, _) = connect(&endpoint(), None, timeouts(5 * SECOND), &resolver)
+                .await
+                .expect("connected");
+            deliver(&mut stream, &receiver, frames).await;
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(receiver.connections(), 3);
     }
 }

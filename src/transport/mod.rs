@@ -4,8 +4,8 @@
 //! close. Stream transports (TCP, TLS) write frames back to back over one
 //! persistent connection:
 //!
-//! * [`connect`]: resolving, TCP and the TLS handshake, each with a timeout
-//!   (the HTTP client connects through it too);
+//! * [`connect`]: resolving ([`dns`]), TCP and the TLS handshake, each with a
+//!   timeout (the HTTP client connects through it too);
 //! * [`tls`]: the rustls client configuration (trust anchors, CA files) and the handshake;
 //! * [`reconnect`]: the persistent link, its liveness check, the write timeout,
 //!   reconnection after the [`backoff`] every transport shares.
@@ -20,6 +20,7 @@
 pub(crate) mod acked;
 pub(crate) mod backoff;
 pub(crate) mod connect;
+pub(crate) mod dns;
 pub(crate) mod http;
 pub(crate) mod reconnect;
 pub(crate) mod tls;

@@ -15,6 +15,7 @@ use crate::stats::Counters;
 use crate::transport::acked::{Ledger, GATHER_BYTES};
 use crate::transport::backoff::Backoff;
 use crate::transport::connect::connect;
+use crate::transport::dns::Resolver;
 use crate::transport::tls::TlsSettings;
 use crate::transport::{write_error, Connection};
 /// The most plaintext one TLS write carries: one TLS record's worth, so that
@@ -35,6 +36,8 @@ pub(crate) struct Link {
     tls: Option<TlsSettings>,
     timeouts: Timeouts,
     counters: Counters,
+    /// The endpoint's addresses, the last good ones kept.
+    resolver: Resolver,
     conn: Option<(Connection, Instant)>,
     backoff: Backoff,
     /// Connections opened so far: the current one's number.
@@ -69,6 +72,7 @@ impl Link {
             tls,
             timeouts,
             counters,
+            resolver: Resolver::default(),
             conn: None,
             backoff: Backoff::default(),
             number: 0,
@@ -107,7 +111,14 @@ impl Link {
             }
         }
         self.backoff.wait().await;
-        match connect(&self.endpoint, self.tls.as_ref(), self.timeouts).await {
+        match connect(
+            &self.endpoint,
+            self.tls.as_ref(),
+            self.timeouts,
+            &self.resolver,
+        )
+        .await
+        {
             Ok((stream, meter)) => {
                 let ledger = Ledger::new(meter, self.tls.is_some());
                 self.conn = Some((Connection::new(stream, ledger), Instant::now()));

@@ -15,6 +15,7 @@ use crate::config::{Endpoint, Timeouts};
 use crate::error::{Error, Result};
 use crate::stats::Counters;
 use crate::transport::connect::connect;
+use crate::transport::dns::Resolver;
 use crate::transport::tls::TlsSettings;
 use crate::transport::Stream;
 
@@ -25,6 +26,8 @@ pub(super) struct Connector {
     pub(super) tls: Option<TlsSettings>,
     pub(super) timeouts: Timeouts,
     pub(super) counters: Counters,
+    /// The endpoint's addresses, shared by the clones (one per connection).
+    pub(super) resolver: Resolver,
     /// Where a failure is left, whole, for [`HttpLink::request_error`](super::HttpLink::request_error): the
     /// client only passes on its message.
     pub(super) error: Arc<Mutex<Option<Error>>>,
@@ -32,7 +35,13 @@ pub(super) struct Connector {
 
 impl Connector {
     async fn open(&self) -> Result<Box<dyn Stream>> {
-        let (stream, _) = connect(&self.endpoint, self.tls.as_ref(), self.timeouts).await?;
+        let (stream, _) = connect(
+            &self.endpoint,
+            self.tls.as_ref(),
+            self.timeouts,
+            &self.resolver,
+        )
+        .await?;
         Ok(stream)
     }
 }

@@ -75,6 +75,7 @@ use crate::error::{Error, Result, Step};
 use crate::frames::FrameRun;
 use crate::stats::Counters;
 use crate::transport::backoff::Backoff;
+use crate::transport::dns::Resolver;
 use crate::transport::tls::TlsSettings;
 use crate::transport::Rejected;
 use connector::Connector;
@@ -165,6 +166,7 @@ impl HttpLink {
             tls,
             timeouts,
             counters,
+            resolver: Resolver::default(),
             error: Arc::clone(&connect_error),
         };
         let client = Client::builder(TokioExecutor::new())
