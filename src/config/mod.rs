@@ -47,6 +47,7 @@ pub(crate) use options::{HttpOptions, Timeouts, TlsOptions, UdpOptions};
 /// is healthy. It stays under the 5 s the SDK waits on `force_flush`; records not
 /// written by then stay in the retry buffer.
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(4);
+pub use crate::transport::connect::CONNECTION_ATTEMPT_DELAY;
 pub use crate::transport::dns::RESOLVE_TIMEOUT;
 
 /// Default time allowed to establish the TCP connection.

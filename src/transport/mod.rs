@@ -4,8 +4,9 @@
 //! close. Stream transports (TCP, TLS) write frames back to back over one
 //! persistent connection:
 //!
-//! * [`connect`]: resolving ([`dns`]), TCP and the TLS handshake, each with a
-//!   timeout (the HTTP client connects through it too);
+//! * [`connect`]: resolving ([`dns`]), TCP to each of the host's addresses
+//!   in turn, and the TLS handshake, each with a timeout (the HTTP client
+//!   connects through it too);
 //! * [`tls`]: the rustls client configuration (trust anchors, CA files) and the handshake;
 //! * [`reconnect`]: the persistent link, its liveness check, the write timeout,
 //!   reconnection after the [`backoff`] every transport shares.
