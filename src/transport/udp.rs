@@ -20,7 +20,8 @@
 //! discards a message when one of its chunks is. The socket is connected, so
 //! an ICMP "port unreachable" from the endpoint surfaces as an error on a later
 //! send: that send's message is put back in the retry buffer and sent again
-//! after a backoff delay, on a new socket (the host is resolved again).
+//! after a backoff delay, on a new socket (the host is resolved again, as
+//! [`dns`](super::dns) says).
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -35,6 +36,7 @@ use crate::frames::FrameRun;
 use crate::stats::Counters;
 use crate::transport::backoff::Backoff;
 use crate::transport::connect::connecting;
+use crate::transport::dns::Resolver;
 use crate::transport::write_error;
 
 /// The UDP "connection": a connected socket, replaced after a failure.
@@ -48,6 +50,8 @@ pub(crate) struct UdpLink {
     /// One chunk being assembled, reused.
     datagram: Vec<u8>,
     backoff: Backoff,
+    /// The endpoint's addresses, the last good ones kept.
+    resolver: Resolver,
     /// Messages skipped as too large since the last `take_rejected`.
     rejected: Option<super::Rejected>,
 }
@@ -68,6 +72,7 @@ impl UdpLink {
             ids: MessageIds::new(),
             datagram: Vec::new(),
             backoff: Backoff::default(),
+            resolver: Resolver::default(),
             rejected: None,
         }
     }
@@ -86,7 +91,11 @@ impl UdpLink {
         }
         self.backoff.wait().await;
         let limit = self.timeouts.connect;
-        match connecting(&self.endpoint, limit, open(&self.endpoint)).await {
+        let opened = match self.resolver.addresses(&self.endpoint).await {
+            Ok(addresses) => connecting(&self.endpoint, limit, open(addresses)).await,
+            Err(error) => Err(error),
+        };
+        match opened {
             Ok(socket) => {
                 self.socket = Some(socket);
                 self.backoff.went_through();
@@ -229,11 +238,11 @@ async fn send_datagram(socket: &UdpSocket, datagram: &[u8], limit: Duration) -> 
     }
 }
 
-/// Resolves the endpoint and connects a socket to the first address that
-/// takes one (IPv4 or IPv6).
-async fn open(endpoint: &Endpoint) -> io::Result<UdpSocket> {
+/// Connects a socket to the first of the endpoint's addresses that takes
+/// one (IPv4 or IPv6).
+async fn open(addresses: Vec<SocketAddr>) -> io::Result<UdpSocket> {
     let mut last_error = None;
-    for addr in tokio::net::lookup_host((endpoint.host(), endpoint.port())).await? {
+    for addr in addresses {
         let local: SocketAddr = if addr.is_ipv4() {
             (Ipv4Addr::UNSPECIFIED, 0).into()
         } else {
