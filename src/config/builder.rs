@@ -388,7 +388,11 @@ impl<F: Format> ExporterBuilder<F> {
     }
 
     /// Sets the time allowed to establish the TCP connection (default
-    /// [`DEFAULT_CONNECT_TIMEOUT`]).
+    /// [`DEFAULT_CONNECT_TIMEOUT`]). Each of the host's addresses gets this
+    /// time, the next one being tried alongside after
+    /// [`CONNECTION_ATTEMPT_DELAY`](crate::config::CONNECTION_ATTEMPT_DELAY);
+    /// resolving the host name has its own limit,
+    /// [`RESOLVE_TIMEOUT`](crate::config::RESOLVE_TIMEOUT).
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
