@@ -114,22 +114,25 @@ impl Resolver {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
-        let mut ended = {
+        let (mut ended, start) = {
             let mut state = self.shared.lock();
             // Marks the lookups ended so far as seen: the next to end is the
             // one in flight, joined or started here.
             let ended = self.shared.ended.subscribe();
-            if !state.running {
-                state.running = true;
-                let run = Running {
-                    shared: Arc::clone(&self.shared),
-                    endpoint: endpoint.to_string(),
-                    outcome: None,
-                };
-                tokio::spawn(run.lookup(host.to_string(), port));
-            }
-            ended
+            let start = !state.running;
+            state.running = true;
+            (ended, start)
         };
+        // Spawned without the lock: a runtime shutting down drops the task
+        // at once, and its drop takes the lock.
+        if start {
+            let run = Running {
+                shared: Arc::clone(&self.shared),
+                endpoint: endpoint.to_string(),
+                outcome: None,
+            };
+            tokio::spawn(run.lookup(host.to_string(), port));
+        }
         let limit = self.shared.limit;
         let answered = matches!(
             tokio::time::timeout(limit, ended.changed()).await,
@@ -415,6 +418,37 @@ mod tests {
                 assert!(message.contains(part), "{part:?} not in {message}");
             }
         }
+    }
+
+    /// A lookup whose task is dropped (its runtime shut down) is not waited
+    /// for for ever: the next attempt starts another.
+    #[test]
+    fn a_dropped_lookup_lets_the_next_attempt_start_another() {
+        let (resolver, calls) = resolver(SECOND, |n| match n {
+            0 => Box::pin(std::future::pending()),
+            _ => after(Duration::ZERO, Ok(addresses())),
+        });
+        let endpoint = endpoint("tcp://dropped.example:12201");
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("runtime")
+        };
+        let first = runtime();
+        let waiting = {
+            let (resolver, endpoint) = (resolver.clone(), endpoint.clone());
+            first.spawn(async move { resolver.addresses(&endpoint).await })
+        };
+        first.block_on(async {
+            while calls.load(Ordering::SeqCst) == 0 {
+                tokio::task::yield_now().await;
+            }
+        });
+        drop((waiting, first));
+        let found = runtime().block_on(resolver.addresses(&endpoint));
+        assert_eq!(found.expect("resolved"), addresses());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     /// IP addresses are used as they are.
