@@ -144,9 +144,9 @@ impl<F: Format> ExporterBuilder<F> {
     /// a setting that does not apply to the endpoint (a TLS-only setting on a
     /// `tcp://` endpoint, a UDP or HTTP setting elsewhere, a framing for a
     /// `udp://` or `http(s)://` endpoint), or a runtime that cannot start.
-    pub fn build(mut self) -> Result<Exporter<F>> {
+    pub fn build(self) -> Result<Exporter<F>> {
         #[cfg(feature = "metrics")]
-        let meter = self.meter.take();
+        let meter = self.meter.clone();
         let config = self.resolve(|name| std::env::var(name).ok())?;
         let pipeline = Pipeline::start::<F>(config)?;
         #[cfg(feature = "metrics")]

@@ -714,7 +714,6 @@ fn soak_through_repeated_restarts() {
 /// second of records, more than the receive window holds while the receiver
 /// does not read.
 #[test]
-#[ignore = "at the first kill of each run, 45 to 185 records are neither read, held nor written again, in one run ending where the held frames begin, with 26-50 KB of TLS records held only in part; whether the receiver's measurement (its TLS session) or the exporter misses them is not known yet"]
 fn soak_through_repeated_restarts_batch() {
     soak(true);
 }

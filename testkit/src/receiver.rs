@@ -714,6 +714,10 @@ fn serve_tls(
 ) -> Result<(), String> {
     let mut conn = ServerConnection::new(config).map_err(|e| format!("TLS setup: {e}"))?;
     let mut buf = vec![0u8; 64 * 1024];
+    // TLS records are taken off the socket whole (header, then the rest), so
+    // that what a pause leaves in the kernel starts at a record boundary and
+    // a kill can still decrypt it.
+    let mut record: Vec<u8> = Vec::new();
     let mut recorded = false;
     loop {
         while conn.wants_write() {
@@ -721,16 +725,41 @@ fn serve_tls(
                 .map_err(|e| format!("TLS write: {e}"))?;
         }
         if shared.stopping() {
-            hold_tls(&mut conn, &peek_unread(sock), splitter, shared);
+            // The part of a record already taken is held too.
+            let mut unread = std::mem::take(&mut record);
+            unread.extend(peek_unread(sock));
+            hold_tls(&mut conn, &unread, splitter, shared);
             return Ok(());
         }
-        if reading.paused() {
+        if record.is_empty() && reading.paused() {
             thread::sleep(Duration::from_millis(2));
             continue;
         }
-        let eof = match conn.read_tls(sock) {
+        let missing = match record.get(3..5) {
+            None => 5 - record.len(),
+            Some(len) => 5 + usize::from(u16::from_be_bytes([len[0], len[1]])) - record.len(),
+        };
+        if buf.len() < missing {
+            buf.resize(missing, 0);
+        }
+        let eof = match sock.read(&mut buf[..missing]) {
             Ok(0) => true,
-            Ok(_) => false,
+            Ok(n) => {
+                record.extend_from_slice(&buf[..n]);
+                let whole = record.get(3..5).is_some_and(|len| {
+                    record.len() == 5 + usize::from(u16::from_be_bytes([len[0], len[1]]))
+                });
+                if !whole {
+                    continue;
+                }
+                let mut input = &record[..];
+                while !input.is_empty() {
+                    conn.read_tls(&mut input)
+                        .map_err(|e| format!("TLS read: {e}"))?;
+                }
+                record.clear();
+                false
+            }
             Err(e) if is_timeout(&e) => continue,
             Err(e) => return Err(format!("read: {e}")),
         };
