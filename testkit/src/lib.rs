@@ -2,7 +2,8 @@
 //! peer benchmark: a dev-only crate of the workspace, compiled once. The
 //! tests use it as `support` (`use djehouty_testkit as support;`):
 //!
-//! - [`alloc`]: a counting global allocator, for the benchmarks.
+//! - [`alloc`]: a counting global allocator, for the benchmarks and the
+//!   tests that bound what one record allocates.
 //! - [`blackhole`]: a TCP listener that accepts and never reads
 //!   ([`blackhole::BlackHole`]).
 //! - [`certs`]: a throw-away PKI ([`certs::TestPki`]: a CA and a `localhost`
