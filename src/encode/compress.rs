@@ -99,7 +99,7 @@ pub(super) fn encode_compressed<F: Writer>(
             0
         };
         before = Some((plain, packed));
-        record.shrink(over_plain.max(scaled), attempt == ATTEMPTS);
+        record.shrink(over_plain.max(scaled), attempt == ATTEMPTS, &F::ESCAPES);
         attempt += 1;
     }
 }

@@ -40,7 +40,7 @@ pub(crate) fn encode_framed<F: Writer>(
     while out.len() - start + 1 > max_frame && attempt <= ATTEMPTS {
         let excess = out.len() - start + 1 - max_frame;
         out.truncate(start);
-        record.shrink(excess, attempt == ATTEMPTS);
+        record.shrink(excess, attempt == ATTEMPTS, &F::ESCAPES);
         F::encode(&record, out);
         attempt += 1;
     }

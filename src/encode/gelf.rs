@@ -11,7 +11,7 @@
 
 use super::{Format, Framing, Writer};
 use crate::json::{json_float, json_str, push_int};
-use crate::mapping::{Field, FieldValue, MappedRecord};
+use crate::mapping::{Escapes, Field, FieldValue, MappedRecord};
 
 /// The GELF 1.1 format (Graylog Extended Log Format).
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,6 +28,25 @@ impl Format for Gelf {
 }
 
 impl Writer for Gelf {
+    /// As `serde_json` escapes: `\"`, `\\`, `\b`, `\t`, `\n`, `\f`, `\r`,
+    /// any other control character as `\u00XX`.
+    const ESCAPES: Escapes = Escapes::new({
+        let mut widths = [1; 256];
+        let mut b = 0;
+        while b < 0x20 {
+            widths[b] = 6;
+            b += 1;
+        }
+        widths[b'"' as usize] = 2;
+        widths[b'\\' as usize] = 2;
+        widths[0x08] = 2;
+        widths[b'\t' as usize] = 2;
+        widths[b'\n' as usize] = 2;
+        widths[0x0c] = 2;
+        widths[b'\r' as usize] = 2;
+        widths
+    });
+
     fn ldp_port(_framing: Framing) -> u16 {
         // LDP's GELF input takes NUL framing only.
         12202

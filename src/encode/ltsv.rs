@@ -9,7 +9,7 @@
 
 use super::{Format, Framing, Writer};
 use crate::json::{json_float, push_int};
-use crate::mapping::{EpochMicros, Field, FieldValue, MappedRecord};
+use crate::mapping::{EpochMicros, Escapes, Field, FieldValue, MappedRecord};
 use crate::swar;
 
 /// The LTSV format.
@@ -27,6 +27,17 @@ impl Format for Ltsv {
 }
 
 impl Writer for Ltsv {
+    /// As [`escaped`] writes them: `\\`, `\t`, `\n`, `\r`, `\0`.
+    const ESCAPES: Escapes = Escapes::new({
+        let mut widths = [1; 256];
+        widths[b'\\' as usize] = 2;
+        widths[b'\t' as usize] = 2;
+        widths[b'\n' as usize] = 2;
+        widths[b'\r' as usize] = 2;
+        widths[0] = 2;
+        widths
+    });
+
     fn ldp_port(framing: Framing) -> u16 {
         match framing {
             Framing::Nul => 12200,

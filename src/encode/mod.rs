@@ -10,7 +10,7 @@ pub(crate) mod frame;
 pub(crate) mod gelf;
 pub(crate) mod ltsv;
 
-use crate::mapping::{Field, FieldEncoder, MappedRecord};
+use crate::mapping::{Escapes, Field, FieldEncoder, MappedRecord};
 
 use compress::encode_compressed;
 pub use compress::Compression;
@@ -32,6 +32,9 @@ mod sealed {
 
 /// Writes records of one format: what [`Gelf`] and [`Ltsv`] implement.
 pub(crate) trait Writer {
+    /// How many bytes each byte of a text takes once escaped.
+    const ESCAPES: Escapes;
+
     /// Appends one record, without its delimiter.
     fn encode(record: &MappedRecord<'_>, out: &mut Vec<u8>);
 
@@ -248,6 +251,93 @@ mod tests {
                 let mut out = Vec::new();
                 encode_framed::<Ltsv>(record.clone(), framing, max, &mut out);
                 assert!(out.len() <= max, "{} > {max}", out.len());
+            }
+        }
+    }
+
+    /// The width each format's escapes give a text: what its field writer
+    /// writes for it, less the key and the quotes.
+    #[test]
+    fn escape_widths_agree_with_the_encoders() {
+        let field = |text: &str| Field {
+            key: Cow::Borrowed("k"),
+            suffix: "",
+            value: FieldValue::Str(Cow::Owned(text.to_string())),
+        };
+        let chars = (0u8..0x80)
+            .map(char::from)
+            .chain(['\u{80}', 'é', '€', '😀', '\u{2028}']);
+        for c in chars {
+            let text = c.to_string();
+            let mut out = Vec::new();
+            Gelf::encode_field(&field(&text), &mut out);
+            assert_eq!(Gelf::ESCAPES.width(&text), out.len() - 8, "GELF {c:?}");
+            let mut out = Vec::new();
+            Ltsv::encode_field(&field(&text), &mut out);
+            assert_eq!(Ltsv::ESCAPES.width(&text), out.len() - 3, "LTSV {c:?}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_within_a_width_ends_on_a_character() {
+        let escapes = &Gelf::ESCAPES;
+        // 'a' 1, '\u{1}' 6, 'é' 2 bytes of width 1 each, '"' 2.
+        let text = "a\u{1}é\"";
+        let cases = [
+            (0, 0),
+            (1, 1),
+            (6, 1),
+            (7, 2),
+            (8, 2),
+            (9, 4),
+            (10, 4),
+            (11, 5),
+        ];
+        for (budget, len) in cases {
+            let (got, width) = escapes.prefix_within(text, budget);
+            assert_eq!(got, len, "budget {budget}");
+            assert_eq!(width, escapes.width(&text[..len]), "budget {budget}");
+        }
+    }
+
+    /// A cut record keeps as much as fits, however its text escapes.
+    #[test]
+    fn cut_records_keep_all_the_frame_can_hold() {
+        let fits = |max: usize, out: &[u8]| (max - 32..=max).contains(&out.len());
+        for body in ["x", "\u{1}", "\"", "é", "a\u{1}\"é\\\n"] {
+            let body = body.repeat(20_000);
+            // No full message, a long one, a short one (dropped first).
+            for full in [None, Some(body.as_str()), Some("at main.rs:1")] {
+                let mut record = sample();
+                record.short_message = Cow::Owned(body.clone());
+                record.full_message = full.map(|full| Cow::Owned(full.to_string()));
+                for max in [1024, 4096, 16_384] {
+                    let mut out = Vec::new();
+                    assert!(encode_framed::<Gelf>(
+                        record.clone(),
+                        Framing::Nul,
+                        max,
+                        &mut out
+                    ));
+                    assert!(fits(max, &out), "{max}: {}", out.len());
+                    let json: serde_json::Value =
+                        serde_json::from_slice(&out[..out.len() - 1]).unwrap();
+                    let short = json["short_message"].as_str().unwrap();
+                    let kept = short.strip_suffix(TRUNCATED_MARKER).unwrap_or(short);
+                    assert!(body.starts_with(kept), "{max}: {short}");
+                    if full.is_some_and(|full| full.len() < 100) {
+                        assert!(short.ends_with(TRUNCATED_MARKER), "{max}: {short}");
+                    }
+
+                    let mut out = Vec::new();
+                    assert!(encode_framed::<Ltsv>(
+                        record.clone(),
+                        Framing::Nul,
+                        max,
+                        &mut out
+                    ));
+                    assert!(fits(max, &out), "{max}: {}", out.len());
+                }
             }
         }
     }

@@ -40,7 +40,7 @@ use opentelemetry::Value;
 
 pub use keys::TypeSuffixes;
 pub(crate) use mapper::Mapper;
-pub(crate) use record::{Field, FieldEncoder, FieldValue, MappedRecord};
+pub(crate) use record::{Escapes, Field, FieldEncoder, FieldValue, MappedRecord};
 pub(crate) use values::EpochMicros;
 
 /// Default largest frame (one encoded record) the receiver accepts: Graylog's TCP input default.

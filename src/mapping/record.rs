@@ -78,12 +78,14 @@ pub(super) struct StaticWire {
 }
 
 impl MappedRecord<'_> {
-    /// Makes the encoded record at least `excess` bytes smaller: cuts the full
-    /// message first, then the short message, then the largest field values;
-    /// everything cut is marked with [`TRUNCATED_MARKER`]. `last_resort` keeps
-    /// only a short message head and the static extras.
-    pub(crate) fn shrink(&mut self, excess: usize, last_resort: bool) {
-        const KEEP: usize = 200;
+    /// Makes the encoded record at least `excess` bytes smaller, using
+    /// `escapes` to measure what each cut saves: cuts the full message first
+    /// (or drops it, marking the short message, when even cut it would not
+    /// save enough), then the short message, then the largest field values.
+    /// Everything cut is marked with [`TRUNCATED_MARKER`] and keeps the
+    /// longest prefix that makes the excess up. `last_resort` keeps only a
+    /// short message head and the static extras.
+    pub(crate) fn shrink(&mut self, excess: usize, last_resort: bool, escapes: &Escapes) {
         self.unpack_statics();
         if last_resort {
             self.full_message = None;
@@ -92,45 +94,146 @@ impl MappedRecord<'_> {
             self.fields.drain(..keep_from);
             return;
         }
-        let mut need = excess + TRUNCATED_MARKER.len() + 16;
+        let marker = escapes.width(TRUNCATED_MARKER);
+        let mut need = excess;
         if let Some(full) = self.full_message.take() {
-            if full.len() > need + KEEP {
-                let len = full.len() - need;
-                self.full_message = Some(cut_to(full, len));
+            let width = escapes.width(&full);
+            if width >= need + marker {
+                let (full, _) = cut_within(full, width - need - marker, escapes);
+                self.full_message = Some(full);
                 return;
             }
-            need = need.saturating_sub(full.len());
+            // Dropped whole: the short message carries the marker instead
+            // (unless it already does: a second one would end up in the
+            // prefix kept).
+            need = need.saturating_sub(width);
+            if !self.short_message.ends_with(TRUNCATED_MARKER) {
+                let short = std::mem::take(&mut self.short_message);
+                let len = short.len();
+                self.short_message = marked_head(short, len);
+                need += marker;
+            }
         }
-        if need == 0 {
+        if shrink_text(&mut self.short_message, &mut need, marker, escapes) {
             return;
-        }
-        if self.short_message.len() > need + KEEP {
-            let len = self.short_message.len() - need;
-            self.short_message = cut_to(std::mem::take(&mut self.short_message), len);
-            return;
-        }
-        if self.short_message.len() > KEEP {
-            need = need.saturating_sub(self.short_message.len() - KEEP);
-            self.short_message = cut_to(std::mem::take(&mut self.short_message), KEEP);
         }
         // Then the largest field values, extras excepted.
         let open = self.fields.len() - self.protected_tail;
-        let mut order: Vec<usize> = (0..open).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(field_size(&self.fields[i])));
-        for i in order {
-            if need == 0 {
-                break;
-            }
-            let size = field_size(&self.fields[i]);
+        let mut order: Vec<(usize, usize)> = (0..open)
+            .map(|i| (field_width(&self.fields[i], escapes), i))
+            .collect();
+        order.sort_unstable_by_key(|&(width, i)| (std::cmp::Reverse(width), i));
+        for (_, i) in order {
             if let FieldValue::Str(text) = &mut self.fields[i].value {
-                let target = size.saturating_sub(need).max(KEEP.min(size));
-                if target < size {
-                    *text = cut_to(std::mem::take(text), target);
-                    need = need.saturating_sub(size - target);
+                if shrink_text(text, &mut need, marker, escapes) {
+                    return;
                 }
             }
         }
     }
+}
+
+/// What [`MappedRecord::shrink`] leaves of a short message or a field value
+/// it cuts without cutting it to fit: a head of this many encoded bytes.
+const KEEP: usize = 200;
+
+/// Cuts `text` to save `need` encoded bytes, keeping at least a head of
+/// [`KEEP`] bytes; takes what it saved from `need`. Returns whether that was
+/// enough.
+fn shrink_text(
+    text: &mut Cow<'_, str>,
+    need: &mut usize,
+    marker: usize,
+    escapes: &Escapes,
+) -> bool {
+    let width = escapes.width(text);
+    if width >= *need + marker + KEEP {
+        let (cut, _) = cut_within(std::mem::take(text), width - *need - marker, escapes);
+        *text = cut;
+        *need = 0;
+        return true;
+    }
+    if width > KEEP + marker {
+        let (cut, kept) = cut_within(std::mem::take(text), KEEP, escapes);
+        *text = cut;
+        *need = need.saturating_sub(width - kept);
+    }
+    *need == 0
+}
+
+/// How many bytes each byte of a text takes once a format has escaped it:
+/// what lets a text be cut to an encoded size without encoding it. A byte of
+/// a multi-byte character takes one (neither format escapes them).
+#[derive(Debug)]
+pub(crate) struct Escapes {
+    widths: [u8; 256],
+}
+
+impl Escapes {
+    /// The escapes with these widths, one per byte value.
+    pub(crate) const fn new(widths: [u8; 256]) -> Escapes {
+        Escapes { widths }
+    }
+
+    #[inline]
+    fn of(&self, byte: u8) -> usize {
+        usize::from(self.widths[usize::from(byte)])
+    }
+
+    /// The escaped width of `text`.
+    pub(crate) fn width(&self, text: &str) -> usize {
+        text.bytes().map(|b| self.of(b)).sum()
+    }
+
+    /// The longest prefix of `text` ending on a character boundary whose
+    /// escaped width is at most `budget`: its length in bytes and its width.
+    /// Reads no further than the prefix and one byte.
+    pub(crate) fn prefix_within(&self, text: &str, budget: usize) -> (usize, usize) {
+        let bytes = text.as_bytes();
+        let mut width = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let w = self.of(b);
+            if width + w > budget {
+                let mut cut = i;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                    width -= self.of(bytes[cut]);
+                }
+                return (cut, width);
+            }
+            width += w;
+        }
+        (bytes.len(), width)
+    }
+}
+
+/// `text` cut to its longest prefix of escaped width at most `budget`, then
+/// marked; a marker it already ends with goes first, so that cutting a cut
+/// text again still leaves a prefix of the original. Returns the text and
+/// its escaped width.
+fn cut_within<'a>(text: Cow<'a, str>, budget: usize, escapes: &Escapes) -> (Cow<'a, str>, usize) {
+    let base = text.strip_suffix(TRUNCATED_MARKER).unwrap_or(&text);
+    let (len, width) = escapes.prefix_within(base, budget);
+    let cut = marked_head(text, len);
+    (cut, width + escapes.width(TRUNCATED_MARKER))
+}
+
+/// The first `len` bytes of `text` (a character boundary), then
+/// [`TRUNCATED_MARKER`]; an owned text is cut in place.
+fn marked_head(text: Cow<'_, str>, len: usize) -> Cow<'_, str> {
+    let mut out = match text {
+        Cow::Owned(mut owned) => {
+            owned.truncate(len);
+            owned
+        }
+        Cow::Borrowed(borrowed) => {
+            let mut out = String::with_capacity(len + TRUNCATED_MARKER.len());
+            out.push_str(&borrowed[..len]);
+            out
+        }
+    };
+    out.push_str(TRUNCATED_MARKER);
+    Cow::Owned(out)
 }
 
 impl<'a> MappedRecord<'a> {
@@ -151,9 +254,10 @@ impl<'a> MappedRecord<'a> {
     }
 }
 
-pub(super) fn field_size(field: &Field<'_>) -> usize {
+/// The escaped width of a field's text; 0 for a number.
+fn field_width(field: &Field<'_>, escapes: &Escapes) -> usize {
     match &field.value {
-        FieldValue::Str(s) => s.len(),
+        FieldValue::Str(s) => escapes.width(s),
         _ => 0,
     }
 }
