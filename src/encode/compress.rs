@@ -4,7 +4,7 @@
 
 use flate2::{Crc, FlushCompress, Status};
 
-use super::Writer;
+use super::{cut_before_encoding, Writer};
 use crate::mapping::MappedRecord;
 
 /// How GELF messages sent over UDP are compressed.
@@ -67,6 +67,7 @@ pub(super) fn encode_compressed<F: Writer>(
 ) -> bool {
     const ATTEMPTS: usize = 6;
     let start = out.len();
+    let cut = cut_before_encoding::<F>(&mut record, max_plain, out);
     let mut attempt = 0;
     // (plain, packed) sizes before the last cut.
     let mut before: Option<(usize, usize)> = None;
@@ -82,7 +83,7 @@ pub(super) fn encode_compressed<F: Writer>(
             (scratch.plain.len(), out.len() - start)
         };
         if (plain <= max_plain && packed <= max_packed) || attempt > ATTEMPTS {
-            return attempt > 0;
+            return cut || attempt > 0;
         }
         let over_plain = plain.saturating_sub(max_plain);
         let ratio = match before {

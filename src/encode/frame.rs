@@ -1,7 +1,7 @@
 //! Framing on a stream: each record ends with a delimiter, and a record too
 //! large for one frame is cut (and marked) to fit, never dropped.
 
-use super::Writer;
+use super::{cut_before_encoding, Writer};
 use crate::mapping::MappedRecord;
 
 /// How records are delimited on the stream.
@@ -35,6 +35,12 @@ pub(crate) fn encode_framed<F: Writer>(
 ) -> bool {
     const ATTEMPTS: usize = 6;
     let start = out.len();
+    // Room for the delimiter.
+    let cut = cut_before_encoding::<F>(&mut record, max_frame.saturating_sub(1), out);
+    if cut {
+        // A frame of about the limit: grown once rather than by doubling.
+        out.reserve(max_frame);
+    }
     F::encode(&record, out);
     let mut attempt = 0;
     while out.len() - start + 1 > max_frame && attempt <= ATTEMPTS {
@@ -45,5 +51,5 @@ pub(crate) fn encode_framed<F: Writer>(
         attempt += 1;
     }
     out.push(framing.delimiter());
-    attempt > 0
+    cut || attempt > 0
 }

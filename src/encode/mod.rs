@@ -155,6 +155,30 @@ impl Packing {
     }
 }
 
+/// Cuts `record` to fit `limit` encoded bytes before it is encoded when a
+/// text of it is too long to fit even alone: such texts are cut to what
+/// could fit ([`MappedRecord::cap_texts`]), the record's size is measured
+/// without encoding them, then the record is shrunk by the exact excess, so
+/// that encoding it costs work and memory bounded by `limit`, whatever the
+/// input. Returns whether it cut.
+fn cut_before_encoding<F: Writer>(
+    record: &mut MappedRecord<'_>,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> bool {
+    if !record.cap_texts(limit, &F::ESCAPES) {
+        return false;
+    }
+    let start = out.len();
+    F::encode(&record.skeleton(), out);
+    let size = out.len() - start + record.text_width(&F::ESCAPES);
+    out.truncate(start);
+    if size > limit {
+        record.shrink(size - limit, false, &F::ESCAPES);
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,8 @@ use super::record::{
     dedup_last_wins, Field, FieldEncoder, FieldValue, MappedRecord, StaticWire, Statics,
 };
 use super::values::{
-    any_json_text, base64_text, bool_text, is_blank, names_level, syslog_level, truncate_text,
-    value_json, EpochMicros,
+    any_json_text, base64_text, body_head, bool_text, is_blank, names_level, str_head,
+    syslog_level, truncate_text, value_json, EpochMicros,
 };
 use super::{MappingOptions, MAX_FLATTEN_DEPTH, NO_MESSAGE};
 use opentelemetry::logs::AnyValue;
@@ -36,6 +36,8 @@ pub(crate) struct Mapper {
     /// Send what repeats another field or is the same in every process.
     redundant_fields: bool,
     max_field_bytes: usize,
+    /// The frame limit: the body and the stack trace are cut to it first.
+    max_text_bytes: usize,
     suffixes: Option<TypeSuffixes>,
     /// The configured suffixes LDP does not know, also respected.
     unknown_suffixes: Vec<String>,
@@ -60,7 +62,9 @@ impl Mapper {
         let mut mapper = Mapper {
             replace_dots: options.replace_dots,
             redundant_fields: options.redundant_fields,
-            max_field_bytes: options.max_field_bytes,
+            // More could never fit a frame.
+            max_field_bytes: options.max_field_bytes.min(options.max_frame_bytes),
+            max_text_bytes: options.max_frame_bytes,
             suffixes: suffixes.clone(),
             unknown_suffixes: suffixes
                 .as_ref()
@@ -231,8 +235,10 @@ impl Mapper {
         for (key, value) in record.attributes_iter() {
             if key.as_str() == names::EXCEPTION_STACKTRACE {
                 if let AnyValue::String(s) = value {
-                    if !is_blank(s.as_str()) {
-                        stacktrace = Some(s.as_str());
+                    // No more than could fit a frame (see below).
+                    let s = str_head(s.as_str(), self.max_text_bytes);
+                    if !is_blank(s) {
+                        stacktrace = Some(s);
                         continue;
                     }
                 }
@@ -241,7 +247,19 @@ impl Mapper {
         }
         let (fields, protected_tail, statics) = self.with_statics(fields);
 
-        let body = record.body().map(body_text);
+        let body = record
+            .body()
+            .map(|body| body_head(body_text(body), self.max_text_bytes));
+        // The stack trace follows the body in the full message: no more of
+        // it than fits a frame beside the body.
+        let stacktrace = stacktrace
+            .map(|trace| match &body {
+                Some(body) if !is_blank(body) => {
+                    str_head(trace, self.max_text_bytes.saturating_sub(body.len() + 1))
+                }
+                _ => trace,
+            })
+            .filter(|trace| !trace.is_empty());
         let (short_message, full_message) = messages(body, stacktrace, event_name, target);
         MappedRecord {
             host: &self.host,

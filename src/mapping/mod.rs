@@ -543,4 +543,43 @@ mod tests {
         assert_eq!(depth, MAX_JSON_DEPTH);
         assert_eq!(innermost, serde_json::json!(TOO_DEEP));
     }
+
+    #[test]
+    fn only_what_could_fit_a_frame_is_read() {
+        const FRAME: usize = 1024;
+        let scope = InstrumentationScope::builder("").build();
+        let mapper = Mapper::new(&MappingOptions {
+            max_frame_bytes: FRAME,
+            max_field_bytes: 1 << 20,
+            ..MappingOptions::default()
+        });
+
+        // Cut on a character boundary (`é` is two bytes, `€` three).
+        let mut rec = record();
+        rec.set_body(AnyValue::from("€".repeat(1000)));
+        rec.add_attribute("detail", "€".repeat(1000));
+        let m = mapper.map(&rec, &scope);
+        assert_eq!(m.short_message, "€".repeat(FRAME / 3));
+        // A field is cut and marked at once, as by the field cap.
+        let Some(FieldValue::Str(detail)) = get(&m, "detail") else {
+            panic!("no detail");
+        };
+        assert!(detail.len() <= FRAME && detail.ends_with(TRUNCATED_MARKER));
+
+        // A stack trace joins a multi-line body within the limit.
+        let mut rec = record();
+        rec.set_body(AnyValue::from("first\n".repeat(100)));
+        rec.add_attribute("exception.stacktrace", "at x\n".repeat(1000));
+        let m = mapper.map(&rec, &scope);
+        let full = m.full_message.expect("a full message");
+        assert_eq!(full.len(), FRAME);
+        assert!(full.starts_with(&"first\n".repeat(100)));
+
+        // A body blank for longer than the limit: its first line that is not
+        // blank is still found.
+        let mut rec = record();
+        rec.set_body(AnyValue::from(format!("{}\nhello", " ".repeat(2 * FRAME))));
+        let m = mapper.map(&rec, &scope);
+        assert_eq!(m.short_message, "hello");
+    }
 }

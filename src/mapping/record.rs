@@ -78,6 +78,89 @@ pub(super) struct StaticWire {
 }
 
 impl MappedRecord<'_> {
+    /// Cuts (and marks with [`TRUNCATED_MARKER`]) every text that could not
+    /// fit `max` encoded bytes even alone, the static extras excepted, when
+    /// a message may not fit: what keeps the work and memory of encoding a
+    /// record with a huge message bounded by the frame limit, whatever the
+    /// input. (Field values are never longer than the frame limit, the mapper
+    /// cuts them.) Returns whether a text was cut.
+    #[inline]
+    pub(crate) fn cap_texts(&mut self, max: usize, escapes: &Escapes) -> bool {
+        // Messages this short fit however they escape: the common case,
+        // decided by their lengths alone.
+        let widest = usize::from(escapes.widest);
+        let long = |text: &str| text.len().saturating_mul(widest) > max;
+        let any_long = long(&self.short_message) || self.full_message.as_deref().is_some_and(long);
+        any_long && self.cap_long_texts(max, escapes)
+    }
+
+    /// [`cap_texts`](Self::cap_texts) of a record with a message that may
+    /// not fit.
+    #[cold]
+    #[inline(never)]
+    fn cap_long_texts(&mut self, max: usize, escapes: &Escapes) -> bool {
+        let open = self.fields.len() - self.protected_tail;
+        let budget = max.saturating_sub(TRUNCATED_MARKER.len());
+        let mut cut = false;
+        for field in &mut self.fields[..open] {
+            if let FieldValue::Str(text) = &mut field.value {
+                cut |= cap(text, budget, escapes);
+            }
+        }
+        cut |= cap(&mut self.short_message, budget, escapes);
+        if let Some(full) = &mut self.full_message {
+            // Cut first by `shrink`, the full message never keeps more than
+            // fits beside the short one: the rest need not be encoded.
+            let room = budget.saturating_sub(escapes.width(&self.short_message));
+            cut |= cap(full, room, escapes);
+        }
+        cut
+    }
+
+    /// The record with every text [`cap_texts`](Self::cap_texts) may cut
+    /// left empty: its encoded size and [`text_width`](Self::text_width)
+    /// make the whole record's, without encoding the texts.
+    pub(crate) fn skeleton(&self) -> MappedRecord<'_> {
+        let open = self.fields.len() - self.protected_tail;
+        let fields = self
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, field)| match &field.value {
+                FieldValue::Str(_) if i < open => Field {
+                    key: Cow::Borrowed(&field.key),
+                    suffix: field.suffix,
+                    value: FieldValue::Str(Cow::Borrowed("")),
+                },
+                _ => field.borrowed(),
+            })
+            .collect();
+        MappedRecord {
+            host: self.host,
+            short_message: Cow::Borrowed(""),
+            full_message: self.full_message.as_ref().map(|_| Cow::Borrowed("")),
+            time: self.time,
+            level: self.level,
+            fields,
+            protected_tail: self.protected_tail,
+            statics: self.statics,
+        }
+    }
+
+    /// The escaped width of the texts [`skeleton`](Self::skeleton) leaves out.
+    pub(crate) fn text_width(&self, escapes: &Escapes) -> usize {
+        let open = self.fields.len() - self.protected_tail;
+        escapes.width(&self.short_message)
+            + self
+                .full_message
+                .as_deref()
+                .map_or(0, |full| escapes.width(full))
+            + self.fields[..open]
+                .iter()
+                .map(|field| field_width(field, escapes))
+                .sum::<usize>()
+    }
+
     /// Makes the encoded record at least `excess` bytes smaller, using
     /// `escapes` to measure what each cut saves: cuts the full message first
     /// (or drops it, marking the short message, when even cut it would not
@@ -167,12 +250,22 @@ fn shrink_text(
 #[derive(Debug)]
 pub(crate) struct Escapes {
     widths: [u8; 256],
+    /// The widest escape.
+    widest: u8,
 }
 
 impl Escapes {
     /// The escapes with these widths, one per byte value.
     pub(crate) const fn new(widths: [u8; 256]) -> Escapes {
-        Escapes { widths }
+        let mut widest = 1;
+        let mut b = 0;
+        while b < 256 {
+            if widths[b] > widest {
+                widest = widths[b];
+            }
+            b += 1;
+        }
+        Escapes { widths, widest }
     }
 
     #[inline]
@@ -205,6 +298,17 @@ impl Escapes {
         }
         (bytes.len(), width)
     }
+}
+
+/// Cuts and marks `text` if its escaped width is over `budget`; returns
+/// whether it did. Reads at most `budget` bytes and one.
+fn cap(text: &mut Cow<'_, str>, budget: usize, escapes: &Escapes) -> bool {
+    let (len, _) = escapes.prefix_within(text, budget);
+    if len == text.len() {
+        return false;
+    }
+    *text = marked_head(std::mem::take(text), len);
+    true
 }
 
 /// `text` cut to its longest prefix of escaped width at most `budget`, then

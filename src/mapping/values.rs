@@ -126,6 +126,38 @@ pub(crate) fn truncate_text(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The first `max` bytes of a text, on a character boundary.
+pub(crate) fn str_head(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
+}
+
+/// The head of a body: its first `max` bytes, all of it that could fit a
+/// frame of `max` bytes, so that what lies past it costs no work; an owned
+/// body is cut in place. Not marked: a head this long never fits a frame
+/// with the rest of its record, so the encoder cuts it again and marks it.
+/// A body whose head is blank is kept whole, so that its first line that is
+/// not blank is still found.
+pub(crate) fn body_head(body: Cow<'_, str>, max: usize) -> Cow<'_, str> {
+    let len = str_head(&body, max).len();
+    if len == body.len() || is_blank(&body[..len]) {
+        return body;
+    }
+    match body {
+        Cow::Borrowed(body) => Cow::Borrowed(&body[..len]),
+        Cow::Owned(mut body) => {
+            body.truncate(len);
+            Cow::Owned(body)
+        }
+    }
+}
+
 /// Maps an OpenTelemetry severity to a syslog level (0 emergency .. 7 debug):
 /// the inverse of the log data model's syslog table. Without a number, the
 /// severity text is read; without either, the level is 6 (informational).
