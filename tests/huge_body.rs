@@ -65,23 +65,7 @@ fn encode<F: Format>(
 }
 
 fn unescape_ltsv(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    let mut chars = value.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        out.push(match chars.next() {
-            Some('\\') => '\\',
-            Some('t') => '\t',
-            Some('n') => '\n',
-            Some('r') => '\r',
-            Some('0') => '\0',
-            other => panic!("unknown escape \\{other:?} in LTSV"),
-        });
-    }
-    out
+    support::graylog::unescape_ltsv_value(value).expect("only the escapes LTSV defines")
 }
 
 #[test]

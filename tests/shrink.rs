@@ -5,6 +5,8 @@
 //! multi-byte UTF-8, control characters, quotes, backslashes) and however
 //! much each escapes to.
 
+use djehouty_testkit as support;
+
 use std::time::{Duration, UNIX_EPOCH};
 
 use djehouty::{Exporter, ExporterBuilder, Format, Framing, Gelf, Ltsv};
@@ -95,23 +97,7 @@ fn texts(format: &str, frame: &[u8]) -> Texts {
 }
 
 fn unescape_ltsv(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    let mut chars = value.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        out.push(match chars.next() {
-            Some('\\') => '\\',
-            Some('t') => '\t',
-            Some('n') => '\n',
-            Some('r') => '\r',
-            Some('0') => '\0',
-            other => panic!("unknown escape \\{other:?} in LTSV"),
-        });
-    }
-    out
+    support::graylog::unescape_ltsv_value(value).expect("only the escapes LTSV defines")
 }
 
 /// Checks that `got` is `whole`, or a prefix of it followed by the marker;

@@ -221,6 +221,14 @@ mod tests {
         })
     }
 
+    fn headers(config: &Config) -> Vec<(&str, &[u8])> {
+        config
+            .http_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes()))
+            .collect()
+    }
+
     fn extra<'c>(config: &'c Config, key: &str) -> Option<&'c Value> {
         config
             .mapping
@@ -253,11 +261,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let headers: Vec<(&str, &[u8])> = config
-            .http_headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_bytes()))
-            .collect();
+        let headers = headers(&config);
         assert_eq!(
             headers,
             [
@@ -310,11 +314,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let headers: Vec<(&str, &[u8])> = config
-            .http_headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_bytes()))
-            .collect();
+        let headers = headers(&config);
         assert_eq!(
             headers,
             [

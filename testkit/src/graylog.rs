@@ -273,7 +273,7 @@ fn is_ltsv_label(label: &str) -> bool {
 
 /// Reverses the exporter's value escaping; `None` for an unknown escape or a
 /// lone trailing backslash.
-fn unescape_ltsv_value(value: &str) -> Option<String> {
+pub fn unescape_ltsv_value(value: &str) -> Option<String> {
     let mut out = String::with_capacity(value.len());
     let mut chars = value.chars();
     while let Some(c) = chars.next() {
