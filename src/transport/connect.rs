@@ -26,13 +26,8 @@ use super::acked::{Meter, MeteredTcp};
 use super::dns::Resolver;
 use super::tls::TlsSettings;
 use super::Stream;
-use crate::config::{Endpoint, Timeouts};
+use crate::config::{Endpoint, Timeouts, CONNECTION_ATTEMPT_DELAY};
 use crate::error::{Error, Result, Step};
-
-/// How long a connection attempt to one of the host's addresses runs alone
-/// before the attempt to the next address starts alongside it (RFC 8305's
-/// recommended "Connection Attempt Delay").
-pub const CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 
 /// Connects to the endpoint (see the module docs) and, with `tls`, shakes
 /// hands. A TLS endpoint without TLS settings is refused rather than spoken

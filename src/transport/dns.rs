@@ -24,14 +24,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::config::Endpoint;
+use crate::config::{Endpoint, RESOLVE_TIMEOUT};
 use crate::error::{Error, Result, Step};
-
-/// The time a connection attempt waits for the endpoint's host name to be
-/// resolved. A lookup still running then is not abandoned: its answer serves
-/// the next attempt, and meanwhile the addresses last resolved are used, if
-/// any.
-pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a lookup comes to.
 pub(crate) type Lookup = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send>>;

@@ -659,6 +659,28 @@ impl AsyncWrite for WatchedTcp {
 mod tests {
     use super::*;
 
+    #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+    #[test]
+    fn a_users_tls_config_replaces_the_ca_variable_and_the_defaults() {
+        use std::sync::Arc;
+        let provider = compiled_provider().unwrap();
+        let theirs = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let env = |name: &str| {
+            (name == "OTEL_EXPORTER_GELF_CERTIFICATE").then(|| "/etc/ca.pem".to_string())
+        };
+        let config = crate::config::ExporterBuilder::<crate::encode::Gelf>::default()
+            .with_endpoint("tls://h:1")
+            .with_tls_config(Arc::new(theirs))
+            .resolve(env)
+            .unwrap();
+        assert!(config.tls.client_config.is_some());
+        assert!(config.tls.ca_files.is_empty());
+    }
+
     fn wrap(error: rustls::Error) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, error)
     }
