@@ -9,7 +9,7 @@
 use djehouty_testkit as support;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -19,7 +19,9 @@ use djehouty::{GelfExporter, GelfExporterBuilder};
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use rustls::ServerConfig;
 use support::pipeline::*;
-use support::{assert_graylog_accepts, BlackHole, Framing, Receiver, TestPki, TlsVersions};
+use support::{
+    assert_graylog_accepts, BlackHole, Framing, Receiver, Resetting, TestPki, TlsVersions,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -540,6 +542,48 @@ fn receiver_killed_with_a_backlog_beyond_its_window() {
         "records {:?} are missing although the killed receiver never held them",
         runs(&unexplained)
     );
+}
+
+/// The resetting receiver's own measurement, checked with a plain client:
+/// it takes its bytes, holds the rest (half-read frame included), resets the
+/// connection and accepts the next one.
+#[test]
+fn a_resetting_receiver_measures_what_it_held_and_resets() {
+    use std::io::{Read, Write};
+    let receiver = Receiver::bind_resetting(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        Framing::Nul,
+        None,
+        Resetting {
+            every_bytes: 10,
+            not_before: Duration::from_millis(300),
+            receive_buffer: None,
+        },
+    )
+    .unwrap_or_else(|e| panic!("a resetting receiver: {e}"));
+    for connection in 0..2 {
+        let mut sock = std::net::TcpStream::connect(receiver.addr()).expect("connect");
+        sock.write_all(b"read 1\0read 2\0held 1\0").expect("write");
+        receiver.wait_frames(connection + 1, WAIT);
+        thread::sleep(Duration::from_millis(100));
+        sock.write_all(b"held 2\0cut").expect("write");
+        sock.set_read_timeout(Some(WAIT)).expect("timeout");
+        let error = sock
+            .read(&mut [0u8; 16])
+            .expect_err("the receiver resets the connection");
+        assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}");
+    }
+    let resets = receiver.resets();
+    assert_eq!(resets.len(), 2, "{resets:?}");
+    for (n, reset) in resets.iter().enumerate() {
+        assert_eq!(reset.connection, n);
+        assert_eq!(reset.taken, 10, "{reset:?}");
+        let held: [&[u8]; 3] = [b"read 2", b"held 1", b"held 2"];
+        assert_eq!(reset.held, held, "{reset:?}");
+        assert_eq!((reset.held_partial, reset.undecoded), (3, 0), "{reset:?}");
+    }
+    assert_eq!(receiver.frames(), [b"read 1", b"read 1"]);
+    assert!(receiver.errors().is_empty(), "{:?}", receiver.errors());
 }
 
 #[test]

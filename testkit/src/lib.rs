@@ -43,7 +43,7 @@ pub mod udp;
 pub use blackhole::BlackHole;
 pub use certs::{send_plain, send_tls, TestPki, TlsClient, TlsVersions};
 pub use graylog::{assert_graylog_accepts, assert_ltsv_line_ok};
-pub use receiver::{Frame, Framing, Killed, Receiver};
+pub use receiver::{Frame, Framing, Killed, Receiver, Reset, Resetting};
 pub use rsyslog::{rsyslogd_path, Input, Received, Rsyslog};
 
 /// Waits on `changed` until `done` holds for the state behind `state`, at

@@ -24,7 +24,18 @@
 //! kernel still holds unread and records it as *held* frames
 //! ([`Receiver::kill_measured`]): a crashing server loses exactly those, so a
 //! test can bound the loss without asking the exporter.
-//! [`Receiver::pause_reading`] stops reading so that a backlog builds up. Waits ([`Receiver::wait_frames`] and friends) are bounded and panic
+//! [`Receiver::pause_reading`] stops reading so that a backlog builds up.
+//!
+//! A *resetting* receiver ([`Receiver::bind_resetting`], Linux) resets each
+//! connection once it has taken a set number of bytes off its socket: it
+//! first keeps any further segment out of its kernel (a socket filter that
+//! drops them before TCP acknowledges them), takes what its kernel holds
+//! unread as *held* frames, has TCP acknowledge them, then closes with a TCP
+//! reset ([`Receiver::resets`]), while it goes on accepting. The frames held
+//! at a reset are thus exactly those the sender was told arrived and that
+//! were lost.
+//!
+//! Waits ([`Receiver::wait_frames`] and friends) are bounded and panic
 //! with a description of what did arrive.
 
 use std::collections::HashMap;
@@ -105,6 +116,8 @@ struct State {
     held_partial: Vec<Frame>,
     /// TLS bytes held unread that did not form a complete TLS record.
     held_undecoded: usize,
+    /// Connections reset by a resetting receiver, in the order of the resets.
+    resets: Vec<Reset>,
 }
 
 struct Shared {
@@ -114,6 +127,8 @@ struct Shared {
     paused: AtomicBool,
     /// Connection threads that may still read (not parked by a pause).
     reading: AtomicUsize,
+    /// When connections reset (a resetting receiver).
+    resetting: Option<Resetting>,
 }
 
 impl Shared {
@@ -185,6 +200,38 @@ pub struct Killed {
     pub held_undecoded: usize,
 }
 
+/// When each connection of a resetting receiver resets
+/// ([`Receiver::bind_resetting`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Resetting {
+    /// Bytes a connection takes off its socket before it resets (TLS:
+    /// ciphertext, up to the end of the record that reaches it).
+    pub every_bytes: usize,
+    /// The youngest a connection resets: one that took its bytes sooner
+    /// reads nothing more until then, so its kernel fills up. (An exporter
+    /// may count a connection that dies young as a failure and back off.)
+    pub not_before: Duration,
+    /// Each connection's receive buffer (`SO_RCVBUF`), which bounds what it
+    /// holds at its reset; `None`: the kernel's, grown as it sees fit.
+    pub receive_buffer: Option<usize>,
+}
+
+/// One connection reset by a resetting receiver.
+#[derive(Clone, Debug)]
+pub struct Reset {
+    /// Number of the connection.
+    pub connection: usize,
+    /// Bytes taken off the socket before the reset (TLS: ciphertext).
+    pub taken: usize,
+    /// Complete frames the kernel held unread (or half read) at the reset:
+    /// acknowledged by TCP before it, and lost with the connection.
+    pub held: Vec<Vec<u8>>,
+    /// Bytes of a frame held only in part: its end never reached the kernel.
+    pub held_partial: usize,
+    /// TLS bytes held that did not form a complete record.
+    pub undecoded: usize,
+}
+
 /// A loopback receiver recording delimited frames; see the module docs.
 pub struct Receiver {
     addr: SocketAddr,
@@ -231,12 +278,46 @@ impl Receiver {
         framing: Framing,
         tls: Option<Arc<ServerConfig>>,
     ) -> io::Result<Receiver> {
+        Receiver::start(addr, framing, tls, None)
+    }
+
+    /// A receiver on `addr`, like [`bind`](Receiver::bind), that resets each
+    /// connection as `resetting` says (see the module docs); what its kernel
+    /// held at each reset is told by [`resets`](Receiver::resets). Linux
+    /// only: elsewhere it fails, naming what is missing.
+    pub fn bind_resetting(
+        addr: SocketAddr,
+        framing: Framing,
+        tls: Option<Arc<ServerConfig>>,
+        resetting: Resetting,
+    ) -> io::Result<Receiver> {
+        if !cfg!(target_os = "linux") {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a resetting receiver needs Linux (a socket filter keeps segments out \
+                 between its measurement and its reset)",
+            ));
+        }
+        assert!(resetting.every_bytes > 0, "reset after at least one byte");
+        Receiver::start(addr, framing, tls, Some(resetting))
+    }
+
+    fn start(
+        addr: SocketAddr,
+        framing: Framing,
+        tls: Option<Arc<ServerConfig>>,
+        resetting: Option<Resetting>,
+    ) -> io::Result<Receiver> {
         assert!(
             addr.ip().is_loopback(),
             "test receivers listen on loopback addresses only, not {addr}"
         );
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
+        // Accepted connections inherit it.
+        if let Some(size) = resetting.and_then(|r| r.receive_buffer) {
+            socket2::SockRef::from(&listener).set_recv_buffer_size(size)?;
+        }
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
@@ -244,6 +325,7 @@ impl Receiver {
             stop: AtomicBool::new(false),
             paused: AtomicBool::new(false),
             reading: AtomicUsize::new(0),
+            resetting,
         });
         let is_tls = tls.is_some();
         let acceptor = {
@@ -326,6 +408,12 @@ impl Receiver {
     /// The number of connections that have ended so far.
     pub fn closed_connections(&self) -> usize {
         self.shared.lock().closed
+    }
+
+    /// The connections a resetting receiver reset so far, with what their
+    /// kernel held at the reset.
+    pub fn resets(&self) -> Vec<Reset> {
+        self.shared.lock().resets.clone()
     }
 
     /// Failed handshakes, connections closed without `close_notify` and I/O
@@ -595,7 +683,8 @@ impl Splitter<'_> {
 
     /// Records `unread` (what the kernel held), after the bytes already read
     /// without a delimiter, as held frames rather than received ones.
-    fn hold(&mut self, unread: &[u8]) {
+    /// Returns the complete frames, and the length of the incomplete one.
+    fn hold(&mut self, unread: &[u8]) -> (Vec<Vec<u8>>, usize) {
         let mut bytes = std::mem::take(&mut self.pending);
         bytes.extend_from_slice(unread);
         let mut pieces: Vec<&[u8]> = bytes.split(|b| *b == self.delimiter).collect();
@@ -609,6 +698,8 @@ impl Splitter<'_> {
             })
             .collect();
         let tail = tail.to_vec();
+        let held = frames.iter().map(|f| f.bytes.clone()).collect();
+        let partial = tail.len();
         self.shared.update(|s| {
             s.held.extend(frames);
             if !tail.is_empty() {
@@ -618,6 +709,7 @@ impl Splitter<'_> {
                 });
             }
         });
+        (held, partial)
     }
 
     fn finish(self) {
@@ -654,6 +746,11 @@ fn serve(
         shared,
     };
     let mut reading = Reading::start(shared);
+    let mut quota = shared.resetting.map(|resetting| Quota {
+        resetting,
+        opened: Instant::now(),
+        taken: 0,
+    });
     let setup = sock
         .set_nonblocking(false)
         .and_then(|()| sock.set_read_timeout(Some(POLL)))
@@ -661,15 +758,91 @@ fn serve(
     let outcome = match setup {
         Err(e) => Err(format!("socket setup: {e}")),
         Ok(()) => match tls {
-            None => serve_plain(&mut sock, &mut splitter, shared, &mut reading),
-            Some(config) => serve_tls(id, &mut sock, config, &mut splitter, shared, &mut reading),
+            None => serve_plain(&mut sock, &mut splitter, shared, &mut reading, &mut quota),
+            Some(config) => serve_tls(
+                id,
+                &mut sock,
+                config,
+                &mut splitter,
+                shared,
+                &mut reading,
+                &mut quota,
+            ),
         },
     };
-    if let Err(e) = outcome {
-        shared.update(|s| s.errors.push(format!("connection #{id}: {e}")));
+    match outcome {
+        Ok(Ended::Reset) => {
+            // The last descriptor closed with a zero linger sends a reset.
+            let linger = socket2::SockRef::from(&sock).set_linger(Some(Duration::ZERO));
+            shared.update(|s| {
+                if let Err(e) = linger {
+                    s.errors.push(format!("connection #{id}: SO_LINGER: {e}"));
+                }
+                s.open.remove(&id);
+            });
+            drop(sock);
+        }
+        Ok(Ended::Closed) => {
+            let _ = sock.shutdown(Shutdown::Both);
+        }
+        Err(e) => {
+            shared.update(|s| s.errors.push(format!("connection #{id}: {e}")));
+            let _ = sock.shutdown(Shutdown::Both);
+        }
     }
-    let _ = sock.shutdown(Shutdown::Both);
     splitter.finish();
+}
+
+/// How a connection's service ended without an error.
+enum Ended {
+    /// The peer closed, or the receiver stopped.
+    Closed,
+    /// It is to be reset (a resetting receiver): what it held is measured.
+    Reset,
+}
+
+/// What one connection of a resetting receiver took, and when it opened.
+struct Quota {
+    resetting: Resetting,
+    opened: Instant,
+    /// Bytes taken off the socket so far.
+    taken: usize,
+}
+
+impl Quota {
+    /// Whether the connection has taken its bytes (it reads no more).
+    fn full(&self) -> bool {
+        self.taken >= self.resetting.every_bytes
+    }
+
+    /// Whether it is time to reset: its bytes taken, and old enough.
+    fn due(&self) -> bool {
+        self.full() && self.opened.elapsed() >= self.resetting.not_before
+    }
+
+    /// The most bytes the next read may take.
+    fn room(&self, buf: usize) -> usize {
+        buf.min(self.resetting.every_bytes.saturating_sub(self.taken))
+    }
+}
+
+/// Notes the reset of connection `id` and what its kernel held.
+fn note_reset(
+    shared: &Shared,
+    id: usize,
+    taken: usize,
+    (held, held_partial): (Vec<Vec<u8>>, usize),
+    undecoded: usize,
+) {
+    shared.update(|s| {
+        s.resets.push(Reset {
+            connection: id,
+            taken,
+            held,
+            held_partial,
+            undecoded,
+        })
+    });
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -684,20 +857,36 @@ fn serve_plain(
     splitter: &mut Splitter<'_>,
     shared: &Shared,
     reading: &mut Reading<'_>,
-) -> Result<(), String> {
+    quota: &mut Option<Quota>,
+) -> Result<Ended, String> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         if shared.stopping() {
             splitter.hold(&peek_unread(sock));
-            return Ok(());
+            return Ok(Ended::Closed);
+        }
+        if let Some(quota) = quota.as_ref().filter(|q| q.full()) {
+            if quota.due() {
+                let held = splitter.hold(&seal(sock)?);
+                note_reset(shared, splitter.id, quota.taken, held, 0);
+                return Ok(Ended::Reset);
+            }
+            thread::sleep(Duration::from_millis(2));
+            continue;
         }
         if reading.paused() {
             thread::sleep(Duration::from_millis(2));
             continue;
         }
-        match sock.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => splitter.feed(&buf[..n]),
+        let most = quota.as_ref().map_or(buf.len(), |q| q.room(buf.len()));
+        match sock.read(&mut buf[..most]) {
+            Ok(0) => return Ok(Ended::Closed),
+            Ok(n) => {
+                if let Some(quota) = quota.as_mut() {
+                    quota.taken += n;
+                }
+                splitter.feed(&buf[..n])
+            }
             Err(e) if is_timeout(&e) => {}
             Err(e) => return Err(format!("read: {e}")),
         }
@@ -711,7 +900,8 @@ fn serve_tls(
     splitter: &mut Splitter<'_>,
     shared: &Shared,
     reading: &mut Reading<'_>,
-) -> Result<(), String> {
+    quota: &mut Option<Quota>,
+) -> Result<Ended, String> {
     let mut conn = ServerConnection::new(config).map_err(|e| format!("TLS setup: {e}"))?;
     let mut buf = vec![0u8; 64 * 1024];
     // TLS records are taken off the socket whole (header, then the rest), so
@@ -729,7 +919,18 @@ fn serve_tls(
             let mut unread = std::mem::take(&mut record);
             unread.extend(peek_unread(sock));
             hold_tls(&mut conn, &unread, splitter, shared);
-            return Ok(());
+            return Ok(Ended::Closed);
+        }
+        // Reset between two records, so that what is held starts with one.
+        if let Some(quota) = quota.as_ref().filter(|q| q.full() && record.is_empty()) {
+            if quota.due() {
+                let unread = seal(sock)?;
+                let (held, undecoded) = hold_tls(&mut conn, &unread, splitter, shared);
+                note_reset(shared, id, quota.taken, held, undecoded);
+                return Ok(Ended::Reset);
+            }
+            thread::sleep(Duration::from_millis(2));
+            continue;
         }
         if record.is_empty() && reading.paused() {
             thread::sleep(Duration::from_millis(2));
@@ -745,6 +946,9 @@ fn serve_tls(
         let eof = match sock.read(&mut buf[..missing]) {
             Ok(0) => true,
             Ok(n) => {
+                if let Some(quota) = quota.as_mut() {
+                    quota.taken += n;
+                }
                 record.extend_from_slice(&buf[..n]);
                 let whole = record.get(3..5).is_some_and(|len| {
                     record.len() == 5 + usize::from(u16::from_be_bytes([len[0], len[1]]))
@@ -797,7 +1001,7 @@ fn serve_tls(
                             .map_err(|e| format!("TLS write: {e}"))?;
                     }
                     sock.flush().map_err(|e| format!("flush: {e}"))?;
-                    return Ok(());
+                    return Ok(Ended::Closed);
                 }
                 Ok(n) => splitter.feed(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -813,11 +1017,15 @@ fn serve_tls(
     }
 }
 
-/// Everything the kernel holds unread on `sock`, left in place (`MSG_PEEK`).
+/// Everything the kernel holds unread on `sock`, left in place (`MSG_PEEK`);
+/// nothing if it cannot tell.
 fn peek_unread(sock: &TcpStream) -> Vec<u8> {
-    if sock.set_nonblocking(true).is_err() {
-        return Vec::new();
-    }
+    peek_all(sock).unwrap_or_default()
+}
+
+/// Everything the kernel holds unread on `sock`, left in place (`MSG_PEEK`).
+fn peek_all(sock: &TcpStream) -> io::Result<Vec<u8>> {
+    sock.set_nonblocking(true)?;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         match sock.peek(&mut buf) {
@@ -825,22 +1033,74 @@ fn peek_unread(sock: &TcpStream) -> Vec<u8> {
             Ok(n) if n == buf.len() => buf.resize(buf.len() * 2, 0),
             Ok(n) => {
                 buf.truncate(n);
-                return buf;
+                return Ok(buf);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Vec::new(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Vec::new()),
+            Err(e) => return Err(e),
         }
     }
 }
 
+/// Keeps every segment that arrives from now on out of the socket: a socket
+/// filter drops it before TCP sees it, so it is never acknowledged (the
+/// sender still has it, to send again). Then takes what the kernel holds
+/// unread, which nothing can add to any more, and has TCP acknowledge it
+/// all at once rather than after its delayed-ACK timer: a reset while an
+/// acknowledgement is pending leaves the sender no way to know what arrived
+/// (it writes those bytes again), and the frames it held are then exactly
+/// those it acknowledged and lost.
+#[cfg(target_os = "linux")]
+fn seal(sock: &TcpStream) -> Result<Vec<u8>, String> {
+    // Classic BPF `ret #0`: keep no byte of any packet.
+    const DROP_ALL: u16 = 0x06; // BPF_RET | BPF_K
+    let sock2 = socket2::SockRef::from(sock);
+    sock2
+        .attach_filter(&[socket2::SockFilter::new(DROP_ALL, 0, 0, 0)])
+        .map_err(|e| format!("attach a socket filter: {e}"))?;
+    // A segment that passed before the filter was attached is queued within
+    // microseconds, or waits in the socket's backlog until a call on the
+    // socket releases it: each read below lets it in, the last finds none.
+    thread::sleep(Duration::from_millis(5));
+    let unread = read_all(sock).map_err(|e| format!("read what is held: {e}"))?;
+    // With the receive queue empty, this sends the pending acknowledgement.
+    sock2
+        .set_tcp_quickack(true)
+        .map_err(|e| format!("TCP_QUICKACK: {e}"))?;
+    Ok(unread)
+}
+
+/// Reads everything the kernel holds unread on `sock`, without waiting.
+#[cfg(target_os = "linux")]
+fn read_all(mut sock: &TcpStream) -> io::Result<Vec<u8>> {
+    sock.set_nonblocking(true)?;
+    let mut unread = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match sock.read(&mut buf) {
+            Ok(0) => return Ok(unread),
+            Ok(n) => unread.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(unread),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn seal(_sock: &TcpStream) -> Result<Vec<u8>, String> {
+    Err("a resetting receiver needs Linux".to_string())
+}
+
 /// Decrypts the complete TLS records in `unread` and records their plaintext
 /// as held frames; the bytes of a trailing incomplete record are counted.
+/// Returns what [`Splitter::hold`] does, and those bytes.
 fn hold_tls(
     conn: &mut ServerConnection,
     unread: &[u8],
     splitter: &mut Splitter<'_>,
     shared: &Shared,
-) {
+) -> ((Vec<Vec<u8>>, usize), usize) {
     // TLS record: type (1), version (2), length (2), then `length` bytes.
     let mut complete = 0;
     while unread.len() >= complete + 5 {
@@ -865,10 +1125,11 @@ fn hold_tls(
             }
         }
     }
-    splitter.hold(&plain);
+    let held = splitter.hold(&plain);
     if undecoded > 0 {
         shared.update(|s| s.held_undecoded += undecoded);
     }
+    (held, undecoded)
 }
 
 fn unclean_eof(conn: &ServerConnection) -> String {
@@ -876,5 +1137,35 @@ fn unclean_eof(conn: &ServerConnection) -> String {
         "TCP connection closed during the TLS handshake".to_string()
     } else {
         "TCP connection closed without TLS close_notify".to_string()
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// What a sealed socket's kernel holds is final: bytes sent after the
+    /// seal never reach it, so a reset cannot lose more than was measured.
+    #[test]
+    fn a_sealed_socket_takes_nothing_more() {
+        let listener = TcpListener::bind(loopback_v4()).expect("bind");
+        let mut client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        client.write_all(b"before\0").expect("write");
+        thread::sleep(Duration::from_millis(50));
+        assert_eq!(seal(&server).expect("seal"), b"before\0");
+        client.write_all(b"after\0").expect("write after the seal");
+        thread::sleep(Duration::from_millis(100));
+        assert_eq!(peek_all(&server).expect("peek"), b"");
+        // Nor did TCP acknowledge it: once the filter is gone, the sender's
+        // retransmission (200 ms and later) brings it.
+        socket2::SockRef::from(&server)
+            .detach_filter()
+            .expect("detach");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while peek_all(&server).expect("peek") != b"after\0" {
+            assert!(Instant::now() < deadline, "the retransmission never came");
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 }
