@@ -62,6 +62,17 @@ fn tally(arrived: &[u64], sent: u64) -> Tally {
     }
 }
 
+/// The numbers that occur more than once, sorted.
+fn twice(numbers: &[u64]) -> Vec<u64> {
+    let mut seen = BTreeSet::new();
+    let twice: BTreeSet<u64> = numbers
+        .iter()
+        .filter(|n| !seen.insert(**n))
+        .copied()
+        .collect();
+    twice.into_iter().collect()
+}
+
 /// Splits sorted numbers into runs of consecutive ones.
 fn runs(numbers: &[u64]) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
@@ -584,6 +595,182 @@ fn a_resetting_receiver_measures_what_it_held_and_resets() {
     }
     assert_eq!(receiver.frames(), [b"read 1", b"read 1"]);
     assert!(receiver.errors().is_empty(), "{:?}", receiver.errors());
+}
+
+/// Bytes each connection of the resetting receiver takes before its reset.
+const RESET_EVERY: usize = 256 * 1024;
+
+/// How a resetting receiver's test logs its records.
+#[derive(Clone, Copy, Debug)]
+enum Load {
+    /// A steady stream: the receiver reads as they come, and resets with
+    /// records in flight.
+    Stream,
+    /// All logged at once: the exporter writes as fast as the receiver reads,
+    /// and each connection, its bytes taken, stops reading until its reset,
+    /// its window full and the exporter's send queue behind it.
+    Backlog,
+}
+
+#[test]
+fn a_receiver_resetting_every_256_kib_tcp() {
+    resetting_receiver(false, Load::Stream);
+}
+
+#[test]
+fn a_receiver_resetting_every_256_kib_tls() {
+    resetting_receiver(true, Load::Stream);
+}
+
+#[test]
+fn a_receiver_resetting_every_256_kib_with_a_backlog_tcp() {
+    resetting_receiver(false, Load::Backlog);
+}
+
+#[test]
+fn a_receiver_resetting_every_256_kib_with_a_backlog_tls() {
+    resetting_receiver(true, Load::Backlog);
+}
+
+/// A receiver that resets each connection once it took [`RESET_EVERY`]
+/// bytes, again and again, with the direct processor. At each reset the
+/// receiver itself measures what its kernel held, after keeping out anything
+/// more, and acknowledges it: exactly the records a reset may cost, and none
+/// of which may be written again. None may arrive twice, and they arrive in
+/// order; the counters are checked against what arrived.
+///
+/// (Without that acknowledgement, a reset while the receiver's delayed ACK
+/// is pending leaves the exporter no way to tell the frames read since the
+/// last ACK from lost ones: it writes them again, and they arrive twice.)
+fn resetting_receiver(tls: bool, load: Load) {
+    let label = format!("{} {load:?}", if tls { "tls" } else { "tcp" });
+    let pki = TestPki::generate();
+    let receiver = Receiver::bind_resetting(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        Framing::Nul,
+        tls.then(|| pki.server_config(TlsVersions::Both)),
+        Resetting {
+            every_bytes: RESET_EVERY,
+            // A connection dying sooner than a second counts as a failure
+            // and the next waits out a growing backoff; a margin over it.
+            not_before: Duration::from_millis(1200),
+            // What a connection holds at its reset stays under some 200 KB.
+            receive_buffer: Some(128 * 1024),
+        },
+    )
+    .unwrap_or_else(|e| panic!("a resetting receiver: {e}"));
+    let mut builder = GelfExporter::builder().with_endpoint(format!(
+        "{}://localhost:{}",
+        if tls { "tls" } else { "tcp" },
+        receiver.port()
+    ));
+    if tls {
+        builder = builder.with_ca_file(&pki.ca_pem);
+    }
+    let exporter = match load {
+        Load::Stream => builder,
+        // The whole backlog fits the staging area (a quarter of the buffer).
+        Load::Backlog => builder.with_buffer_size(32 * 1024 * 1024),
+    }
+    .build()
+    .expect("build");
+    let counters = exporter.counters();
+    let provider = SdkLoggerProvider::builder()
+        .with_resource(test_resource())
+        .with_log_processor(match load {
+            Load::Stream => djehouty::DirectProcessor::new(exporter),
+            // Logged at once, not held back: a write failing at a reset
+            // would drop the records a logging call can no longer wait for.
+            Load::Backlog => djehouty::DirectProcessor::new(exporter).without_backpressure(),
+        })
+        .build();
+    let started = Instant::now();
+    let total = match load {
+        // About 200 KB/s: 256 KiB in more than a second.
+        Load::Stream => {
+            let total = 12_000;
+            stream(&provider, total, Duration::from_micros(1500)).join();
+            total
+        }
+        Load::Backlog => {
+            // Some 6 MB.
+            let total = 20_000;
+            with_tracing(&provider, || {
+                for seq in 0..total {
+                    tracing::info!(seq, "backlog record {seq:06} with some text to carry");
+                }
+            });
+            total
+        }
+    };
+    provider
+        .shutdown_with_timeout(Duration::from_secs(30))
+        .expect("shutdown delivers the rest");
+    let elapsed = started.elapsed();
+    // Every connection has ended: what was not held at a reset was read.
+    receiver.wait_closed(receiver.connections(), WAIT);
+    let resets = receiver.resets();
+    let errors = receiver.errors();
+    let killed = receiver.kill_measured();
+    let held: BTreeSet<u64> = resets.iter().flat_map(|r| seqs(&r.held)).collect();
+    let t = tally(&seqs(&killed.frames), total);
+    let unexplained: Vec<u64> = t
+        .missing
+        .iter()
+        .copied()
+        .filter(|s| !held.contains(s))
+        .collect();
+    let missing: BTreeSet<u64> = t.missing.iter().copied().collect();
+    let written_again: Vec<u64> = held.difference(&missing).copied().collect();
+    let stats = counters.snapshot();
+    eprintln!(
+        "{label}: {elapsed:?}, {} resets (frames held at each {:?}, {} with a frame in part, \
+         {} bytes of TLS records in part), {total} sent, {} received, {} held, {} missing \
+         {:?}, {} missing without being held, {} held and written again, {} duplicates {:?}; \
+         {stats:?}",
+        resets.len(),
+        resets.iter().map(|r| r.held.len()).collect::<Vec<_>>(),
+        resets.iter().filter(|r| r.held_partial > 0).count(),
+        resets.iter().map(|r| r.undecoded).sum::<usize>(),
+        t.received,
+        held.len(),
+        t.missing.len(),
+        runs(&t.missing),
+        unexplained.len(),
+        written_again.len(),
+        t.duplicates,
+        runs(&twice(&seqs(&killed.frames))),
+    );
+    assert!(resets.len() >= 10, "only {} resets", resets.len());
+    assert_eq!(
+        killed.held.len(),
+        resets.iter().map(|r| r.held.len()).sum::<usize>(),
+        "the last connection ended with frames unread"
+    );
+    // Every connection ended by a reset, but the last one, closed cleanly.
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(t.duplicates, 0, "{t:?}");
+    assert!(t.in_order, "records arrive in order");
+    assert!(
+        unexplained.is_empty(),
+        "{label}: records {:?} are missing although no reset receiver held them",
+        runs(&unexplained)
+    );
+    // The receiver acknowledged every frame it held before each reset: the
+    // exporter must not write any of them again.
+    assert!(
+        written_again.is_empty(),
+        "{label}: records {:?} were acknowledged, yet written again",
+        runs(&written_again)
+    );
+    // The counters, checked against what arrived.
+    assert_eq!(stats.dropped(), 0, "{stats:?}");
+    assert_eq!(stats.buffered_records, 0, "{stats:?}");
+    assert_eq!(
+        stats.exported,
+        t.received as u64 + t.missing.len() as u64,
+        "each record exported once: what arrived plus what a reset took: {stats:?}"
+    );
 }
 
 #[test]
