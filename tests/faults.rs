@@ -935,35 +935,62 @@ fn a_full_retry_buffer_drops_the_oldest_and_counts_them_exactly() {
 /// backlog in its kernel: before each kill it stops reading for a while. The
 /// loss is bounded exactly by what the receiver held unread at each kill, and
 /// what arrives is in order. 20 s by default; `SOAK_SECS` sets the duration
-/// (`--release --nocapture` for long runs).
+/// and `SOAK_EVERY_SECS` the period of the restarts (`--release --nocapture`
+/// for long runs).
 #[test]
-fn soak_through_repeated_restarts() {
-    soak(false);
+fn soak_through_repeated_restarts_tls() {
+    soak(true, false);
 }
 
 /// The same with the batch processor: its exports come in bursts of up to a
 /// second of records, more than the receive window holds while the receiver
 /// does not read.
 #[test]
-fn soak_through_repeated_restarts_batch() {
-    soak(true);
+fn soak_through_repeated_restarts_tls_batch() {
+    soak(true, true);
 }
 
-fn soak(batch: bool) {
-    let secs: u64 = std::env::var("SOAK_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+/// The same over plain TCP.
+#[test]
+fn soak_through_repeated_restarts_tcp() {
+    soak(false, false);
+}
+
+/// The same over plain TCP with the batch processor.
+#[test]
+fn soak_through_repeated_restarts_tcp_batch() {
+    soak(false, true);
+}
+
+/// A whole number of seconds from the environment variable `name`, or
+/// `default`; a value that is not one fails rather than be ignored.
+fn secs_from_env(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Err(_) => default,
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|secs| *secs > 0)
+            .unwrap_or_else(|| panic!("{name}={v:?}: a whole number of seconds above 0")),
+    }
+}
+
+fn soak(tls: bool, batch: bool) {
+    let secs = secs_from_env("SOAK_SECS", 20);
+    let every = secs_from_env("SOAK_EVERY_SECS", 2);
     let pki = TestPki::generate();
-    let config = pki.server_config(TlsVersions::Both);
-    let mut receiver =
-        Receiver::bind(free_port(), Framing::Nul, Some(config.clone())).expect("bind");
+    let config = tls.then(|| pki.server_config(TlsVersions::Both));
+    let mut receiver = Receiver::bind(free_port(), Framing::Nul, config.clone()).expect("bind");
     let addr = receiver.addr();
-    let exporter = GelfExporter::builder()
-        .with_endpoint(format!("tls://localhost:{}", addr.port()))
-        .with_ca_file(&pki.ca_pem)
-        .build()
-        .expect("build");
+    let mut builder = GelfExporter::builder().with_endpoint(format!(
+        "{}://localhost:{}",
+        if tls { "tls" } else { "tcp" },
+        addr.port()
+    ));
+    if tls {
+        builder = builder.with_ca_file(&pki.ca_pem);
+    }
+    let exporter = builder.build().expect("build");
     let counters = exporter.counters();
     let provider = if batch {
         tuned_provider(exporter)
@@ -980,7 +1007,7 @@ fn soak(batch: bool) {
     let started = Instant::now();
     // Bounded: the stream itself lasts `secs`; a stalled one fails below.
     while producer.logged() < total && started.elapsed() < Duration::from_secs(secs * 3 + 30) {
-        thread::sleep(Duration::from_secs(2));
+        thread::sleep(Duration::from_secs(every));
         if producer.logged() >= total {
             break;
         }
@@ -994,7 +1021,7 @@ fn soak(batch: bool) {
         arrived.extend(kill.read);
         held.extend(kill.held);
         thread::sleep(Duration::from_millis(300));
-        receiver = Receiver::bind(addr, Framing::Nul, Some(config.clone())).expect("restart");
+        receiver = Receiver::bind(addr, Framing::Nul, config.clone()).expect("restart");
         restarts += 1;
     }
     assert!(
@@ -1013,10 +1040,12 @@ fn soak(batch: bool) {
         .filter(|s| !held.contains(s))
         .collect();
     println!(
-        "soak over TLS ({} processor): {:?}, {restarts} receiver restarts (0.3 s down each), \
+        "soak over {} ({} processor): {:?}, {restarts} receiver restarts every {every} s \
+         (0.3 s down each), \
          {total} records sent, {} received, {} missing ({} held unread at the kills, \
          {} missing without being held: {:?}; {undecoded} bytes of TLS records held only in \
          part), {} duplicates, {} dropped by the exporter, {} reconnects",
+        if tls { "TLS" } else { "TCP" },
         if batch { "batch" } else { "direct" },
         started.elapsed(),
         t.received,
@@ -1028,7 +1057,7 @@ fn soak(batch: bool) {
         stats.dropped(),
         stats.reconnects
     );
-    assert!(restarts >= secs / 3, "only {restarts} restarts");
+    assert!(restarts >= secs / (every + 1), "only {restarts} restarts");
     assert_eq!(t.duplicates, 0, "{t:?}");
     assert!(t.in_order, "records arrive in order");
     assert!(
