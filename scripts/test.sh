@@ -29,3 +29,8 @@ have_rsyslog || { echo "rsyslog with its gtls module is still missing" >&2; exit
 
 echo "==> cargo test"
 cargo test --locked --all-features "$@"
+# The test kit's own checks (its receivers and oracles), unless the caller
+# chose the tests to run.
+if [ "$#" -eq 0 ]; then
+    cargo test --locked -p djehouty-testkit
+fi
