@@ -203,6 +203,53 @@ mod tests {
     }
 
     #[test]
+    fn says_what_it_holds_and_what_fits_to_the_byte() {
+        let mut buffer = RetryBuffer::new(10);
+        let mut dropped = Dropped::default();
+        assert_eq!(buffer.capacity(), 10);
+        assert!(buffer.is_empty());
+        assert_eq!(buffer.front_len(), None);
+        buffer.push(b"abc", 0, &mut dropped);
+        buffer.push(b"de", 0, &mut dropped);
+        assert!(!buffer.is_empty());
+        assert_eq!(buffer.front_len(), Some(3));
+        assert_eq!((buffer.records(), buffer.bytes()), (2, 5));
+        // 5 buffered + 2 reserved + 3 new = 10, the capacity: it fits; a byte
+        // more, new or reserved, does not.
+        assert!(buffer.fits(3, 2));
+        assert!(!buffer.fits(4, 2));
+        assert!(!buffer.fits(3, 3));
+        assert!(buffer.fits(0, 5));
+        assert_eq!(dropped, Dropped::default());
+    }
+
+    #[test]
+    fn a_frame_of_exactly_the_capacity_is_kept() {
+        let mut buffer = RetryBuffer::new(10);
+        let mut dropped = Dropped::default();
+        buffer.push(b"old", 0, &mut dropped);
+        buffer.push(b"0123456789", 0, &mut dropped);
+        assert_eq!(
+            dropped,
+            Dropped {
+                records: 1,
+                bytes: 3
+            }
+        );
+        assert_eq!(frames(&mut buffer), vec![b"0123456789".to_vec()]);
+        // One byte more than the whole buffer: dropped itself.
+        buffer.push(b"0123456789A", 0, &mut dropped);
+        assert_eq!(
+            dropped,
+            Dropped {
+                records: 2,
+                bytes: 14
+            }
+        );
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
     fn keeps_order_and_drops_the_oldest_when_full() {
         let mut buffer = RetryBuffer::new(11);
         let mut dropped = Dropped::default();
