@@ -392,6 +392,20 @@ mod tests {
     }
 
     #[test]
+    fn unshift_keeps_every_frame_that_fits_exactly() {
+        let mut buffer = RetryBuffer::new(10);
+        let mut dropped = Dropped::default();
+        buffer.push(b"wxyz", 0, &mut dropped);
+        // 4 + 6 = 10, the capacity: nothing goes.
+        buffer.unshift(FrameRun::new(b"aaabbb", &[3, 3]), &mut dropped);
+        assert_eq!(dropped, Dropped::default());
+        assert_eq!(
+            frames(&mut buffer),
+            vec![b"aaa".to_vec(), b"bbb".to_vec(), b"wxyz".to_vec()]
+        );
+    }
+
+    #[test]
     fn wraps_around_the_ring() {
         let mut buffer = RetryBuffer::new(16);
         let mut dropped = Dropped::default();
