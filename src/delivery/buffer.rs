@@ -406,6 +406,23 @@ mod tests {
     }
 
     #[test]
+    fn clear_says_what_it_dropped() {
+        let mut buffer = RetryBuffer::new(10);
+        let mut dropped = Dropped::default();
+        buffer.push(b"abc", 0, &mut dropped);
+        buffer.push(b"de", 0, &mut dropped);
+        assert_eq!(
+            buffer.clear(),
+            Dropped {
+                records: 2,
+                bytes: 5
+            }
+        );
+        assert!(buffer.is_empty());
+        assert_eq!(buffer.bytes(), 0);
+    }
+
+    #[test]
     fn wraps_around_the_ring() {
         let mut buffer = RetryBuffer::new(16);
         let mut dropped = Dropped::default();
