@@ -368,6 +368,18 @@ mod tests {
     }
 
     #[test]
+    fn the_ldp_profile_picks_ldps_port_for_each_format_and_framing() {
+        let env = |_: &str| None;
+        let port = |config: Config| config.endpoint.port();
+        let gelf = || ExporterBuilder::<Gelf>::default().for_logs_data_platform("gra1", "t");
+        let ltsv = || ExporterBuilder::<Ltsv>::default().for_logs_data_platform("gra1", "t");
+        assert_eq!(port(gelf().resolve(env).unwrap()), 12202);
+        assert_eq!(port(ltsv().resolve(env).unwrap()), 12201);
+        let nul = ltsv().with_framing(Framing::Nul).resolve(env).unwrap();
+        assert_eq!(port(nul), 12200);
+    }
+
+    #[test]
     fn bad_timeout_variable_is_an_error() {
         let env = |name: &str| match name {
             "OTEL_EXPORTER_GELF_ENDPOINT" => Some("tcp://h:1".to_string()),
