@@ -148,8 +148,7 @@ impl Pipeline {
         out: &mut Vec<u8>,
         pack: &mut PackScratch,
     ) -> bool {
-        let mapped = self.mapper.map(record, scope);
-        (self.pack)(&self.packing, mapped, out, pack)
+        (self.pack)(&self.packing, &self.mapper, record, scope, out, pack)
     }
 
     /// The exporter's I/O runtime.

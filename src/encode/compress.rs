@@ -27,6 +27,8 @@ pub enum Compression {
 #[derive(Default)]
 pub(crate) struct PackScratch {
     plain: Vec<u8>,
+    /// The field names of the record on the fast path.
+    pub(super) names: Vec<super::fused::Name>,
     deflater: Option<Deflater>,
 }
 

@@ -52,7 +52,10 @@ impl Writer for Gelf {
         12202
     }
 
-    fn encode(record: &MappedRecord<'_>, out: &mut Vec<u8>) {
+    const NAME_AT: usize = 3;
+
+    #[inline]
+    fn encode_head(record: &MappedRecord<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"version\":\"1.1\",\"host\":");
         json_str(out, record.host);
         out.extend_from_slice(b",\"short_message\":");
@@ -75,15 +78,10 @@ impl Writer for Gelf {
         out.extend_from_slice(&digits);
         out.extend_from_slice(b",\"level\":");
         push_int(out, record.level);
-        if let Some(statics) = &record.statics {
-            out.extend_from_slice(statics.head);
-        }
-        for field in &record.fields {
-            Self::encode_field(field, out);
-        }
-        if let Some(statics) = &record.statics {
-            out.extend_from_slice(statics.tail);
-        }
+    }
+
+    #[inline]
+    fn encode_end(out: &mut Vec<u8>) {
         out.push(b'}');
     }
 

@@ -45,7 +45,10 @@ impl Writer for Ltsv {
         }
     }
 
-    fn encode(record: &MappedRecord<'_>, out: &mut Vec<u8>) {
+    const NAME_AT: usize = 1;
+
+    #[inline]
+    fn encode_head(record: &MappedRecord<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(b"time:");
         push_rfc3339_micros(out, record.time);
         out.extend_from_slice(b"\thost:");
@@ -58,16 +61,9 @@ impl Writer for Ltsv {
             out.extend_from_slice(b"\tfull_message:");
             escaped(out, full);
         }
-        if let Some(statics) = &record.statics {
-            out.extend_from_slice(statics.head);
-        }
-        for field in &record.fields {
-            Self::encode_field(field, out);
-        }
-        if let Some(statics) = &record.statics {
-            out.extend_from_slice(statics.tail);
-        }
     }
+
+    fn encode_end(_out: &mut Vec<u8>) {}
 
     #[inline]
     fn encode_field(field: &Field<'_>, out: &mut Vec<u8>) {

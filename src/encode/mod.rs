@@ -7,16 +7,20 @@
 pub(crate) mod chunk;
 pub(crate) mod compress;
 pub(crate) mod frame;
+pub(crate) mod fused;
 pub(crate) mod gelf;
 pub(crate) mod ltsv;
 
-use crate::mapping::{Escapes, Field, FieldEncoder, MappedRecord};
+use crate::mapping::{Escapes, Field, FieldEncoder, MappedRecord, Mapper};
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::logs::SdkLogRecord;
 
 use compress::encode_compressed;
 pub use compress::Compression;
 pub(crate) use compress::PackScratch;
 use frame::encode_framed;
 pub use frame::Framing;
+use fused::encode_fused;
 pub use gelf::Gelf;
 pub use ltsv::Ltsv;
 
@@ -35,11 +39,35 @@ pub(crate) trait Writer {
     /// How many bytes each byte of a text takes once escaped.
     const ESCAPES: Escapes;
 
+    /// Where the name of a field starts in what
+    /// [`encode_field`](Self::encode_field) writes.
+    const NAME_AT: usize;
+
     /// Appends one record, without its delimiter.
-    fn encode(record: &MappedRecord<'_>, out: &mut Vec<u8>);
+    #[inline]
+    fn encode(record: &MappedRecord<'_>, out: &mut Vec<u8>) {
+        Self::encode_head(record, out);
+        if let Some(statics) = &record.statics {
+            out.extend_from_slice(statics.head);
+        }
+        for field in &record.fields {
+            Self::encode_field(field, out);
+        }
+        if let Some(statics) = &record.statics {
+            out.extend_from_slice(statics.tail);
+        }
+        Self::encode_end(out);
+    }
+
+    /// Appends what comes before the additional fields of a record.
+    fn encode_head(record: &MappedRecord<'_>, out: &mut Vec<u8>);
+
+    /// Appends what comes after the additional fields of a record.
+    fn encode_end(out: &mut Vec<u8>);
 
     /// Appends one additional field with its separator, as `encode` writes
-    /// it (also used to encode the static fields once).
+    /// it (also used to encode the static fields once). Its name (key and
+    /// suffix) starts [`NAME_AT`](Self::NAME_AT) bytes in.
     fn encode_field(field: &Field<'_>, out: &mut Vec<u8>);
 
     /// The TLS port of OVHcloud Logs Data Platform's input for this format
@@ -60,7 +88,7 @@ impl Codec {
     /// The writers of `W`.
     const fn of<W: Writer>() -> Codec {
         Codec {
-            pack: Packing::pack::<W>,
+            pack: Packing::pack_record::<W>,
             encode_field: W::encode_field,
             ldp_port: W::ldp_port,
         }
@@ -105,7 +133,14 @@ pub trait Format: sealed::Sealed + Send + Sync + 'static {
 
 /// [`Packing::pack`] for one format, as a value: what lets the pipeline
 /// encode records without being generic over the format.
-pub(crate) type PackFn = fn(&Packing, MappedRecord<'_>, &mut Vec<u8>, &mut PackScratch) -> bool;
+pub(crate) type PackFn = fn(
+    &Packing,
+    &Mapper,
+    &SdkLogRecord,
+    &InstrumentationScope,
+    &mut Vec<u8>,
+    &mut PackScratch,
+) -> bool;
 
 /// What the export loop makes of each record for the retry buffer, chosen once
 /// per exporter from the endpoint's scheme.
@@ -131,6 +166,29 @@ impl Packing {
             Packing::Framed { max_frame, .. } => max_frame,
             Packing::Datagram { max_packed, .. } => max_packed,
         }
+    }
+
+    /// Maps `record` with `mapper` and appends it as the transport sends
+    /// it; returns whether the record had to be cut (and marked) to fit.
+    /// Framed, the common record takes the fast path ([`encode_fused`]).
+    #[inline]
+    pub(crate) fn pack_record<F: Writer>(
+        &self,
+        mapper: &Mapper,
+        record: &SdkLogRecord,
+        scope: &InstrumentationScope,
+        out: &mut Vec<u8>,
+        scratch: &mut PackScratch,
+    ) -> bool {
+        if let Packing::Framed { framing, max_frame } = *self {
+            // Room for the delimiter.
+            let limit = max_frame.saturating_sub(1);
+            if encode_fused::<F>(mapper, record, scope, limit, out, &mut scratch.names) {
+                out.push(framing.delimiter());
+                return false;
+            }
+        }
+        self.pack::<F>(mapper.map(record, scope), out, scratch)
     }
 
     /// Appends one record as the transport sends it; returns whether the

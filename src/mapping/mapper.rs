@@ -9,7 +9,7 @@ use super::keys::{
     TypeSuffixes, RESERVED,
 };
 use super::record::{
-    dedup_last_wins, Field, FieldEncoder, FieldValue, MappedRecord, StaticWire, Statics,
+    dedup_last_wins, Field, FieldEncoder, FieldSink, FieldValue, MappedRecord, StaticWire, Statics,
 };
 use super::values::{
     any_json_text, base64_text, body_head, bool_text, is_blank, names_level, str_head,
@@ -18,6 +18,15 @@ use super::values::{
 use super::{MappingOptions, MAX_FLATTEN_DEPTH, NO_MESSAGE};
 use opentelemetry::logs::AnyValue;
 use opentelemetry::{InstrumentationScope, Key, Value};
+
+/// What [`Mapper::map_head`] learnt of a record that
+/// [`Mapper::map_fields`] needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Own<'a> {
+    target: Option<&'a str>,
+    event_name: Option<&'a str>,
+    level: u8,
+}
 use opentelemetry_sdk::logs::SdkLogRecord;
 use opentelemetry_sdk::Resource;
 
@@ -182,71 +191,54 @@ impl Mapper {
         record: &'a SdkLogRecord,
         scope: &'a InstrumentationScope,
     ) -> MappedRecord<'a> {
+        let (mapped, own) = self.map_head(record);
+        self.map_rest(mapped, &own, record, scope)
+    }
+
+    /// Completes what [`map_head`](Self::map_head) mapped: the fields.
+    pub(crate) fn map_rest<'a>(
+        &'a self,
+        mut mapped: MappedRecord<'a>,
+        own: &Own<'a>,
+        record: &'a SdkLogRecord,
+        scope: &'a InstrumentationScope,
+    ) -> MappedRecord<'a> {
         // Lowest precedence first; `dedup_last_wins` keeps the last of each key.
         // Room for the record's attributes and the fixed fields at once.
         // (The SDK's iterator filters: its upper bound is the count.)
         let attributes = record.attributes_iter().size_hint().1.unwrap_or(0);
-        let own = attributes.min(1024) + 8;
+        let room = attributes.min(1024) + 8;
         let mut fields: Vec<Field<'a>> = match &self.wire {
-            Some(_) => Vec::with_capacity(own.max(16)),
+            Some(_) => Vec::with_capacity(room.max(16)),
             None => {
                 let mut fields =
-                    Vec::with_capacity(self.resource.len() + self.extras.len() + own.max(16));
+                    Vec::with_capacity(self.resource.len() + self.extras.len() + room.max(16));
                 fields.extend(self.resource.iter().map(Field::borrowed));
                 fields
             }
         };
-        for kv in scope.attributes() {
-            self.push_value(&mut fields, kv.key.as_str(), &kv.value);
-        }
-        let target = record.target().map(|t| t.as_ref());
-        let scope_is_target = target == Some(scope.name());
-        if !scope.name().is_empty() && (self.redundant_fields || !scope_is_target) {
-            self.push_text(&mut fields, &self.fixed.scope_name, scope.name());
-        }
-        if let Some(version) = scope.version() {
-            self.push_text(&mut fields, &self.fixed.scope_version, version);
-        }
-        if let Some(target) = target {
-            self.push_text(&mut fields, &self.fixed.target, target);
-        }
-        let event_name = record.event_name().filter(|name| is_meaningful_event(name));
-        if let Some(name) = event_name {
-            self.push_text(&mut fields, &self.fixed.event_name, name);
-        }
-        let level = syslog_level(record.severity_number(), record.severity_text());
-        if let Some(text) = record.severity_text() {
-            if self.redundant_fields || !names_level(level, text) {
-                self.push_text(&mut fields, &self.fixed.severity_text, text);
-            }
-        }
-        if let Some(tc) = record.trace_context() {
-            self.push_text(&mut fields, &self.fixed.trace_id, tc.trace_id.to_string());
-            self.push_text(&mut fields, &self.fixed.span_id, tc.span_id.to_string());
-            if let Some(flags) = tc.trace_flags {
-                fields.push(Field {
-                    key: Cow::Borrowed(&self.fixed.trace_flags),
-                    suffix: "",
-                    value: FieldValue::Int(i64::from(flags.to_u8())),
-                });
-            }
-        }
-        let mut stacktrace: Option<&'a str> = None;
-        for (key, value) in record.attributes_iter() {
-            if key.as_str() == names::EXCEPTION_STACKTRACE {
-                if let AnyValue::String(s) = value {
-                    // No more than could fit a frame (see below).
-                    let s = str_head(s.as_str(), self.max_text_bytes);
-                    if !is_blank(s) {
-                        stacktrace = Some(s);
-                        continue;
-                    }
-                }
-            }
-            self.push_any(&mut fields, key.as_str(), value, 0);
-        }
+        self.map_fields(record, scope, own, &mut fields);
         let (fields, protected_tail, statics) = self.with_statics(fields);
+        mapped.fields = fields;
+        mapped.protected_tail = protected_tail;
+        mapped.statics = statics;
+        mapped
+    }
 
+    /// Maps everything of a record but its additional fields: `fields` is
+    /// left empty, `statics` holds the pre-encoded static fields (when there
+    /// are) as if no field of the record shared a name with them. Also
+    /// returns what [`map_fields`](Self::map_fields) needs.
+    #[inline(always)]
+    pub(crate) fn map_head<'a>(&'a self, record: &'a SdkLogRecord) -> (MappedRecord<'a>, Own<'a>) {
+        let target = record.target().map(|t| t.as_ref());
+        let event_name = record.event_name().filter(|name| is_meaningful_event(name));
+        let level = syslog_level(record.severity_number(), record.severity_text());
+        // The last stack trace attribute wins, as a field would.
+        let stacktrace = record
+            .attributes_iter()
+            .filter_map(|(key, value)| self.stacktrace(key, value))
+            .last();
         let body = record
             .body()
             .map(|body| body_head(body_text(body), self.max_text_bytes));
@@ -261,7 +253,13 @@ impl Mapper {
             })
             .filter(|trace| !trace.is_empty());
         let (short_message, full_message) = messages(body, stacktrace, event_name, target);
-        MappedRecord {
+        let statics = self.wire.as_ref().map(|wire| Statics {
+            head: &wire.head,
+            tail: &wire.tail,
+            resource: &self.resource,
+            extras: &self.extras,
+        });
+        let mapped = MappedRecord {
             host: &self.host,
             short_message,
             full_message,
@@ -271,10 +269,101 @@ impl Mapper {
                 .or_else(|| record.observed_timestamp().and_then(EpochMicros::of))
                 .unwrap_or_else(EpochMicros::now),
             level,
-            fields,
-            protected_tail,
+            fields: Vec::new(),
+            protected_tail: 0,
             statics,
+        };
+        let own = Own {
+            target,
+            event_name,
+            level,
+        };
+        (mapped, own)
+    }
+
+    /// The text of a stack trace attribute, which goes to the full message
+    /// rather than to a field: no more than could fit a frame (see
+    /// [`map_head`](Self::map_head)), and `None` when blank.
+    #[inline]
+    fn stacktrace<'a>(&self, key: &Key, value: &'a AnyValue) -> Option<&'a str> {
+        if key.as_str() != names::EXCEPTION_STACKTRACE {
+            return None;
         }
+        let AnyValue::String(s) = value else {
+            return None;
+        };
+        let s = str_head(s.as_str(), self.max_text_bytes);
+        (!is_blank(s)).then_some(s)
+    }
+
+    /// Hands the record's own fields (scope attributes, the record's
+    /// metadata, its attributes; not the static fields) to `sink`, lowest
+    /// precedence first, possibly several under one name.
+    #[inline]
+    pub(crate) fn map_fields<'a, S: FieldSink<'a>>(
+        &'a self,
+        record: &'a SdkLogRecord,
+        scope: &'a InstrumentationScope,
+        own: &Own<'a>,
+        sink: &mut S,
+    ) {
+        for kv in scope.attributes() {
+            self.push_value(sink, kv.key.as_str(), &kv.value);
+        }
+        let scope_is_target = own.target == Some(scope.name());
+        if !scope.name().is_empty() && (self.redundant_fields || !scope_is_target) {
+            self.push_text(sink, &self.fixed.scope_name, scope.name());
+        }
+        if let Some(version) = scope.version() {
+            self.push_text(sink, &self.fixed.scope_version, version);
+        }
+        if let Some(target) = own.target {
+            self.push_text(sink, &self.fixed.target, target);
+        }
+        if let Some(name) = own.event_name {
+            self.push_text(sink, &self.fixed.event_name, name);
+        }
+        if let Some(text) = record.severity_text() {
+            if self.redundant_fields || !names_level(own.level, text) {
+                self.push_text(sink, &self.fixed.severity_text, text);
+            }
+        }
+        if let Some(tc) = record.trace_context() {
+            self.push_text(sink, &self.fixed.trace_id, tc.trace_id.to_string());
+            self.push_text(sink, &self.fixed.span_id, tc.span_id.to_string());
+            if let Some(flags) = tc.trace_flags {
+                sink.push(Field {
+                    key: Cow::Borrowed(&self.fixed.trace_flags),
+                    suffix: "",
+                    value: FieldValue::Int(i64::from(flags.to_u8())),
+                });
+            }
+        }
+        for (key, value) in record.attributes_iter() {
+            // Stack traces went to the full message.
+            if self.stacktrace(key, value).is_none() {
+                self.push_any(sink, key.as_str(), value);
+            }
+        }
+    }
+
+    /// The union of the static fields' [`Field::name_bit`]s, when they are
+    /// pre-encoded.
+    #[inline]
+    pub(crate) fn static_names(&self) -> u64 {
+        self.wire.as_ref().map_or(0, |wire| wire.names)
+    }
+
+    /// Whether a field named as `field` is among the static fields
+    /// (resource, extras); `bit` is its [`Field::name_bit`].
+    #[inline]
+    pub(crate) fn is_static_name(&self, field: &Field<'_>, bit: u64) -> bool {
+        self.wire.as_ref().is_some_and(|wire| wire.names & bit != 0)
+            && self
+                .resource
+                .iter()
+                .chain(&self.extras)
+                .any(|s| s.same_name(field))
     }
 
     /// Adds the static fields to the record's own: as pre-encoded bytes when
@@ -384,13 +473,13 @@ impl Mapper {
 
     /// Pushes a text field under one of the fixed names (already normalized).
     #[inline]
-    pub(super) fn push_text<'a>(
+    pub(super) fn push_text<'a, S: FieldSink<'a>>(
         &self,
-        fields: &mut Vec<Field<'a>>,
+        sink: &mut S,
         key: &'a str,
         value: impl Into<Cow<'a, str>>,
     ) {
-        fields.push(Field {
+        sink.push(Field {
             key: Cow::Borrowed(key),
             suffix: "",
             value: self.text(value.into()),
@@ -434,9 +523,9 @@ impl Mapper {
     }
 
     /// Pushes a resource, scope or static value (`opentelemetry::Value`).
-    pub(super) fn push_value<'a>(
+    pub(super) fn push_value<'a, S: FieldSink<'a>>(
         &'a self,
-        fields: &mut Vec<Field<'a>>,
+        sink: &mut S,
         key: &'a str,
         value: &'a Value,
     ) {
@@ -451,11 +540,30 @@ impl Mapper {
             other => (self.text(Cow::Owned(value_json(other).to_string())), None),
         };
         let (key, suffix) = self.typed_key(key, kind);
-        fields.push(Field { key, suffix, value });
+        sink.push(Field { key, suffix, value });
     }
 
     /// Pushes a record attribute (`AnyValue`), flattening maps.
-    pub(super) fn push_any<'a>(
+    #[inline]
+    pub(super) fn push_any<'a, S: FieldSink<'a>>(
+        &'a self,
+        sink: &mut S,
+        key: &'a str,
+        value: &'a AnyValue,
+    ) {
+        if matches!(value, AnyValue::Map(map) if !map.is_empty()) {
+            self.flatten(sink.spill(), key, value, 0);
+            sink.flush_spill();
+            return;
+        }
+        let (value, kind) = self.any_value(value);
+        let (key, suffix) = self.typed_key(key, kind);
+        sink.push(Field { key, suffix, value });
+    }
+
+    /// Pushes an attribute at `depth` in a map, flattening maps, into
+    /// `fields` (where the fields of a map are renamed once pushed).
+    fn flatten<'a>(
         &'a self,
         fields: &mut Vec<Field<'a>>,
         key: &'a str,
@@ -472,7 +580,7 @@ impl Mapper {
                     // itself) are pushed in place, then prefixed with `key`:
                     // one allocation per field, its name.
                     let start = fields.len();
-                    self.push_any(fields, sub.as_str(), v, depth + 1);
+                    self.flatten(fields, sub.as_str(), v, depth + 1);
                     for field in &mut fields[start..] {
                         let mut joined = String::with_capacity(
                             key.len() + 1 + field.key.len() + field.suffix.len(),

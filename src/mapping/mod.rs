@@ -40,8 +40,8 @@ use opentelemetry::Value;
 
 pub use keys::TypeSuffixes;
 pub(crate) use mapper::Mapper;
-pub(crate) use record::{Escapes, Field, FieldEncoder, FieldValue, MappedRecord};
-pub(crate) use values::EpochMicros;
+pub(crate) use record::{Escapes, Field, FieldEncoder, FieldSink, FieldValue, MappedRecord};
+pub(crate) use values::{print_bit, EpochMicros};
 
 /// Default largest frame (one encoded record) the receiver accepts: Graylog's TCP input default.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;

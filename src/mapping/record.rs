@@ -29,6 +29,34 @@ pub(crate) struct Field<'a> {
     pub(crate) value: FieldValue<'a>,
 }
 
+/// Where the mapper hands a record's fields, lowest precedence first: a
+/// `Vec` to deduplicate and encode later, or a writer that encodes each at
+/// once.
+pub(crate) trait FieldSink<'a> {
+    /// Takes the next field.
+    fn push(&mut self, field: Field<'a>);
+
+    /// Where the fields of a map are flattened (they are renamed once
+    /// pushed); [`flush_spill`](Self::flush_spill) takes them from there.
+    fn spill(&mut self) -> &mut Vec<Field<'a>>;
+
+    /// Takes the fields [`spill`](Self::spill) holds.
+    fn flush_spill(&mut self);
+}
+
+impl<'a> FieldSink<'a> for Vec<Field<'a>> {
+    #[inline(always)]
+    fn push(&mut self, field: Field<'a>) {
+        Vec::push(self, field);
+    }
+
+    fn spill(&mut self) -> &mut Vec<Field<'a>> {
+        self
+    }
+
+    fn flush_spill(&mut self) {}
+}
+
 /// A record ready to encode.
 #[derive(Debug, Clone)]
 pub(crate) struct MappedRecord<'a> {
@@ -86,12 +114,18 @@ impl MappedRecord<'_> {
     /// cuts them.) Returns whether a text was cut.
     #[inline]
     pub(crate) fn cap_texts(&mut self, max: usize, escapes: &Escapes) -> bool {
+        self.has_long_message(max, escapes) && self.cap_long_texts(max, escapes)
+    }
+
+    /// Whether a message may not fit `max` encoded bytes, however it escapes
+    /// (when not, [`cap_texts`](Self::cap_texts) cuts nothing).
+    #[inline]
+    pub(crate) fn has_long_message(&self, max: usize, escapes: &Escapes) -> bool {
         // Messages this short fit however they escape: the common case,
         // decided by their lengths alone.
         let widest = usize::from(escapes.widest);
         let long = |text: &str| text.len().saturating_mul(widest) > max;
-        let any_long = long(&self.short_message) || self.full_message.as_deref().is_some_and(long);
-        any_long && self.cap_long_texts(max, escapes)
+        long(&self.short_message) || self.full_message.as_deref().is_some_and(long)
     }
 
     /// [`cap_texts`](Self::cap_texts) of a record with a message that may

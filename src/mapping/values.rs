@@ -25,7 +25,7 @@ impl<'a> Field<'a> {
     /// A digest of the whole name (its length, first and last bytes): two
     /// fields with different fingerprints have different names.
     #[inline]
-    pub(super) fn fingerprint(&self) -> u32 {
+    pub(crate) fn fingerprint(&self) -> u32 {
         let (key, suffix) = (self.key.as_bytes(), self.suffix.as_bytes());
         let len = (key.len() + suffix.len()) as u32;
         let first = key.first().or(suffix.first()).copied().unwrap_or(0);
@@ -98,7 +98,7 @@ pub(super) fn base64_text(bytes: &[u8]) -> String {
 
 /// One bit of 64 chosen by a [`Field::fingerprint`].
 #[inline]
-pub(super) fn print_bit(print: u32) -> u64 {
+pub(crate) fn print_bit(print: u32) -> u64 {
     1 << (print.wrapping_mul(0x9e37_79b9) >> 26)
 }
 

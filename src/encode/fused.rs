@@ -1,0 +1,345 @@
+//! The fast path of encoding: a record's fields are encoded as the mapper
+//! hands them over, with no list of fields built, deduplicated and moved in
+//! between. It holds for the common record, whose field names are all
+//! different and which fits its frame; any other is left, with nothing
+//! written, to the general path ([`Mapper::map`] then the encoder), which
+//! writes the very same bytes for the common record.
+
+use std::marker::PhantomData;
+
+use super::Writer;
+use crate::mapping::{print_bit, Field, FieldSink, Mapper};
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::logs::SdkLogRecord;
+
+/// Where the name of a field written lies in the output.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Name {
+    /// Its [`Field::fingerprint`].
+    print: u32,
+    at: usize,
+    len: usize,
+}
+
+/// Appends `record` encoded as `F` when it takes the fast path: its fields'
+/// names all differ (from each other and from the static fields'), and it
+/// takes at most `limit` bytes. Returns false, with `out` as it was, when
+/// not. `names` is scratch space.
+#[inline]
+pub(crate) fn encode_fused<F: Writer>(
+    mapper: &Mapper,
+    record: &SdkLogRecord,
+    scope: &InstrumentationScope,
+    limit: usize,
+    out: &mut Vec<u8>,
+    names: &mut Vec<Name>,
+) -> bool {
+    let (head, own) = mapper.map_head(record);
+    let Some(statics) = head.statics else {
+        return false;
+    };
+    if head.has_long_message(limit, &F::ESCAPES) {
+        return false;
+    }
+    let start = out.len();
+    F::encode_head(&head, out);
+    out.extend_from_slice(statics.head);
+    names.clear();
+    let mut sink = Fused::<F> {
+        mapper,
+        out,
+        names,
+        seen: [0; 4],
+        statics: mapper.static_names(),
+        end: start.saturating_add(limit),
+        spill: Vec::new(),
+        failed: false,
+        format: PhantomData,
+    };
+    mapper.map_fields(record, scope, &own, &mut sink);
+    if !sink.failed {
+        out.extend_from_slice(statics.tail);
+        F::encode_end(out);
+        if out.len() - start <= limit {
+            return true;
+        }
+    }
+    out.truncate(start);
+    false
+}
+
+/// One bit of 256 chosen by a name's fingerprint, as a word and a bit in
+/// it: more than [`print_bit`]'s 64, so that a record with tens of fields
+/// rarely compares names.
+#[inline(always)]
+fn seen_bit(print: u32) -> (usize, u64) {
+    let index = print.wrapping_mul(0x9e37_79b9) >> 24;
+    ((index >> 6) as usize, 1 << (index & 63))
+}
+
+/// Encodes each field as it comes; fails at the first name that repeats
+/// or once past the end.
+struct Fused<'o, 'a, F> {
+    mapper: &'a Mapper,
+    out: &'o mut Vec<u8>,
+    /// The names written, in order.
+    names: &'o mut Vec<Name>,
+    /// A bit for each name written, by [`seen_bit`].
+    seen: [u64; 4],
+    /// That of the static fields' names.
+    statics: u64,
+    /// The largest length `out` may reach.
+    end: usize,
+    spill: Vec<Field<'a>>,
+    failed: bool,
+    format: PhantomData<F>,
+}
+
+impl<'a, F: Writer> FieldSink<'a> for Fused<'_, 'a, F> {
+    #[inline(always)]
+    fn push(&mut self, field: Field<'a>) {
+        if self.failed {
+            return;
+        }
+        let print = field.fingerprint();
+        let bit = print_bit(print);
+        let (word, seen_bit) = seen_bit(print);
+        let seen = self.seen[word] & seen_bit != 0;
+        if (seen || self.statics & bit != 0) && self.repeats(&field, print, seen, bit) {
+            self.failed = true;
+            return;
+        }
+        self.seen[word] |= seen_bit;
+        self.names.push(Name {
+            print,
+            at: self.out.len() + F::NAME_AT,
+            len: field.key.len() + field.suffix.len(),
+        });
+        F::encode_field(&field, self.out);
+        self.failed = self.out.len() > self.end;
+    }
+
+    fn spill(&mut self) -> &mut Vec<Field<'a>> {
+        &mut self.spill
+    }
+
+    fn flush_spill(&mut self) {
+        let mut spill = std::mem::take(&mut self.spill);
+        for field in spill.drain(..) {
+            self.push(field);
+        }
+        // Kept for the next map of the record.
+        self.spill = spill;
+    }
+}
+
+impl<F> Fused<'_, '_, F> {
+    /// Whether a field of this name was written, or is a static one.
+    fn repeats(&self, field: &Field<'_>, print: u32, seen: bool, bit: u64) -> bool {
+        let (key, suffix) = (field.key.as_bytes(), field.suffix.as_bytes());
+        let written = seen
+            && self.names.iter().any(|name| {
+                name.print == print
+                    && name.len == key.len() + suffix.len()
+                    && self.out.get(name.at..name.at + key.len()) == Some(key)
+                    && self.out.get(name.at + key.len()..name.at + name.len) == Some(suffix)
+            });
+        written || self.mapper.is_static_name(field, bit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::frame::encode_framed;
+    use crate::encode::{Framing, Gelf, Ltsv, PackScratch, Packing};
+    use crate::mapping::MappingOptions;
+    use djehouty_testkit::generators::{self, sdk_record, Record};
+    use opentelemetry::logs::{AnyValue, LogRecord as _, LoggerProvider as _};
+    use opentelemetry::{KeyValue, Value};
+    use opentelemetry_sdk::logs::SdkLoggerProvider;
+    use opentelemetry_sdk::Resource;
+    use proptest::prelude::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    /// Mappers with the settings that change names and sizes, their static
+    /// fields named as generated keys may be.
+    fn mappers<F: Writer>() -> Vec<(Mapper, usize)> {
+        let plain = MappingOptions::default();
+        let extras = MappingOptions {
+            extras: vec![
+                ("a".to_string(), Value::from("extra")),
+                ("X-OVH-TOKEN".to_string(), Value::from("token")),
+                ("n".to_string(), Value::I64(3)),
+            ],
+            ..MappingOptions::default()
+        };
+        let ldp = MappingOptions {
+            type_suffixes: Some(crate::TypeSuffixes::default()),
+            redundant_fields: true,
+            ..extras.clone()
+        };
+        let dots = MappingOptions {
+            replace_dots: false,
+            max_frame_bytes: 1500,
+            max_field_bytes: 200,
+            ..MappingOptions::default()
+        };
+        let resource = Resource::builder_empty()
+            .with_service_name("svc")
+            .with_attribute(KeyValue::new("b", "resource"))
+            .with_attribute(KeyValue::new("host.name", "box"))
+            .with_attribute(KeyValue::new("x", 1.5))
+            .build();
+        [plain, extras, ldp, dots]
+            .into_iter()
+            .map(|options| {
+                let mut mapper = Mapper::new(&options);
+                mapper.pre_encode(F::encode_field);
+                mapper.set_resource(&resource);
+                (mapper, options.max_frame_bytes)
+            })
+            .collect()
+    }
+
+    /// A scope whose attributes may share names with the record's.
+    fn scope(with_attributes: bool) -> InstrumentationScope {
+        let builder = InstrumentationScope::builder("scope").with_version("1.0");
+        if with_attributes {
+            builder
+                .with_attributes([KeyValue::new("a", "scope"), KeyValue::new("s", 2)])
+                .build()
+        } else {
+            builder.build()
+        }
+    }
+
+    /// Whatever the fast path writes is what the general path writes;
+    /// returns how many records took it.
+    fn same_bytes<F: Writer>(record: &Record, with_scope_attributes: bool) -> usize {
+        let provider = SdkLoggerProvider::builder().build();
+        let logger = provider.logger("test");
+        let mut sdk = sdk_record(&logger, record);
+        // Not now: both paths would read the clock.
+        sdk.set_observed_timestamp(UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456));
+        let scope = scope(with_scope_attributes);
+        let mut fast_count = 0;
+        for (mapper, max_frame) in mappers::<F>() {
+            let mut general = b"before".to_vec();
+            let framing = Framing::Nul;
+            let cut =
+                encode_framed::<F>(mapper.map(&sdk, &scope), framing, max_frame, &mut general);
+            let mut fast = b"before".to_vec();
+            let mut names = Vec::new();
+            if encode_fused::<F>(&mapper, &sdk, &scope, max_frame - 1, &mut fast, &mut names) {
+                fast.push(framing.delimiter());
+                assert!(fast == general, "{}", String::from_utf8_lossy(&fast));
+                assert!(!cut);
+                fast_count += 1;
+            } else {
+                assert!(fast == b"before", "{}", String::from_utf8_lossy(&fast));
+            }
+            let packing = Packing::Framed { framing, max_frame };
+            let mut packed = b"before".to_vec();
+            let packed_cut = packing.pack_record::<F>(
+                &mapper,
+                &sdk,
+                &scope,
+                &mut packed,
+                &mut PackScratch::default(),
+            );
+            assert!(packed == general, "{}", String::from_utf8_lossy(&packed));
+            assert_eq!(packed_cut, cut);
+        }
+        fast_count
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn the_fast_path_writes_what_the_general_path_writes(
+            record in generators::record(),
+            with_scope_attributes: bool,
+        ) {
+            same_bytes::<Gelf>(&record, with_scope_attributes);
+            same_bytes::<Ltsv>(&record, with_scope_attributes);
+        }
+
+        #[test]
+        fn oversized_records_leave_the_fast_path_with_nothing_written(
+            record in generators::oversized_record(),
+        ) {
+            same_bytes::<Gelf>(&record, false);
+            same_bytes::<Ltsv>(&record, false);
+        }
+    }
+
+    /// Each way off the fast path, and the common record on it.
+    #[test]
+    fn repeated_names_and_large_records_take_the_general_path() {
+        let record = |attributes: Vec<(&str, AnyValue)>| Record {
+            body: Some(AnyValue::from("hello")),
+            attributes: attributes
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            severity: None,
+            severity_text: None,
+            timestamp: None,
+            target: Some("app".to_string()),
+            event_name: None,
+        };
+        let cases = [
+            (
+                record(vec![("k", AnyValue::Int(1)), ("v", AnyValue::from("x"))]),
+                4,
+            ),
+            // Twice the same key, a static name, a map flattened to a name
+            // already written (but with dots kept by the last mapper).
+            (
+                record(vec![("k", AnyValue::Int(1)), ("k", AnyValue::Int(2))]),
+                0,
+            ),
+            (record(vec![("b", AnyValue::from("mine"))]), 0),
+            (
+                record(vec![
+                    ("m_k", AnyValue::Int(1)),
+                    (
+                        "m",
+                        generators::map_of(vec![("k".to_string(), AnyValue::Int(2))]),
+                    ),
+                ]),
+                1,
+            ),
+            // Over the 1500-byte frame of the last mapper only.
+            (
+                record(
+                    ["v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7"]
+                        .map(|k| (k, AnyValue::from("x".repeat(190))))
+                        .to_vec(),
+                ),
+                3,
+            ),
+        ];
+        for (record, fast) in cases {
+            assert_eq!(same_bytes::<Gelf>(&record, false), fast, "{record:?}");
+            assert_eq!(same_bytes::<Ltsv>(&record, false), fast, "{record:?}");
+        }
+    }
+
+    #[test]
+    fn names_start_where_the_writers_say() {
+        let field = Field {
+            key: "some_key".into(),
+            suffix: "_long",
+            value: crate::mapping::FieldValue::Int(1),
+        };
+        let mut out = Vec::new();
+        Gelf::encode_field(&field, &mut out);
+        assert_eq!(&out[Gelf::NAME_AT..][..13], b"some_key_long");
+        out.clear();
+        Ltsv::encode_field(&field, &mut out);
+        assert_eq!(&out[Ltsv::NAME_AT..][..13], b"some_key_long");
+    }
+}
