@@ -663,7 +663,15 @@ pub(super) fn messages<'a>(
         (false, None) => None,
         (false, Some(trace)) => Some(Cow::Borrowed(trace)),
         (true, None) => Some(body.clone()),
-        (true, Some(trace)) => Some(Cow::Owned(format!("{body}\n{trace}"))),
+        (true, Some(trace)) => {
+            // Sized at once: `format!` would grow it by doubling, copying
+            // a body and a stack trace of kilobytes again and again.
+            let mut full = String::with_capacity(body.len() + 1 + trace.len());
+            full.push_str(&body);
+            full.push('\n');
+            full.push_str(trace);
+            Some(Cow::Owned(full))
+        }
     };
     if !multi_line {
         return (body, full);
