@@ -5,7 +5,7 @@
 //! exactly, not through a float), `level` and one `_`-prefixed additional field
 //! per mapped field. JSON is written straight into the output buffer (a hot
 //! path, so by hand): a string with nothing to escape is copied as is, any
-//! other goes through `serde_json`'s escaper (control characters, NUL
+//! other is escaped as `serde_json` escapes (control characters, NUL
 //! included, become `\uXXXX`, so a NUL byte never appears inside a frame);
 //! integers through `itoa`.
 
