@@ -75,7 +75,7 @@ impl Pipeline {
             .spawn(delivery::run(Arc::clone(&shared), transport));
         let mut mapper = Mapper::new(&config.mapping);
         let codec = F::CODEC;
-        mapper.pre_encode(codec.encode_field);
+        mapper.pre_encode(codec.encode_field, codec.encode_name);
         Ok(Pipeline {
             format: F::NAME,
             pack: codec.pack,

@@ -98,6 +98,11 @@ struct Fused<'o, 'a, F> {
 impl<'a, F: Writer> FieldSink<'a> for Fused<'_, 'a, F> {
     #[inline(always)]
     fn push(&mut self, field: Field<'a>) {
+        self.push_named(&[], field);
+    }
+
+    #[inline(always)]
+    fn push_named(&mut self, name: &'a [u8], field: Field<'a>) {
         if self.failed {
             return;
         }
@@ -115,7 +120,12 @@ impl<'a, F: Writer> FieldSink<'a> for Fused<'_, 'a, F> {
             at: self.out.len() + F::NAME_AT,
             len: field.key.len() + field.suffix.len(),
         });
-        F::encode_field(&field, self.out);
+        if name.is_empty() {
+            F::encode_field(&field, self.out);
+        } else {
+            self.out.extend_from_slice(name);
+            F::encode_value(&field.value, self.out);
+        }
         self.failed = self.out.len() > self.end;
     }
 
@@ -195,7 +205,7 @@ mod tests {
             .into_iter()
             .map(|options| {
                 let mut mapper = Mapper::new(&options);
-                mapper.pre_encode(F::encode_field);
+                mapper.pre_encode(F::encode_field, F::encode_name);
                 mapper.set_resource(&resource);
                 (mapper, options.max_frame_bytes)
             })

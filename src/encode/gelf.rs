@@ -11,7 +11,7 @@
 
 use super::{Format, Framing, Writer};
 use crate::json::{json_float, json_str, push_int};
-use crate::mapping::{Escapes, Field, FieldValue, MappedRecord};
+use crate::mapping::{Escapes, FieldValue, MappedRecord};
 
 /// The GELF 1.1 format (Graylog Extended Log Format).
 #[derive(Debug, Clone, Copy, Default)]
@@ -86,12 +86,16 @@ impl Writer for Gelf {
     }
 
     #[inline]
-    fn encode_field(field: &Field<'_>, out: &mut Vec<u8>) {
+    fn encode_name(key: &str, suffix: &str, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"_");
-        json_str_body(out, &field.key);
-        out.extend_from_slice(field.suffix.as_bytes());
+        json_str_body(out, key);
+        out.extend_from_slice(suffix.as_bytes());
         out.extend_from_slice(b"\":");
-        match &field.value {
+    }
+
+    #[inline]
+    fn encode_value(value: &FieldValue<'_>, out: &mut Vec<u8>) {
+        match value {
             FieldValue::Str(s) => json_str(out, s),
             FieldValue::Int(i) => push_int(out, *i),
             FieldValue::Float(f) => json_float(out, *f),

@@ -9,7 +9,7 @@
 
 use super::{Format, Framing, Writer};
 use crate::json::{json_float, push_int};
-use crate::mapping::{EpochMicros, Escapes, Field, FieldValue, MappedRecord};
+use crate::mapping::{EpochMicros, Escapes, FieldValue, MappedRecord};
 use crate::swar;
 
 /// The LTSV format.
@@ -66,12 +66,16 @@ impl Writer for Ltsv {
     fn encode_end(_out: &mut Vec<u8>) {}
 
     #[inline]
-    fn encode_field(field: &Field<'_>, out: &mut Vec<u8>) {
+    fn encode_name(key: &str, suffix: &str, out: &mut Vec<u8>) {
         out.push(b'\t');
-        out.extend_from_slice(field.key.as_bytes());
-        out.extend_from_slice(field.suffix.as_bytes());
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(suffix.as_bytes());
         out.push(b':');
-        match &field.value {
+    }
+
+    #[inline]
+    fn encode_value(value: &FieldValue<'_>, out: &mut Vec<u8>) {
+        match value {
             FieldValue::Str(s) => escaped(out, s),
             FieldValue::Int(i) => push_int(out, *i),
             FieldValue::Float(f) => json_float(out, *f),

@@ -11,7 +11,7 @@ pub(crate) mod fused;
 pub(crate) mod gelf;
 pub(crate) mod ltsv;
 
-use crate::mapping::{Escapes, Field, FieldEncoder, MappedRecord, Mapper};
+use crate::mapping::{Escapes, Field, FieldEncoder, FieldValue, MappedRecord, Mapper, NameEncoder};
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::logs::SdkLogRecord;
 
@@ -68,7 +68,18 @@ pub(crate) trait Writer {
     /// Appends one additional field with its separator, as `encode` writes
     /// it (also used to encode the static fields once). Its name (key and
     /// suffix) starts [`NAME_AT`](Self::NAME_AT) bytes in.
-    fn encode_field(field: &Field<'_>, out: &mut Vec<u8>);
+    #[inline]
+    fn encode_field(field: &Field<'_>, out: &mut Vec<u8>) {
+        Self::encode_name(&field.key, field.suffix, out);
+        Self::encode_value(&field.value, out);
+    }
+
+    /// Appends what comes before a field's value: its separator and its
+    /// name (`key` then `suffix`).
+    fn encode_name(key: &str, suffix: &str, out: &mut Vec<u8>);
+
+    /// Appends a field's value.
+    fn encode_value(value: &FieldValue<'_>, out: &mut Vec<u8>);
 
     /// The TLS port of OVHcloud Logs Data Platform's input for this format
     /// and framing.
@@ -81,6 +92,7 @@ pub(crate) trait Writer {
 pub struct Codec {
     pub(crate) pack: PackFn,
     pub(crate) encode_field: FieldEncoder,
+    pub(crate) encode_name: NameEncoder,
     pub(crate) ldp_port: fn(Framing) -> u16,
 }
 
@@ -90,6 +102,7 @@ impl Codec {
         Codec {
             pack: Packing::pack_record::<W>,
             encode_field: W::encode_field,
+            encode_name: W::encode_name,
             ldp_port: W::ldp_port,
         }
     }

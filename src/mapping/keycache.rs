@@ -17,6 +17,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::OnceLock;
 
+use super::record::NameEncoder;
+
 /// Slots in the table (a power of two).
 const SLOTS: usize = 512;
 /// Longer keys are not cached.
@@ -29,6 +31,9 @@ struct Entry {
     key: Option<Box<str>>,
     /// Whether the normalized key already ends in a type suffix.
     typed: bool,
+    /// The normalized key as a name on the wire (what comes before a
+    /// value), when the encoder was known; else empty.
+    wire: Box<[u8]>,
 }
 
 /// Normalized keys by raw key; see the module documentation.
@@ -45,10 +50,11 @@ impl Default for KeyCache {
 }
 
 impl KeyCache {
-    /// The normalized form of `raw` and whether it is typed, when `raw` is in
-    /// the cache (the hot path: nothing computed, nothing moved but two words).
+    /// The normalized form of `raw`, whether it is typed and its wire name
+    /// (possibly empty), when `raw` is in the cache (the hot path: nothing
+    /// computed, nothing moved but a few words).
     #[inline(always)]
-    pub(crate) fn find<'a>(&'a self, raw: &'a str) -> Option<(&'a str, bool)> {
+    pub(crate) fn find<'a>(&'a self, raw: &'a str) -> Option<(&'a str, bool, &'a [u8])> {
         if raw.len() > MAX_KEY_BYTES {
             return None;
         }
@@ -57,7 +63,7 @@ impl KeyCache {
             match self.slots[index].get() {
                 Some(entry) if *entry.raw == *raw => {
                     let key = entry.key.as_deref().unwrap_or(raw);
-                    return Some((key, entry.typed));
+                    return Some((key, entry.typed, &entry.wire));
                 }
                 Some(_) => continue,
                 None => return None,
@@ -68,12 +74,14 @@ impl KeyCache {
 
     /// The normalized form of `raw` and whether it is typed, as `normalize`
     /// computes them: from the cache when `raw` is there, else computed (and
-    /// kept when one of its slots is free).
+    /// kept when one of its slots is free, with its wire name when `name`
+    /// is given).
     #[inline]
     pub(crate) fn get<'a>(
         &'a self,
         raw: &'a str,
         normalize: impl FnOnce(&'a str) -> (Cow<'a, str>, bool),
+        name: Option<NameEncoder>,
     ) -> (Cow<'a, str>, bool) {
         if raw.len() > MAX_KEY_BYTES {
             return normalize(raw);
@@ -92,10 +100,15 @@ impl KeyCache {
                 Some(_) => continue,
                 None => {
                     let (key, typed) = normalize(raw);
+                    let mut wire = Vec::new();
+                    if let Some(name) = name {
+                        name(&key, "", &mut wire);
+                    }
                     let entry = Entry {
                         raw: raw.into(),
                         key: (key != raw).then(|| key.as_ref().into()),
                         typed,
+                        wire: wire.into(),
                     };
                     // Another thread may have filled the slot meanwhile: its
                     // entry stays, this result is used once.
@@ -150,25 +163,29 @@ mod tests {
     #[test]
     fn hits_return_what_was_computed_and_borrow_it() {
         let cache = KeyCache::default();
-        assert_eq!(cache.get("a.b", upper), (Cow::Borrowed("A.B"), false));
+        assert_eq!(cache.get("a.b", upper, None), (Cow::Borrowed("A.B"), false));
         let mut calls = 0;
-        let (key, typed) = cache.get("a.b", |raw| {
-            calls += 1;
-            upper(raw)
-        });
+        let (key, typed) = cache.get(
+            "a.b",
+            |raw| {
+                calls += 1;
+                upper(raw)
+            },
+            None,
+        );
         assert_eq!((calls, key.as_ref(), typed), (0, "A.B", false));
         assert!(matches!(key, Cow::Borrowed(_)));
-        assert!(cache.get("x_long", upper).1);
-        assert!(cache.get("x_long", upper).1);
+        assert!(cache.get("x_long", upper, None).1);
+        assert!(cache.get("x_long", upper, None).1);
     }
 
     #[test]
     fn unchanged_keys_borrow_the_raw_key() {
         let cache = KeyCache::default();
         let same = |raw| (Cow::Borrowed(raw), false);
-        cache.get("plain", same);
+        cache.get("plain", same, None);
         let raw = String::from("plain");
-        let (key, _) = cache.get(&raw, |_| unreachable_in_test());
+        let (key, _) = cache.get(&raw, |_| unreachable_in_test(), None);
         assert!(std::ptr::eq(key.as_ref(), raw.as_str()));
     }
 
@@ -181,14 +198,14 @@ mod tests {
         let cache = KeyCache::default();
         let keys: Vec<String> = (0..4 * SLOTS).map(|i| format!("key.{i}")).collect();
         for key in &keys {
-            cache.get(key, upper);
+            cache.get(key, upper, None);
         }
         assert!(cache.filled() <= SLOTS);
         for key in &keys {
-            assert_eq!(cache.get(key, upper).0, key.to_uppercase());
+            assert_eq!(cache.get(key, upper, None).0, key.to_uppercase());
         }
         let long = "k".repeat(MAX_KEY_BYTES + 1);
-        assert_eq!(cache.get(&long, upper).0, long.to_uppercase());
-        assert_eq!(cache.get(&long, upper).0, long.to_uppercase());
+        assert_eq!(cache.get(&long, upper, None).0, long.to_uppercase());
+        assert_eq!(cache.get(&long, upper, None).0, long.to_uppercase());
     }
 }

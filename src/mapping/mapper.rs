@@ -9,7 +9,8 @@ use super::keys::{
     TypeSuffixes, RESERVED,
 };
 use super::record::{
-    dedup_last_wins, Field, FieldEncoder, FieldSink, FieldValue, MappedRecord, StaticWire, Statics,
+    dedup_last_wins, Field, FieldEncoder, FieldSink, FieldValue, MappedRecord, NameEncoder,
+    StaticWire, Statics,
 };
 use super::values::{
     any_json_text, base64_text, body_head, bool_text, is_blank, names_level, str_head,
@@ -97,7 +98,7 @@ impl Mapper {
             trace_id: name(names::TRACE_ID),
             span_id: name(names::SPAN_ID),
             trace_flags: {
-                let (key, suffix) = mapper.typed_key(names::TRACE_FLAGS, Some(Kind::Long));
+                let (key, suffix, _) = mapper.typed_key(names::TRACE_FLAGS, Some(Kind::Long));
                 format!("{key}{suffix}")
             },
         };
@@ -124,7 +125,7 @@ impl Mapper {
         let service_name = resource.get(&Key::from_static_str(names::SERVICE_NAME));
         self.host = self.resolve_host(host_name.as_ref(), service_name.as_ref());
         if let Some(wire) = &self.wire {
-            self.pre_encode(wire.encode);
+            self.pre_encode(wire.encode, wire.name);
         }
     }
 
@@ -132,9 +133,25 @@ impl Mapper {
     /// that [`map`](Self::map) hands them over as bytes to copy: a record
     /// whose own fields do not share their names then costs nothing for them.
     /// Kept across [`set_resource`](Self::set_resource).
-    pub(crate) fn pre_encode(&mut self, encode: FieldEncoder) {
+    /// The names of the record's own fields and of the attributes seen from
+    /// then on are encoded with `name` once too.
+    pub(crate) fn pre_encode(&mut self, encode: FieldEncoder, name: NameEncoder) {
+        let fixed = &self.fixed;
+        let wire_name = |key: &str| {
+            let mut wire = Vec::new();
+            name(key, "", &mut wire);
+            wire
+        };
         let mut wire = StaticWire {
             encode,
+            name,
+            fixed: [
+                wire_name(&fixed.scope_name),
+                wire_name(&fixed.scope_version),
+                wire_name(&fixed.target),
+                wire_name(&fixed.event_name),
+                wire_name(&fixed.severity_text),
+            ],
             head: Vec::new(),
             tail: Vec::new(),
             names: 0,
@@ -310,27 +327,33 @@ impl Mapper {
         for kv in scope.attributes() {
             self.push_value(sink, kv.key.as_str(), &kv.value);
         }
+        // The fixed names, encoded once (see `pre_encode`).
+        let wire = |i: usize| {
+            self.wire
+                .as_ref()
+                .map_or(&[][..], |wire| &wire.fixed[i][..])
+        };
         let scope_is_target = own.target == Some(scope.name());
         if !scope.name().is_empty() && (self.redundant_fields || !scope_is_target) {
-            self.push_text(sink, &self.fixed.scope_name, scope.name());
+            self.push_text(sink, &self.fixed.scope_name, wire(0), scope.name());
         }
         if let Some(version) = scope.version() {
-            self.push_text(sink, &self.fixed.scope_version, version);
+            self.push_text(sink, &self.fixed.scope_version, wire(1), version);
         }
         if let Some(target) = own.target {
-            self.push_text(sink, &self.fixed.target, target);
+            self.push_text(sink, &self.fixed.target, wire(2), target);
         }
         if let Some(name) = own.event_name {
-            self.push_text(sink, &self.fixed.event_name, name);
+            self.push_text(sink, &self.fixed.event_name, wire(3), name);
         }
         if let Some(text) = record.severity_text() {
             if self.redundant_fields || !names_level(own.level, text) {
-                self.push_text(sink, &self.fixed.severity_text, text);
+                self.push_text(sink, &self.fixed.severity_text, wire(4), text);
             }
         }
         if let Some(tc) = record.trace_context() {
-            self.push_text(sink, &self.fixed.trace_id, tc.trace_id.to_string());
-            self.push_text(sink, &self.fixed.span_id, tc.span_id.to_string());
+            self.push_text(sink, &self.fixed.trace_id, &[], tc.trace_id.to_string());
+            self.push_text(sink, &self.fixed.span_id, &[], tc.span_id.to_string());
             if let Some(flags) = tc.trace_flags {
                 sink.push(Field {
                     key: Cow::Borrowed(&self.fixed.trace_flags),
@@ -409,7 +432,8 @@ impl Mapper {
 
     /// The name of a field whose value had type `kind`: with type suffixes,
     /// the normalized key and the suffix to write after it, unless the key
-    /// already ends in a known one.
+    /// already ends in a known one. Then the name as encoded for the wire
+    /// when known (see [`pre_encode`](Self::pre_encode)), else empty.
     // Always inlined, and the common case (a key seen before, a suffix that
     // completes no reserved name) kept apart from the rest: on this path,
     // every attribute of every record, a name handed back through memory
@@ -419,19 +443,20 @@ impl Mapper {
         &'a self,
         raw: &'a str,
         kind: Option<Kind>,
-    ) -> (Cow<'a, str>, &'a str) {
-        if let Some((key, typed)) = self.keys.find(raw) {
+    ) -> (Cow<'a, str>, &'a str, &'a [u8]) {
+        if let Some((key, typed, wire)) = self.keys.find(raw) {
             match (&self.suffixes, kind) {
                 (Some(suffixes), Some(kind)) if !typed => {
                     let suffix = suffixes.suffix(kind);
                     if !key.ends_with('_') && !forms_reserved(key, suffix) {
-                        return (Cow::Borrowed(key), suffix);
+                        return (Cow::Borrowed(key), suffix, &[]);
                     }
                 }
-                _ => return (Cow::Borrowed(key), ""),
+                _ => return (Cow::Borrowed(key), "", wire),
             }
         }
-        self.typed_key_in_full(raw, kind)
+        let (key, suffix) = self.typed_key_in_full(raw, kind);
+        (key, suffix, &[])
     }
 
     /// [`typed_key`](Self::typed_key), every case: normalizes (and caches)
@@ -442,11 +467,16 @@ impl Mapper {
         raw: &'a str,
         kind: Option<Kind>,
     ) -> (Cow<'a, str>, &'a str) {
-        let (key, typed) = self.keys.get(raw, |raw| {
-            let key = self.key(raw);
-            let typed = self.suffixes.is_some() && is_typed(&key, &self.unknown_suffixes);
-            (key, typed)
-        });
+        let name = self.wire.as_ref().map(|wire| wire.name);
+        let (key, typed) = self.keys.get(
+            raw,
+            |raw| {
+                let key = self.key(raw);
+                let typed = self.suffixes.is_some() && is_typed(&key, &self.unknown_suffixes);
+                (key, typed)
+            },
+            name,
+        );
         let (Some(suffixes), Some(kind)) = (&self.suffixes, kind) else {
             return (key, "");
         };
@@ -477,13 +507,17 @@ impl Mapper {
         &self,
         sink: &mut S,
         key: &'a str,
+        wire: &'a [u8],
         value: impl Into<Cow<'a, str>>,
     ) {
-        sink.push(Field {
-            key: Cow::Borrowed(key),
-            suffix: "",
-            value: self.text(value.into()),
-        });
+        sink.push_named(
+            wire,
+            Field {
+                key: Cow::Borrowed(key),
+                suffix: "",
+                value: self.text(value.into()),
+            },
+        );
     }
 
     /// A string value made safe: blank strings quoted, long ones cut.
@@ -539,8 +573,8 @@ impl Mapper {
             Value::String(s) => (self.text(Cow::Borrowed(s.as_str())), None),
             other => (self.text(Cow::Owned(value_json(other).to_string())), None),
         };
-        let (key, suffix) = self.typed_key(key, kind);
-        sink.push(Field { key, suffix, value });
+        let (key, suffix, wire) = self.typed_key(key, kind);
+        sink.push_named(wire, Field { key, suffix, value });
     }
 
     /// Pushes a record attribute (`AnyValue`), flattening maps.
@@ -557,8 +591,8 @@ impl Mapper {
             return;
         }
         let (value, kind) = self.any_value(value);
-        let (key, suffix) = self.typed_key(key, kind);
-        sink.push(Field { key, suffix, value });
+        let (key, suffix, wire) = self.typed_key(key, kind);
+        sink.push_named(wire, Field { key, suffix, value });
     }
 
     /// Pushes an attribute at `depth` in a map, flattening maps, into
@@ -601,7 +635,7 @@ impl Mapper {
             }
             other => self.any_value(other),
         };
-        let (key, suffix) = self.typed_key(key, value.1);
+        let (key, suffix, _) = self.typed_key(key, value.1);
         fields.push(Field {
             key,
             suffix,

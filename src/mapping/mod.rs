@@ -40,7 +40,9 @@ use opentelemetry::Value;
 
 pub use keys::TypeSuffixes;
 pub(crate) use mapper::Mapper;
-pub(crate) use record::{Escapes, Field, FieldEncoder, FieldSink, FieldValue, MappedRecord};
+pub(crate) use record::{
+    Escapes, Field, FieldEncoder, FieldSink, FieldValue, MappedRecord, NameEncoder,
+};
 pub(crate) use values::{print_bit, EpochMicros};
 
 /// Default largest frame (one encoded record) the receiver accepts: Graylog's TCP input default.

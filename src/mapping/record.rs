@@ -36,6 +36,14 @@ pub(crate) trait FieldSink<'a> {
     /// Takes the next field.
     fn push(&mut self, field: Field<'a>);
 
+    /// Takes the next field and its name encoded for the sink's format
+    /// (what comes before its value), or nothing when `name` is empty.
+    #[inline(always)]
+    fn push_named(&mut self, name: &'a [u8], field: Field<'a>) {
+        let _ = name;
+        self.push(field);
+    }
+
     /// Where the fields of a map are flattened (they are renamed once
     /// pushed); [`flush_spill`](Self::flush_spill) takes them from there.
     fn spill(&mut self) -> &mut Vec<Field<'a>>;
@@ -92,13 +100,21 @@ pub(crate) struct Statics<'a> {
     pub(super) extras: &'a [Field<'static>],
 }
 
-/// Encodes one field for a wire format (`Format::encode_field`).
+/// Encodes one field for a wire format (`Writer::encode_field`).
 pub(crate) type FieldEncoder = fn(&Field<'_>, &mut Vec<u8>);
+
+/// Encodes what comes before a field's value, its name (key, suffix)
+/// included, for a wire format (`Writer::encode_name`).
+pub(crate) type NameEncoder = fn(&str, &str, &mut Vec<u8>);
 
 /// The static fields encoded once for one format.
 #[derive(Debug)]
 pub(super) struct StaticWire {
     pub(super) encode: FieldEncoder,
+    pub(super) name: NameEncoder,
+    /// The names of [`FixedNames`](super::keys::FixedNames) encoded,
+    /// in its order.
+    pub(super) fixed: [Vec<u8>; 5],
     pub(super) head: Vec<u8>,
     pub(super) tail: Vec<u8>,
     /// The union of the static fields' [`Field::name_bit`]s.
