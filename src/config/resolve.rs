@@ -18,7 +18,8 @@ impl<F: Format> ExporterBuilder<F> {
     pub(crate) fn resolve(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
         let framing = self.framing.unwrap_or(F::DEFAULT_FRAMING);
         let endpoint = self.endpoint(framing, &env)?;
-        self.apply_environment(&endpoint, &Env::new::<F>(&env))?;
+        let vars = Env::new::<F>(&env);
+        self.apply_environment(&endpoint, &vars)?;
         check_framing(&endpoint, self.framing)?;
         if !endpoint.scheme().is_tls() && !self.ca_files.is_empty() {
             // Not refused (one builder set-up may serve several endpoints), but
@@ -33,9 +34,7 @@ impl<F: Format> ExporterBuilder<F> {
         if matches!(endpoint.scheme(), Scheme::Http | Scheme::Https) && !self.max_frame_set {
             self.mapping.max_frame_bytes = DEFAULT_HTTP_MAX_FRAME_BYTES;
         }
-        let env_ca_file = Env::new::<F>(&env)
-            .get("CERTIFICATE")
-            .map(|(_, path)| PathBuf::from(path));
+        let env_ca_file = vars.get("CERTIFICATE").map(|(_, path)| PathBuf::from(path));
         let timeouts = self.timeouts(&env)?;
         self.mapping.redundant_fields = self.redundant_fields.unwrap_or(false);
         self.check_sizes()?;

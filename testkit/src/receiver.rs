@@ -936,10 +936,7 @@ fn serve_tls(
             thread::sleep(Duration::from_millis(2));
             continue;
         }
-        let missing = match record.get(3..5) {
-            None => 5 - record.len(),
-            Some(len) => 5 + usize::from(u16::from_be_bytes([len[0], len[1]])) - record.len(),
-        };
+        let missing = tls_record_len(&record).unwrap_or(TLS_HEADER) - record.len();
         if buf.len() < missing {
             buf.resize(missing, 0);
         }
@@ -950,10 +947,7 @@ fn serve_tls(
                     quota.taken += n;
                 }
                 record.extend_from_slice(&buf[..n]);
-                let whole = record.get(3..5).is_some_and(|len| {
-                    record.len() == 5 + usize::from(u16::from_be_bytes([len[0], len[1]]))
-                });
-                if !whole {
+                if tls_record_len(&record) != Some(record.len()) {
                     continue;
                 }
                 let mut input = &record[..];
@@ -1095,20 +1089,28 @@ fn seal(_sock: &TcpStream) -> Result<Vec<u8>, String> {
 /// Decrypts the complete TLS records in `unread` and records their plaintext
 /// as held frames; the bytes of a trailing incomplete record are counted.
 /// Returns what [`Splitter::hold`] does, and those bytes.
+/// Bytes of a TLS record's header: type (1), version (2), length (2).
+const TLS_HEADER: usize = 5;
+
+/// The whole length of the TLS record `bytes` start with, header included,
+/// once its header is there.
+fn tls_record_len(bytes: &[u8]) -> Option<usize> {
+    let len = bytes.get(3..TLS_HEADER)?;
+    Some(TLS_HEADER + usize::from(u16::from_be_bytes([len[0], len[1]])))
+}
+
 fn hold_tls(
     conn: &mut ServerConnection,
     unread: &[u8],
     splitter: &mut Splitter<'_>,
     shared: &Shared,
 ) -> ((Vec<Vec<u8>>, usize), usize) {
-    // TLS record: type (1), version (2), length (2), then `length` bytes.
     let mut complete = 0;
-    while unread.len() >= complete + 5 {
-        let len = u16::from_be_bytes([unread[complete + 3], unread[complete + 4]]) as usize;
-        if unread.len() < complete + 5 + len {
+    while let Some(len) = tls_record_len(&unread[complete..]) {
+        if unread.len() < complete + len {
             break;
         }
-        complete += 5 + len;
+        complete += len;
     }
     let undecoded = unread.len() - complete;
     let mut input = &unread[..complete];
