@@ -78,6 +78,10 @@ impl Meter {
     /// closed descriptor's number may be another file's by then.
     pub(crate) fn acknowledged(&self) -> Option<u64> {
         let written = self.written();
+        #[cfg(djehouty_measure)]
+        if super::measure::no_acks() {
+            return Some(written);
+        }
         #[cfg(target_os = "linux")]
         {
             if self.closed.load(Ordering::Acquire) {

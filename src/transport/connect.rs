@@ -52,6 +52,10 @@ pub(crate) async fn connect(
     .await?;
     // Batches are written whole; don't hold their tail back.
     let _ = tcp.set_nodelay(true);
+    #[cfg(djehouty_measure)]
+    if let Some(bytes) = super::measure::send_buffer() {
+        let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(bytes);
+    }
     let tcp = MeteredTcp::new(tcp);
     let meter = tcp.meter();
     match tls {

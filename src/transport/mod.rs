@@ -23,6 +23,8 @@ pub(crate) mod backoff;
 pub(crate) mod connect;
 pub(crate) mod dns;
 pub(crate) mod http;
+#[cfg(djehouty_measure)]
+pub(crate) mod measure;
 pub(crate) mod reconnect;
 pub(crate) mod tls;
 pub(crate) mod udp;
