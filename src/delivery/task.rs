@@ -118,11 +118,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
             }
             match position {
                 // Written: delivered once acknowledged.
-                Some((conn, start)) if whole == chunk.len() => {
-                    // All of it: the chunk itself waits, no copy.
+                // All of it, in an allocation of a chunk's size: the chunk
+                // itself waits, no copy.
+                Some((conn, start)) if whole == chunk.len() && !is_large(&chunk) => {
                     let spare = unacked.spare.pop().unwrap_or_default();
                     unacked.keep(conn, start, std::mem::replace(&mut chunk, spare));
                 }
+                // Part of it, or an allocation traded with the buffer (often a
+                // staging area's, megabytes): a copy waits, and the
+                // allocation goes on to the next take. Several such waiting
+                // at once would hold tens of megabytes for a few hundred
+                // kilobytes of frames, and one freed at each acknowledgement
+                // would be paid for again in page faults.
                 Some((conn, start)) => unacked.push(conn, start, chunk.run().split_at(whole).0),
                 // Done with at once.
                 None => {
@@ -165,6 +172,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
     link.close(CLOSE_LIMIT).await;
     shared.lock().stopped = true;
     shared.progress.notify_waiters();
+}
+
+/// Whether `chunk`'s allocation is far larger than a chunk.
+fn is_large(chunk: &Frames) -> bool {
+    chunk.capacity() > 2 * CHUNK_BYTES
 }
 
 /// Asks the link how far its peer acknowledged: frames acknowledged are
@@ -335,7 +347,7 @@ impl Unacked {
             }
             if let Some(mut spent) = self.chunks.pop_front() {
                 spent.frames.clear();
-                if self.spare.len() < 4 && spent.frames.capacity() <= 2 * CHUNK_BYTES {
+                if self.spare.len() < 4 && !is_large(&spent.frames) {
                     self.spare.push(spent.frames);
                 }
             }
