@@ -392,4 +392,15 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn a_blank_timeout_variable_counts_as_unset() {
+        let env = |name: &str| match name {
+            "OTEL_EXPORTER_GELF_ENDPOINT" => Some("tcp://h:1".to_string()),
+            "OTEL_EXPORTER_GELF_TIMEOUT" => Some(" ".to_string()),
+            _ => None,
+        };
+        let config = ExporterBuilder::<Gelf>::default().resolve(env).unwrap();
+        assert_eq!(config.timeouts.export, Duration::from_secs(4));
+    }
 }

@@ -93,7 +93,8 @@ impl<F: Format> ExporterBuilder<F> {
     fn timeouts(&self, env: impl Fn(&str) -> Option<String>) -> Result<Timeouts> {
         let export = match self.export_timeout {
             Some(timeout) => timeout,
-            None => match env(F::ENV_TIMEOUT) {
+            // A blank variable counts as unset, as every other one does.
+            None => match env(F::ENV_TIMEOUT).filter(|v| !v.trim().is_empty()) {
                 Some(ms) => ms
                     .trim()
                     .parse::<u64>()
