@@ -24,7 +24,7 @@ use opentelemetry_sdk::Resource;
 use crate::config::{Config, Endpoint, Framing};
 use crate::delivery::{self, Shared};
 use crate::encode::{Format, PackFn, PackScratch, Packing};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::frames::Frames;
 use crate::mapping::Mapper;
 use crate::runtime::{run_within, IoRuntime};
@@ -62,6 +62,21 @@ impl Pipeline {
     /// Starts the I/O runtime and the delivery task for `config`, encoding
     /// records as `F`.
     pub(crate) fn start<F: Format>(config: Config) -> Result<Pipeline> {
+        let mut mapper = Mapper::new(&config.mapping);
+        let codec = F::CODEC;
+        mapper.pre_encode(codec.encode_field, codec.encode_name);
+        // Static extras are never cut: a record must keep room beside them.
+        let extras = mapper.extras_bytes();
+        let max_frame = config.mapping.max_frame_bytes;
+        if extras > max_frame / 2 {
+            return Err(Error::InvalidConfig(format!(
+                "the static fields (`with_extra`, the Logs Data Platform token, \
+                 {}STATIC_FIELDS) take {extras} bytes encoded, more than half the \
+                 maximum frame size of {max_frame} bytes: shorten them or raise \
+                 `with_max_frame_size`",
+                F::ENV_PREFIX
+            )));
+        }
         let counters = Counters::default();
         let transport = Transport::new(&config, counters.clone())?;
         let runtime = IoRuntime::start()?;
@@ -73,9 +88,6 @@ impl Pipeline {
         runtime
             .handle()
             .spawn(delivery::run(Arc::clone(&shared), transport));
-        let mut mapper = Mapper::new(&config.mapping);
-        let codec = F::CODEC;
-        mapper.pre_encode(codec.encode_field, codec.encode_name);
         Ok(Pipeline {
             format: F::NAME,
             pack: codec.pack,

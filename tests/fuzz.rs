@@ -760,37 +760,57 @@ fn type_suffixes_never_form_reserved_names() {
     }
 }
 
-/// Static extras are never cut, but a frame must still fit the limit: either
-/// the builder refuses extras that cannot fit, or the frame stays within it.
+/// Static extras are never cut, so the builder refuses those that would
+/// leave a record less than half a frame (without showing their values),
+/// and a frame beside the largest extras it accepts still fits the limit,
+/// whatever the record.
 #[test]
-#[ignore = "fails: static extras larger than the frame limit give a frame over the limit"]
-fn extras_larger_than_the_frame_limit_still_fit_it() {
-    let built = djehouty::GelfExporter::builder()
-        .with_endpoint("tcp://127.0.0.1:9")
-        .with_max_frame_size(SMALL_FRAME)
-        .with_extra("token", "t".repeat(2 * SMALL_FRAME))
-        .build();
-    let exporter = match built {
-        Err(error) => {
-            // Refused at build time: the other acceptable outcome.
-            assert!(
-                matches!(error, djehouty::Error::InvalidConfig(_)),
-                "{error}"
-            );
-            return;
-        }
-        Ok(exporter) => exporter,
+fn extras_larger_than_half_a_frame_are_refused_and_others_fit() {
+    let with_token = |len: usize| {
+        djehouty::GelfExporter::builder()
+            .with_endpoint("tcp://127.0.0.1:9")
+            .with_max_frame_size(SMALL_FRAME)
+            .with_extra("token", "t".repeat(len))
+            .build()
     };
+    for len in [SMALL_FRAME / 2, 2 * SMALL_FRAME] {
+        let error = with_token(len).expect_err("extras over half a frame");
+        assert!(
+            matches!(error, djehouty::Error::InvalidConfig(_)),
+            "{error}"
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains("static fields") && text.contains("with_max_frame_size"),
+            "{text}"
+        );
+        assert!(!text.contains("tttt"), "the value is shown: {text}");
+    }
+    // The largest accepted: `"_token":"…"` and a comma beside the value.
+    let exporter = with_token(SMALL_FRAME / 2 - 12).expect("extras of half a frame");
     let provider = SdkLoggerProvider::builder().build();
     let logger = provider.logger("fuzz");
-    let mut record = logger.create_log_record();
-    record.set_body("one".into());
     let scope = InstrumentationScope::builder("fuzz").build();
-    let mut frame = Vec::new();
-    encode(&exporter, &record, &scope, &mut frame);
-    assert!(
-        frame.len() <= SMALL_FRAME,
-        "a {}-byte frame over the {SMALL_FRAME}-byte limit",
-        frame.len()
-    );
+    for body in [
+        "one".to_string(),
+        "\u{1}".repeat(3 * SMALL_FRAME),
+        "x\n".repeat(SMALL_FRAME),
+    ] {
+        let mut record = logger.create_log_record();
+        record.set_body(body.into());
+        record.add_attribute("detail", "y".repeat(SMALL_FRAME));
+        let mut frame = Vec::new();
+        encode(&exporter, &record, &scope, &mut frame);
+        assert!(
+            frame.len() <= SMALL_FRAME,
+            "a {}-byte frame over the {SMALL_FRAME}-byte limit",
+            frame.len()
+        );
+        let text = std::str::from_utf8(&frame[..frame.len() - 1]).expect("utf-8");
+        let json: serde_json::Value = serde_json::from_str(text).expect("one JSON object");
+        assert_eq!(
+            json["_token"].as_str().map(str::len),
+            Some(SMALL_FRAME / 2 - 12)
+        );
+    }
 }

@@ -302,7 +302,9 @@ impl<F: Format> ExporterBuilder<F> {
     /// Adds a static field sent with every record, such as a routing token
     /// (`with_extra("X-OVH-TOKEN", token)`). Static fields win over record and
     /// resource attributes of the same name, so no record can override them.
-    /// Their values never appear in `Debug` output.
+    /// Their values never appear in `Debug` output. Since they are never
+    /// cut, [`build`](Self::build) refuses static fields that take more than
+    /// half the maximum frame size once encoded.
     pub fn with_extra(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         self.mapping.extras.push((key.into(), value.into()));
         self

@@ -167,6 +167,12 @@ impl Mapper {
         self.wire = Some(wire);
     }
 
+    /// The static extras' bytes as encoded on every record, once
+    /// [`pre_encode`](Self::pre_encode)d (else 0).
+    pub(crate) fn extras_bytes(&self) -> usize {
+        self.wire.as_ref().map_or(0, |wire| wire.tail.len())
+    }
+
     /// Maps fields that are the same for every record (extras, resource), once.
     pub(super) fn static_fields<'v>(
         &self,
