@@ -68,8 +68,79 @@ fn unescape_ltsv(value: &str) -> String {
     support::graylog::unescape_ltsv_value(value).expect("only the escapes LTSV defines")
 }
 
+/// One test, so that no other test allocates meanwhile.
 #[test]
-fn a_huge_body_allocates_a_few_frames_and_is_cut_to_one() {
+fn huge_values_allocate_a_few_frames_and_are_cut_to_one() {
+    a_huge_text_body();
+    huge_bytes_lists_and_maps();
+}
+
+/// A body of bytes, and bytes, list and map attributes of tens of megabytes
+/// (the map holding a blank text): turned into text no longer than the frame
+/// allows, cut there and marked.
+fn huge_bytes_lists_and_maps() {
+    use base64::Engine as _;
+    let provider = SdkLoggerProvider::builder().build();
+    let logger = provider.logger("huge");
+    let scope = InstrumentationScope::builder("huge").build();
+    let bytes: Vec<u8> = (0..BODY).map(|i| (i * 7 % 256) as u8).collect();
+    let items: Vec<AnyValue> = (0..BODY / 64)
+        .map(|i| AnyValue::from(format!("item {i:058}")))
+        .collect();
+    let mut record = logger.create_log_record();
+    record.set_body(AnyValue::Bytes(Box::new(bytes.clone())));
+    record.add_attribute("blob", AnyValue::Bytes(Box::new(bytes.clone())));
+    record.add_attribute("list", AnyValue::ListAny(Box::new(items.clone())));
+    let map = std::collections::HashMap::from([(
+        opentelemetry::Key::from("inner"),
+        AnyValue::from("\u{1}".repeat(BODY / 4)),
+    )]);
+    record.add_attribute("map", AnyValue::Map(Box::new(map)));
+    // The whole texts, by independent writers.
+    let full_base64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    let full_list = serde_json::to_string(
+        &items
+            .iter()
+            .map(|item| match item {
+                AnyValue::String(s) => s.as_str().to_string(),
+                _ => unreachable!(),
+            })
+            .collect::<Vec<_>>(),
+    )
+    .expect("JSON");
+    let exporter = exporter::<Gelf>(Framing::Nul);
+    let (frame, allocated) = encode(&exporter, &record, &scope);
+    assert!(frame.len() < FRAME, "{} bytes", frame.len());
+    // One frame more than for a text body: the body's base64 text.
+    assert!(
+        allocated < ((FRAMES_ALLOCATED + 1) * FRAME) as u64,
+        "allocated {allocated} bytes"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&frame).expect("valid JSON");
+    let kept = |name: &str| -> String {
+        let text = json[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: {json:.200}"));
+        text.strip_suffix(MARKER)
+            .unwrap_or_else(|| panic!("{name} not marked"))
+            .to_string()
+    };
+    for name in ["short_message", "_blob"] {
+        let kept = kept(name);
+        assert!(kept.len() > 1024, "{name}: {} bytes kept", kept.len());
+        assert!(full_base64.starts_with(&kept), "{name}");
+    }
+    let list = kept("_list");
+    assert!(list.len() > 1024 && full_list.starts_with(&list));
+    // A map is flattened; its blank text is quoted, so that Graylog keeps it.
+    let inner = kept("_map_inner");
+    assert!(inner.len() > 1024, "{} bytes kept", inner.len());
+    assert!(inner
+        .strip_prefix('"')
+        .is_some_and(|rest| rest.chars().all(|c| c == '\u{1}')));
+}
+
+fn a_huge_text_body() {
     let provider = SdkLoggerProvider::builder().build();
     let logger = provider.logger("huge");
     let scope = InstrumentationScope::builder("huge").build();

@@ -264,7 +264,7 @@ impl Mapper {
             .last();
         let body = record
             .body()
-            .map(|body| body_head(body_text(body), self.max_text_bytes));
+            .map(|body| body_head(body_text(body, self.max_text_bytes), self.max_text_bytes));
         // The stack trace follows the body in the full message: no more of
         // it than fits a frame beside the body.
         let stacktrace = stacktrace
@@ -541,7 +541,10 @@ impl Mapper {
     #[inline(never)]
     pub(super) fn unusual_text<'a>(&self, value: Cow<'a, str>) -> FieldValue<'a> {
         if is_blank(&value) {
-            let quoted = Cow::Owned(format!("\"{value}\""));
+            // Quoted, so that Graylog keeps it; of a long one, only what can
+            // be kept is copied (a few bytes more, so that it is still cut).
+            let head = str_head(&value, self.max_field_bytes.saturating_add(4));
+            let quoted = Cow::Owned(format!("\"{head}\""));
             return FieldValue::Str(truncate_text(quoted, self.max_field_bytes));
         }
         FieldValue::Str(truncate_text(value, self.max_field_bytes))
@@ -659,8 +662,14 @@ impl Mapper {
                 FieldValue::Str(Cow::Borrowed(bool_text(*b))),
                 Some(Kind::Boolean),
             ),
-            AnyValue::Bytes(bytes) => (self.text(Cow::Owned(base64_text(bytes))), None),
-            other => (self.text(Cow::Owned(any_json_text(other))), None),
+            AnyValue::Bytes(bytes) => {
+                let text = base64_text(bytes, self.max_field_bytes);
+                (self.text(Cow::Owned(text)), None)
+            }
+            other => {
+                let text = any_json_text(other, self.max_field_bytes);
+                (self.text(Cow::Owned(text)), None)
+            }
         }
     }
 }
@@ -672,15 +681,16 @@ pub(super) fn is_meaningful_event(name: &str) -> bool {
 }
 
 /// The body as text: strings as they are, scalars printed, bytes in base64,
-/// lists and maps as JSON.
-pub(super) fn body_text(body: &AnyValue) -> Cow<'_, str> {
+/// lists and maps as JSON, these three no longer than about `max` bytes
+/// (the rest could not fit a frame of `max` bytes).
+pub(super) fn body_text(body: &AnyValue, max: usize) -> Cow<'_, str> {
     match body {
         AnyValue::String(s) => Cow::Borrowed(s.as_str()),
         AnyValue::Int(i) => Cow::Owned(i.to_string()),
         AnyValue::Double(f) => Cow::Owned(f.to_string()),
         AnyValue::Boolean(b) => Cow::Borrowed(bool_text(*b)),
-        AnyValue::Bytes(bytes) => Cow::Owned(base64_text(bytes)),
-        other => Cow::Owned(any_json_text(other)),
+        AnyValue::Bytes(bytes) => Cow::Owned(base64_text(bytes, max)),
+        other => Cow::Owned(any_json_text(other, max)),
     }
 }
 

@@ -530,7 +530,7 @@ mod tests {
                 for _ in 0..100_000 {
                     value = AnyValue::ListAny(Box::new(vec![value]));
                 }
-                let text = super::values::any_json_text(&value);
+                let text = super::values::any_json_text(&value, usize::MAX);
                 let parsed: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
                 let mut depth = 0;
                 let mut at = &parsed;
@@ -583,5 +583,52 @@ mod tests {
         rec.set_body(AnyValue::from(format!("{}\nhello", " ".repeat(2 * FRAME))));
         let m = mapper.map(&rec, &scope);
         assert_eq!(m.short_message, "hello");
+    }
+
+    #[test]
+    fn long_structured_values_are_written_only_as_far_as_they_can_be_kept() {
+        use super::values::{any_json_text, base64_text};
+        use base64::Engine as _;
+        let map = std::collections::HashMap::from([
+            (Key::from("é\u{1}"), AnyValue::from("ü".repeat(9))),
+            (Key::from("b"), AnyValue::Bytes(Box::new(vec![1, 2, 3, 4]))),
+        ]);
+        let list = AnyValue::ListAny(Box::new(vec![
+            AnyValue::from("naïve\n"),
+            AnyValue::Int(-3),
+            AnyValue::Map(Box::new(map)),
+            AnyValue::Double(1.5),
+        ]));
+        // The whole text, checked against serde_json's reading of it.
+        let full = any_json_text(&list, usize::MAX);
+        let parsed: serde_json::Value = serde_json::from_str(&full).expect("valid JSON");
+        assert_eq!(parsed[0], "naïve\n");
+        assert_eq!(parsed[2]["é\u{1}"], "ü".repeat(9));
+        // Past `max`, only as much as the caller keeps must be right: more
+        // than `max` bytes, the first of which are the whole text's.
+        for max in 0..full.len() + 4 {
+            let text = any_json_text(&list, max);
+            if full.len() > max {
+                assert!(text.len() > max, "max {max}: {} bytes", text.len());
+                assert_eq!(
+                    text.as_bytes()[..=max],
+                    full.as_bytes()[..=max],
+                    "max {max}"
+                );
+            } else {
+                assert_eq!(text, full);
+            }
+        }
+        let bytes: Vec<u8> = (0..40).collect();
+        let whole = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        for max in 0..whole.len() + 4 {
+            let text = base64_text(&bytes, max);
+            assert!(whole.starts_with(&text), "max {max}");
+            if whole.len() > max {
+                assert!(text.len() > max && text.len() <= max + 4, "max {max}");
+            } else {
+                assert_eq!(text, whole);
+            }
+        }
     }
 }

@@ -92,8 +92,14 @@ pub(super) fn bool_text(b: bool) -> &'static str {
     }
 }
 
-pub(super) fn base64_text(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+/// `bytes` in base64; when that takes more than `max` characters, only its
+/// start, a little longer than `max` (the base64 of a prefix is a prefix of
+/// the whole), for the caller to cut and mark: the work stays bounded by
+/// `max` whatever the input.
+pub(super) fn base64_text(bytes: &[u8], max: usize) -> String {
+    // Four characters for three bytes: a whole group past `max`.
+    let take = (max / 4).saturating_add(1).saturating_mul(3);
+    base64::engine::general_purpose::STANDARD.encode(&bytes[..bytes.len().min(take)])
 }
 
 /// One bit of 64 chosen by a [`Field::fingerprint`].
@@ -120,8 +126,18 @@ pub(crate) fn truncate_text(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
     while cut > 0 && !text.is_char_boundary(cut) {
         cut -= 1;
     }
-    let mut out = String::with_capacity(cut + TRUNCATED_MARKER.len());
-    out.push_str(&text[..cut]);
+    // An owned text is cut in place: no second copy of a long text.
+    let mut out = match text {
+        Cow::Owned(mut owned) => {
+            owned.truncate(cut);
+            owned
+        }
+        Cow::Borrowed(borrowed) => {
+            let mut out = String::with_capacity(cut + TRUNCATED_MARKER.len());
+            out.push_str(&borrowed[..cut]);
+            out
+        }
+    };
     out.push_str(TRUNCATED_MARKER);
     Cow::Owned(out)
 }
@@ -237,41 +253,49 @@ impl EpochMicros {
 }
 
 /// A list, a map or another structured value as JSON text (maps with their
-/// keys in order), written in one pass into one string.
-pub(crate) fn any_json_text(value: &AnyValue) -> String {
+/// keys in order), written in one pass into one string. When the text takes
+/// more than `max` bytes, only its start is written, a little longer than
+/// `max`, for the caller to cut and mark: the work stays bounded by `max`
+/// whatever the input.
+pub(crate) fn any_json_text(value: &AnyValue, max: usize) -> String {
     let mut out = Vec::new();
-    write_any_json(&mut out, value);
-    // Only UTF-8 is ever written.
+    write_json_within(&mut out, value, MAX_JSON_DEPTH, max);
+    // Only UTF-8 is ever written (a text is cut at a character's boundary).
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// The GELF encoder's JSON writers serve here too (a non-finite double
-/// becomes a string, as `serde_json::Value` makes it).
-pub(super) fn write_any_json(out: &mut Vec<u8>, value: &AnyValue) {
-    write_json_within(out, value, MAX_JSON_DEPTH);
-}
-
-/// [`write_any_json`], with lists and maps nested at most `depth` deeper:
-/// past that, [`TOO_DEEP`] stands for the value (the recursion, and the
-/// stack it takes, stay bounded whatever the input).
-fn write_json_within(out: &mut Vec<u8>, value: &AnyValue, depth: usize) {
+/// Writes `value` as JSON (the GELF encoder's JSON writers serve here too: a
+/// non-finite double becomes a string, as `serde_json::Value` makes it),
+/// with lists and maps nested at most `depth` deeper: past that,
+/// [`TOO_DEEP`] stands for the value (the recursion, and the stack it takes,
+/// stay bounded whatever the input). Stops once `out` is longer than `stop`.
+fn write_json_within(out: &mut Vec<u8>, value: &AnyValue, depth: usize, stop: usize) {
+    if out.len() > stop {
+        return;
+    }
     if depth == 0 && matches!(value, AnyValue::ListAny(_) | AnyValue::Map(_)) {
         json_str(out, TOO_DEEP);
         return;
     }
+    // Enough of a text to pass `stop` when the whole would: a few bytes more
+    // than is left, so that a character cut at the boundary cannot fall short.
+    let left = |out: &Vec<u8>| stop.saturating_sub(out.len()).saturating_add(4);
     match value {
         AnyValue::Int(i) => push_int(out, *i),
         AnyValue::Double(f) => json_float(out, *f),
-        AnyValue::String(s) => json_str(out, s.as_str()),
+        AnyValue::String(s) => json_str(out, str_head(s.as_str(), left(out))),
         AnyValue::Boolean(b) => out.extend_from_slice(bool_text(*b).as_bytes()),
-        AnyValue::Bytes(bytes) => json_str(out, &base64_text(bytes)),
+        AnyValue::Bytes(bytes) => json_str(out, &base64_text(bytes, left(out))),
         AnyValue::ListAny(list) => {
             out.push(b'[');
             for (i, item) in list.iter().enumerate() {
+                if out.len() > stop {
+                    return;
+                }
                 if i > 0 {
                     out.push(b',');
                 }
-                write_json_within(out, item, depth - 1);
+                write_json_within(out, item, depth - 1, stop);
             }
             out.push(b']');
         }
@@ -280,12 +304,15 @@ fn write_json_within(out: &mut Vec<u8>, value: &AnyValue, depth: usize) {
             entries.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
             out.push(b'{');
             for (i, (key, item)) in entries.into_iter().enumerate() {
+                if out.len() > stop {
+                    return;
+                }
                 if i > 0 {
                     out.push(b',');
                 }
-                json_str(out, key.as_str());
+                json_str(out, str_head(key.as_str(), left(out)));
                 out.push(b':');
-                write_json_within(out, item, depth - 1);
+                write_json_within(out, item, depth - 1, stop);
             }
             out.push(b'}');
         }
