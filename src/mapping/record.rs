@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::values::{print_bit, truncate_text, EpochMicros};
+use super::values::{marked_head, print_bit, truncate_text, EpochMicros};
 use super::TRUNCATED_MARKER;
 
 /// A field value as it goes on the wire.
@@ -370,24 +370,6 @@ fn cut_within<'a>(text: Cow<'a, str>, budget: usize, escapes: &Escapes) -> (Cow<
     let (len, width) = escapes.prefix_within(base, budget);
     let cut = marked_head(text, len);
     (cut, width + escapes.width(TRUNCATED_MARKER))
-}
-
-/// The first `len` bytes of `text` (a character boundary), then
-/// [`TRUNCATED_MARKER`]; an owned text is cut in place.
-fn marked_head(text: Cow<'_, str>, len: usize) -> Cow<'_, str> {
-    let mut out = match text {
-        Cow::Owned(mut owned) => {
-            owned.truncate(len);
-            owned
-        }
-        Cow::Borrowed(borrowed) => {
-            let mut out = String::with_capacity(len + TRUNCATED_MARKER.len());
-            out.push_str(&borrowed[..len]);
-            out
-        }
-    };
-    out.push_str(TRUNCATED_MARKER);
-    Cow::Owned(out)
 }
 
 impl<'a> MappedRecord<'a> {

@@ -126,15 +126,20 @@ pub(crate) fn truncate_text(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
     while cut > 0 && !text.is_char_boundary(cut) {
         cut -= 1;
     }
-    // An owned text is cut in place: no second copy of a long text.
+    marked_head(text, cut)
+}
+
+/// The first `len` bytes of `text` (a character boundary), then
+/// [`TRUNCATED_MARKER`]; an owned text is cut in place.
+pub(super) fn marked_head(text: Cow<'_, str>, len: usize) -> Cow<'_, str> {
     let mut out = match text {
         Cow::Owned(mut owned) => {
-            owned.truncate(cut);
+            owned.truncate(len);
             owned
         }
         Cow::Borrowed(borrowed) => {
-            let mut out = String::with_capacity(cut + TRUNCATED_MARKER.len());
-            out.push_str(&borrowed[..cut]);
+            let mut out = String::with_capacity(len + TRUNCATED_MARKER.len());
+            out.push_str(&borrowed[..len]);
             out
         }
     };
