@@ -143,8 +143,9 @@ impl<F: Format> ExporterBuilder<F> {
     /// endpoint without any trusted root, an unusable client certificate or key,
     /// a setting that does not apply to the endpoint (a TLS-only setting on a
     /// `tcp://` endpoint, a UDP or HTTP setting elsewhere, a framing for a
-    /// `udp://` or `http(s)://` endpoint), static fields that take more than
-    /// half the maximum frame size, or a runtime that cannot start.
+    /// `udp://` or `http(s)://` endpoint), static fields that are longer than
+    /// a field or take more than half the maximum frame size, or a runtime
+    /// that cannot start.
     pub fn build(self) -> Result<Exporter<F>> {
         #[cfg(feature = "metrics")]
         let meter = self.meter.clone();

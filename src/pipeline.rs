@@ -58,6 +58,49 @@ pub(crate) struct Pipeline {
     shut_down: AtomicBool,
 }
 
+/// What a record needs beside the static extras and the host, at the least:
+/// the version, time and level, a short message cut to a few words, the
+/// marker and the JSON or LTSV around them.
+const RECORD_ROOM: usize = 512;
+
+/// Refuses static extras that would be cut (longer than the field limit),
+/// or that leave a record less than half its largest size, or less than
+/// [`RECORD_ROOM`] beside the host: they are sent whole with every record,
+/// which must still fit. Names the sizes, never the values.
+fn check_extras(config: &Config, mapper: &Mapper, env_prefix: &str) -> Result<()> {
+    let what = || {
+        format!(
+            "the static fields (`with_extra`, the Logs Data Platform token, \
+             {env_prefix}STATIC_FIELDS)"
+        )
+    };
+    let max_field = config.mapping.max_field_bytes;
+    for (key, value) in &config.mapping.extras {
+        let len = value.as_str().len();
+        if len > max_field {
+            return Err(Error::InvalidConfig(format!(
+                "{}: {key:?} is {len} bytes long, more than the field limit of {max_field} \
+                 bytes: shorten it or raise `with_max_field_size`",
+                what()
+            )));
+        }
+    }
+    let max_record = config
+        .packing()
+        .max_record_bytes()
+        .min(config.mapping.max_frame_bytes);
+    let room = (max_record / 2).min(max_record.saturating_sub(mapper.host().len() + RECORD_ROOM));
+    let extras = mapper.extras_bytes();
+    if extras > room {
+        return Err(Error::InvalidConfig(format!(
+            "{} take {extras} bytes encoded, more than the {room} bytes a record of at most \
+             {max_record} bytes can spare: shorten them or raise `with_max_frame_size`",
+            what()
+        )));
+    }
+    Ok(())
+}
+
 impl Pipeline {
     /// Starts the I/O runtime and the delivery task for `config`, encoding
     /// records as `F`.
@@ -65,18 +108,7 @@ impl Pipeline {
         let mut mapper = Mapper::new(&config.mapping);
         let codec = F::CODEC;
         mapper.pre_encode(codec.encode_field, codec.encode_name);
-        // Static extras are never cut: a record must keep room beside them.
-        let extras = mapper.extras_bytes();
-        let max_frame = config.mapping.max_frame_bytes;
-        if extras > max_frame / 2 {
-            return Err(Error::InvalidConfig(format!(
-                "the static fields (`with_extra`, the Logs Data Platform token, \
-                 {}STATIC_FIELDS) take {extras} bytes encoded, more than half the \
-                 maximum frame size of {max_frame} bytes: shorten them or raise \
-                 `with_max_frame_size`",
-                F::ENV_PREFIX
-            )));
-        }
+        check_extras(&config, &mapper, F::ENV_PREFIX)?;
         let counters = Counters::default();
         let transport = Transport::new(&config, counters.clone())?;
         let runtime = IoRuntime::start()?;

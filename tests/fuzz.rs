@@ -135,9 +135,9 @@ fn options() -> impl Strategy<Value = Options> {
     use proptest::option::{of, weighted};
     (
         weighted(0.2, text()),
-        // Extras are never cut: short ones, so that they fit the small frame
-        // limit (`extras_larger_than_the_frame_limit_still_fit_it` covers
-        // the others).
+        // Extras are sent whole: short ones, so that they fit the small frame
+        // limit (`extras_larger_than_half_a_frame_are_refused_and_others_fit`
+        // covers the others); one longer than a small field limit is refused.
         vec((short_text(16), static_value_of(|| short_text(24))), 0..=3),
         any::<bool>(),
         weighted(0.25, select(&[64usize, 65, 100, 1_000][..])),
@@ -198,14 +198,15 @@ fn key_values(pairs: &[(String, Value)]) -> Vec<KeyValue> {
 }
 
 /// An exporter with `options`, the frame limit `max` and `framing`, its
-/// resource already set. Nothing listens at its endpoint: it is only used to
-/// encode.
+/// resource already set, or `None` when the builder refused a static field
+/// longer than the field limit (checked here). Nothing listens at its
+/// endpoint: it is only used to encode.
 fn exporter<F: Format>(
     options: &Options,
     resource: &Resource,
     max: usize,
     framing: Framing,
-) -> djehouty::Exporter<F> {
+) -> Option<djehouty::Exporter<F>> {
     let mut builder: ExporterBuilder<F> = ExporterBuilder::default()
         .with_endpoint("tcp://127.0.0.1:9")
         .with_max_frame_size(max)
@@ -224,9 +225,27 @@ fn exporter<F: Format>(
     if let Some(suffixes) = &options.type_suffixes {
         builder = builder.with_type_suffixes(suffixes.clone());
     }
-    let mut exporter = builder.build().expect("valid options");
-    exporter.set_resource(resource);
-    exporter
+    // Static fields are sent whole: one longer than a field is refused.
+    let field_limit = options.max_field_bytes.unwrap_or(32_000);
+    let too_long = options
+        .extras
+        .iter()
+        .any(|(_, value)| value.as_str().len() > field_limit);
+    match builder.build() {
+        Ok(mut exporter) => {
+            assert!(
+                !too_long,
+                "a static field over the field limit was accepted"
+            );
+            exporter.set_resource(resource);
+            Some(exporter)
+        }
+        Err(djehouty::Error::InvalidConfig(error)) if too_long => {
+            assert!(error.contains("field limit"), "{error}");
+            None
+        }
+        Err(error) => panic!("valid options refused: {error}"),
+    }
 }
 
 fn scope(options: &Options) -> InstrumentationScope {
@@ -323,23 +342,21 @@ fn encode_all<F: Format>(
     let resource = Resource::builder_empty()
         .with_attributes(key_values(&options.resource))
         .build();
-    let whole_exporter = {
-        let earlier = Resource::builder_empty()
-            .with_attributes([KeyValue::new("earlier.resource", "x")])
-            .build();
-        let mut e = exporter::<F>(options, &earlier, UNLIMITED, Framing::Nul);
-        e.set_resource(&resource);
-        e
+    let earlier = Resource::builder_empty()
+        .with_attributes([KeyValue::new("earlier.resource", "x")])
+        .build();
+    // Refused (and checked so) when a static field is longer than a field.
+    let Some(mut whole_exporter) = exporter::<F>(options, &earlier, UNLIMITED, Framing::Nul) else {
+        return;
     };
+    whole_exporter.set_resource(&resource);
     let limited: Vec<(usize, Framing, djehouty::Exporter<F>)> = LIMITS
         .iter()
         .flat_map(|&max| FRAMINGS.iter().map(move |&framing| (max, framing)))
         .map(|(max, framing)| {
-            (
-                max,
-                framing,
-                exporter::<F>(options, &resource, max, framing),
-            )
+            let exporter = exporter::<F>(options, &resource, max, framing)
+                .expect("accepted without a frame limit");
+            (max, framing, exporter)
         })
         .collect();
     for record in &records {
@@ -773,7 +790,9 @@ fn extras_larger_than_half_a_frame_are_refused_and_others_fit() {
             .with_extra("token", "t".repeat(len))
             .build()
     };
-    for len in [SMALL_FRAME / 2, 2 * SMALL_FRAME] {
+    // One byte past half a frame (`,"_token":"…"` takes 12 bytes beside
+    // the value), and more.
+    for len in [SMALL_FRAME / 2 - 11, 2 * SMALL_FRAME] {
         let error = with_token(len).expect_err("extras over half a frame");
         assert!(
             matches!(error, djehouty::Error::InvalidConfig(_)),
@@ -786,6 +805,38 @@ fn extras_larger_than_half_a_frame_are_refused_and_others_fit() {
         );
         assert!(!text.contains("tttt"), "the value is shown: {text}");
     }
+    // Longer than a field may be: refused rather than cut.
+    let error = djehouty::GelfExporter::builder()
+        .with_endpoint("tcp://127.0.0.1:9")
+        .with_max_field_size(100)
+        .with_extra("token", "t".repeat(101))
+        .build()
+        .expect_err("a static field over the field limit");
+    let text = error.to_string();
+    assert!(
+        text.contains("\"token\"") && text.contains("with_max_field_size"),
+        "{text}"
+    );
+    assert!(!text.contains("tttt"), "the value is shown: {text}");
+    // The smallest frame with the longest host name: what the extras may
+    // take leaves room for the rest of a record.
+    let small = |token: usize| {
+        djehouty::GelfExporter::builder()
+            .with_endpoint("tcp://127.0.0.1:9")
+            .with_max_frame_size(1024)
+            .with_host("h".repeat(255))
+            .with_extra("token", "t".repeat(token))
+            .build()
+    };
+    let exporter = small(245).expect("extras that leave room");
+    let provider = SdkLoggerProvider::builder().build();
+    let mut record = provider.logger("fuzz").create_log_record();
+    record.set_body("x\n".repeat(4096).into());
+    let mut frame = Vec::new();
+    let scope = InstrumentationScope::builder("fuzz").build();
+    encode(&exporter, &record, &scope, &mut frame);
+    assert!(frame.len() <= 1024, "a {}-byte frame", frame.len());
+    small(246).expect_err("extras that leave a record too little room");
     // The largest accepted: `"_token":"…"` and a comma beside the value.
     let exporter = with_token(SMALL_FRAME / 2 - 12).expect("extras of half a frame");
     let provider = SdkLoggerProvider::builder().build();

@@ -108,8 +108,8 @@ fn huge_bytes_lists_and_maps() {
             .collect::<Vec<_>>(),
     )
     .expect("JSON");
-    let exporter = exporter::<Gelf>(Framing::Nul);
-    let (frame, allocated) = encode(&exporter, &record, &scope);
+    let gelf = exporter::<Gelf>(Framing::Nul);
+    let (frame, allocated) = encode(&gelf, &record, &scope);
     assert!(frame.len() < FRAME, "{} bytes", frame.len());
     // One frame more than for a text body: the body's base64 text.
     assert!(
@@ -125,19 +125,50 @@ fn huge_bytes_lists_and_maps() {
             .unwrap_or_else(|| panic!("{name} not marked"))
             .to_string()
     };
-    for name in ["short_message", "_blob"] {
-        let kept = kept(name);
-        assert!(kept.len() > 1024, "{name}: {} bytes kept", kept.len());
-        assert!(full_base64.starts_with(&kept), "{name}");
-    }
+    // A field keeps what its limit (32,000 bytes by default) allows, less
+    // the marker.
+    let field_kept = 1024..=32_000 - MARKER.len();
+    let message = kept("short_message");
+    assert!(message.len() > FRAME / 2 && full_base64.starts_with(&message));
+    let blob = kept("_blob");
+    assert!(field_kept.contains(&blob.len()) && full_base64.starts_with(&blob));
     let list = kept("_list");
-    assert!(list.len() > 1024 && full_list.starts_with(&list));
+    assert!(field_kept.contains(&list.len()) && full_list.starts_with(&list));
     // A map is flattened; its blank text is quoted, so that Graylog keeps it.
     let inner = kept("_map_inner");
-    assert!(inner.len() > 1024, "{} bytes kept", inner.len());
+    assert!(
+        field_kept.contains(&inner.len()),
+        "{} bytes kept",
+        inner.len()
+    );
     assert!(inner
         .strip_prefix('"')
         .is_some_and(|rest| rest.chars().all(|c| c == '\u{1}')));
+
+    // LTSV: the same texts, as label:value pairs.
+    let (frame, allocated) = encode(&exporter::<Ltsv>(Framing::Newline), &record, &scope);
+    assert!(frame.len() < FRAME, "{} bytes", frame.len());
+    assert!(
+        allocated < ((FRAMES_ALLOCATED + 1) * FRAME) as u64,
+        "LTSV allocated {allocated} bytes"
+    );
+    let line = std::str::from_utf8(&frame).expect("UTF-8");
+    let kept = |label: &str| -> String {
+        let value = line
+            .split('\t')
+            .find_map(|pair| pair.strip_prefix(label)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("no {label}"));
+        unescape_ltsv(
+            value
+                .strip_suffix(MARKER)
+                .unwrap_or_else(|| panic!("{label} not marked")),
+        )
+    };
+    assert!(full_base64.starts_with(&kept("message")));
+    let blob = kept("blob");
+    assert!(field_kept.contains(&blob.len()) && full_base64.starts_with(&blob));
+    let list = kept("list");
+    assert!(field_kept.contains(&list.len()) && full_list.starts_with(&list));
 }
 
 fn a_huge_text_body() {

@@ -302,9 +302,11 @@ impl<F: Format> ExporterBuilder<F> {
     /// Adds a static field sent with every record, such as a routing token
     /// (`with_extra("X-OVH-TOKEN", token)`). Static fields win over record and
     /// resource attributes of the same name, so no record can override them.
-    /// Their values never appear in `Debug` output. Since they are never
-    /// cut, [`build`](Self::build) refuses static fields that take more than
-    /// half the maximum frame size once encoded.
+    /// Their values never appear in `Debug` output. They are sent whole,
+    /// never cut: [`build`](Self::build) refuses a value longer than the
+    /// field limit ([`with_max_field_size`](Self::with_max_field_size)), and
+    /// static fields that would leave a record less than half the maximum
+    /// frame size.
     pub fn with_extra(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         self.mapping.extras.push((key.into(), value.into()));
         self

@@ -598,12 +598,18 @@ mod tests {
             AnyValue::Int(-3),
             AnyValue::Map(Box::new(map)),
             AnyValue::Double(1.5),
+            AnyValue::Bytes(Box::new((0..30).collect())),
         ]));
-        // The whole text, checked against serde_json's reading of it.
+        // The whole text, against serde_json's writing of the same value.
         let full = any_json_text(&list, usize::MAX);
-        let parsed: serde_json::Value = serde_json::from_str(&full).expect("valid JSON");
-        assert_eq!(parsed[0], "naïve\n");
-        assert_eq!(parsed[2]["é\u{1}"], "ü".repeat(9));
+        let expected = serde_json::json!([
+            "naïve\n",
+            -3,
+            {"b": "AQIDBA==", "é\u{1}": "ü".repeat(9)},
+            1.5,
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd",
+        ]);
+        assert_eq!(full, serde_json::to_string(&expected).expect("JSON"));
         // Past `max`, only as much as the caller keeps must be right: more
         // than `max` bytes, the first of which are the whole text's.
         for max in 0..full.len() + 4 {

@@ -135,6 +135,11 @@ pub(super) fn marked_head(text: Cow<'_, str>, len: usize) -> Cow<'_, str> {
     let mut out = match text {
         Cow::Owned(mut owned) => {
             owned.truncate(len);
+            // A field kept for the exporter's life (a static one) must not
+            // hold on to the whole text it was cut from.
+            if owned.capacity() > 2 * (len + TRUNCATED_MARKER.len()) {
+                owned.shrink_to(len + TRUNCATED_MARKER.len());
+            }
             owned
         }
         Cow::Borrowed(borrowed) => {
@@ -260,8 +265,9 @@ impl EpochMicros {
 /// A list, a map or another structured value as JSON text (maps with their
 /// keys in order), written in one pass into one string. When the text takes
 /// more than `max` bytes, only its start is written, a little longer than
-/// `max`, for the caller to cut and mark: the work stays bounded by `max`
-/// whatever the input.
+/// `max`, for the caller to cut and mark: the text, and the work of writing
+/// it, stay bounded by `max` whatever the input (a map's entries are still
+/// sorted, once per map written).
 pub(crate) fn any_json_text(value: &AnyValue, max: usize) -> String {
     let mut out = Vec::new();
     write_json_within(&mut out, value, MAX_JSON_DEPTH, max);

@@ -1,11 +1,12 @@
 //! Switches for measuring what delivery's safeguards cost, compiled in only
 //! with `RUSTFLAGS="--cfg djehouty_measure"`; a normal build has none of
-//! them. docs/performance.md ("What tracking acknowledgements costs") has
-//! the commands and the figures.
+//! them. docs/performance.md ("Memory, and what tracking acknowledgements
+//! costs") has the commands and the figures.
 //!
 //! * `DJEHOUTY_MEASURE_NO_ACKS=1`: every byte handed to the kernel counts as
-//!   acknowledged at once, without asking the kernel: the behaviour before
-//!   acknowledgements were tracked, to compare with.
+//!   acknowledged at once, without asking the kernel: frames still go
+//!   through the bookkeeping, but are let go right after their write, as if
+//!   the peer acknowledged everything at once.
 //! * `DJEHOUTY_MEASURE_SNDBUF=N`: each TCP socket's send buffer is capped
 //!   at `N` bytes (`SO_SNDBUF`; Linux doubles it and stops growing it).
 
