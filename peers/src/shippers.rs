@@ -307,16 +307,16 @@ pub fn capture_pool(count: usize) -> Result<Vec<Vec<u8>>, String> {
 // ---------------------------------------------------------------------------
 // djehouty, and the SDK alone
 
-/// How long a logging call may wait for room in the backpressure rows.
-pub const MAX_WAIT: Duration = Duration::from_millis(100);
-
 /// Which of djehouty's processors a row uses.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Processor {
     Batch,
+    /// The direct processor as set up by default (a logging call waits a
+    /// bounded time for room while the endpoint is healthy).
     Direct,
-    /// The direct processor with `with_backpressure(MAX_WAIT)`.
-    DirectBackpressure,
+    /// The direct processor with `without_backpressure()`: a record that
+    /// finds the staging area full is dropped, counted.
+    DirectNoWait,
 }
 
 /// `tracing::info!` → bridge → SDK → `djehouty::BatchProcessor` → djehouty.
@@ -333,14 +333,13 @@ pub fn djehouty_direct<F: djehouty::Format>(
     djehouty_with::<F>(ctx, port, tls, Processor::Direct)
 }
 
-/// The same with backpressure: a logging call that finds the staging area
-/// full waits for room (at most [`MAX_WAIT`]) rather than drop its record.
-pub fn djehouty_backpressure<F: djehouty::Format>(
+/// The same, told never to wait: the opt-in for latency-critical paths.
+pub fn djehouty_without_backpressure<F: djehouty::Format>(
     ctx: &Ctx,
     port: u16,
     tls: bool,
 ) -> Result<Run, String> {
-    djehouty_with::<F>(ctx, port, tls, Processor::DirectBackpressure)
+    djehouty_with::<F>(ctx, port, tls, Processor::DirectNoWait)
 }
 
 fn djehouty_with<F: djehouty::Format>(
@@ -367,10 +366,8 @@ fn djehouty_with<F: djehouty::Format>(
         Processor::Direct => SdkLoggerProvider::builder()
             .with_log_processor(djehouty::DirectProcessor::new(exporter))
             .build(),
-        Processor::DirectBackpressure => SdkLoggerProvider::builder()
-            .with_log_processor(
-                djehouty::DirectProcessor::new(exporter).with_backpressure(MAX_WAIT),
-            )
+        Processor::DirectNoWait => SdkLoggerProvider::builder()
+            .with_log_processor(djehouty::DirectProcessor::new(exporter).without_backpressure())
             .build(),
         Processor::Batch => SdkLoggerProvider::builder()
             .with_log_processor(djehouty::BatchProcessor::with_config(
