@@ -370,3 +370,189 @@ impl Unacked {
         back
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::buffer::RetryBuffer;
+    use crate::stats::Counters;
+
+    fn frames(list: &[&[u8]]) -> Frames {
+        let mut frames = Frames::default();
+        for frame in list {
+            frames.push(frame);
+        }
+        frames
+    }
+
+    fn open(conn: u64, through: u64) -> Acked {
+        Acked {
+            conn,
+            through,
+            open: true,
+        }
+    }
+
+    /// Everything the buffer holds, front first.
+    fn contents(buffer: &mut RetryBuffer) -> Vec<Vec<u8>> {
+        let mut out = Frames::default();
+        buffer.take(usize::MAX, &mut out);
+        out.run().iter().map(<[u8]>::to_vec).collect()
+    }
+
+    /// A frame counts as delivered once the peer acknowledged its last byte,
+    /// and only on its own connection.
+    #[test]
+    fn a_frame_is_delivered_once_acknowledged_through_its_last_byte() {
+        let mut unacked = Unacked::default();
+        assert!(unacked.is_empty());
+        // Ends at 102, 105 and 106, then 110.
+        unacked.keep(7, 100, frames(&[b"aa", b"bbb", b"c"]));
+        unacked.push(7, 106, frames(&[b"dddd"]).run());
+        assert!(!unacked.is_empty());
+        assert_eq!((unacked.records, unacked.bytes), (4, 10));
+        assert_eq!(unacked.acknowledged(open(6, 200)), 0, "another connection");
+        assert_eq!(unacked.acknowledged(open(7, 101)), 0);
+        assert_eq!((unacked.records, unacked.bytes), (4, 10));
+        assert_eq!(unacked.acknowledged(open(7, 102)), 1);
+        assert_eq!((unacked.records, unacked.bytes), (3, 8));
+        assert_eq!(unacked.acknowledged(open(7, 104)), 0);
+        assert_eq!(unacked.acknowledged(open(7, 105)), 1);
+        assert_eq!((unacked.records, unacked.bytes), (2, 5));
+        // Across the two chunks.
+        assert_eq!(unacked.acknowledged(open(7, 110)), 2);
+        assert_eq!((unacked.records, unacked.bytes), (0, 0));
+        assert!(unacked.is_empty());
+        assert!(unacked.chunks.is_empty());
+        assert_eq!(unacked.acknowledged(open(7, 200)), 0);
+    }
+
+    /// The frames not acknowledged go back to the front of the buffer, in
+    /// order, before what it held.
+    #[test]
+    fn what_was_not_acknowledged_goes_back_in_front_in_order() {
+        let shared = Shared::new(1024, Counters::default(), "test".into());
+        let mut q = shared.lock();
+        let mut dropped = Dropped::default();
+        q.buffer.push(b"later", 0, &mut dropped);
+        let mut unacked = Unacked::default();
+        unacked.keep(1, 0, frames(&[b"a", b"bb"]));
+        unacked.keep(1, 3, frames(&[b"ccc", b"dddd"]));
+        assert_eq!(unacked.acknowledged(open(1, 1)), 1);
+        assert_eq!(unacked.take_back(&mut q, &mut dropped), 3);
+        assert_eq!((unacked.records, unacked.bytes), (0, 0));
+        assert!(unacked.chunks.is_empty());
+        assert_eq!(dropped.records, 0);
+        let back: [&[u8]; 4] = [b"bb", b"ccc", b"dddd", b"later"];
+        assert_eq!(contents(&mut q.buffer), back);
+        // Nothing left to put back.
+        assert_eq!(unacked.take_back(&mut q, &mut dropped), 0);
+        assert!(q.buffer.is_empty());
+    }
+
+    #[test]
+    fn a_large_allocation_is_one_of_more_than_two_chunks() {
+        for (bytes, large) in [
+            (0, false),
+            (CHUNK_BYTES, false),
+            (2 * CHUNK_BYTES, false),
+            (2 * CHUNK_BYTES + 1, true),
+        ] {
+            let chunk = Frames::with_capacity(bytes);
+            assert_eq!(chunk.capacity(), bytes, "an allocation of exactly {bytes}");
+            assert_eq!(is_large(&chunk), large, "{bytes} bytes");
+        }
+    }
+
+    /// Acknowledged chunks leave their allocations for the next ones: four
+    /// at most, and none far larger than a chunk.
+    #[test]
+    fn acknowledged_chunks_keep_at_most_four_small_allocations() {
+        let mut unacked = Unacked::default();
+        let mut large = Frames::with_capacity(2 * CHUNK_BYTES + 1);
+        large.push(b"large");
+        unacked.keep(1, 0, large);
+        assert_eq!(unacked.acknowledged(open(1, 5)), 1);
+        assert_eq!(unacked.spare.len(), 0, "a large allocation is let go");
+        let mut end = 5;
+        for n in 1..=6 {
+            unacked.keep(1, end, frames(&[b"small"]));
+            end += 5;
+            assert_eq!(unacked.acknowledged(open(1, end)), 1);
+            assert_eq!(unacked.spare.len(), n.min(4));
+        }
+    }
+
+    fn one_frame_waiting() -> Unacked {
+        let mut unacked = Unacked::default();
+        unacked.keep(1, 0, frames(&[b"0123456789"]));
+        unacked
+    }
+
+    /// `wait_for_work`, bounded: a mutant that waits forever fails here.
+    async fn work(shared: &Shared, unacked: &Unacked, poll: Duration, capacity: usize) -> Work {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            wait_for_work(shared, unacked, poll, capacity),
+        )
+        .await
+        .expect("wait_for_work returns")
+    }
+
+    fn push(shared: &Shared, frame: &[u8]) {
+        let mut dropped = Dropped::default();
+        shared.lock().buffer.push(frame, 0, &mut dropped);
+    }
+
+    /// Frames are written while the buffer has room for them beside those
+    /// waiting for acknowledgement; one at least when none waits.
+    #[tokio::test]
+    async fn frames_are_written_while_they_fit_beside_those_waiting() {
+        let long = Duration::from_secs(3600);
+        let shared = Shared::new(1024, Counters::default(), "test".into());
+        push(&shared, b"0123456789");
+        // Nothing waits: a frame larger than the room still goes.
+        let nothing = Unacked::default();
+        assert_eq!(work(&shared, &nothing, long, 5).await, Work::Frames);
+        // Ten bytes wait; the frame's ten bytes fit a room of exactly ten.
+        let waiting = one_frame_waiting();
+        assert_eq!(work(&shared, &waiting, long, 20).await, Work::Frames);
+        // Not in a room of nine: time to ask about the ten bytes instead.
+        let poll = Duration::from_millis(20);
+        assert_eq!(work(&shared, &waiting, poll, 19).await, Work::Poll);
+    }
+
+    /// With frames waiting for acknowledgement and nothing to write, the
+    /// task asks about them once `poll` has passed, not before; a shutdown
+    /// waits for them.
+    #[tokio::test]
+    async fn frames_waiting_are_asked_about_after_the_poll_delay() {
+        let shared = Shared::new(1024, Counters::default(), "test".into());
+        let waiting = one_frame_waiting();
+        let poll = Duration::from_millis(200);
+        let started = Instant::now();
+        assert_eq!(work(&shared, &waiting, poll, 1024).await, Work::Poll);
+        assert!(started.elapsed() >= poll, "{:?}", started.elapsed());
+        shared.close();
+        let started = Instant::now();
+        assert_eq!(work(&shared, &waiting, poll, 1024).await, Work::Poll);
+        assert!(started.elapsed() >= poll, "{:?}", started.elapsed());
+    }
+
+    /// Nothing to write and nothing waiting: the task sleeps until a
+    /// shutdown, which stops it.
+    #[tokio::test]
+    async fn an_idle_task_sleeps_until_a_shutdown_stops_it() {
+        let shared = Shared::new(1024, Counters::default(), "test".into());
+        let nothing = Unacked::default();
+        let poll = Duration::from_millis(10);
+        let idle = tokio::time::timeout(
+            Duration::from_millis(200),
+            wait_for_work(&shared, &nothing, poll, 1024),
+        )
+        .await;
+        assert!(idle.is_err(), "woke for {idle:?} with nothing to do");
+        shared.close();
+        assert_eq!(work(&shared, &nothing, poll, 1024).await, Work::Stop);
+    }
+}
