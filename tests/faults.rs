@@ -1164,3 +1164,168 @@ fn an_endpoint_that_closes_every_connection_is_reported() {
     stop.store(true, Ordering::SeqCst);
     closer.join().expect("closer thread");
 }
+
+/// A receiver with a window of about 2 KiB (a receive buffer that small):
+/// whatever more is written waits in the exporter's send queue, not
+/// acknowledged. It reads 1 KiB every `pace`, or nothing at all.
+struct NarrowReceiver {
+    addr: SocketAddr,
+    /// What it read, every connection's bytes in turn.
+    read: Arc<std::sync::Mutex<Vec<u8>>>,
+    accepted: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl NarrowReceiver {
+    fn start(pace: Option<Duration>) -> NarrowReceiver {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        // Inherited by the connections accepted: their window stays small.
+        socket.set_recv_buffer_size(2048).expect("SO_RCVBUF");
+        let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        socket.bind(&local.into()).expect("bind");
+        socket.listen(8).expect("listen");
+        let listener: std::net::TcpListener = socket.into();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("address");
+        let read = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (read, accepted, stop) = (read.clone(), accepted.clone(), stop.clone());
+            thread::spawn(move || {
+                use std::io::Read;
+                let mut held = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok((sock, _)) = listener.accept() {
+                        accepted.fetch_add(1, Ordering::SeqCst);
+                        sock.set_nonblocking(true).expect("nonblocking");
+                        held.push(sock);
+                    }
+                    if pace.is_some() {
+                        for sock in &mut held {
+                            let mut block = [0u8; 1024];
+                            if let Ok(n) = sock.read(&mut block) {
+                                read.lock().expect("read").extend_from_slice(&block[..n]);
+                            }
+                        }
+                    }
+                    thread::sleep(pace.unwrap_or(Duration::from_millis(5)));
+                }
+            })
+        };
+        NarrowReceiver {
+            addr,
+            read,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The whole frames read so far.
+    fn frames(&self) -> Vec<Vec<u8>> {
+        let read = self.read.lock().expect("read");
+        let mut frames: Vec<Vec<u8>> = read.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
+        // What follows the last delimiter is not a whole frame (yet).
+        frames.pop();
+        frames
+    }
+}
+
+impl Drop for NarrowReceiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// An exporter writing to `addr` with the given write timeout, through the
+/// direct processor without backpressure: what is logged is written at once.
+fn narrow_provider(
+    addr: SocketAddr,
+    write_timeout: Duration,
+) -> (SdkLoggerProvider, djehouty::Counters) {
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{addr}"))
+        .with_write_timeout(write_timeout)
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = SdkLoggerProvider::builder()
+        .with_resource(test_resource())
+        .with_log_processor(djehouty::DirectProcessor::new(exporter).without_backpressure())
+        .build();
+    (provider, counters)
+}
+
+/// Logs `sent` records of some 2 KiB each, numbered from 0.
+fn log_2k_records(provider: &SdkLoggerProvider, sent: u64) {
+    let filler = "f".repeat(2048);
+    with_tracing(provider, || {
+        for seq in 0..sent {
+            tracing::info!(seq, filler = filler.as_str(), "record {seq}");
+        }
+    });
+}
+
+/// A receiver that stops reading while the exporter has nothing more to
+/// write: the write went through (some 40 KB, far less than a send queue
+/// holds), so only the idle exporter's own check can tell that the bytes
+/// are never acknowledged. It does, within the write timeout: the
+/// connection is dropped as a write timeout, and another one tried.
+#[test]
+fn an_idle_exporter_drops_a_connection_whose_receiver_stopped_reading() {
+    let receiver = NarrowReceiver::start(None);
+    let (provider, counters) = narrow_provider(receiver.addr, Duration::from_millis(300));
+    let sent = 20;
+    log_2k_records(&provider, sent);
+    let stats = wait_stats(&counters, "a write timeout, then a new connection", |s| {
+        s.connections >= 2
+            && s.last_error.as_deref().is_some_and(|e| {
+                matches!(
+                    e,
+                    djehouty::Error::Timeout {
+                        step: djehouty::Step::Write,
+                        ..
+                    }
+                )
+            })
+    });
+    assert!(stats.failures >= 1, "{stats:?}");
+    assert!(receiver.accepted.load(Ordering::SeqCst) >= 2);
+    provider
+        .shutdown_with_timeout(Duration::from_secs(1))
+        .expect_err("the receiver never reads");
+    // Each record delivered (acknowledged), or counted as not.
+    let stats = counters.snapshot();
+    assert_eq!(stats.exported + stats.dropped(), sent, "{stats:?}");
+    assert_eq!(stats.dropped_buffer_full, 0, "{stats:?}");
+}
+
+/// A receiver that reads slowly but steadily while the exporter has
+/// nothing more to write: some 60 KB that take it about 3 s, three times
+/// the write timeout. Each acknowledgement is progress: the connection is
+/// kept, and every record arrives once, in order.
+#[test]
+fn an_idle_exporter_keeps_a_connection_whose_receiver_reads_slowly() {
+    let receiver = NarrowReceiver::start(Some(Duration::from_millis(50)));
+    let (provider, counters) = narrow_provider(receiver.addr, Duration::from_secs(1));
+    let sent = 30;
+    log_2k_records(&provider, sent);
+    let deadline = Instant::now() + WAIT;
+    while receiver.frames().len() < sent as usize && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(seqs(&receiver.frames()), (0..sent).collect::<Vec<_>>());
+    provider.shutdown().expect("shutdown");
+    let stats = counters.snapshot();
+    assert_eq!(
+        (stats.exported, stats.failures, stats.connections),
+        (sent, 0, 1),
+        "{stats:?}"
+    );
+}
