@@ -1123,23 +1123,7 @@ fn an_endless_shutdown_timeout_is_fine() {
 
 #[test]
 fn an_endpoint_that_closes_every_connection_is_reported() {
-    // Accepts, then closes each connection at once (a load balancer without a
-    // healthy backend does this).
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let addr = listener.local_addr().expect("address");
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let closer = {
-        let stop = Arc::clone(&stop);
-        thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((sock, _)) => drop(sock),
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        })
-    };
+    let (addr, stop, closer) = closing_endpoint();
     let exporter = GelfExporter::builder()
         .with_endpoint(format!("tcp://{addr}"))
         .build()
@@ -1167,18 +1151,19 @@ fn an_endpoint_that_closes_every_connection_is_reported() {
 
 /// A receiver with a window of about 2 KiB (a receive buffer that small):
 /// whatever more is written waits in the exporter's send queue, not
-/// acknowledged. It reads 1 KiB every `pace`, or nothing at all.
+/// acknowledged. Unless paused, it reads 1 KiB of each connection every
+/// `pace`.
 struct NarrowReceiver {
     addr: SocketAddr,
-    /// What it read, every connection's bytes in turn.
-    read: Arc<std::sync::Mutex<Vec<u8>>>,
-    accepted: Arc<AtomicU64>,
+    /// What it read of each connection, in the order they were accepted.
+    read: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    paused: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl NarrowReceiver {
-    fn start(pace: Option<Duration>) -> NarrowReceiver {
+    fn start(pace: Duration, paused: bool) -> NarrowReceiver {
         use socket2::{Domain, Socket, Type};
         let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
         // Inherited by the connections accepted: their window stays small.
@@ -1190,46 +1175,58 @@ impl NarrowReceiver {
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("address");
         let read = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let accepted = Arc::new(AtomicU64::new(0));
+        let paused = Arc::new(AtomicBool::new(paused));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (read, accepted, stop) = (read.clone(), accepted.clone(), stop.clone());
+            let (read, paused, stop) = (read.clone(), paused.clone(), stop.clone());
             thread::spawn(move || {
                 use std::io::Read;
                 let mut held = Vec::new();
                 while !stop.load(Ordering::SeqCst) {
                     if let Ok((sock, _)) = listener.accept() {
-                        accepted.fetch_add(1, Ordering::SeqCst);
                         sock.set_nonblocking(true).expect("nonblocking");
                         held.push(sock);
+                        read.lock().expect("read").push(Vec::new());
                     }
-                    if pace.is_some() {
-                        for sock in &mut held {
+                    if !paused.load(Ordering::SeqCst) {
+                        for (n, sock) in held.iter_mut().enumerate() {
                             let mut block = [0u8; 1024];
-                            if let Ok(n) = sock.read(&mut block) {
-                                read.lock().expect("read").extend_from_slice(&block[..n]);
+                            if let Ok(len) = sock.read(&mut block) {
+                                read.lock().expect("read")[n].extend_from_slice(&block[..len]);
                             }
                         }
                     }
-                    thread::sleep(pace.unwrap_or(Duration::from_millis(5)));
+                    thread::sleep(pace);
                 }
             })
         };
         NarrowReceiver {
             addr,
             read,
-            accepted,
+            paused,
             stop,
             thread: Some(thread),
         }
     }
 
-    /// The whole frames read so far.
+    fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+    }
+
+    fn connections(&self) -> usize {
+        self.read.lock().expect("read").len()
+    }
+
+    /// The whole frames read so far, connection after connection.
     fn frames(&self) -> Vec<Vec<u8>> {
         let read = self.read.lock().expect("read");
-        let mut frames: Vec<Vec<u8>> = read.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
-        // What follows the last delimiter is not a whole frame (yet).
-        frames.pop();
+        let mut frames = Vec::new();
+        for bytes in read.iter() {
+            let mut whole: Vec<Vec<u8>> = bytes.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
+            // What follows the last delimiter is not a whole frame.
+            whole.pop();
+            frames.extend(whole);
+        }
         frames
     }
 }
@@ -1279,7 +1276,7 @@ fn log_2k_records(provider: &SdkLoggerProvider, sent: u64) {
 /// connection is dropped as a write timeout, and another one tried.
 #[test]
 fn an_idle_exporter_drops_a_connection_whose_receiver_stopped_reading() {
-    let receiver = NarrowReceiver::start(None);
+    let receiver = NarrowReceiver::start(Duration::from_millis(5), true);
     let (provider, counters) = narrow_provider(receiver.addr, Duration::from_millis(300));
     let sent = 20;
     log_2k_records(&provider, sent);
@@ -1296,7 +1293,14 @@ fn an_idle_exporter_drops_a_connection_whose_receiver_stopped_reading() {
             })
     });
     assert!(stats.failures >= 1, "{stats:?}");
-    assert!(receiver.accepted.load(Ordering::SeqCst) >= 2);
+    let deadline = Instant::now() + WAIT;
+    while receiver.connections() < 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        receiver.connections() >= 2,
+        "the receiver saw one connection"
+    );
     provider
         .shutdown_with_timeout(Duration::from_secs(1))
         .expect_err("the receiver never reads");
@@ -1312,7 +1316,7 @@ fn an_idle_exporter_drops_a_connection_whose_receiver_stopped_reading() {
 /// kept, and every record arrives once, in order.
 #[test]
 fn an_idle_exporter_keeps_a_connection_whose_receiver_reads_slowly() {
-    let receiver = NarrowReceiver::start(Some(Duration::from_millis(50)));
+    let receiver = NarrowReceiver::start(Duration::from_millis(50), false);
     let (provider, counters) = narrow_provider(receiver.addr, Duration::from_secs(1));
     let sent = 30;
     log_2k_records(&provider, sent);
@@ -1328,4 +1332,85 @@ fn an_idle_exporter_keeps_a_connection_whose_receiver_reads_slowly() {
         (sent, 0, 1),
         "{stats:?}"
     );
+}
+
+/// A connection given up on (its receiver stopped reading for longer than
+/// the write timeout) is reset, not closed: what it had not delivered is
+/// written again on the next connection, and must not arrive through the
+/// old one as well once the receiver reads again.
+#[test]
+fn a_connection_given_up_is_reset_and_delivers_nothing_more() {
+    let receiver = NarrowReceiver::start(Duration::from_millis(1), true);
+    let (provider, counters) = narrow_provider(receiver.addr, Duration::from_millis(300));
+    let sent = 20;
+    log_2k_records(&provider, sent);
+    wait_stats(&counters, "a connection given up on", |s| {
+        s.connections >= 2
+    });
+    receiver.resume();
+    let deadline = Instant::now() + WAIT;
+    while !seqs(&receiver.frames()).contains(&(sent - 1)) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    provider.shutdown().expect("shutdown");
+    // Some time for anything the old connections might still deliver.
+    thread::sleep(Duration::from_millis(300));
+    let arrived = seqs(&receiver.frames());
+    let t = tally(&arrived, sent);
+    assert!(arrived.contains(&(sent - 1)), "{t:?}");
+    assert_eq!(
+        t.duplicates,
+        0,
+        "{:?} arrived twice",
+        runs(&twice(&arrived))
+    );
+    assert!(t.in_order, "{arrived:?}");
+}
+
+/// Accepts, then closes each connection at once (a load balancer without a
+/// healthy backend does this), until told to stop.
+fn closing_endpoint() -> (SocketAddr, Arc<AtomicBool>, thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("address");
+    let stop = Arc::new(AtomicBool::new(false));
+    let closer = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((sock, _)) => drop(sock),
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        })
+    };
+    (addr, stop, closer)
+}
+
+/// Connections that the endpoint closes as soon as they open are failures
+/// in a row, each followed by a longer backoff: 50 to 100 ms at first,
+/// twice as long each time. Over two seconds of records, one every 10 ms,
+/// that is some six connections, not one a record.
+#[test]
+fn connections_that_die_young_are_retried_ever_more_slowly() {
+    let (addr, stop, closer) = closing_endpoint();
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{addr}"))
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = direct_provider_for(exporter);
+    with_tracing(&provider, || {
+        for seq in 0..200u64 {
+            tracing::info!(seq, "record {seq}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let stats = counters.snapshot();
+    assert!(stats.failures >= 2, "{stats:?}");
+    assert!(stats.connections <= 12, "{stats:?}");
+    let _ = provider.shutdown_with_timeout(Duration::from_secs(1));
+    stop.store(true, Ordering::SeqCst);
+    closer.join().expect("closer thread");
 }
