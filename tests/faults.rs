@@ -1259,11 +1259,11 @@ fn narrow_provider(
     (provider, counters)
 }
 
-/// Logs `sent` records of some 2 KiB each, numbered from 0.
-fn log_2k_records(provider: &SdkLoggerProvider, sent: u64) {
+/// Logs records of some 2 KiB each, numbered `seqs`.
+fn log_2k_records(provider: &SdkLoggerProvider, seqs: std::ops::Range<u64>) {
     let filler = "f".repeat(2048);
     with_tracing(provider, || {
-        for seq in 0..sent {
+        for seq in seqs {
             tracing::info!(seq, filler = filler.as_str(), "record {seq}");
         }
     });
@@ -1279,7 +1279,7 @@ fn an_idle_exporter_drops_a_connection_whose_receiver_stopped_reading() {
     let receiver = NarrowReceiver::start(Duration::from_millis(5), true);
     let (provider, counters) = narrow_provider(receiver.addr, Duration::from_millis(300));
     let sent = 20;
-    log_2k_records(&provider, sent);
+    log_2k_records(&provider, 0..sent);
     let stats = wait_stats(&counters, "a write timeout, then a new connection", |s| {
         s.connections >= 2
             && s.last_error.as_deref().is_some_and(|e| {
@@ -1319,7 +1319,7 @@ fn an_idle_exporter_keeps_a_connection_whose_receiver_reads_slowly() {
     let receiver = NarrowReceiver::start(Duration::from_millis(50), false);
     let (provider, counters) = narrow_provider(receiver.addr, Duration::from_secs(1));
     let sent = 30;
-    log_2k_records(&provider, sent);
+    log_2k_records(&provider, 0..sent);
     let deadline = Instant::now() + WAIT;
     while receiver.frames().len() < sent as usize && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
@@ -1343,7 +1343,7 @@ fn a_connection_given_up_is_reset_and_delivers_nothing_more() {
     let receiver = NarrowReceiver::start(Duration::from_millis(1), true);
     let (provider, counters) = narrow_provider(receiver.addr, Duration::from_millis(300));
     let sent = 20;
-    log_2k_records(&provider, sent);
+    log_2k_records(&provider, 0..sent);
     wait_stats(&counters, "a connection given up on", |s| {
         s.connections >= 2
     });
@@ -1413,4 +1413,66 @@ fn connections_that_die_young_are_retried_ever_more_slowly() {
     let _ = provider.shutdown_with_timeout(Duration::from_secs(1));
     stop.store(true, Ordering::SeqCst);
     closer.join().expect("closer thread");
+}
+
+/// Frames are written while earlier ones still wait for acknowledgement,
+/// as long as the buffer has room for both: with a receiver that stopped
+/// reading, the second batch joins the first in the exporter's send queue
+/// rather than wait in its buffer.
+#[test]
+fn frames_are_written_while_earlier_ones_wait_for_acknowledgement() {
+    let receiver = NarrowReceiver::start(Duration::from_millis(5), true);
+    let (provider, counters) = narrow_provider(receiver.addr, Duration::from_secs(60));
+    log_2k_records(&provider, 0..10);
+    wait_stats(
+        &counters,
+        "the first batch written, not acknowledged",
+        |s| s.unacknowledged_records > 0 && s.buffered_records == s.unacknowledged_records,
+    );
+    log_2k_records(&provider, 10..20);
+    wait_stats(&counters, "the second batch written as well", |s| {
+        s.exported + s.unacknowledged_records == 20
+            && s.buffered_records == s.unacknowledged_records
+    });
+    provider
+        .shutdown_with_timeout(Duration::from_millis(500))
+        .expect_err("the receiver does not read");
+    let stats = counters.snapshot();
+    assert_eq!(stats.exported + stats.dropped(), 20, "{stats:?}");
+}
+
+/// A shutdown makes its first attempt at once, whatever the backoff; with
+/// the endpoint still down, the next ones wait theirs again, rather than
+/// hammer it for the rest of the shutdown.
+#[test]
+fn a_shutdown_skips_the_backoff_once_only() {
+    let addr = free_port();
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{addr}"))
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = direct_provider_for(exporter);
+    with_tracing(&provider, || {
+        for seq in 0..10u64 {
+            tracing::info!(seq, "record {seq} while the endpoint is down");
+        }
+    });
+    // Four failures in a row: the next attempts are 0.4 s, then 0.8 s and
+    // more apart.
+    let before = wait_stats(&counters, "four failed connections", |s| s.failures >= 4).failures;
+    provider
+        .shutdown_with_timeout(Duration::from_secs(1))
+        .expect_err("the endpoint is down");
+    let stats = counters.snapshot();
+    assert!(
+        stats.failures - before <= 3,
+        "{} attempts in a shutdown of 1 s: {stats:?}",
+        stats.failures - before
+    );
+    assert_eq!(
+        (stats.exported, stats.dropped_at_shutdown),
+        (0, 10),
+        "{stats:?}"
+    );
 }
