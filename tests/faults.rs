@@ -1476,3 +1476,57 @@ fn a_shutdown_skips_the_backoff_once_only() {
         "{stats:?}"
     );
 }
+
+/// A shutdown that gives up while a write is blocked (the receiver reads
+/// nothing, and the write timeout is far longer than the shutdown) still
+/// accounts for every record: acknowledged, or told as not delivered; and
+/// the bytes it tells are those of the records still waiting.
+#[test]
+fn a_shutdown_that_gives_up_during_a_blocked_write_counts_every_record() {
+    let hole = BlackHole::start();
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{}", hole.addr))
+        .with_write_timeout(Duration::from_secs(60))
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = SdkLoggerProvider::builder()
+        .with_resource(test_resource())
+        .with_log_processor(djehouty::DirectProcessor::new(exporter).without_backpressure())
+        .build();
+    // Some 16 MB: more than the receiver's window and the send queue hold.
+    let sent = 2_000u64;
+    let filler = "x".repeat(8 * 1024);
+    with_tracing(&provider, || {
+        for seq in 0..sent {
+            tracing::info!(seq, filler = filler.as_str(), "record {seq}");
+        }
+    });
+    wait_stats(&counters, "records written, not acknowledged", |s| {
+        s.unacknowledged_records > 0
+    });
+    let error = provider
+        .shutdown_with_timeout(Duration::from_secs(1))
+        .expect_err("the receiver reads nothing")
+        .to_string();
+    let stats = counters.snapshot();
+    assert_eq!(stats.exported + stats.dropped(), sent, "{stats:?}");
+    // "... N (B bytes) still waiting when time ran out ..."
+    let before = error
+        .split(" bytes) still waiting")
+        .next()
+        .filter(|head| head.len() < error.len())
+        .unwrap_or_else(|| panic!("no record still waiting: {error}"));
+    let mut words = before.rsplit(' ');
+    let bytes: u64 = words
+        .next()
+        .and_then(|w| w.trim_start_matches('(').parse().ok())
+        .expect(&error);
+    let waiting: u64 = words.next().and_then(|w| w.parse().ok()).expect(&error);
+    assert!(waiting > 0, "{error}");
+    // Each record's frame holds its 8 KiB of filler, and some 300 bytes more.
+    assert!(
+        (waiting * 8 * 1024..=waiting * 9 * 1024).contains(&bytes),
+        "{waiting} records of {bytes} bytes: {error}"
+    );
+}
