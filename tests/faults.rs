@@ -1152,12 +1152,13 @@ fn an_endpoint_that_closes_every_connection_is_reported() {
 /// A receiver with a window of about 2 KiB (a receive buffer that small):
 /// whatever more is written waits in the exporter's send queue, not
 /// acknowledged. Unless paused, it reads 1 KiB of each connection every
-/// `pace`.
+/// `pace` (as fast as it can once [`resume`](NarrowReceiver::resume)d).
 struct NarrowReceiver {
     addr: SocketAddr,
     /// What it read of each connection, in the order they were accepted.
     read: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
     paused: Arc<AtomicBool>,
+    fast: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -1176,9 +1177,11 @@ impl NarrowReceiver {
         let addr = listener.local_addr().expect("address");
         let read = Arc::new(std::sync::Mutex::new(Vec::new()));
         let paused = Arc::new(AtomicBool::new(paused));
+        let fast = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (read, paused, stop) = (read.clone(), paused.clone(), stop.clone());
+            let (read, paused, fast, stop) =
+                (read.clone(), paused.clone(), fast.clone(), stop.clone());
             thread::spawn(move || {
                 use std::io::Read;
                 let mut held = Vec::new();
@@ -1188,15 +1191,19 @@ impl NarrowReceiver {
                         held.push(sock);
                         read.lock().expect("read").push(Vec::new());
                     }
+                    let mut got = 0;
                     if !paused.load(Ordering::SeqCst) {
                         for (n, sock) in held.iter_mut().enumerate() {
                             let mut block = [0u8; 1024];
                             if let Ok(len) = sock.read(&mut block) {
                                 read.lock().expect("read")[n].extend_from_slice(&block[..len]);
+                                got += len;
                             }
                         }
                     }
-                    thread::sleep(pace);
+                    if got == 0 || !fast.load(Ordering::SeqCst) {
+                        thread::sleep(pace);
+                    }
                 }
             })
         };
@@ -1204,12 +1211,15 @@ impl NarrowReceiver {
             addr,
             read,
             paused,
+            fast,
             stop,
             thread: Some(thread),
         }
     }
 
+    /// Reads again, as fast as it can.
     fn resume(&self) {
+        self.fast.store(true, Ordering::SeqCst);
         self.paused.store(false, Ordering::SeqCst);
     }
 
@@ -1529,4 +1539,46 @@ fn a_shutdown_that_gives_up_during_a_blocked_write_counts_every_record() {
         (waiting * 8 * 1024..=waiting * 9 * 1024).contains(&bytes),
         "{waiting} records of {bytes} bytes: {error}"
     );
+}
+
+/// A write that times out part-way (the receiver stopped reading, and more
+/// is written than the send queue takes): the frames it wrote whole wait
+/// for acknowledgement, the rest go back to the buffer, and once the
+/// receiver reads again each arrives once, in order.
+#[test]
+fn a_write_that_times_out_part_way_writes_nothing_twice() {
+    let receiver = NarrowReceiver::start(Duration::from_millis(1), true);
+    let (provider, counters) = narrow_provider(receiver.addr, Duration::from_millis(300));
+    // Some 4 MB: more than the send queue takes, about 2.3 MB here.
+    let sent = 2_000;
+    log_2k_records(&provider, 0..sent);
+    wait_stats(&counters, "a write timeout", |s| {
+        s.last_error.as_deref().is_some_and(|e| {
+            matches!(
+                e,
+                djehouty::Error::Timeout {
+                    step: djehouty::Step::Write,
+                    ..
+                }
+            )
+        })
+    });
+    receiver.resume();
+    let deadline = Instant::now() + WAIT;
+    while !seqs(&receiver.frames()).contains(&(sent - 1)) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    provider.shutdown().expect("shutdown");
+    let arrived = seqs(&receiver.frames());
+    let t = tally(&arrived, sent);
+    assert!(arrived.contains(&(sent - 1)), "{t:?}");
+    assert_eq!(
+        t.duplicates,
+        0,
+        "{:?} arrived twice",
+        runs(&twice(&arrived))
+    );
+    assert!(t.in_order, "records arrive in order");
+    let stats = counters.snapshot();
+    assert_eq!((stats.exported, stats.dropped()), (sent, 0), "{stats:?}");
 }
