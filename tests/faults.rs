@@ -1582,3 +1582,34 @@ fn a_write_that_times_out_part_way_writes_nothing_twice() {
     let stats = counters.snapshot();
     assert_eq!((stats.exported, stats.dropped()), (sent, 0), "{stats:?}");
 }
+
+/// A flush while the receiver does not read returns once delivery fails
+/// (the idle connection given up on after the write timeout), and says so,
+/// rather than wait out its own time.
+#[test]
+fn a_flush_returns_once_an_idle_connection_is_given_up() {
+    let receiver = NarrowReceiver::start(Duration::from_millis(5), true);
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{}", receiver.addr))
+        .with_write_timeout(Duration::from_millis(300))
+        .with_timeout(Duration::from_secs(5))
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = SdkLoggerProvider::builder()
+        .with_resource(test_resource())
+        .with_log_processor(djehouty::DirectProcessor::new(exporter).without_backpressure())
+        .build();
+    log_2k_records(&provider, 0..20);
+    wait_stats(&counters, "records written, not acknowledged", |s| {
+        s.unacknowledged_records > 0
+    });
+    let error = provider
+        .force_flush()
+        .expect_err("the receiver does not read")
+        .to_string();
+    assert!(error.contains("delivery is failing"), "{error}");
+    provider
+        .shutdown_with_timeout(Duration::from_millis(500))
+        .expect_err("the receiver does not read");
+}
