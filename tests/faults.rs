@@ -1613,3 +1613,42 @@ fn a_flush_returns_once_an_idle_connection_is_given_up() {
         .shutdown_with_timeout(Duration::from_millis(500))
         .expect_err("the receiver does not read");
 }
+
+/// Each write's frames end where they end on the connection, counted from
+/// where that write started, not from the connection's start: with a
+/// receiver that stopped reading, a second write's frames are not taken as
+/// acknowledged for bytes that only the first one's were. Once the
+/// connection is given up on, every frame its receiver did not get is
+/// written again, and every record arrives once.
+#[test]
+fn a_second_write_is_acknowledged_from_where_it_started() {
+    let receiver = NarrowReceiver::start(Duration::from_millis(5), true);
+    let (provider, counters) = narrow_provider(receiver.addr, Duration::from_millis(300));
+    let sent = 40u64;
+    // A first write of one short record, acknowledged (it fits the window).
+    with_tracing(&provider, || tracing::info!(seq = 0u64, "short record 0"));
+    wait_stats(&counters, "the first record acknowledged", |s| {
+        s.exported == 1
+    });
+    // Then more short records than the rest of the window holds.
+    with_tracing(&provider, || {
+        for seq in 1..sent {
+            tracing::info!(seq, "short record {seq}");
+        }
+    });
+    wait_stats(&counters, "the connection given up on", |s| {
+        s.connections >= 2
+    });
+    receiver.resume();
+    let deadline = Instant::now() + WAIT;
+    while receiver.frames().len() < sent as usize && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    provider.shutdown().expect("shutdown");
+    let arrived = seqs(&receiver.frames());
+    let t = tally(&arrived, sent);
+    assert!(
+        t.missing.is_empty() && t.duplicates == 0 && t.in_order,
+        "{t:?}"
+    );
+}
