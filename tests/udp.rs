@@ -574,3 +574,28 @@ fn direct_processor_sends_every_record_and_a_large_one_whole() {
     );
     assert_eq!(counters.snapshot().exported, 201);
 }
+
+/// A flush returns once the records logged before it are sent: over UDP,
+/// as soon as their datagrams are, nothing to wait for after that.
+#[test]
+fn a_flush_returns_once_the_datagrams_are_sent() {
+    let receiver = UdpReceiver::start();
+    let exporter = builder(&receiver)
+        .with_timeout(Duration::from_secs(5))
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_resource(test_resource())
+        .with_log_processor(djehouty::DirectProcessor::new(exporter))
+        .build();
+    with_tracing(&provider, || {
+        for seq in 0..10u64 {
+            tracing::info!(seq, "record {seq}");
+        }
+    });
+    provider.force_flush().expect("flushed");
+    assert_eq!(counters.snapshot().exported, 10);
+    assert_eq!(receiver.wait_messages(10, WAIT).len(), 10);
+    provider.shutdown().expect("shutdown");
+}
