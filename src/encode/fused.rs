@@ -338,6 +338,104 @@ mod tests {
         }
     }
 
+    /// The record of `attributes` (in order) through the fast path with
+    /// at most `limit` bytes, if it takes it (`out` left as it was when
+    /// not), and through the general path with room to spare.
+    fn both_paths<F: Writer>(
+        mapper: &Mapper,
+        attributes: &[(&str, AnyValue)],
+        limit: usize,
+    ) -> (Option<Vec<u8>>, Vec<u8>) {
+        let provider = SdkLoggerProvider::builder().build();
+        let logger = provider.logger("test");
+        let record = Record {
+            body: Some(AnyValue::from("hello")),
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            severity: None,
+            severity_text: None,
+            timestamp: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            target: None,
+            event_name: None,
+        };
+        let sdk = sdk_record(&logger, &record);
+        let scope = scope(false);
+        let mut general = Vec::new();
+        assert!(!encode_framed::<F>(
+            mapper.map(&sdk, &scope),
+            Framing::Nul,
+            1 << 20,
+            &mut general
+        ));
+        assert_eq!(general.pop(), Some(0));
+        let mut fast = b"before".to_vec();
+        let taken = encode_fused::<F>(mapper, &sdk, &scope, limit, &mut fast, &mut Vec::new());
+        if taken {
+            assert_eq!(&fast[..6], b"before");
+            (Some(fast.split_off(6)), general)
+        } else {
+            assert!(fast == b"before", "{}", String::from_utf8_lossy(&fast));
+            (None, general)
+        }
+    }
+
+    /// A record of exactly the limit takes the fast path, one byte less
+    /// does not: also when its last field ends the record (LTSV without
+    /// extras writes nothing after it).
+    fn the_limit_is_exact<F: Writer>() {
+        for (mapper, _) in mappers::<F>() {
+            let attributes = [
+                ("k", AnyValue::Int(1)),
+                ("v", AnyValue::from("x".repeat(40))),
+            ];
+            let (_, general) = both_paths::<F>(&mapper, &attributes, 1 << 20);
+            let (fast, _) = both_paths::<F>(&mapper, &attributes, general.len());
+            assert_eq!(fast.as_deref(), Some(&general[..]));
+            let (fast, _) = both_paths::<F>(&mapper, &attributes, general.len() - 1);
+            assert_eq!(fast, None);
+        }
+    }
+
+    #[test]
+    fn a_record_of_exactly_the_limit_takes_the_fast_path() {
+        the_limit_is_exact::<Gelf>();
+        the_limit_is_exact::<Ltsv>();
+    }
+
+    /// Names that share their fingerprint (length, first and last bytes),
+    /// hence whatever filter bit is drawn from it, yet differ: both are
+    /// written; the first written again is still a repeat.
+    fn alike_names_are_told_apart<F: Writer>() {
+        let field = |key: &'static str| Field {
+            key: key.into(),
+            suffix: "",
+            value: crate::mapping::FieldValue::Int(1),
+        };
+        assert_eq!(field("k10").fingerprint(), field("k20").fingerprint());
+        for (mapper, _) in mappers::<F>() {
+            let alike = [("k10", AnyValue::Int(1)), ("k20", AnyValue::Int(2))];
+            let (fast, general) = both_paths::<F>(&mapper, &alike, 1 << 20);
+            assert_eq!(fast.as_deref(), Some(&general[..]));
+            let text = String::from_utf8_lossy(&general);
+            assert!(text.contains("k10") && text.contains("k20"), "{text}");
+            let again = [
+                ("k10", AnyValue::Int(1)),
+                ("k20", AnyValue::Int(2)),
+                ("k10", AnyValue::Int(3)),
+            ];
+            let (fast, _) = both_paths::<F>(&mapper, &again, 1 << 20);
+            assert_eq!(fast, None);
+        }
+    }
+
+    #[test]
+    fn names_alike_but_different_are_both_written() {
+        alike_names_are_told_apart::<Gelf>();
+        alike_names_are_told_apart::<Ltsv>();
+    }
+
     #[test]
     fn names_start_where_the_writers_say() {
         let field = Field {
