@@ -352,3 +352,119 @@ pub(super) fn value_json(value: &Value) -> serde_json::Value {
         other => J::from(other.as_str().into_owned()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn field<'a>(key: &'a str, suffix: &'static str) -> Field<'a> {
+        Field {
+            key: Cow::Borrowed(key),
+            suffix,
+            value: FieldValue::Int(1),
+        }
+    }
+
+    /// A whole name has one fingerprint however it is split between key
+    /// and suffix (as `x_long` is by the type suffixes or not), and names
+    /// compare as whole names.
+    #[test]
+    fn names_are_whole_however_split() {
+        let splits = [
+            field("x_long", ""),
+            field("x", "_long"),
+            field("x_lon", "g"),
+        ];
+        for a in &splits {
+            assert_eq!(a.name(), "x_long");
+            for b in &splits {
+                assert_eq!(a.fingerprint(), b.fingerprint());
+                assert!(a.same_name(b));
+            }
+        }
+        let others = [
+            field("x", ""),
+            field("x_int", ""),
+            field("y", "_long"),
+            field("x", "_lonh"),
+            field("x_lonh", ""),
+        ];
+        for a in &splits {
+            for b in &others {
+                assert!(!a.same_name(b) && !b.same_name(a), "{a:?} {b:?}");
+            }
+        }
+        assert!(!field("ab", "").same_name(&field("ac", "")));
+        assert!(field("ab", "").same_name(&field("ab", "")));
+    }
+
+    #[test]
+    fn heads_end_on_a_character_within_the_bytes_given() {
+        assert_eq!(str_head("abc", 2), "ab");
+        assert_eq!(str_head("abc", 3), "abc");
+        assert_eq!(str_head("abc", 9), "abc");
+        // `é` takes bytes 1 and 2.
+        assert_eq!(str_head("aéb", 2), "a");
+        assert_eq!(str_head("aéb", 3), "aé");
+        assert_eq!(str_head("é", 1), "");
+    }
+
+    #[test]
+    fn truncated_texts_end_on_a_character_then_the_marker() {
+        let marker = TRUNCATED_MARKER.len();
+        let cut = |text: &str, max: usize| truncate_text(Cow::Borrowed(text), max).into_owned();
+        assert_eq!(cut("abcd", 4), "abcd");
+        assert_eq!(cut("abcde", marker + 3), "abcde");
+        assert_eq!(cut("abcdefghijklmnop", marker + 3), "abc [truncated]");
+        // `é` takes bytes 2 and 3: a cut at 3 moves back to 2.
+        let text = format!("abé{}", "x".repeat(20));
+        assert_eq!(cut(&text, marker + 3), "ab [truncated]");
+        assert_eq!(cut(&text, marker + 4), "abé [truncated]");
+        assert_eq!(cut("éééééééééééééééé", marker + 1), " [truncated]");
+        assert_eq!(cut(&text, 2), " [truncated]");
+    }
+
+    #[test]
+    fn body_heads_are_cut_unless_blank() {
+        let head = |body: Cow<'_, str>, max| body_head(body, max).into_owned();
+        assert_eq!(head(Cow::Borrowed("abcdef"), 3), "abc");
+        assert_eq!(head(Cow::Owned("abcdef".to_string()), 3), "abc");
+        assert_eq!(head(Cow::Borrowed("abc"), 3), "abc");
+        assert_eq!(head(Cow::Borrowed("aéb"), 2), "a");
+        // A blank head: the whole body, to find its first line with text.
+        assert_eq!(head(Cow::Borrowed(" \n\t  text"), 3), " \n\t  text");
+        assert_eq!(
+            head(Cow::Owned(" \n\t  text".to_string()), 3),
+            " \n\t  text"
+        );
+    }
+
+    #[test]
+    fn times_from_the_first_microsecond_to_the_year_10000_are_sent() {
+        let at = |secs: u64, micros: u32| UNIX_EPOCH + Duration::new(secs, micros * 1_000);
+        let micros = |secs, micros| Some(EpochMicros { secs, micros });
+        assert_eq!(EpochMicros::of(at(0, 0)), None);
+        assert_eq!(EpochMicros::of(UNIX_EPOCH - Duration::from_secs(1)), None);
+        assert_eq!(EpochMicros::of(at(0, 1)), micros(0, 1));
+        assert_eq!(EpochMicros::of(at(1, 0)), micros(1, 0));
+        assert_eq!(
+            EpochMicros::of(at(1_700_000_000, 42)),
+            micros(1_700_000_000, 42)
+        );
+        // 9999-12-31T23:59:59.999999Z, then 10000-01-01T00:00:00Z.
+        assert_eq!(
+            EpochMicros::of(at(253_402_300_799, 999_999)),
+            micros(253_402_300_799, 999_999)
+        );
+        assert_eq!(EpochMicros::of(at(253_402_300_800, 0)), None);
+        assert_eq!(EpochMicros::of(at(253_402_300_800, 1)), None);
+    }
+
+    /// Now is after the time this was written (a clock set before it is
+    /// out of scope).
+    #[test]
+    fn now_is_read_from_the_clock() {
+        assert!(EpochMicros::now().secs > 1_700_000_000);
+    }
+}
