@@ -461,6 +461,44 @@ mod tests {
         assert_eq!(EpochMicros::of(at(253_402_300_800, 1)), None);
     }
 
+    /// Severity texts without a number, by RFC 5424's levels: 0 emergency,
+    /// 1 alert, 2 critical, 3 error, 4 warning, 5 notice, 6 informational,
+    /// 7 debug; any case, spaces around, a number after (`debug2`).
+    #[test]
+    fn severity_texts_name_syslog_levels() {
+        let cases = [
+            ("trace", 7),
+            ("TRACE4", 7),
+            ("debug", 7),
+            ("dbg", 7),
+            ("finest", 7),
+            ("finer", 7),
+            ("Fine", 7),
+            ("info", 6),
+            ("information", 6),
+            ("informational", 6),
+            ("notice", 5),
+            ("warn", 4),
+            (" Warning ", 4),
+            ("error", 3),
+            ("err", 3),
+            ("SEVERE", 3),
+            ("critical", 2),
+            ("crit", 2),
+            ("alert", 1),
+            ("fatal", 0),
+            ("emerg", 0),
+            ("emergency", 0),
+            ("panic", 0),
+            ("verbose", 6),
+            ("", 6),
+        ];
+        for (text, level) in cases {
+            assert_eq!(syslog_level(None, Some(text)), level, "{text:?}");
+        }
+        assert_eq!(syslog_level(None, None), 6);
+    }
+
     /// Now is after the time this was written (a clock set before it is
     /// out of scope).
     #[test]
