@@ -499,6 +499,52 @@ mod tests {
         assert_eq!(syslog_level(None, None), 6);
     }
 
+    /// Maps nested past the bound stop there, as lists do.
+    #[test]
+    fn nested_maps_stop_at_the_depth_bound() {
+        let mut value = AnyValue::Int(1);
+        for _ in 0..MAX_JSON_DEPTH + 5 {
+            value = AnyValue::Map(Box::new(
+                [(opentelemetry::Key::from("k"), value)]
+                    .into_iter()
+                    .collect(),
+            ));
+        }
+        let text = any_json_text(&value, usize::MAX);
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut inner = &parsed;
+        for _ in 0..MAX_JSON_DEPTH {
+            inner = &inner["k"];
+        }
+        assert_eq!(inner, &serde_json::Value::from(TOO_DEEP));
+    }
+
+    #[test]
+    fn arrays_of_static_values_become_json_arrays() {
+        use opentelemetry::{Array, StringValue};
+        use serde_json::json;
+        let cases = [
+            (
+                Value::Array(Array::Bool(vec![true, false])),
+                json!([true, false]),
+            ),
+            (Value::Array(Array::I64(vec![-1, 7])), json!([-1, 7])),
+            (
+                Value::Array(Array::F64(vec![1.5, f64::NAN, f64::INFINITY])),
+                json!([1.5, "NaN", "inf"]),
+            ),
+            (
+                Value::Array(Array::String(vec![StringValue::from("a"), "b".into()])),
+                json!(["a", "b"]),
+            ),
+            (Value::from("text"), json!("text")),
+            (Value::I64(3), json!("3")),
+        ];
+        for (value, want) in cases {
+            assert_eq!(value_json(&value), want, "{value:?}");
+        }
+    }
+
     /// Now is after the time this was written (a clock set before it is
     /// out of scope).
     #[test]
