@@ -63,9 +63,12 @@ pub(crate) struct Pipeline {
 /// marker and the JSON or LTSV around them.
 const RECORD_ROOM: usize = 512;
 
+/// The longest host name DNS allows.
+const MAX_HOST_NAME: usize = 255;
+
 /// Refuses static extras that would be cut (longer than the field limit),
 /// or that leave a record less than half its largest size, or less than
-/// [`RECORD_ROOM`] beside the host: they are sent whole with every record,
+/// [`RECORD_ROOM`] beside the longest host name: they are sent whole with every record,
 /// which must still fit. Names the sizes, never the values.
 fn check_extras(config: &Config, mapper: &Mapper, env_prefix: &str) -> Result<()> {
     let what = || {
@@ -74,9 +77,9 @@ fn check_extras(config: &Config, mapper: &Mapper, env_prefix: &str) -> Result<()
              {env_prefix}STATIC_FIELDS)"
         )
     };
-    let max_field = config.mapping.max_field_bytes;
+    let max_field = mapper.max_field_bytes();
     for (key, value) in &config.mapping.extras {
-        let len = value.as_str().len();
+        let len = Mapper::static_text_len(value);
         if len > max_field {
             return Err(Error::InvalidConfig(format!(
                 "{}: {key:?} is {len} bytes long, more than the field limit of {max_field} \
@@ -89,7 +92,9 @@ fn check_extras(config: &Config, mapper: &Mapper, env_prefix: &str) -> Result<()
         .packing()
         .max_record_bytes()
         .min(config.mapping.max_frame_bytes);
-    let room = (max_record / 2).min(max_record.saturating_sub(mapper.host().len() + RECORD_ROOM));
+    // The host may change with the resource, to a name of up to 255 bytes.
+    let host = mapper.host().len().max(MAX_HOST_NAME);
+    let room = (max_record / 2).min(max_record.saturating_sub(host + RECORD_ROOM));
     let extras = mapper.extras_bytes();
     if extras > room {
         return Err(Error::InvalidConfig(format!(

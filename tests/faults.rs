@@ -1259,6 +1259,10 @@ fn narrow_provider(
     let exporter = GelfExporter::builder()
         .with_endpoint(format!("tcp://{addr}"))
         .with_write_timeout(write_timeout)
+        // A staging area (a quarter of it) that holds every record these
+        // tests log, even while the I/O thread waits for a core: none is
+        // dropped for want of room.
+        .with_buffer_size(32 << 20)
         .build()
         .expect("build");
     let counters = exporter.counters();
@@ -1326,9 +1330,12 @@ fn an_idle_exporter_drops_a_connection_whose_receiver_stopped_reading() {
 /// kept, and every record arrives once, in order.
 #[test]
 fn an_idle_exporter_keeps_a_connection_whose_receiver_reads_slowly() {
+    // About 3 s of reading at this pace, beyond the 2 s write timeout (so
+    // that the connection must be kept for making progress), which leaves
+    // room for window updates delayed on a busy machine.
     let receiver = NarrowReceiver::start(Duration::from_millis(50), false);
-    let (provider, counters) = narrow_provider(receiver.addr, Duration::from_secs(1));
-    let sent = 30;
+    let (provider, counters) = narrow_provider(receiver.addr, Duration::from_secs(2));
+    let sent = 60;
     log_2k_records(&provider, 0..sent);
     let deadline = Instant::now() + WAIT;
     while receiver.frames().len() < sent as usize && Instant::now() < deadline {
@@ -1549,7 +1556,7 @@ fn a_shutdown_that_gives_up_during_a_blocked_write_counts_every_record() {
 fn a_write_that_times_out_part_way_writes_nothing_twice() {
     let receiver = NarrowReceiver::start(Duration::from_millis(1), true);
     let (provider, counters) = narrow_provider(receiver.addr, Duration::from_millis(300));
-    // Some 4 MB: more than the send queue takes, about 2.3 MB here.
+    // Some 4 MB: more than a send queue takes by default.
     let sent = 2_000;
     log_2k_records(&provider, 0..sent);
     wait_stats(&counters, "a write timeout", |s| {

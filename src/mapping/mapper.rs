@@ -173,6 +173,24 @@ impl Mapper {
         self.wire.as_ref().map_or(0, |wire| wire.tail.len())
     }
 
+    /// How many bytes of text a static `value` is sent as before any cut:
+    /// a blank text quoted, a list as JSON text (numbers and booleans are
+    /// short). For checking that a static field, never to be cut, fits the
+    /// field limit ([`max_field_bytes`](Self::max_field_bytes)).
+    pub(crate) fn static_text_len(value: &Value) -> usize {
+        match value {
+            Value::Bool(_) | Value::I64(_) | Value::F64(_) => 0,
+            Value::String(s) if is_blank(s.as_str()) => s.as_str().len() + 2,
+            Value::String(s) => s.as_str().len(),
+            other => value_json(other).to_string().len(),
+        }
+    }
+
+    /// The most bytes a field's text is sent with: longer ones are cut.
+    pub(crate) fn max_field_bytes(&self) -> usize {
+        self.max_field_bytes
+    }
+
     /// Maps fields that are the same for every record (extras, resource), once.
     pub(super) fn static_fields<'v>(
         &self,
