@@ -68,8 +68,8 @@ const MAX_HOST_NAME: usize = 255;
 
 /// Refuses static extras that would be cut (longer than the field limit),
 /// or that leave a record less than half its largest size, or less than
-/// [`RECORD_ROOM`] beside the longest host name: they are sent whole with every record,
-/// which must still fit. Names the sizes, never the values.
+/// [`RECORD_ROOM`] beside the longest host name: they are sent whole with
+/// every record, which must still fit. Names the sizes, never the values.
 fn check_extras(config: &Config, mapper: &Mapper, env_prefix: &str) -> Result<()> {
     let what = || {
         format!(
@@ -83,7 +83,8 @@ fn check_extras(config: &Config, mapper: &Mapper, env_prefix: &str) -> Result<()
         if len > max_field {
             return Err(Error::InvalidConfig(format!(
                 "{}: {key:?} is {len} bytes long, more than the field limit of {max_field} \
-                 bytes: shorten it or raise `with_max_field_size`",
+                 bytes: shorten it or raise `with_max_field_size` (a field is never longer \
+                 than `with_max_frame_size` either)",
                 what()
             )));
         }
