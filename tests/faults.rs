@@ -844,17 +844,7 @@ fn never_reads_does_not_stall(make: fn(djehouty::GelfExporter) -> SdkLoggerProvi
     let slowest_bound = (unblocked_slowest * 10)
         .max(djehouty::DirectProcessor::DEFAULT_MAX_WAIT + Duration::from_millis(50));
     let (logging_time, slowest, calls) = log_filler_records(&provider, total_bound);
-    wait_stats(&counters, "a write timeout", |s| {
-        s.last_error.as_deref().is_some_and(|e| {
-            matches!(
-                e,
-                djehouty::Error::Timeout {
-                    step: djehouty::Step::Write,
-                    ..
-                }
-            )
-        })
-    });
+    wait_stats(&counters, "a write timeout", write_timed_out);
     // The stalled connection was dropped and replaced.
     let stats = wait_stats(&counters, "a replaced connection", |s| s.connections >= 2);
     eprintln!(
@@ -1273,6 +1263,28 @@ fn narrow_provider(
     (provider, counters)
 }
 
+/// Whether the last error the counters saw is a write timeout.
+fn write_timed_out(stats: &djehouty::Stats) -> bool {
+    stats.last_error.as_deref().is_some_and(|e| {
+        matches!(
+            e,
+            djehouty::Error::Timeout {
+                step: djehouty::Step::Write,
+                ..
+            }
+        )
+    })
+}
+
+/// Waits until `done` holds, at most [`WAIT`]; what was waited for is
+/// asserted afterwards.
+fn wait_until(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Logs records of some 2 KiB each, numbered `seqs`.
 fn log_2k_records(provider: &SdkLoggerProvider, seqs: std::ops::Range<u64>) {
     let filler = "f".repeat(2048);
@@ -1295,22 +1307,10 @@ fn an_idle_exporter_drops_a_connection_whose_receiver_stopped_reading() {
     let sent = 20;
     log_2k_records(&provider, 0..sent);
     let stats = wait_stats(&counters, "a write timeout, then a new connection", |s| {
-        s.connections >= 2
-            && s.last_error.as_deref().is_some_and(|e| {
-                matches!(
-                    e,
-                    djehouty::Error::Timeout {
-                        step: djehouty::Step::Write,
-                        ..
-                    }
-                )
-            })
+        s.connections >= 2 && write_timed_out(s)
     });
     assert!(stats.failures >= 1, "{stats:?}");
-    let deadline = Instant::now() + WAIT;
-    while receiver.connections() < 2 && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(|| receiver.connections() >= 2);
     assert!(
         receiver.connections() >= 2,
         "the receiver saw one connection"
@@ -1337,10 +1337,7 @@ fn an_idle_exporter_keeps_a_connection_whose_receiver_reads_slowly() {
     let (provider, counters) = narrow_provider(receiver.addr, Duration::from_secs(2));
     let sent = 60;
     log_2k_records(&provider, 0..sent);
-    let deadline = Instant::now() + WAIT;
-    while receiver.frames().len() < sent as usize && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(|| receiver.frames().len() >= sent as usize);
     assert_eq!(seqs(&receiver.frames()), (0..sent).collect::<Vec<_>>());
     provider.shutdown().expect("shutdown");
     let stats = counters.snapshot();
@@ -1365,10 +1362,7 @@ fn a_connection_given_up_is_reset_and_delivers_nothing_more() {
         s.connections >= 2
     });
     receiver.resume();
-    let deadline = Instant::now() + WAIT;
-    while !seqs(&receiver.frames()).contains(&(sent - 1)) && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(|| seqs(&receiver.frames()).contains(&(sent - 1)));
     provider.shutdown().expect("shutdown");
     // Some time for anything the old connections might still deliver.
     thread::sleep(Duration::from_millis(300));
@@ -1559,22 +1553,9 @@ fn a_write_that_times_out_part_way_writes_nothing_twice() {
     // Some 4 MB: more than a send queue takes by default.
     let sent = 2_000;
     log_2k_records(&provider, 0..sent);
-    wait_stats(&counters, "a write timeout", |s| {
-        s.last_error.as_deref().is_some_and(|e| {
-            matches!(
-                e,
-                djehouty::Error::Timeout {
-                    step: djehouty::Step::Write,
-                    ..
-                }
-            )
-        })
-    });
+    wait_stats(&counters, "a write timeout", write_timed_out);
     receiver.resume();
-    let deadline = Instant::now() + WAIT;
-    while !seqs(&receiver.frames()).contains(&(sent - 1)) && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(|| seqs(&receiver.frames()).contains(&(sent - 1)));
     provider.shutdown().expect("shutdown");
     let arrived = seqs(&receiver.frames());
     let t = tally(&arrived, sent);
@@ -1647,10 +1628,7 @@ fn a_second_write_is_acknowledged_from_where_it_started() {
         s.connections >= 2
     });
     receiver.resume();
-    let deadline = Instant::now() + WAIT;
-    while receiver.frames().len() < sent as usize && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(|| receiver.frames().len() >= sent as usize);
     provider.shutdown().expect("shutdown");
     let arrived = seqs(&receiver.frames());
     let t = tally(&arrived, sent);
