@@ -234,6 +234,60 @@ mod tests {
         panic!("a cached key was normalized again");
     }
 
+    fn wire(key: &str, _suffix: &str, out: &mut Vec<u8>) {
+        out.extend_from_slice(format!("<{key}>").as_bytes());
+    }
+
+    #[test]
+    fn a_cached_key_is_found_with_its_wire_name_up_to_128_bytes() {
+        let cache = KeyCache::default();
+        for raw in ["a.b".to_string(), "k".repeat(127), "j".repeat(128)] {
+            assert_eq!(cache.find(&raw), None, "{} bytes", raw.len());
+            cache.get(&raw, upper, Some(wire));
+            let key = raw.to_uppercase();
+            let name = format!("<{key}>");
+            let found = cache.find(&raw);
+            assert_eq!(
+                found,
+                Some((key.as_str(), false, name.as_bytes())),
+                "{} bytes",
+                raw.len()
+            );
+        }
+        let long = "k".repeat(129);
+        cache.get(&long, upper, Some(wire));
+        assert_eq!(cache.find(&long), None);
+    }
+
+    #[test]
+    fn both_slots_of_a_pair_are_found() {
+        let cache = KeyCache::default();
+        let first = "key.0";
+        let second = (1..10_000)
+            .map(|i| format!("key.{i}"))
+            .find(|key| slot_of(key.as_bytes()) == slot_of(first.as_bytes()))
+            .expect("two keys of one pair of slots");
+        cache.get(first, upper, None);
+        cache.get(&second, upper, None);
+        assert_eq!(cache.filled(), 2);
+        let upper_second = second.to_uppercase();
+        assert_eq!(cache.find(first).map(|found| found.0), Some("KEY.0"));
+        assert_eq!(
+            cache.find(&second).map(|found| found.0),
+            Some(upper_second.as_str())
+        );
+        let mut calls = 0;
+        cache.get(
+            &second,
+            |raw| {
+                calls += 1;
+                upper(raw)
+            },
+            None,
+        );
+        assert_eq!(calls, 0, "the second slot's key was normalized again");
+    }
+
     #[test]
     fn full_slots_and_long_keys_still_normalize() {
         let cache = KeyCache::default();
