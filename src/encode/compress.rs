@@ -37,6 +37,17 @@ impl PackScratch {
     pub(crate) fn capacity(&self) -> usize {
         self.plain.capacity()
     }
+
+    /// Scratch whose reused buffer holds exactly `bytes`.
+    #[cfg(test)]
+    pub(crate) fn with_capacity(bytes: usize) -> PackScratch {
+        let mut plain = Vec::new();
+        plain.reserve_exact(bytes);
+        PackScratch {
+            plain,
+            ..PackScratch::default()
+        }
+    }
 }
 
 /// A deflate stream, with a ZLIB header and trailer or raw (inside GZIP).

@@ -345,6 +345,17 @@ impl DirectProcessor {
     }
 }
 
+/// Lets go of a thread's encoding buffers grown past [`KEEP_SCRATCH_BYTES`]
+/// by an unusually large record, rather than hold them for the thread's life.
+fn let_go_of_large(out: &mut Vec<u8>, pack: &mut PackScratch) {
+    if out.capacity() > KEEP_SCRATCH_BYTES {
+        *out = Vec::new();
+    }
+    if pack.capacity() > KEEP_SCRATCH_BYTES {
+        *pack = PackScratch::default();
+    }
+}
+
 impl LogProcessor for DirectProcessor {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
         // Whatever encoding might log is never exported again.
@@ -364,12 +375,7 @@ impl LogProcessor for DirectProcessor {
                     out.clear();
                     let cut = self.pipeline.encode_record(record, scope, out, pack);
                     self.stage(out);
-                    if out.capacity() > KEEP_SCRATCH_BYTES {
-                        *out = Vec::new();
-                    }
-                    if pack.capacity() > KEEP_SCRATCH_BYTES {
-                        *pack = PackScratch::default();
-                    }
+                    let_go_of_large(out, pack);
                     cut
                 }
                 // Re-entered on this thread (another processor's emit inside
@@ -468,5 +474,22 @@ impl fmt::Debug for DirectProcessor {
             .field("staging_bytes", &self.stage_limit)
             .field("max_wait", &self.max_wait)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_buffers_up_to_256_kib_are_kept() {
+        for (capacity, kept) in [(4096, true), (256 * 1024, true), (256 * 1024 + 1, false)] {
+            let mut out = Vec::new();
+            out.reserve_exact(capacity);
+            let mut pack = PackScratch::with_capacity(capacity);
+            let_go_of_large(&mut out, &mut pack);
+            assert_eq!(out.capacity() >= capacity, kept, "{capacity} bytes");
+            assert_eq!(pack.capacity() >= capacity, kept, "{capacity} bytes");
+        }
     }
 }
