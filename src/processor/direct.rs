@@ -274,11 +274,7 @@ impl DirectProcessor {
             drop(stage);
             std::thread::yield_now();
             stage = self.staging.lock();
-            if !stage.closed
-                && !stage.stalled
-                && !stage.fits(frame.len(), capacity)
-                && self.may_wait()
-            {
+            if self.may_wait() {
                 stage = self.wait_for_room(stage, frame.len());
             }
         }
@@ -315,8 +311,10 @@ impl DirectProcessor {
     /// Waits until a frame of `len` bytes fits in the stage, the stage is
     /// closed, `max_wait` has passed or delivery fails (even briefly: a
     /// connection replaced at once still counts a failure), whichever comes
-    /// first; returns the stage's guard for the caller to decide. A wait that
-    /// ends without room marks the stage stalled (see [`Stage::end_stall`]).
+    /// first (at once when the frame fits already, or the stage is closed or
+    /// stalled); returns the stage's guard for the caller to decide. A wait
+    /// that ends without room marks the stage stalled (see
+    /// [`Stage::end_stall`]).
     fn wait_for_room<'a>(
         &'a self,
         mut stage: MutexGuard<'a, Stage>,
