@@ -52,11 +52,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
             }
             let before = unacked.records;
             settle(&shared, &mut link, &mut unacked);
-            poll = if unacked.records < before {
-                ACK_POLL_MIN
-            } else {
-                (poll * 2).min(ACK_POLL_MAX)
-            };
+            poll = next_poll(poll, before, unacked.records);
             continue;
         }
         // A shutdown that starts while the link sleeps out a backoff (up to
@@ -92,13 +88,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
             if q.abandoned {
                 break;
             }
-            // What waits for acknowledgement counts against the buffer's
-            // size: write no more than the room it leaves (at least one
-            // frame when nothing waits).
-            let room = capacity.saturating_sub(unacked.bytes);
-            if !unacked.is_empty() && q.buffer.front_len().is_none_or(|len| len > room) {
+            // Checked again: the buffer may have dropped its oldest frames
+            // since `wait_for_work`, for a larger one.
+            if !may_write(q.buffer.front_len(), &unacked, capacity) {
                 continue;
             }
+            // No more than the room left (one frame when nothing waits).
+            let room = capacity.saturating_sub(unacked.bytes);
             q.buffer.take(CHUNK_BYTES.min(room).max(1), &mut chunk);
             q.in_flight_records = unacked.records + chunk.len();
             q.in_flight_bytes = unacked.bytes + chunk.bytes();
@@ -161,17 +157,43 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
         poll = ACK_POLL_MIN;
         shared.progress.notify_waiters();
         chunk.clear();
-        // The chunk trades allocations with the buffer (RetryBuffer::take):
-        // usually a staging area's vector (a quarter of the buffer's size),
-        // kept for the next trade; the ring's own, grown by doubling through
-        // a backlog, is let go rather than held while traffic is light.
-        if chunk.capacity() > (capacity / 2).max(4 * CHUNK_BYTES) {
+        if too_large_to_keep(&chunk, capacity) {
             chunk = Frames::default();
         }
     }
     link.close(CLOSE_LIMIT).await;
     shared.lock().stopped = true;
     shared.progress.notify_waiters();
+}
+
+/// How long to wait before asking again about frames not yet acknowledged,
+/// `records` of them now and `before` at the last question:
+/// [`ACK_POLL_MIN`] after progress, else twice as long as `poll`, up to
+/// [`ACK_POLL_MAX`].
+fn next_poll(poll: Duration, before: usize, records: usize) -> Duration {
+    if records < before {
+        ACK_POLL_MIN
+    } else {
+        (poll * 2).min(ACK_POLL_MAX)
+    }
+}
+
+/// Whether the buffer's first frame (`front` bytes) may be written now:
+/// what waits for acknowledgement counts against the buffer's size
+/// (`capacity`), so a frame goes when it fits the room left, or when
+/// nothing waits (then whatever its size).
+fn may_write(front: Option<usize>, unacked: &Unacked, capacity: usize) -> bool {
+    let room = capacity.saturating_sub(unacked.bytes);
+    front.is_some_and(|len| unacked.is_empty() || len <= room)
+}
+
+/// Whether the chunk's allocation, traded with the buffer
+/// (`RetryBuffer::take`), is let go once written rather than kept for the
+/// next trade: a staging area's vector (a quarter of the buffer's size) is
+/// kept; the ring's own, grown by doubling through a backlog, is not held
+/// while traffic is light.
+fn too_large_to_keep(chunk: &Frames, capacity: usize) -> bool {
+    chunk.capacity() > (capacity / 2).max(4 * CHUNK_BYTES)
 }
 
 /// Whether `chunk`'s allocation is far larger than a chunk.
@@ -238,14 +260,9 @@ async fn wait_for_work(
     capacity: usize,
 ) -> Work {
     let poll_at = (!unacked.is_empty()).then(|| Instant::now() + poll);
-    let room = capacity.saturating_sub(unacked.bytes);
     wait_for(&shared.wake, || {
         let q = shared.lock();
-        // Frames to write, and room to write one (see `run`).
-        let writable = q
-            .buffer
-            .front_len()
-            .is_some_and(|len| unacked.is_empty() || len <= room);
+        let writable = may_write(q.buffer.front_len(), unacked, capacity);
         if q.abandoned {
             Check::Done(Work::Stop)
         } else if writable {
@@ -452,16 +469,55 @@ mod tests {
 
     #[test]
     fn a_large_allocation_is_one_of_more_than_two_chunks() {
+        // A chunk is 256 KiB.
         for (bytes, large) in [
             (0, false),
-            (CHUNK_BYTES, false),
-            (2 * CHUNK_BYTES, false),
-            (2 * CHUNK_BYTES + 1, true),
+            (256 * 1024, false),
+            (512 * 1024, false),
+            (512 * 1024 + 1, true),
         ] {
             let chunk = Frames::with_capacity(bytes);
             assert_eq!(chunk.capacity(), bytes, "an allocation of exactly {bytes}");
             assert_eq!(is_large(&chunk), large, "{bytes} bytes");
         }
+    }
+
+    /// A chunk's allocation is kept for the next one up to half the buffer's
+    /// size, and never less than four chunks' (1 MiB).
+    #[test]
+    fn allocations_up_to_half_the_buffer_are_kept_for_the_next_chunk() {
+        const MIB: usize = 1024 * 1024;
+        for (buffer, bytes, kept) in [
+            (8 * MIB, 4 * MIB, true),
+            (8 * MIB, 4 * MIB + 1, false),
+            (MIB, MIB, true),
+            (MIB, MIB + 1, false),
+        ] {
+            let chunk = Frames::with_capacity(bytes);
+            assert_eq!(
+                too_large_to_keep(&chunk, buffer),
+                !kept,
+                "{bytes} bytes of a buffer of {buffer}"
+            );
+        }
+    }
+
+    /// Unacknowledged frames are asked about after 1 ms, then twice as late
+    /// each time nothing more was acknowledged, up to 50 ms; after 1 ms
+    /// again once some were.
+    #[test]
+    fn acknowledgements_are_asked_about_ever_later_while_none_come() {
+        let ms = Duration::from_millis;
+        let mut poll = ACK_POLL_MIN;
+        let mut schedule = vec![poll];
+        for _ in 0..7 {
+            poll = next_poll(poll, 3, 3);
+            schedule.push(poll);
+        }
+        let expected = [1, 2, 4, 8, 16, 32, 50, 50].map(ms);
+        assert_eq!(schedule, expected);
+        assert_eq!(next_poll(ms(50), 3, 2), ms(1));
+        assert_eq!(next_poll(ms(8), 3, 0), ms(1));
     }
 
     /// Acknowledged chunks leave their allocations for the next ones: four
