@@ -113,20 +113,9 @@ pub(super) const KNOWN_SUFFIXES: &[&str] = &[
 /// `also` (configured suffixes LDP does not know).
 pub(super) fn is_typed(key: &str, also: &[String]) -> bool {
     // LDP's own suffixes all start with `_`: look at the last one only.
-    let known = key.rfind('_').is_some_and(|at| {
-        matches!(
-            &key[at..],
-            "_int"
-                | "_long"
-                | "_num"
-                | "_float"
-                | "_double"
-                | "_bool"
-                | "_date"
-                | "_ip"
-                | "_geolocation"
-        )
-    });
+    let known = key
+        .rfind('_')
+        .is_some_and(|at| KNOWN_SUFFIXES.contains(&&key[at..]));
     known || also.iter().any(|s| key.ends_with(s.as_str()))
 }
 

@@ -404,6 +404,55 @@ mod tests {
         assert_eq!(get(&m, "level_"), Some(&FieldValue::Int(1)));
     }
 
+    /// A name ending in a configured suffix LDP does not know is typed
+    /// already, as one ending in a suffix LDP knows; an empty suffix types
+    /// no name.
+    #[test]
+    fn configured_suffixes_are_respected_and_an_empty_one_is_none() {
+        let mut rec = record();
+        rec.add_attribute("hits_flag", true);
+        rec.add_attribute("start_when", 5_i64);
+        rec.add_attribute("retries", 3_i64);
+        let scope = InstrumentationScope::builder("").build();
+        let custom = Mapper::new(&MappingOptions {
+            type_suffixes: Some(TypeSuffixes {
+                boolean: "_flag".into(),
+                date: "_when".into(),
+                ..TypeSuffixes::default()
+            }),
+            ..MappingOptions::default()
+        });
+        let m = custom.map(&rec, &scope);
+        let keys: Vec<String> = m.fields.iter().map(|f| f.name().into_owned()).collect();
+        assert_eq!(get(&m, "hits_flag"), Some(&s("true")), "{keys:?}");
+        assert_eq!(get(&m, "start_when"), Some(&FieldValue::Int(5)), "{keys:?}");
+        assert_eq!(
+            get(&m, "retries_long"),
+            Some(&FieldValue::Int(3)),
+            "{keys:?}"
+        );
+        let no_date = Mapper::new(&MappingOptions {
+            type_suffixes: Some(TypeSuffixes {
+                date: String::new(),
+                ..TypeSuffixes::default()
+            }),
+            ..MappingOptions::default()
+        });
+        let m = no_date.map(&rec, &scope);
+        let keys: Vec<String> = m.fields.iter().map(|f| f.name().into_owned()).collect();
+        assert_eq!(get(&m, "hits_flag_bool"), Some(&s("true")), "{keys:?}");
+        assert_eq!(
+            get(&m, "start_when_long"),
+            Some(&FieldValue::Int(5)),
+            "{keys:?}"
+        );
+        assert_eq!(
+            get(&m, "retries_long"),
+            Some(&FieldValue::Int(3)),
+            "{keys:?}"
+        );
+    }
+
     #[test]
     fn short_message_is_never_blank() {
         let scope = InstrumentationScope::builder("").build();
