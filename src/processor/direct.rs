@@ -479,6 +479,45 @@ impl fmt::Debug for DirectProcessor {
 mod tests {
     use super::*;
 
+    fn processor(port: u16) -> DirectProcessor {
+        let exporter = crate::GelfExporter::builder()
+            .with_endpoint(format!("tcp://127.0.0.1:{port}"))
+            .build()
+            .expect("an exporter");
+        DirectProcessor::new(exporter)
+    }
+
+    /// Only a logging thread waits for room, only with backpressure, and
+    /// only while the endpoint is healthy.
+    #[test]
+    fn who_may_wait_for_room() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let port = listener.local_addr().expect("its address").port();
+        let healthy = Arc::new(processor(port));
+        assert!(healthy.may_wait());
+        let on_io = Arc::clone(&healthy);
+        let io = run_within(healthy.pipeline.io(), Duration::from_secs(5), async move {
+            on_io.may_wait()
+        });
+        assert_eq!(io, Some(false), "the I/O thread waits for room");
+        assert!(!processor(port).without_backpressure().may_wait());
+
+        // Nothing listens on a port just let go of: the first record's
+        // connection is refused.
+        drop(listener);
+        let failing = processor(port);
+        failing.stage(b"x\0");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while failing.shared.is_healthy() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            !failing.shared.is_healthy(),
+            "a refused connection is a failure"
+        );
+        assert!(!failing.may_wait());
+    }
+
     #[test]
     fn encoding_buffers_up_to_256_kib_are_kept() {
         for (capacity, kept) in [(4096, true), (256 * 1024, true), (256 * 1024 + 1, false)] {
