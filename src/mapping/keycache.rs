@@ -289,6 +289,14 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_counts_the_keys_cached() {
+        let cache = KeyCache::default();
+        cache.get("a.b", upper, None);
+        cache.get("c.d", upper, None);
+        assert_eq!(format!("{cache:?}"), "KeyCache { keys: 2 }");
+    }
+
+    #[test]
     fn full_slots_and_long_keys_still_normalize() {
         let cache = KeyCache::default();
         let keys: Vec<String> = (0..4 * SLOTS).map(|i| format!("key.{i}")).collect();
