@@ -436,6 +436,32 @@ mod tests {
         alike_names_are_told_apart::<Ltsv>();
     }
 
+    /// One static field and a record attribute of the same name: the
+    /// static names' one filter bit is the attribute's. The general path
+    /// sends the name once; the fast path does not take the record.
+    fn a_name_shared_with_the_only_static_field_is_sent_once<F: Writer>() {
+        let mut mapper = Mapper::new(&MappingOptions {
+            extras: vec![("a".to_string(), Value::from("extra"))],
+            ..MappingOptions::default()
+        });
+        mapper.pre_encode(F::encode_field, F::encode_name);
+        mapper.set_resource(&Resource::builder_empty().build());
+        let (fast, general) = both_paths::<F>(&mapper, &[("a", AnyValue::from("mine"))], 1 << 20);
+        assert_eq!(fast, None);
+        let text = String::from_utf8_lossy(&general);
+        assert_eq!(
+            text.matches("mine").count() + text.matches("extra").count(),
+            1,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_name_shared_with_a_single_static_field_is_sent_once() {
+        a_name_shared_with_the_only_static_field_is_sent_once::<Gelf>();
+        a_name_shared_with_the_only_static_field_is_sent_once::<Ltsv>();
+    }
+
     #[test]
     fn names_start_where_the_writers_say() {
         let field = Field {

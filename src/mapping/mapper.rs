@@ -421,14 +421,9 @@ impl Mapper {
     ) -> (Vec<Field<'a>>, usize, Option<Statics<'a>>) {
         if let Some(wire) = &self.wire {
             fields = dedup_last_wins(fields);
-            let shared = fields.iter().any(|field| {
-                wire.names & field.name_bit() != 0
-                    && self
-                        .resource
-                        .iter()
-                        .chain(&self.extras)
-                        .any(|s| s.same_name(field))
-            });
+            let shared = fields
+                .iter()
+                .any(|field| self.is_static_name(field, field.name_bit()));
             if !shared {
                 let statics = Statics {
                     head: &wire.head,

@@ -454,6 +454,34 @@ mod tests {
     }
 
     #[test]
+    fn names_a_suffix_would_make_reserved_are_found() {
+        for (key, suffix, reserved) in [
+            ("i", "d", true),
+            ("id", "", true),
+            ("lev", "el", true),
+            ("leve", "l", true),
+            ("short_messag", "e", true),
+            ("gl2", "_long", true),
+            ("gl", "2_x", true),
+            ("gl2", "_a_very_long_suffix", true),
+            ("gl2_abcdefghijk", "_long", true),
+            ("user", "_long", false),
+            ("x", "_long", false),
+            ("", "", false),
+            ("abc", "_a_very_long_suffix", false),
+            ("abcdefghijklm", "_long", false),
+            ("levels", "", false),
+            ("ids", "_long", false),
+        ] {
+            assert_eq!(
+                keys::forms_reserved(key, suffix),
+                reserved,
+                "{key:?} + {suffix:?}"
+            );
+        }
+    }
+
+    #[test]
     fn short_message_is_never_blank() {
         let scope = InstrumentationScope::builder("").build();
         let mapper = Mapper::new(&MappingOptions::default());
@@ -625,6 +653,15 @@ mod tests {
         let full = m.full_message.expect("a full message");
         assert_eq!(full.len(), FRAME);
         assert!(full.starts_with(&"first\n".repeat(100)));
+
+        // Beside a blank body, which is not sent, the stack trace is the
+        // whole full message.
+        let mut rec = record();
+        rec.set_body(AnyValue::from(" ".repeat(100)));
+        rec.add_attribute("exception.stacktrace", "at y\n".repeat(1000));
+        let m = mapper.map(&rec, &scope);
+        let full = m.full_message.expect("a full message");
+        assert_eq!(full, "at y\n".repeat(1000)[..FRAME]);
 
         // A body blank for longer than the limit: its first line that is not
         // blank is still found.
