@@ -452,9 +452,7 @@ impl LogProcessor for DirectProcessor {
             stage.frames = Frames::default();
             left
         };
-        if left > 0 {
-            self.shared.drop_in_shutdown(left);
-        }
+        self.shared.drop_in_shutdown(left);
         self.staging.report_overflow(&self.shared);
         self.pipeline
             .shutdown(timeout.saturating_sub(start.elapsed()))
@@ -485,6 +483,16 @@ mod tests {
             .build()
             .expect("an exporter");
         DirectProcessor::new(exporter)
+    }
+
+    #[test]
+    fn debug_output_names_the_settings() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let port = listener.local_addr().expect("its address").port();
+        let text = format!("{:?}", processor(port).without_backpressure());
+        assert!(text.starts_with("DirectProcessor {"), "{text}");
+        assert!(text.contains("max_wait: 0ns"), "{text}");
+        assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
     }
 
     /// Only a logging thread waits for room, only with backpressure, and

@@ -39,6 +39,12 @@ pub(super) fn stage_bytes(buffer: usize, max_record: usize) -> usize {
         .max(MIN_STAGE_BYTES)
 }
 
+/// Whether the flusher moves `staged` bytes at once rather than letting a
+/// burst gather for [`FLUSH_DELAY`].
+fn moves_at_once(staged: usize) -> bool {
+    staged >= FLUSH_BYTES
+}
+
 /// What a stage of `capacity` bytes reserves up front.
 pub(super) fn reserved(capacity: usize) -> usize {
     capacity.min(MAX_RESERVED_BYTES)
@@ -231,7 +237,7 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
             notified.await;
             // Let a burst gather (bounded by FLUSH_DELAY): one hand-off per
             // many records rather than per record.
-            if staging.lock().frames.bytes() < FLUSH_BYTES {
+            if !moves_at_once(staging.lock().frames.bytes()) {
                 tokio::time::sleep(FLUSH_DELAY).await;
             }
             continue;
@@ -307,6 +313,24 @@ impl Drop for InHand<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_those_documented() {
+        const KIB: usize = 1024;
+        const MIB: usize = 1024 * KIB;
+        // A quarter of the buffer, at least two of the largest records and
+        // 64 KiB.
+        assert_eq!(stage_bytes(32 * MIB, 100), 8 * MIB);
+        assert_eq!(stage_bytes(32 * MIB, 10 * MIB), 20 * MIB);
+        assert_eq!(stage_bytes(100 * KIB, 1000), 64 * KIB);
+        // At most 16 MiB reserved up front.
+        assert_eq!(reserved(MIB), MIB);
+        assert_eq!(reserved(16 * MIB), 16 * MIB);
+        assert_eq!(reserved(100 * MIB), 16 * MIB);
+        // 64 KiB staged are moved without waiting for more.
+        assert!(moves_at_once(64 * KIB));
+        assert!(!moves_at_once(64 * KIB - 1));
+    }
 
     #[test]
     fn a_flush_waits_for_its_own_records_not_for_those_pushed_with_them() {
