@@ -498,6 +498,47 @@ mod tests {
         assert_eq!(mapper.map(&rec, &scope).short_message, "app");
         rec.set_event_name("user.login");
         assert_eq!(mapper.map(&rec, &scope).short_message, "user.login");
+        // Only tracing's `event <file>:<line>` is a default name.
+        for name in ["user:login", "event login"] {
+            rec.set_event_name(name);
+            assert_eq!(mapper.map(&rec, &scope).short_message, name);
+        }
+    }
+
+    /// Keys seen before take the key cache's fast path: the names are
+    /// those of the first record, typed, untyped or reserved.
+    #[test]
+    fn a_record_maps_again_to_the_same_names() {
+        let mut rec = record();
+        for (key, value) in [
+            ("retries", AnyValue::Int(3)),
+            ("count_long", AnyValue::Int(4)),
+            ("gl2", AnyValue::Int(5)),
+            ("id", AnyValue::Int(6)),
+            ("user", AnyValue::from("alice")),
+        ] {
+            rec.add_attribute(key, value);
+        }
+        let scope = InstrumentationScope::builder("").build();
+        let mapper = Mapper::new(&MappingOptions {
+            type_suffixes: Some(TypeSuffixes::default()),
+            ..MappingOptions::default()
+        });
+        let names = |m: &MappedRecord<'_>| -> Vec<String> {
+            m.fields.iter().map(|f| f.name().into_owned()).collect()
+        };
+        let expected = ["retries_long", "count_long", "_gl2_long", "id_long", "user"];
+        for round in 0..3 {
+            let m = mapper.map(&rec, &scope);
+            let names = names(&m);
+            for name in expected {
+                assert!(names.iter().any(|n| n == name), "round {round}: {names:?}");
+            }
+            assert!(
+                !names.iter().any(|n| n.ends_with("_long_long")),
+                "{names:?}"
+            );
+        }
     }
 
     #[test]

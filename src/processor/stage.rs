@@ -327,6 +327,9 @@ mod tests {
         assert_eq!(reserved(MIB), MIB);
         assert_eq!(reserved(16 * MIB), 16 * MIB);
         assert_eq!(reserved(100 * MIB), 16 * MIB);
+        // With backpressure: 1 MiB staged, 4 MiB in the retry buffer.
+        assert_eq!(BACKPRESSURE_STAGE_BYTES, MIB);
+        assert_eq!(BACKPRESSURE_WINDOW_BYTES, 4 * MIB);
         // 64 KiB staged are moved without waiting for more.
         assert!(moves_at_once(64 * KIB));
         assert!(!moves_at_once(64 * KIB - 1));
