@@ -314,6 +314,62 @@ impl Drop for InHand<'_> {
 mod tests {
     use super::*;
 
+    fn staging() -> Staging {
+        Staging {
+            stage: Mutex::new(Stage::default()),
+            capacity: 1024,
+            overflow: AtomicU64::new(0),
+            wake: Notify::new(),
+            pushed: Notify::new(),
+            room: Condvar::new(),
+            window: AtomicUsize::new(usize::MAX),
+            quiet: Duration::from_secs(1),
+        }
+    }
+
+    /// Records the stage dropped are handed over once, and counted by the
+    /// shutdown under way.
+    #[test]
+    fn overflow_is_handed_to_the_shutdown_report_once() {
+        let shared = Shared::new(1024, crate::stats::Counters::default(), "test".into());
+        shared.set_deadline(Instant::now() + Duration::from_secs(3600));
+        let staging = staging();
+        staging.report_overflow(&shared);
+        staging.overflow.store(3, Ordering::Relaxed);
+        staging.report_overflow(&shared);
+        staging.report_overflow(&shared);
+        let left = shared
+            .finish_shutdown(Duration::ZERO)
+            .expect("records lost");
+        assert_eq!(left.dropped, 3);
+    }
+
+    /// A thread waiting for room is woken by `release`.
+    #[test]
+    fn release_wakes_a_thread_waiting_for_room() {
+        let staging = Arc::new(staging());
+        let waiter = {
+            let staging = Arc::clone(&staging);
+            std::thread::spawn(move || {
+                let mut stage = staging.lock();
+                stage.waiting += 1;
+                let (stage, waited) = staging
+                    .room
+                    .wait_timeout(stage, Duration::from_secs(10))
+                    .unwrap_or_else(|p| p.into_inner());
+                drop(stage);
+                !waited.timed_out()
+            })
+        };
+        // Released only once the waiter waits (it holds the lock until then).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while staging.lock().waiting == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        staging.release(staging.lock());
+        assert_eq!(waiter.join().ok(), Some(true), "not woken");
+    }
+
     #[test]
     fn sizes_are_those_documented() {
         const KIB: usize = 1024;
