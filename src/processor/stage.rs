@@ -45,6 +45,13 @@ fn moves_at_once(staged: usize) -> bool {
     staged >= FLUSH_BYTES
 }
 
+/// Whether the flusher's vector, back from a hand-off to the retry buffer
+/// (which may trade it for its own), is larger than the stage's twin should
+/// be: more than twice the stage's `capacity`.
+fn oversized_twin(frames: &Frames, capacity: usize) -> bool {
+    frames.capacity() > 2 * capacity
+}
+
 /// What a stage of `capacity` bytes reserves up front.
 pub(super) fn reserved(capacity: usize) -> usize {
     capacity.min(MAX_RESERVED_BYTES)
@@ -258,7 +265,8 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
         let target = shared
             .push(&mut frames, until, window, &in_hand.taken)
             .await;
-        in_hand.settle();
+        // Every frame settled: dropping `in_hand` counts none.
+        drop(in_hand);
         {
             let mut stage = staging.lock();
             stage.pushed += count as u64;
@@ -275,7 +283,7 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
         // The retry buffer may have adopted these frames' vector and handed
         // back its own: keep the stage's twin at the stage's size, so that
         // the logging threads never grow it.
-        if frames.capacity() > 2 * staging.capacity {
+        if oversized_twin(&frames, staging.capacity) {
             frames = Frames::with_capacity(reserved(staging.capacity));
         } else {
             frames.reserve(reserved(staging.capacity));
@@ -292,18 +300,12 @@ pub(super) struct InHand<'a> {
     pub(super) taken: AtomicUsize,
 }
 
-impl InHand<'_> {
-    /// The push returned: every frame is settled.
-    pub(super) fn settle(self) {
-        std::mem::forget(self);
-    }
-}
-
 impl Drop for InHand<'_> {
     fn drop(&mut self) {
         let left = self
             .frames
             .saturating_sub(self.taken.load(Ordering::Relaxed));
+        // Not the shared lock at each hand-off for nothing.
         if left > 0 {
             self.shared.drop_in_shutdown(left as u64);
         }
@@ -338,6 +340,22 @@ mod tests {
         staging.overflow.store(3, Ordering::Relaxed);
         staging.report_overflow(&shared);
         staging.report_overflow(&shared);
+        let left = shared
+            .finish_shutdown(Duration::ZERO)
+            .expect("records lost");
+        assert_eq!(left.dropped, 3);
+    }
+
+    /// Frames a flusher dropped half-way had not handed over are counted as
+    /// dropped at shutdown.
+    #[test]
+    fn frames_left_in_hand_are_dropped_at_shutdown() {
+        let shared = Shared::new(1024, crate::stats::Counters::default(), "test".into());
+        drop(InHand {
+            shared: &shared,
+            frames: 5,
+            taken: AtomicUsize::new(2),
+        });
         let left = shared
             .finish_shutdown(Duration::ZERO)
             .expect("records lost");
@@ -386,6 +404,9 @@ mod tests {
         // With backpressure: 1 MiB staged, 4 MiB in the retry buffer.
         assert_eq!(BACKPRESSURE_STAGE_BYTES, MIB);
         assert_eq!(BACKPRESSURE_WINDOW_BYTES, 4 * MIB);
+        // The flusher's vector is kept up to twice the stage's size.
+        assert!(!oversized_twin(&Frames::with_capacity(2 * MIB), MIB));
+        assert!(oversized_twin(&Frames::with_capacity(2 * MIB + 1), MIB));
         // 64 KiB staged are moved without waiting for more.
         assert!(moves_at_once(64 * KIB));
         assert!(!moves_at_once(64 * KIB - 1));
