@@ -453,6 +453,22 @@ mod tests {
         );
     }
 
+    /// Static texts are measured as sent: a blank one quoted, a list as its
+    /// JSON text; numbers and booleans count for nothing.
+    #[test]
+    fn static_texts_are_measured_as_sent() {
+        for (value, len) in [
+            (Value::from("abc"), 3),
+            (Value::from(" \t"), 4),
+            (Value::from(""), 2),
+            (Value::I64(123_456), 0),
+            (Value::Bool(true), 0),
+            (Value::Array(vec![1_i64, 22].into()), 6),
+        ] {
+            assert_eq!(Mapper::static_text_len(&value), len, "{value:?}");
+        }
+    }
+
     #[test]
     fn names_a_suffix_would_make_reserved_are_found() {
         for (key, suffix, reserved) in [
