@@ -188,6 +188,9 @@ impl Shared {
     /// a shutdown under way reports them, and the first of an outage is
     /// reported.
     pub(crate) fn note_overflow(&self, records: u64) {
+        if records == 0 {
+            return;
+        }
         let diag = Self::note_lost(&mut self.lock(), records);
         self.emit(diag);
     }

@@ -181,10 +181,7 @@ impl Staging {
     /// Hands the overflow counted by `emit` to the retry buffer's bookkeeping
     /// (a shutdown's report, the outage diagnostics).
     pub(super) fn report_overflow(&self, shared: &Shared) {
-        let dropped = self.overflow.swap(0, Ordering::AcqRel);
-        if dropped > 0 {
-            shared.note_overflow(dropped);
-        }
+        shared.note_overflow(self.overflow.swap(0, Ordering::AcqRel));
     }
 
     /// Waits until every record staged before `staged` was handed to the
