@@ -39,10 +39,10 @@ pub(super) fn stage_bytes(buffer: usize, max_record: usize) -> usize {
         .max(MIN_STAGE_BYTES)
 }
 
-/// Whether the flusher moves `staged` bytes at once rather than letting a
-/// burst gather for [`FLUSH_DELAY`].
-fn moves_at_once(staged: usize) -> bool {
-    staged >= FLUSH_BYTES
+/// Whether the flusher lets a burst gather for [`FLUSH_DELAY`] beside
+/// `staged` bytes rather than move them at once.
+fn lets_gather(staged: usize) -> bool {
+    staged < FLUSH_BYTES
 }
 
 /// Whether the flusher's vector, back from a hand-off to the retry buffer
@@ -241,7 +241,7 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
             notified.await;
             // Let a burst gather (bounded by FLUSH_DELAY): one hand-off per
             // many records rather than per record.
-            if !moves_at_once(staging.lock().frames.bytes()) {
+            if lets_gather(staging.lock().frames.bytes()) {
                 tokio::time::sleep(FLUSH_DELAY).await;
             }
             continue;
@@ -405,8 +405,8 @@ mod tests {
         assert!(!oversized_twin(&Frames::with_capacity(2 * MIB), MIB));
         assert!(oversized_twin(&Frames::with_capacity(2 * MIB + 1), MIB));
         // 64 KiB staged are moved without waiting for more.
-        assert!(moves_at_once(64 * KIB));
-        assert!(!moves_at_once(64 * KIB - 1));
+        assert!(!lets_gather(64 * KIB));
+        assert!(lets_gather(64 * KIB - 1));
     }
 
     #[test]
