@@ -469,6 +469,49 @@ mod tests {
         }
     }
 
+    /// The last field of each name is kept, in the order of those last
+    /// ones: in a typical record and in one of more than 64 fields alike.
+    #[test]
+    fn repeated_names_keep_their_last_field() {
+        use super::record::dedup_last_wins;
+        for n in [3_usize, 64, 65, 200] {
+            // Names cycle over a third of the fields: each appears 3 times.
+            let names: Vec<String> = (0..n).map(|i| format!("k{}", i % n.div_ceil(3))).collect();
+            let fields: Vec<Field<'_>> = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| Field {
+                    key: Cow::Borrowed(name.as_str()),
+                    suffix: "",
+                    value: FieldValue::Int(i as i64),
+                })
+                .collect();
+            let mut expected: Vec<(String, i64)> = Vec::new();
+            for (i, name) in names.iter().enumerate() {
+                expected.retain(|(kept, _)| kept != name);
+                expected.push((name.clone(), i as i64));
+            }
+            let kept: Vec<(String, i64)> = dedup_last_wins(fields)
+                .iter()
+                .map(|f| match f.value {
+                    FieldValue::Int(i) => (f.name().into_owned(), i),
+                    _ => unreachable!("only integers here"),
+                })
+                .collect();
+            assert_eq!(kept, expected, "{n} fields");
+        }
+    }
+
+    /// A text cut to less than the marker keeps one character before it.
+    #[test]
+    fn a_text_cut_to_nothing_keeps_a_character_and_the_marker() {
+        use super::record::cut_to;
+        for max in [0, 1, TRUNCATED_MARKER.len()] {
+            let cut = cut_to(Cow::Borrowed("abcdefghijklmnopqrstuvwxyz"), max);
+            assert_eq!(cut, format!("a{TRUNCATED_MARKER}"), "{max}");
+        }
+    }
+
     #[test]
     fn names_a_suffix_would_make_reserved_are_found() {
         for (key, suffix, reserved) in [
