@@ -502,6 +502,30 @@ mod tests {
         }
     }
 
+    /// The first frame goes when nothing waits, whatever its size, else
+    /// when it fits the room left beside what waits; nothing goes from an
+    /// empty buffer.
+    #[test]
+    fn a_frame_is_written_when_it_fits_beside_those_waiting() {
+        let nothing = Unacked::default();
+        let ten = one_frame_waiting();
+        for (front, unacked, capacity, writable) in [
+            (None, &nothing, 100, false),
+            (None, &ten, 100, false),
+            (Some(500), &nothing, 100, true),
+            (Some(90), &ten, 100, true),
+            (Some(91), &ten, 100, false),
+            (Some(1), &ten, 5, false),
+        ] {
+            assert_eq!(
+                may_write(front, unacked, capacity),
+                writable,
+                "a frame of {front:?} bytes beside {} in {capacity}",
+                unacked.bytes
+            );
+        }
+    }
+
     /// Unacknowledged frames are asked about after 1 ms, then twice as late
     /// each time nothing more was acknowledged, up to 50 ms; after 1 ms
     /// again once some were.

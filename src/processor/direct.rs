@@ -308,6 +308,13 @@ impl DirectProcessor {
         !self.max_wait.is_zero() && self.shared.is_healthy() && !runtime::on_io_thread()
     }
 
+    /// Whether delivery failed since the count of failures was `failures`,
+    /// or is failing (even briefly: a connection replaced at once still
+    /// counts).
+    fn delivery_failed(&self, failures: u64) -> bool {
+        !self.shared.is_healthy() || self.counters.failures() != failures
+    }
+
     /// Waits until a frame of `len` bytes fits in the stage, the stage is
     /// closed, `max_wait` has passed or delivery fails (even briefly: a
     /// connection replaced at once still counts a failure), whichever comes
@@ -327,7 +334,7 @@ impl DirectProcessor {
         self.staging.wake.notify_one();
         while !stage.closed && !stage.stalled && !stage.fits(len, self.stage_limit) {
             let waited = start.elapsed();
-            let failed = !self.shared.is_healthy() || self.counters.failures() != failures;
+            let failed = self.delivery_failed(failures);
             if waited >= self.max_wait || failed {
                 stage.begin_stall(self.counters.failures(), failed);
                 break;
@@ -510,10 +517,14 @@ mod tests {
         assert_eq!(io, Some(false), "the I/O thread waits for room");
         assert!(!processor(port).without_backpressure().may_wait());
 
-        // Nothing listens on a port just let go of: the first record's
-        // connection is refused.
-        drop(listener);
-        let failing = processor(port);
+        // A port bound but not listening refuses connections, and stays
+        // reserved meanwhile.
+        let closed = tokio::net::TcpSocket::new_v4().expect("a socket");
+        closed
+            .bind("127.0.0.1:0".parse().expect("an address"))
+            .expect("a loopback port");
+        let closed_port = closed.local_addr().expect("its address").port();
+        let failing = processor(closed_port);
         failing.stage(b"x\0");
         let deadline = Instant::now() + Duration::from_secs(10);
         while failing.shared.is_healthy() && Instant::now() < deadline {
