@@ -437,6 +437,36 @@ mod tests {
         }
     }
 
+    /// Whatever the limit, a record whose full message was dropped says so
+    /// with one marker at the end of its short message.
+    #[test]
+    fn a_full_message_dropped_whole_marks_the_short_one_once() {
+        let mut record = sample();
+        record.short_message = Cow::Borrowed("hello world");
+        record.full_message = Some(Cow::Owned("y".repeat(1000)));
+        let mut whole = Vec::new();
+        encode_framed::<Gelf>(record.clone(), Framing::Nul, 1 << 20, &mut whole);
+        let mut dropped = 0;
+        for max in (whole.len() - 1100..whole.len()).step_by(3) {
+            let mut out = Vec::new();
+            assert!(encode_framed::<Gelf>(
+                record.clone(),
+                Framing::Nul,
+                max,
+                &mut out
+            ));
+            let json: serde_json::Value =
+                serde_json::from_slice(&out[..out.len() - 1]).expect("a JSON frame");
+            let short = json["short_message"].as_str().expect("a short message");
+            if json.get("full_message").is_none() {
+                dropped += 1;
+                assert!(short.ends_with(TRUNCATED_MARKER), "{max}: {short}");
+                assert_eq!(short.matches(TRUNCATED_MARKER).count(), 1, "{max}: {short}");
+            }
+        }
+        assert!(dropped > 0);
+    }
+
     fn unpack(compression: Compression, payload: &[u8]) -> Vec<u8> {
         use std::io::Read;
         let mut out = Vec::new();
