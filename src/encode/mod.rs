@@ -396,6 +396,20 @@ mod tests {
     }
 
     /// A cut record keeps as much as fits, however its text escapes.
+    /// `record` framed as GELF within `max` bytes, which must cut it: the
+    /// frame and its JSON read back.
+    fn cut_gelf(record: &MappedRecord<'_>, max: usize) -> (Vec<u8>, serde_json::Value) {
+        let mut out = Vec::new();
+        assert!(encode_framed::<Gelf>(
+            record.clone(),
+            Framing::Nul,
+            max,
+            &mut out
+        ));
+        let json = serde_json::from_slice(&out[..out.len() - 1]).expect("a JSON frame");
+        (out, json)
+    }
+
     #[test]
     fn cut_records_keep_all_the_frame_can_hold() {
         let fits = |max: usize, out: &[u8]| (max - 32..=max).contains(&out.len());
@@ -407,16 +421,8 @@ mod tests {
                 record.short_message = Cow::Owned(body.clone());
                 record.full_message = full.map(|full| Cow::Owned(full.to_string()));
                 for max in [1024, 4096, 16_384] {
-                    let mut out = Vec::new();
-                    assert!(encode_framed::<Gelf>(
-                        record.clone(),
-                        Framing::Nul,
-                        max,
-                        &mut out
-                    ));
+                    let (out, json) = cut_gelf(&record, max);
                     assert!(fits(max, &out), "{max}: {}", out.len());
-                    let json: serde_json::Value =
-                        serde_json::from_slice(&out[..out.len() - 1]).unwrap();
                     let short = json["short_message"].as_str().unwrap();
                     let kept = short.strip_suffix(TRUNCATED_MARKER).unwrap_or(short);
                     assert!(body.starts_with(kept), "{max}: {short}");
@@ -448,15 +454,7 @@ mod tests {
         encode_framed::<Gelf>(record.clone(), Framing::Nul, 1 << 20, &mut whole);
         let mut dropped = 0;
         for max in (whole.len() - 1100..whole.len()).step_by(3) {
-            let mut out = Vec::new();
-            assert!(encode_framed::<Gelf>(
-                record.clone(),
-                Framing::Nul,
-                max,
-                &mut out
-            ));
-            let json: serde_json::Value =
-                serde_json::from_slice(&out[..out.len() - 1]).expect("a JSON frame");
+            let (_, json) = cut_gelf(&record, max);
             let short = json["short_message"].as_str().expect("a short message");
             if json.get("full_message").is_none() {
                 dropped += 1;
