@@ -450,3 +450,28 @@ pub(super) fn dedup_last_wins(mut fields: Vec<Field<'_>>) -> Vec<Field<'_>> {
     });
     fields
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A text is cut to a head of 200 bytes and the marker only when that
+    /// saves something: one no wider is left whole.
+    #[test]
+    fn a_text_is_cut_to_a_head_only_when_that_saves_bytes() {
+        let escapes = Escapes::new([1; 256]);
+        let marker = TRUNCATED_MARKER.len();
+        let long = "x".repeat(10_000);
+        for (width, saved) in [(200 + marker, 0), (201 + marker, 1)] {
+            let mut text = Cow::Borrowed(&long[..width]);
+            let mut need = 5_000;
+            assert!(!shrink_text(&mut text, &mut need, marker, &escapes));
+            assert_eq!(need, 5_000 - saved, "{width}");
+            if saved == 0 {
+                assert_eq!(text, &long[..width]);
+            } else {
+                assert_eq!(text, format!("{}{TRUNCATED_MARKER}", &long[..200]));
+            }
+        }
+    }
+}
