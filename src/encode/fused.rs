@@ -462,6 +462,63 @@ mod tests {
         a_name_shared_with_the_only_static_field_is_sent_once::<Ltsv>();
     }
 
+    /// A record sharing a name with a static field (so that its fields
+    /// carry the static ones, protected), cut to fit frames of many sizes:
+    /// the static field is sent whole and each cut text is marked once.
+    #[test]
+    fn a_cut_record_sharing_a_static_name_keeps_the_static_field_whole() {
+        let statics = "static ".repeat(60);
+        let mut mapper = Mapper::new(&MappingOptions {
+            extras: vec![("a".to_string(), Value::from(statics.clone()))],
+            ..MappingOptions::default()
+        });
+        mapper.pre_encode(Gelf::encode_field, Gelf::encode_name);
+        mapper.set_resource(&Resource::builder_empty().build());
+        let provider = SdkLoggerProvider::builder().build();
+        let logger = provider.logger("test");
+        let record = Record {
+            body: Some(AnyValue::from(format!(
+                "{}\n{}",
+                "x".repeat(3000),
+                "y".repeat(3000)
+            ))),
+            attributes: vec![
+                ("a".to_string(), AnyValue::from("mine")),
+                ("b".to_string(), AnyValue::from("z".repeat(2000))),
+            ],
+            severity: None,
+            severity_text: None,
+            timestamp: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            target: None,
+            event_name: None,
+        };
+        let sdk = sdk_record(&logger, &record);
+        let scope = scope(false);
+        for max in (1200..9000).step_by(61) {
+            let mut out = Vec::new();
+            assert!(encode_framed::<Gelf>(
+                mapper.map(&sdk, &scope),
+                Framing::Nul,
+                max,
+                &mut out
+            ));
+            // Within 32 bytes of the limit, as any cut record.
+            assert!(
+                (max - 32..=max).contains(&out.len()),
+                "{max}: {}",
+                out.len()
+            );
+            let json: serde_json::Value =
+                serde_json::from_slice(&out[..out.len() - 1]).expect("a JSON frame");
+            assert_eq!(json["_a"].as_str(), Some(statics.as_str()), "{max}");
+            for text in ["short_message", "full_message", "_b"] {
+                let text = json[text].as_str().unwrap_or("");
+                let markers = text.matches(crate::mapping::TRUNCATED_MARKER).count();
+                assert!(markers <= 1, "{max}: {text}");
+            }
+        }
+    }
+
     #[test]
     fn names_start_where_the_writers_say() {
         let field = Field {
