@@ -436,16 +436,23 @@ mod tests {
         alike_names_are_told_apart::<Ltsv>();
     }
 
-    /// One static field and a record attribute of the same name: the
-    /// static names' one filter bit is the attribute's. The general path
-    /// sends the name once; the fast path does not take the record.
-    fn a_name_shared_with_the_only_static_field_is_sent_once<F: Writer>() {
+    /// A mapper for `F` whose one static field is `a`, of `value`, with no
+    /// resource attributes: the static names' filter has a single bit.
+    fn one_static_mapper<F: Writer>(value: &str) -> Mapper {
         let mut mapper = Mapper::new(&MappingOptions {
-            extras: vec![("a".to_string(), Value::from("extra"))],
+            extras: vec![("a".to_string(), Value::from(value.to_string()))],
             ..MappingOptions::default()
         });
         mapper.pre_encode(F::encode_field, F::encode_name);
         mapper.set_resource(&Resource::builder_empty().build());
+        mapper
+    }
+
+    /// One static field and a record attribute of the same name: the
+    /// static names' one filter bit is the attribute's. The general path
+    /// sends the name once; the fast path does not take the record.
+    fn a_name_shared_with_the_only_static_field_is_sent_once<F: Writer>() {
+        let mapper = one_static_mapper::<F>("extra");
         let (fast, general) = both_paths::<F>(&mapper, &[("a", AnyValue::from("mine"))], 1 << 20);
         assert_eq!(fast, None);
         let text = String::from_utf8_lossy(&general);
@@ -468,12 +475,7 @@ mod tests {
     #[test]
     fn a_cut_record_sharing_a_static_name_keeps_the_static_field_whole() {
         let statics = "static ".repeat(60);
-        let mut mapper = Mapper::new(&MappingOptions {
-            extras: vec![("a".to_string(), Value::from(statics.clone()))],
-            ..MappingOptions::default()
-        });
-        mapper.pre_encode(Gelf::encode_field, Gelf::encode_name);
-        mapper.set_resource(&Resource::builder_empty().build());
+        let mapper = one_static_mapper::<Gelf>(&statics);
         let provider = SdkLoggerProvider::builder().build();
         let logger = provider.logger("test");
         let record = Record {
