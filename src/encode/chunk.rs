@@ -123,6 +123,18 @@ mod tests {
         assert_eq!(chunk_count(100, 10), None);
     }
 
+    /// `mix` is SplitMix64's finalizer: values from an independent
+    /// implementation of it.
+    #[test]
+    fn mix_is_splitmix64s_finalizer() {
+        assert_eq!(mix(0), 0);
+        assert_eq!(mix(1), 0x5692_161d_100b_05e5);
+        assert_eq!(mix(2), 0xdbd2_3897_3a2b_148a);
+        // SplitMix64's first output from seed 0.
+        assert_eq!(mix(0x9e37_79b9_7f4a_7c15), 0xe220_a839_7b1d_cdaf);
+        assert_eq!(mix(u64::MAX), 0xb4d0_55fc_f2cb_bd7b);
+    }
+
     #[test]
     fn message_ids_do_not_repeat() {
         let mut ids = MessageIds::new();

@@ -489,6 +489,38 @@ mod tests {
     const COMPRESSIONS: [Compression; 3] =
         [Compression::Gzip, Compression::Zlib, Compression::None];
 
+    /// A codec's writers are functions: its Debug names it and no more.
+    #[test]
+    fn codecs_debug_opaquely() {
+        use sealed::Sealed;
+        assert_eq!(format!("{:?}", Gelf::CODEC), "Codec { .. }");
+        assert_eq!(format!("{:?}", Ltsv::CODEC), "Codec { .. }");
+    }
+
+    /// A record cut to fit is cut alike whatever the buffer already holds.
+    #[test]
+    fn a_cut_does_not_depend_on_the_frames_before() {
+        let mut record = sample();
+        record.short_message = Cow::Owned("x".repeat(10_000));
+        for packing in [
+            Packing::Framed {
+                framing: Framing::Nul,
+                max_frame: 4096,
+            },
+            Packing::Datagram {
+                compression: Compression::None,
+                max_plain: 4096,
+                max_packed: 1 << 20,
+            },
+        ] {
+            let mut alone = Vec::new();
+            assert!(packing.pack::<Gelf>(record.clone(), &mut alone, &mut PackScratch::default()));
+            let mut after = vec![b'x'; 3000];
+            assert!(packing.pack::<Gelf>(record.clone(), &mut after, &mut PackScratch::default()));
+            assert_eq!(after[3000..], alone[..], "{packing:?}");
+        }
+    }
+
     #[test]
     fn framed_packing_is_encode_framed() {
         let packing = Packing::Framed {
@@ -599,9 +631,10 @@ mod tests {
                             packing.pack::<Gelf>(record, &mut out, &mut PackScratch::default());
                         assert!(cut, "{case}");
                         assert!(out.len() <= max_packed, "{case}: {} bytes", out.len());
-                        // Cut to what fits, not to a stub.
+                        // Cut to what fits, not to a stub: the cut aims 1/32
+                        // under the limit (0.964 to 0.995 of it here).
                         assert!(
-                            out.len() > max_packed * 3 / 4,
+                            out.len() > max_packed * 15 / 16,
                             "{case}: {} bytes",
                             out.len()
                         );
