@@ -453,6 +453,53 @@ mod tests {
         );
     }
 
+    /// Once told to gather, the socket keeps writes until a flush, or until
+    /// more than 64 KiB wait; vectored writes alike. Every byte arrives, in
+    /// order.
+    #[tokio::test]
+    async fn writes_are_gathered_up_to_64_kib_until_a_flush() {
+        use std::io::Read as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let (mut peer, _) = listener.accept().expect("accept");
+        let mut tcp = MeteredTcp::new(tcp);
+        let meter = tcp.meter();
+        // Written straight through before gathering starts (a handshake).
+        assert_eq!(tcp.write(b"hello").await.expect("write"), 5);
+        assert_eq!((meter.written(), meter.taken()), (5, 5));
+        meter.gather.store(true, Ordering::Relaxed);
+        let mut sent = b"hello".to_vec();
+        // Sixteen writes of 4 KiB fill the 64 KiB exactly: none reaches the
+        // kernel.
+        for i in 0..16u8 {
+            let block = vec![b'a' + i; 4096];
+            assert_eq!(tcp.write(&block).await.expect("write"), 4096);
+            sent.extend_from_slice(&block);
+        }
+        assert_eq!(meter.written(), 5);
+        assert_eq!(meter.gathered(), 64 * 1024);
+        // One byte more would not fit: what waits goes first.
+        let slices = [io::IoSlice::new(b"x"), io::IoSlice::new(b"yz")];
+        assert_eq!(tcp.write_vectored(&slices).await.expect("write"), 3);
+        sent.extend_from_slice(b"xyz");
+        assert_eq!(meter.written(), 5 + 64 * 1024);
+        assert_eq!((meter.gathered(), meter.taken()), (3, 8 + 64 * 1024));
+        tcp.flush().await.expect("flush");
+        assert_eq!((meter.written(), meter.gathered()), (8 + 64 * 1024, 0));
+        tcp.shutdown().await.expect("shutdown");
+        let mut received = Vec::new();
+        peer.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        peer.read_to_end(&mut received).expect("read");
+        assert!(
+            received == sent,
+            "{} bytes of {}",
+            received.len(),
+            sent.len()
+        );
+    }
+
     /// Under TLS, a write's plaintext counts as acknowledged once the socket
     /// bytes up to the end of its records are; over TCP, byte for byte.
     #[test]
