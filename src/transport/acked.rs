@@ -422,6 +422,11 @@ mod tests {
         assert_eq!(meter.written(), written);
         let acked = meter.acknowledged().expect("SIOCOUTQ on Linux");
         assert!(acked > 0 && acked < written, "{acked} of {written}");
+        // What the peer's TCP acknowledged is what its kernel holds unread,
+        // as the peer sees it.
+        let mut held = vec![0; 64 * 1024 * 1024];
+        let held = peer.peek(&mut held).expect("peek");
+        assert_eq!(acked, held as u64, "acknowledged against held, of {written}");
         // The peer dies with unread data: its kernel answers with a reset.
         socket2::SockRef::from(&peer)
             .set_linger(Some(Duration::ZERO))
