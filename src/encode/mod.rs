@@ -497,11 +497,49 @@ mod tests {
         assert_eq!(format!("{:?}", Ltsv::CODEC), "Codec { .. }");
     }
 
+    /// A datagram over the limit even compressed whose fields are numbers,
+    /// which are never cut, fits at the last attempt: it keeps its short
+    /// message and loses the rest.
+    #[test]
+    fn a_datagram_of_numbers_too_large_drops_them_at_the_last_attempt() {
+        let mut record = sample();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        record.fields = (0..3000)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                Field {
+                    key: Cow::Owned(format!("f{i}")),
+                    suffix: "",
+                    value: FieldValue::Int(state as i64),
+                }
+            })
+            .collect();
+        for compression in COMPRESSIONS {
+            let packing = Packing::Datagram {
+                compression,
+                max_plain: 1 << 20,
+                max_packed: 4096,
+            };
+            let mut out = Vec::new();
+            assert!(packing.pack::<Gelf>(record.clone(), &mut out, &mut PackScratch::default()));
+            assert!(out.len() <= 4096, "{compression:?}: {} bytes", out.len());
+            let json: serde_json::Value =
+                serde_json::from_slice(&unpack(compression, &out)).unwrap();
+            // The full message goes too: the short one says so.
+            let short = format!("hello \"world\"\u{0}{TRUNCATED_MARKER}");
+            assert_eq!(json["short_message"], short, "{compression:?}");
+            assert!(json.get("full_message").is_none(), "{compression:?}");
+            assert!(json.get("_f0").is_none(), "{compression:?}");
+        }
+    }
+
     /// A record cut to fit is cut alike whatever the buffer already holds.
     #[test]
     fn a_cut_does_not_depend_on_the_frames_before() {
         let mut record = sample();
-        record.short_message = Cow::Owned("x".repeat(10_000));
+        record.short_message = Cow::Owned(text(1, 10_000));
         for packing in [
             Packing::Framed {
                 framing: Framing::Nul,
@@ -511,6 +549,11 @@ mod tests {
                 compression: Compression::None,
                 max_plain: 4096,
                 max_packed: 1 << 20,
+            },
+            Packing::Datagram {
+                compression: Compression::Gzip,
+                max_plain: 1 << 20,
+                max_packed: 4096,
             },
         ] {
             let mut alone = Vec::new();

@@ -426,7 +426,10 @@ mod tests {
         // as the peer sees it.
         let mut held = vec![0; 64 * 1024 * 1024];
         let held = peer.peek(&mut held).expect("peek");
-        assert_eq!(acked, held as u64, "acknowledged against held, of {written}");
+        assert_eq!(
+            acked, held as u64,
+            "acknowledged against held, of {written}"
+        );
         // The peer dies with unread data: its kernel answers with a reset.
         socket2::SockRef::from(&peer)
             .set_linger(Some(Duration::ZERO))
