@@ -210,12 +210,9 @@ mod tests {
             check(UNIX_EPOCH + Duration::from_secs(secs));
         }
         // And many others, spread over the whole range.
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = crate::encode::xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..100_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let micros = x % (253_402_300_800 * 1_000_000);
+            let micros = next() % (253_402_300_800 * 1_000_000);
             check(UNIX_EPOCH + Duration::from_micros(micros));
         }
     }
