@@ -65,11 +65,15 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 /// record when it is too large: the record is cut and marked, never dropped.
 /// Returns whether it was cut.
 ///
-/// [`MappedRecord::shrink`] takes the excess in bytes of encoded text, so the
-/// compressed excess is scaled by the compression ratio: that of the text the
-/// previous cut removed when there was one (the part being cut), else the
-/// whole record's, aiming 3% under the limit. A few attempts, then a forced
-/// last one.
+/// [`MappedRecord::shrink`] takes the excess in bytes of encoded text, and
+/// what a cut saves once compressed depends on what it cuts (compressible
+/// texts first, when they are the largest), so the cut is searched: a first
+/// guess scales the compressed excess by the whole record's compression
+/// ratio, aiming 1/32 under the limit; each try cuts a fresh copy of the
+/// record, doubling the cut until one fits, then guessing between the
+/// largest cut known too small and the smallest known to fit, until a try
+/// lands within 1/32 under the limit. After a few tries the smallest cut
+/// found to fit is kept, or, if none did, a last-resort one.
 pub(super) fn encode_compressed<F: Writer>(
     mut record: MappedRecord<'_>,
     compression: Compression,
@@ -78,44 +82,101 @@ pub(super) fn encode_compressed<F: Writer>(
     out: &mut Vec<u8>,
     scratch: &mut PackScratch,
 ) -> bool {
-    const ATTEMPTS: usize = 6;
+    const TRIES: usize = 10;
     let start = out.len();
     let cut = cut_before_encoding::<F>(&mut record, max_plain, out);
-    let mut attempt = 0;
-    // (plain, packed) sizes before the last cut.
-    let mut before: Option<(usize, usize)> = None;
-    loop {
-        out.truncate(start);
-        let (plain, packed) = if compression == Compression::None {
-            F::encode(&record, out);
-            (out.len() - start, out.len() - start)
-        } else {
-            scratch.plain.clear();
-            F::encode(&record, &mut scratch.plain);
-            compress(compression, &scratch.plain, out, &mut scratch.deflater);
-            (scratch.plain.len(), out.len() - start)
-        };
-        if (plain <= max_plain && packed <= max_packed) || attempt > ATTEMPTS {
-            return cut || attempt > 0;
-        }
-        let over_plain = plain.saturating_sub(max_plain);
-        let ratio = match before {
-            Some((p, q)) if p > plain && q > packed => (p - plain) as f64 / (q - packed) as f64,
-            _ => plain as f64 / packed.max(1) as f64,
-        };
-        // Aim a little under the limit, so that a slightly wrong ratio still
-        // lands under it; a margin on the excess would cut far too much when
-        // the excess dwarfs the limit.
-        let scaled = if packed > max_packed {
-            let target = max_packed - max_packed / 32;
-            ((packed - target) as f64 * ratio.max(1.0)).ceil() as usize + 16
-        } else {
-            0
-        };
-        before = Some((plain, packed));
-        record.shrink(over_plain.max(scaled), attempt == ATTEMPTS, &F::ESCAPES);
-        attempt += 1;
+    let fits = |(plain, packed): (usize, usize)| plain <= max_plain && packed <= max_packed;
+    let sizes = pack::<F>(&record, compression, (&mut *out, start), scratch);
+    if fits(sizes) {
+        return cut;
     }
+    let target = max_packed - max_packed / 32;
+    // A cut and the compressed size it gives: the largest known too small
+    // (none yet: the record itself) and the smallest known to fit.
+    let mut short = 0;
+    let mut enough = None;
+    let ratio = sizes.0 as f64 / sizes.1.max(1) as f64;
+    let scaled = (sizes.1.saturating_sub(target) as f64 * ratio).ceil() as usize;
+    let mut guess = sizes.0.saturating_sub(max_plain).max(scaled).max(1);
+    // How far each bound is from the target, in compressed bytes; the one
+    // kept while the other moves twice in a row counts half (the Illinois
+    // rule), so that the guesses close in from both sides.
+    let (mut over, mut under) = (sizes.1.saturating_sub(target) as f64, 0.0);
+    let mut moved_short = None;
+    for _ in 0..TRIES {
+        let sizes = pack_cut::<F>(&record, guess, compression, (&mut *out, start), scratch);
+        let fitted = fits(sizes);
+        if fitted && sizes.1 >= target {
+            return true;
+        }
+        if fitted {
+            enough = Some(guess);
+            under = (target - sizes.1) as f64;
+            if moved_short == Some(false) {
+                over /= 2.0;
+            }
+        } else {
+            short = guess;
+            over = sizes.1.saturating_sub(target) as f64;
+            if moved_short == Some(true) {
+                under /= 2.0;
+            }
+        }
+        moved_short = Some(!fitted);
+        let Some(enough) = enough else {
+            guess = guess.saturating_mul(2);
+            continue;
+        };
+        let gap = enough - short;
+        if gap <= 1 {
+            break;
+        }
+        // Where the compressed size would cross the target, were it linear
+        // in the cut between the two bounds.
+        let step = (gap as f64 * over / (over + under).max(1.0)).round() as usize;
+        guess = short + step.clamp(1, gap - 1);
+    }
+    match enough {
+        Some(enough) => pack_cut::<F>(&record, enough, compression, (out, start), scratch),
+        None => {
+            record.shrink(0, true, &F::ESCAPES);
+            pack::<F>(&record, compression, (out, start), scratch)
+        }
+    };
+    true
+}
+
+/// [`pack`] of a copy of `record` cut by `excess` encoded bytes.
+fn pack_cut<F: Writer>(
+    record: &MappedRecord<'_>,
+    excess: usize,
+    compression: Compression,
+    (out, start): (&mut Vec<u8>, usize),
+    scratch: &mut PackScratch,
+) -> (usize, usize) {
+    let mut copy = record.clone();
+    copy.shrink(excess, false, &F::ESCAPES);
+    pack::<F>(&copy, compression, (out, start), scratch)
+}
+
+/// Puts `record`, encoded and compressed, in `out` from `start` on (in place
+/// of what a previous try put there); returns its sizes before and after
+/// compression.
+fn pack<F: Writer>(
+    record: &MappedRecord<'_>,
+    compression: Compression,
+    (out, start): (&mut Vec<u8>, usize),
+    scratch: &mut PackScratch,
+) -> (usize, usize) {
+    out.truncate(start);
+    if compression == Compression::None {
+        F::encode(record, out);
+        return (out.len() - start, out.len() - start);
+    }
+    scratch.plain.clear();
+    F::encode(record, &mut scratch.plain);
+    compress(compression, &scratch.plain, out, &mut scratch.deflater);
+    (scratch.plain.len(), out.len() - start)
 }
 
 /// Appends `plain` compressed with `compression` to `out`; if compressing

@@ -655,6 +655,52 @@ mod tests {
         out
     }
 
+    /// A record whose texts compress unlike each other (the cut takes the
+    /// compressible ones first, and saves little) is cut to fit as closely.
+    #[test]
+    fn records_of_mixed_compressibility_are_cut_to_fit() {
+        let field = |key: &'static str, kind: u8, len: usize| Field {
+            key: Cow::Borrowed(key),
+            suffix: "",
+            value: FieldValue::Str(Cow::Owned(text(kind, len))),
+        };
+        // The fields, a full message or not, and the field that hardly
+        // compresses.
+        let cases = [
+            ([field("a", 0, 100_000), field("b", 1, 10_000)], false, "_b"),
+            ([field("a", 1, 10_000), field("b", 0, 100_000)], false, "_a"),
+            ([field("a", 2, 10_000), field("b", 0, 100_000)], true, "_a"),
+        ];
+        for (fields, full, random) in cases {
+            for compression in [Compression::Gzip, Compression::Zlib] {
+                for max_packed in [2_000, 8_000] {
+                    let mut record = sample();
+                    record.fields = fields.to_vec();
+                    record.full_message = full.then(|| Cow::Owned(text(0, 150_000)));
+                    let packing = Packing::Datagram {
+                        compression,
+                        max_plain: 2 << 20,
+                        max_packed,
+                    };
+                    let case = format!("{compression:?} {max_packed} {full} {random}");
+                    let mut out = Vec::new();
+                    assert!(packing.pack::<Gelf>(record, &mut out, &mut PackScratch::default()));
+                    assert!(out.len() <= max_packed, "{case}: {} bytes", out.len());
+                    assert!(
+                        out.len() > max_packed * 15 / 16,
+                        "{case}: {} bytes",
+                        out.len()
+                    );
+                    let json: serde_json::Value =
+                        serde_json::from_slice(&unpack(compression, &out)).unwrap();
+                    // The text that hardly compresses keeps more than a stub.
+                    let kept = json[random].as_str().unwrap_or("");
+                    assert!(kept.len() > 1000, "{case}: {} bytes kept", kept.len());
+                }
+            }
+        }
+    }
+
     #[test]
     fn datagrams_too_large_compressed_are_cut_to_fit() {
         for compression in COMPRESSIONS {

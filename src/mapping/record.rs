@@ -221,10 +221,19 @@ impl MappedRecord<'_> {
     pub(crate) fn shrink(&mut self, excess: usize, last_resort: bool, escapes: &Escapes) {
         self.unpack_statics();
         if last_resort {
-            self.full_message = None;
-            self.short_message = cut_to(std::mem::take(&mut self.short_message), KEEP);
             let keep_from = self.fields.len() - self.protected_tail;
+            let dropped = self.full_message.take().is_some() || keep_from > 0;
             self.fields.drain(..keep_from);
+            let short = std::mem::take(&mut self.short_message);
+            // What was dropped, the short message says (once).
+            self.short_message = if !dropped || short.len() > KEEP {
+                cut_to(short, KEEP)
+            } else if short.ends_with(TRUNCATED_MARKER) {
+                short
+            } else {
+                let len = short.len();
+                marked_head(short, len)
+            };
             return;
         }
         let marker = escapes.width(TRUNCATED_MARKER);
