@@ -548,30 +548,70 @@ mod tests {
     /// A record cut to fit is cut alike whatever the buffer already holds.
     #[test]
     fn a_cut_does_not_depend_on_the_frames_before() {
-        let mut record = sample();
-        record.short_message = Cow::Owned(text(1, 10_000));
-        for packing in [
-            Packing::Framed {
-                framing: Framing::Nul,
-                max_frame: 4096,
-            },
-            Packing::Datagram {
-                compression: Compression::None,
-                max_plain: 4096,
-                max_packed: 1 << 20,
-            },
-            Packing::Datagram {
-                compression: Compression::Gzip,
-                max_plain: 1 << 20,
-                max_packed: 4096,
-            },
-        ] {
+        // One text too long alone, or several that fit alone but not together.
+        let mut long = sample();
+        long.short_message = Cow::Owned(text(1, 10_000));
+        let mut many = sample();
+        let body = text(1, 8000);
+        for (key, part) in ["a", "b", "c", "d"]
+            .into_iter()
+            .zip(body.as_bytes().chunks(2000))
+        {
+            many.fields.push(Field {
+                key: Cow::Borrowed(key),
+                suffix: "",
+                value: FieldValue::Str(Cow::Owned(String::from_utf8(part.to_vec()).unwrap())),
+            });
+        }
+        for (record, packing) in [long, many].into_iter().flat_map(|record| {
+            [
+                Packing::Framed {
+                    framing: Framing::Nul,
+                    max_frame: 4096,
+                },
+                Packing::Datagram {
+                    compression: Compression::None,
+                    max_plain: 4096,
+                    max_packed: 1 << 20,
+                },
+                Packing::Datagram {
+                    compression: Compression::Gzip,
+                    max_plain: 1 << 20,
+                    max_packed: 4096,
+                },
+            ]
+            .map(|packing| (record.clone(), packing))
+        }) {
             let mut alone = Vec::new();
             assert!(packing.pack::<Gelf>(record.clone(), &mut alone, &mut PackScratch::default()));
             let mut after = vec![b'x'; 3000];
             assert!(packing.pack::<Gelf>(record.clone(), &mut after, &mut PackScratch::default()));
             assert_eq!(after[3000..], alone[..], "{packing:?}");
         }
+    }
+
+    /// A record that fills a frame to the last byte, delimiter included, is
+    /// sent whole; one byte less room and it is cut.
+    #[test]
+    fn a_record_exactly_filling_its_frame_is_not_cut() {
+        let mut whole = Vec::new();
+        assert!(!encode_framed::<Gelf>(
+            sample(),
+            Framing::Nul,
+            1 << 20,
+            &mut whole
+        ));
+        let mut out = Vec::new();
+        let fits = encode_framed::<Gelf>(sample(), Framing::Nul, whole.len(), &mut out);
+        assert!(!fits && out == whole);
+        out.clear();
+        assert!(encode_framed::<Gelf>(
+            sample(),
+            Framing::Nul,
+            whole.len() - 1,
+            &mut out
+        ));
+        assert!(out.len() < whole.len(), "{} bytes", out.len());
     }
 
     #[test]
