@@ -464,6 +464,53 @@ pub(super) fn dedup_last_wins(mut fields: Vec<Field<'_>>) -> Vec<Field<'_>> {
 mod tests {
     use super::*;
 
+    /// The last resort keeps the short message (a head of it) and the
+    /// static fields; whatever it drops, the short message says so, once.
+    #[test]
+    fn the_last_resort_marks_what_it_drops_once() {
+        let escapes = Escapes::new([1; 256]);
+        let field = |key: &'static str| Field {
+            key: Cow::Borrowed(key),
+            suffix: "",
+            value: FieldValue::Int(1),
+        };
+        let record = |short: String, full: bool, open: usize| MappedRecord {
+            host: "h",
+            short_message: Cow::Owned(short),
+            full_message: full.then_some(Cow::Borrowed("full")),
+            time: EpochMicros { secs: 0, micros: 0 },
+            level: 6,
+            fields: (0..open)
+                .map(|_| field("open"))
+                .chain([field("static")])
+                .collect(),
+            protected_tail: 1,
+            statics: None,
+        };
+        let marked = format!("short{TRUNCATED_MARKER}");
+        let long = "x".repeat(1000);
+        let head = format!(
+            "{}{TRUNCATED_MARKER}",
+            &long[..KEEP - TRUNCATED_MARKER.len()]
+        );
+        for (short, full, open, expected) in [
+            ("short", true, 0, &*marked),
+            ("short", false, 1, &marked),
+            ("short", true, 2, &marked),
+            ("short", false, 0, "short"),
+            (&marked, true, 1, &marked),
+            (&long, false, 0, &head),
+            (&long, true, 0, &head),
+        ] {
+            let mut cut = record(short.to_owned(), full, open);
+            cut.shrink(0, true, &escapes);
+            let case = format!("{} bytes, {full}, {open}", short.len());
+            assert_eq!(cut.short_message, expected, "{case}");
+            assert_eq!(cut.full_message, None, "{case}");
+            assert_eq!(cut.fields, [field("static")], "{case}");
+        }
+    }
+
     /// A text is cut to a head of 200 bytes and the marker only when that
     /// saves something: one no wider is left whole.
     #[test]
