@@ -91,52 +91,22 @@ pub(super) fn encode_compressed<F: Writer>(
         return cut;
     }
     let target = max_packed - max_packed / 32;
-    // A cut and the compressed size it gives: the largest known too small
-    // (none yet: the record itself) and the smallest known to fit.
-    let mut short = 0;
-    let mut enough = None;
     let ratio = sizes.0 as f64 / sizes.1.max(1) as f64;
     let scaled = (sizes.1.saturating_sub(target) as f64 * ratio).ceil() as usize;
     let mut guess = sizes.0.saturating_sub(max_plain).max(scaled).max(1);
-    // How far each bound is from the target, in compressed bytes; the one
-    // kept while the other moves twice in a row counts half (the Illinois
-    // rule), so that the guesses close in from both sides.
-    let (mut over, mut under) = (sizes.1.saturating_sub(target) as f64, 0.0);
-    let mut moved_short = None;
+    let mut search = Search::new(sizes.1.abs_diff(target));
     for _ in 0..TRIES {
         let sizes = pack_cut::<F>(&record, guess, compression, (&mut *out, start), scratch);
         let fitted = fits(sizes);
         if fitted && sizes.1 >= target {
             return true;
         }
-        if fitted {
-            enough = Some(guess);
-            under = (target - sizes.1) as f64;
-            if moved_short == Some(false) {
-                over /= 2.0;
-            }
-        } else {
-            short = guess;
-            over = sizes.1.saturating_sub(target) as f64;
-            if moved_short == Some(true) {
-                under /= 2.0;
-            }
+        match search.next(guess, fitted, sizes.1.abs_diff(target)) {
+            Some(next) => guess = next,
+            None => break,
         }
-        moved_short = Some(!fitted);
-        let Some(enough) = enough else {
-            guess = guess.saturating_mul(2);
-            continue;
-        };
-        let gap = enough - short;
-        if gap <= 1 {
-            break;
-        }
-        // Where the compressed size would cross the target, were it linear
-        // in the cut between the two bounds.
-        let step = (gap as f64 * over / (over + under).max(1.0)).round() as usize;
-        guess = short + step.clamp(1, gap - 1);
     }
-    match enough {
+    match search.enough {
         Some(enough) => pack_cut::<F>(&record, enough, compression, (out, start), scratch),
         None => {
             record.shrink(0, true, &F::ESCAPES);
@@ -144,6 +114,69 @@ pub(super) fn encode_compressed<F: Writer>(
         }
     };
     true
+}
+
+/// The search of the cut that brings a record to its compressed target:
+/// the cut doubles until one fits, then each guess is where the compressed
+/// size would cross the target, were it linear in the cut between the
+/// largest cut known too small and the smallest known to fit. A bound kept
+/// while the other moves twice in a row counts half (the Illinois rule),
+/// so that the guesses close in from both sides.
+#[derive(Debug)]
+struct Search {
+    /// The largest cut known too small (0: the record itself).
+    short: usize,
+    /// The smallest cut known to fit.
+    enough: Option<usize>,
+    /// How far above the target the short bound landed, in compressed
+    /// bytes, and how far below it the fitting one did (halved as above).
+    over: f64,
+    under: f64,
+    /// Which bound the last try moved: the short one, or the fitting one.
+    moved_short: Option<bool>,
+}
+
+impl Search {
+    /// A search from a record `over` bytes above its target.
+    fn new(over: usize) -> Search {
+        Search {
+            short: 0,
+            enough: None,
+            over: over as f64,
+            under: 0.0,
+            moved_short: None,
+        }
+    }
+
+    /// Notes that a cut of `cut` bytes fitted or not, landing `off` bytes
+    /// from the target; returns the next cut to try, or `None` once the
+    /// bounds meet.
+    fn next(&mut self, cut: usize, fitted: bool, off: usize) -> Option<usize> {
+        if fitted {
+            self.enough = Some(cut);
+            self.under = off as f64;
+            if self.moved_short == Some(false) {
+                self.over /= 2.0;
+            }
+        } else {
+            self.short = cut;
+            self.over = off as f64;
+            if self.moved_short == Some(true) {
+                self.under /= 2.0;
+            }
+        }
+        self.moved_short = Some(!fitted);
+        let Some(enough) = self.enough else {
+            return Some(cut.saturating_mul(2));
+        };
+        let gap = enough - self.short;
+        if gap <= 1 {
+            return None;
+        }
+        let share = self.over / (self.over + self.under).max(1.0);
+        let step = (gap as f64 * share).round() as usize;
+        Some(self.short + step.clamp(1, gap - 1))
+    }
 }
 
 /// [`pack`] of a copy of `record` cut by `excess` encoded bytes.
@@ -242,6 +275,32 @@ mod tests {
     fn random(len: usize) -> Vec<u8> {
         let mut next = crate::encode::xorshift(0x9e37_79b9_7f4a_7c15);
         (0..len).map(|_| next() as u8).collect()
+    }
+
+    /// The cut doubles until one fits, then lands where the size would
+    /// cross the target between the bounds; a bound kept while the other
+    /// moves twice counts half.
+    #[test]
+    fn the_search_closes_in_from_both_sides() {
+        let mut search = Search::new(100);
+        assert_eq!(search.next(1000, false, 80), Some(2000));
+        assert_eq!(search.next(2000, false, 60), Some(4000));
+        // Fits 20 under: 60 of 80 bytes across the gap from 2000.
+        assert_eq!(search.next(4000, true, 20), Some(3500));
+        // Fits again, 10 under: the short bound counts half, 30 of 40.
+        assert_eq!(search.next(3500, true, 10), Some(3125));
+        // Too small, 40 over: 40 of 50.
+        assert_eq!(search.next(3125, false, 40), Some(3425));
+        // Too small again, 15 over: the fitting bound counts half, 15 of 20.
+        assert_eq!(search.next(3425, false, 15), Some(3481));
+        assert_eq!((search.short, search.enough), (3425, Some(3500)));
+        // The guess stays strictly between the bounds, which then meet.
+        assert_eq!(Search::new(100).next(10, true, 0), Some(9));
+        assert_eq!(Search::new(0).next(10, true, 100), Some(1));
+        let mut search = Search::new(100);
+        assert_eq!(search.next(2, true, 5), Some(1));
+        assert_eq!(search.next(1, false, 5), None);
+        assert_eq!(search.enough, Some(2));
     }
 
     /// The room reserved takes any input, incompressible included, in one
