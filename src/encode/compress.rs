@@ -67,13 +67,12 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 ///
 /// [`MappedRecord::shrink`] takes the excess in bytes of encoded text, and
 /// what a cut saves once compressed depends on what it cuts (compressible
-/// texts first, when they are the largest), so the cut is searched: a first
-/// guess scales the compressed excess by the whole record's compression
-/// ratio, aiming 1/32 under the limit; each try cuts a fresh copy of the
-/// record, doubling the cut until one fits, then guessing between the
-/// largest cut known too small and the smallest known to fit, until a try
-/// lands within 1/32 under the limit. After a few tries the smallest cut
-/// found to fit is kept, or, if none did, a last-resort one.
+/// texts first, when they are the largest), so the cut is searched
+/// ([`Search`]) from a first guess that scales the compressed excess by the
+/// whole record's compression ratio, aiming 1/32 under the limit; each try
+/// cuts a fresh copy of the record, until one lands within 1/32 under the
+/// limit. After a few tries the smallest cut found to fit is kept, or, if
+/// none did, a last-resort one.
 pub(super) fn encode_compressed<F: Writer>(
     mut record: MappedRecord<'_>,
     compression: Compression,
