@@ -563,8 +563,9 @@ fn with_backpressure_a_slow_receiver_slows_the_logging_call_and_loses_nothing() 
 /// Logs up to `n` records of 8 KiB through a direct processor with
 /// backpressure (`max_wait`) to `endpoint`, whose delivery is going to fail
 /// or stall, and gives up logging after 60 s (a regression must fail, not
-/// hang). Returns how long the logging calls took and the counters, after
-/// checking that every record was written or counted as dropped.
+/// hang). Returns how long the logging calls took, how many waited (at
+/// least half of `max_wait`) and the counters, after checking that every
+/// record was written or counted as dropped.
 fn log_with_backpressure_into_trouble(
     endpoint: &str,
     write_timeout: Duration,
@@ -654,9 +655,10 @@ fn a_stalling_receiver_costs_one_wait_not_one_per_record() {
         20_000,
     );
     // Thousands of calls find no room: one wait per record would be
-    // thousands of waits, where a stall allows one.
+    // thousands of waits, where each stalled connection allows one (and a
+    // busy host may hold a call or two as long).
     assert!(
-        (1..=stats.connections).contains(&u64::from(waits)),
+        (1..=stats.connections + 2).contains(&u64::from(waits)),
         "{waits} calls waited, in {logging:?}: {stats:?}"
     );
 }

@@ -30,6 +30,9 @@ pub(crate) struct PackScratch {
     /// The field names of the record on the fast path.
     pub(super) names: Vec<super::fused::Name>,
     deflater: Option<Deflater>,
+    /// Records encoded for packing, tries included.
+    #[cfg(test)]
+    pub(super) encoded: usize,
 }
 
 impl PackScratch {
@@ -68,11 +71,12 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 /// [`MappedRecord::shrink`] takes the excess in bytes of encoded text, and
 /// what a cut saves once compressed depends on what it cuts (compressible
 /// texts first, when they are the largest), so the cut is searched
-/// ([`Search`]) from a first guess that scales the compressed excess by the
-/// whole record's compression ratio, aiming 1/32 under the limit; each try
-/// cuts a fresh copy of the record, until one lands within 1/32 under the
-/// limit. After a few tries the smallest cut found to fit is kept, or, if
-/// none did, a last-resort one.
+/// ([`Search`]), each try cutting a fresh copy of the record, from a first
+/// guess that scales the compressed excess by the whole record's
+/// compression ratio, aiming 1/32 under the limit. A try that fits within
+/// 1/16 under a limit ends it;
+/// after a few tries the smallest cut found to fit is kept, or, if none
+/// did, a last-resort one.
 pub(super) fn encode_compressed<F: Writer>(
     mut record: MappedRecord<'_>,
     compression: Compression,
@@ -85,33 +89,50 @@ pub(super) fn encode_compressed<F: Writer>(
     let start = out.len();
     let cut = cut_before_encoding::<F>(&mut record, max_plain, out);
     let fits = |(plain, packed): (usize, usize)| plain <= max_plain && packed <= max_packed;
-    let sizes = pack::<F>(&record, compression, (&mut *out, start), scratch);
-    if fits(sizes) {
+    let (plain, packed) = pack::<F>(&record, compression, (&mut *out, start), scratch);
+    if fits((plain, packed)) {
         return cut;
     }
+    // Aimed at 1/32 under the limit, a try within 1/16 under it ends the
+    // search.
     let target = max_packed - max_packed / 32;
-    let ratio = sizes.0 as f64 / sizes.1.max(1) as f64;
-    let scaled = (sizes.1.saturating_sub(target) as f64 * ratio).ceil() as usize;
-    let mut guess = sizes.0.saturating_sub(max_plain).max(scaled).max(1);
-    let mut search = Search::new(sizes.1.abs_diff(target));
+    let (plain_near, near) = (max_plain - max_plain / 16, max_packed - max_packed / 16);
+    let ratio = plain as f64 / packed.max(1) as f64;
+    let scaled = (packed.saturating_sub(target) as f64 * ratio).ceil() as usize;
+    // A cut of `plain` bytes cuts all there is to cut.
+    let mut guess = plain
+        .saturating_sub(max_plain)
+        .max(scaled)
+        .min(plain)
+        .max(1);
+    let mut search = Search::new(packed.abs_diff(target));
+    // The cut whose record `out` holds.
+    let mut held = None;
     for _ in 0..TRIES {
         let sizes = pack_cut::<F>(&record, guess, compression, (&mut *out, start), scratch);
+        held = Some(guess);
         let fitted = fits(sizes);
-        if fitted && sizes.1 >= target {
+        if fitted && (sizes.1 >= near || sizes.0 >= plain_near) {
             return true;
         }
+        if !fitted && guess >= plain {
+            break;
+        }
         match search.next(guess, fitted, sizes.1.abs_diff(target)) {
-            Some(next) => guess = next,
+            Some(next) => guess = next.min(plain),
             None => break,
         }
     }
     match search.enough {
-        Some(enough) => pack_cut::<F>(&record, enough, compression, (out, start), scratch),
+        Some(enough) if held == Some(enough) => {}
+        Some(enough) => {
+            pack_cut::<F>(&record, enough, compression, (out, start), scratch);
+        }
         None => {
             record.shrink(0, true, &F::ESCAPES);
-            pack::<F>(&record, compression, (out, start), scratch)
+            pack::<F>(&record, compression, (out, start), scratch);
         }
-    };
+    }
     true
 }
 
@@ -127,8 +148,9 @@ struct Search {
     short: usize,
     /// The smallest cut known to fit.
     enough: Option<usize>,
-    /// How far above the target the short bound landed, in compressed
-    /// bytes, and how far below it the fitting one did (halved as above).
+    /// How far from the target the short bound landed, in compressed bytes
+    /// (above it, unless only the plain limit was passed), and how far
+    /// below it the fitting one did (each halved as above).
     over: f64,
     under: f64,
     /// Which bound the last try moved: the short one, or the fitting one.
@@ -136,7 +158,7 @@ struct Search {
 }
 
 impl Search {
-    /// A search from a record `over` bytes above its target.
+    /// A search from a record `over` bytes from its target.
     fn new(over: usize) -> Search {
         Search {
             short: 0,
@@ -201,6 +223,10 @@ fn pack<F: Writer>(
     scratch: &mut PackScratch,
 ) -> (usize, usize) {
     out.truncate(start);
+    #[cfg(test)]
+    {
+        scratch.encoded += 1;
+    }
     if compression == Compression::None {
         F::encode(record, out);
         return (out.len() - start, out.len() - start);

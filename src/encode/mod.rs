@@ -602,8 +602,8 @@ mod tests {
             &mut whole
         ));
         let mut out = Vec::new();
-        let fits = encode_framed::<Gelf>(sample(), Framing::Nul, whole.len(), &mut out);
-        assert!(!fits && out == whole);
+        let cut = encode_framed::<Gelf>(sample(), Framing::Nul, whole.len(), &mut out);
+        assert!(!cut && out == whole);
         out.clear();
         assert!(encode_framed::<Gelf>(
             sample(),
@@ -724,7 +724,10 @@ mod tests {
                     };
                     let case = format!("{compression:?} {max_packed} {full} {random}");
                     let mut out = Vec::new();
-                    assert!(packing.pack::<Gelf>(record, &mut out, &mut PackScratch::default()));
+                    let mut scratch = PackScratch::default();
+                    assert!(packing.pack::<Gelf>(record, &mut out, &mut scratch));
+                    // A few tries, well within the search's ten.
+                    assert!(scratch.encoded - 1 <= 6, "{case}: {}", scratch.encoded);
                     assert!(out.len() <= max_packed, "{case}: {} bytes", out.len());
                     assert!(
                         out.len() > max_packed * 15 / 16,
@@ -760,12 +763,15 @@ mod tests {
                         };
                         let case = format!("{compression:?} kind {kind} {max_packed} {multi_line}");
                         let mut out = Vec::new();
-                        let cut =
-                            packing.pack::<Gelf>(record, &mut out, &mut PackScratch::default());
+                        let mut scratch = PackScratch::default();
+                        let cut = packing.pack::<Gelf>(record, &mut out, &mut scratch);
                         assert!(cut, "{case}");
+                        // Text alike throughout is cut in one try (one more
+                        // or two when the full message drops whole).
+                        let tries = scratch.encoded - 1;
+                        assert!(tries == 1 || multi_line && tries <= 3, "{case}: {tries}");
                         assert!(out.len() <= max_packed, "{case}: {} bytes", out.len());
-                        // Cut to what fits, not to a stub: the cut aims 1/32
-                        // under the limit.
+                        // Cut to what fits, not to a stub.
                         assert!(
                             out.len() > max_packed * 15 / 16,
                             "{case}: {} bytes",

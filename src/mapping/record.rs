@@ -217,7 +217,8 @@ impl MappedRecord<'_> {
     /// save enough), then the short message, then the largest field values.
     /// Everything cut is marked with [`TRUNCATED_MARKER`] and keeps the
     /// longest prefix that makes the excess up. `last_resort` keeps only a
-    /// short message head and the static extras.
+    /// short message head and the static extras, the short message marked
+    /// when anything else went.
     pub(crate) fn shrink(&mut self, excess: usize, last_resort: bool, escapes: &Escapes) {
         self.unpack_statics();
         if last_resort {
