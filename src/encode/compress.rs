@@ -106,11 +106,8 @@ pub(super) fn encode_compressed<F: Writer>(
         .min(plain)
         .max(1);
     let mut search = Search::new(packed.abs_diff(target));
-    // The cut whose record `out` holds.
-    let mut held = None;
     for _ in 0..TRIES {
         let sizes = pack_cut::<F>(&record, guess, compression, (&mut *out, start), scratch);
-        held = Some(guess);
         let fitted = fits(sizes);
         if fitted && (sizes.1 >= near || sizes.0 >= plain_near) {
             return true;
@@ -124,7 +121,6 @@ pub(super) fn encode_compressed<F: Writer>(
         }
     }
     match search.enough {
-        Some(enough) if held == Some(enough) => {}
         Some(enough) => {
             pack_cut::<F>(&record, enough, compression, (out, start), scratch);
         }

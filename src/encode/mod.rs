@@ -551,18 +551,7 @@ mod tests {
         // One text too long alone, or several that fit alone but not together.
         let mut long = sample();
         long.short_message = Cow::Owned(text(1, 10_000));
-        let mut many = sample();
-        let body = text(1, 8000);
-        for (key, part) in ["a", "b", "c", "d"]
-            .into_iter()
-            .zip(body.as_bytes().chunks(2000))
-        {
-            many.fields.push(Field {
-                key: Cow::Borrowed(key),
-                suffix: "",
-                value: FieldValue::Str(Cow::Owned(String::from_utf8(part.to_vec()).unwrap())),
-            });
-        }
+        let many = four_texts();
         for (record, packing) in [long, many].into_iter().flat_map(|record| {
             [
                 Packing::Framed {
@@ -693,6 +682,48 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The sample with four fields of 2,000 random characters: texts that
+    /// fit a 4 KiB frame alone, not together.
+    fn four_texts() -> MappedRecord<'static> {
+        let mut record = sample();
+        let body = text(1, 8000);
+        for (key, part) in ["a", "b", "c", "d"]
+            .into_iter()
+            .zip(body.as_bytes().chunks(2000))
+        {
+            record.fields.push(Field {
+                key: Cow::Borrowed(key),
+                suffix: "",
+                value: FieldValue::Str(Cow::Owned(String::from_utf8(part.to_vec()).unwrap())),
+            });
+        }
+        record
+    }
+
+    /// A datagram over the plain limit, compressed or not, is cut to it in
+    /// one try.
+    #[test]
+    fn a_datagram_over_the_plain_limit_is_cut_in_one_try() {
+        let record = four_texts();
+        for compression in COMPRESSIONS {
+            let packing = Packing::Datagram {
+                compression,
+                max_plain: 4096,
+                max_packed: 1 << 20,
+            };
+            let mut out = Vec::new();
+            let mut scratch = PackScratch::default();
+            assert!(packing.pack::<Gelf>(record.clone(), &mut out, &mut scratch));
+            assert_eq!(scratch.encoded, 2, "{compression:?}");
+            let plain = unpack(compression, &out);
+            assert!(
+                (3841..=4096).contains(&plain.len()),
+                "{compression:?}: {}",
+                plain.len()
+            );
+        }
     }
 
     /// A record whose texts compress unlike each other (the cut takes the
