@@ -726,6 +726,35 @@ mod tests {
         }
     }
 
+    /// Packs `record` as a datagram of at most `max_packed` bytes (2 MiB
+    /// before compression), which must cut it to what fits, not to a stub;
+    /// returns the datagram and the tries the cut took.
+    fn cut_datagram(
+        record: MappedRecord<'_>,
+        compression: Compression,
+        max_packed: usize,
+        case: &str,
+    ) -> (Vec<u8>, usize) {
+        let packing = Packing::Datagram {
+            compression,
+            max_plain: 2 << 20,
+            max_packed,
+        };
+        let mut out = Vec::new();
+        let mut scratch = PackScratch::default();
+        assert!(
+            packing.pack::<Gelf>(record, &mut out, &mut scratch),
+            "{case}"
+        );
+        assert!(out.len() <= max_packed, "{case}: {} bytes", out.len());
+        assert!(
+            out.len() > max_packed * 15 / 16,
+            "{case}: {} bytes",
+            out.len()
+        );
+        (out, scratch.encoded - 1)
+    }
+
     /// A record whose texts compress unlike each other (the cut takes the
     /// compressible ones first, and saves little) is cut to fit as closely.
     #[test]
@@ -748,23 +777,10 @@ mod tests {
                     let mut record = sample();
                     record.fields = fields.to_vec();
                     record.full_message = full.then(|| Cow::Owned(text(0, 150_000)));
-                    let packing = Packing::Datagram {
-                        compression,
-                        max_plain: 2 << 20,
-                        max_packed,
-                    };
                     let case = format!("{compression:?} {max_packed} {full} {random}");
-                    let mut out = Vec::new();
-                    let mut scratch = PackScratch::default();
-                    assert!(packing.pack::<Gelf>(record, &mut out, &mut scratch));
+                    let (out, tries) = cut_datagram(record, compression, max_packed, &case);
                     // A few tries, well within the search's ten.
-                    assert!(scratch.encoded - 1 <= 6, "{case}: {}", scratch.encoded);
-                    assert!(out.len() <= max_packed, "{case}: {} bytes", out.len());
-                    assert!(
-                        out.len() > max_packed * 15 / 16,
-                        "{case}: {} bytes",
-                        out.len()
-                    );
+                    assert!(tries <= 6, "{case}: {tries}");
                     let json: serde_json::Value =
                         serde_json::from_slice(&unpack(compression, &out)).unwrap();
                     // The text that hardly compresses keeps more than a stub.
@@ -787,27 +803,11 @@ mod tests {
                         let mut record = sample();
                         record.short_message = Cow::Owned(body.clone());
                         record.full_message = multi_line.then(|| Cow::Owned(body.clone()));
-                        let packing = Packing::Datagram {
-                            compression,
-                            max_plain: 2 << 20,
-                            max_packed,
-                        };
                         let case = format!("{compression:?} kind {kind} {max_packed} {multi_line}");
-                        let mut out = Vec::new();
-                        let mut scratch = PackScratch::default();
-                        let cut = packing.pack::<Gelf>(record, &mut out, &mut scratch);
-                        assert!(cut, "{case}");
+                        let (out, tries) = cut_datagram(record, compression, max_packed, &case);
                         // Text alike throughout is cut in one try (one more
                         // or two when the full message drops whole).
-                        let tries = scratch.encoded - 1;
                         assert!(tries == 1 || multi_line && tries <= 3, "{case}: {tries}");
-                        assert!(out.len() <= max_packed, "{case}: {} bytes", out.len());
-                        // Cut to what fits, not to a stub.
-                        assert!(
-                            out.len() > max_packed * 15 / 16,
-                            "{case}: {} bytes",
-                            out.len()
-                        );
                         let json: serde_json::Value =
                             serde_json::from_slice(&unpack(compression, &out)).unwrap();
                         // The full message goes first, then the short one.
