@@ -74,9 +74,8 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 /// ([`Search`]), each try cutting a fresh copy of the record, from a first
 /// guess that scales the compressed excess by the whole record's
 /// compression ratio, aiming 1/32 under the limit. A try that fits within
-/// 1/16 under a limit ends it;
-/// after a few tries the smallest cut found to fit is kept, or, if none
-/// did, a last-resort one.
+/// 1/16 under a limit ends it; after a few tries the smallest cut found to
+/// fit is kept, or, if none did, a last-resort one.
 pub(super) fn encode_compressed<F: Writer>(
     mut record: MappedRecord<'_>,
     compression: Compression,
@@ -93,8 +92,6 @@ pub(super) fn encode_compressed<F: Writer>(
     if fits((plain, packed)) {
         return cut;
     }
-    // Aimed at 1/32 under the limit, a try within 1/16 under it ends the
-    // search.
     let target = max_packed - max_packed / 32;
     let (plain_near, near) = (max_plain - max_plain / 16, max_packed - max_packed / 16);
     let ratio = plain as f64 / packed.max(1) as f64;
