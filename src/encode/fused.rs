@@ -212,6 +212,19 @@ mod tests {
             .collect()
     }
 
+    /// A record of `body` and `attributes` at a fixed time, with nothing else.
+    fn plain_record(body: AnyValue, attributes: Vec<(String, AnyValue)>) -> Record {
+        Record {
+            body: Some(body),
+            attributes,
+            severity: None,
+            severity_text: None,
+            timestamp: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            target: None,
+            event_name: None,
+        }
+    }
+
     /// A scope whose attributes may share names with the record's.
     fn scope(with_attributes: bool) -> InstrumentationScope {
         let builder = InstrumentationScope::builder("scope").with_version("1.0");
@@ -348,18 +361,13 @@ mod tests {
     ) -> (Option<Vec<u8>>, Vec<u8>) {
         let provider = SdkLoggerProvider::builder().build();
         let logger = provider.logger("test");
-        let record = Record {
-            body: Some(AnyValue::from("hello")),
-            attributes: attributes
+        let record = plain_record(
+            AnyValue::from("hello"),
+            attributes
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
-            severity: None,
-            severity_text: None,
-            timestamp: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
-            target: None,
-            event_name: None,
-        };
+        );
         let sdk = sdk_record(&logger, &record);
         let scope = scope(false);
         let mut general = Vec::new();
@@ -478,22 +486,13 @@ mod tests {
         let mapper = one_static_mapper::<Gelf>(&statics);
         let provider = SdkLoggerProvider::builder().build();
         let logger = provider.logger("test");
-        let record = Record {
-            body: Some(AnyValue::from(format!(
-                "{}\n{}",
-                "x".repeat(3000),
-                "y".repeat(3000)
-            ))),
-            attributes: vec![
+        let record = plain_record(
+            AnyValue::from(format!("{}\n{}", "x".repeat(3000), "y".repeat(3000))),
+            vec![
                 ("a".to_string(), AnyValue::from("mine")),
                 ("b".to_string(), AnyValue::from("z".repeat(2000))),
             ],
-            severity: None,
-            severity_text: None,
-            timestamp: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
-            target: None,
-            event_name: None,
-        };
+        );
         let sdk = sdk_record(&logger, &record);
         let scope = scope(false);
         for max in (1200..9000).step_by(61) {
