@@ -1278,11 +1278,8 @@ fn write_timed_out(stats: &djehouty::Stats) -> bool {
 
 /// Waits until `done` holds, at most [`WAIT`]; what was waited for is
 /// asserted afterwards.
-fn wait_until(mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done() && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(10));
-    }
+fn wait_until(done: impl FnMut() -> bool) {
+    support::wait_until(WAIT, done);
 }
 
 /// Logs records of some 2 KiB each, numbered `seqs`.

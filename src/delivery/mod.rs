@@ -439,3 +439,261 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Long enough that a push or wait still pending after [`PENDING`] is
+    /// waiting for it, not about to give up.
+    const LATER: Duration = Duration::from_secs(30);
+    /// How long a push or wait that must wait is watched.
+    const PENDING: Duration = Duration::from_millis(200);
+    /// A bound no push or wait that must return at once comes near.
+    const AT_ONCE: Duration = Duration::from_secs(10);
+
+    fn shared(capacity: usize) -> (Arc<Shared>, Counters) {
+        let counters = Counters::default();
+        let shared = Shared::new(capacity, counters.clone(), "tcp://127.0.0.1:1".into());
+        (shared, counters)
+    }
+
+    /// Frames of these lengths.
+    fn frames(lens: &[usize]) -> Frames {
+        let mut frames = Frames::default();
+        for (i, &len) in lens.iter().enumerate() {
+            frames.push(&vec![b'a' + i as u8; len]);
+        }
+        frames
+    }
+
+    /// Pushes frames of `lens` until `until` with `window`: what the push
+    /// returned, or `None` while it still waited after [`PENDING`]; and how
+    /// many of the frames it took.
+    async fn push(
+        shared: &Shared,
+        lens: &[usize],
+        until: Instant,
+        window: usize,
+    ) -> (Option<Option<u64>>, usize) {
+        let taken = AtomicUsize::new(0);
+        let mut frames = frames(lens);
+        let pushed = shared.push(&mut frames, until, window, &taken);
+        let done = tokio::time::timeout(PENDING, pushed).await.ok();
+        (done, taken.load(Ordering::Relaxed))
+    }
+
+    async fn returns_at_once(wait: impl std::future::Future<Output = ()>) {
+        tokio::time::timeout(AT_ONCE, wait)
+            .await
+            .expect("returns at once");
+    }
+
+    async fn waits(wait: impl std::future::Future<Output = ()>) {
+        let done = tokio::time::timeout(PENDING, wait).await;
+        assert!(done.is_err(), "should still wait");
+    }
+
+    /// A full buffer makes a push wait while the endpoint is healthy and the
+    /// push has time; failing delivery, a passed shutdown deadline or a passed
+    /// `until` make it drop the oldest records at once instead.
+    #[tokio::test]
+    async fn a_full_buffer_makes_a_push_wait_only_while_delivery_can_make_room() {
+        let later = Instant::now() + LATER;
+        let (s, counters) = shared(1_000);
+        assert_eq!(
+            push(&s, &[600], later, usize::MAX).await,
+            (Some(Some(1)), 1)
+        );
+        assert_eq!(push(&s, &[600], later, usize::MAX).await, (None, 0));
+        assert_eq!(counters.snapshot().dropped_buffer_full, 0);
+
+        // Takes its frame at once, the oldest dropped for it.
+        let drops_oldest = |s: &Arc<Shared>, sequence: u64| {
+            let (s, counters) = (Arc::clone(s), counters.clone());
+            async move {
+                let before = counters.snapshot().dropped_buffer_full;
+                let pushed = push(&s, &[600], later, usize::MAX).await;
+                assert_eq!(pushed, (Some(Some(sequence)), 1));
+                assert_eq!(counters.snapshot().dropped_buffer_full, before + 1);
+            }
+        };
+        s.lock().healthy = false;
+        drops_oldest(&s, 2).await;
+        s.lock().healthy = true;
+        s.set_deadline(Instant::now());
+        drops_oldest(&s, 3).await;
+        s.clear_deadline();
+        assert_eq!(push(&s, &[600], later, usize::MAX).await, (None, 0));
+        let (done, taken) = push(&s, &[600], Instant::now(), usize::MAX).await;
+        assert_eq!((done, taken), (Some(Some(4)), 1));
+        assert_eq!(counters.snapshot().dropped_buffer_full, 3);
+    }
+
+    /// While delivery can make room, the bytes buffered and being written
+    /// stay within the window: a batch past it is taken frame by frame (the
+    /// first always), and a frame that would cross it waits. Exactly reaching
+    /// it is allowed.
+    #[tokio::test]
+    async fn the_window_counts_what_is_buffered_and_being_written() {
+        let later = Instant::now() + LATER;
+        let (s, _) = shared(10_000);
+        assert_eq!(push(&s, &[60, 60], later, 100).await, (None, 1));
+        assert_eq!(s.lock().buffered(), (1, 60));
+
+        let (s, _) = shared(10_000);
+        s.lock().in_flight_bytes = 10;
+        assert_eq!(push(&s, &[20], later, 100).await, (Some(Some(1)), 1));
+        assert_eq!(push(&s, &[70], later, 100).await, (Some(Some(2)), 1));
+        assert_eq!(push(&s, &[1], later, 100).await, (None, 0));
+        assert_eq!(s.lock().buffered(), (2, 100));
+        // Frames being written count as buffered.
+        s.lock().in_flight_records = 3;
+        assert_eq!(s.lock().buffered(), (5, 100));
+    }
+
+    /// `wait` returns once its records left the buffer, or delivery failed,
+    /// or a shutdown started draining, or the shutdown's deadline passed;
+    /// not before.
+    #[tokio::test]
+    async fn wait_returns_once_its_records_are_done_or_waiting_is_pointless() {
+        let (s, _) = shared(1_000);
+        s.lock().finished = 4;
+        returns_at_once(s.wait(4)).await;
+        waits(s.wait(5)).await;
+        assert!(s.reached(4) && !s.reached(5));
+
+        s.lock().healthy = false;
+        returns_at_once(s.wait(5)).await;
+        s.lock().healthy = true;
+
+        s.set_deadline(Instant::now() + LATER);
+        waits(s.wait(5)).await;
+        s.set_deadline(Instant::now());
+        returns_at_once(s.wait(5)).await;
+        s.clear_deadline();
+        waits(s.wait(5)).await;
+
+        s.close();
+        returns_at_once(s.wait(5)).await;
+    }
+
+    /// A shutdown's deadline: passed or not, the time left before it, and
+    /// forgotten with the drops it counted when the shutdown does not happen.
+    #[test]
+    fn a_deadline_is_kept_until_cleared_with_what_it_counted() {
+        let (s, counters) = shared(1_000);
+        let long = Duration::from_secs(60);
+        assert!(!s.past_deadline());
+        assert_eq!(s.within_deadline(long), long);
+        s.set_deadline(Instant::now() + Duration::from_secs(10));
+        assert!(!s.past_deadline());
+        let left = s.within_deadline(long);
+        assert!(left <= Duration::from_secs(10) && left > Duration::from_secs(9));
+        s.set_deadline(Instant::now());
+        assert!(s.past_deadline());
+        assert_eq!(s.within_deadline(long), Duration::ZERO);
+        s.drop_in_shutdown(2);
+        assert_eq!(counters.snapshot().dropped_at_shutdown, 2);
+        s.clear_deadline();
+        assert!(!s.past_deadline());
+        assert_eq!(s.within_deadline(long), long);
+        // Nothing left for a later shutdown to report.
+        assert!(s.finish_shutdown(long).is_none());
+        assert!(s.undelivered().is_none());
+    }
+
+    /// The counters `Shared` updates and hands out are the exporter's own.
+    #[test]
+    fn the_counters_are_the_exporters() {
+        let (s, counters) = shared(1_000);
+        s.counters().add_exported(3);
+        counters.add_exported(4);
+        assert_eq!(s.counters().snapshot().exported, 7);
+        assert_eq!(counters.snapshot().exported, 7);
+    }
+
+    /// Records pushed after a shutdown closed the buffer are dropped and
+    /// counted; those still buffered when it ends are too. The shutdown
+    /// reports both, and counts them finished.
+    #[tokio::test]
+    async fn a_shutdown_counts_and_reports_what_it_could_not_deliver() {
+        let later = Instant::now() + LATER;
+        let (s, counters) = shared(1_000);
+        assert_eq!(
+            push(&s, &[10, 20, 30], later, usize::MAX).await,
+            (Some(Some(3)), 3)
+        );
+        s.close();
+        assert_eq!(push(&s, &[5, 5], later, usize::MAX).await, (Some(None), 2));
+        let budget = Duration::from_secs(7);
+        let left = s.finish_shutdown(budget).expect("records were left");
+        assert_eq!(
+            (left.buffered, left.bytes, left.dropped, left.budget),
+            (3, 60, 2, budget)
+        );
+        assert_eq!(left.records(), 5);
+        assert_eq!(s.undelivered().map(|u| u.records()), Some(5));
+        assert!(s.reached(3) && !s.reached(4));
+        let stats = counters.snapshot();
+        assert_eq!(stats.dropped_at_shutdown, 5);
+        assert_eq!((stats.buffered_records, stats.buffered_bytes), (0, 0));
+
+        // With nothing buffered nor dropped, nothing is reported.
+        let (s, _) = shared(1_000);
+        s.close();
+        assert!(s.finish_shutdown(budget).is_none());
+        assert!(s.undelivered().is_none());
+    }
+
+    /// An outage reports its first failure and its first drop; the rest are
+    /// counted and summed up when delivery recovers. Drops while a shutdown's
+    /// deadline is set are the shutdown's to report too.
+    #[test]
+    fn an_outage_reports_its_first_failure_and_drop_then_sums_them_up() {
+        let (s, counters) = shared(1_000);
+        let fail = |s: &Shared| s.note_failure(&mut s.lock(), Error::ShutDown);
+        let drop = |s: &Shared, records: u64| {
+            let dropped = Dropped {
+                records,
+                bytes: 10 * records,
+            };
+            s.note_dropped(&mut s.lock(), dropped)
+        };
+        assert!(s.note_success(&mut s.lock()).is_none());
+        assert!(matches!(fail(&s), Diag::Failed(_)));
+        assert!(!s.is_healthy() && !s.lock().healthy);
+        assert!(matches!(fail(&s), Diag::FailedAgain(2)));
+        assert!(matches!(fail(&s), Diag::FailedAgain(3)));
+        assert_eq!(counters.snapshot().failures, 3);
+
+        assert!(drop(&s, 0).is_none());
+        assert_eq!(counters.snapshot().dropped_buffer_full, 0);
+        assert!(matches!(drop(&s, 2), Some(Diag::BufferFull)));
+        assert!(drop(&s, 3).is_none());
+        assert_eq!(counters.snapshot().dropped_buffer_full, 5);
+        assert!(s.reached(5) && !s.reached(6));
+        s.note_overflow(0);
+        s.note_overflow(4);
+
+        let recovered = s.note_success(&mut s.lock());
+        assert!(matches!(
+            recovered,
+            Some(Diag::Recovered {
+                failures: 3,
+                dropped: 9
+            })
+        ));
+        assert!(s.is_healthy() && s.lock().healthy);
+        assert!(s.note_success(&mut s.lock()).is_none());
+
+        // A new outage is reported anew; a drop during a shutdown is its to
+        // report.
+        assert!(matches!(drop(&s, 1), Some(Diag::BufferFull)));
+        s.set_deadline(Instant::now() + LATER);
+        assert!(drop(&s, 2).is_none());
+        s.note_overflow(3);
+        let left = s.finish_shutdown(LATER).expect("drops to report");
+        assert_eq!((left.dropped, left.buffered), (5, 0));
+    }
+}

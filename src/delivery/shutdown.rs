@@ -76,3 +76,70 @@ impl fmt::Display for Undelivered {
         f.write_str("; a longer timeout or a larger retry buffer may help")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn undelivered(buffered: usize, unacknowledged: u64, dropped: u64) -> Undelivered {
+        Undelivered {
+            endpoint: "tcp://127.0.0.1:9".into(),
+            budget: Duration::from_secs(2),
+            buffered,
+            bytes: buffered * 100,
+            unacknowledged,
+            dropped,
+            last_error: None,
+        }
+    }
+
+    /// Each part of the report is there when, and only when, it has
+    /// something to say.
+    #[test]
+    fn the_report_says_what_was_left_and_why() {
+        let head = "record(s) were not delivered to tcp://127.0.0.1:9 in the 2s the shutdown \
+                    left for it: ";
+        let tail = " (the endpoint was reachable but did not take them in time); a longer \
+                    timeout or a larger retry buffer may help";
+        let dropped = "dropped during the shutdown (retry buffer full, or arriving after its \
+                       deadline)";
+        for (left, records, middle) in [
+            (
+                undelivered(3, 0, 0),
+                3,
+                "3 (300 bytes) still waiting when time ran out".to_string(),
+            ),
+            (
+                undelivered(2, 1, 0),
+                2,
+                "2 (200 bytes) still waiting when time ran out (1 of them written but never \
+                 acknowledged by the receiver)"
+                    .to_string(),
+            ),
+            (undelivered(0, 0, 4), 4, format!("4 {dropped}")),
+            (
+                undelivered(1, 0, 5),
+                6,
+                format!("1 (100 bytes) still waiting when time ran out, 5 {dropped}"),
+            ),
+        ] {
+            assert_eq!(left.records(), records);
+            assert_eq!(left.to_string(), format!("{records} {head}{middle}{tail}"));
+        }
+    }
+
+    /// The last delivery error, when there was one, replaces the guess.
+    #[test]
+    fn the_report_names_the_last_error() {
+        let mut left = undelivered(1, 0, 0);
+        left.last_error = Some(Arc::new(Error::ShutDown));
+        let text = left.to_string();
+        assert!(
+            text.ends_with(
+                " (last error: the exporter is shut down); a longer timeout or a larger retry \
+                 buffer may help"
+            ),
+            "{text}"
+        );
+    }
+}

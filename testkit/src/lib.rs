@@ -74,6 +74,15 @@ pub fn wait_for<'a, S>(
     guard
 }
 
+/// Waits until `done` holds, checking every 10 ms, at most `timeout`; the
+/// caller asserts what it waited for afterwards.
+pub fn wait_until(timeout: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// A loopback address whose port nothing listens on, for a receiver bound
 /// later on (an endpoint down at start, a receiver restarted on the same
 /// port) or never (an unreachable endpoint). The port lies below the kernel's

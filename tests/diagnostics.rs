@@ -1,0 +1,175 @@
+//! The exporter's own diagnostics, as the OpenTelemetry internal logs carry
+//! them: an outage reports its first failure and its first drop, counts the
+//! rest, and sums them up when delivery recovers. Alone in its test binary
+//! because it installs a global subscriber.
+
+use djehouty_testkit as support;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use djehouty::GelfExporter;
+use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use support::http::{script, HttpServer, Reply};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::prelude::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// One event of the exporter's: its level and fields (`name` among them).
+#[derive(Debug, Clone)]
+struct Diagnostic {
+    level: tracing::Level,
+    fields: BTreeMap<String, String>,
+}
+
+impl Diagnostic {
+    fn name(&self) -> &str {
+        self.fields.get("name").map_or("", String::as_str)
+    }
+
+    fn field(&self, key: &str) -> &str {
+        self.fields.get(key).map_or("", String::as_str)
+    }
+}
+
+/// Keeps every event the exporter emits (target `djehouty`).
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<Diagnostic>>>);
+
+impl Capture {
+    fn named(&self, name: &str) -> Vec<Diagnostic> {
+        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        all.iter().filter(|d| d.name() == name).cloned().collect()
+    }
+}
+
+struct Fields(BTreeMap<String, String>);
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_string(), value.to_string());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().to_string(), format!("{value:?}"));
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for Capture {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if event.metadata().target() != "djehouty" {
+            return;
+        }
+        let mut fields = Fields(BTreeMap::new());
+        event.record(&mut fields);
+        let diagnostic = Diagnostic {
+            level: *event.metadata().level(),
+            fields: fields.0,
+        };
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(diagnostic);
+    }
+}
+
+fn log(provider: &SdkLoggerProvider, from: u64, to: u64) {
+    let logger = provider.logger("diagnostics");
+    for seq in from..to {
+        let mut record = logger.create_log_record();
+        record.set_body(format!("record {seq} {}", "x".repeat(200)).into());
+        logger.emit(record);
+    }
+}
+
+#[test]
+fn an_outage_is_reported_once_and_summed_up_when_delivery_recovers() {
+    let capture = Capture::default();
+    tracing_subscriber::registry().with(capture.clone()).init();
+
+    // The endpoint answers 503 while the outage lasts.
+    let outage = Arc::new(AtomicBool::new(true));
+    let server = {
+        let outage = Arc::clone(&outage);
+        HttpServer::http(script(move |_, _| {
+            Reply::status(if outage.load(Ordering::SeqCst) {
+                503
+            } else {
+                202
+            })
+        }))
+    };
+    let exporter = GelfExporter::builder()
+        .with_endpoint(server.url("/gelf"))
+        .with_max_frame_size(4 * 1024)
+        .with_buffer_size(16 * 1024)
+        .build()
+        .expect("build the exporter");
+    let counters = exporter.counters();
+    let provider = SdkLoggerProvider::builder()
+        .with_log_processor(djehouty::BatchProcessor::new(exporter))
+        .build();
+
+    // The first export meets the outage; the next ones overflow the buffer.
+    log(&provider, 0, 1);
+    provider.force_flush().expect("flush");
+    server.wait_requests(1, WAIT);
+    const N: u64 = 300;
+    log(&provider, 1, N);
+    provider.force_flush().expect("flush");
+    support::wait_until(WAIT, || counters.snapshot().dropped_buffer_full > 0);
+    assert!(
+        counters.snapshot().dropped_buffer_full > 0,
+        "the buffer overflowed"
+    );
+    // A few more failures (retried with backoff: 100 ms, then 200 ms).
+    support::wait_until(WAIT, || counters.snapshot().failures >= 3);
+    assert!(counters.snapshot().failures >= 3, "the outage went on");
+    outage.store(false, Ordering::SeqCst);
+    support::wait_until(WAIT, || {
+        !capture.named("djehouty.DeliveryRecovered").is_empty()
+    });
+    provider.shutdown().expect("shutdown");
+
+    let stats = counters.snapshot();
+    assert_eq!(stats.exported + stats.dropped_buffer_full, N, "{stats:?}");
+    assert_eq!(server.accepted().len() as u64, stats.exported, "{stats:?}");
+
+    let failed = capture.named("djehouty.DeliveryFailed");
+    assert_eq!(failed.len(), 1, "one warning per outage: {failed:?}");
+    assert_eq!(failed[0].level, tracing::Level::WARN);
+    assert_eq!(failed[0].field("endpoint"), server.url("/gelf"));
+    assert!(failed[0].field("error").contains("503"), "{failed:?}");
+
+    let again: Vec<String> = capture
+        .named("djehouty.DeliveryFailedAgain")
+        .iter()
+        .map(|d| d.field("failures").to_string())
+        .collect();
+    let expected: Vec<String> = (2..=stats.failures).map(|n| n.to_string()).collect();
+    assert_eq!(
+        again, expected,
+        "each later failure counted, at debug level"
+    );
+
+    let full = capture.named("djehouty.RetryBufferFull");
+    assert_eq!(full.len(), 1, "one warning per outage: {full:?}");
+    assert_eq!(full[0].level, tracing::Level::WARN);
+
+    let recovered = capture.named("djehouty.DeliveryRecovered");
+    assert_eq!(recovered.len(), 1, "one report per recovery: {recovered:?}");
+    let recovered = &recovered[0];
+    assert_eq!(recovered.level, tracing::Level::INFO);
+    assert_eq!(recovered.field("failures"), stats.failures.to_string());
+    assert_eq!(
+        recovered.field("dropped_records"),
+        stats.dropped_buffer_full.to_string()
+    );
+}
