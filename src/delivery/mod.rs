@@ -661,11 +661,33 @@ mod tests {
             s.note_dropped(&mut s.lock(), dropped)
         };
         assert!(s.note_success(&mut s.lock()).is_none());
+        // Drops alone (a staging area overflowing while the endpoint is
+        // slow), or failures alone, are summed up too.
+        s.note_overflow(4);
+        let recovered = s.note_success(&mut s.lock());
+        assert!(matches!(
+            recovered,
+            Some(Diag::Recovered {
+                failures: 0,
+                dropped: 4
+            })
+        ));
+        assert!(matches!(fail(&s), Diag::Failed(_)));
+        let recovered = s.note_success(&mut s.lock());
+        assert!(matches!(
+            recovered,
+            Some(Diag::Recovered {
+                failures: 1,
+                dropped: 0
+            })
+        ));
+        assert_eq!(counters.snapshot().failures, 1);
+
         assert!(matches!(fail(&s), Diag::Failed(_)));
         assert!(!s.is_healthy() && !s.lock().healthy);
         assert!(matches!(fail(&s), Diag::FailedAgain(2)));
         assert!(matches!(fail(&s), Diag::FailedAgain(3)));
-        assert_eq!(counters.snapshot().failures, 3);
+        assert_eq!(counters.snapshot().failures, 4);
 
         assert!(drop(&s, 0).is_none());
         assert_eq!(counters.snapshot().dropped_buffer_full, 0);
