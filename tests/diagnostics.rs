@@ -15,6 +15,7 @@ use djehouty::GelfExporter;
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use support::http::{script, HttpServer, Reply};
+use support::pipeline::wait_stats;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
@@ -117,25 +118,26 @@ fn an_outage_is_reported_once_and_summed_up_when_delivery_recovers() {
         .with_log_processor(djehouty::BatchProcessor::new(exporter))
         .build();
 
-    // The first export meets the outage; the next ones overflow the buffer.
+    // The first export meets the outage (it returns once delivery failed);
+    // the next ones overflow the buffer.
     log(&provider, 0, 1);
     provider.force_flush().expect("flush");
-    server.wait_requests(1, WAIT);
+    wait_stats(&counters, "the first failure", |s| s.failures >= 1);
     const N: u64 = 300;
     log(&provider, 1, N);
     provider.force_flush().expect("flush");
-    support::wait_until(WAIT, || counters.snapshot().dropped_buffer_full > 0);
-    assert!(
-        counters.snapshot().dropped_buffer_full > 0,
-        "the buffer overflowed"
-    );
-    // A few more failures (retried with backoff: 100 ms, then 200 ms).
-    support::wait_until(WAIT, || counters.snapshot().failures >= 3);
-    assert!(counters.snapshot().failures >= 3, "the outage went on");
+    wait_stats(&counters, "records dropped", |s| s.dropped_buffer_full > 0);
+    // A few more failures, retried with backoff.
+    wait_stats(&counters, "three failures", |s| s.failures >= 3);
     outage.store(false, Ordering::SeqCst);
     support::wait_until(WAIT, || {
         !capture.named("djehouty.DeliveryRecovered").is_empty()
     });
+    assert!(
+        !capture.named("djehouty.DeliveryRecovered").is_empty(),
+        "no recovery report: {stats:?}",
+        stats = counters.snapshot()
+    );
     provider.shutdown().expect("shutdown");
 
     let stats = counters.snapshot();
@@ -148,12 +150,14 @@ fn an_outage_is_reported_once_and_summed_up_when_delivery_recovers() {
     assert_eq!(failed[0].field("endpoint"), server.url("/gelf"));
     assert!(failed[0].field("error").contains("503"), "{failed:?}");
 
-    let again: Vec<String> = capture
+    let again: Vec<_> = capture
         .named("djehouty.DeliveryFailedAgain")
         .iter()
-        .map(|d| d.field("failures").to_string())
+        .map(|d| (d.level, d.field("failures").to_string()))
         .collect();
-    let expected: Vec<String> = (2..=stats.failures).map(|n| n.to_string()).collect();
+    let expected: Vec<_> = (2..=stats.failures)
+        .map(|n| (tracing::Level::DEBUG, n.to_string()))
+        .collect();
     assert_eq!(
         again, expected,
         "each later failure counted, at debug level"
@@ -162,11 +166,13 @@ fn an_outage_is_reported_once_and_summed_up_when_delivery_recovers() {
     let full = capture.named("djehouty.RetryBufferFull");
     assert_eq!(full.len(), 1, "one warning per outage: {full:?}");
     assert_eq!(full[0].level, tracing::Level::WARN);
+    assert_eq!(full[0].field("endpoint"), server.url("/gelf"));
 
     let recovered = capture.named("djehouty.DeliveryRecovered");
     assert_eq!(recovered.len(), 1, "one report per recovery: {recovered:?}");
     let recovered = &recovered[0];
     assert_eq!(recovered.level, tracing::Level::INFO);
+    assert_eq!(recovered.field("endpoint"), server.url("/gelf"));
     assert_eq!(recovered.field("failures"), stats.failures.to_string());
     assert_eq!(
         recovered.field("dropped_records"),

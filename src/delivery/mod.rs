@@ -447,9 +447,11 @@ mod tests {
     /// Long enough that a push or wait still pending after [`PENDING`] is
     /// waiting for it, not about to give up.
     const LATER: Duration = Duration::from_secs(30);
-    /// How long a push or wait that must wait is watched.
+    /// How long a push is watched: one that must wait is still pending then;
+    /// one that must not is done at its first poll (it checks before it
+    /// waits, and a timeout polls what it wraps first).
     const PENDING: Duration = Duration::from_millis(200);
-    /// A bound no push or wait that must return at once comes near.
+    /// A bound no wait that must return at once comes near.
     const AT_ONCE: Duration = Duration::from_secs(10);
 
     fn shared(capacity: usize) -> (Arc<Shared>, Counters) {
