@@ -45,7 +45,8 @@ while IFS='|' read -r _ patch _ command _; do
         echo "    the mutant does not build: make the same change by hand" >&2
         failed+=("$patch (does not build)")
     else
-        echo "    caught"
+        echo "    caught:"
+        grep -m3 -E "^test .* FAILED|panicked at" "$scratch/log" | sed 's/^/      /' || true
     fi
 done <tests/mutants/README.md
 
