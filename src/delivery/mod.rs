@@ -655,34 +655,25 @@ mod tests {
     fn an_outage_reports_its_first_failure_and_drop_then_sums_them_up() {
         let (s, counters) = shared(1_000);
         let fail = |s: &Shared| s.note_failure(&mut s.lock(), Error::ShutDown);
-        let drop = |s: &Shared, records: u64| {
+        let lose = |s: &Shared, records: u64| {
             let dropped = Dropped {
                 records,
                 bytes: 10 * records,
             };
             s.note_dropped(&mut s.lock(), dropped)
         };
-        assert!(s.note_success(&mut s.lock()).is_none());
+        // What the recovery report sums up, if there is one.
+        let recover = |s: &Shared| match s.note_success(&mut s.lock()) {
+            Some(Diag::Recovered { failures, dropped }) => Some((failures, dropped)),
+            _ => None,
+        };
+        assert_eq!(recover(&s), None);
         // Drops alone (a staging area overflowing while the endpoint is
         // slow), or failures alone, are summed up too.
         s.note_overflow(4);
-        let recovered = s.note_success(&mut s.lock());
-        assert!(matches!(
-            recovered,
-            Some(Diag::Recovered {
-                failures: 0,
-                dropped: 4
-            })
-        ));
+        assert_eq!(recover(&s), Some((0, 4)));
         assert!(matches!(fail(&s), Diag::Failed(_)));
-        let recovered = s.note_success(&mut s.lock());
-        assert!(matches!(
-            recovered,
-            Some(Diag::Recovered {
-                failures: 1,
-                dropped: 0
-            })
-        ));
+        assert_eq!(recover(&s), Some((1, 0)));
         assert_eq!(counters.snapshot().failures, 1);
 
         assert!(matches!(fail(&s), Diag::Failed(_)));
@@ -691,31 +682,24 @@ mod tests {
         assert!(matches!(fail(&s), Diag::FailedAgain(3)));
         assert_eq!(counters.snapshot().failures, 4);
 
-        assert!(drop(&s, 0).is_none());
+        assert!(lose(&s, 0).is_none());
         assert_eq!(counters.snapshot().dropped_buffer_full, 0);
-        assert!(matches!(drop(&s, 2), Some(Diag::BufferFull)));
-        assert!(drop(&s, 3).is_none());
+        assert!(matches!(lose(&s, 2), Some(Diag::BufferFull)));
+        assert!(lose(&s, 3).is_none());
         assert_eq!(counters.snapshot().dropped_buffer_full, 5);
         assert!(s.reached(5) && !s.reached(6));
         s.note_overflow(0);
         s.note_overflow(4);
 
-        let recovered = s.note_success(&mut s.lock());
-        assert!(matches!(
-            recovered,
-            Some(Diag::Recovered {
-                failures: 3,
-                dropped: 9
-            })
-        ));
+        assert_eq!(recover(&s), Some((3, 9)));
         assert!(s.is_healthy() && s.lock().healthy);
-        assert!(s.note_success(&mut s.lock()).is_none());
+        assert_eq!(recover(&s), None);
 
         // A new outage is reported anew; a drop during a shutdown is its to
         // report.
-        assert!(matches!(drop(&s, 1), Some(Diag::BufferFull)));
+        assert!(matches!(lose(&s, 1), Some(Diag::BufferFull)));
         s.set_deadline(Instant::now() + LATER);
-        assert!(drop(&s, 2).is_none());
+        assert!(lose(&s, 2).is_none());
         s.note_overflow(3);
         let left = s.finish_shutdown(LATER).expect("drops to report");
         assert_eq!((left.dropped, left.buffered), (5, 0));
