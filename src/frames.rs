@@ -199,6 +199,19 @@ pub(crate) fn take_within<'a>(
 mod tests {
     use super::*;
 
+    /// Room reserved is room beside the frames held: a staging area so
+    /// reserved is never grown by the logging threads.
+    #[test]
+    fn reserve_makes_room_beside_the_frames() {
+        let mut frames = Frames::default();
+        frames.push(b"abc");
+        frames.reserve(1000);
+        assert!(frames.capacity() >= 1003, "{}", frames.capacity());
+        let before = frames.capacity();
+        frames.push(&[b'x'; 1000]);
+        assert_eq!(frames.capacity(), before);
+    }
+
     #[test]
     fn whole_frames_within_a_byte_count() {
         let run = FrameRun::new(b"aaabbccccd", &[3, 2, 4, 1]);
