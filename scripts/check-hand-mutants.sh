@@ -19,10 +19,12 @@ scratch=$(mktemp -d)
 trap 'git -C "$root" worktree remove --force "$scratch/tree" >/dev/null 2>&1 || true; rm -rf "$scratch"' EXIT
 git worktree add --detach "$scratch/tree" HEAD >/dev/null
 tree="$scratch/tree"
-# A build directory of its own: the mutants' builds must never stand in for
-# the checkout's (cargo would take them as up to date there). The
-# dependencies are built once and kept.
+# A build directory of its own: in the checkout's, cargo would take the last
+# mutant's build of the crate as up to date and test it in place of the
+# crate. The dependencies are built there once and kept (`cargo clean`
+# removes them); without debug information, to build faster and smaller.
 export CARGO_TARGET_DIR="${HAND_MUTANTS_TARGET:-$root/target/hand-mutants}"
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-0}"
 
 wanted() {
     [ "$#" -eq 1 ] && return 0
