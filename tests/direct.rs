@@ -560,6 +560,14 @@ fn with_backpressure_a_slow_receiver_slows_the_logging_call_and_loses_nothing() 
     }
 }
 
+/// Logs record `seq` with `filler`; returns how long the logging call took.
+/// (A call that took at least half its `max_wait` waited for room.)
+fn log_timed(seq: u64, filler: &str) -> Duration {
+    let call = Instant::now();
+    tracing::info!(seq, filler, "record {seq}");
+    call.elapsed()
+}
+
 /// Logs up to `n` records of 8 KiB through a direct processor with
 /// backpressure (`max_wait`) to `endpoint`, whose delivery is going to fail
 /// or stall, and gives up logging after 60 s (a regression must fail, not
@@ -589,9 +597,7 @@ fn log_with_backpressure_into_trouble(
     let (logged, waits) = with_tracing(&provider, || {
         let (mut logged, mut waits) = (0, 0);
         while logged < n && started.elapsed() < Duration::from_secs(60) {
-            let call = Instant::now();
-            tracing::info!(seq = logged, filler = filler.as_str(), "record {logged}");
-            waits += u32::from(call.elapsed() >= max_wait / 2);
+            waits += u32::from(log_timed(logged, &filler) >= max_wait / 2);
             logged += 1;
         }
         (logged, waits)
@@ -689,9 +695,7 @@ fn a_receiver_that_stalls_every_connection_costs_one_wait_in_all() {
     let (logged, held, waits) = with_tracing(&provider, || {
         let (mut logged, mut held, mut waits) = (0u64, Duration::ZERO, 0);
         while started.elapsed() < Duration::from_secs(6) {
-            let call = Instant::now();
-            tracing::info!(seq = logged, filler = filler.as_str(), "record {logged}");
-            let took = call.elapsed();
+            let took = log_timed(logged, &filler);
             if took >= max_wait / 2 {
                 held += took;
                 waits += 1;
