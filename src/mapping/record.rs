@@ -225,16 +225,12 @@ impl MappedRecord<'_> {
             let keep_from = self.fields.len() - self.protected_tail;
             let dropped = self.full_message.take().is_some() || keep_from > 0;
             self.fields.drain(..keep_from);
-            let short = std::mem::take(&mut self.short_message);
             // What was dropped, the short message says (once).
-            self.short_message = if !dropped || short.len() > KEEP {
-                cut_to(short, KEEP)
-            } else if short.ends_with(TRUNCATED_MARKER) {
-                short
+            if dropped && self.short_message.len() <= KEEP {
+                self.mark_short_message();
             } else {
-                let len = short.len();
-                marked_head(short, len)
-            };
+                self.short_message = cut_to(std::mem::take(&mut self.short_message), KEEP);
+            }
             return;
         }
         let marker = escapes.width(TRUNCATED_MARKER);
@@ -246,14 +242,9 @@ impl MappedRecord<'_> {
                 self.full_message = Some(full);
                 return;
             }
-            // Dropped whole: the short message carries the marker instead
-            // (unless it already does: a second one would end up in the
-            // prefix kept).
+            // Dropped whole: the short message carries the marker instead.
             need = need.saturating_sub(width);
-            if !self.short_message.ends_with(TRUNCATED_MARKER) {
-                let short = std::mem::take(&mut self.short_message);
-                let len = short.len();
-                self.short_message = marked_head(short, len);
+            if self.mark_short_message() {
                 need += marker;
             }
         }
@@ -273,6 +264,19 @@ impl MappedRecord<'_> {
                 }
             }
         }
+    }
+
+    /// Appends the marker to the whole short message, unless it ends with
+    /// one already (a second would end up in the prefix kept by a later
+    /// cut); returns whether it did.
+    fn mark_short_message(&mut self) -> bool {
+        if self.short_message.ends_with(TRUNCATED_MARKER) {
+            return false;
+        }
+        let short = std::mem::take(&mut self.short_message);
+        let len = short.len();
+        self.short_message = marked_head(short, len);
+        true
     }
 }
 
