@@ -26,6 +26,10 @@
 //! thread, nothing sent), the figure to compare formats and profiles by, as
 //! it leaves out the socket and the thread hand-off and their noise.
 //!
+//! A filter in plain text (`cargo bench --bench encoders -- gelf_encode/small`)
+//! also skips the set-up of the benchmarks it leaves out, so that a profile
+//! of one benchmark holds its own work only.
+//!
 //! Before them, `ldp_overhead` prints what the LDP profile costs over plain
 //! GELF for each shape, from batches encoded in alternation by both
 //! exporters (a paired measurement, steadier than two benchmarks run one
@@ -358,6 +362,9 @@ fn bench_shape<F: Format>(
     make: fn(&SdkLoggerProvider, usize) -> SdkLogRecord,
     profile: Profile,
 ) {
+    if !wanted(&format!("{format}/{shape}")) && !wanted(&format!("{format}_encode/{shape}")) {
+        return;
+    }
     let sink = Sink::start();
     let exporter = exporter::<F>(&sink, profile);
     let provider = SdkLoggerProvider::builder().build();
@@ -416,6 +423,9 @@ fn bench_shape<F: Format>(
 /// median of the per-round time ratios.
 fn ldp_overhead(shape: &str, make: fn(&SdkLoggerProvider, usize) -> SdkLogRecord) {
     const ROUNDS: usize = 301;
+    if !wanted(&format!("gelf_encode/ldp_{shape}")) {
+        return;
+    }
     let sink = Sink::start();
     let plain = exporter::<Gelf>(&sink, Profile::Plain);
     let ldp = exporter::<Gelf>(&sink, Profile::Ldp);
@@ -461,6 +471,40 @@ fn ldp_overhead(shape: &str, make: fn(&SdkLoggerProvider, usize) -> SdkLogRecord
     plain.shutdown().expect("shut the exporter down");
     ldp.shutdown().expect("shut the exporter down");
     let _ = provider.shutdown();
+}
+
+/// Whether the benchmark `id` may be run: criterion's filter, when one is
+/// given in plain text, is in it. Benchmarks the filter leaves out are then
+/// not even set up, so that a profile of one benchmark holds its work alone.
+/// (The filter is a regular expression: one with special characters leaves
+/// out nothing here, and criterion still applies it.)
+fn wanted(id: &str) -> bool {
+    // Options criterion takes a non-numeric value after.
+    const WITH_TEXT: [&str; 7] = [
+        "--save-baseline",
+        "--baseline",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--color",
+        "--output-format",
+        "--plotting-backend",
+    ];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filter = args.iter().enumerate().find(|(i, arg)| {
+        !arg.starts_with('-')
+            && arg.parse::<f64>().is_err()
+            && (*i == 0 || !WITH_TEXT.contains(&args[i - 1].as_str()))
+    });
+    match filter {
+        Some((_, filter))
+            if filter
+                .chars()
+                .all(|c| c.is_alphanumeric() || "_/-".contains(c)) =>
+        {
+            id.contains(filter.as_str())
+        }
+        _ => true,
+    }
 }
 
 fn gelf(c: &mut Criterion) {
