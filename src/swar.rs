@@ -23,6 +23,9 @@ pub(crate) fn equal(word: u64, b: u8) -> u64 {
 /// which is non-zero exactly for the 8-byte words holding one.
 #[inline]
 pub(crate) fn any(bytes: &[u8], word: impl Fn(u64) -> u64, byte: impl Fn(u8) -> bool) -> bool {
+    let Some(last) = bytes.last_chunk::<8>() else {
+        return bytes.iter().any(|&b| byte(b));
+    };
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
         let Some(chunk) = chunk.first_chunk::<8>() else {
@@ -32,5 +35,7 @@ pub(crate) fn any(bytes: &[u8], word: impl Fn(u64) -> u64, byte: impl Fn(u8) -> 
             return true;
         }
     }
-    chunks.remainder().iter().any(|&b| byte(b))
+    // The bytes left, as the last eight (some checked twice): one word
+    // instead of up to seven bytes one by one.
+    !chunks.remainder().is_empty() && word(u64::from_le_bytes(*last)) != 0
 }
