@@ -29,6 +29,8 @@ pub(crate) struct PackScratch {
     plain: Vec<u8>,
     /// The field names of the record on the fast path.
     pub(super) names: Vec<super::fused::Name>,
+    /// The fields records start with, by scope and target, for the fast path.
+    pub(super) leads: super::fused::Leads,
     deflater: Option<Deflater>,
     /// Records encoded for packing, tries included.
     #[cfg(test)]

@@ -21,10 +21,128 @@ pub(crate) struct Name {
     len: usize,
 }
 
+/// How many leads [`Leads`] keeps: a thread's records come from a few
+/// places at a time.
+const LEADS: usize = 4;
+
+/// The largest lead kept, in bytes: common ones take about a hundred.
+const MAX_LEAD_BYTES: usize = 1024;
+
+/// The fields records of one scope and target start with
+/// ([`Mapper::map_lead`]), as the fast path last wrote them, for a few
+/// scopes and targets: the next such record copies them instead of writing
+/// them again (on a common record, three fields, their escaping and the
+/// checks of their names: a tenth of the time of encoding it).
+#[derive(Default)]
+pub(crate) struct Leads {
+    /// At most [`LEADS`].
+    entries: Vec<Lead>,
+    /// The entry replaced next.
+    next: usize,
+    /// Leads found.
+    #[cfg(test)]
+    found: std::cell::Cell<usize>,
+}
+
+/// One scope and target's lead.
+struct Lead {
+    /// What it was written for: the mapper's id (which stands for its
+    /// format too, see [`Mapper::pre_encode`]), the scope and the target.
+    mapper: u64,
+    scope: InstrumentationScope,
+    target: Option<String>,
+    bytes: Vec<u8>,
+    /// The names written, `at` counted from the start of `bytes`.
+    names: Vec<Name>,
+    /// Their [`seen_bit`]s.
+    seen: [u64; 4],
+}
+
+/// What a lead is written for: a mapper (by its id), a scope and a target.
+#[derive(Clone, Copy)]
+struct LeadOf<'s> {
+    mapper: u64,
+    scope: &'s InstrumentationScope,
+    target: Option<&'s str>,
+}
+
+impl Lead {
+    fn is_of(&self, of: LeadOf<'_>) -> bool {
+        self.target.as_deref() == of.target
+            && self.mapper == of.mapper
+            && same_fields(&self.scope, of.scope)
+    }
+}
+
+/// Whether two scopes map to the same fields: the same name, version and
+/// attributes, in the same order (not `==`, which sorts the attributes
+/// into new vectors, and does not mind their order).
+fn same_fields(a: &InstrumentationScope, b: &InstrumentationScope) -> bool {
+    a.name() == b.name() && a.version() == b.version() && a.attributes().eq(b.attributes())
+}
+
+impl Leads {
+    fn find(&self, of: LeadOf<'_>) -> Option<&Lead> {
+        let lead = self.entries.iter().find(|lead| lead.is_of(of));
+        #[cfg(test)]
+        self.found
+            .set(self.found.get() + usize::from(lead.is_some()));
+        lead
+    }
+
+    /// Keeps what `sink` wrote from `base` on as the lead `of`, in place of
+    /// the oldest when all entries are taken.
+    fn keep<F>(&mut self, of: LeadOf<'_>, sink: &Fused<'_, '_, F>, base: usize) {
+        let Some(bytes) = sink.out.get(base..) else {
+            return;
+        };
+        if bytes.len() > MAX_LEAD_BYTES {
+            return;
+        }
+        let lead = if self.entries.len() < LEADS {
+            self.entries.push(Lead {
+                mapper: of.mapper,
+                scope: of.scope.clone(),
+                target: None,
+                bytes: Vec::new(),
+                names: Vec::new(),
+                seen: [0; 4],
+            });
+            self.entries.last_mut()
+        } else {
+            let at = self.next % LEADS;
+            self.next = at + 1;
+            self.entries.get_mut(at)
+        };
+        let Some(lead) = lead else {
+            return;
+        };
+        lead.mapper = of.mapper;
+        if !same_fields(&lead.scope, of.scope) {
+            lead.scope = of.scope.clone();
+        }
+        match (of.target, &mut lead.target) {
+            (Some(target), Some(kept)) => {
+                kept.clear();
+                kept.push_str(target);
+            }
+            (target, kept) => *kept = target.map(str::to_string),
+        }
+        lead.bytes.clear();
+        lead.bytes.extend_from_slice(bytes);
+        lead.names.clear();
+        lead.names.extend(sink.names.iter().map(|name| Name {
+            at: name.at - base,
+            ..*name
+        }));
+        lead.seen = sink.seen;
+    }
+}
+
 /// Appends `record` encoded as `F` when it takes the fast path: its fields'
 /// names all differ (from each other and from the static fields'), and it
 /// takes at most `limit` bytes. Returns false, with `out` as it was, when
-/// not. `names` is scratch space.
+/// not. `names` is scratch space; `leads` is kept from record to record.
 #[inline]
 pub(crate) fn encode_fused<F: Writer>(
     mapper: &Mapper,
@@ -32,7 +150,7 @@ pub(crate) fn encode_fused<F: Writer>(
     scope: &InstrumentationScope,
     limit: usize,
     out: &mut Vec<u8>,
-    names: &mut Vec<Name>,
+    (names, leads): (&mut Vec<Name>, &mut Leads),
 ) -> bool {
     let (head, own) = mapper.map_head(record);
     let Some(statics) = head.statics else {
@@ -56,7 +174,22 @@ pub(crate) fn encode_fused<F: Writer>(
         failed: false,
         format: PhantomData,
     };
-    mapper.map_fields(record, scope, &own, &mut sink);
+    let of = LeadOf {
+        mapper: mapper.id(),
+        scope,
+        target: own.target(),
+    };
+    match leads.find(of) {
+        Some(lead) => sink.append(lead),
+        None => {
+            let base = sink.out.len();
+            mapper.map_lead(scope, of.target, &mut sink);
+            if !sink.failed {
+                leads.keep(of, &sink, base);
+            }
+        }
+    }
+    mapper.map_rest_of_fields(record, &own, &mut sink);
     if !sink.failed {
         out.extend_from_slice(statics.tail);
         F::encode_end(out);
@@ -144,6 +277,21 @@ impl<'a, F: Writer> FieldSink<'a> for Fused<'_, 'a, F> {
 }
 
 impl<F> Fused<'_, '_, F> {
+    /// Writes `lead`, as if its fields were pushed (first, as they are).
+    fn append(&mut self, lead: &Lead) {
+        let base = self.out.len();
+        self.out.extend_from_slice(&lead.bytes);
+        self.names.extend(lead.names.iter().map(|name| Name {
+            at: name.at + base,
+            ..*name
+        }));
+        for (seen, lead) in self.seen.iter_mut().zip(lead.seen) {
+            *seen |= lead;
+        }
+        // A lead past the end (at most `MAX_LEAD_BYTES`) fails the record
+        // at its last check.
+    }
+
     /// Whether a field of this name was written, or is a static one.
     fn repeats(&self, field: &Field<'_>, print: u32, seen: bool, bit: u64) -> bool {
         let (key, suffix) = (field.key.as_bytes(), field.suffix.as_bytes());
@@ -254,7 +402,14 @@ mod tests {
                 encode_framed::<F>(mapper.map(&sdk, &scope), framing, max_frame, &mut general);
             let mut fast = b"before".to_vec();
             let mut names = Vec::new();
-            if encode_fused::<F>(&mapper, &sdk, &scope, max_frame - 1, &mut fast, &mut names) {
+            if encode_fused::<F>(
+                &mapper,
+                &sdk,
+                &scope,
+                max_frame - 1,
+                &mut fast,
+                (&mut names, &mut Leads::default()),
+            ) {
                 fast.push(framing.delimiter());
                 assert!(fast == general, "{}", String::from_utf8_lossy(&fast));
                 assert!(!cut);
@@ -379,7 +534,14 @@ mod tests {
         ));
         assert_eq!(general.pop(), Some(0));
         let mut fast = b"before".to_vec();
-        let taken = encode_fused::<F>(mapper, &sdk, &scope, limit, &mut fast, &mut Vec::new());
+        let taken = encode_fused::<F>(
+            mapper,
+            &sdk,
+            &scope,
+            limit,
+            &mut fast,
+            (&mut Vec::new(), &mut Leads::default()),
+        );
         if taken {
             assert_eq!(&fast[..6], b"before");
             (Some(fast.split_off(6)), general)
@@ -518,6 +680,161 @@ mod tests {
                 assert!(markers <= 1, "{max}: {text}");
             }
         }
+    }
+
+    /// `record` through the fast path with `leads` kept from the records
+    /// before, and through the general path alone: the same bytes. Returns
+    /// whether it took the fast path.
+    fn same_with_leads<F: Writer>(
+        (mapper, max_frame): &(Mapper, usize),
+        record: &SdkLogRecord,
+        scope: &InstrumentationScope,
+        leads: &mut Leads,
+    ) -> bool {
+        let mut general = Vec::new();
+        encode_framed::<F>(
+            mapper.map(record, scope),
+            Framing::Nul,
+            *max_frame,
+            &mut general,
+        );
+        let mut fast = Vec::new();
+        let limit = max_frame - 1;
+        if !encode_fused::<F>(
+            mapper,
+            record,
+            scope,
+            limit,
+            &mut fast,
+            (&mut Vec::new(), leads),
+        ) {
+            return false;
+        }
+        fast.push(0);
+        assert!(fast == general, "{}", String::from_utf8_lossy(&fast));
+        true
+    }
+
+    /// Records of several scopes and targets, by several mappers, in both
+    /// formats, in a mixed order through the same leads: each starts with
+    /// the fields of its own scope and target, as the general path writes
+    /// them; one with an attribute named as a field of its lead leaves the
+    /// fast path.
+    #[test]
+    fn each_record_starts_with_the_lead_of_its_scope_and_target() {
+        let provider = SdkLoggerProvider::builder().build();
+        let logger = provider.logger("test");
+        let scope = |name: &'static str, version: Option<&'static str>, s: Option<i64>| {
+            let mut builder = InstrumentationScope::builder(name);
+            if let Some(version) = version {
+                builder = builder.with_version(version);
+            }
+            if let Some(s) = s {
+                builder = builder.with_attributes([KeyValue::new("s", s)]);
+            }
+            builder.build()
+        };
+        let scopes = [
+            scope("scope", Some("1.0"), None),
+            scope("scope", Some("2.0"), None),
+            scope("scope", None, None),
+            scope("other", Some("1.0"), None),
+            scope("scope", Some("1.0"), Some(2)),
+            scope("scope", Some("1.0"), Some(3)),
+            // Named as a target: the name is left out then.
+            scope("app", None, None),
+        ];
+        let targets = [Some("app"), Some("db"), None];
+        let attributes = [
+            vec![],
+            vec![("k".to_string(), AnyValue::Int(1))],
+            vec![("otel.scope.version".to_string(), AnyValue::from("x"))],
+            vec![("target".to_string(), AnyValue::from("t"))],
+        ];
+        let (gelf, ltsv) = (mappers::<Gelf>(), mappers::<Ltsv>());
+        let mut leads = Leads::default();
+        let mut random = crate::encode::xorshift(7);
+        let (mut fast, mut r) = (0, 0);
+        for i in 0..1000 {
+            // Runs of four records of the same kind.
+            if i % 4 == 0 {
+                r = random() as usize;
+            }
+            let scope = &scopes[r % scopes.len()];
+            let attributes = attributes[r / 512 % attributes.len()].clone();
+            let mut record = plain_record(AnyValue::from("hello"), attributes);
+            record.target = targets[r / 8 % targets.len()].map(str::to_string);
+            let record = sdk_record(&logger, &record);
+            let mapper = r / 32 % gelf.len();
+            fast += usize::from(if r / 256 % 2 == 0 {
+                same_with_leads::<Gelf>(&gelf[mapper], &record, scope, &mut leads)
+            } else {
+                same_with_leads::<Ltsv>(&ltsv[mapper], &record, scope, &mut leads)
+            });
+        }
+        assert!((500..1000).contains(&fast), "{fast}");
+        // The last three of each run found their lead, and now and then the
+        // first.
+        let found = leads.found.get();
+        assert!((750..1000).contains(&found), "{found}");
+        assert_eq!(leads.entries.len(), LEADS);
+    }
+
+    /// A GELF record of `scope` by `mapper` through the fast path with
+    /// `leads`, which it must take, as [`same_with_leads`] checks it.
+    fn hello(mapper: &(Mapper, usize), scope: &InstrumentationScope, leads: &mut Leads) {
+        let provider = SdkLoggerProvider::builder().build();
+        let logger = provider.logger("test");
+        let record = sdk_record(&logger, &plain_record(AnyValue::from("hello"), vec![]));
+        assert!(same_with_leads::<Gelf>(mapper, &record, scope, leads));
+    }
+
+    /// Past [`LEADS`] scopes, each new lead takes the place of the oldest.
+    #[test]
+    fn a_new_lead_replaces_the_oldest() {
+        let mapper = mappers::<Gelf>().swap_remove(0);
+        let scopes: Vec<_> = (0..LEADS + 2)
+            .map(|i| InstrumentationScope::builder(format!("scope{i}")).build())
+            .collect();
+        let mut leads = Leads::default();
+        for scope in &scopes {
+            hello(&mapper, scope, &mut leads);
+        }
+        assert_eq!(leads.found.get(), 0);
+        // The newest first, then the first one replaced, which is not found.
+        for (i, scope) in scopes.iter().enumerate().rev() {
+            let before = leads.found.get();
+            hello(&mapper, scope, &mut leads);
+            assert_eq!(leads.found.get() - before, usize::from(i >= 2), "{i}");
+            if i < 2 {
+                break;
+            }
+        }
+    }
+
+    /// A lead of up to [`MAX_LEAD_BYTES`] is kept, a longer one is not.
+    #[test]
+    fn long_leads_are_not_kept() {
+        let mapper = mappers::<Gelf>().swap_remove(0);
+        // Two records of a scope whose attribute takes `len` bytes: whether
+        // the second found its lead, and the lead's size.
+        let twice = |len: usize| {
+            let scope = InstrumentationScope::builder("scope")
+                .with_attributes([KeyValue::new("s", "x".repeat(len))])
+                .build();
+            let mut leads = Leads::default();
+            hello(&mapper, &scope, &mut leads);
+            let size = leads.entries.first().map(|lead| lead.bytes.len());
+            hello(&mapper, &scope, &mut leads);
+            (leads.found.get() == 1, size)
+        };
+        let (found, Some(size)) = twice(100) else {
+            panic!("a short lead was not kept");
+        };
+        assert!(found);
+        let exact = 100 + MAX_LEAD_BYTES - size;
+        assert_eq!(twice(exact), (true, Some(MAX_LEAD_BYTES)));
+        assert_eq!(twice(exact + 1), (false, None));
     }
 
     #[test]

@@ -196,7 +196,14 @@ impl Packing {
         if let Packing::Framed { framing, max_frame } = *self {
             // Room for the delimiter.
             let limit = max_frame.saturating_sub(1);
-            if encode_fused::<F>(mapper, record, scope, limit, out, &mut scratch.names) {
+            if encode_fused::<F>(
+                mapper,
+                record,
+                scope,
+                limit,
+                out,
+                (&mut scratch.names, &mut scratch.leads),
+            ) {
                 out.push(framing.delimiter());
                 return false;
             }

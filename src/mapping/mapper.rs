@@ -19,6 +19,7 @@ use super::values::{
 use super::{MappingOptions, MAX_FLATTEN_DEPTH, NO_MESSAGE};
 use opentelemetry::logs::AnyValue;
 use opentelemetry::{InstrumentationScope, Key, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What [`Mapper::map_head`] learnt of a record that
 /// [`Mapper::map_fields`] needs.
@@ -28,6 +29,14 @@ pub(crate) struct Own<'a> {
     event_name: Option<&'a str>,
     level: u8,
 }
+
+impl<'a> Own<'a> {
+    /// The record's target, if any.
+    pub(crate) fn target(&self) -> Option<&'a str> {
+        self.target
+    }
+}
+
 use opentelemetry_sdk::logs::SdkLogRecord;
 use opentelemetry_sdk::Resource;
 
@@ -60,6 +69,15 @@ pub(crate) struct Mapper {
     wire: Option<StaticWire>,
     /// Record attribute keys, normalized once.
     keys: KeyCache,
+    /// Distinguishes this mapper, as last set up, from any other: what a
+    /// record is encoded as depends on nothing else but the record.
+    id: u64,
+}
+
+/// A mapper [`id`](Mapper::id) never given before.
+fn new_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Mapper {
@@ -87,6 +105,7 @@ impl Mapper {
             wire: None,
             keys: KeyCache::default(),
             fixed: FixedNames::default(),
+            id: new_id(),
         };
         let name = |raw: &str| mapper.key(raw).into_owned();
         let fixed = FixedNames {
@@ -111,6 +130,7 @@ impl Mapper {
     /// Precomputes the resource's fields and the host; called once by the SDK
     /// before the first export.
     pub(crate) fn set_resource(&mut self, resource: &Resource) {
+        self.id = new_id();
         let redundant = self.redundant_fields;
         let mut fields = self.static_fields(
             resource
@@ -134,8 +154,10 @@ impl Mapper {
     /// whose own fields do not share their names then costs nothing for them.
     /// Kept across [`set_resource`](Self::set_resource).
     /// The names of the record's own fields and of the attributes seen from
-    /// then on are encoded with `name` once too.
+    /// then on are encoded with `name` once too. The mapper is then one
+    /// format's, with a new [`id`](Self::id).
     pub(crate) fn pre_encode(&mut self, encode: FieldEncoder, name: NameEncoder) {
+        self.id = new_id();
         let fixed = &self.fixed;
         let wire_name = |key: &str| {
             let mut wire = Vec::new();
@@ -204,6 +226,13 @@ impl Mapper {
             .into_iter()
             .map(Field::into_owned)
             .collect()
+    }
+
+    /// Tells this mapper, as last set up, from any other: two records
+    /// mapped by mappers of the same id with the same scope and target
+    /// start with the same fields (see [`map_lead`](Self::map_lead)).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// The `host` every record carries.
@@ -348,6 +377,20 @@ impl Mapper {
         own: &Own<'a>,
         sink: &mut S,
     ) {
+        self.map_lead(scope, own.target, sink);
+        self.map_rest_of_fields(record, own, sink);
+    }
+
+    /// The first of [`map_fields`](Self::map_fields)' fields, which depend
+    /// on this mapper, the scope and the target alone: the scope's
+    /// attributes, its name and version, the target.
+    #[inline]
+    pub(crate) fn map_lead<'a, S: FieldSink<'a>>(
+        &'a self,
+        scope: &'a InstrumentationScope,
+        target: Option<&'a str>,
+        sink: &mut S,
+    ) {
         for kv in scope.attributes() {
             self.push_value(sink, kv.key.as_str(), &kv.value);
         }
@@ -357,16 +400,32 @@ impl Mapper {
                 .as_ref()
                 .map_or(&[][..], |wire| &wire.fixed[i][..])
         };
-        let scope_is_target = own.target == Some(scope.name());
+        let scope_is_target = target == Some(scope.name());
         if !scope.name().is_empty() && (self.redundant_fields || !scope_is_target) {
             self.push_text(sink, &self.fixed.scope_name, wire(0), scope.name());
         }
         if let Some(version) = scope.version() {
             self.push_text(sink, &self.fixed.scope_version, wire(1), version);
         }
-        if let Some(target) = own.target {
+        if let Some(target) = target {
             self.push_text(sink, &self.fixed.target, wire(2), target);
         }
+    }
+
+    /// The rest of [`map_fields`](Self::map_fields)' fields, after
+    /// [`map_lead`](Self::map_lead)'s.
+    #[inline]
+    pub(crate) fn map_rest_of_fields<'a, S: FieldSink<'a>>(
+        &'a self,
+        record: &'a SdkLogRecord,
+        own: &Own<'a>,
+        sink: &mut S,
+    ) {
+        let wire = |i: usize| {
+            self.wire
+                .as_ref()
+                .map_or(&[][..], |wire| &wire.fixed[i][..])
+        };
         if let Some(name) = own.event_name {
             self.push_text(sink, &self.fixed.event_name, wire(3), name);
         }
