@@ -480,12 +480,16 @@ fn ldp_overhead(shape: &str, make: fn(&SdkLoggerProvider, usize) -> SdkLogRecord
 /// out nothing here, and criterion still applies it.)
 fn wanted(id: &str) -> bool {
     // Options criterion takes a non-numeric value after.
-    const WITH_TEXT: [&str; 7] = [
+    const WITH_TEXT: [&str; 11] = [
         "--save-baseline",
+        "-s",
         "--baseline",
+        "-b",
         "--baseline-lenient",
         "--load-baseline",
         "--color",
+        "-c",
+        "--format",
         "--output-format",
         "--plotting-backend",
     ];

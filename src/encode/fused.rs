@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 
 use super::Writer;
 use crate::mapping::{print_bit, Field, FieldSink, Mapper};
-use opentelemetry::InstrumentationScope;
+use opentelemetry::{Array, InstrumentationScope, Value};
 use opentelemetry_sdk::logs::SdkLogRecord;
 
 /// Where the name of a field written lies in the output.
@@ -25,23 +25,24 @@ pub(crate) struct Name {
 /// places at a time.
 const LEADS: usize = 4;
 
-/// The largest lead kept, in bytes: common ones take about a hundred.
+/// The most bytes a lead kept may take, and the most its scope's and
+/// target's texts may: what a thread keeps and compares stays small.
 const MAX_LEAD_BYTES: usize = 1024;
 
 /// The fields records of one scope and target start with
 /// ([`Mapper::map_lead`]), as the fast path last wrote them, for a few
 /// scopes and targets: the next such record copies them instead of writing
-/// them again (on a common record, three fields, their escaping and the
-/// checks of their names: a tenth of the time of encoding it).
+/// them again (three fields on a common record, each escaped, named and
+/// checked against the others).
 #[derive(Default)]
 pub(crate) struct Leads {
     /// At most [`LEADS`].
     entries: Vec<Lead>,
-    /// The entry replaced next.
-    next: usize,
+    /// Counts finds and keeps: an entry's [`Lead::used`] is the last.
+    clock: u64,
     /// Leads found.
     #[cfg(test)]
-    found: std::cell::Cell<usize>,
+    found: usize,
 }
 
 /// One scope and target's lead.
@@ -56,6 +57,8 @@ struct Lead {
     names: Vec<Name>,
     /// Their [`seen_bit`]s.
     seen: [u64; 4],
+    /// When it was last found or kept: the least recent is replaced.
+    used: u64,
 }
 
 /// What a lead is written for: a mapper (by its id), a scope and a target.
@@ -75,28 +78,74 @@ impl Lead {
 }
 
 /// Whether two scopes map to the same fields: the same name, version and
-/// attributes, in the same order (not `==`, which sorts the attributes
-/// into new vectors, and does not mind their order).
+/// attributes in the same order, doubles compared bit for bit (`-0.0` is
+/// not written as `0.0`). Not `==`, which sorts the attributes into new
+/// vectors and does not mind their order.
 fn same_fields(a: &InstrumentationScope, b: &InstrumentationScope) -> bool {
-    a.name() == b.name() && a.version() == b.version() && a.attributes().eq(b.attributes())
+    if a.name() != b.name() || a.version() != b.version() {
+        return false;
+    }
+    let (mut a, mut b) = (a.attributes(), b.attributes());
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) if a.key == b.key && same_value(&a.value, &b.value) => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Whether two values are written alike.
+fn same_value(a: &Value, b: &Value) -> bool {
+    let same_doubles = |a: &[f64], b: &[f64]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
+    };
+    match (a, b) {
+        (Value::F64(a), Value::F64(b)) => a.to_bits() == b.to_bits(),
+        (Value::Array(Array::F64(a)), Value::Array(Array::F64(b))) => same_doubles(a, b),
+        _ => a == b,
+    }
+}
+
+/// The bytes of text a lead's key holds, or more: its scope's name,
+/// version, attribute names and texts, and the target (numbers and lists
+/// count as [`MAX_LEAD_BYTES`]: rare in a scope, not worth measuring).
+fn key_bytes(of: LeadOf<'_>) -> usize {
+    let attributes = of.scope.attributes().map(|kv| {
+        kv.key.as_str().len()
+            + match &kv.value {
+                Value::String(text) => text.as_str().len(),
+                Value::Bool(_) | Value::I64(_) | Value::F64(_) => 0,
+                _ => MAX_LEAD_BYTES,
+            }
+    });
+    attributes.sum::<usize>()
+        + of.scope.name().len()
+        + of.scope.version().map_or(0, str::len)
+        + of.target.map_or(0, str::len)
 }
 
 impl Leads {
-    fn find(&self, of: LeadOf<'_>) -> Option<&Lead> {
-        let lead = self.entries.iter().find(|lead| lead.is_of(of));
+    fn find(&mut self, of: LeadOf<'_>) -> Option<&Lead> {
+        self.clock += 1;
+        let lead = self.entries.iter_mut().find(|lead| lead.is_of(of))?;
+        lead.used = self.clock;
         #[cfg(test)]
-        self.found
-            .set(self.found.get() + usize::from(lead.is_some()));
-        lead
+        {
+            self.found += 1;
+        }
+        Some(lead)
     }
 
     /// Keeps what `sink` wrote from `base` on as the lead `of`, in place of
-    /// the oldest when all entries are taken.
+    /// the least recently used when all entries are taken. The entry's
+    /// vectors are reused: with the same scope (the common case), a record
+    /// of another target allocates nothing.
     fn keep<F>(&mut self, of: LeadOf<'_>, sink: &Fused<'_, '_, F>, base: usize) {
         let Some(bytes) = sink.out.get(base..) else {
             return;
         };
-        if bytes.len() > MAX_LEAD_BYTES {
+        if bytes.len() > MAX_LEAD_BYTES || key_bytes(of) > MAX_LEAD_BYTES {
             return;
         }
         let lead = if self.entries.len() < LEADS {
@@ -107,12 +156,11 @@ impl Leads {
                 bytes: Vec::new(),
                 names: Vec::new(),
                 seen: [0; 4],
+                used: 0,
             });
             self.entries.last_mut()
         } else {
-            let at = self.next % LEADS;
-            self.next = at + 1;
-            self.entries.get_mut(at)
+            self.entries.iter_mut().min_by_key(|lead| lead.used)
         };
         let Some(lead) = lead else {
             return;
@@ -136,6 +184,7 @@ impl Leads {
             ..*name
         }));
         lead.seen = sink.seen;
+        lead.used = self.clock;
     }
 }
 
@@ -724,25 +773,32 @@ mod tests {
     fn each_record_starts_with_the_lead_of_its_scope_and_target() {
         let provider = SdkLoggerProvider::builder().build();
         let logger = provider.logger("test");
-        let scope = |name: &'static str, version: Option<&'static str>, s: Option<i64>| {
+        let scope = |name: &'static str, version: Option<&'static str>, attributes: &[KeyValue]| {
             let mut builder = InstrumentationScope::builder(name);
             if let Some(version) = version {
                 builder = builder.with_version(version);
             }
-            if let Some(s) = s {
-                builder = builder.with_attributes([KeyValue::new("s", s)]);
-            }
-            builder.build()
+            builder.with_attributes(attributes.to_vec()).build()
         };
+        let (s2, s3) = (KeyValue::new("s", 2), KeyValue::new("s", 3));
+        let (t, zero, minus_zero) = (
+            KeyValue::new("t", "x"),
+            KeyValue::new("z", 0.0),
+            KeyValue::new("z", -0.0),
+        );
         let scopes = [
-            scope("scope", Some("1.0"), None),
-            scope("scope", Some("2.0"), None),
-            scope("scope", None, None),
-            scope("other", Some("1.0"), None),
-            scope("scope", Some("1.0"), Some(2)),
-            scope("scope", Some("1.0"), Some(3)),
+            scope("scope", Some("1.0"), &[]),
+            scope("scope", Some("2.0"), &[]),
+            scope("scope", None, &[]),
+            scope("other", Some("1.0"), &[]),
+            scope("scope", Some("1.0"), std::slice::from_ref(&s2)),
+            scope("scope", Some("1.0"), &[s3]),
+            scope("scope", Some("1.0"), &[s2.clone(), t.clone()]),
+            scope("scope", Some("1.0"), &[t, s2]),
+            scope("scope", Some("1.0"), &[zero]),
+            scope("scope", Some("1.0"), &[minus_zero]),
             // Named as a target: the name is left out then.
-            scope("app", None, None),
+            scope("app", None, &[]),
         ];
         let targets = [Some("app"), Some("db"), None];
         let attributes = [
@@ -775,7 +831,7 @@ mod tests {
         assert!((500..1000).contains(&fast), "{fast}");
         // The last three of each run found their lead, and now and then the
         // first.
-        let found = leads.found.get();
+        let found = leads.found;
         assert!((750..1000).contains(&found), "{found}");
         assert_eq!(leads.entries.len(), LEADS);
     }
@@ -800,16 +856,40 @@ mod tests {
         for scope in &scopes {
             hello(&mapper, scope, &mut leads);
         }
-        assert_eq!(leads.found.get(), 0);
-        // The newest first, then the first one replaced, which is not found.
+        assert_eq!(leads.found, 0);
+        // The newest first, then the second kept: replaced, not found (the
+        // first was replaced before it).
         for (i, scope) in scopes.iter().enumerate().rev() {
-            let before = leads.found.get();
+            let before = leads.found;
             hello(&mapper, scope, &mut leads);
-            assert_eq!(leads.found.get() - before, usize::from(i >= 2), "{i}");
+            assert_eq!(leads.found - before, usize::from(i >= 2), "{i}");
             if i < 2 {
                 break;
             }
         }
+    }
+
+    /// A mapper set up again no longer finds the leads it kept: here its
+    /// new resource names a field as the scope does, so that the record
+    /// leaves the fast path.
+    #[test]
+    fn a_mapper_set_up_again_writes_its_leads_again() {
+        let mut mapper = mappers::<Gelf>().swap_remove(0);
+        let scope = InstrumentationScope::builder("scope")
+            .with_attributes([KeyValue::new("s", 1)])
+            .build();
+        let mut leads = Leads::default();
+        hello(&mapper, &scope, &mut leads);
+        let provider = SdkLoggerProvider::builder().build();
+        let logger = provider.logger("test");
+        let record = sdk_record(&logger, &plain_record(AnyValue::from("hello"), vec![]));
+        let resource = Resource::builder_empty()
+            .with_attribute(KeyValue::new("s", 2))
+            .build();
+        mapper.0.set_resource(&resource);
+        assert!(!same_with_leads::<Gelf>(
+            &mapper, &record, &scope, &mut leads
+        ));
     }
 
     /// A lead of up to [`MAX_LEAD_BYTES`] is kept, a longer one is not.
@@ -826,7 +906,7 @@ mod tests {
             hello(&mapper, &scope, &mut leads);
             let size = leads.entries.first().map(|lead| lead.bytes.len());
             hello(&mapper, &scope, &mut leads);
-            (leads.found.get() == 1, size)
+            (leads.found == 1, size)
         };
         let (found, Some(size)) = twice(100) else {
             panic!("a short lead was not kept");

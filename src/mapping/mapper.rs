@@ -30,15 +30,15 @@ pub(crate) struct Own<'a> {
     level: u8,
 }
 
+use opentelemetry_sdk::logs::SdkLogRecord;
+use opentelemetry_sdk::Resource;
+
 impl<'a> Own<'a> {
     /// The record's target, if any.
     pub(crate) fn target(&self) -> Option<&'a str> {
         self.target
     }
 }
-
-use opentelemetry_sdk::logs::SdkLogRecord;
-use opentelemetry_sdk::Resource;
 
 /// Whether a resource attribute is one the SDK sets by itself, the same in
 /// every process of a build: `telemetry.sdk.*`, and the `unknown_service...`
@@ -69,8 +69,8 @@ pub(crate) struct Mapper {
     wire: Option<StaticWire>,
     /// Record attribute keys, normalized once.
     keys: KeyCache,
-    /// Distinguishes this mapper, as last set up, from any other: what a
-    /// record is encoded as depends on nothing else but the record.
+    /// Distinguishes this mapper, as last set up, from any other: two
+    /// mappers of the same id map any record alike.
     id: u64,
 }
 
@@ -130,7 +130,6 @@ impl Mapper {
     /// Precomputes the resource's fields and the host; called once by the SDK
     /// before the first export.
     pub(crate) fn set_resource(&mut self, resource: &Resource) {
-        self.id = new_id();
         let redundant = self.redundant_fields;
         let mut fields = self.static_fields(
             resource
@@ -394,21 +393,20 @@ impl Mapper {
         for kv in scope.attributes() {
             self.push_value(sink, kv.key.as_str(), &kv.value);
         }
-        // The fixed names, encoded once (see `pre_encode`).
-        let wire = |i: usize| {
-            self.wire
-                .as_ref()
-                .map_or(&[][..], |wire| &wire.fixed[i][..])
-        };
         let scope_is_target = target == Some(scope.name());
         if !scope.name().is_empty() && (self.redundant_fields || !scope_is_target) {
-            self.push_text(sink, &self.fixed.scope_name, wire(0), scope.name());
+            self.push_text(
+                sink,
+                &self.fixed.scope_name,
+                self.fixed_wire(0),
+                scope.name(),
+            );
         }
         if let Some(version) = scope.version() {
-            self.push_text(sink, &self.fixed.scope_version, wire(1), version);
+            self.push_text(sink, &self.fixed.scope_version, self.fixed_wire(1), version);
         }
         if let Some(target) = target {
-            self.push_text(sink, &self.fixed.target, wire(2), target);
+            self.push_text(sink, &self.fixed.target, self.fixed_wire(2), target);
         }
     }
 
@@ -421,17 +419,12 @@ impl Mapper {
         own: &Own<'a>,
         sink: &mut S,
     ) {
-        let wire = |i: usize| {
-            self.wire
-                .as_ref()
-                .map_or(&[][..], |wire| &wire.fixed[i][..])
-        };
         if let Some(name) = own.event_name {
-            self.push_text(sink, &self.fixed.event_name, wire(3), name);
+            self.push_text(sink, &self.fixed.event_name, self.fixed_wire(3), name);
         }
         if let Some(text) = record.severity_text() {
             if self.redundant_fields || !names_level(own.level, text) {
-                self.push_text(sink, &self.fixed.severity_text, wire(4), text);
+                self.push_text(sink, &self.fixed.severity_text, self.fixed_wire(4), text);
             }
         }
         if let Some(tc) = record.trace_context() {
@@ -451,6 +444,15 @@ impl Mapper {
                 self.push_any(sink, key.as_str(), value);
             }
         }
+    }
+
+    /// The `i`-th fixed name as encoded once by [`pre_encode`](Self::pre_encode)
+    /// (in the order of `StaticWire::fixed`), else empty.
+    #[inline]
+    fn fixed_wire(&self, i: usize) -> &[u8] {
+        self.wire
+            .as_ref()
+            .map_or(&[][..], |wire| &wire.fixed[i][..])
     }
 
     /// The union of the static fields' [`Field::name_bit`]s, when they are
