@@ -78,9 +78,9 @@ impl Lead {
 }
 
 /// `a == b`, without calling `memcmp` for empty texts: their pointer may
-/// be dangling, and glibc's AVX-512 `memcmp` reads it through a masked load
-/// that costs as much as a cache miss (the scope of `tracing`'s bridge is
-/// named `""`: a quarter of the logging call's time was spent there).
+/// be dangling, and glibc's AVX-512 `memcmp` reads it through a masked load,
+/// which a dangling address makes very slow (the scope of `tracing`'s
+/// bridge is named `""`).
 #[inline]
 fn same_text(a: &str, b: &str) -> bool {
     a.len() == b.len() && (a.is_empty() || a == b)
@@ -107,7 +107,8 @@ fn same_fields(a: &InstrumentationScope, b: &InstrumentationScope) -> bool {
     loop {
         match (a.next(), b.next()) {
             (None, None) => return true,
-            (Some(a), Some(b)) if a.key == b.key && same_value(&a.value, &b.value) => {}
+            (Some(a), Some(b))
+                if same_text(a.key.as_str(), b.key.as_str()) && same_value(&a.value, &b.value) => {}
             _ => return false,
         }
     }
@@ -119,6 +120,7 @@ fn same_value(a: &Value, b: &Value) -> bool {
         a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
     };
     match (a, b) {
+        (Value::String(a), Value::String(b)) => same_text(a.as_str(), b.as_str()),
         (Value::F64(a), Value::F64(b)) => a.to_bits() == b.to_bits(),
         (Value::Array(Array::F64(a)), Value::Array(Array::F64(b))) => same_doubles(a, b),
         _ => a == b,
