@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 
 use super::Writer;
 use crate::mapping::{print_bit, Field, FieldSink, Mapper};
-use opentelemetry::{Array, InstrumentationScope, Value};
+use opentelemetry::{InstrumentationScope, Value};
 use opentelemetry_sdk::logs::SdkLogRecord;
 
 /// Where the name of a field written lies in the output.
@@ -114,16 +114,15 @@ fn same_fields(a: &InstrumentationScope, b: &InstrumentationScope) -> bool {
     }
 }
 
-/// Whether two values are written alike.
+/// Whether two values are written alike (lists never are: no lead of a
+/// scope with one is kept, see [`key_bytes`]).
 fn same_value(a: &Value, b: &Value) -> bool {
-    let same_doubles = |a: &[f64], b: &[f64]| {
-        a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
-    };
     match (a, b) {
         (Value::String(a), Value::String(b)) => same_text(a.as_str(), b.as_str()),
         (Value::F64(a), Value::F64(b)) => a.to_bits() == b.to_bits(),
-        (Value::Array(Array::F64(a)), Value::Array(Array::F64(b))) => same_doubles(a, b),
-        _ => a == b,
+        (Value::Bool(a), Value::Bool(b)) => a == b,
+        (Value::I64(a), Value::I64(b)) => a == b,
+        _ => false,
     }
 }
 
@@ -910,6 +909,42 @@ mod tests {
         assert!(!same_with_leads::<Gelf>(
             &mapper, &record, &scope, &mut leads
         ));
+    }
+
+    /// A lead whose scope and target hold up to [`MAX_LEAD_BYTES`] of text
+    /// is kept, one holding more is not, even when its fields were cut to
+    /// fit (here, the target: this mapper cuts fields to 200 bytes).
+    #[test]
+    fn leads_of_long_scopes_or_targets_are_not_kept() {
+        let mapper = mappers::<Gelf>().swap_remove(3);
+        assert_eq!(mapper.0.max_field_bytes(), 200);
+        let provider = SdkLoggerProvider::builder().build();
+        let logger = provider.logger("test");
+        let scope = InstrumentationScope::builder("scope")
+            .with_version("1.0")
+            .with_attributes([
+                KeyValue::new("s", "x".repeat(100)),
+                KeyValue::new("n", 1),
+                KeyValue::new("c", true),
+            ])
+            .build();
+        // 5 + 3 + (1 + 100) + 1 + 1 bytes of the scope's text, and the
+        // target.
+        let target_len = MAX_LEAD_BYTES - 111;
+        let twice = |target_len: usize| {
+            let mut record = plain_record(AnyValue::from("hello"), vec![]);
+            record.target = Some("t".repeat(target_len));
+            let record = sdk_record(&logger, &record);
+            let mut leads = Leads::default();
+            for _ in 0..2 {
+                assert!(same_with_leads::<Gelf>(
+                    &mapper, &record, &scope, &mut leads
+                ));
+            }
+            leads.found
+        };
+        assert_eq!(twice(target_len), 1);
+        assert_eq!(twice(target_len + 1), 0);
     }
 
     /// A lead of up to [`MAX_LEAD_BYTES`] is kept, a longer one is not.
