@@ -38,7 +38,8 @@ const MAX_LEAD_BYTES: usize = 1024;
 pub(crate) struct Leads {
     /// At most [`LEADS`].
     entries: Vec<Lead>,
-    /// Counts finds and keeps: an entry's [`Lead::used`] is the last.
+    /// Counts lookups: an entry's [`Lead::used`] is the lookup that last
+    /// found it or was followed by keeping it.
     clock: u64,
     /// Leads found.
     #[cfg(test)]
@@ -91,7 +92,8 @@ fn same_text(a: &str, b: &str) -> bool {
 fn same_option(a: Option<&str>, b: Option<&str>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => same_text(a, b),
-        (a, b) => a.is_none() && b.is_none(),
+        (None, None) => true,
+        _ => false,
     }
 }
 
@@ -864,7 +866,8 @@ mod tests {
         assert!(same_with_leads::<Gelf>(mapper, &record, scope, leads));
     }
 
-    /// Past [`LEADS`] scopes, each new lead takes the place of the oldest.
+    /// Past [`LEADS`] scopes, each new lead takes the place of the least
+    /// recently used, here the oldest.
     #[test]
     fn a_new_lead_replaces_the_oldest() {
         let mapper = mappers::<Gelf>().swap_remove(0);
