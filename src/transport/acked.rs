@@ -195,7 +195,7 @@ impl MeteredTcp {
     }
 
     /// Gathers `bufs`, which fit.
-    fn gather(&mut self, bufs: &[&[u8]]) -> usize {
+    fn gather<'b>(&mut self, bufs: impl IntoIterator<Item = &'b [u8]>) -> usize {
         let mut len = 0;
         for buf in bufs {
             self.gathered.extend_from_slice(buf);
@@ -235,7 +235,7 @@ impl AsyncWrite for MeteredTcp {
         let this = self.get_mut();
         if this.gathers() {
             return match this.poll_room(cx, buf.len()) {
-                Poll::Ready(Ok(())) => Poll::Ready(Ok(this.gather(&[buf]))),
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(this.gather([buf]))),
                 Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
                 Poll::Pending => Poll::Pending,
             };
@@ -254,10 +254,7 @@ impl AsyncWrite for MeteredTcp {
         if this.gathers() {
             let len = bufs.iter().map(|buf| buf.len()).sum();
             return match this.poll_room(cx, len) {
-                Poll::Ready(Ok(())) => {
-                    let slices: Vec<&[u8]> = bufs.iter().map(|buf| &**buf).collect();
-                    Poll::Ready(Ok(this.gather(&slices)))
-                }
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(this.gather(bufs.iter().map(|buf| &**buf)))),
                 Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
                 Poll::Pending => Poll::Pending,
             };
