@@ -363,8 +363,10 @@ fn let_go_of_large(out: &mut Vec<u8>, pack: &mut PackScratch) {
 
 impl LogProcessor for DirectProcessor {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
-        // Whatever encoding might log is never exported again.
-        let _suppressed = opentelemetry::Context::enter_telemetry_suppressed_scope();
+        // No telemetry-suppressed scope around the record (two thread-local
+        // accesses and a context's clone, per record): nothing on this path
+        // emits diagnostics, which the I/O threads emit, suppressed
+        // (tests/logging_call.rs).
         let fresh = || {
             let mut out = Vec::new();
             let cut =
