@@ -39,3 +39,33 @@ pub(crate) fn any(bytes: &[u8], word: impl Fn(u64) -> u64, byte: impl Fn(u8) -> 
     // instead of up to seven bytes one by one.
     !chunks.remainder().is_empty() && word(u64::from_le_bytes(*last)) != 0
 }
+
+/// Whether `bytes` holds `b`: for texts of tens of bytes, where `memchr`'s
+/// set-up costs more than the scan.
+#[inline]
+pub(crate) fn contains(bytes: &[u8], b: u8) -> bool {
+    any(bytes, |word| equal(word, b), |x| x == b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contains_finds_a_byte_wherever_it_is() {
+        for len in 0..40usize {
+            let text = vec![b'a'; len];
+            assert!(!contains(&text, b'\n'), "{len}");
+            for at in 0..len {
+                let mut with = text.clone();
+                with[at] = b'\n';
+                assert!(contains(&with, b'\n'), "length {len}, at {at}");
+                // Bytes next to it, and the high bit, are not it.
+                with[at] = b'\n' + 1;
+                assert!(!contains(&with, b'\n'), "length {len}, at {at}");
+                with[at] = b'\n' | 0x80;
+                assert!(!contains(&with, b'\n'), "length {len}, at {at}");
+            }
+        }
+    }
+}

@@ -750,7 +750,8 @@ impl Mapper {
 
 /// tracing's default event name is `event <file>:<line>`: not worth a field.
 pub(super) fn is_meaningful_event(name: &str) -> bool {
-    let default_name = name.starts_with("event ") && name.contains(':');
+    // Searched from the end, where a default name's colon is.
+    let default_name = name.starts_with("event ") && name.bytes().rev().any(|b| b == b':');
     !is_blank(name) && !default_name
 }
 
@@ -782,7 +783,7 @@ pub(super) fn messages<'a>(
             .unwrap_or(NO_MESSAGE);
         return (Cow::Borrowed(short), stacktrace.map(Cow::Borrowed));
     };
-    let multi_line = body.contains('\n');
+    let multi_line = crate::swar::contains(body.as_bytes(), b'\n');
     let full = match (multi_line, stacktrace) {
         (false, None) => None,
         (false, Some(trace)) => Some(Cow::Borrowed(trace)),
