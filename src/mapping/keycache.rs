@@ -166,9 +166,16 @@ fn same_key(a: &[u8], b: &[u8]) -> bool {
 fn slot_of(raw: &[u8]) -> usize {
     let (head, tail) = match (raw.first_chunk::<8>(), raw.last_chunk::<8>()) {
         (Some(head), Some(tail)) => (u64::from_le_bytes(*head), u64::from_le_bytes(*tail)),
-        // Shorter than 8 bytes: all of it.
+        // Shorter than 8 bytes: all of it, as two overlapping 4-byte words
+        // from 4 bytes on (most keys), else byte by byte.
         _ => {
-            let word = raw.iter().fold(0u64, |word, &b| word << 8 | u64::from(b));
+            let word = match (raw.first_chunk::<4>(), raw.last_chunk::<4>()) {
+                (Some(head), Some(tail)) => {
+                    u64::from(u32::from_le_bytes(*head)) << 32
+                        | u64::from(u32::from_le_bytes(*tail))
+                }
+                _ => raw.iter().fold(0u64, |word, &b| word << 8 | u64::from(b)),
+            };
             (word, word)
         }
     };
