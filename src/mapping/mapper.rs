@@ -28,6 +28,9 @@ pub(crate) struct Own<'a> {
     target: Option<&'a str>,
     event_name: Option<&'a str>,
     level: u8,
+    /// Some attribute is a stack trace, which goes to the full message
+    /// rather than to a field.
+    stacktrace: bool,
 }
 
 use opentelemetry_sdk::logs::SdkLogRecord;
@@ -308,6 +311,7 @@ impl Mapper {
             .attributes_iter()
             .filter_map(|(key, value)| self.stacktrace(key, value))
             .last();
+        let has_stacktrace = stacktrace.is_some();
         let body = record
             .body()
             .map(|body| body_head(body_text(body, self.max_text_bytes), self.max_text_bytes));
@@ -346,6 +350,7 @@ impl Mapper {
             target,
             event_name,
             level,
+            stacktrace: has_stacktrace,
         };
         (mapped, own)
     }
@@ -440,7 +445,7 @@ impl Mapper {
         }
         for (key, value) in record.attributes_iter() {
             // Stack traces went to the full message.
-            if self.stacktrace(key, value).is_none() {
+            if !own.stacktrace || self.stacktrace(key, value).is_none() {
                 self.push_any(sink, key.as_str(), value);
             }
         }
