@@ -443,6 +443,17 @@ mod tests {
         }
     }
 
+    /// `record` as the SDK holds it.
+    fn sdk(record: &Record) -> SdkLogRecord {
+        let provider = SdkLoggerProvider::builder().build();
+        sdk_record(&provider.logger("test"), record)
+    }
+
+    /// A record whose body is "hello", with nothing else.
+    fn hello_record() -> SdkLogRecord {
+        sdk(&plain_record(AnyValue::from("hello"), vec![]))
+    }
+
     /// A scope whose attributes may share names with the record's.
     fn scope(with_attributes: bool) -> InstrumentationScope {
         let builder = InstrumentationScope::builder("scope").with_version("1.0");
@@ -458,9 +469,7 @@ mod tests {
     /// Whatever the fast path writes is what the general path writes;
     /// returns how many records took it.
     fn same_bytes<F: Writer>(record: &Record, with_scope_attributes: bool) -> usize {
-        let provider = SdkLoggerProvider::builder().build();
-        let logger = provider.logger("test");
-        let mut sdk = sdk_record(&logger, record);
+        let mut sdk = sdk(record);
         // Not now: both paths would read the clock.
         sdk.set_observed_timestamp(UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456));
         let scope = scope(with_scope_attributes);
@@ -584,16 +593,13 @@ mod tests {
         attributes: &[(&str, AnyValue)],
         limit: usize,
     ) -> (Option<Vec<u8>>, Vec<u8>) {
-        let provider = SdkLoggerProvider::builder().build();
-        let logger = provider.logger("test");
-        let record = plain_record(
+        let sdk = sdk(&plain_record(
             AnyValue::from("hello"),
             attributes
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
-        );
-        let sdk = sdk_record(&logger, &record);
+        ));
         let scope = scope(false);
         let mut general = Vec::new();
         assert!(!encode_framed::<F>(
@@ -716,16 +722,13 @@ mod tests {
     fn a_cut_record_sharing_a_static_name_keeps_the_static_field_whole() {
         let statics = "static ".repeat(60);
         let mapper = one_static_mapper::<Gelf>(&statics);
-        let provider = SdkLoggerProvider::builder().build();
-        let logger = provider.logger("test");
-        let record = plain_record(
+        let sdk = sdk(&plain_record(
             AnyValue::from(format!("{}\n{}", "x".repeat(3000), "y".repeat(3000))),
             vec![
                 ("a".to_string(), AnyValue::from("mine")),
                 ("b".to_string(), AnyValue::from("z".repeat(2000))),
             ],
-        );
-        let sdk = sdk_record(&logger, &record);
+        ));
         let scope = scope(false);
         for max in (1200..9000).step_by(61) {
             let mut out = Vec::new();
@@ -792,8 +795,6 @@ mod tests {
     /// fast path.
     #[test]
     fn each_record_starts_with_the_lead_of_its_scope_and_target() {
-        let provider = SdkLoggerProvider::builder().build();
-        let logger = provider.logger("test");
         let scope = |name: &'static str, version: Option<&'static str>, attributes: &[KeyValue]| {
             let mut builder = InstrumentationScope::builder(name);
             if let Some(version) = version {
@@ -841,7 +842,7 @@ mod tests {
             let attributes = attributes[r / 512 % attributes.len()].clone();
             let mut record = plain_record(AnyValue::from("hello"), attributes);
             record.target = targets[r / 8 % targets.len()].map(str::to_string);
-            let record = sdk_record(&logger, &record);
+            let record = sdk(&record);
             let mapper = r / 32 % gelf.len();
             fast += usize::from(if r / 256 % 2 == 0 {
                 same_with_leads::<Gelf>(&gelf[mapper], &record, scope, &mut leads)
@@ -860,10 +861,12 @@ mod tests {
     /// A GELF record of `scope` by `mapper` through the fast path with
     /// `leads`, which it must take, as [`same_with_leads`] checks it.
     fn hello(mapper: &(Mapper, usize), scope: &InstrumentationScope, leads: &mut Leads) {
-        let provider = SdkLoggerProvider::builder().build();
-        let logger = provider.logger("test");
-        let record = sdk_record(&logger, &plain_record(AnyValue::from("hello"), vec![]));
-        assert!(same_with_leads::<Gelf>(mapper, &record, scope, leads));
+        assert!(same_with_leads::<Gelf>(
+            mapper,
+            &hello_record(),
+            scope,
+            leads
+        ));
     }
 
     /// Past [`LEADS`] scopes, each new lead takes the place of the least
@@ -902,9 +905,7 @@ mod tests {
             .build();
         let mut leads = Leads::default();
         hello(&mapper, &scope, &mut leads);
-        let provider = SdkLoggerProvider::builder().build();
-        let logger = provider.logger("test");
-        let record = sdk_record(&logger, &plain_record(AnyValue::from("hello"), vec![]));
+        let record = hello_record();
         let resource = Resource::builder_empty()
             .with_attribute(KeyValue::new("s", 2))
             .build();
@@ -921,8 +922,6 @@ mod tests {
     fn leads_of_long_scopes_or_targets_are_not_kept() {
         let mapper = mappers::<Gelf>().swap_remove(3);
         assert_eq!(mapper.0.max_field_bytes(), 200);
-        let provider = SdkLoggerProvider::builder().build();
-        let logger = provider.logger("test");
         let scope = InstrumentationScope::builder("scope")
             .with_version("1.0")
             .with_attributes([
@@ -937,7 +936,7 @@ mod tests {
         let twice = |target_len: usize| {
             let mut record = plain_record(AnyValue::from("hello"), vec![]);
             record.target = Some("t".repeat(target_len));
-            let record = sdk_record(&logger, &record);
+            let record = sdk(&record);
             let mut leads = Leads::default();
             for _ in 0..2 {
                 assert!(same_with_leads::<Gelf>(
