@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use djehouty::{DirectProcessor, GelfExporter};
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
-use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
 use support::{unused_port, Framing, Receiver};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
@@ -35,12 +35,11 @@ impl<S: tracing::Subscriber> Layer<S> for Heard {
     }
 }
 
-/// Logs `n` records of `body_bytes` bytes through `provider`, with a
+/// Logs `n` records of `body_bytes` bytes through `logger`, with a
 /// subscriber for this thread that records every event; returns them.
-fn heard_while_logging(provider: &SdkLoggerProvider, n: usize, body_bytes: usize) -> Vec<String> {
+fn heard_while_logging(logger: &SdkLogger, n: usize, body_bytes: usize) -> Vec<String> {
     let heard = Heard::default();
     let subscriber = tracing_subscriber::registry().with(heard.clone());
-    let logger = provider.logger("logging-call");
     let body = "x".repeat(body_bytes);
     tracing::subscriber::with_default(subscriber, || {
         for i in 0..n {
@@ -89,30 +88,68 @@ fn the_recorder_hears_this_threads_diagnostics() {
     assert!(heard[0].contains("logging_call.Probe"), "{heard:?}");
 }
 
-/// An endpoint down: the stage fills, a logging call waits for room until
-/// its bound, later calls drop their records at once; and records too large
-/// for a frame are cut. None of it is said on the logging thread, though the
-/// exporter reports all of it.
-#[test]
-fn an_outage_and_cut_records_say_nothing_on_the_logging_thread() {
+/// Logs through a direct processor, with and without backpressure, into
+/// the endpoint `endpoint` gives (and keeps open for the run): 10,000
+/// records of 8 KiB, each cut to the 4 KiB frame limit, 40 MB in all, far
+/// past the kernel's buffers, the retry buffer and the stage; then, after
+/// the shutdown, ten more. Returns the counters of each run and requires
+/// that nothing was said on the logging thread.
+fn logged_silently<T>(endpoint: impl Fn() -> (String, T)) -> Vec<djehouty::Stats> {
+    let mut runs = Vec::new();
     for lossy in [false, true] {
+        let (endpoint, _open) = endpoint();
         let exporter = GelfExporter::builder()
-            .with_endpoint(format!("tcp://{}", unused_port()))
+            .with_endpoint(endpoint)
             .with_buffer_size(256 * 1024)
             .with_max_frame_size(4 * 1024)
             .with_connect_timeout(Duration::from_millis(200))
+            .with_write_timeout(Duration::from_secs(30))
             .build()
             .expect("build");
         let counters = exporter.counters();
         let provider = provider(exporter, lossy);
-        // 2,000 records of 8 KiB: each cut to 4 KiB, and 8 MB in all, far
-        // past the retry buffer and the stage.
-        let heard = heard_while_logging(&provider, 2_000, 8 * 1024);
-        let stats = counters.snapshot();
-        assert!(stats.truncated >= 2_000, "lossy {lossy}: {stats:?}");
-        assert!(stats.dropped() > 0, "lossy {lossy}: {stats:?}");
-        assert_silent(&heard, &format!("lossy {lossy}"));
+        // Taken before the shutdown, after which the provider hands out
+        // loggers that call no processor.
+        let logger = provider.logger("logging-call");
+        let mut heard = heard_while_logging(&logger, 10_000, 8 * 1024);
         let _ = provider.shutdown_with_timeout(Duration::from_millis(200));
+        let at_shutdown = counters.snapshot().dropped_at_shutdown;
+        // The stage is closed: these are dropped in the logging call.
+        heard.extend(heard_while_logging(&logger, 10, 100));
+        assert_silent(&heard, &format!("lossy {lossy}"));
+        let stats = counters.snapshot();
+        assert!(stats.truncated >= 10_000, "lossy {lossy}: {stats:?}");
+        assert_eq!(stats.dropped_at_shutdown, at_shutdown + 10, "lossy {lossy}");
+        runs.push(stats);
+    }
+    runs
+}
+
+/// An endpoint down: the records are dropped from the retry buffer, and
+/// those cut are counted; nothing is said on the logging thread, though
+/// the exporter reports the outage and the drops on its I/O threads.
+#[test]
+fn an_outage_says_nothing_on_the_logging_thread() {
+    for stats in logged_silently(|| (format!("tcp://{}", unused_port()), ())) {
+        assert!(stats.dropped() > 0, "{stats:?}");
+    }
+}
+
+/// An endpoint that accepts and never reads: it stays healthy, so the
+/// retry buffer waits for room and the stage fills. A logging call then
+/// waits for room until its bound (with backpressure) and the next ones
+/// drop their records at once; nothing is said on the logging thread.
+#[test]
+fn a_stalled_endpoint_says_nothing_on_the_logging_thread() {
+    let stalled = || {
+        // Bound and never accepted: the kernel completes the handshake and
+        // takes bytes until its buffers are full.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        (format!("tcp://{address}"), listener)
+    };
+    for stats in logged_silently(stalled) {
+        assert!(stats.dropped_buffer_full > 0, "{stats:?}");
     }
 }
 
@@ -126,7 +163,7 @@ fn delivery_says_nothing_on_the_logging_thread() {
         .build()
         .expect("build");
     let provider = provider(exporter, false);
-    let heard = heard_while_logging(&provider, 1_000, 100);
+    let heard = heard_while_logging(&provider.logger("logging-call"), 1_000, 100);
     provider.force_flush().expect("flush");
     assert_eq!(receiver.wait_frames(1_000, WAIT).len(), 1_000);
     assert_silent(&heard, "healthy");
