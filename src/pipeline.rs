@@ -240,7 +240,9 @@ impl Pipeline {
             self.shared.drop_in_shutdown(batch.iter().count() as u64);
             return Ok(());
         }
-        // Whatever the encoding or the buffer might log is never exported again.
+        // Encoding emits no diagnostics (tests/logging_call.rs); once per
+        // batch, on the SDK's worker thread, a guard costs nothing, and
+        // anything it ever emitted would not go round through that worker.
         let suppressed = opentelemetry::Context::enter_telemetry_suppressed_scope();
         let mut scratch = self.take_scratch();
         let Scratch { frames, pack } = &mut scratch;

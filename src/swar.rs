@@ -1,5 +1,6 @@
-//! Byte scans eight bytes at a time (SWAR), for the encoders' hot paths:
-//! whether a string holds any byte that needs escaping.
+//! Byte scans eight bytes at a time (SWAR), for the hot paths of mapping
+//! and encoding: whether a string holds any byte that needs escaping, or
+//! a given byte.
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -40,8 +41,8 @@ pub(crate) fn any(bytes: &[u8], word: impl Fn(u64) -> u64, byte: impl Fn(u8) -> 
     !chunks.remainder().is_empty() && word(u64::from_le_bytes(*last)) != 0
 }
 
-/// Whether `bytes` holds `b`: for texts of tens of bytes, where `memchr`'s
-/// set-up costs more than the scan.
+/// Whether `bytes` holds `b`: for log messages, mostly tens of bytes, on
+/// which `core`'s `memchr` spends more setting up than scanning.
 #[inline]
 pub(crate) fn contains(bytes: &[u8], b: u8) -> bool {
     any(bytes, |word| equal(word, b), |x| x == b)

@@ -28,8 +28,8 @@ pub(crate) struct Own<'a> {
     target: Option<&'a str>,
     event_name: Option<&'a str>,
     level: u8,
-    /// Some attribute is a stack trace, which goes to the full message
-    /// rather than to a field.
+    /// Some attribute is a stack trace (see [`Mapper::stacktrace`]), which
+    /// is left out of the fields.
     stacktrace: bool,
 }
 
