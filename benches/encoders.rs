@@ -12,9 +12,16 @@
 //! Two record shapes are measured for each format:
 //!
 //! * `small`: a ~60-character body, severity `INFO`, a target, an observed
-//!   timestamp and five attributes (string, i64, f64, bool, string);
+//!   timestamp and five attributes (string, i64, f64, bool, string), from a
+//!   scope with a name and a version;
 //! * `large`: a 2 KB multi-line body, 30 attributes (among them a nested map
 //!   and a list) and a 4 KB `exception.stacktrace`.
+//!
+//! `gelf/tracing` is `small` as `tracing`'s bridge makes it: the fields named
+//! as `tracing` fields are, its default event name (`event <file>:<line>`),
+//! and its scope, which has neither name nor version (so that the fields a
+//! scope gives a record, which the encoder copies from the record before,
+//! are fewer).
 //!
 //! `gelf/ldp_small` and `gelf/ldp_large` repeat the GELF shapes with the Logs
 //! Data Platform profile (the token field and typed field names), to show what
@@ -195,6 +202,11 @@ fn scope() -> InstrumentationScope {
         .build()
 }
 
+/// The scope of `tracing`'s bridge: no name, no version.
+fn tracing_scope() -> InstrumentationScope {
+    InstrumentationScope::builder("").build()
+}
+
 /// A fresh record with the fields every shape shares.
 fn base_record(provider: &SdkLoggerProvider) -> SdkLogRecord {
     let logger = provider.logger("bench");
@@ -217,6 +229,22 @@ fn small_record(provider: &SdkLoggerProvider, i: usize) -> SdkLogRecord {
     rec.add_attribute("duration_ms", 12.5 + (i % 100) as f64 / 8.0);
     rec.add_attribute("cache.hit", i % 2 == 0);
     rec.add_attribute("user.id", format!("user-{:05}", i % 10_000));
+    rec
+}
+
+/// The `i`-th small record as `tracing`'s bridge makes it from
+/// `tracing::info!(method = "POST", status, duration_ms, cache_hit, user_id, "order …")`.
+fn tracing_record(provider: &SdkLoggerProvider, i: usize) -> SdkLogRecord {
+    let mut rec = base_record(provider);
+    rec.set_event_name("event src/orders.rs:42");
+    rec.set_body(AnyValue::from(format!(
+        "order {i:06} accepted for customer 4821 after payment check"
+    )));
+    rec.add_attribute("method", "POST");
+    rec.add_attribute("status", 200 + (i % 3) as i64);
+    rec.add_attribute("duration_ms", 12.5 + (i % 100) as f64 / 8.0);
+    rec.add_attribute("cache_hit", i % 2 == 0);
+    rec.add_attribute("user_id", format!("user-{:05}", i % 10_000));
     rec
 }
 
@@ -355,13 +383,37 @@ fn export_batch<F: Format>(
     block_on(exporter.export(LogBatch::new(data))).expect("export to the discard sink");
 }
 
-fn bench_shape<F: Format>(
-    c: &mut Criterion,
-    format: &str,
-    shape: &str,
+/// A kind of record to measure: its name, how to make the `i`-th, and the
+/// scope it is logged in.
+#[derive(Clone, Copy)]
+struct Shape {
+    name: &'static str,
     make: fn(&SdkLoggerProvider, usize) -> SdkLogRecord,
-    profile: Profile,
-) {
+    scope: fn() -> InstrumentationScope,
+}
+
+const SMALL: Shape = Shape {
+    name: "small",
+    make: small_record,
+    scope,
+};
+const LARGE: Shape = Shape {
+    name: "large",
+    make: large_record,
+    scope,
+};
+const TRACING: Shape = Shape {
+    name: "tracing",
+    make: tracing_record,
+    scope: tracing_scope,
+};
+
+fn bench_shape<F: Format>(c: &mut Criterion, format: &str, shape: Shape, profile: Profile) {
+    let Shape {
+        name: shape,
+        make,
+        scope,
+    } = shape;
     if !wanted(&format!("{format}/{shape}")) && !wanted(&format!("{format}_encode/{shape}")) {
         return;
     }
@@ -517,15 +569,24 @@ fn gelf(c: &mut Criterion) {
         ldp_overhead("small", small_record);
         ldp_overhead("large", large_record);
     }
-    bench_shape::<Gelf>(c, "gelf", "small", small_record, Profile::Plain);
-    bench_shape::<Gelf>(c, "gelf", "large", large_record, Profile::Plain);
-    bench_shape::<Gelf>(c, "gelf", "ldp_small", small_record, Profile::Ldp);
-    bench_shape::<Gelf>(c, "gelf", "ldp_large", large_record, Profile::Ldp);
+    bench_shape::<Gelf>(c, "gelf", SMALL, Profile::Plain);
+    bench_shape::<Gelf>(c, "gelf", LARGE, Profile::Plain);
+    let ldp_small = Shape {
+        name: "ldp_small",
+        ..SMALL
+    };
+    let ldp_large = Shape {
+        name: "ldp_large",
+        ..LARGE
+    };
+    bench_shape::<Gelf>(c, "gelf", ldp_small, Profile::Ldp);
+    bench_shape::<Gelf>(c, "gelf", ldp_large, Profile::Ldp);
+    bench_shape::<Gelf>(c, "gelf", TRACING, Profile::Plain);
 }
 
 fn ltsv(c: &mut Criterion) {
-    bench_shape::<Ltsv>(c, "ltsv", "small", small_record, Profile::Plain);
-    bench_shape::<Ltsv>(c, "ltsv", "large", large_record, Profile::Plain);
+    bench_shape::<Ltsv>(c, "ltsv", SMALL, Profile::Plain);
+    bench_shape::<Ltsv>(c, "ltsv", LARGE, Profile::Plain);
 }
 
 criterion_group! {
