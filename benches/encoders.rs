@@ -220,16 +220,14 @@ fn base_record(provider: &SdkLoggerProvider) -> SdkLogRecord {
 
 /// The `i`-th small record: a one-line message and five attributes.
 fn small_record(provider: &SdkLoggerProvider, i: usize) -> SdkLogRecord {
-    let mut rec = base_record(provider);
-    rec.set_body(AnyValue::from(format!(
-        "order {i:06} accepted for customer 4821 after payment check"
-    )));
-    rec.add_attribute("http.request.method", "POST");
-    rec.add_attribute("http.response.status_code", 200 + (i % 3) as i64);
-    rec.add_attribute("duration_ms", 12.5 + (i % 100) as f64 / 8.0);
-    rec.add_attribute("cache.hit", i % 2 == 0);
-    rec.add_attribute("user.id", format!("user-{:05}", i % 10_000));
-    rec
+    let names = [
+        "http.request.method",
+        "http.response.status_code",
+        "duration_ms",
+        "cache.hit",
+        "user.id",
+    ];
+    small_with(base_record(provider), i, names)
 }
 
 /// The `i`-th small record as `tracing`'s bridge makes it from
@@ -237,14 +235,25 @@ fn small_record(provider: &SdkLoggerProvider, i: usize) -> SdkLogRecord {
 fn tracing_record(provider: &SdkLoggerProvider, i: usize) -> SdkLogRecord {
     let mut rec = base_record(provider);
     rec.set_event_name("event src/orders.rs:42");
+    small_with(
+        rec,
+        i,
+        ["method", "status", "duration_ms", "cache_hit", "user_id"],
+    )
+}
+
+/// `rec` with the `i`-th small record's message, and its five attributes
+/// (string, i64, f64, bool, string) under `names`.
+fn small_with(mut rec: SdkLogRecord, i: usize, names: [&'static str; 5]) -> SdkLogRecord {
+    let [method, status, duration, hit, user] = names;
     rec.set_body(AnyValue::from(format!(
         "order {i:06} accepted for customer 4821 after payment check"
     )));
-    rec.add_attribute("method", "POST");
-    rec.add_attribute("status", 200 + (i % 3) as i64);
-    rec.add_attribute("duration_ms", 12.5 + (i % 100) as f64 / 8.0);
-    rec.add_attribute("cache_hit", i % 2 == 0);
-    rec.add_attribute("user_id", format!("user-{:05}", i % 10_000));
+    rec.add_attribute(method, "POST");
+    rec.add_attribute(status, 200 + (i % 3) as i64);
+    rec.add_attribute(duration, 12.5 + (i % 100) as f64 / 8.0);
+    rec.add_attribute(hit, i % 2 == 0);
+    rec.add_attribute(user, format!("user-{:05}", i % 10_000));
     rec
 }
 
