@@ -240,9 +240,8 @@ impl Pipeline {
             self.shared.drop_in_shutdown(batch.iter().count() as u64);
             return Ok(());
         }
-        // Encoding emits no diagnostics (tests/logging_call.rs); once per
-        // batch, on the SDK's worker thread, a guard costs nothing, and
-        // anything it ever emitted would not go round through that worker.
+        // Once per batch: whatever the encoding might log (nothing, see
+        // tests/logging_call.rs) does not come back through the SDK's worker.
         let suppressed = opentelemetry::Context::enter_telemetry_suppressed_scope();
         let mut scratch = self.take_scratch();
         let Scratch { frames, pack } = &mut scratch;
