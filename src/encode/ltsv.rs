@@ -7,6 +7,8 @@
 //! `\r` and NUL as `\0`, so a record is always exactly one line and never holds a
 //! delimiter byte, whichever framing is used.
 
+use std::cell::Cell;
+
 use super::{Format, Framing, Writer};
 use crate::json::{json_float, push_int};
 use crate::mapping::{EpochMicros, Escapes, FieldValue, MappedRecord};
@@ -143,7 +145,31 @@ fn escaped(out: &mut Vec<u8>, value: &str) {
 /// hand because it is on every record's path: the days to a civil date are
 /// counted as in Howard Hinnant's `civil_from_days`.
 fn push_rfc3339_micros(out: &mut Vec<u8>, time: EpochMicros) {
+    thread_local! {
+        /// The last second written on this thread, and its date and time.
+        static LAST: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
+    }
     let EpochMicros { secs, micros } = time;
+    // Records come in bursts: the date and time of a second are worked out
+    // once for all its records (on this thread).
+    let date_time = LAST
+        .try_with(|last| match last.get() {
+            (at, date_time) if at == secs => date_time,
+            _ => {
+                let date_time = rfc3339_seconds(secs);
+                last.set((secs, date_time));
+                date_time
+            }
+        })
+        .unwrap_or_else(|_| rfc3339_seconds(secs));
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    text[..19].copy_from_slice(&date_time);
+    put_digits(&mut text[20..26], u64::from(micros));
+    out.extend_from_slice(&text);
+}
+
+/// `secs` since the epoch as `YYYY-MM-DDTHH:MM:SS` (UTC).
+fn rfc3339_seconds(secs: u64) -> [u8; 19] {
     let days = secs / 86_400;
     let of_day = secs % 86_400;
     // Days since 0000-03-01, in 400-year eras of 146,097 days.
@@ -156,21 +182,23 @@ fn push_rfc3339_micros(out: &mut Vec<u8>, time: EpochMicros) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + u64::from(month <= 2);
-    let mut text = *b"0000-00-00T00:00:00.000000Z";
-    let mut put = |at: usize, width: usize, mut value: u64| {
-        for slot in text[at..at + width].iter_mut().rev() {
-            *slot = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-    };
-    put(0, 4, year);
-    put(5, 2, month);
-    put(8, 2, day);
-    put(11, 2, of_day / 3_600);
-    put(14, 2, of_day / 60 % 60);
-    put(17, 2, of_day % 60);
-    put(20, 6, u64::from(micros));
-    out.extend_from_slice(&text);
+    let mut text = *b"0000-00-00T00:00:00";
+    put_digits(&mut text[0..4], year);
+    put_digits(&mut text[5..7], month);
+    put_digits(&mut text[8..10], day);
+    put_digits(&mut text[11..13], of_day / 3_600);
+    put_digits(&mut text[14..16], of_day / 60 % 60);
+    put_digits(&mut text[17..19], of_day % 60);
+    text
+}
+
+/// Writes `value`'s last `slots.len()` decimal digits into `slots`,
+/// zero-padded.
+fn put_digits(slots: &mut [u8], mut value: u64) {
+    for slot in slots.iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 #[cfg(test)]
