@@ -105,6 +105,15 @@ pub(crate) fn push_int(out: &mut Vec<u8>, i: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
 }
 
+/// Writes `value`'s last `slots.len()` decimal digits into `slots`,
+/// zero-padded.
+pub(crate) fn put_digits(slots: &mut [u8], mut value: u64) {
+    for slot in slots.iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
 /// Writes a finite double as a JSON number (shortest round-trip form).
 pub(crate) fn json_float(out: &mut Vec<u8>, f: f64) {
     if f.is_finite() {

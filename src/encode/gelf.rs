@@ -10,7 +10,7 @@
 //! integers through `itoa`.
 
 use super::{Format, Framing, Writer};
-use crate::json::{json_float, json_str, push_int};
+use crate::json::{json_float, json_str, push_int, put_digits};
 use crate::mapping::{Escapes, FieldValue, MappedRecord};
 
 /// The GELF 1.1 format (Graylog Extended Log Format).
@@ -70,11 +70,7 @@ impl Writer for Gelf {
         out.push(b'.');
         // Six digits, zero-padded (micros < 1,000,000).
         let mut digits = [b'0'; 6];
-        let mut rest = micros;
-        for d in digits.iter_mut().rev() {
-            *d = b'0' + (rest % 10) as u8;
-            rest /= 10;
-        }
+        put_digits(&mut digits, u64::from(micros));
         out.extend_from_slice(&digits);
         out.extend_from_slice(b",\"level\":");
         push_int(out, record.level);

@@ -10,7 +10,7 @@
 use std::cell::Cell;
 
 use super::{Format, Framing, Writer};
-use crate::json::{json_float, push_int};
+use crate::json::{json_float, push_int, put_digits};
 use crate::mapping::{EpochMicros, Escapes, FieldValue, MappedRecord};
 use crate::swar;
 
@@ -190,15 +190,6 @@ fn rfc3339_seconds(secs: u64) -> [u8; 19] {
     put_digits(&mut text[14..16], of_day / 60 % 60);
     put_digits(&mut text[17..19], of_day % 60);
     text
-}
-
-/// Writes `value`'s last `slots.len()` decimal digits into `slots`,
-/// zero-padded.
-fn put_digits(slots: &mut [u8], mut value: u64) {
-    for slot in slots.iter_mut().rev() {
-        *slot = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
 }
 
 #[cfg(test)]
