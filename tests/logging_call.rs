@@ -35,22 +35,28 @@ impl<S: tracing::Subscriber> Layer<S> for Heard {
     }
 }
 
-/// Logs `n` records of `body_bytes` bytes through `logger`, with a
-/// subscriber for this thread that records every event; returns them.
-fn heard_while_logging(logger: &SdkLogger, n: usize, body_bytes: usize) -> Vec<String> {
+/// The events emitted on this thread while `f` runs, heard by a
+/// subscriber set for this thread alone.
+fn heard_while(f: impl FnOnce()) -> Vec<String> {
     let heard = Heard::default();
     let subscriber = tracing_subscriber::registry().with(heard.clone());
+    tracing::subscriber::with_default(subscriber, f);
+    let heard = heard.0.lock().unwrap_or_else(|p| p.into_inner());
+    heard.clone()
+}
+
+/// Logs `n` records of `body_bytes` bytes through `logger`; returns the
+/// events emitted on this thread meanwhile.
+fn heard_while_logging(logger: &SdkLogger, n: usize, body_bytes: usize) -> Vec<String> {
     let body = "x".repeat(body_bytes);
-    tracing::subscriber::with_default(subscriber, || {
+    heard_while(|| {
         for i in 0..n {
             let mut record = logger.create_log_record();
             record.set_body(body.clone().into());
             record.add_attribute("i", i as i64);
             logger.emit(record);
         }
-    });
-    let heard = heard.0.lock().unwrap_or_else(|p| p.into_inner());
-    heard.clone()
+    })
 }
 
 /// Fails, showing the first few, if anything was heard.
@@ -78,12 +84,9 @@ fn provider(exporter: djehouty::Exporter<djehouty::Gelf>, lossy: bool) -> SdkLog
 /// The recorder hears what this thread emits: the check below can fail.
 #[test]
 fn the_recorder_hears_this_threads_diagnostics() {
-    let heard = Heard::default();
-    let subscriber = tracing_subscriber::registry().with(heard.clone());
-    tracing::subscriber::with_default(subscriber, || {
+    let heard = heard_while(|| {
         opentelemetry::otel_warn!(name: "logging_call.Probe");
     });
-    let heard = heard.0.lock().unwrap_or_else(|p| p.into_inner());
     assert_eq!(heard.len(), 1, "{heard:?}");
     assert!(heard[0].contains("logging_call.Probe"), "{heard:?}");
 }
@@ -159,7 +162,7 @@ fn a_stalled_endpoint_says_nothing_on_the_logging_thread() {
 fn delivery_says_nothing_on_the_logging_thread() {
     let receiver = Receiver::tcp(Framing::Nul);
     let exporter = GelfExporter::builder()
-        .with_endpoint(format!("tcp://127.0.0.1:{}", receiver.port()))
+        .with_endpoint(format!("tcp://{}", receiver.addr()))
         .build()
         .expect("build");
     let provider = provider(exporter, false);
