@@ -164,6 +164,15 @@ impl Transport {
         }
     }
 
+    /// Whether a connection was dropped whose final word waits: see
+    /// [`reconnect::Link::dropped_one`].
+    pub(crate) fn dropped_one(&self) -> bool {
+        match self {
+            Transport::Stream(link) => link.dropped_one(),
+            Transport::Http(_) | Transport::Udp(_) => false,
+        }
+    }
+
     /// How far the peer's TCP acknowledged: see [`reconnect::Link::acknowledged`].
     pub(crate) fn acknowledged(&mut self) -> Option<reconnect::Acked> {
         match self {

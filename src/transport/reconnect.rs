@@ -145,6 +145,12 @@ impl Link {
         (self.number, written)
     }
 
+    /// Whether a connection was dropped since the last
+    /// [`acknowledged`](Link::acknowledged): its final word waits.
+    pub(crate) fn dropped_one(&self) -> bool {
+        self.dropped.is_some()
+    }
+
     /// How far the peer acknowledged: first that of a connection dropped
     /// since the last call (final), else that of the current one, asked of
     /// the kernel now. `None` without a connection.
