@@ -113,7 +113,7 @@ impl Pipeline {
     pub(crate) fn start<F: Format>(config: Config) -> Result<Pipeline> {
         let mut mapper = Mapper::new(&config.mapping);
         let codec = F::CODEC;
-        mapper.pre_encode(codec.encode_field, codec.encode_name);
+        mapper.pre_encode(codec.encode_field, codec.encode_name, codec.encode_host);
         check_extras(&config, &mapper, F::ENV_PREFIX)?;
         let counters = Counters::default();
         let transport = Transport::new(&config, counters.clone())?;

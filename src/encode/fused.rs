@@ -423,7 +423,7 @@ mod tests {
             .into_iter()
             .map(|options| {
                 let mut mapper = Mapper::new(&options);
-                mapper.pre_encode(F::encode_field, F::encode_name);
+                mapper.pre_encode(F::encode_field, F::encode_name, F::encode_host);
                 mapper.set_resource(&resource);
                 (mapper, options.max_frame_bytes)
             })
@@ -533,6 +533,40 @@ mod tests {
     }
 
     /// Each way off the fast path, and the common record on it.
+    /// The host `frame` names: GELF's `host`, LTSV's `host:` field.
+    fn host_of(frame: &[u8]) -> String {
+        match serde_json::from_slice::<serde_json::Value>(frame) {
+            Ok(object) => object["host"].as_str().unwrap_or_default().to_string(),
+            Err(_) => String::from_utf8_lossy(frame)
+                .split('\t')
+                .find_map(|field| field.strip_prefix("host:"))
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
+
+    /// Both paths write the host the resource gave, as encoded once.
+    fn names_the_resources_host<F: Writer>() {
+        for (mapper, limit) in mappers::<F>() {
+            let (record, scope) = (hello_record(), scope(false));
+            let mut fused = Vec::new();
+            let scratch = (&mut Vec::new(), &mut Leads::default());
+            assert!(encode_fused::<F>(
+                &mapper, &record, &scope, limit, &mut fused, scratch
+            ));
+            let mut general = Vec::new();
+            F::encode(&mapper.map(&record, &scope), &mut general);
+            assert_eq!(host_of(&fused), "box");
+            assert_eq!(host_of(&general), "box");
+        }
+    }
+
+    #[test]
+    fn frames_name_the_host_the_resource_gave() {
+        names_the_resources_host::<Gelf>();
+        names_the_resources_host::<Ltsv>();
+    }
+
     #[test]
     fn repeated_names_and_large_records_take_the_general_path() {
         let record = |attributes: Vec<(&str, AnyValue)>| Record {
@@ -689,7 +723,7 @@ mod tests {
             extras: vec![("a".to_string(), Value::from(value.to_string()))],
             ..MappingOptions::default()
         });
-        mapper.pre_encode(F::encode_field, F::encode_name);
+        mapper.pre_encode(F::encode_field, F::encode_name, F::encode_host);
         mapper.set_resource(&Resource::builder_empty().build());
         mapper
     }

@@ -56,9 +56,7 @@ impl Writer for Gelf {
 
     #[inline]
     fn encode_head(record: &MappedRecord<'_>, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"version\":\"1.1\",\"host\":");
-        json_str(out, record.host);
-        out.extend_from_slice(b",\"short_message\":");
+        Self::put_host(record, out);
         json_str(out, &record.short_message);
         if let Some(full) = &record.full_message {
             out.extend_from_slice(b",\"full_message\":");
@@ -74,6 +72,14 @@ impl Writer for Gelf {
         out.extend_from_slice(&digits);
         out.extend_from_slice(b",\"level\":");
         push_int(out, record.level);
+    }
+
+    /// From the object's start to the short message's value: `version`
+    /// and `host`.
+    fn encode_host(host: &str, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"version\":\"1.1\",\"host\":");
+        json_str(out, host);
+        out.extend_from_slice(b",\"short_message\":");
     }
 
     #[inline]

@@ -53,9 +53,7 @@ impl Writer for Ltsv {
     fn encode_head(record: &MappedRecord<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(b"time:");
         push_rfc3339_micros(out, record.time);
-        out.extend_from_slice(b"\thost:");
-        escaped(out, record.host);
-        out.extend_from_slice(b"\tlevel:");
+        Self::put_host(record, out);
         push_int(out, record.level);
         out.extend_from_slice(b"\tmessage:");
         escaped(out, &record.short_message);
@@ -63,6 +61,13 @@ impl Writer for Ltsv {
             out.extend_from_slice(b"\tfull_message:");
             escaped(out, full);
         }
+    }
+
+    /// From the time's end to the level's value: `host`.
+    fn encode_host(host: &str, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"\thost:");
+        escaped(out, host);
+        out.extend_from_slice(b"\tlevel:");
     }
 
     fn encode_end(_out: &mut Vec<u8>) {}

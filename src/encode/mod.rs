@@ -11,7 +11,9 @@ pub(crate) mod fused;
 pub(crate) mod gelf;
 pub(crate) mod ltsv;
 
-use crate::mapping::{Escapes, Field, FieldEncoder, FieldValue, MappedRecord, Mapper, NameEncoder};
+use crate::mapping::{
+    Escapes, Field, FieldEncoder, FieldValue, HostEncoder, MappedRecord, Mapper, NameEncoder,
+};
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::logs::SdkLogRecord;
 
@@ -62,6 +64,23 @@ pub(crate) trait Writer {
     /// Appends what comes before the additional fields of a record.
     fn encode_head(record: &MappedRecord<'_>, out: &mut Vec<u8>);
 
+    /// Appends the part of the head that depends on the host alone, as
+    /// [`encode_head`](Self::encode_head) writes it: encoded once per
+    /// exporter ([`Mapper::pre_encode`]), the host being the same on every
+    /// record.
+    fn encode_host(host: &str, out: &mut Vec<u8>);
+
+    /// Appends `record`'s host part of the head: as encoded once when it
+    /// was, else encoded now.
+    #[inline(always)]
+    fn put_host(record: &MappedRecord<'_>, out: &mut Vec<u8>) {
+        if record.host_wire.is_empty() {
+            Self::encode_host(record.host, out);
+        } else {
+            out.extend_from_slice(record.host_wire);
+        }
+    }
+
     /// Appends what comes after the additional fields of a record.
     fn encode_end(out: &mut Vec<u8>);
 
@@ -93,6 +112,7 @@ pub struct Codec {
     pub(crate) pack: PackFn,
     pub(crate) encode_field: FieldEncoder,
     pub(crate) encode_name: NameEncoder,
+    pub(crate) encode_host: HostEncoder,
     pub(crate) ldp_port: fn(Framing) -> u16,
 }
 
@@ -103,6 +123,7 @@ impl Codec {
             pack: Packing::pack_record::<W>,
             encode_field: W::encode_field,
             encode_name: W::encode_name,
+            encode_host: W::encode_host,
             ldp_port: W::ldp_port,
         }
     }
@@ -277,6 +298,7 @@ mod tests {
     fn sample() -> MappedRecord<'static> {
         MappedRecord {
             host: "box-1",
+            host_wire: &[],
             short_message: Cow::Borrowed("hello \"world\"\u{0}"),
             full_message: Some(Cow::Borrowed("line 1\nline\t2")),
             time: EpochMicros {
@@ -303,6 +325,39 @@ mod tests {
             ],
             protected_tail: 0,
             statics: None,
+        }
+    }
+
+    /// A record's head as encoded with the host encoded apart once, and as
+    /// encoded with the record.
+    fn heads<W: Writer>(host: &str) -> (Vec<u8>, Vec<u8>) {
+        let mut host_wire = Vec::new();
+        W::encode_host(host, &mut host_wire);
+        let mut record = sample();
+        record.host = host;
+        let (mut apart, mut with) = (Vec::new(), Vec::new());
+        W::encode_head(&record, &mut with);
+        record.host_wire = &host_wire;
+        W::encode_head(&record, &mut apart);
+        (apart, with)
+    }
+
+    #[test]
+    fn a_host_encoded_once_is_written_as_the_record_would_write_it() {
+        for host in ["box-1", "a \"quoted\"\thost\\", "h\u{0}\n\u{1f}é"] {
+            let (apart, with) = heads::<Gelf>(host);
+            assert_eq!(apart, with, "{host:?}");
+            let head = String::from_utf8(apart).unwrap() + "}";
+            let value: serde_json::Value = serde_json::from_str(&head).unwrap();
+            assert_eq!(value["host"], host, "{head}");
+            let (apart, with) = heads::<Ltsv>(host);
+            assert_eq!(apart, with, "{host:?}");
+            let line = String::from_utf8(apart).unwrap();
+            assert_eq!(
+                line.split('\t').nth(1).map(|f| f.starts_with("host:")),
+                Some(true)
+            );
+            assert_eq!(line.matches('\t').count(), 4, "{line:?}");
         }
     }
 

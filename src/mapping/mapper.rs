@@ -9,8 +9,8 @@ use super::keys::{
     TypeSuffixes, RESERVED,
 };
 use super::record::{
-    dedup_last_wins, Field, FieldEncoder, FieldSink, FieldValue, MappedRecord, NameEncoder,
-    StaticWire, Statics,
+    dedup_last_wins, Field, FieldEncoder, FieldSink, FieldValue, HostEncoder, MappedRecord,
+    NameEncoder, StaticWire, Statics,
 };
 use super::values::{
     any_json_text, base64_text, body_head, bool_text, is_blank, names_level, str_head,
@@ -147,7 +147,7 @@ impl Mapper {
         let service_name = resource.get(&Key::from_static_str(names::SERVICE_NAME));
         self.host = self.resolve_host(host_name.as_ref(), service_name.as_ref());
         if let Some(wire) = &self.wire {
-            self.pre_encode(wire.encode, wire.name);
+            self.pre_encode(wire.encode, wire.name, wire.host_encoder);
         }
     }
 
@@ -156,9 +156,15 @@ impl Mapper {
     /// whose own fields do not share their names then costs nothing for them.
     /// Kept across [`set_resource`](Self::set_resource).
     /// The names of the record's own fields and of the attributes seen from
-    /// then on are encoded with `name` once too. The mapper is then one
-    /// format's, with a new [`id`](Self::id).
-    pub(crate) fn pre_encode(&mut self, encode: FieldEncoder, name: NameEncoder) {
+    /// then on are encoded with `name` once too, and the host's part of the
+    /// head with `host`. The mapper is then one format's, with a new
+    /// [`id`](Self::id).
+    pub(crate) fn pre_encode(
+        &mut self,
+        encode: FieldEncoder,
+        name: NameEncoder,
+        host: HostEncoder,
+    ) {
         self.id = new_id();
         let fixed = &self.fixed;
         let wire_name = |key: &str| {
@@ -166,9 +172,13 @@ impl Mapper {
             name(key, "", &mut wire);
             wire
         };
+        let mut host_wire = Vec::new();
+        host(&self.host, &mut host_wire);
         let mut wire = StaticWire {
             encode,
             name,
+            host_encoder: host,
+            host: host_wire,
             fixed: [
                 wire_name(&fixed.scope_name),
                 wire_name(&fixed.scope_version),
@@ -334,6 +344,7 @@ impl Mapper {
         });
         let mapped = MappedRecord {
             host: &self.host,
+            host_wire: self.wire.as_ref().map_or(&[][..], |wire| &wire.host[..]),
             short_message,
             full_message,
             time: record

@@ -41,7 +41,7 @@ use opentelemetry::Value;
 pub use keys::TypeSuffixes;
 pub(crate) use mapper::Mapper;
 pub(crate) use record::{
-    Escapes, Field, FieldEncoder, FieldSink, FieldValue, MappedRecord, NameEncoder,
+    Escapes, Field, FieldEncoder, FieldSink, FieldValue, HostEncoder, MappedRecord, NameEncoder,
 };
 pub(crate) use values::{print_bit, EpochMicros};
 

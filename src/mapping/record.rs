@@ -70,6 +70,10 @@ impl<'a> FieldSink<'a> for Vec<Field<'a>> {
 pub(crate) struct MappedRecord<'a> {
     /// The source host, never blank.
     pub(crate) host: &'a str,
+    /// What the format writes for `host` in the head, encoded once by
+    /// [`Mapper::pre_encode`](super::Mapper::pre_encode); empty when it was
+    /// not, and the host is then encoded with the record.
+    pub(crate) host_wire: &'a [u8],
     /// The one-line message, never blank.
     pub(crate) short_message: Cow<'a, str>,
     /// The long form: a multi-line body and/or a stack trace.
@@ -107,11 +111,18 @@ pub(crate) type FieldEncoder = fn(&Field<'_>, &mut Vec<u8>);
 /// included, for a wire format (`Writer::encode_name`).
 pub(crate) type NameEncoder = fn(&str, &str, &mut Vec<u8>);
 
+/// Encodes the part of a record's head that depends on the host alone, for
+/// a wire format (`Writer::encode_host`).
+pub(crate) type HostEncoder = fn(&str, &mut Vec<u8>);
+
 /// The static fields encoded once for one format.
 #[derive(Debug)]
 pub(super) struct StaticWire {
     pub(super) encode: FieldEncoder,
     pub(super) name: NameEncoder,
+    pub(super) host_encoder: HostEncoder,
+    /// The host's part of the head, encoded.
+    pub(super) host: Vec<u8>,
     /// The names of [`FixedNames`](super::keys::FixedNames) encoded,
     /// in its order.
     pub(super) fixed: [Vec<u8>; 5],
@@ -187,6 +198,7 @@ impl MappedRecord<'_> {
             .collect();
         MappedRecord {
             host: self.host,
+            host_wire: self.host_wire,
             short_message: Cow::Borrowed(""),
             full_message: self.full_message.as_ref().map(|_| Cow::Borrowed("")),
             time: self.time,
@@ -481,6 +493,7 @@ mod tests {
         };
         let record = |short: String, full: bool, open: usize| MappedRecord {
             host: "h",
+            host_wire: &[],
             short_message: Cow::Owned(short),
             full_message: full.then_some(Cow::Borrowed("full")),
             time: EpochMicros { secs: 0, micros: 0 },
