@@ -105,6 +105,15 @@ pub(crate) fn push_int(out: &mut Vec<u8>, i: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
 }
 
+/// Writes a syslog level (0 to 7, one digit) in decimal.
+#[inline]
+pub(crate) fn push_level(out: &mut Vec<u8>, level: u8) {
+    match level {
+        0..=9 => out.push(b'0' + level),
+        _ => push_int(out, level),
+    }
+}
+
 /// Writes `value`'s last `slots.len()` decimal digits into `slots`,
 /// zero-padded.
 pub(crate) fn put_digits(slots: &mut [u8], mut value: u64) {
@@ -152,6 +161,15 @@ mod tests {
             }
         }
         check(&"line\n\tat x\r\n\u{0}\u{1f}\"\\/".repeat(50));
+    }
+
+    #[test]
+    fn levels_are_written_in_decimal() {
+        for level in [0, 1, 7, 9, 10, 99, 255] {
+            let mut out = Vec::new();
+            push_level(&mut out, level);
+            assert_eq!(out, level.to_string().as_bytes());
+        }
     }
 
     #[test]

@@ -9,9 +9,11 @@
 //! included, become `\uXXXX`, so a NUL byte never appears inside a frame);
 //! integers through `itoa`.
 
+use std::cell::Cell;
+
 use super::{Format, Framing, Writer};
-use crate::json::{json_float, json_str, push_int, put_digits};
-use crate::mapping::{Escapes, FieldValue, MappedRecord};
+use crate::json::{json_float, json_str, push_int, push_level, put_digits};
+use crate::mapping::{EpochMicros, Escapes, FieldValue, MappedRecord};
 
 /// The GELF 1.1 format (Graylog Extended Log Format).
 #[derive(Debug, Clone, Copy, Default)]
@@ -62,16 +64,10 @@ impl Writer for Gelf {
             out.extend_from_slice(b",\"full_message\":");
             json_str(out, full);
         }
-        let (secs, micros) = (record.time.secs, record.time.micros);
         out.extend_from_slice(b",\"timestamp\":");
-        push_int(out, secs);
-        out.push(b'.');
-        // Six digits, zero-padded (micros < 1,000,000).
-        let mut digits = [b'0'; 6];
-        put_digits(&mut digits, u64::from(micros));
-        out.extend_from_slice(&digits);
+        push_timestamp(out, record.time);
         out.extend_from_slice(b",\"level\":");
-        push_int(out, record.level);
+        push_level(out, record.level);
     }
 
     /// From the object's start to the short message's value: `version`
@@ -105,7 +101,75 @@ impl Writer for Gelf {
     }
 }
 
+/// Writes `time` as seconds since the epoch with six decimals, exactly (not
+/// through a float). Records come in bursts: the digits of a second are
+/// worked out once per thread for all its records.
+fn push_timestamp(out: &mut Vec<u8>, time: EpochMicros) {
+    /// Digits of the largest second sent (before the year 10000), and more.
+    const MAX_DIGITS: usize = 20;
+    thread_local! {
+        /// The last second written on this thread, its digits and how many.
+        static LAST: Cell<(u64, [u8; MAX_DIGITS], usize)> =
+            const { Cell::new((u64::MAX, [0; MAX_DIGITS], 0)) };
+    }
+    let digits_of = |secs: u64| {
+        let mut digits = [0; MAX_DIGITS];
+        let mut itoa = itoa::Buffer::new();
+        let text = itoa.format(secs).as_bytes();
+        digits[..text.len()].copy_from_slice(text);
+        (secs, digits, text.len())
+    };
+    let (_, digits, len) = LAST
+        .try_with(|last| match last.get() {
+            cached @ (at, _, _) if at == time.secs => cached,
+            _ => {
+                let cached = digits_of(time.secs);
+                last.set(cached);
+                cached
+            }
+        })
+        .unwrap_or_else(|_| digits_of(time.secs));
+    out.extend_from_slice(&digits[..len]);
+    // A point and six digits, zero-padded (micros < 1,000,000).
+    let mut fraction = *b".000000";
+    put_digits(&mut fraction[1..], u64::from(time.micros));
+    out.extend_from_slice(&fraction);
+}
+
 /// Writes a key already limited to `[A-Za-z0-9_.-]`: nothing to escape.
 fn json_str_body(out: &mut Vec<u8>, key: &str) {
     out.extend_from_slice(key.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timestamp(secs: u64, micros: u32) -> String {
+        let mut out = Vec::new();
+        push_timestamp(&mut out, EpochMicros { secs, micros });
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Seconds of any width, repeated and changed on the same thread (whose
+    /// last second is kept), are written exactly.
+    #[test]
+    fn timestamps_are_written_exactly_whatever_came_before() {
+        let times = [
+            (1_700_000_000, 42),
+            (1_700_000_000, 999_999),
+            (1_700_000_001, 0),
+            (5, 1),
+            (5, 120_000),
+            (253_402_300_799, 500_000),
+            (1_700_000_001, 7),
+            (0, 1),
+        ];
+        for (secs, micros) in times {
+            assert_eq!(timestamp(secs, micros), format!("{secs}.{micros:06}"));
+        }
+        // On another thread, with its own last second.
+        let other = std::thread::spawn(|| timestamp(1_700_000_000, 42));
+        assert_eq!(other.join().unwrap(), "1700000000.000042");
+    }
 }

@@ -10,7 +10,7 @@
 use std::cell::Cell;
 
 use super::{Format, Framing, Writer};
-use crate::json::{json_float, push_int, put_digits};
+use crate::json::{json_float, push_int, push_level, put_digits};
 use crate::mapping::{EpochMicros, Escapes, FieldValue, MappedRecord};
 use crate::swar;
 
@@ -54,7 +54,7 @@ impl Writer for Ltsv {
         out.extend_from_slice(b"time:");
         push_rfc3339_micros(out, record.time);
         Self::put_host(record, out);
-        push_int(out, record.level);
+        push_level(out, record.level);
         out.extend_from_slice(b"\tmessage:");
         escaped(out, &record.short_message);
         if let Some(full) = &record.full_message {
