@@ -45,7 +45,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
             // An idle connection the peer closed or stopped acknowledging
             // is dropped here; its frames then go back to the buffer. (With
             // frames to write, `ready` checks the connection, the write
-            // timeout bounds a stall, and the `settle` after `ready` asks.)
+            // timeout bounds a stall, and the `settle` after each write asks.)
             if let Err(error) = link.check() {
                 let diag = shared.note_failure(&mut shared.lock(), error);
                 shared.emit([diag]);
@@ -83,9 +83,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
         }
         // A connection `ready` dropped (its peer closed it) tells what its
         // peer acknowledged before anything goes out on the next. The
-        // current one's were asked after the last write (asking the kernel
-        // again here doubled the questions, to learn a few microseconds
-        // more).
+        // current connection was asked after the last write or poll: asking
+        // again here would double the questions to the kernel per write, for
+        // little news.
         if link.dropped_one() {
             settle(&shared, &mut link, &mut unacked);
         }

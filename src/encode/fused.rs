@@ -532,7 +532,6 @@ mod tests {
         }
     }
 
-    /// Each way off the fast path, and the common record on it.
     /// The host `frame` names: GELF's `host`, LTSV's `host:` field.
     fn host_of(frame: &[u8]) -> String {
         match serde_json::from_slice::<serde_json::Value>(frame) {
@@ -567,6 +566,7 @@ mod tests {
         names_the_resources_host::<Ltsv>();
     }
 
+    /// Each way off the fast path, and the common record on it.
     #[test]
     fn repeated_names_and_large_records_take_the_general_path() {
         let record = |attributes: Vec<(&str, AnyValue)>| Record {
