@@ -41,35 +41,18 @@ pub(crate) fn json_str(out: &mut Vec<u8>, s: &str) {
 
 /// Writes a JSON string that has bytes to escape, as serde_json's escaper
 /// writes it: `\"`, `\\`, `\b`, `\t`, `\n`, `\f`, `\r`, any other control
-/// character as `\u00xx` (lowercase hex). By hand, eight bytes at a time
-/// between escapes: multi-line messages and stack traces take this path,
-/// and byte by byte it was half the time of encoding such a record.
+/// character as `\u00xx` (lowercase hex). Eight bytes at a time between
+/// escapes ([`swar::escape_into`]): multi-line messages and stack traces
+/// take this path, and byte by byte it was half the time of encoding such
+/// a record.
 #[cold]
 #[inline(never)]
 fn json_str_escaped(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
+    out.reserve(s.len() + 2);
     out.push(b'"');
-    // `bytes[done..at]` is clean and not written yet.
-    let (mut done, mut at) = (0, 0);
-    while at < bytes.len() {
-        if let Some(word) = bytes.get(at..at + 8).and_then(|w| w.first_chunk::<8>()) {
-            let found = escapes(u64::from_le_bytes(*word));
-            if found == 0 {
-                at += 8;
-                continue;
-            }
-            // The lowest byte flagged is one to escape (see `swar`).
-            at += (found.trailing_zeros() / 8) as usize;
-        }
-        let b = bytes[at];
-        if !NEEDS_ESCAPE[usize::from(b)] {
-            at += 1;
-            continue;
-        }
-        out.extend_from_slice(&bytes[done..at]);
-        let short: &[u8] = match b {
+    swar::escape_into(out, s.as_bytes(), escapes, |b, escaped| {
+        let short: &[u8; 2] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
             0x08 => b"\\b",
@@ -77,20 +60,22 @@ fn json_str_escaped(out: &mut Vec<u8>, s: &str) {
             b'\n' => b"\\n",
             0x0c => b"\\f",
             b'\r' => b"\\r",
-            _ => &[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ],
+            0..0x20 => {
+                *escaped = [
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ];
+                return 6;
+            }
+            _ => return 0,
         };
-        out.extend_from_slice(short);
-        at += 1;
-        done = at;
-    }
-    out.extend_from_slice(&bytes[done..]);
+        escaped[..2].copy_from_slice(short);
+        2
+    });
     out.push(b'"');
 }
 

@@ -41,6 +41,41 @@ pub(crate) fn any(bytes: &[u8], word: impl Fn(u64) -> u64, byte: impl Fn(u8) -> 
     !chunks.remainder().is_empty() && word(u64::from_le_bytes(*last)) != 0
 }
 
+/// Appends `bytes` to `out` with some bytes escaped: `replace` writes a
+/// byte's escaped form into its buffer and returns its length, or 0 for a
+/// byte kept as is. Eight bytes at a time between escapes: `word` flags the
+/// 8-byte words holding a byte that may need it, the lowest flagged being
+/// one (see [`below`] and [`equal`]); clean runs are copied whole.
+#[inline]
+pub(crate) fn escape_into(
+    out: &mut Vec<u8>,
+    bytes: &[u8],
+    word: impl Fn(u64) -> u64,
+    replace: impl Fn(u8, &mut [u8; 6]) -> usize,
+) {
+    let mut escaped = [0; 6];
+    // `bytes[done..at]` is clean and not written yet.
+    let (mut done, mut at) = (0, 0);
+    while at < bytes.len() {
+        if let Some(chunk) = bytes.get(at..at + 8).and_then(|w| w.first_chunk::<8>()) {
+            let found = word(u64::from_le_bytes(*chunk));
+            if found == 0 {
+                at += 8;
+                continue;
+            }
+            at += (found.trailing_zeros() / 8) as usize;
+        }
+        let len = replace(bytes[at], &mut escaped);
+        if len > 0 {
+            out.extend_from_slice(&bytes[done..at]);
+            out.extend_from_slice(&escaped[..len]);
+            done = at + 1;
+        }
+        at += 1;
+    }
+    out.extend_from_slice(&bytes[done..]);
+}
+
 /// Whether `bytes` holds `b`: for log messages, mostly tens of bytes, on
 /// which `core`'s `memchr` spends more setting up than scanning.
 #[inline]

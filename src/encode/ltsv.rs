@@ -105,9 +105,9 @@ fn candidates(word: u64) -> u64 {
 }
 
 /// Appends a value with `\`, TAB, LF, CR and NUL escaped. Eight bytes at a
-/// time between escapes, by hand: multi-line messages and stack traces take
-/// this path, and byte by byte it was half the time of encoding such a
-/// record.
+/// time between escapes ([`swar::escape_into`]): multi-line messages and
+/// stack traces take this path, and byte by byte it was half the time of
+/// encoding such a record.
 fn escaped(out: &mut Vec<u8>, value: &str) {
     let bytes = value.as_bytes();
     if !may_need_escape(bytes) {
@@ -115,34 +115,18 @@ fn escaped(out: &mut Vec<u8>, value: &str) {
         out.extend_from_slice(bytes);
         return;
     }
-    // `bytes[done..at]` is clean and not written yet.
-    let (mut done, mut at) = (0, 0);
-    while at < bytes.len() {
-        if let Some(word) = bytes.get(at..at + 8).and_then(|w| w.first_chunk::<8>()) {
-            let found = candidates(u64::from_le_bytes(*word));
-            if found == 0 {
-                at += 8;
-                continue;
-            }
-            at += (found.trailing_zeros() / 8) as usize;
-        }
-        let replacement: &[u8] = match bytes[at] {
+    swar::escape_into(out, bytes, candidates, |b, escaped| {
+        let short: &[u8; 2] = match b {
             b'\\' => b"\\\\",
             b'\t' => b"\\t",
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             0 => b"\\0",
-            _ => {
-                at += 1;
-                continue;
-            }
+            _ => return 0,
         };
-        out.extend_from_slice(&bytes[done..at]);
-        out.extend_from_slice(replacement);
-        at += 1;
-        done = at;
-    }
-    out.extend_from_slice(&bytes[done..]);
+        escaped[..2].copy_from_slice(short);
+        2
+    });
 }
 
 /// Appends `time` as RFC 3339 in UTC with microseconds
