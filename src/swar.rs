@@ -1,6 +1,7 @@
 //! Byte scans eight bytes at a time (SWAR), for the hot paths of mapping
 //! and encoding: whether a string holds any byte that needs escaping, or
-//! a given byte.
+//! a given byte, and the escaping itself (each format gives its
+//! replacements).
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
