@@ -387,6 +387,14 @@ impl Outcome {
         (delivered > 0).then(|| background / delivered as f64)
     }
 
+    /// The sink process's CPU seconds per delivered record (its reader and
+    /// validator threads, and the kernel's receiving side when it runs on
+    /// them): not the row's, but taken from the same two cores.
+    fn sink_cpu_per_record(&self) -> Option<f64> {
+        let (cpu, delivered) = (self.report.as_ref()?.cpu_seconds?, self.delivered()?);
+        (delivered > 0).then(|| cpu / delivered as f64)
+    }
+
     fn invalid(&self) -> u64 {
         self.report.as_ref().map_or(0, |r| r.invalid)
     }
@@ -662,9 +670,14 @@ fn notes(rows: &[Row], outcomes: &[Outcome]) -> String {
                 .filter(|_| run.sent > 0)
                 .map(|app| app * 1e6 / run.sent as f64);
             if let (Some(app), Some(background)) = (app, outcome.background_cpu_per_record()) {
+                let sink = outcome
+                    .sink_cpu_per_record()
+                    .map_or_else(String::new, |sink| {
+                        format!(", the sink's process {:.2}", sink * 1e6)
+                    });
                 lines.push(format!(
-                    "CPU µs/record: application thread {app:.2}, other threads {:.2} \
-                     (per delivered record)",
+                    "CPU µs/record (per delivered record): application thread {app:.2}, \
+                     other threads {:.2}{sink}",
                     background * 1e6
                 ));
             }

@@ -35,7 +35,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
-use crate::measure::now_ns;
+use crate::measure::{cpu_seconds, now_ns};
 use crate::validate::{valid_gelf, valid_ltsv};
 
 /// Size of one read buffer.
@@ -158,7 +158,8 @@ pub fn run_child(dir: &Path) -> Result<(), String> {
 
     let stdin = io::stdin();
     let mut stdout = io::stdout();
-    let mut row: Option<(Arc<RowState>, u16)> = None;
+    // The open row, its port, and the sink's CPU time when it opened.
+    let mut row: Option<(Arc<RowState>, u16, Option<f64>)> = None;
     for line in stdin.lock().lines() {
         let line = line.map_err(|e| format!("sink: reading a request: {e}"))?;
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -176,11 +177,11 @@ pub fn run_child(dir: &Path) -> Result<(), String> {
                 };
                 let state = Arc::new(RowState::default());
                 let port = listen(Arc::clone(&state), format, tls)?;
-                row = Some((state, port));
+                row = Some((state, port, cpu_seconds()));
                 format!("PORT {port}")
             }
             ["CONNS"] => match &row {
-                Some((state, _)) => format!(
+                Some((state, _, _)) => format!(
                     "CONNS {} {}",
                     state.connections.load(Ordering::Acquire),
                     state.frames.load(Ordering::Acquire)
@@ -191,8 +192,17 @@ pub fn run_child(dir: &Path) -> Result<(), String> {
                 let idle = Duration::from_millis(idle.parse().unwrap_or(10_000));
                 let limit = Duration::from_millis(limit.parse().unwrap_or(120_000));
                 match row.take() {
-                    Some((state, port)) => finish(&state, port, idle, limit),
-                    None => "DONE\t0\t0\t0\t0\t0\t0\t0\tno row open\t".to_string(),
+                    Some((state, port, cpu_at_open)) => {
+                        let report = finish(&state, port, idle, limit);
+                        // The sink's own CPU time for the row, its waiting
+                        // for the row to end included (microseconds).
+                        let cpu = cpu_at_open.zip(cpu_seconds()).map_or_else(
+                            || "-".to_string(),
+                            |(a, b)| format!("{:.0}", (b - a) * 1e6),
+                        );
+                        format!("{report}\t{cpu}")
+                    }
+                    None => "DONE\t0\t0\t0\t0\t0\t0\t0\tno row open\t\t-".to_string(),
                 }
             }
             _ => return Err(format!("sink: unknown request {line:?}")),
@@ -451,6 +461,9 @@ pub struct Report {
     pub note: String,
     /// The first invalid frame, escaped, if any.
     pub sample: String,
+    /// The sink process's CPU time (user + system) from the row's opening
+    /// to its end, when `getrusage` told.
+    pub cpu_seconds: Option<f64>,
 }
 
 /// The parent's side: the child process and its request/answer pipe.
@@ -537,7 +550,7 @@ impl Sink {
         let request = format!("FINISH {} {}", idle.as_millis(), limit.as_millis());
         let answer = self.request(&request, limit + ANSWER_LIMIT)?;
         let fields: Vec<&str> = answer.split('\t').collect();
-        if fields.len() != 10 || fields[0] != "DONE" {
+        if fields.len() != 11 || fields[0] != "DONE" {
             return Err(format!("unexpected answer from the sink: {answer:?}"));
         }
         let number = |i: usize| -> Result<u64, String> {
@@ -555,6 +568,7 @@ impl Sink {
             unclean: number(7)?,
             note: fields[8].to_string(),
             sample: fields[9].to_string(),
+            cpu_seconds: fields[10].parse::<f64>().ok().map(|us| us / 1e6),
         })
     }
 }
