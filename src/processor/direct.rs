@@ -39,7 +39,7 @@ use opentelemetry_sdk::Resource;
 use tokio::sync::Notify;
 
 use super::stage::{
-    flush, reserved, stage_bytes, Stage, Staging, BACKPRESSURE_STAGE_BYTES,
+    flush, reserved, stage_bytes, wakes_flusher, Stage, Staging, BACKPRESSURE_STAGE_BYTES,
     BACKPRESSURE_WINDOW_BYTES, MIN_STAGE_BYTES,
 };
 use crate::delivery::Shared;
@@ -292,9 +292,10 @@ impl DirectProcessor {
             self.staging.wake.notify_one();
             return;
         }
-        let wake = stage.frames.is_empty();
+        let before = stage.frames.bytes();
         stage.frames.push(frame);
         stage.staged += 1;
+        let wake = wakes_flusher(before, stage.frames.bytes(), self.staging.capacity);
         drop(stage);
         if wake {
             self.staging.wake.notify_one();

@@ -12,12 +12,18 @@ use crate::delivery::Shared;
 use crate::frames::Frames;
 use crate::runtime::{wait_for, Check};
 
-/// How long the flusher, woken by a first record, lets more gather before
-/// moving them, unless [`FLUSH_BYTES`] are already waiting. (A record can
+/// How long the flusher lets records gather before moving them (from the
+/// first it sees after a move, or after it was idle), unless a batch's
+/// worth ([`batch_bytes`]) is there sooner or someone waits for them. Each move
+/// costs the I/O thread a hand-off and a write, whatever its size: moving
+/// whatever arrived during the previous move, tens of records at a time,
+/// took more than half of that thread's time per record. (A record can
 /// wait longer: while the flusher waits for room in the retry buffer.)
 pub(super) const FLUSH_DELAY: Duration = Duration::from_millis(1);
-/// Staged bytes that make the flusher move them without waiting.
-pub(super) const FLUSH_BYTES: usize = 64 * 1024;
+/// Staged bytes that make the flusher move them without waiting (in a stage
+/// of four times as many or more, see [`batch_bytes`]): as much as the
+/// delivery task writes in one go.
+pub(super) const FLUSH_BYTES: usize = 256 * 1024;
 /// Most bytes a stage's vector reserves up front; a larger stage (a retry
 /// buffer set larger) grows as it fills, so that a huge setting never asks
 /// for a huge allocation at start.
@@ -39,10 +45,36 @@ pub(super) fn stage_bytes(buffer: usize, max_record: usize) -> usize {
         .max(MIN_STAGE_BYTES)
 }
 
+/// The staged bytes worth moving at once in a stage of `capacity` bytes:
+/// [`FLUSH_BYTES`], or a quarter of a smaller stage (which must not fill
+/// while records gather).
+fn batch_bytes(capacity: usize) -> usize {
+    FLUSH_BYTES.min(capacity / 4)
+}
+
 /// Whether the flusher lets a burst gather for [`FLUSH_DELAY`] beside
-/// `staged` bytes rather than move them at once.
-fn lets_gather(staged: usize) -> bool {
-    staged < FLUSH_BYTES
+/// `staged` bytes in a stage of `capacity` rather than move them at once.
+fn lets_gather(staged: usize, capacity: usize) -> bool {
+    staged < batch_bytes(capacity)
+}
+
+/// Whether staging a frame, with `before` bytes staged and `after` with it
+/// in a stage of `capacity`, wakes the flusher: a first record (it may be
+/// idle), or a batch worth moving at once.
+pub(super) fn wakes_flusher(before: usize, after: usize, capacity: usize) -> bool {
+    before == 0 || lets_gather(before, capacity) && !lets_gather(after, capacity)
+}
+
+/// Whether the flusher moves what is staged (in a stage of `capacity`) now
+/// rather than let more gather: a batch worth it is there, or someone waits
+/// for it (logging threads for room, a flush, the shutdown), or records
+/// were dropped for want of room (`overflowed`).
+fn must_move(stage: &Stage, capacity: usize, overflowed: bool) -> bool {
+    !lets_gather(stage.frames.bytes(), capacity)
+        || stage.closed
+        || stage.waiting > 0
+        || stage.flush_wanted > stage.pushed
+        || overflowed
 }
 
 /// Whether the flusher's vector, back from a hand-off to the retry buffer
@@ -76,6 +108,9 @@ pub(super) struct Stage {
     /// Records ever taken by the flusher and handed to the retry buffer
     /// (or dropped by it).
     pub(super) pushed: u64,
+    /// The records a flush waits to see pushed (as counted by `staged`):
+    /// the flusher moves them without letting more gather.
+    pub(super) flush_wanted: u64,
     /// The retry buffer's sequence number after the flusher's last push (of
     /// the record numbered `pushed`): what a flush counts back from.
     pub(super) target: u64,
@@ -192,12 +227,14 @@ impl Staging {
     /// the records pushed after it are counted back).
     pub(super) async fn pushed_up_to(&self, staged: u64) -> u64 {
         wait_for(&self.pushed, || {
-            let stage = self.lock();
+            let mut stage = self.lock();
             if stage.pushed >= staged || stage.stopped {
                 return Check::Done(stage.target_for(staged));
             }
+            stage.flush_wanted = stage.flush_wanted.max(staged);
             drop(stage);
-            // The flusher may be waiting for a first record: it has some.
+            // The flusher may be idle, or letting records gather: these
+            // are wanted now.
             self.wake.notify_one();
             Check::Wait(None)
         })
@@ -212,7 +249,11 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
     // stage's size (when the retry buffer adopts one, its former allocation
     // takes the place).
     let mut frames = Frames::with_capacity(reserved(staging.capacity));
+    // Until when the staged records may gather; `None` until the flusher
+    // sees some after a move. (Tokio's clock: the one its timers use.)
+    let mut gather_until: Option<tokio::time::Instant> = None;
     loop {
+        let overflowed = staging.overflow.load(Ordering::Relaxed) > 0;
         staging.report_overflow(&shared);
         let notified = staging.wake.notified();
         tokio::pin!(notified);
@@ -227,22 +268,32 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
                     return;
                 }
             } else {
-                std::mem::swap(&mut stage.frames, &mut frames);
-                // There is room now.
-                stage.end_stall(
-                    shared.counters().failures(),
-                    shared.is_healthy(),
-                    staging.quiet,
-                );
-                staging.release(stage);
+                let now = tokio::time::Instant::now();
+                let until = *gather_until.get_or_insert(now + FLUSH_DELAY);
+                if must_move(&stage, staging.capacity, overflowed) || now >= until {
+                    std::mem::swap(&mut stage.frames, &mut frames);
+                    gather_until = None;
+                    // There is room now.
+                    stage.end_stall(
+                        shared.counters().failures(),
+                        shared.is_healthy(),
+                        staging.quiet,
+                    );
+                    staging.release(stage);
+                }
             }
         }
         if frames.is_empty() {
-            notified.await;
-            // Let a burst gather (bounded by FLUSH_DELAY): one hand-off per
-            // many records rather than per record.
-            if lets_gather(staging.lock().frames.bytes()) {
-                tokio::time::sleep(FLUSH_DELAY).await;
+            // Idle, until a first record; or letting records gather: one
+            // hand-off per many records rather than per few.
+            match gather_until {
+                None => notified.await,
+                Some(until) => {
+                    tokio::select! {
+                        () = notified => {}
+                        () = tokio::time::sleep_until(until) => {}
+                    }
+                }
             }
             continue;
         }
@@ -312,6 +363,9 @@ impl Drop for InHand<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
 
     fn staging() -> Staging {
         Staging {
@@ -387,8 +441,6 @@ mod tests {
 
     #[test]
     fn sizes_are_those_documented() {
-        const KIB: usize = 1024;
-        const MIB: usize = 1024 * KIB;
         // A quarter of the buffer, at least two of the largest records and
         // 64 KiB.
         assert_eq!(stage_bytes(32 * MIB, 100), 8 * MIB);
@@ -404,9 +456,86 @@ mod tests {
         // The flusher's vector is kept up to twice the stage's size.
         assert!(!oversized_twin(&Frames::with_capacity(2 * MIB), MIB));
         assert!(oversized_twin(&Frames::with_capacity(2 * MIB + 1), MIB));
-        // 64 KiB staged are moved without waiting for more.
-        assert!(!lets_gather(64 * KIB));
-        assert!(lets_gather(64 * KIB - 1));
+        // 256 KiB staged are moved without waiting for more; a quarter of a
+        // smaller stage.
+        assert!(!lets_gather(256 * KIB, 4 * MIB));
+        assert!(lets_gather(256 * KIB - 1, 4 * MIB));
+        assert!(!lets_gather(16 * KIB, 64 * KIB));
+        assert!(lets_gather(16 * KIB - 1, 64 * KIB));
+        // The flusher is woken by a first record, and by the batch's worth.
+        assert!(wakes_flusher(0, 100, MIB));
+        assert!(!wakes_flusher(100, 200, MIB));
+        assert!(wakes_flusher(256 * KIB - 1, 256 * KIB, MIB));
+        assert!(!wakes_flusher(256 * KIB, 256 * KIB + 100, MIB));
+    }
+
+    #[test]
+    fn a_batch_is_moved_at_once_when_it_is_worth_it_or_wanted() {
+        let capacity = 4 * MIB;
+        let mut stage = Stage::default();
+        stage.frames.push(&[b'x'; 1000]);
+        stage.staged = 1;
+        assert!(!must_move(&stage, capacity, false));
+        assert!(must_move(&stage, capacity, true));
+        let mut full = Stage::default();
+        full.frames.push(&vec![b'x'; FLUSH_BYTES]);
+        assert!(must_move(&full, capacity, false));
+        let wanted = |change: fn(&mut Stage)| {
+            let mut stage = Stage::default();
+            stage.frames.push(b"x");
+            stage.staged = 1;
+            change(&mut stage);
+            must_move(&stage, capacity, false)
+        };
+        assert!(wanted(|stage| stage.closed = true));
+        assert!(wanted(|stage| stage.waiting = 1));
+        assert!(wanted(|stage| stage.flush_wanted = 1));
+        // A flush already served wants nothing more.
+        assert!(!wanted(|stage| {
+            stage.flush_wanted = 1;
+            stage.pushed = 1;
+        }));
+    }
+
+    /// Stages `n` one-byte frames, as a logging call would (the first into
+    /// an empty stage wakes the flusher).
+    fn stage_frames(staging: &Staging, n: usize) {
+        let mut stage = staging.lock();
+        let wake = stage.frames.is_empty();
+        for _ in 0..n {
+            stage.frames.push(b"x");
+            stage.staged += 1;
+        }
+        drop(stage);
+        if wake {
+            staging.wake.notify_one();
+        }
+    }
+
+    /// Records gather for `FLUSH_DELAY` before they are moved, unless a
+    /// flush wants them: then at once. (Tokio's clock is paused: it moves
+    /// only when every task waits for it.)
+    #[tokio::test(start_paused = true)]
+    async fn records_gather_unless_a_flush_wants_them() {
+        let shared = Shared::new(MIB, crate::stats::Counters::default(), "test".into());
+        let staging = Arc::new(staging());
+        tokio::spawn(flush(
+            Arc::clone(&staging),
+            Arc::clone(&shared),
+            Duration::from_secs(5),
+        ));
+        stage_frames(&staging, 3);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(staging.lock().pushed, 0, "moved before the delay");
+        tokio::time::sleep(2 * FLUSH_DELAY).await;
+        assert_eq!(staging.lock().pushed, 3, "not moved after the delay");
+        stage_frames(&staging, 2);
+        let before = tokio::time::Instant::now();
+        staging.pushed_up_to(5).await;
+        assert_eq!(staging.lock().pushed, 5);
+        assert_eq!(tokio::time::Instant::now(), before, "the flush waited");
     }
 
     #[test]
