@@ -331,7 +331,8 @@ impl DirectProcessor {
         let start = Instant::now();
         let failures = self.counters.failures();
         stage.waiting += 1;
-        // The flusher was woken by the first staged record; make sure.
+        // The flusher may be letting records gather: for a waiting thread
+        // it moves them at once.
         self.staging.wake.notify_one();
         while !stage.closed && !stage.stalled && !stage.fits(len, self.stage_limit) {
             let waited = start.elapsed();

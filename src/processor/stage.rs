@@ -17,13 +17,18 @@ use crate::runtime::{wait_for, Check};
 /// worth ([`batch_bytes`]) is there sooner or someone waits for them. Each move
 /// costs the I/O thread a hand-off and a write, whatever its size: moving
 /// whatever arrived during the previous move, tens of records at a time,
-/// took more than half of that thread's time per record. (A record can
-/// wait longer: while the flusher waits for room in the retry buffer.)
+/// took more than half of that thread's time per record. (Tokio's timer
+/// rounds the delay up to its next millisecond; and a record can wait
+/// longer while the flusher waits for room in the retry buffer.)
 pub(super) const FLUSH_DELAY: Duration = Duration::from_millis(1);
 /// Staged bytes that make the flusher move them without waiting (in a stage
 /// of four times as many or more, see [`batch_bytes`]): as much as the
 /// delivery task writes in one go.
 pub(super) const FLUSH_BYTES: usize = 256 * 1024;
+// The batch is worked out from the stage's capacity, not from the smaller
+// limit backpressure sets: the two give the same batch while that limit
+// holds four batches.
+const _: () = assert!(BACKPRESSURE_STAGE_BYTES >= 4 * FLUSH_BYTES);
 /// Most bytes a stage's vector reserves up front; a larger stage (a retry
 /// buffer set larger) grows as it fills, so that a huge setting never asks
 /// for a huge allocation at start.
@@ -184,7 +189,9 @@ pub(super) struct Staging {
     /// counters but not yet reported to the retry buffer's bookkeeping (the
     /// flusher does that, off the logging thread).
     pub(super) overflow: AtomicU64,
-    /// Something was staged, or the stage was closed.
+    /// For the flusher: a first record was staged, or a batch's worth; a
+    /// logging thread waits for room; a flush or the shutdown wants the
+    /// staged records; or a record was dropped for want of room.
     pub(super) wake: Notify,
     /// The flusher pushed a batch, or stopped.
     pub(super) pushed: Notify,
@@ -214,9 +221,12 @@ impl Staging {
     }
 
     /// Hands the overflow counted by `emit` to the retry buffer's bookkeeping
-    /// (a shutdown's report, the outage diagnostics).
-    pub(super) fn report_overflow(&self, shared: &Shared) {
-        shared.note_overflow(self.overflow.swap(0, Ordering::AcqRel));
+    /// (a shutdown's report, the outage diagnostics); returns how many
+    /// records that was.
+    pub(super) fn report_overflow(&self, shared: &Shared) -> u64 {
+        let dropped = self.overflow.swap(0, Ordering::AcqRel);
+        shared.note_overflow(dropped);
+        dropped
     }
 
     /// Waits until every record staged before `staged` was handed to the
@@ -253,8 +263,7 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
     // sees some after a move. (Tokio's clock: the one its timers use.)
     let mut gather_until: Option<tokio::time::Instant> = None;
     loop {
-        let overflowed = staging.overflow.load(Ordering::Relaxed) > 0;
-        staging.report_overflow(&shared);
+        let overflowed = staging.report_overflow(&shared) > 0;
         let notified = staging.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
@@ -512,9 +521,18 @@ mod tests {
         }
     }
 
-    /// Records gather for `FLUSH_DELAY` before they are moved, unless a
-    /// flush wants them: then at once. (Tokio's clock is paused: it moves
-    /// only when every task waits for it.)
+    /// Lets the flusher run until it waits (for a record, or its timer):
+    /// the paused clock does not move meanwhile.
+    async fn let_the_flusher_run() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Records gather for `FLUSH_DELAY` before they are moved, after an
+    /// idle spell and after a move alike, unless a flush wants them: then
+    /// at once, even while the flusher waits for its timer. (Tokio's clock
+    /// is paused: it moves only when every task waits for it.)
     #[tokio::test(start_paused = true)]
     async fn records_gather_unless_a_flush_wants_them() {
         let shared = Shared::new(MIB, crate::stats::Counters::default(), "test".into());
@@ -524,18 +542,28 @@ mod tests {
             Arc::clone(&shared),
             Duration::from_secs(5),
         ));
+        let pushed = || staging.lock().pushed;
+        // After an idle spell.
         stage_frames(&staging, 3);
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(staging.lock().pushed, 0, "moved before the delay");
+        let_the_flusher_run().await;
+        assert_eq!(pushed(), 0, "moved before the delay");
         tokio::time::sleep(2 * FLUSH_DELAY).await;
-        assert_eq!(staging.lock().pushed, 3, "not moved after the delay");
+        assert_eq!(pushed(), 3, "not moved after the delay");
+        // A flush, while the flusher waits for its timer.
         stage_frames(&staging, 2);
+        let_the_flusher_run().await;
+        assert_eq!(pushed(), 3, "moved before the delay");
         let before = tokio::time::Instant::now();
         staging.pushed_up_to(5).await;
-        assert_eq!(staging.lock().pushed, 5);
+        assert_eq!(pushed(), 5);
         assert_eq!(tokio::time::Instant::now(), before, "the flush waited");
+        // Records staged during a move (here: while the flusher yields at
+        // its end, which lets this task run first) gather too.
+        stage_frames(&staging, 2);
+        let_the_flusher_run().await;
+        assert_eq!(pushed(), 5, "moved right after the previous move");
+        tokio::time::sleep(2 * FLUSH_DELAY).await;
+        assert_eq!(pushed(), 7, "not moved after the delay");
     }
 
     #[test]
