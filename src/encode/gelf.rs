@@ -11,7 +11,7 @@
 
 use std::cell::Cell;
 
-use super::{Format, Framing, Writer};
+use super::{per_second, Format, Framing, Writer};
 use crate::json::{json_float, json_str, push_int, push_level, put_digits};
 use crate::mapping::{EpochMicros, Escapes, FieldValue, MappedRecord};
 
@@ -102,34 +102,23 @@ impl Writer for Gelf {
 }
 
 /// Writes `time` as seconds since the epoch with six decimals, exactly (not
-/// through a float). Records come in bursts: the digits of a second are
-/// worked out once per thread for all its records.
+/// through a float); a second's digits once per thread ([`per_second`]).
 fn push_timestamp(out: &mut Vec<u8>, time: EpochMicros) {
     /// Room for any `u64`'s digits (the largest second sent, before the
     /// year 10000, has 12).
     const MAX_DIGITS: usize = 20;
     thread_local! {
         /// The last second written on this thread, its digits and how many.
-        static LAST: Cell<(u64, [u8; MAX_DIGITS], usize)> =
-            const { Cell::new((u64::MAX, [0; MAX_DIGITS], 0)) };
+        static LAST: Cell<(u64, ([u8; MAX_DIGITS], usize))> =
+            const { Cell::new((u64::MAX, ([0; MAX_DIGITS], 0))) };
     }
-    let digits_of = |secs: u64| {
+    let (digits, len) = per_second(&LAST, time.secs, |secs| {
         let mut digits = [0; MAX_DIGITS];
         let mut itoa = itoa::Buffer::new();
         let text = itoa.format(secs).as_bytes();
         digits[..text.len()].copy_from_slice(text);
-        (secs, digits, text.len())
-    };
-    let (_, digits, len) = LAST
-        .try_with(|last| match last.get() {
-            cached @ (at, _, _) if at == time.secs => cached,
-            _ => {
-                let cached = digits_of(time.secs);
-                last.set(cached);
-                cached
-            }
-        })
-        .unwrap_or_else(|_| digits_of(time.secs));
+        (digits, text.len())
+    });
     out.extend_from_slice(&digits[..len]);
     // A point and six digits, zero-padded (micros < 1,000,000).
     let mut fraction = *b".000000";

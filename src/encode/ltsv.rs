@@ -9,7 +9,7 @@
 
 use std::cell::Cell;
 
-use super::{Format, Framing, Writer};
+use super::{per_second, Format, Framing, Writer};
 use crate::json::{json_float, push_int, push_level, put_digits};
 use crate::mapping::{EpochMicros, Escapes, FieldValue, MappedRecord};
 use crate::swar;
@@ -139,18 +139,8 @@ fn push_rfc3339_micros(out: &mut Vec<u8>, time: EpochMicros) {
         static LAST: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
     }
     let EpochMicros { secs, micros } = time;
-    // Records come in bursts: the date and time of a second are worked out
-    // once for all its records (on this thread).
-    let date_time = LAST
-        .try_with(|last| match last.get() {
-            (at, date_time) if at == secs => date_time,
-            _ => {
-                let date_time = rfc3339_seconds(secs);
-                last.set((secs, date_time));
-                date_time
-            }
-        })
-        .unwrap_or_else(|_| rfc3339_seconds(secs));
+    // A second's date and time once per thread.
+    let date_time = per_second(&LAST, secs, rfc3339_seconds);
     let mut text = *b"0000-00-00T00:00:00.000000Z";
     text[..19].copy_from_slice(&date_time);
     put_digits(&mut text[20..26], u64::from(micros));
