@@ -3,10 +3,13 @@
 //! between. It holds for the common record, whose field names are all
 //! different and which fits its frame; any other is left, with nothing
 //! written, to the general path ([`Mapper::map`] then the encoder), which
-//! writes the very same bytes for the common record.
+//! writes the very same bytes for the common record. Records of one scope
+//! and target copy the fields those give ([`Leads`]), and records of one
+//! callsite the names of their attributes ([`Shapes`]).
 
 use std::marker::PhantomData;
 
+use super::shape::Shapes;
 use super::Writer;
 use crate::mapping::{print_bit, Field, FieldSink, Mapper};
 use opentelemetry::{InstrumentationScope, Value};
@@ -60,6 +63,8 @@ struct Lead {
     seen: [u64; 4],
     /// When it was last found or kept: the least recent is replaced.
     used: u64,
+    /// The shapes of the attributes of its records.
+    shapes: Shapes,
 }
 
 /// What a lead is written for: a mapper (by its id), a scope and a target.
@@ -147,29 +152,28 @@ fn key_bytes(of: LeadOf<'_>) -> usize {
 }
 
 impl Leads {
-    fn find(&mut self, of: LeadOf<'_>) -> Option<&Lead> {
+    /// The index of the lead `of`, if kept.
+    fn find(&mut self, of: LeadOf<'_>) -> Option<usize> {
         self.clock += 1;
-        let lead = self.entries.iter_mut().find(|lead| lead.is_of(of))?;
-        lead.used = self.clock;
+        let at = self.entries.iter().position(|lead| lead.is_of(of))?;
+        self.entries[at].used = self.clock;
         #[cfg(test)]
         {
             self.found += 1;
         }
-        Some(lead)
+        Some(at)
     }
 
     /// Keeps what `sink` wrote from `base` on as the lead `of`, in place of
     /// the least recently used when all entries are taken. The entry's
     /// vectors are reused: with the same scope (the common case), a record
-    /// of another target allocates nothing.
-    fn keep<F>(&mut self, of: LeadOf<'_>, sink: &Fused<'_, '_, F>, base: usize) {
-        let Some(bytes) = sink.out.get(base..) else {
-            return;
-        };
+    /// of another target allocates nothing. Returns its index.
+    fn keep<F>(&mut self, of: LeadOf<'_>, sink: &Fused<'_, '_, F>, base: usize) -> Option<usize> {
+        let bytes = sink.out.get(base..)?;
         if bytes.len() > MAX_LEAD_BYTES || key_bytes(of) > MAX_LEAD_BYTES {
-            return;
+            return None;
         }
-        let lead = if self.entries.len() < LEADS {
+        let at = if self.entries.len() < LEADS {
             self.entries.push(Lead {
                 mapper: of.mapper,
                 scope: of.scope.clone(),
@@ -178,14 +182,19 @@ impl Leads {
                 names: Vec::new(),
                 seen: [0; 4],
                 used: 0,
+                shapes: Shapes::default(),
             });
-            self.entries.last_mut()
+            self.entries.len() - 1
         } else {
-            self.entries.iter_mut().min_by_key(|lead| lead.used)
+            let least = self
+                .entries
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, lead)| lead.used);
+            least?.0
         };
-        let Some(lead) = lead else {
-            return;
-        };
+        let lead = &mut self.entries[at];
+        lead.shapes.clear();
         lead.mapper = of.mapper;
         if !same_fields(&lead.scope, of.scope) {
             lead.scope = of.scope.clone();
@@ -206,6 +215,7 @@ impl Leads {
         }));
         lead.seen = sink.seen;
         lead.used = self.clock;
+        Some(at)
     }
 }
 
@@ -249,17 +259,34 @@ pub(crate) fn encode_fused<F: Writer>(
         scope,
         target: own.target(),
     };
-    match leads.find(of) {
-        Some(lead) => sink.append(lead),
+    let lead = match leads.find(of) {
+        Some(at) => {
+            sink.append(&leads.entries[at]);
+            Some(at)
+        }
         None => {
             let base = sink.out.len();
             mapper.map_lead(scope, of.target, &mut sink);
-            if !sink.failed {
-                leads.keep(of, &sink, base);
+            if sink.failed {
+                None
+            } else {
+                leads.keep(of, &sink, base)
             }
         }
+    };
+    let fixed = mapper.map_fixed_fields(record, &own, &mut sink);
+    match lead {
+        Some(at) if !sink.failed && !own.has_stacktrace() => {
+            let shapes = &mut leads.entries[at].shapes;
+            if !shapes.write::<F>(mapper, record, fixed, sink.out) {
+                mapper.map_attributes(record, &own, &mut sink);
+                if !sink.failed {
+                    shapes.keep::<F>(mapper, record, fixed);
+                }
+            }
+        }
+        _ => mapper.map_attributes(record, &own, &mut sink),
     }
-    mapper.map_rest_of_fields(record, &own, &mut sink);
     if !sink.failed {
         out.extend_from_slice(statics.tail);
         F::encode_end(out);
@@ -1006,6 +1033,268 @@ mod tests {
         let exact = 100 + MAX_LEAD_BYTES - size;
         assert_eq!(twice(exact), (true, Some(MAX_LEAD_BYTES)));
         assert_eq!(twice(exact + 1), (false, None));
+    }
+
+    /// How many records were written with a shape of attributes, over
+    /// all the leads kept.
+    fn shapes_written(leads: &Leads) -> usize {
+        leads.entries.iter().map(|lead| lead.shapes.written).sum()
+    }
+
+    /// A record of few attributes, of keys and values drawn from a few,
+    /// some named as the fields written before them, with or without the
+    /// fields of fixed names: records alike in keys and yet not in what
+    /// they are named, or in the names before them.
+    fn alike_record() -> impl Strategy<Value = (Record, Option<(u8, bool)>)> {
+        let key = proptest::sample::select(
+            &[
+                "k",
+                "v",
+                "a",
+                "b",
+                "severity_text",
+                "trace_id",
+                "event_name",
+                "s",
+                "otel_scope_version",
+                "target",
+            ][..],
+        );
+        let value = prop_oneof![
+            Just(AnyValue::Int(1)),
+            Just(AnyValue::Double(1.5)),
+            Just(AnyValue::Double(f64::NAN)),
+            Just(AnyValue::from("x")),
+            Just(AnyValue::Boolean(true)),
+            Just(generators::map_of(vec![])),
+            Just(generators::map_of(vec![(
+                "k".to_string(),
+                AnyValue::Int(2)
+            )])),
+        ];
+        let attributes = proptest::collection::vec((key, value), 0..4);
+        let severity_text = proptest::option::of(prop_oneof![Just("INFO"), Just("custom")]);
+        let event_name = proptest::option::of(Just("evt"));
+        let trace = proptest::option::of((1..=3u8, any::<bool>()));
+        (attributes, severity_text, event_name, trace).prop_map(
+            |(attributes, severity_text, event_name, trace)| {
+                let mut record = plain_record(
+                    AnyValue::from("hello"),
+                    attributes
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                );
+                record.severity = Some(opentelemetry::logs::Severity::Info);
+                record.severity_text = severity_text.map(str::to_string);
+                record.event_name = event_name.map(str::to_string);
+                record.target = Some("app".to_string());
+                (record, trace)
+            },
+        )
+    }
+
+    /// `record` as the SDK holds it, with the trace context `trace` gives
+    /// (a span, and whether it has flags).
+    fn sdk_traced((record, trace): &(Record, Option<(u8, bool)>)) -> SdkLogRecord {
+        let mut sdk = sdk(record);
+        if let Some((span, flags)) = *trace {
+            sdk.set_trace_context(
+                opentelemetry::trace::TraceId::from(7u128),
+                opentelemetry::trace::SpanId::from(u64::from(span)),
+                flags.then_some(opentelemetry::trace::TraceFlags::SAMPLED),
+            );
+        }
+        sdk
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Records alike in their keys, in turn through the same leads
+        /// (twice over, so that each may find a shape kept): each is
+        /// written as the general path writes it.
+        #[test]
+        fn records_written_with_a_shape_are_as_the_general_path_writes_them(
+            records in proptest::collection::vec(alike_record(), 1..10),
+            with_scope_attributes: bool,
+        ) {
+            let records: Vec<_> = records.iter().map(sdk_traced).collect();
+            let scope = scope(with_scope_attributes);
+            for (gelf, ltsv) in mappers::<Gelf>().iter().zip(&mappers::<Ltsv>()) {
+                let (mut in_gelf, mut in_ltsv) = (Leads::default(), Leads::default());
+                for record in records.iter().chain(&records) {
+                    same_with_leads::<Gelf>(gelf, record, &scope, &mut in_gelf);
+                    same_with_leads::<Ltsv>(ltsv, record, &scope, &mut in_ltsv);
+                }
+            }
+        }
+    }
+
+    /// The common record written again is written with its shape; a record
+    /// of the same keys but another kind of value, of keys in another
+    /// order, of fewer, more or other keys, with a map to flatten, or after
+    /// other fixed fields, is not (and is written as the general path
+    /// writes it).
+    #[test]
+    fn only_records_alike_in_names_are_written_with_a_shape() {
+        let record = |attributes: Vec<(&str, AnyValue)>, severity_text: Option<&str>| {
+            let mut record = plain_record(
+                AnyValue::from("hello"),
+                attributes
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            );
+            record.target = Some("app".to_string());
+            record.severity = Some(opentelemetry::logs::Severity::Info);
+            record.severity_text = severity_text.map(str::to_string);
+            sdk(&record)
+        };
+        let common = || vec![("k", AnyValue::Int(1)), ("v", AnyValue::from("x"))];
+        let others = [
+            record(
+                vec![("k", AnyValue::from("1")), ("v", AnyValue::from("x"))],
+                None,
+            ),
+            record(vec![("k", AnyValue::Int(1)), ("v", AnyValue::Int(2))], None),
+            record(
+                vec![("v", AnyValue::from("x")), ("k", AnyValue::Int(1))],
+                None,
+            ),
+            record(vec![("k", AnyValue::Int(1))], None),
+            record(
+                vec![
+                    ("k", AnyValue::Int(1)),
+                    ("v", AnyValue::from("x")),
+                    ("w", AnyValue::Int(2)),
+                ],
+                None,
+            ),
+            record(
+                vec![("k", AnyValue::Int(1)), ("w", AnyValue::from("x"))],
+                None,
+            ),
+            record(
+                vec![
+                    ("k", AnyValue::Int(1)),
+                    (
+                        "v",
+                        generators::map_of(vec![("w".to_string(), AnyValue::Int(2))]),
+                    ),
+                ],
+                None,
+            ),
+            record(common(), Some("custom")),
+        ];
+        let scope = scope(false);
+        for mapper in mappers::<Gelf>() {
+            for other in &others {
+                let mut leads = Leads::default();
+                assert!(same_with_leads::<Gelf>(
+                    &mapper,
+                    &record(common(), None),
+                    &scope,
+                    &mut leads
+                ));
+                assert_eq!(shapes_written(&leads), 0);
+                assert!(same_with_leads::<Gelf>(&mapper, other, &scope, &mut leads));
+                assert_eq!(shapes_written(&leads), 0);
+                assert!(same_with_leads::<Gelf>(
+                    &mapper,
+                    &record(common(), None),
+                    &scope,
+                    &mut leads
+                ));
+                assert_eq!(shapes_written(&leads), 1);
+            }
+        }
+    }
+
+    /// An attribute named as the severity text's field: written with the
+    /// shape of records without a severity text, it would be sent twice.
+    #[test]
+    fn a_shape_kept_after_other_fixed_fields_is_not_used() {
+        let mapper = mappers::<Gelf>().swap_remove(0);
+        let record = |severity_text: Option<&str>| {
+            let mut record = plain_record(
+                AnyValue::from("hello"),
+                vec![("severity_text".to_string(), AnyValue::from("mine"))],
+            );
+            record.severity = Some(opentelemetry::logs::Severity::Info);
+            record.severity_text = severity_text.map(str::to_string);
+            sdk(&record)
+        };
+        let scope = scope(false);
+        let mut leads = Leads::default();
+        assert!(same_with_leads::<Gelf>(
+            &mapper,
+            &record(None),
+            &scope,
+            &mut leads
+        ));
+        assert!(!same_with_leads::<Gelf>(
+            &mapper,
+            &record(Some("custom")),
+            &scope,
+            &mut leads
+        ));
+        assert_eq!(shapes_written(&leads), 0);
+    }
+
+    /// Past the shapes a lead keeps, each new one takes the place of the
+    /// least recently used; records of many or long keys keep none.
+    #[test]
+    fn shapes_are_few_and_small() {
+        let mapper = mappers::<Gelf>().swap_remove(0);
+        let scope = scope(false);
+        let keyed = |keys: &[String]| {
+            sdk(&plain_record(
+                AnyValue::from("hello"),
+                keys.iter().map(|k| (k.clone(), AnyValue::Int(1))).collect(),
+            ))
+        };
+        // Twice each record: whether the second was written with a shape.
+        let twice = |leads: &mut Leads, record: &SdkLogRecord| {
+            let before = shapes_written(leads);
+            for _ in 0..2 {
+                assert!(same_with_leads::<Gelf>(&mapper, record, &scope, leads));
+            }
+            shapes_written(leads) - before
+        };
+        let mut leads = Leads::default();
+        let callsites: Vec<_> = (0..5).map(|i| keyed(&[format!("k{i}")])).collect();
+        for callsite in &callsites[..4] {
+            assert_eq!(twice(&mut leads, callsite), 1);
+        }
+        // The fifth replaces the first, the least recently used.
+        assert_eq!(twice(&mut leads, &callsites[4]), 1);
+        let before = shapes_written(&leads);
+        assert!(same_with_leads::<Gelf>(
+            &mapper,
+            &callsites[1],
+            &scope,
+            &mut leads
+        ));
+        assert_eq!(shapes_written(&leads) - before, 1);
+        assert!(same_with_leads::<Gelf>(
+            &mapper,
+            &callsites[0],
+            &scope,
+            &mut leads
+        ));
+        assert_eq!(shapes_written(&leads) - before, 1);
+        let many: Vec<_> = (0..65).map(|i| format!("k{i}")).collect();
+        assert_eq!(twice(&mut leads, &keyed(&many[..64])), 1);
+        assert_eq!(twice(&mut leads, &keyed(&many)), 0);
+        assert_eq!(
+            twice(&mut leads, &keyed(&["k".repeat(1000), "v".repeat(1000)])),
+            1
+        );
+        assert_eq!(
+            twice(&mut leads, &keyed(&["k".repeat(1000), "v".repeat(1049)])),
+            0
+        );
     }
 
     #[test]

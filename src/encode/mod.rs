@@ -10,6 +10,7 @@ pub(crate) mod frame;
 pub(crate) mod fused;
 pub(crate) mod gelf;
 pub(crate) mod ltsv;
+pub(crate) mod shape;
 
 use crate::mapping::{
     Escapes, Field, FieldEncoder, FieldValue, HostEncoder, MappedRecord, Mapper, NameEncoder,

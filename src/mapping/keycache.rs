@@ -18,6 +18,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use super::record::NameEncoder;
+use crate::swar::same_short;
 
 /// Slots in the table (a power of two).
 const SLOTS: usize = 512;
@@ -61,7 +62,7 @@ impl KeyCache {
         let first = slot_of(raw.as_bytes());
         for index in [first, first ^ 1] {
             match self.slots[index].get() {
-                Some(entry) if same_key(entry.raw.as_bytes(), raw.as_bytes()) => {
+                Some(entry) if same_short(entry.raw.as_bytes(), raw.as_bytes()) => {
                     let key = entry.key.as_deref().unwrap_or(raw);
                     return Some((key, entry.typed, &entry.wire));
                 }
@@ -90,7 +91,7 @@ impl KeyCache {
         for index in [first, first ^ 1] {
             let slot = &self.slots[index];
             match slot.get() {
-                Some(entry) if same_key(entry.raw.as_bytes(), raw.as_bytes()) => {
+                Some(entry) if same_short(entry.raw.as_bytes(), raw.as_bytes()) => {
                     let key = match &entry.key {
                         Some(key) => Cow::Borrowed(&**key),
                         None => Cow::Borrowed(raw),
@@ -136,31 +137,6 @@ impl fmt::Debug for KeyCache {
     }
 }
 
-/// Whether `a` and `b` are the same key, compared eight bytes at a time in
-/// line. Written by hand because it is the cache's hot path: keys are short
-/// (at most [`MAX_KEY_BYTES`]), and calling `memcmp` for each costs more
-/// than comparing them.
-#[inline(always)]
-fn same_key(a: &[u8], b: &[u8]) -> bool {
-    let len = a.len();
-    if len != b.len() {
-        return false;
-    }
-    // Fixed-size arrays compare as one machine word each.
-    let word = |s: &[u8], at: usize| s.get(at..).and_then(<[u8]>::first_chunk::<8>).copied();
-    if len < 8 {
-        return a.iter().zip(b).all(|(x, y)| x == y);
-    }
-    let mut at = 0;
-    while at + 8 < len {
-        if word(a, at) != word(b, at) {
-            return false;
-        }
-        at += 8;
-    }
-    word(a, len - 8) == word(b, len - 8)
-}
-
 /// An even slot index from the key's length and its first and last 8 bytes.
 #[inline]
 fn slot_of(raw: &[u8]) -> usize {
@@ -190,22 +166,6 @@ mod tests {
 
     fn upper(raw: &str) -> (Cow<'_, str>, bool) {
         (Cow::Owned(raw.to_uppercase()), raw.ends_with("_long"))
-    }
-
-    #[test]
-    fn keys_compare_equal_exactly_when_every_byte_is() {
-        for len in 0..=40usize {
-            let a: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-            assert!(same_key(&a, &a.clone()), "{len}");
-            if len > 0 {
-                assert!(!same_key(&a, &a[..len - 1]), "{len}");
-            }
-            for at in 0..len {
-                let mut b = a.clone();
-                b[at] ^= 0x20;
-                assert!(!same_key(&a, &b), "length {len}, byte {at}");
-            }
-        }
     }
 
     #[test]

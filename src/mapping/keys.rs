@@ -134,8 +134,8 @@ pub(super) struct FixedNames {
 }
 
 /// The type of a field's OpenTelemetry value, for [`TypeSuffixes`].
-#[derive(Clone, Copy)]
-pub(super) enum Kind {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
     Long,
     Double,
     Boolean,

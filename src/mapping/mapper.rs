@@ -41,6 +41,11 @@ impl<'a> Own<'a> {
     pub(crate) fn target(&self) -> Option<&'a str> {
         self.target
     }
+
+    /// Whether some attribute is a stack trace, left out of the fields.
+    pub(crate) fn has_stacktrace(&self) -> bool {
+        self.stacktrace
+    }
 }
 
 /// Whether a resource attribute is one the SDK sets by itself, the same in
@@ -435,25 +440,58 @@ impl Mapper {
         own: &Own<'a>,
         sink: &mut S,
     ) {
+        self.map_fixed_fields(record, own, sink);
+        self.map_attributes(record, own, sink);
+    }
+
+    /// The record's fields of fixed names (event name, severity text, trace
+    /// context), which [`map_attributes`](Self::map_attributes)' follow;
+    /// returns which were pushed, one bit each: records alike in these
+    /// bits and in their attributes' keys and [`Kind`]s have fields of the
+    /// same names.
+    #[inline]
+    pub(crate) fn map_fixed_fields<'a, S: FieldSink<'a>>(
+        &'a self,
+        record: &'a SdkLogRecord,
+        own: &Own<'a>,
+        sink: &mut S,
+    ) -> u8 {
+        let mut pushed = 0;
         if let Some(name) = own.event_name {
             self.push_text(sink, &self.fixed.event_name, self.fixed_wire(3), name);
+            pushed |= 1;
         }
         if let Some(text) = record.severity_text() {
             if self.redundant_fields || !names_level(own.level, text) {
                 self.push_text(sink, &self.fixed.severity_text, self.fixed_wire(4), text);
+                pushed |= 2;
             }
         }
         if let Some(tc) = record.trace_context() {
             self.push_text(sink, &self.fixed.trace_id, &[], tc.trace_id.to_string());
             self.push_text(sink, &self.fixed.span_id, &[], tc.span_id.to_string());
+            pushed |= 4;
             if let Some(flags) = tc.trace_flags {
                 sink.push(Field {
                     key: Cow::Borrowed(&self.fixed.trace_flags),
                     suffix: "",
                     value: FieldValue::Int(i64::from(flags.to_u8())),
                 });
+                pushed |= 8;
             }
         }
+        pushed
+    }
+
+    /// The record's attributes as fields, after
+    /// [`map_fixed_fields`](Self::map_fixed_fields)'.
+    #[inline]
+    pub(crate) fn map_attributes<'a, S: FieldSink<'a>>(
+        &'a self,
+        record: &'a SdkLogRecord,
+        own: &Own<'a>,
+        sink: &mut S,
+    ) {
         for (key, value) in record.attributes_iter() {
             // Stack traces went to the full message.
             if !own.stacktrace || self.stacktrace(key, value).is_none() {
@@ -535,7 +573,7 @@ impl Mapper {
     // every attribute of every record, a name handed back through memory
     // from a call costs more than the lookup itself.
     #[inline(always)]
-    pub(super) fn typed_key<'a>(
+    pub(crate) fn typed_key<'a>(
         &'a self,
         raw: &'a str,
         kind: Option<Kind>,
@@ -684,7 +722,7 @@ impl Mapper {
         key: &'a str,
         value: &'a AnyValue,
     ) {
-        if matches!(value, AnyValue::Map(map) if !map.is_empty()) {
+        if is_flattened(value) {
             self.flatten(sink.spill(), key, value, 0);
             sink.flush_spill();
             return;
@@ -742,8 +780,10 @@ impl Mapper {
         });
     }
 
-    #[inline]
-    pub(super) fn any_value<'a>(&self, value: &'a AnyValue) -> (FieldValue<'a>, Option<Kind>) {
+    /// An attribute's value as a field's, and the [`Kind`] that may type
+    /// its name (for a value that is not [`is_flattened`]).
+    #[inline(always)]
+    pub(crate) fn any_value<'a>(&self, value: &'a AnyValue) -> (FieldValue<'a>, Option<Kind>) {
         match value {
             AnyValue::Int(i) => (FieldValue::Int(*i), Some(Kind::Long)),
             AnyValue::Double(f) => self.float(*f),
@@ -765,6 +805,13 @@ impl Mapper {
 }
 
 /// tracing's default event name is `event <file>:<line>`: not worth a field.
+/// Whether an attribute's value is a map with entries, flattened into a
+/// field per entry rather than one field.
+#[inline]
+pub(crate) fn is_flattened(value: &AnyValue) -> bool {
+    matches!(value, AnyValue::Map(map) if !map.is_empty())
+}
+
 pub(super) fn is_meaningful_event(name: &str) -> bool {
     // Searched from the end, where a default name's colon is.
     let default_name = name.starts_with("event ") && name.bytes().rev().any(|b| b == b':');

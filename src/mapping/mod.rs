@@ -38,8 +38,9 @@ use std::fmt;
 
 use opentelemetry::Value;
 
+pub(crate) use keys::Kind;
 pub use keys::TypeSuffixes;
-pub(crate) use mapper::Mapper;
+pub(crate) use mapper::{is_flattened, Mapper};
 pub(crate) use record::{
     Escapes, Field, FieldEncoder, FieldSink, FieldValue, HostEncoder, MappedRecord, NameEncoder,
 };
