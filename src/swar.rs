@@ -21,12 +21,12 @@ pub(crate) fn equal(word: u64, b: u8) -> u64 {
     x.wrapping_sub(ONES) & !x & HIGH
 }
 
-/// Whether `bytes` holds a byte for which `byte` is true, given `word`,
-/// which is non-zero exactly for the 8-byte words holding one.
+/// Whether `bytes` holds a byte of those `word` looks for: `word` is
+/// non-zero exactly for the 8-byte words holding one.
 #[inline]
-pub(crate) fn any(bytes: &[u8], word: impl Fn(u64) -> u64, byte: impl Fn(u8) -> bool) -> bool {
+pub(crate) fn any(bytes: &[u8], word: impl Fn(u64) -> u64) -> bool {
     let Some(last) = bytes.last_chunk::<8>() else {
-        return bytes.iter().any(|&b| byte(b));
+        return short_word(bytes).is_some_and(|short| word(short) != 0);
     };
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
@@ -40,6 +40,21 @@ pub(crate) fn any(bytes: &[u8], word: impl Fn(u64) -> u64, byte: impl Fn(u8) -> 
     // The bytes left, as the last eight (some checked twice): one word
     // instead of up to seven bytes one by one.
     !chunks.remainder().is_empty() && word(u64::from_le_bytes(*last)) != 0
+}
+
+/// A text of 1 to 7 bytes as one word that holds each of its bytes and no
+/// other (`None` when empty): from 4 bytes on, two overlapping 4-byte
+/// words; below, the first, middle and last bytes, repeated.
+#[inline]
+fn short_word(bytes: &[u8]) -> Option<u64> {
+    if let (Some(head), Some(tail)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        let (head, tail) = (u32::from_le_bytes(*head), u32::from_le_bytes(*tail));
+        return Some(u64::from(head) | u64::from(tail) << 32);
+    }
+    let (&first, &last) = (bytes.first()?, bytes.last()?);
+    let middle = bytes.get(bytes.len() / 2).copied().unwrap_or(first);
+    let word = u32::from_le_bytes([first, middle, last, first]);
+    Some(u64::from(word) * 0x1_0000_0001)
 }
 
 /// Appends `bytes` to `out` with some bytes escaped: `replace` writes a
@@ -81,7 +96,7 @@ pub(crate) fn escape_into(
 /// which `core`'s `memchr` spends more setting up than scanning.
 #[inline]
 pub(crate) fn contains(bytes: &[u8], b: u8) -> bool {
-    any(bytes, |word| equal(word, b), |x| x == b)
+    any(bytes, |word| equal(word, b))
 }
 
 /// Whether `a` and `b` are the same bytes, compared eight at a time in

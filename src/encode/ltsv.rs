@@ -94,7 +94,7 @@ impl Writer for Ltsv {
 /// (NUL, TAB, LF and CR among them) or `\`. A hot path, eight bytes at a
 /// time.
 fn may_need_escape(bytes: &[u8]) -> bool {
-    swar::any(bytes, candidates, |b| b < 0x0e || b == b'\\')
+    swar::any(bytes, candidates)
 }
 
 /// Non-zero when the 8 bytes of `word` hold one [`may_need_escape`] looks
