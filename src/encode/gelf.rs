@@ -109,21 +109,24 @@ fn push_timestamp(out: &mut Vec<u8>, time: EpochMicros) {
     const MAX_DIGITS: usize = 20;
     thread_local! {
         /// The last second written on this thread, its digits and how many.
-        static LAST: Cell<(u64, ([u8; MAX_DIGITS], usize))> =
-            const { Cell::new((u64::MAX, ([0; MAX_DIGITS], 0))) };
+        /// The digits are followed by a point and room for six more.
+        static LAST: Cell<(u64, ([u8; MAX_DIGITS + 7], usize))> =
+            const { Cell::new((u64::MAX, ([0; MAX_DIGITS + 7], 0))) };
     }
     let (digits, len) = per_second(&LAST, time.secs, |secs| {
-        let mut digits = [0; MAX_DIGITS];
+        let mut digits = [0; MAX_DIGITS + 7];
         let mut itoa = itoa::Buffer::new();
         let text = itoa.format(secs).as_bytes();
         digits[..text.len()].copy_from_slice(text);
+        digits[text.len()] = b'.';
         (digits, text.len())
     });
-    out.extend_from_slice(&digits[..len]);
-    // A point and six digits, zero-padded (micros < 1,000,000).
-    let mut fraction = *b".000000";
-    put_digits(&mut fraction[1..], u64::from(time.micros));
-    out.extend_from_slice(&fraction);
+    // The second's digits, a point and six digits, zero-padded (micros <
+    // 1,000,000), written at once.
+    let mut text = digits;
+    let end = len + 7;
+    put_digits(&mut text[len + 1..end], u64::from(time.micros));
+    out.extend_from_slice(&text[..end]);
 }
 
 /// Writes a key already limited to `[A-Za-z0-9_.-]`: nothing to escape.
