@@ -26,8 +26,9 @@ const SHAPES: usize = 4;
 const MAX_FIELDS: usize = 64;
 
 /// The most bytes of keys and of names a shape holds: what a thread keeps
-/// stays small.
-const MAX_BYTES: usize = 2048;
+/// stays small (at most [`SHAPES`] shapes for each of its leads, each of at
+/// most [`MAX_FIELDS`] fields and twice `MAX_BYTES`).
+const MAX_BYTES: usize = 1024;
 
 /// Some shapes of attributes (see the module documentation).
 #[derive(Default)]
