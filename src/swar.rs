@@ -22,7 +22,9 @@ pub(crate) fn equal(word: u64, b: u8) -> u64 {
 }
 
 /// Whether `bytes` holds a byte of those `word` looks for: `word` is
-/// non-zero exactly for the 8-byte words holding one.
+/// non-zero exactly for the 8-byte words holding one, wherever it is (a
+/// text shorter than a word is checked with its bytes repeated and out of
+/// order).
 #[inline]
 pub(crate) fn any(bytes: &[u8], word: impl Fn(u64) -> u64) -> bool {
     let Some(last) = bytes.last_chunk::<8>() else {

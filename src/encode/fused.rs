@@ -167,7 +167,7 @@ impl Leads {
     /// Keeps what `sink` wrote from `base` on as the lead `of`, in place of
     /// the least recently used when all entries are taken. The entry's
     /// vectors are reused: with the same scope (the common case), a record
-    /// of another target allocates nothing. Returns its index.
+    /// of another target allocates nothing. Returns its index, if kept.
     fn keep<F>(&mut self, of: LeadOf<'_>, sink: &Fused<'_, '_, F>, base: usize) -> Option<usize> {
         let bytes = sink.out.get(base..)?;
         if bytes.len() > MAX_LEAD_BYTES || key_bytes(of) > MAX_LEAD_BYTES {
@@ -278,7 +278,7 @@ pub(crate) fn encode_fused<F: Writer>(
     match lead {
         Some(at) if !sink.failed && !own.has_stacktrace() => {
             let shapes = &mut leads.entries[at].shapes;
-            if !shapes.write::<F>(mapper, record, fixed, sink.out) {
+            if !shapes.write::<F>(mapper, record, fixed, sink.out, sink.end) {
                 mapper.map_attributes(record, &own, &mut sink);
                 if !sink.failed {
                     shapes.keep::<F>(mapper, record, fixed);
@@ -1058,6 +1058,7 @@ mod tests {
                 "s",
                 "otel_scope_version",
                 "target",
+                "exception.stacktrace",
             ][..],
         );
         let value = prop_oneof![
@@ -1065,6 +1066,7 @@ mod tests {
             Just(AnyValue::Double(1.5)),
             Just(AnyValue::Double(f64::NAN)),
             Just(AnyValue::from("x")),
+            Just(AnyValue::from(" ")),
             Just(AnyValue::Boolean(true)),
             Just(generators::map_of(vec![])),
             Just(generators::map_of(vec![(
@@ -1119,6 +1121,13 @@ mod tests {
             records in proptest::collection::vec(alike_record(), 1..10),
             with_scope_attributes: bool,
         ) {
+            // The first record, with no map to flatten and no stack trace
+            // (left out of the fields), can be written with a shape.
+            let shaped = records[0].0.attributes.iter().all(|(key, value)| {
+                let trace = key == "exception.stacktrace"
+                    && matches!(value, AnyValue::String(text) if !text.as_str().trim().is_empty());
+                !crate::mapping::is_flattened(value) && !trace
+            });
             let records: Vec<_> = records.iter().map(sdk_traced).collect();
             let scope = scope(with_scope_attributes);
             for (gelf, ltsv) in mappers::<Gelf>().iter().zip(&mappers::<Ltsv>()) {
@@ -1126,6 +1135,14 @@ mod tests {
                 for record in records.iter().chain(&records) {
                     same_with_leads::<Gelf>(gelf, record, &scope, &mut in_gelf);
                     same_with_leads::<Ltsv>(ltsv, record, &scope, &mut in_ltsv);
+                }
+                // Twice the first record: when it takes the fast path, the
+                // second time is with the shape the first kept.
+                let before = shapes_written(&in_gelf);
+                let fast = same_with_leads::<Gelf>(gelf, &records[0], &scope, &mut in_gelf)
+                    && same_with_leads::<Gelf>(gelf, &records[0], &scope, &mut in_gelf);
+                if fast && shaped {
+                    prop_assert!(shapes_written(&in_gelf) > before);
                 }
             }
         }
@@ -1240,6 +1257,77 @@ mod tests {
             &mut leads
         ));
         assert_eq!(shapes_written(&leads), 0);
+    }
+
+    /// A record of a shape kept that grows past its limit stops being
+    /// encoded there: here 64 values cut to 200 bytes each, over a frame of
+    /// 1,500 bytes, would take about 14 KB.
+    #[test]
+    fn a_record_past_its_limit_stops_being_encoded_there() {
+        let mapper = mappers::<Gelf>().swap_remove(3);
+        assert_eq!(mapper.0.max_field_bytes(), 200);
+        let scope = scope(false);
+        let record = |value: &str| {
+            sdk(&plain_record(
+                AnyValue::from("hello"),
+                (0..64)
+                    .map(|i| (format!("k{i}"), AnyValue::from(value.to_string())))
+                    .collect(),
+            ))
+        };
+        let mut leads = Leads::default();
+        assert!(same_with_leads::<Gelf>(
+            &mapper,
+            &record("x"),
+            &scope,
+            &mut leads
+        ));
+        let mut out = Vec::new();
+        let limit = mapper.1 - 1;
+        let scratch = (&mut Vec::new(), &mut leads);
+        let long = record(&"y".repeat(1000));
+        assert!(!encode_fused::<Gelf>(
+            &mapper.0, &long, &scope, limit, &mut out, scratch
+        ));
+        assert!(out.is_empty());
+        assert!(out.capacity() < 4 * mapper.1, "{}", out.capacity());
+    }
+
+    /// A record with a map to flatten keeps no shape, and leaves those
+    /// kept as they were.
+    #[test]
+    fn a_record_that_keeps_no_shape_leaves_the_others() {
+        let mapper = mappers::<Gelf>().swap_remove(0);
+        let scope = scope(false);
+        let keyed = |key: &str, value: AnyValue| {
+            sdk(&plain_record(
+                AnyValue::from("hello"),
+                vec![(key.to_string(), value)],
+            ))
+        };
+        let mut leads = Leads::default();
+        let callsites: Vec<_> = (0..4)
+            .map(|i| keyed(&format!("k{i}"), AnyValue::Int(1)))
+            .collect();
+        for callsite in &callsites {
+            assert!(same_with_leads::<Gelf>(
+                &mapper, callsite, &scope, &mut leads
+            ));
+        }
+        let map = generators::map_of(vec![("a".to_string(), AnyValue::Int(2))]);
+        assert!(same_with_leads::<Gelf>(
+            &mapper,
+            &keyed("m", map),
+            &scope,
+            &mut leads
+        ));
+        for callsite in &callsites {
+            let before = shapes_written(&leads);
+            assert!(same_with_leads::<Gelf>(
+                &mapper, callsite, &scope, &mut leads
+            ));
+            assert_eq!(shapes_written(&leads), before + 1);
+        }
     }
 
     /// Past the shapes a lead keeps, each new one takes the place of the

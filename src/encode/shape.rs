@@ -7,7 +7,8 @@
 //!
 //! A shape is kept within a lead ([`super::fused`]'s `Lead`: one mapper,
 //! scope and target), and for the fixed fields written between the lead
-//! and the attributes ([`Mapper::map_fixed_fields`]). Names depend on
+//! and the attributes ([`Mapper::map_fixed_fields`]); records with a stack
+//! trace attribute (left out of the fields) take no shape. Names depend on
 //! nothing else: records alike in all of these have fields of the same
 //! names, so that a record the shape fits has no repeated name when the
 //! record the shape was kept from had none.
@@ -35,6 +36,9 @@ const MAX_BYTES: usize = 1024;
 pub(crate) struct Shapes {
     /// At most [`SHAPES`].
     entries: Vec<Shape>,
+    /// Where [`keep`](Self::keep) builds a shape before it takes an
+    /// entry's place (whose vectors are then reused for the next).
+    spare: Shape,
     /// Counts lookups: an entry's [`Shape::used`] is the lookup that last
     /// found it or was followed by keeping it.
     clock: u64,
@@ -73,7 +77,13 @@ impl Shape {
 
     /// [`Shapes::write`] with this shape.
     #[inline]
-    fn write<F: Writer>(&self, mapper: &Mapper, record: &SdkLogRecord, out: &mut Vec<u8>) -> bool {
+    fn write<F: Writer>(
+        &self,
+        mapper: &Mapper,
+        record: &SdkLogRecord,
+        out: &mut Vec<u8>,
+        end: usize,
+    ) -> bool {
         let start = out.len();
         let mut fields = self.fields.iter();
         let (mut key_at, mut name_at) = (0, 0);
@@ -94,6 +104,11 @@ impl Shape {
             }
             out.extend_from_slice(&self.names[name_at..field.name_end]);
             F::encode_value(&value, out);
+            // Past the end, the record will not be taken: no more work.
+            if out.len() > end {
+                out.truncate(start);
+                return false;
+            }
             (key_at, name_at) = (field.key_end, field.name_end);
         }
         if fields.next().is_some() {
@@ -131,9 +146,9 @@ impl Shapes {
     /// Appends `record`'s attributes as fields named as a shape kept says,
     /// when one fits them: the same `fixed` bits, the same keys in the same
     /// order, values of the same kinds. Returns false, with `out` as it
-    /// was, when none fits. (A record grown past its limit is left to the
-    /// caller's last check: its fields are as many as the shape's, each
-    /// value of at most the largest field.)
+    /// was, when none fits or once `out` is longer than `end`. Shapes of
+    /// the same first key are tried in turn, each encoding values until a
+    /// key or kind differs.
     #[inline]
     pub(crate) fn write<F: Writer>(
         &mut self,
@@ -141,13 +156,14 @@ impl Shapes {
         record: &SdkLogRecord,
         fixed: u8,
         out: &mut Vec<u8>,
+        end: usize,
     ) -> bool {
         self.clock += 1;
         let first = first_key(record);
         for shape in &mut self.entries {
             if shape.fixed == fixed
                 && same_first(shape.first_key(), first)
-                && shape.write::<F>(mapper, record, out)
+                && shape.write::<F>(mapper, record, out, end)
             {
                 shape.used = self.clock;
                 #[cfg(test)]
@@ -163,22 +179,11 @@ impl Shapes {
     /// Keeps the shape of `record`'s attributes, which the mapper just
     /// pushed as fields of names all different (from each other and from
     /// the fields before them) after fixed fields of bits `fixed`, in place
-    /// of the least recently used when all entries are taken. Keeps none
-    /// for a record with a map among its attributes, or too many or too
-    /// long keys.
+    /// of the least recently used when all entries are taken. Keeps none,
+    /// and leaves the entries as they were, for a record with a map among
+    /// its attributes, or too many or too long keys.
     pub(crate) fn keep<F: Writer>(&mut self, mapper: &Mapper, record: &SdkLogRecord, fixed: u8) {
-        let at = if self.entries.len() < SHAPES {
-            self.entries.push(Shape::default());
-            self.entries.len() - 1
-        } else {
-            let least = self.entries.iter().enumerate().min_by_key(|(_, s)| s.used);
-            match least {
-                Some((at, _)) => at,
-                None => return,
-            }
-        };
-        // The entry's vectors are reused.
-        let shape = &mut self.entries[at];
+        let shape = &mut self.spare;
         shape.fixed = fixed;
         shape.used = self.clock;
         shape.keys.clear();
@@ -186,7 +191,6 @@ impl Shapes {
         shape.fields.clear();
         for (key, value) in record.attributes_iter() {
             if is_flattened(value) || shape.fields.len() == MAX_FIELDS {
-                self.entries.swap_remove(at);
                 return;
             }
             let (_, kind) = mapper.any_value(value);
@@ -194,7 +198,6 @@ impl Shapes {
             shape.keys.extend_from_slice(key.as_str().as_bytes());
             F::encode_name(&name, suffix, &mut shape.names);
             if shape.keys.len().max(shape.names.len()) > MAX_BYTES {
-                self.entries.swap_remove(at);
                 return;
             }
             shape.fields.push(ShapeField {
@@ -202,6 +205,12 @@ impl Shapes {
                 name_end: shape.names.len(),
                 kind,
             });
+        }
+        let kept = std::mem::take(&mut self.spare);
+        if self.entries.len() < SHAPES {
+            self.entries.push(kept);
+        } else if let Some(least) = self.entries.iter_mut().min_by_key(|shape| shape.used) {
+            self.spare = std::mem::replace(least, kept);
         }
     }
 }

@@ -434,7 +434,7 @@ impl Mapper {
     /// The rest of [`map_fields`](Self::map_fields)' fields, after
     /// [`map_lead`](Self::map_lead)'s.
     #[inline]
-    pub(crate) fn map_rest_of_fields<'a, S: FieldSink<'a>>(
+    fn map_rest_of_fields<'a, S: FieldSink<'a>>(
         &'a self,
         record: &'a SdkLogRecord,
         own: &Own<'a>,
@@ -447,8 +447,9 @@ impl Mapper {
     /// The record's fields of fixed names (event name, severity text, trace
     /// context), which [`map_attributes`](Self::map_attributes)' follow;
     /// returns which were pushed, one bit each: records alike in these
-    /// bits and in their attributes' keys and [`Kind`]s have fields of the
-    /// same names.
+    /// bits and in their attributes' keys and [`Kind`]s, none of which is a
+    /// stack trace (see [`Own::has_stacktrace`]), have fields of the same
+    /// names.
     #[inline]
     pub(crate) fn map_fixed_fields<'a, S: FieldSink<'a>>(
         &'a self,
@@ -804,7 +805,6 @@ impl Mapper {
     }
 }
 
-/// tracing's default event name is `event <file>:<line>`: not worth a field.
 /// Whether an attribute's value is a map with entries, flattened into a
 /// field per entry rather than one field.
 #[inline]
@@ -812,6 +812,7 @@ pub(crate) fn is_flattened(value: &AnyValue) -> bool {
     matches!(value, AnyValue::Map(map) if !map.is_empty())
 }
 
+/// tracing's default event name is `event <file>:<line>`: not worth a field.
 pub(super) fn is_meaningful_event(name: &str) -> bool {
     // Searched from the end, where a default name's colon is.
     let default_name = name.starts_with("event ") && name.bytes().rev().any(|b| b == b':');
