@@ -2,6 +2,7 @@
 //! [`MappedRecord`], every naming and precedence rule applied.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use super::keycache::KeyCache;
 use super::keys::{
@@ -13,8 +14,8 @@ use super::record::{
     NameEncoder, StaticWire, Statics,
 };
 use super::values::{
-    any_json_text, base64_text, body_head, bool_text, is_blank, names_level, str_head,
-    syslog_level, truncate_text, value_json, EpochMicros,
+    any_json_text, base64_text, body_head, bool_text, is_blank, names_level, per_static_text,
+    str_head, syslog_level, truncate_text, value_json, EpochMicros, StaticVerdict,
 };
 use super::{MappingOptions, MAX_FLATTEN_DEPTH, NO_MESSAGE};
 use opentelemetry::logs::AnyValue;
@@ -319,7 +320,12 @@ impl Mapper {
     #[inline(always)]
     pub(crate) fn map_head<'a>(&'a self, record: &'a SdkLogRecord) -> (MappedRecord<'a>, Own<'a>) {
         let target = record.target().map(|t| t.as_ref());
-        let event_name = record.event_name().filter(|name| is_meaningful_event(name));
+        thread_local! {
+            static EVENT: StaticVerdict = const { Cell::new((0, 0, 0, false)) };
+        }
+        let event_name = record
+            .event_name()
+            .filter(|name| per_static_text(&EVENT, name, 0, is_meaningful_event));
         let level = syslog_level(record.severity_number(), record.severity_text());
         // The last stack trace attribute wins, as a field would.
         let stacktrace = record
@@ -462,8 +468,14 @@ impl Mapper {
             self.push_text(sink, &self.fixed.event_name, self.fixed_wire(3), name);
             pushed |= 1;
         }
+        thread_local! {
+            static SEVERITY: StaticVerdict = const { Cell::new((0, 0, 0, false)) };
+        }
         if let Some(text) = record.severity_text() {
-            if self.redundant_fields || !names_level(own.level, text) {
+            let level = own.level;
+            if self.redundant_fields
+                || !per_static_text(&SEVERITY, text, level, |text| names_level(level, text))
+            {
                 self.push_text(sink, &self.fixed.severity_text, self.fixed_wire(4), text);
                 pushed |= 2;
             }

@@ -220,6 +220,30 @@ mod tests {
         }
     }
 
+    /// The same static severity text, in turn at a level it names and at
+    /// one it does not, and the same for a static event name: each record
+    /// is judged on its own (the verdicts are kept per text and level).
+    #[test]
+    fn a_severity_text_or_event_name_seen_before_is_judged_again_by_its_record() {
+        let mapper = Mapper::new(&MappingOptions::default());
+        let scope = InstrumentationScope::builder("s").build();
+        let mapped = |severity: Severity, event: &'static str| {
+            let mut rec = record();
+            rec.set_severity_number(severity);
+            rec.set_severity_text("WARN");
+            rec.set_event_name(event);
+            let m = mapper.map(&rec, &scope);
+            let text = get(&m, "severity_text").is_some();
+            (text, get(&m, "event_name").is_some())
+        };
+        for _ in 0..2 {
+            assert_eq!(mapped(Severity::Warn, "event a.rs:1"), (false, false));
+            assert_eq!(mapped(Severity::Error, "db.disk"), (true, true));
+            assert_eq!(mapped(Severity::Warn, "event a.rs:1"), (false, false));
+            assert_eq!(mapped(Severity::Fatal, "db.disk"), (true, true));
+        }
+    }
+
     #[test]
     fn maps_a_full_record() {
         let mut rec = record();

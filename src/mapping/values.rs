@@ -2,6 +2,8 @@
 //! blank and long texts, severities and times get the receivers' treatment.
 
 use std::borrow::Cow;
+use std::cell::Cell;
+use std::thread::LocalKey;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -238,6 +240,33 @@ pub(crate) fn names_level(level: u8, text: &str) -> bool {
     })
 }
 
+/// What [`per_static_text`] keeps: the last text's address and length, the
+/// tag asked with it, and the verdict.
+pub(crate) type StaticVerdict = Cell<(usize, usize, u8, bool)>;
+
+/// What `judge` says of `text` asked with `tag`, worked out again only when
+/// this thread is asked of another text or tag than the last. A record's
+/// severity text and event name are static texts, the same few over and
+/// over, and a static text's address and length name its bytes for good.
+#[inline]
+pub(crate) fn per_static_text(
+    last: &'static LocalKey<StaticVerdict>,
+    text: &'static str,
+    tag: u8,
+    judge: impl Fn(&str) -> bool,
+) -> bool {
+    let key = (text.as_ptr() as usize, text.len(), tag);
+    last.try_with(|last| match last.get() {
+        (at, len, was, verdict) if (at, len, was) == key => verdict,
+        _ => {
+            let verdict = judge(text);
+            last.set((key.0, key.1, key.2, verdict));
+            verdict
+        }
+    })
+    .unwrap_or_else(|_| judge(text))
+}
+
 /// A time as whole seconds and microseconds since the epoch: what both
 /// formats write, computed once per record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,6 +391,36 @@ pub(super) fn value_json(value: &Value) -> serde_json::Value {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// The verdict is worked out again for another text, even one of the
+    /// same bytes elsewhere, or another tag; else it is the last one.
+    #[test]
+    fn a_static_texts_verdict_is_kept_until_another_is_asked() {
+        thread_local! {
+            static LAST: StaticVerdict = const { Cell::new((0, 0, 0, false)) };
+        }
+        let asked = Cell::new(0);
+        let judge = |text: &str| {
+            asked.set(asked.get() + 1);
+            text.starts_with('a')
+        };
+        let (a, b) = ("abc", "bcd");
+        let elsewhere: &'static str = Box::leak(a.to_string().into_boxed_str());
+        let cases = [
+            (a, 0, true, 1),
+            (a, 0, true, 1),
+            (b, 0, false, 2),
+            (a, 0, true, 3),
+            (a, 1, true, 4),
+            (elsewhere, 1, true, 5),
+            (elsewhere, 1, true, 5),
+            (&a[..2], 1, true, 6),
+        ];
+        for (text, tag, verdict, count) in cases {
+            assert_eq!(per_static_text(&LAST, text, tag, judge), verdict, "{text}");
+            assert_eq!(asked.get(), count, "{text} {tag}");
+        }
+    }
 
     fn field<'a>(key: &'a str, suffix: &'static str) -> Field<'a> {
         Field {
