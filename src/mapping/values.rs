@@ -246,8 +246,10 @@ pub(crate) type StaticVerdict = Cell<(usize, usize, u8, bool)>;
 
 /// What `judge` says of `text` asked with `tag`, worked out again only when
 /// this thread is asked of another text or tag than the last. A record's
-/// severity text and event name are static texts, the same few over and
-/// over, and a static text's address and length name its bytes for good.
+/// severity text and event name are static texts (a level's name, a
+/// callsite's), the same over runs of records, and a static text's address
+/// and length name its bytes for good. The verdict is a plain `bool`: the
+/// address is compared, never read.
 #[inline]
 pub(crate) fn per_static_text(
     last: &'static LocalKey<StaticVerdict>,
