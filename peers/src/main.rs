@@ -35,7 +35,9 @@
 //! work" row; each round minus the baseline's same round, then the median
 //! over rounds); peak resident memory during the row; records lost (sent minus
 //! frames received); allocations per record; and the mean time of one
-//! logging call in the application's thread.
+//! logging call in the application's thread. Below the table, each
+//! shipper's rate against the "no processor work" row's, round by round (each
+//! round's ratio, then their median).
 //!
 //! Options (after `--`, or as environment variables): `--records N`
 //! (`PEERS_RECORDS`), `--quick` (`PEERS_QUICK=1`), `--repeat N`
@@ -660,6 +662,11 @@ fn table(rows: &[Row], outcomes: &[Outcome], records: usize) -> String {
 }
 
 fn notes(rows: &[Row], outcomes: &[Outcome]) -> String {
+    let ceiling = rows
+        .iter()
+        .zip(outcomes)
+        .find(|(row, _)| row.id == "sdk-bare")
+        .map(|(_, outcome)| outcome);
     let mut out = String::new();
     for (row, outcome) in rows.iter().zip(outcomes) {
         let mut lines = Vec::new();
@@ -689,6 +696,25 @@ fn notes(rows: &[Row], outcomes: &[Outcome]) -> String {
                 .map(|rate| rate.map_or_else(|| "failed".to_string(), thousands))
                 .collect();
             lines.push(format!("records/s per round: {}", rates.join(", ")));
+        }
+        let shipper = matches!(
+            row.kind,
+            Kind::Djehouty | Kind::DjehoutyDirect { .. } | Kind::Peer
+        );
+        // Every round's rate; a single round's is the row's.
+        let rounds = |outcome: &Outcome| match outcome.rates.is_empty() {
+            true => vec![outcome.records_per_second()],
+            false => outcome.rates.clone(),
+        };
+        if let Some((ratios, median)) = ceiling
+            .filter(|_| shipper)
+            .and_then(|ceiling| paired_ratio(&rounds(outcome), &rounds(ceiling)))
+        {
+            let ratios: Vec<String> = ratios.iter().map(|r| format!("{r:.2}×")).collect();
+            lines.push(format!(
+                "against the SDK ceiling, round by round: {} (median {median:.2}×)",
+                ratios.join(", ")
+            ));
         }
         if let Some(report) = &outcome.report {
             if report.invalid > 0 {
@@ -925,6 +951,23 @@ fn median(mut runs: Vec<Outcome>) -> Outcome {
     chosen
 }
 
+/// A row's rate over the baseline's in each round (in round order), and
+/// their median: like [`paired_difference`], the same moment of the machine
+/// on both sides of each ratio.
+fn paired_ratio(row: &[Option<f64>], baseline: &[Option<f64>]) -> Option<(Vec<f64>, f64)> {
+    let mut ratios: Vec<f64> = row
+        .iter()
+        .zip(baseline)
+        .filter_map(|(row, baseline)| Some((*row)? / (*baseline)?))
+        .collect();
+    if ratios.is_empty() {
+        return None;
+    }
+    let listed = ratios.clone();
+    ratios.sort_by(f64::total_cmp);
+    Some((listed, ratios[ratios.len() / 2]))
+}
+
 /// The median, over rounds, of a row's figure minus its baseline's in the
 /// same round: the two rows ran a minute apart at most, so that a machine
 /// that gets busier or quieter between rounds does not skew the difference.
@@ -939,4 +982,23 @@ fn paired_difference(row: &[Option<f64>], baseline: &[Option<f64>]) -> Option<f6
     }
     differences.sort_by(f64::total_cmp);
     Some(differences[differences.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_pair_each_round_with_the_baselines_same_round() {
+        let (ratios, median) = paired_ratio(
+            &[Some(1.0), Some(3.0), None],
+            &[Some(2.0), Some(3.0), Some(1.0)],
+        )
+        .unwrap_or_default();
+        assert_eq!((ratios, median), (vec![0.5, 1.0], 1.0));
+        let (ratios, median) =
+            paired_ratio(&[Some(3.0), Some(1.0), Some(2.0)], &[Some(1.0); 3]).unwrap_or_default();
+        assert_eq!((ratios, median), (vec![3.0, 1.0, 2.0], 2.0));
+        assert_eq!(paired_ratio(&[Some(1.0)], &[None]), None);
+    }
 }
