@@ -1148,6 +1148,22 @@ mod tests {
         }
     }
 
+    /// A record of target `app` at severity INFO, of `attributes` (in order)
+    /// and `severity_text`.
+    fn info_record(attributes: Vec<(&str, AnyValue)>, severity_text: Option<&str>) -> SdkLogRecord {
+        let mut record = plain_record(
+            AnyValue::from("hello"),
+            attributes
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        );
+        record.target = Some("app".to_string());
+        record.severity = Some(opentelemetry::logs::Severity::Info);
+        record.severity_text = severity_text.map(str::to_string);
+        sdk(&record)
+    }
+
     /// The common record written again is written with its shape; a record
     /// of the same keys but another kind of value, of keys in another
     /// order, of fewer, more or other keys, with a map to flatten, or after
@@ -1155,19 +1171,7 @@ mod tests {
     /// writes it).
     #[test]
     fn only_records_alike_in_names_are_written_with_a_shape() {
-        let record = |attributes: Vec<(&str, AnyValue)>, severity_text: Option<&str>| {
-            let mut record = plain_record(
-                AnyValue::from("hello"),
-                attributes
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect(),
-            );
-            record.target = Some("app".to_string());
-            record.severity = Some(opentelemetry::logs::Severity::Info);
-            record.severity_text = severity_text.map(str::to_string);
-            sdk(&record)
-        };
+        let record = info_record;
         let common = || vec![("k", AnyValue::Int(1)), ("v", AnyValue::from("x"))];
         let others = [
             record(
@@ -1233,14 +1237,11 @@ mod tests {
     #[test]
     fn a_shape_kept_after_other_fixed_fields_is_not_used() {
         let mapper = mappers::<Gelf>().swap_remove(0);
-        let record = |severity_text: Option<&str>| {
-            let mut record = plain_record(
-                AnyValue::from("hello"),
-                vec![("severity_text".to_string(), AnyValue::from("mine"))],
-            );
-            record.severity = Some(opentelemetry::logs::Severity::Info);
-            record.severity_text = severity_text.map(str::to_string);
-            sdk(&record)
+        let record = |severity_text| {
+            info_record(
+                vec![("severity_text", AnyValue::from("mine"))],
+                severity_text,
+            )
         };
         let scope = scope(false);
         let mut leads = Leads::default();
