@@ -78,6 +78,7 @@ mod exporter;
 mod frames;
 mod json;
 mod mapping;
+mod memo;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod pipeline;

@@ -11,9 +11,10 @@
 
 use std::cell::Cell;
 
-use super::{per_second, Format, Framing, Writer};
+use super::{Format, Framing, Writer};
 use crate::json::{json_float, json_str, push_int, push_level, put_digits};
 use crate::mapping::{EpochMicros, Escapes, FieldValue, MappedRecord};
+use crate::memo::last_answer;
 
 /// The GELF 1.1 format (Graylog Extended Log Format).
 #[derive(Debug, Clone, Copy, Default)]
@@ -102,7 +103,8 @@ impl Writer for Gelf {
 }
 
 /// Writes `time` as seconds since the epoch with six decimals, exactly (not
-/// through a float); a second's digits once per thread ([`per_second`]).
+/// through a float); a second's digits once per thread (records come in
+/// bursts).
 fn push_timestamp(out: &mut Vec<u8>, time: EpochMicros) {
     /// Room for any `u64`'s digits (the largest second sent, before the
     /// year 10000, has 12).
@@ -113,7 +115,7 @@ fn push_timestamp(out: &mut Vec<u8>, time: EpochMicros) {
         static LAST: Cell<(u64, ([u8; MAX_DIGITS + 7], usize))> =
             const { Cell::new((u64::MAX, ([0; MAX_DIGITS + 7], 0))) };
     }
-    let (digits, len) = per_second(&LAST, time.secs, |secs| {
+    let (digits, len) = last_answer(&LAST, time.secs, |secs| {
         let mut digits = [0; MAX_DIGITS + 7];
         let mut itoa = itoa::Buffer::new();
         let text = itoa.format(secs).as_bytes();

@@ -9,9 +9,10 @@
 
 use std::cell::Cell;
 
-use super::{per_second, Format, Framing, Writer};
+use super::{Format, Framing, Writer};
 use crate::json::{json_float, push_int, push_level, put_digits};
 use crate::mapping::{EpochMicros, Escapes, FieldValue, MappedRecord};
+use crate::memo::last_answer;
 use crate::swar;
 
 /// The LTSV format.
@@ -139,8 +140,8 @@ fn push_rfc3339_micros(out: &mut Vec<u8>, time: EpochMicros) {
         static LAST: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
     }
     let EpochMicros { secs, micros } = time;
-    // A second's date and time once per thread.
-    let date_time = per_second(&LAST, secs, rfc3339_seconds);
+    // A second's date and time once per thread (records come in bursts).
+    let date_time = last_answer(&LAST, secs, rfc3339_seconds);
     let mut text = *b"0000-00-00T00:00:00.000000Z";
     text[..19].copy_from_slice(&date_time);
     put_digits(&mut text[20..26], u64::from(micros));

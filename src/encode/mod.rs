@@ -15,9 +15,6 @@ pub(crate) mod shape;
 use crate::mapping::{
     Escapes, Field, FieldEncoder, FieldValue, HostEncoder, MappedRecord, Mapper, NameEncoder,
 };
-use std::cell::Cell;
-use std::thread::LocalKey;
-
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::logs::SdkLogRecord;
 
@@ -256,27 +253,6 @@ impl Packing {
             } => encode_compressed::<F>(record, compression, max_plain, max_packed, out, scratch),
         }
     }
-}
-
-/// What `make` gives for the second `secs`, worked out once per second on
-/// this thread: records come in bursts, and the text of their second (its
-/// digits, or its date and time) is the same for all of them. `last` holds
-/// the last second asked on this thread and what it gave.
-#[inline]
-pub(crate) fn per_second<T: Copy>(
-    last: &'static LocalKey<Cell<(u64, T)>>,
-    secs: u64,
-    make: fn(u64) -> T,
-) -> T {
-    last.try_with(|last| match last.get() {
-        (at, made) if at == secs => made,
-        _ => {
-            let made = make(secs);
-            last.set((secs, made));
-            made
-        }
-    })
-    .unwrap_or_else(|_| make(secs))
 }
 
 /// Cuts `record` to fit `limit` encoded bytes before it is encoded when a

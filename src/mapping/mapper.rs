@@ -321,7 +321,7 @@ impl Mapper {
     pub(crate) fn map_head<'a>(&'a self, record: &'a SdkLogRecord) -> (MappedRecord<'a>, Own<'a>) {
         let target = record.target().map(|t| t.as_ref());
         thread_local! {
-            static EVENT: StaticVerdict = const { Cell::new((0, 0, 0, false)) };
+            static EVENT: StaticVerdict = const { Cell::new(((0, 0, 0), false)) };
         }
         let event_name = record
             .event_name()
@@ -469,7 +469,7 @@ impl Mapper {
             pushed |= 1;
         }
         thread_local! {
-            static SEVERITY: StaticVerdict = const { Cell::new((0, 0, 0, false)) };
+            static SEVERITY: StaticVerdict = const { Cell::new(((0, 0, 0), false)) };
         }
         if let Some(text) = record.severity_text() {
             let level = own.level;

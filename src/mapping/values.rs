@@ -13,6 +13,7 @@ use opentelemetry::Value;
 use super::record::{Field, FieldValue};
 use super::{MAX_JSON_DEPTH, TOO_DEEP, TRUNCATED_MARKER};
 use crate::json::{json_float, json_str, push_int};
+use crate::memo::last_answer;
 
 impl<'a> Field<'a> {
     /// The whole name: the key and its suffix.
@@ -240,9 +241,9 @@ pub(crate) fn names_level(level: u8, text: &str) -> bool {
     })
 }
 
-/// What [`per_static_text`] keeps: the last text's address and length, the
-/// tag asked with it, and the verdict.
-pub(crate) type StaticVerdict = Cell<(usize, usize, u8, bool)>;
+/// What [`per_static_text`] keeps: the last text's address and length and
+/// the tag asked with it, and the verdict.
+pub(crate) type StaticVerdict = Cell<((usize, usize, u8), bool)>;
 
 /// What `judge` says of `text` asked with `tag`, worked out again only when
 /// this thread is asked of another text or tag than the last. A record's
@@ -258,15 +259,7 @@ pub(crate) fn per_static_text(
     judge: impl Fn(&str) -> bool,
 ) -> bool {
     let key = (text.as_ptr() as usize, text.len(), tag);
-    last.try_with(|last| match last.get() {
-        (at, len, was, verdict) if (at, len, was) == key => verdict,
-        _ => {
-            let verdict = judge(text);
-            last.set((key.0, key.1, key.2, verdict));
-            verdict
-        }
-    })
-    .unwrap_or_else(|_| judge(text))
+    last_answer(last, key, |_| judge(text))
 }
 
 /// A time as whole seconds and microseconds since the epoch: what both
@@ -399,7 +392,7 @@ mod tests {
     #[test]
     fn a_static_texts_verdict_is_kept_until_another_is_asked() {
         thread_local! {
-            static LAST: StaticVerdict = const { Cell::new((0, 0, 0, false)) };
+            static LAST: StaticVerdict = const { Cell::new(((0, 0, 0), false)) };
         }
         let asked = Cell::new(0);
         let judge = |text: &str| {
