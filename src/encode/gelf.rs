@@ -92,12 +92,17 @@ impl Writer for Gelf {
         out.extend_from_slice(b"\":");
     }
 
-    #[inline]
+    // Always in line: a shape's loop (the hot path) then writes each kind
+    // of value without a call.
+    #[inline(always)]
     fn encode_value(value: &FieldValue<'_>, out: &mut Vec<u8>) {
         match value {
             FieldValue::Str(s) => json_str(out, s),
             FieldValue::Int(i) => push_int(out, *i),
             FieldValue::Float(f) => json_float(out, *f),
+            // Each a copy of constant length, written in line.
+            FieldValue::Bool(true) => out.extend_from_slice(b"\"true\""),
+            FieldValue::Bool(false) => out.extend_from_slice(b"\"false\""),
         }
     }
 }
@@ -144,6 +149,16 @@ mod tests {
         let mut out = Vec::new();
         push_timestamp(&mut out, EpochMicros { secs, micros });
         String::from_utf8(out).unwrap()
+    }
+
+    /// GELF has no booleans: they go as strings.
+    #[test]
+    fn booleans_are_written_as_strings() {
+        for (b, text) in [(true, "\"true\""), (false, "\"false\"")] {
+            let mut out = Vec::new();
+            Gelf::encode_value(&FieldValue::Bool(b), &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), text);
+        }
     }
 
     /// Seconds of any width, repeated and changed (the last second is

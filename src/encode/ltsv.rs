@@ -81,12 +81,17 @@ impl Writer for Ltsv {
         out.push(b':');
     }
 
-    #[inline]
+    // Always in line: a shape's loop (the hot path) then writes each kind
+    // of value without a call.
+    #[inline(always)]
     fn encode_value(value: &FieldValue<'_>, out: &mut Vec<u8>) {
         match value {
             FieldValue::Str(s) => escaped(out, s),
             FieldValue::Int(i) => push_int(out, *i),
             FieldValue::Float(f) => json_float(out, *f),
+            // Each a copy of constant length, written in line.
+            FieldValue::Bool(true) => out.extend_from_slice(b"true"),
+            FieldValue::Bool(false) => out.extend_from_slice(b"false"),
         }
     }
 }
@@ -175,6 +180,15 @@ fn rfc3339_seconds(secs: u64) -> [u8; 19] {
 mod tests {
     use super::*;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn booleans_are_written_as_words() {
+        for (b, text) in [(true, "true"), (false, "false")] {
+            let mut out = Vec::new();
+            Ltsv::encode_value(&FieldValue::Bool(b), &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), text);
+        }
+    }
 
     #[test]
     fn rfc3339_agrees_with_humantime() {

@@ -714,10 +714,7 @@ impl Mapper {
         value: &'a Value,
     ) {
         let (value, kind) = match value {
-            Value::Bool(b) => (
-                FieldValue::Str(Cow::Borrowed(bool_text(*b))),
-                Some(Kind::Boolean),
-            ),
+            Value::Bool(b) => (FieldValue::Bool(*b), Some(Kind::Boolean)),
             Value::I64(i) => (FieldValue::Int(*i), Some(Kind::Long)),
             Value::F64(f) => self.float(*f),
             Value::String(s) => (self.text(Cow::Borrowed(s.as_str())), None),
@@ -801,10 +798,7 @@ impl Mapper {
             AnyValue::Int(i) => (FieldValue::Int(*i), Some(Kind::Long)),
             AnyValue::Double(f) => self.float(*f),
             AnyValue::String(s) => (self.text(Cow::Borrowed(s.as_str())), None),
-            AnyValue::Boolean(b) => (
-                FieldValue::Str(Cow::Borrowed(bool_text(*b))),
-                Some(Kind::Boolean),
-            ),
+            AnyValue::Boolean(b) => (FieldValue::Bool(*b), Some(Kind::Boolean)),
             AnyValue::Bytes(bytes) => {
                 let text = base64_text(bytes, self.max_field_bytes);
                 (self.text(Cow::Owned(text)), None)

@@ -307,7 +307,7 @@ mod tests {
         assert_eq!(get(&m, "user"), Some(&s("bob")));
         assert_eq!(get(&m, "retries"), Some(&FieldValue::Int(3)));
         assert_eq!(get(&m, "ratio"), Some(&FieldValue::Float(0.5)));
-        assert_eq!(get(&m, "ok"), Some(&s("true")));
+        assert_eq!(get(&m, "ok"), Some(&FieldValue::Bool(true)));
         assert_eq!(get(&m, "nan"), Some(&s("NaN")));
         assert_eq!(get(&m, "id_"), Some(&s("abc")));
         assert_eq!(get(&m, "blob"), Some(&s("AAH/")));
@@ -399,7 +399,7 @@ mod tests {
         let keys: Vec<String> = m.fields.iter().map(|f| f.name().into_owned()).collect();
         assert_eq!(get(&m, "retries_long"), Some(&FieldValue::Int(3)));
         assert_eq!(get(&m, "ratio_double"), Some(&FieldValue::Float(0.5)));
-        assert_eq!(get(&m, "cached_bool"), Some(&s("true")));
+        assert_eq!(get(&m, "cached_bool"), Some(&FieldValue::Bool(true)));
         assert_eq!(get(&m, "user"), Some(&s("alice")));
         assert_eq!(get(&m, "nan"), Some(&s("NaN")), "text stays untyped");
         assert_eq!(get(&m, "bytes_long"), Some(&FieldValue::Int(7)));
@@ -425,7 +425,7 @@ mod tests {
         let m = custom.map(&rec, &scope);
         assert_eq!(get(&m, "retries_int"), Some(&FieldValue::Int(3)));
         assert_eq!(get(&m, "ratio_num"), Some(&FieldValue::Float(0.5)));
-        assert_eq!(get(&m, "cached_flag"), Some(&s("true")));
+        assert_eq!(get(&m, "cached_flag"), Some(&FieldValue::Bool(true)));
         let plain = Mapper::new(&MappingOptions::default());
         let m = plain.map(&rec, &scope);
         assert_eq!(get(&m, "retries"), Some(&FieldValue::Int(3)));
@@ -452,7 +452,11 @@ mod tests {
         });
         let m = custom.map(&rec, &scope);
         let keys: Vec<String> = m.fields.iter().map(|f| f.name().into_owned()).collect();
-        assert_eq!(get(&m, "hits_flag"), Some(&s("true")), "{keys:?}");
+        assert_eq!(
+            get(&m, "hits_flag"),
+            Some(&FieldValue::Bool(true)),
+            "{keys:?}"
+        );
         assert_eq!(get(&m, "start_when"), Some(&FieldValue::Int(5)), "{keys:?}");
         assert_eq!(
             get(&m, "retries_long"),
@@ -468,7 +472,11 @@ mod tests {
         });
         let m = no_date.map(&rec, &scope);
         let keys: Vec<String> = m.fields.iter().map(|f| f.name().into_owned()).collect();
-        assert_eq!(get(&m, "hits_flag_bool"), Some(&s("true")), "{keys:?}");
+        assert_eq!(
+            get(&m, "hits_flag_bool"),
+            Some(&FieldValue::Bool(true)),
+            "{keys:?}"
+        );
         assert_eq!(
             get(&m, "start_when_long"),
             Some(&FieldValue::Int(5)),

@@ -15,6 +15,10 @@ pub(crate) enum FieldValue<'a> {
     Int(i64),
     /// A finite double.
     Float(f64),
+    /// A boolean: `true` or `false`, as a string where the format has no
+    /// booleans. Kept apart from texts so that it is written without a scan
+    /// for bytes to escape.
+    Bool(bool),
 }
 
 /// A named field.

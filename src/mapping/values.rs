@@ -64,6 +64,7 @@ impl<'a> Field<'a> {
                 FieldValue::Str(s) => FieldValue::Str(Cow::Borrowed(s)),
                 FieldValue::Int(i) => FieldValue::Int(*i),
                 FieldValue::Float(f) => FieldValue::Float(*f),
+                FieldValue::Bool(b) => FieldValue::Bool(*b),
             },
         }
     }
@@ -81,6 +82,7 @@ impl<'a> Field<'a> {
                 FieldValue::Str(s) => FieldValue::Str(Cow::Owned(s.into_owned())),
                 FieldValue::Int(i) => FieldValue::Int(i),
                 FieldValue::Float(f) => FieldValue::Float(f),
+                FieldValue::Bool(b) => FieldValue::Bool(b),
             },
         }
     }
