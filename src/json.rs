@@ -170,36 +170,40 @@ fn push_short_decimal(out: &mut Vec<u8>, f: f64) -> bool {
         return false;
     }
     let (mut whole, thousandths) = (n.unsigned_abs() / 1000, n.unsigned_abs() % 1000);
-    // `.0` for a whole number, else the thousandths without trailing zeros.
-    let (mut decimals, count) = match thousandths {
-        t if t % 100 == 0 => (t / 100, 1),
-        t if t % 10 == 0 => (t / 10, 2),
-        t => (t, 3),
+    // Written around the point: to its left at most 12 digits and a sign,
+    // two digits at a time; to its right the thousandths, `.0` for a whole
+    // number, else without trailing zeros.
+    const POINT: usize = 13;
+    let mut text = [0u8; POINT + 4];
+    let pair = |value: u64| {
+        let at = value as usize % 100 * 2;
+        [DIGIT_PAIRS[at], DIGIT_PAIRS[at + 1]]
     };
-    // Written from the right: at most 12 digits, a point, 3 decimals and a
-    // sign.
-    let mut text = [0u8; 20];
-    let mut at = text.len();
-    let mut put = |byte: u8| {
-        at -= 1;
-        text[at] = byte;
+    let [tens, units] = pair(thousandths);
+    text[POINT..].copy_from_slice(&[b'.', b'0' + (thousandths / 100) as u8, tens, units]);
+    let decimals = match thousandths {
+        t if t % 100 == 0 => 1,
+        t if t % 10 == 0 => 2,
+        _ => 3,
     };
-    for _ in 0..count {
-        put(b'0' + (decimals % 10) as u8);
-        decimals /= 10;
+    let mut at = POINT;
+    while whole >= 100 {
+        at -= 2;
+        text[at..at + 2].copy_from_slice(&pair(whole));
+        whole /= 100;
     }
-    put(b'.');
-    loop {
-        put(b'0' + (whole % 10) as u8);
-        whole /= 10;
-        if whole == 0 {
-            break;
-        }
+    if whole >= 10 {
+        at -= 2;
+        text[at..at + 2].copy_from_slice(&pair(whole));
+    } else {
+        at -= 1;
+        text[at] = b'0' + whole as u8;
     }
     if n < 0 {
-        put(b'-');
+        at -= 1;
+        text[at] = b'-';
     }
-    out.extend_from_slice(&text[at..]);
+    out.extend_from_slice(&text[at..POINT + 1 + decimals]);
     true
 }
 
