@@ -29,7 +29,7 @@ use crate::runtime::{wait_for, Check};
 use crate::stats::Counters;
 use buffer::{Dropped, RetryBuffer};
 pub(crate) use shutdown::Undelivered;
-pub(crate) use task::run;
+pub(crate) use task::{run, CHUNK_BYTES};
 
 /// State shared by `export`, the delivery task and `shutdown`.
 pub(crate) struct Shared {

@@ -16,7 +16,22 @@ use crate::transport::reconnect::Acked;
 use crate::transport::Transport;
 
 /// The most bytes written in one go; also the most a failed write puts back.
-const CHUNK_BYTES: usize = 256 * 1024;
+/// Larger than what the flusher moves at once (a staging batch and the
+/// frames that arrive before it is moved), so that a batch the buffer
+/// adopted is taken whole, its allocation handed over rather than copied.
+pub(crate) const CHUNK_BYTES: usize = 512 * 1024;
+/// The most chunks of large allocations ([`is_large`]: staging areas'
+/// vectors) that wait whole for acknowledgement: a chunk written whole waits
+/// as it is, rather than as a copy, while fewer wait. (What was written is
+/// acknowledged within a few writes while the peer keeps up: its
+/// acknowledgements are read after each write.)
+const MAX_LARGE_WAITING: usize = 4;
+/// The most large allocations kept spare, for the next chunks: enough for
+/// those acknowledged between two writes to be used again rather than
+/// allocated anew.
+const MAX_LARGE_SPARE: usize = 2;
+/// The most allocations kept spare.
+const MAX_SPARE: usize = 4;
 /// Time allowed to close the connection cleanly once the buffer is drained.
 const CLOSE_LIMIT: Duration = Duration::from_secs(1);
 /// How soon to ask the kernel again about frames not yet acknowledged, at
@@ -120,16 +135,16 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
             }
             match position {
                 // Written: delivered once acknowledged.
-                // All of it, in an allocation of a chunk's size: the chunk
-                // itself waits, no copy.
-                Some((conn, start)) if whole == chunk.len() && !is_large(&chunk) => {
+                // All of it: the chunk itself waits, no copy, unless its
+                // allocation is large and enough such are held already.
+                Some((conn, start)) if whole == chunk.len() && unacked.keeps_whole(&chunk) => {
                     let spare = unacked.spare.pop().unwrap_or_default();
                     unacked.keep(conn, start, std::mem::replace(&mut chunk, spare));
                 }
-                // Part of it, or an allocation traded with the buffer (often a
+                // Part of it, or a large allocation beyond those held (a
                 // staging area's, megabytes): a copy waits, and the
-                // allocation goes on to the next take. Several such waiting
-                // at once would hold tens of megabytes for a few hundred
+                // allocation goes on to the next take. Many such waiting at
+                // once would hold tens of megabytes for a few hundred
                 // kilobytes of frames, and one freed at each acknowledgement
                 // would be paid for again in page faults.
                 Some((conn, start)) => unacked.push(conn, start, chunk.run().split_at(whole).0),
@@ -205,6 +220,11 @@ fn too_large_to_keep(chunk: &Frames, capacity: usize) -> bool {
 /// Whether `chunk`'s allocation is far larger than a chunk.
 fn is_large(chunk: &Frames) -> bool {
     chunk.capacity() > 2 * CHUNK_BYTES
+}
+
+/// How many of `chunks` are large (a few: each holds up to a chunk).
+fn large<'a>(chunks: impl IntoIterator<Item = &'a Frames>) -> usize {
+    chunks.into_iter().filter(|c| is_large(c)).count()
 }
 
 /// Asks the link how far its peer acknowledged: frames acknowledged are
@@ -296,7 +316,8 @@ struct Unacked {
     /// Frames not acknowledged, and their bytes.
     records: usize,
     bytes: usize,
-    /// Allocations of chunks acknowledged, for the next ones.
+    /// Allocations of chunks acknowledged, for the next ones: at most
+    /// [`MAX_SPARE`], of which [`MAX_LARGE_SPARE`] large.
     spare: Vec<Frames>,
 }
 
@@ -310,6 +331,24 @@ struct Written {
 impl Unacked {
     fn is_empty(&self) -> bool {
         self.records == 0
+    }
+
+    /// Whether `chunk`, written whole, may wait as it is: its allocation is
+    /// not large, or fewer than [`MAX_LARGE_WAITING`] chunks of large ones
+    /// wait.
+    fn keeps_whole(&self, chunk: &Frames) -> bool {
+        !is_large(chunk) || large(self.chunks.iter().map(|c| &c.frames)) < MAX_LARGE_WAITING
+    }
+
+    /// Keeps an allocation no longer used for a later chunk, within the
+    /// bounds of [`Unacked::spare`]; lets it go otherwise.
+    fn keep_spare(&mut self, mut frames: Frames) {
+        frames.clear();
+        if self.spare.len() < MAX_SPARE
+            && (!is_large(&frames) || large(&self.spare) < MAX_LARGE_SPARE)
+        {
+            self.spare.push(frames);
+        }
     }
 
     /// Keeps a copy of `frames`, written on connection `conn` from
@@ -326,7 +365,7 @@ impl Unacked {
     /// `start` on.
     fn keep(&mut self, conn: u64, start: u64, frames: Frames) {
         if frames.is_empty() {
-            self.spare.push(frames);
+            self.keep_spare(frames);
             return;
         }
         debug_assert!(self.is_empty() || self.conn == conn);
@@ -368,11 +407,8 @@ impl Unacked {
             if chunk.acked < chunk.ends.len() {
                 break;
             }
-            if let Some(mut spent) = self.chunks.pop_front() {
-                spent.frames.clear();
-                if self.spare.len() < 4 && !is_large(&spent.frames) {
-                    self.spare.push(spent.frames);
-                }
+            if let Some(spent) = self.chunks.pop_front() {
+                self.keep_spare(spent.frames);
             }
         }
         done
@@ -475,12 +511,12 @@ mod tests {
 
     #[test]
     fn a_large_allocation_is_one_of_more_than_two_chunks() {
-        // A chunk is 256 KiB.
+        // A chunk is 512 KiB.
         for (bytes, large) in [
             (0, false),
-            (256 * 1024, false),
             (512 * 1024, false),
-            (512 * 1024 + 1, true),
+            (1024 * 1024, false),
+            (1024 * 1024 + 1, true),
         ] {
             let chunk = Frames::with_capacity(bytes);
             assert_eq!(chunk.capacity(), bytes, "an allocation of exactly {bytes}");
@@ -489,15 +525,15 @@ mod tests {
     }
 
     /// A chunk's allocation is kept for the next one up to half the buffer's
-    /// size, and never less than four chunks' (1 MiB).
+    /// size, and never less than four chunks' (2 MiB).
     #[test]
     fn allocations_up_to_half_the_buffer_are_kept_for_the_next_chunk() {
         const MIB: usize = 1024 * 1024;
         for (buffer, bytes, kept) in [
             (8 * MIB, 4 * MIB, true),
             (8 * MIB, 4 * MIB + 1, false),
-            (MIB, MIB, true),
-            (MIB, MIB + 1, false),
+            (MIB, 2 * MIB, true),
+            (MIB, 2 * MIB + 1, false),
         ] {
             let chunk = Frames::with_capacity(bytes);
             assert_eq!(
@@ -550,23 +586,58 @@ mod tests {
         assert_eq!(next_poll(ms(8), 3, 0), ms(1));
     }
 
-    /// Acknowledged chunks leave their allocations for the next ones: four
-    /// at most, and none far larger than a chunk.
-    #[test]
-    fn acknowledged_chunks_keep_at_most_four_small_allocations() {
-        let mut unacked = Unacked::default();
+    fn large_chunk(frame: &[u8]) -> Frames {
         let mut large = Frames::with_capacity(2 * CHUNK_BYTES + 1);
-        large.push(b"large");
-        unacked.keep(1, 0, large);
-        assert_eq!(unacked.acknowledged(open(1, 5)), 1);
-        assert_eq!(unacked.spare.len(), 0, "a large allocation is let go");
-        let mut end = 5;
-        for n in 1..=6 {
-            unacked.keep(1, end, frames(&[b"small"]));
+        large.push(frame);
+        large
+    }
+
+    /// Acknowledged chunks leave their allocations for the next ones:
+    /// [`MAX_SPARE`] at most, of which at most [`MAX_LARGE_SPARE`] far
+    /// larger than a chunk.
+    #[test]
+    fn acknowledged_chunks_keep_a_few_allocations_fewer_of_them_large() {
+        // The spares after each chunk below, for these bounds.
+        const _: () = assert!(MAX_SPARE == 4 && MAX_LARGE_SPARE == 2);
+        let expected = [1, 2, 2, 3, 4, 4, 4, 4, 4, 4];
+        let mut unacked = Unacked::default();
+        let mut end = 0;
+        // Large ones first, then small ones, then large ones again.
+        let sizes = [true; 3].into_iter().chain([false; 5]).chain([true; 2]);
+        for (large_one, spares) in sizes.zip(expected) {
+            let chunk = if large_one {
+                large_chunk(b"large")
+            } else {
+                frames(&[b"small"])
+            };
+            unacked.keep(1, end, chunk);
             end += 5;
             assert_eq!(unacked.acknowledged(open(1, end)), 1);
-            assert_eq!(unacked.spare.len(), n.min(4));
+            assert_eq!(unacked.spare.len(), spares, "after {end} bytes");
         }
+        assert_eq!(large(&unacked.spare), MAX_LARGE_SPARE);
+    }
+
+    /// A chunk written whole waits as it is unless its allocation is large
+    /// and [`MAX_LARGE_WAITING`] chunks of large ones wait; once one is
+    /// acknowledged, another may wait.
+    #[test]
+    fn large_chunks_wait_whole_while_few_wait() {
+        let mut unacked = Unacked::default();
+        let small = frames(&[b"small"]);
+        let mut end = 0;
+        for _ in 0..MAX_LARGE_WAITING {
+            assert!(unacked.keeps_whole(&large_chunk(b"large")));
+            unacked.keep(1, end, large_chunk(b"large"));
+            end += 5;
+        }
+        assert!(!unacked.keeps_whole(&large_chunk(b"large")));
+        assert!(
+            unacked.keeps_whole(&small),
+            "a small one always waits whole"
+        );
+        assert_eq!(unacked.acknowledged(open(1, 5)), 1);
+        assert!(unacked.keeps_whole(&large_chunk(b"large")));
     }
 
     fn one_frame_waiting() -> Unacked {

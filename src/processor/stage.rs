@@ -29,6 +29,10 @@ pub(super) const FLUSH_BYTES: usize = 256 * 1024;
 // limit backpressure sets: the two give the same batch while that limit
 // holds four batches.
 const _: () = assert!(BACKPRESSURE_STAGE_BYTES >= 4 * FLUSH_BYTES);
+// A batch (what is staged when the flusher moves it: a little more than
+// FLUSH_BYTES) is written in one go, so that its allocation, which the
+// retry buffer adopts, is handed over whole rather than copied out.
+const _: () = assert!(2 * FLUSH_BYTES <= crate::delivery::CHUNK_BYTES);
 /// Most bytes a stage's vector reserves up front; a larger stage (a retry
 /// buffer set larger) grows as it fills, so that a huge setting never asks
 /// for a huge allocation at start.
