@@ -114,14 +114,21 @@ const DIGIT_PAIRS: [u8; 200] = {
     pairs
 };
 
+/// `value`'s last two decimal digits.
+#[inline(always)]
+fn digit_pair(value: u64) -> [u8; 2] {
+    // The remainder first: below 100 whatever `usize`'s width.
+    let at = (value % 100) as usize * 2;
+    [DIGIT_PAIRS[at], DIGIT_PAIRS[at + 1]]
+}
+
 /// Writes `value`'s last `slots.len()` decimal digits into `slots`,
 /// zero-padded; two at a time (the times of every record).
 #[inline]
 pub(crate) fn put_digits(slots: &mut [u8], mut value: u64) {
     let mut pairs = slots.rchunks_exact_mut(2);
     for pair in &mut pairs {
-        let at = (value % 100) as usize * 2;
-        pair.copy_from_slice(&DIGIT_PAIRS[at..at + 2]);
+        pair.copy_from_slice(&digit_pair(value));
         value /= 100;
     }
     if let [first] = pairs.into_remainder() {
@@ -175,11 +182,7 @@ fn push_short_decimal(out: &mut Vec<u8>, f: f64) -> bool {
     // number, else without trailing zeros.
     const POINT: usize = 13;
     let mut text = [0u8; POINT + 4];
-    let pair = |value: u64| {
-        let at = value as usize % 100 * 2;
-        [DIGIT_PAIRS[at], DIGIT_PAIRS[at + 1]]
-    };
-    let [tens, units] = pair(thousandths);
+    let [tens, units] = digit_pair(thousandths);
     text[POINT..].copy_from_slice(&[b'.', b'0' + (thousandths / 100) as u8, tens, units]);
     let decimals = match thousandths {
         t if t % 100 == 0 => 1,
@@ -189,12 +192,12 @@ fn push_short_decimal(out: &mut Vec<u8>, f: f64) -> bool {
     let mut at = POINT;
     while whole >= 100 {
         at -= 2;
-        text[at..at + 2].copy_from_slice(&pair(whole));
+        text[at..at + 2].copy_from_slice(&digit_pair(whole));
         whole /= 100;
     }
     if whole >= 10 {
         at -= 2;
-        text[at..at + 2].copy_from_slice(&pair(whole));
+        text[at..at + 2].copy_from_slice(&digit_pair(whole));
     } else {
         at -= 1;
         text[at] = b'0' + whole as u8;
@@ -280,6 +283,15 @@ mod tests {
             999_999_999_999.999,
             999_999_999_999.0,
             1e11,
+            // Whole parts of every length, odd and even, past 2^32.
+            10.0,
+            99.5,
+            12_345.6,
+            123_456.78,
+            1_234_567.891,
+            98_765_432.1,
+            4_294_967_296.0,
+            12_345_678_901.25,
             2.675,
             1.005,
             0.015,

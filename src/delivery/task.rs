@@ -16,21 +16,22 @@ use crate::transport::reconnect::Acked;
 use crate::transport::Transport;
 
 /// The most bytes written in one go; also the most a failed write puts back.
-/// Larger than what the flusher moves at once (a staging batch and the
-/// frames that arrive before it is moved), so that a batch the buffer
-/// adopted is taken whole, its allocation handed over rather than copied.
+/// Larger than what the flusher moves at once while it keeps up (a staging
+/// batch and the frames that arrive before it is moved), so that a batch
+/// the buffer adopted is taken whole, its allocation handed over rather
+/// than copied. (A stage that filled while the flusher waited for room is
+/// taken a chunk at a time, copied.)
 pub(crate) const CHUNK_BYTES: usize = 512 * 1024;
-/// The most chunks of large allocations ([`is_large`]: staging areas'
-/// vectors) that wait whole for acknowledgement: a chunk written whole waits
-/// as it is, rather than as a copy, while fewer wait. (What was written is
-/// acknowledged within a few writes while the peer keeps up: its
-/// acknowledgements are read after each write.)
-const MAX_LARGE_WAITING: usize = 4;
-/// The most large allocations kept spare, for the next chunks: enough for
-/// those acknowledged between two writes to be used again rather than
-/// allocated anew.
-const MAX_LARGE_SPARE: usize = 2;
-/// The most allocations kept spare.
+/// The most large allocations ([`is_large`]: staging areas' vectors) held
+/// by chunks waiting for acknowledgement and kept spare, together: a chunk
+/// written whole waits as it is, rather than as a copy, while that leaves
+/// them within this. One acknowledged is kept spare, and the next chunk
+/// kept whole trades its allocation for it: they circulate rather than
+/// being freed and allocated again. (What was written is acknowledged
+/// within a few writes while the peer keeps up: its acknowledgements are
+/// read after each write.)
+const MAX_LARGE: usize = 4;
+/// The most small allocations kept spare.
 const MAX_SPARE: usize = 4;
 /// Time allowed to close the connection cleanly once the buffer is drained.
 const CLOSE_LIMIT: Duration = Duration::from_secs(1);
@@ -138,7 +139,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
                 // All of it: the chunk itself waits, no copy, unless its
                 // allocation is large and enough such are held already.
                 Some((conn, start)) if whole == chunk.len() && unacked.keeps_whole(&chunk) => {
-                    let spare = unacked.spare.pop().unwrap_or_default();
+                    let spare = unacked.spare_for(&chunk);
                     unacked.keep(conn, start, std::mem::replace(&mut chunk, spare));
                 }
                 // Part of it, or a large allocation beyond those held (a
@@ -220,11 +221,6 @@ fn too_large_to_keep(chunk: &Frames, capacity: usize) -> bool {
 /// Whether `chunk`'s allocation is far larger than a chunk.
 fn is_large(chunk: &Frames) -> bool {
     chunk.capacity() > 2 * CHUNK_BYTES
-}
-
-/// How many of `chunks` are large (a few: each holds up to a chunk).
-fn large<'a>(chunks: impl IntoIterator<Item = &'a Frames>) -> usize {
-    chunks.into_iter().filter(|c| is_large(c)).count()
 }
 
 /// Asks the link how far its peer acknowledged: frames acknowledged are
@@ -316,9 +312,14 @@ struct Unacked {
     /// Frames not acknowledged, and their bytes.
     records: usize,
     bytes: usize,
-    /// Allocations of chunks acknowledged, for the next ones: at most
-    /// [`MAX_SPARE`], of which [`MAX_LARGE_SPARE`] large.
+    /// Small allocations of chunks acknowledged, for the next ones: at most
+    /// [`MAX_SPARE`].
     spare: Vec<Frames>,
+    /// Large ones, for the next chunks kept whole in large ones.
+    spare_large: Vec<Frames>,
+    /// Chunks in large allocations waiting: with `spare_large`, at most
+    /// [`MAX_LARGE`].
+    large_waiting: usize,
 }
 
 /// A run of frames written in one go.
@@ -333,21 +334,36 @@ impl Unacked {
         self.records == 0
     }
 
+    /// Large allocations held, waiting or spare.
+    fn large_held(&self) -> usize {
+        self.large_waiting + self.spare_large.len()
+    }
+
     /// Whether `chunk`, written whole, may wait as it is: its allocation is
-    /// not large, or fewer than [`MAX_LARGE_WAITING`] chunks of large ones
-    /// wait.
+    /// not large, or a large spare takes its place (see
+    /// [`spare_for`](Self::spare_for)), or fewer than [`MAX_LARGE`] are held.
     fn keeps_whole(&self, chunk: &Frames) -> bool {
-        !is_large(chunk) || large(self.chunks.iter().map(|c| &c.frames)) < MAX_LARGE_WAITING
+        !is_large(chunk) || !self.spare_large.is_empty() || self.large_held() < MAX_LARGE
+    }
+
+    /// The allocation that takes the place of `chunk`, kept whole: a spare
+    /// of its kind if any, else a small one, else a new one.
+    fn spare_for(&mut self, chunk: &Frames) -> Frames {
+        let large = is_large(chunk).then(|| self.spare_large.pop()).flatten();
+        large.or_else(|| self.spare.pop()).unwrap_or_default()
     }
 
     /// Keeps an allocation no longer used for a later chunk, within the
-    /// bounds of [`Unacked::spare`]; lets it go otherwise.
+    /// bounds of [`Unacked::spare`] and [`Unacked::spare_large`]; lets it go
+    /// otherwise.
     fn keep_spare(&mut self, mut frames: Frames) {
         frames.clear();
-        if self.spare.len() < MAX_SPARE
-            && (!is_large(&frames) || large(&self.spare) < MAX_LARGE_SPARE)
-        {
-            self.spare.push(frames);
+        if !is_large(&frames) {
+            if self.spare.len() < MAX_SPARE {
+                self.spare.push(frames);
+            }
+        } else if self.large_held() < MAX_LARGE {
+            self.spare_large.push(frames);
         }
     }
 
@@ -370,6 +386,9 @@ impl Unacked {
         }
         debug_assert!(self.is_empty() || self.conn == conn);
         self.conn = conn;
+        if is_large(&frames) {
+            self.large_waiting += 1;
+        }
         let mut end = start;
         let ends = frames
             .run()
@@ -408,6 +427,9 @@ impl Unacked {
                 break;
             }
             if let Some(spent) = self.chunks.pop_front() {
+                if is_large(&spent.frames) {
+                    self.large_waiting = self.large_waiting.saturating_sub(1);
+                }
                 self.keep_spare(spent.frames);
             }
         }
@@ -426,6 +448,7 @@ impl Unacked {
         }
         self.records = 0;
         self.bytes = 0;
+        self.large_waiting = 0;
         back
     }
 }
@@ -592,43 +615,50 @@ mod tests {
         large
     }
 
-    /// Acknowledged chunks leave their allocations for the next ones:
-    /// [`MAX_SPARE`] at most, of which at most [`MAX_LARGE_SPARE`] far
-    /// larger than a chunk.
+    /// Acknowledged chunks leave their allocations for the next ones: at
+    /// most [`MAX_SPARE`] small ones, and every large one (they are at most
+    /// [`MAX_LARGE`], waiting or spare).
     #[test]
-    fn acknowledged_chunks_keep_a_few_allocations_fewer_of_them_large() {
-        // The spares after each chunk below, for these bounds.
-        const _: () = assert!(MAX_SPARE == 4 && MAX_LARGE_SPARE == 2);
-        let expected = [1, 2, 2, 3, 4, 4, 4, 4, 4, 4];
+    fn acknowledged_chunks_keep_their_allocations_within_bounds() {
         let mut unacked = Unacked::default();
         let mut end = 0;
-        // Large ones first, then small ones, then large ones again.
-        let sizes = [true; 3].into_iter().chain([false; 5]).chain([true; 2]);
-        for (large_one, spares) in sizes.zip(expected) {
-            let chunk = if large_one {
-                large_chunk(b"large")
-            } else {
-                frames(&[b"small"])
-            };
-            unacked.keep(1, end, chunk);
+        for n in 1..=MAX_SPARE + 2 {
+            unacked.keep(1, end, frames(&[b"small"]));
             end += 5;
             assert_eq!(unacked.acknowledged(open(1, end)), 1);
-            assert_eq!(unacked.spare.len(), spares, "after {end} bytes");
+            assert_eq!(unacked.spare.len(), n.min(MAX_SPARE));
         }
-        assert_eq!(large(&unacked.spare), MAX_LARGE_SPARE);
+        for n in 1..=MAX_LARGE {
+            assert!(unacked.keeps_whole(&large_chunk(b"large")));
+            unacked.keep(1, end, large_chunk(b"large"));
+            end += 5;
+            assert_eq!(unacked.acknowledged(open(1, end)), 1);
+            assert_eq!(
+                unacked.spare_large.len(),
+                n,
+                "every large one acknowledged is kept"
+            );
+        }
+        assert_eq!(unacked.large_held(), MAX_LARGE);
+        assert_eq!(unacked.spare.len(), MAX_SPARE, "small ones unchanged");
     }
 
-    /// A chunk written whole waits as it is unless its allocation is large
-    /// and [`MAX_LARGE_WAITING`] chunks of large ones wait; once one is
-    /// acknowledged, another may wait.
+    /// A chunk written whole waits as it is unless its allocation is large,
+    /// no large spare can take its place and [`MAX_LARGE`] are held; a
+    /// large one kept whole takes a large spare's place, never adding to
+    /// them.
     #[test]
-    fn large_chunks_wait_whole_while_few_wait() {
+    fn large_chunks_wait_whole_within_the_bound() {
         let mut unacked = Unacked::default();
         let small = frames(&[b"small"]);
         let mut end = 0;
-        for _ in 0..MAX_LARGE_WAITING {
-            assert!(unacked.keeps_whole(&large_chunk(b"large")));
-            unacked.keep(1, end, large_chunk(b"large"));
+        for held in 0..MAX_LARGE {
+            assert_eq!(unacked.large_held(), held);
+            let chunk = large_chunk(b"large");
+            assert!(unacked.keeps_whole(&chunk));
+            let spare = unacked.spare_for(&chunk);
+            assert!(!is_large(&spare), "no large spare yet");
+            unacked.keep(1, end, chunk);
             end += 5;
         }
         assert!(!unacked.keeps_whole(&large_chunk(b"large")));
@@ -636,8 +666,20 @@ mod tests {
             unacked.keeps_whole(&small),
             "a small one always waits whole"
         );
+        // One acknowledged becomes a spare, which the next takes the place of.
         assert_eq!(unacked.acknowledged(open(1, 5)), 1);
-        assert!(unacked.keeps_whole(&large_chunk(b"large")));
+        assert_eq!(unacked.large_held(), MAX_LARGE);
+        let chunk = large_chunk(b"large");
+        assert!(unacked.keeps_whole(&chunk));
+        assert!(is_large(&unacked.spare_for(&chunk)));
+        unacked.keep(1, end, chunk);
+        assert_eq!(unacked.large_held(), MAX_LARGE);
+        assert!(!unacked.keeps_whole(&large_chunk(b"large")));
+        // A lost connection lets the waiting ones go.
+        let shared = Shared::new(1024, Counters::default(), "test".into());
+        let mut dropped = Dropped::default();
+        unacked.take_back(&mut shared.lock(), &mut dropped);
+        assert_eq!(unacked.large_held(), 0);
     }
 
     fn one_frame_waiting() -> Unacked {

@@ -22,8 +22,8 @@ use crate::runtime::{wait_for, Check};
 /// longer while the flusher waits for room in the retry buffer.)
 pub(super) const FLUSH_DELAY: Duration = Duration::from_millis(1);
 /// Staged bytes that make the flusher move them without waiting (in a stage
-/// of four times as many or more, see [`batch_bytes`]): as much as the
-/// delivery task writes in one go.
+/// of four times as many or more, see [`batch_bytes`]): half what the
+/// delivery task writes in one go (see the assertion below).
 pub(super) const FLUSH_BYTES: usize = 256 * 1024;
 // The batch is worked out from the stage's capacity, not from the smaller
 // limit backpressure sets: the two give the same batch while that limit
