@@ -408,7 +408,7 @@ const BULK_GROW_AFTER: usize = 16;
 fn bulk_limit_learnt_from_413_grows_back_once_the_receiver_takes_more() {
     const LIMIT: usize = 4_000;
     // The receiver refuses bodies over LIMIT in its first requests (enough
-    // to learn the limit from bulks of hundreds of KiB, halved at each
+    // to learn the limit from bulks of up to a MiB, halved at each
     // refusal), then its limit is raised.
     const STRICT: usize = 20;
     let server = HttpServer::http(script(|index, request| {

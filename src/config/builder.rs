@@ -439,8 +439,8 @@ impl<F: Format> ExporterBuilder<F> {
 
     /// Over `http(s)://`, sends one request per batch of records (the records
     /// waiting in the retry buffer, as many as the exporter writes in one go:
-    /// hundreds of kilobytes), one GELF message per line, instead of one
-    /// request per record (default: `false`).
+    /// up to a mebibyte), one GELF message per line, instead of one request
+    /// per record (default: `false`).
     ///
     /// Graylog's GELF HTTP input accepts this only when its "Enable Bulk
     /// Receiving" option is on; otherwise it refuses the request (HTTP 400)

@@ -16,12 +16,12 @@ use crate::transport::reconnect::Acked;
 use crate::transport::Transport;
 
 /// The most bytes written in one go; also the most a failed write puts back.
-/// Larger than what the flusher moves at once while it keeps up (a staging
-/// batch and the frames that arrive before it is moved), so that a batch
-/// the buffer adopted is taken whole, its allocation handed over rather
-/// than copied. (A stage that filled while the flusher waited for room is
-/// taken a chunk at a time, copied.)
-pub(crate) const CHUNK_BYTES: usize = 512 * 1024;
+/// As much as the staging area holds with backpressure (the default), so
+/// that whatever the flusher moves at once is taken whole, its allocation
+/// (which the retry buffer adopted) handed over rather than copied out.
+/// (Without backpressure, a stage that filled while the flusher waited for
+/// room is taken a chunk at a time, copied.)
+pub(crate) const CHUNK_BYTES: usize = 1024 * 1024;
 /// The most large allocations ([`is_large`]: staging areas' vectors) held
 /// by chunks waiting for acknowledgement and kept spare, together: a chunk
 /// written whole waits as it is, rather than as a copy, while that leaves
@@ -534,12 +534,12 @@ mod tests {
 
     #[test]
     fn a_large_allocation_is_one_of_more_than_two_chunks() {
-        // A chunk is 512 KiB.
+        // A chunk is 1 MiB.
         for (bytes, large) in [
             (0, false),
-            (512 * 1024, false),
             (1024 * 1024, false),
-            (1024 * 1024 + 1, true),
+            (2 * 1024 * 1024, false),
+            (2 * 1024 * 1024 + 1, true),
         ] {
             let chunk = Frames::with_capacity(bytes);
             assert_eq!(chunk.capacity(), bytes, "an allocation of exactly {bytes}");
@@ -548,15 +548,15 @@ mod tests {
     }
 
     /// A chunk's allocation is kept for the next one up to half the buffer's
-    /// size, and never less than four chunks' (2 MiB).
+    /// size, and never less than four chunks' (4 MiB).
     #[test]
     fn allocations_up_to_half_the_buffer_are_kept_for_the_next_chunk() {
         const MIB: usize = 1024 * 1024;
         for (buffer, bytes, kept) in [
-            (8 * MIB, 4 * MIB, true),
-            (8 * MIB, 4 * MIB + 1, false),
-            (MIB, 2 * MIB, true),
-            (MIB, 2 * MIB + 1, false),
+            (16 * MIB, 8 * MIB, true),
+            (16 * MIB, 8 * MIB + 1, false),
+            (MIB, 4 * MIB, true),
+            (MIB, 4 * MIB + 1, false),
         ] {
             let chunk = Frames::with_capacity(bytes);
             assert_eq!(

@@ -22,17 +22,17 @@ use crate::runtime::{wait_for, Check};
 /// longer while the flusher waits for room in the retry buffer.)
 pub(super) const FLUSH_DELAY: Duration = Duration::from_millis(1);
 /// Staged bytes that make the flusher move them without waiting (in a stage
-/// of four times as many or more, see [`batch_bytes`]): half what the
-/// delivery task writes in one go (see the assertion below).
+/// of four times as many or more, see [`batch_bytes`]); the delivery task
+/// writes at least four times as many in one go (see the assertions below).
 pub(super) const FLUSH_BYTES: usize = 256 * 1024;
 // The batch is worked out from the stage's capacity, not from the smaller
 // limit backpressure sets: the two give the same batch while that limit
 // holds four batches.
 const _: () = assert!(BACKPRESSURE_STAGE_BYTES >= 4 * FLUSH_BYTES);
-// A batch (what is staged when the flusher moves it: a little more than
-// FLUSH_BYTES) is written in one go, so that its allocation, which the
-// retry buffer adopts, is handed over whole rather than copied out.
-const _: () = assert!(2 * FLUSH_BYTES <= crate::delivery::CHUNK_BYTES);
+// What the flusher moves at once (with backpressure, at most the whole
+// stage) is written in one go, so that its allocation, which the retry
+// buffer adopts, is handed over whole rather than copied out.
+const _: () = assert!(BACKPRESSURE_STAGE_BYTES <= crate::delivery::CHUNK_BYTES);
 /// Most bytes a stage's vector reserves up front; a larger stage (a retry
 /// buffer set larger) grows as it fills, so that a huge setting never asks
 /// for a huge allocation at start.
