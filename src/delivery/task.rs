@@ -218,9 +218,16 @@ fn too_large_to_keep(chunk: &Frames, capacity: usize) -> bool {
     chunk.capacity() > (capacity / 2).max(4 * CHUNK_BYTES)
 }
 
-/// Whether `chunk`'s allocation is far larger than a chunk.
+/// Allocations larger than this are large ([`is_large`]): a staging
+/// area's vector (a quarter of the retry buffer, 4 MiB by default, and
+/// above this from a 2 MiB buffer on), or a copy of a chunk at least half
+/// full. Not tied to [`CHUNK_BYTES`]: the bound on large allocations held
+/// ([`MAX_LARGE`]) must reach the staging areas of small buffers too.
+const LARGE_BYTES: usize = 512 * 1024;
+
+/// Whether `chunk`'s allocation is large (see [`LARGE_BYTES`]).
 fn is_large(chunk: &Frames) -> bool {
-    chunk.capacity() > 2 * CHUNK_BYTES
+    chunk.capacity() > LARGE_BYTES
 }
 
 /// Asks the link how far its peer acknowledged: frames acknowledged are
@@ -533,13 +540,12 @@ mod tests {
     }
 
     #[test]
-    fn a_large_allocation_is_one_of_more_than_two_chunks() {
-        // A chunk is 1 MiB.
+    fn a_large_allocation_is_one_of_more_than_half_a_mebibyte() {
         for (bytes, large) in [
             (0, false),
-            (1024 * 1024, false),
-            (2 * 1024 * 1024, false),
-            (2 * 1024 * 1024 + 1, true),
+            (512 * 1024, false),
+            (512 * 1024 + 1, true),
+            (CHUNK_BYTES, true),
         ] {
             let chunk = Frames::with_capacity(bytes);
             assert_eq!(chunk.capacity(), bytes, "an allocation of exactly {bytes}");
@@ -610,7 +616,7 @@ mod tests {
     }
 
     fn large_chunk(frame: &[u8]) -> Frames {
-        let mut large = Frames::with_capacity(2 * CHUNK_BYTES + 1);
+        let mut large = Frames::with_capacity(LARGE_BYTES + 1);
         large.push(frame);
         large
     }
