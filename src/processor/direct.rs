@@ -90,6 +90,13 @@ const KEEP_SCRATCH_BYTES: usize = 256 * 1024;
 /// [`BACKPRESSURE_WINDOW_BYTES`](Self::BACKPRESSURE_WINDOW_BYTES) wait in
 /// the retry buffer.
 ///
+/// These bound the records' bytes; the allocations holding them are
+/// larger. The stage and the batch being moved each reserve a stage's size
+/// up front (up to a limit), and batches written whole wait for the
+/// peer's acknowledgement in their own allocations: up to four
+/// staging-sized ones, waiting or kept spare for the next batches, beyond
+/// which what waits is copied into allocations of its size.
+///
 /// ```no_run
 /// use opentelemetry_sdk::logs::SdkLoggerProvider;
 ///
