@@ -324,8 +324,10 @@ struct Unacked {
     spare: Vec<Frames>,
     /// Large ones, for the next chunks kept whole in large ones.
     spare_large: Vec<Frames>,
-    /// Chunks in large allocations waiting: with `spare_large`, at most
-    /// [`MAX_LARGE`].
+    /// Chunks in large allocations waiting. With `spare_large`, those kept
+    /// whole stay within [`MAX_LARGE`]; a copy (of a chunk that could not
+    /// wait whole) may grow large and add to them, within the buffer's
+    /// bytes.
     large_waiting: usize,
 }
 
