@@ -1080,17 +1080,8 @@ mod tests {
         let trace = proptest::option::of((1..=3u8, any::<bool>()));
         (attributes, severity_text, event_name, trace).prop_map(
             |(attributes, severity_text, event_name, trace)| {
-                let mut record = plain_record(
-                    AnyValue::from("hello"),
-                    attributes
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v))
-                        .collect(),
-                );
-                record.severity = Some(opentelemetry::logs::Severity::Info);
-                record.severity_text = severity_text.map(str::to_string);
+                let mut record = info(attributes, severity_text);
                 record.event_name = event_name.map(str::to_string);
-                record.target = Some("app".to_string());
                 (record, trace)
             },
         )
@@ -1150,7 +1141,7 @@ mod tests {
 
     /// A record of target `app` at severity INFO, of `attributes` (in order)
     /// and `severity_text`.
-    fn info_record(attributes: Vec<(&str, AnyValue)>, severity_text: Option<&str>) -> SdkLogRecord {
+    fn info(attributes: Vec<(&str, AnyValue)>, severity_text: Option<&str>) -> Record {
         let mut record = plain_record(
             AnyValue::from("hello"),
             attributes
@@ -1161,7 +1152,12 @@ mod tests {
         record.target = Some("app".to_string());
         record.severity = Some(opentelemetry::logs::Severity::Info);
         record.severity_text = severity_text.map(str::to_string);
-        sdk(&record)
+        record
+    }
+
+    /// [`info`] as the SDK holds it.
+    fn info_record(attributes: Vec<(&str, AnyValue)>, severity_text: Option<&str>) -> SdkLogRecord {
+        sdk(&info(attributes, severity_text))
     }
 
     /// The common record written again is written with its shape; a record
