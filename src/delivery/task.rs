@@ -22,6 +22,8 @@ use crate::transport::Transport;
 /// (Without backpressure, a stage that filled while the flusher waited for
 /// room is taken a chunk at a time, copied.)
 pub(crate) const CHUNK_BYTES: usize = 1024 * 1024;
+// A bulk request carries at most one chunk: the bulks' limit is that size.
+const _: () = assert!(crate::transport::http::BULK_MAX_BYTES == CHUNK_BYTES);
 /// The most large allocations ([`is_large`]: staging areas' vectors) held
 /// by chunks waiting for acknowledgement and kept spare, together: a chunk
 /// written whole waits as it is, rather than as a copy, while that leaves

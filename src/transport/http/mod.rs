@@ -80,9 +80,11 @@ use crate::transport::tls::TlsSettings;
 use crate::transport::Rejected;
 use connector::Connector;
 
-/// Largest body of a bulk request, before compression: a few MiB, well
-/// within what HTTP servers accept once their limit is raised for bulk.
-pub(crate) const BULK_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// Largest body of a bulk request, before compression: as much as the
+/// delivery task hands over at once (its chunk; a larger limit would never
+/// be reached), within what HTTP servers accept once their limit is raised
+/// for bulk.
+pub(crate) const BULK_MAX_BYTES: usize = 1024 * 1024;
 /// How many accepted bulks in a row, each filled to the limit learnt from a
 /// 413 (more messages were waiting than fitted), double that limit, up to
 /// [`BULK_MAX_BYTES`]: it grows back gradually once the receiver takes larger
