@@ -7,6 +7,7 @@
 //! and target copy the fields those give ([`Leads`]), and records of one
 //! callsite the names of their attributes ([`Shapes`]).
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use super::shape::Shapes;
@@ -55,7 +56,9 @@ struct Lead {
     /// format too, see [`Mapper::pre_encode`]), the scope and the target.
     mapper: u64,
     scope: InstrumentationScope,
-    target: Option<String>,
+    /// As the record had it: a static text stays borrowed, so that the
+    /// next record's is found the same by its address ([`same_text`]).
+    target: Option<Cow<'static, str>>,
     bytes: Vec<u8>,
     /// The names written, `at` counted from the start of `bytes`.
     names: Vec<Name>,
@@ -72,24 +75,32 @@ struct Lead {
 struct LeadOf<'s> {
     mapper: u64,
     scope: &'s InstrumentationScope,
-    target: Option<&'s str>,
+    target: Option<&'s Cow<'static, str>>,
+}
+
+impl<'s> LeadOf<'s> {
+    fn target(&self) -> Option<&'s str> {
+        self.target.map(|target| target.as_ref())
+    }
 }
 
 impl Lead {
     fn is_of(&self, of: LeadOf<'_>) -> bool {
-        same_option(self.target.as_deref(), of.target)
+        same_option(self.target.as_deref(), of.target())
             && self.mapper == of.mapper
             && same_fields(&self.scope, of.scope)
     }
 }
 
-/// `a == b`, without calling `memcmp` for empty texts: their pointer may
+/// `a == b`, without calling `memcmp` for empty texts (their pointer may
 /// be dangling, and glibc's AVX-512 `memcmp` reads it through a masked load,
-/// which a dangling address makes very slow (the scope of `tracing`'s
-/// bridge is named `""`).
+/// which a dangling address makes very slow: the scope of `tracing`'s
+/// bridge is named `""`), nor for a text at the same address (a static
+/// one, borrowed by the record and by the lead kept from an earlier one:
+/// `tracing`'s targets, most scopes' names).
 #[inline]
 fn same_text(a: &str, b: &str) -> bool {
-    a.len() == b.len() && (a.is_empty() || a == b)
+    a.len() == b.len() && (a.is_empty() || a.as_ptr() == b.as_ptr() || a == b)
 }
 
 /// [`same_text`] for optional texts.
@@ -148,7 +159,7 @@ fn key_bytes(of: LeadOf<'_>) -> usize {
     attributes.sum::<usize>()
         + of.scope.name().len()
         + of.scope.version().map_or(0, str::len)
-        + of.target.map_or(0, str::len)
+        + of.target().map_or(0, str::len)
 }
 
 impl Leads {
@@ -200,11 +211,12 @@ impl Leads {
             lead.scope = of.scope.clone();
         }
         match (of.target, &mut lead.target) {
-            (Some(target), Some(kept)) => {
+            // An owned text into the one kept: no allocation.
+            (Some(Cow::Owned(target)), Some(Cow::Owned(kept))) => {
                 kept.clear();
                 kept.push_str(target);
             }
-            (target, kept) => *kept = target.map(str::to_string),
+            (target, kept) => *kept = target.cloned(),
         }
         lead.bytes.clear();
         lead.bytes.extend_from_slice(bytes);
@@ -257,7 +269,7 @@ pub(crate) fn encode_fused<F: Writer>(
     let of = LeadOf {
         mapper: mapper.id(),
         scope,
-        target: own.target(),
+        target: record.target(),
     };
     let lead = match leads.find(of) {
         Some(at) => {
@@ -266,7 +278,7 @@ pub(crate) fn encode_fused<F: Writer>(
         }
         None => {
             let base = sink.out.len();
-            mapper.map_lead(scope, of.target, &mut sink);
+            mapper.map_lead(scope, of.target(), &mut sink);
             if sink.failed {
                 None
             } else {

@@ -38,11 +38,6 @@ use opentelemetry_sdk::logs::SdkLogRecord;
 use opentelemetry_sdk::Resource;
 
 impl<'a> Own<'a> {
-    /// The record's target, if any.
-    pub(crate) fn target(&self) -> Option<&'a str> {
-        self.target
-    }
-
     /// Whether some attribute is a stack trace, left out of the fields.
     pub(crate) fn has_stacktrace(&self) -> bool {
         self.stacktrace
