@@ -259,6 +259,8 @@ pub(crate) fn encode_fused<F: Writer>(
         mapper,
         out,
         names,
+        lead_names: &[],
+        lead_at: 0,
         seen: [0; 4],
         statics: mapper.static_names(),
         end: start.saturating_add(limit),
@@ -271,10 +273,11 @@ pub(crate) fn encode_fused<F: Writer>(
         scope,
         target: record.target(),
     };
-    let lead = match leads.find(of) {
+    let shapes = match leads.find(of) {
         Some(at) => {
-            sink.append(&leads.entries[at]);
-            Some(at)
+            let lead = &mut leads.entries[at];
+            sink.append(&lead.bytes, &lead.names, lead.seen);
+            Some(&mut lead.shapes)
         }
         None => {
             let base = sink.out.len();
@@ -282,14 +285,14 @@ pub(crate) fn encode_fused<F: Writer>(
             if sink.failed {
                 None
             } else {
-                leads.keep(of, &sink, base)
+                let at = leads.keep(of, &sink, base);
+                at.map(|at| &mut leads.entries[at].shapes)
             }
         }
     };
     let fixed = mapper.map_fixed_fields(record, &own, &mut sink);
-    match lead {
-        Some(at) if !sink.failed && !own.has_stacktrace() => {
-            let shapes = &mut leads.entries[at].shapes;
+    match shapes {
+        Some(shapes) if !sink.failed && !own.has_stacktrace() => {
             if !shapes.write::<F>(mapper, record, fixed, sink.out, sink.end) {
                 mapper.map_attributes(record, &own, &mut sink);
                 if !sink.failed {
@@ -324,8 +327,14 @@ fn seen_bit(print: u32) -> (usize, u64) {
 struct Fused<'o, 'a, F> {
     mapper: &'a Mapper,
     out: &'o mut Vec<u8>,
-    /// The names written, in order.
+    /// The names written, in order, but the lead's.
     names: &'o mut Vec<Name>,
+    /// The names of the lead written first, if any, `at` counted from
+    /// `lead_at` in `out`: compared where they are, rather than copied
+    /// into `names` for each record (a name is compared only when its
+    /// [`seen_bit`] is taken).
+    lead_names: &'o [Name],
+    lead_at: usize,
     /// A bit for each name written, by [`seen_bit`].
     seen: [u64; 4],
     /// That of the static fields' names.
@@ -385,16 +394,14 @@ impl<'a, F: Writer> FieldSink<'a> for Fused<'_, 'a, F> {
     }
 }
 
-impl<F> Fused<'_, '_, F> {
-    /// Writes `lead`, as if its fields were pushed (first, as they are).
-    fn append(&mut self, lead: &Lead) {
-        let base = self.out.len();
-        self.out.extend_from_slice(&lead.bytes);
-        self.names.extend(lead.names.iter().map(|name| Name {
-            at: name.at + base,
-            ..*name
-        }));
-        for (seen, lead) in self.seen.iter_mut().zip(lead.seen) {
+impl<'o, F> Fused<'o, '_, F> {
+    /// Writes a lead's `bytes`, of `names` and `seen` bits, as if its
+    /// fields were pushed (first, as they are).
+    fn append(&mut self, bytes: &[u8], names: &'o [Name], seen: [u64; 4]) {
+        self.lead_at = self.out.len();
+        self.lead_names = names;
+        self.out.extend_from_slice(bytes);
+        for (seen, lead) in self.seen.iter_mut().zip(seen) {
             *seen |= lead;
         }
         // A lead past the end (at most `MAX_LEAD_BYTES`) fails the record
@@ -404,13 +411,18 @@ impl<F> Fused<'_, '_, F> {
     /// Whether a field of this name was written, or is a static one.
     fn repeats(&self, field: &Field<'_>, print: u32, seen: bool, bit: u64) -> bool {
         let (key, suffix) = (field.key.as_bytes(), field.suffix.as_bytes());
+        let same = |name: &Name, at: usize| {
+            name.print == print
+                && name.len == key.len() + suffix.len()
+                && self.out.get(at..at + key.len()) == Some(key)
+                && self.out.get(at + key.len()..at + name.len) == Some(suffix)
+        };
         let written = seen
-            && self.names.iter().any(|name| {
-                name.print == print
-                    && name.len == key.len() + suffix.len()
-                    && self.out.get(name.at..name.at + key.len()) == Some(key)
-                    && self.out.get(name.at + key.len()..name.at + name.len) == Some(suffix)
-            });
+            && (self
+                .lead_names
+                .iter()
+                .any(|name| same(name, self.lead_at + name.at))
+                || self.names.iter().any(|name| same(name, name.at)));
         written || self.mapper.is_static_name(field, bit)
     }
 }
