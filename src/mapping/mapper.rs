@@ -823,7 +823,18 @@ pub(super) fn is_meaningful_event(name: &str) -> bool {
 /// The body as text: strings as they are, scalars printed, bytes in base64,
 /// lists and maps as JSON, these three no longer than about `max` bytes
 /// (the rest could not fit a frame of `max` bytes).
+/// In line for a string, the body of nearly every record.
+#[inline]
 pub(super) fn body_text(body: &AnyValue, max: usize) -> Cow<'_, str> {
+    match body {
+        AnyValue::String(s) => Cow::Borrowed(s.as_str()),
+        other => other_body_text(other, max),
+    }
+}
+
+/// [`body_text`] for a body other than a string.
+#[inline(never)]
+fn other_body_text(body: &AnyValue, max: usize) -> Cow<'_, str> {
     match body {
         AnyValue::String(s) => Cow::Borrowed(s.as_str()),
         AnyValue::Int(i) => Cow::Owned(i.to_string()),
@@ -834,8 +845,28 @@ pub(super) fn body_text(body: &AnyValue, max: usize) -> Cow<'_, str> {
     }
 }
 
-/// Chooses `short_message` (never blank) and `full_message`.
+/// Chooses `short_message` (never blank) and `full_message`. In line for
+/// the common record, a body of one line without a stack trace.
+#[inline]
 pub(super) fn messages<'a>(
+    body: Option<Cow<'a, str>>,
+    stacktrace: Option<&'a str>,
+    event_name: Option<&'a str>,
+    target: Option<&'a str>,
+) -> (Cow<'a, str>, Option<Cow<'a, str>>) {
+    match (body, stacktrace) {
+        (Some(body), None)
+            if !is_blank(&body) && !crate::swar::contains(body.as_bytes(), b'\n') =>
+        {
+            (body, None)
+        }
+        (body, stacktrace) => other_messages(body, stacktrace, event_name, target),
+    }
+}
+
+/// [`messages`] for any record.
+#[inline(never)]
+fn other_messages<'a>(
     body: Option<Cow<'a, str>>,
     stacktrace: Option<&'a str>,
     event_name: Option<&'a str>,
