@@ -178,7 +178,8 @@ impl Leads {
     /// Keeps what `sink` wrote from `base` on as the lead `of`, in place of
     /// the least recently used when all entries are taken. The entry's
     /// vectors are reused: with the same scope (the common case), a record
-    /// of another target allocates nothing. Returns its index, if kept.
+    /// of another target allocates nothing (but an owned target in place of
+    /// a static one). Returns its index, if kept.
     fn keep<F>(&mut self, of: LeadOf<'_>, sink: &Fused<'_, '_, F>, base: usize) -> Option<usize> {
         let bytes = sink.out.get(base..)?;
         if bytes.len() > MAX_LEAD_BYTES || key_bytes(of) > MAX_LEAD_BYTES {
@@ -327,12 +328,13 @@ fn seen_bit(print: u32) -> (usize, u64) {
 struct Fused<'o, 'a, F> {
     mapper: &'a Mapper,
     out: &'o mut Vec<u8>,
-    /// The names written, in order, but the lead's.
+    /// The names written, in order, but those of a lead found
+    /// (`lead_names`); a lead written here leaves its names here, for
+    /// [`Leads::keep`].
     names: &'o mut Vec<Name>,
-    /// The names of the lead written first, if any, `at` counted from
-    /// `lead_at` in `out`: compared where they are, rather than copied
-    /// into `names` for each record (a name is compared only when its
-    /// [`seen_bit`] is taken).
+    /// The names of the lead found and written first, if any, `at` counted
+    /// from `lead_at` in `out`: compared where the lead keeps them (a name
+    /// is compared only when its [`seen_bit`] is taken).
     lead_names: &'o [Name],
     lead_at: usize,
     /// A bit for each name written, by [`seen_bit`].

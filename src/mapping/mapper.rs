@@ -823,6 +823,7 @@ pub(super) fn is_meaningful_event(name: &str) -> bool {
 /// The body as text: strings as they are, scalars printed, bytes in base64,
 /// lists and maps as JSON, these three no longer than about `max` bytes
 /// (the rest could not fit a frame of `max` bytes).
+///
 /// In line for a string, the body of nearly every record.
 #[inline]
 pub(super) fn body_text(body: &AnyValue, max: usize) -> Cow<'_, str> {
@@ -832,7 +833,7 @@ pub(super) fn body_text(body: &AnyValue, max: usize) -> Cow<'_, str> {
     }
 }
 
-/// [`body_text`] for a body other than a string.
+/// [`body_text`] for any body (called for those other than a string).
 #[inline(never)]
 fn other_body_text(body: &AnyValue, max: usize) -> Cow<'_, str> {
     match body {
@@ -864,7 +865,8 @@ pub(super) fn messages<'a>(
     }
 }
 
-/// [`messages`] for any record.
+/// [`messages`] for any record (called for those other than the common
+/// one).
 #[inline(never)]
 fn other_messages<'a>(
     body: Option<Cow<'a, str>>,
@@ -906,4 +908,34 @@ fn other_messages<'a>(
         Cow::Owned(text) => Cow::Owned(first_line(&text).to_string()),
     };
     (first, full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The common record's messages, decided in line, are those the
+    /// general case chooses, for bodies blank, of one line or more, with
+    /// or without a stack trace, an event name or a target.
+    #[test]
+    fn messages_in_line_are_those_of_the_general_case() {
+        let bodies = [
+            "", " ", "\t", "a", "a b", "a\nb", "\na", "a\n", "a\r", " \n a",
+        ];
+        for body in bodies.map(Some).into_iter().chain([None]) {
+            for trace in [None, Some("at x"), Some("")] {
+                for event in [None, Some("ev")] {
+                    for target in [None, Some("t"), Some(" ")] {
+                        let body = || body.map(Cow::Borrowed);
+                        assert_eq!(
+                            messages(body(), trace, event, target),
+                            other_messages(body(), trace, event, target),
+                            "{body:?} {trace:?} {event:?} {target:?}",
+                            body = body(),
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

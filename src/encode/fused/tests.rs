@@ -441,6 +441,20 @@ fn same_with_leads<F: Writer>(
     true
 }
 
+/// Texts are the same when their bytes are: at one address only for one
+/// length, at another address by their bytes.
+#[test]
+fn texts_are_the_same_by_their_bytes_wherever_they_lie() {
+    let text = "appdb";
+    let (app, pdx, empty) = (String::from("app"), String::from("pdx"), String::new());
+    assert!(same_text(&text[..3], &text[..3]));
+    assert!(!same_text(&text[..2], &text[..3]));
+    assert!(same_text(&text[..3], &app));
+    assert!(!same_text(&text[2..5], &pdx));
+    assert!(same_text("", &empty));
+    assert!(!same_text("", "a"));
+}
+
 /// Records of several scopes and targets (static or owned), by several
 /// mappers, in both formats, in a mixed order through the same leads: each
 /// starts with the fields of its own scope and target, as the general path
