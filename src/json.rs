@@ -327,7 +327,11 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 20_000,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
 
         /// Decimals of up to four decimals (one more than the short path
         /// takes) over the whole range, and doubles of any bits.

@@ -131,7 +131,11 @@ fn same_bytes<F: Writer>(record: &Record, with_scope_attributes: bool) -> usize 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn the_fast_path_writes_what_the_general_path_writes(
@@ -712,7 +716,11 @@ fn sdk_traced((record, trace): &(Record, Option<(u8, bool)>)) -> SdkLogRecord {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig {
+        cases: 200,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     /// Records alike in their keys, in turn through the same leads
     /// (twice over, so that each may find a shape kept): each is
