@@ -117,6 +117,7 @@ fn same_option(a: Option<&str>, b: Option<&str>) -> bool {
 /// attributes in the same order, doubles compared bit for bit (`-0.0` is
 /// not written as `0.0`). Not `==`, which sorts the attributes into new
 /// vectors and does not mind their order.
+#[inline]
 fn same_fields(a: &InstrumentationScope, b: &InstrumentationScope) -> bool {
     if !same_text(a.name(), b.name()) || !same_option(a.version(), b.version()) {
         return false;
@@ -164,6 +165,7 @@ fn key_bytes(of: LeadOf<'_>) -> usize {
 
 impl Leads {
     /// The index of the lead `of`, if kept.
+    #[inline]
     fn find(&mut self, of: LeadOf<'_>) -> Option<usize> {
         self.clock += 1;
         let at = self.entries.iter().position(|lead| lead.is_of(of))?;
