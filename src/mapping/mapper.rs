@@ -450,8 +450,9 @@ impl Mapper {
     /// returns which were pushed, one bit each: records alike in these
     /// bits and in their attributes' keys and [`Kind`]s, none of which is a
     /// stack trace (see [`Own::has_stacktrace`]), have fields of the same
-    /// names. Always in line: as a call, saving and restoring registers
-    /// cost about as much as its work on the common record.
+    /// names. Always in line (the compiler kept it a call): as a call,
+    /// saving and restoring registers cost about as much as its work on the
+    /// common record.
     #[inline(always)]
     pub(crate) fn map_fixed_fields<'a, S: FieldSink<'a>>(
         &'a self,
