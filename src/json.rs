@@ -24,7 +24,7 @@ const NEEDS_ESCAPE: [bool; 256] = {
 
 /// Whether `bytes` holds a byte JSON requires escaped: a control character,
 /// `"` or `\`. A hot path ([`swar::any`]).
-fn needs_escape(bytes: &[u8]) -> bool {
+pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
     swar::any(bytes, escapes, |b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
@@ -33,13 +33,21 @@ fn needs_escape(bytes: &[u8]) -> bool {
 pub(crate) fn json_str(out: &mut Vec<u8>, s: &str) {
     if !needs_escape(s.as_bytes()) {
         // The common case: copied as is.
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
+        json_str_plain(out, s);
         return;
     }
     json_str_escaped(out, s);
+}
+
+/// Writes a JSON string that [`needs_escape`] found nothing to escape in,
+/// quotes included: copied as is.
+#[inline(always)]
+pub(crate) fn json_str_plain(out: &mut Vec<u8>, s: &str) {
+    debug_assert!(!needs_escape(s.as_bytes()), "{s:?} is not plain");
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
 }
 
 /// Writes a JSON string that has bytes to escape, as serde_json's escaper

@@ -12,7 +12,7 @@
 use std::cell::Cell;
 
 use super::{Format, Framing, Writer};
-use crate::json::{json_float, json_str, push_int, push_level, put_digits};
+use crate::json::{json_float, json_str, json_str_plain, push_int, push_level, put_digits};
 use crate::mapping::{EpochMicros, Escapes, FieldValue, MappedRecord};
 use crate::memo::last_answer;
 
@@ -60,7 +60,10 @@ impl Writer for Gelf {
     #[inline]
     fn encode_head(record: &MappedRecord<'_>, out: &mut Vec<u8>) {
         Self::put_host(record, out);
-        json_str(out, &record.short_message);
+        match record.short_plain {
+            true => json_str_plain(out, &record.short_message),
+            false => json_str(out, &record.short_message),
+        }
         if let Some(full) = &record.full_message {
             out.extend_from_slice(b",\"full_message\":");
             json_str(out, full);

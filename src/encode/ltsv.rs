@@ -57,7 +57,14 @@ impl Writer for Ltsv {
         Self::put_host(record, out);
         push_level(out, record.level);
         out.extend_from_slice(b"\tmessage:");
-        escaped(out, &record.short_message);
+        match record.short_plain {
+            // Nothing LTSV escapes is plain (see `short_plain`).
+            true => {
+                debug_assert!(!may_need_escape(record.short_message.as_bytes()));
+                out.extend_from_slice(record.short_message.as_bytes());
+            }
+            false => escaped(out, &record.short_message),
+        }
         if let Some(full) = &record.full_message {
             out.extend_from_slice(b"\tfull_message:");
             escaped(out, full);

@@ -1,4 +1,5 @@
 use super::*;
+use crate::json::needs_escape;
 use crate::mapping::{EpochMicros, Field, FieldValue, TRUNCATED_MARKER};
 use std::borrow::Cow;
 
@@ -7,6 +8,7 @@ fn sample() -> MappedRecord<'static> {
         host: "box-1",
         host_wire: &[],
         short_message: Cow::Borrowed("hello \"world\"\u{0}"),
+        short_plain: false,
         full_message: Some(Cow::Borrowed("line 1\nline\t2")),
         time: EpochMicros {
             secs: 1_700_000_000,
@@ -107,6 +109,8 @@ fn oversized_records_are_cut_not_dropped() {
     ] {
         let mut record = sample();
         record.short_message = Cow::Owned(body.clone());
+        // Cuts of a plain text stay plain (the encoders assert it).
+        record.short_plain = !needs_escape(body.as_bytes());
         record.full_message = Some(Cow::Owned(body.clone()));
         record.fields.push(Field {
             key: Cow::Borrowed("big"),
@@ -149,6 +153,34 @@ fn escape_widths_agree_with_the_encoders() {
         let mut out = Vec::new();
         Ltsv::encode_field(&field(&text), &mut out);
         assert_eq!(Ltsv::ESCAPES.width(&text), out.len() - 3, "LTSV {c:?}");
+    }
+}
+
+/// A short message said plain is written as one that is not: no format
+/// escapes a character JSON leaves as is.
+#[test]
+fn plain_short_messages_are_written_as_any_other() {
+    let chars = (0u8..0x80)
+        .map(char::from)
+        .chain(['\u{80}', 'é', '€', '😀', '\u{2028}']);
+    for c in chars {
+        let text = format!("a{c}b");
+        if needs_escape(text.as_bytes()) {
+            continue;
+        }
+        assert_eq!(Gelf::ESCAPES.width(&text), text.len(), "GELF {c:?}");
+        assert_eq!(Ltsv::ESCAPES.width(&text), text.len(), "LTSV {c:?}");
+        let mut record = sample();
+        record.short_message = Cow::Owned(text);
+        let encode = |record: &MappedRecord<'_>| {
+            let (mut gelf, mut ltsv) = (Vec::new(), Vec::new());
+            Gelf::encode(record, &mut gelf);
+            Ltsv::encode(record, &mut ltsv);
+            (gelf, ltsv)
+        };
+        let unknown = encode(&record);
+        record.short_plain = true;
+        assert_eq!(encode(&record), unknown, "{c:?}");
     }
 }
 
@@ -198,6 +230,7 @@ fn cut_records_keep_all_the_frame_can_hold() {
         for full in [None, Some(body.as_str()), Some("at main.rs:1")] {
             let mut record = sample();
             record.short_message = Cow::Owned(body.clone());
+            record.short_plain = !needs_escape(body.as_bytes());
             record.full_message = full.map(|full| Cow::Owned(full.to_string()));
             for max in [1024, 4096, 16_384] {
                 let (out, json) = cut_gelf(&record, max);

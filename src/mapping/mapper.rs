@@ -18,6 +18,7 @@ use super::values::{
     str_head, syslog_level, truncate_text, value_json, EpochMicros, StaticVerdict,
 };
 use super::{MappingOptions, MAX_FLATTEN_DEPTH, NO_MESSAGE};
+use crate::json::needs_escape;
 use opentelemetry::logs::AnyValue;
 use opentelemetry::{InstrumentationScope, Key, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -341,7 +342,8 @@ impl Mapper {
                 _ => trace,
             })
             .filter(|trace| !trace.is_empty());
-        let (short_message, full_message) = messages(body, stacktrace, event_name, target);
+        let (short_message, full_message, short_plain) =
+            messages(body, stacktrace, event_name, target);
         let statics = self.wire.as_ref().map(|wire| Statics {
             head: &wire.head,
             tail: &wire.tail,
@@ -352,6 +354,7 @@ impl Mapper {
             host: &self.host,
             host_wire: self.wire.as_ref().map_or(&[][..], |wire| &wire.host[..]),
             short_message,
+            short_plain,
             full_message,
             time: record
                 .timestamp()
@@ -848,22 +851,27 @@ fn other_body_text(body: &AnyValue, max: usize) -> Cow<'_, str> {
     }
 }
 
-/// Chooses `short_message` (never blank) and `full_message`. In line for
-/// the common record, a body of one line without a stack trace.
+/// Chooses `short_message` (never blank) and `full_message`, and tells
+/// whether the short message is known to be plain (see
+/// [`MappedRecord::short_plain`]). In line for the common record, a body of
+/// one line without a stack trace: one scan of the body finds it both
+/// plain and of one line (a line feed is a control character), and spares
+/// the encoder its own.
 #[inline]
 pub(super) fn messages<'a>(
     body: Option<Cow<'a, str>>,
     stacktrace: Option<&'a str>,
     event_name: Option<&'a str>,
     target: Option<&'a str>,
-) -> (Cow<'a, str>, Option<Cow<'a, str>>) {
+) -> (Cow<'a, str>, Option<Cow<'a, str>>, bool) {
     match (body, stacktrace) {
-        (Some(body), None)
-            if !is_blank(&body) && !crate::swar::contains(body.as_bytes(), b'\n') =>
-        {
-            (body, None)
+        (Some(body), None) if !is_blank(&body) && !needs_escape(body.as_bytes()) => {
+            (body, None, true)
         }
-        (body, stacktrace) => other_messages(body, stacktrace, event_name, target),
+        (body, stacktrace) => {
+            let (short, full) = other_messages(body, stacktrace, event_name, target);
+            (short, full, false)
+        }
     }
 }
 
@@ -917,24 +925,45 @@ mod tests {
     use super::*;
 
     /// The common record's messages, decided in line, are those the
-    /// general case chooses, for bodies blank, of one line or more, with
-    /// or without a stack trace, an event name or a target.
+    /// general case chooses, for bodies blank, of one line or more, plain
+    /// or with bytes to escape, with or without a stack trace, an event
+    /// name or a target; a short message said plain is, and the common
+    /// record's is said so.
     #[test]
     fn messages_in_line_are_those_of_the_general_case() {
         let bodies = [
-            "", " ", "\t", "a", "a b", "a\nb", "\na", "a\n", "a\r", " \n a",
+            "",
+            " ",
+            "\t",
+            "a",
+            "a b",
+            "a\nb",
+            "\na",
+            "a\n",
+            "a\r",
+            " \n a",
+            "a\"b",
+            "a\\b",
+            "a\tb",
+            "a\u{1}",
+            "a\u{7f}é",
         ];
         for body in bodies.map(Some).into_iter().chain([None]) {
             for trace in [None, Some("at x"), Some("")] {
                 for event in [None, Some("ev")] {
                     for target in [None, Some("t"), Some(" ")] {
                         let body = || body.map(Cow::Borrowed);
+                        let case = format!("{:?} {trace:?} {event:?} {target:?}", body());
+                        let (short, full, plain) = messages(body(), trace, event, target);
                         assert_eq!(
-                            messages(body(), trace, event, target),
+                            (short.clone(), full),
                             other_messages(body(), trace, event, target),
-                            "{body:?} {trace:?} {event:?} {target:?}",
-                            body = body(),
+                            "{case}"
                         );
+                        let common = trace.is_none()
+                            && body().is_some_and(|b| !is_blank(&b) && !needs_escape(b.as_bytes()));
+                        assert_eq!(plain, common, "{case}");
+                        assert!(!plain || !needs_escape(short.as_bytes()), "{case}");
                     }
                 }
             }

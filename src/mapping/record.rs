@@ -80,6 +80,11 @@ pub(crate) struct MappedRecord<'a> {
     pub(crate) host_wire: &'a [u8],
     /// The one-line message, never blank.
     pub(crate) short_message: Cow<'a, str>,
+    /// True when `short_message` is known to hold no byte that any format
+    /// escapes (no control character, `"` or `\`), so that an encoder
+    /// copies it as is; false when not known. Cuts keep it true: a plain
+    /// text's head, followed by the plain [`TRUNCATED_MARKER`], is plain.
+    pub(crate) short_plain: bool,
     /// The long form: a multi-line body and/or a stack trace.
     pub(crate) full_message: Option<Cow<'a, str>>,
     /// The record's time (its timestamp, else its observed timestamp, else now).
@@ -204,6 +209,7 @@ impl MappedRecord<'_> {
             host: self.host,
             host_wire: self.host_wire,
             short_message: Cow::Borrowed(""),
+            short_plain: true,
             full_message: self.full_message.as_ref().map(|_| Cow::Borrowed("")),
             time: self.time,
             level: self.level,
@@ -499,6 +505,7 @@ mod tests {
             host: "h",
             host_wire: &[],
             short_message: Cow::Owned(short),
+            short_plain: false,
             full_message: full.then_some(Cow::Borrowed("full")),
             time: EpochMicros { secs: 0, micros: 0 },
             level: 6,
