@@ -3,9 +3,9 @@
 //!
 //! Written by hand because it is the encoders' hot path: a string with nothing
 //! to escape is copied as is, any other is escaped as `serde_json` escapes
-//! (control characters, NUL included, become `\uXXXX`); integers through
-//! `itoa`, floats in the shortest round-trip form `serde_json` writes (by
-//! hand for those of at most three decimals, the most logged).
+//! (control characters, NUL included, become `\uXXXX`); integers, and
+//! floats in the shortest round-trip form `serde_json` writes (by hand for
+//! those of at most three decimals, the most logged).
 
 use crate::swar;
 
@@ -96,9 +96,36 @@ fn escapes(word: u64) -> u64 {
     swar::below(word, 0x20) | swar::equal(word, b'"') | swar::equal(word, b'\\')
 }
 
-/// Writes an integer in decimal.
-pub(crate) fn push_int(out: &mut Vec<u8>, i: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+/// Writes an integer in decimal. By hand rather than through `itoa`: the
+/// digits, written from the start of an array, are appended by a copy of
+/// constant length ([`extend_from_window`]), on every integer field's path.
+pub(crate) fn push_int(out: &mut Vec<u8>, i: i64) {
+    /// `i64::MIN`'s sign and 19 digits.
+    const ROOM: usize = 20;
+    let mut text = [b'-'; ROOM];
+    let n = i.unsigned_abs();
+    let sign = usize::from(i < 0);
+    let len = sign + decimal_len(n);
+    put_digits(&mut text[sign..len], n);
+    extend_from_window(out, &text, len);
+}
+
+/// Appends the first `len` bytes of `window` (`len <= N`): all `N` are
+/// copied, then the buffer is cut back. A copy of constant length compiles
+/// to a few vector moves; one of a length known only at run time calls
+/// `memcpy`, and with it the encoder took about 1.15 times as long over
+/// records with an integer and a double (forty paired runs).
+#[inline(always)]
+fn extend_from_window<const N: usize>(out: &mut Vec<u8>, window: &[u8; N], len: usize) {
+    debug_assert!(len <= N);
+    out.extend_from_slice(window);
+    out.truncate(out.len() - N + len.min(N));
+}
+
+/// How many decimal digits `n` has (1 for 0).
+#[inline(always)]
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
 /// Writes a syslog level (0 to 7, one digit) in decimal.
@@ -106,7 +133,7 @@ pub(crate) fn push_int(out: &mut Vec<u8>, i: impl itoa::Integer) {
 pub(crate) fn push_level(out: &mut Vec<u8>, level: u8) {
     match level {
         0..=9 => out.push(b'0' + level),
-        _ => push_int(out, level),
+        _ => push_int(out, i64::from(level)),
     }
 }
 
@@ -184,37 +211,22 @@ fn push_short_decimal(out: &mut Vec<u8>, f: f64) -> bool {
     if n == 0 || n as f64 / SCALE != f {
         return false;
     }
-    let (mut whole, thousandths) = (n.unsigned_abs() / 1000, n.unsigned_abs() % 1000);
-    // Written around the point: to its left at most 12 digits and a sign,
-    // two digits at a time; to its right the thousandths, `.0` for a whole
-    // number, else without trailing zeros.
-    const POINT: usize = 13;
-    let mut text = [0u8; POINT + 4];
+    let (whole, thousandths) = (n.unsigned_abs() / 1000, n.unsigned_abs() % 1000);
+    // From the array's start (so that it is appended by a copy of constant
+    // length): a sign, at most 12 digits, the point and the thousandths,
+    // `.0` for a whole number, else without trailing zeros.
+    let mut text = [b'-'; 17];
+    let sign = usize::from(n < 0);
+    let point = sign + decimal_len(whole);
+    put_digits(&mut text[sign..point], whole);
     let [tens, units] = digit_pair(thousandths);
-    text[POINT..].copy_from_slice(&[b'.', b'0' + (thousandths / 100) as u8, tens, units]);
+    text[point..point + 4].copy_from_slice(&[b'.', b'0' + (thousandths / 100) as u8, tens, units]);
     let decimals = match thousandths {
         t if t % 100 == 0 => 1,
         t if t % 10 == 0 => 2,
         _ => 3,
     };
-    let mut at = POINT;
-    while whole >= 100 {
-        at -= 2;
-        text[at..at + 2].copy_from_slice(&digit_pair(whole));
-        whole /= 100;
-    }
-    if whole >= 10 {
-        at -= 2;
-        text[at..at + 2].copy_from_slice(&digit_pair(whole));
-    } else {
-        at -= 1;
-        text[at] = b'0' + whole as u8;
-    }
-    if n < 0 {
-        at -= 1;
-        text[at] = b'-';
-    }
-    out.extend_from_slice(&text[at..POINT + 1 + decimals]);
+    extend_from_window(out, &text, point + 1 + decimals);
     true
 }
 
@@ -257,11 +269,15 @@ mod tests {
         }
     }
 
-    /// `f` as [`json_float`] writes it, and as serde_json does.
+    /// `f` as [`json_float`] writes it (after a byte already in the
+    /// buffer, which stays), and as serde_json does.
     fn both_floats(f: f64) -> (String, String) {
-        let mut out = Vec::new();
+        let mut out = b"[".to_vec();
         json_float(&mut out, f);
-        let ours = String::from_utf8(out).unwrap_or_default();
+        let ours = match out.split_first() {
+            Some((b'[', rest)) => String::from_utf8(rest.to_vec()).unwrap_or_default(),
+            _ => String::new(),
+        };
         (ours, serde_json::to_string(&f).unwrap_or_default())
     }
 
@@ -331,6 +347,22 @@ mod tests {
                 let (ours, theirs) = both_floats(f);
                 assert_eq!(ours, theirs, "{f}");
             }
+        }
+    }
+
+    /// Every width of either sign, and the ends of the range, as `itoa`
+    /// writes them.
+    #[test]
+    fn integers_are_written_as_itoa_writes_them() {
+        let mut ints = vec![0, i64::MIN, i64::MAX, i64::MIN + 1];
+        for power in 0..19 {
+            let p = 10i64.pow(power);
+            ints.extend([p - 1, p, p + 1, 7 * p].iter().flat_map(|&i| [i, -i]));
+        }
+        for i in ints {
+            let mut out = b"x".to_vec();
+            push_int(&mut out, i);
+            assert_eq!(&out[1..], itoa::Buffer::new().format(i).as_bytes(), "{i}");
         }
     }
 
