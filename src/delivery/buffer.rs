@@ -162,15 +162,11 @@ impl RetryBuffer {
             // otherwise the bytes are moved once, as a copy would).
             let spare = std::mem::take(out);
             *out = Vec::from(std::mem::replace(&mut self.bytes, VecDeque::from(spare)));
-            lens.extend(self.lens.drain(..));
+            move_front(&mut self.lens, count, lens);
             return;
         }
-        let (a, b) = self.bytes.as_slices();
-        let from_a = total.min(a.len());
-        out.extend_from_slice(&a[..from_a]);
-        out.extend_from_slice(&b[..total - from_a]);
-        self.bytes.drain(..total);
-        lens.extend(self.lens.drain(..count));
+        move_front(&mut self.bytes, total, out);
+        move_front(&mut self.lens, count, lens);
     }
 
     /// Empties the buffer, returning how many records and bytes it held.
@@ -190,6 +186,17 @@ impl RetryBuffer {
             dropped.add(len);
         }
     }
+}
+
+/// Moves the first `count` items of `from` to the end of `to`, a slice at
+/// a time (`extend` from a `drain` would push them one by one).
+fn move_front<T: Copy>(from: &mut VecDeque<T>, count: usize, to: &mut Vec<T>) {
+    let count = count.min(from.len());
+    let (a, b) = from.as_slices();
+    let from_a = count.min(a.len());
+    to.extend_from_slice(&a[..from_a]);
+    to.extend_from_slice(&b[..count - from_a]);
+    from.drain(..count);
 }
 
 #[cfg(test)]

@@ -427,13 +427,21 @@ impl Unacked {
         }
         let mut done = 0;
         while let Some(chunk) = self.chunks.front_mut() {
-            while chunk.acked < chunk.ends.len() && chunk.ends[chunk.acked] <= acked.through {
-                let len = chunk.frames.run().lens()[chunk.acked];
-                chunk.acked += 1;
-                done += 1;
-                self.records -= 1;
-                self.bytes -= len;
-            }
+            // The frames end in order: those acknowledged now are a run
+            // from the first not acknowledged, found by bisection and
+            // counted at once.
+            let waiting = chunk.ends.get(chunk.acked..).unwrap_or_default();
+            let newly = waiting.partition_point(|&end| end <= acked.through);
+            let lens = chunk.frames.run().lens();
+            let bytes: usize = lens
+                .get(chunk.acked..chunk.acked + newly)
+                .unwrap_or_default()
+                .iter()
+                .sum();
+            chunk.acked += newly;
+            done += newly;
+            self.records -= newly;
+            self.bytes -= bytes;
             if chunk.acked < chunk.ends.len() {
                 break;
             }
