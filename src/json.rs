@@ -102,12 +102,10 @@ pub(crate) fn push_int(out: &mut Vec<u8>, i: impl itoa::Integer) {
 }
 
 /// Appends the first `len` bytes of `window` (`len <= N`): all `N` are
-/// copied, then the buffer is cut back: a copy of constant length, a few
-/// vector moves, where one of a length known only at run time calls
-/// `memcpy`. Through `memcpy`, the encoder took about 1.15 times as long
-/// over records with a double (paired runs, also with every function and
-/// block aligned). Measured there: in a loop of nothing but doubles, this
-/// copy is the slower (it reads back digits just stored).
+/// copied, then the buffer is cut back. A copy of constant length is a
+/// few vector moves; one of a length known only at run time calls
+/// `memcpy`, with which the encoder took 1.16 times as long over records
+/// with a double (docs/performance.md, "Counting instructions").
 #[inline(always)]
 fn extend_from_window<const N: usize>(out: &mut Vec<u8>, window: &[u8; N], len: usize) {
     debug_assert!(len <= N);
@@ -307,6 +305,7 @@ mod tests {
             123_456.78,
             1_234_567.891,
             98_765_432.1,
+            123_456_789.5,
             4_294_967_296.0,
             12_345_678_901.25,
             2.675,

@@ -188,9 +188,11 @@ impl RetryBuffer {
     }
 }
 
-/// Moves the first `count` items of `from` to the end of `to`, a slice at
-/// a time (`extend` from a `drain` would push them one by one).
+/// Moves the first `count` items of `from` (at most all) to the end of
+/// `to`, a slice at a time (`extend` from a `drain` would push them one by
+/// one).
 fn move_front<T: Copy>(from: &mut VecDeque<T>, count: usize, to: &mut Vec<T>) {
+    debug_assert!(count <= from.len());
     let count = count.min(from.len());
     let (a, b) = from.as_slices();
     let from_a = count.min(a.len());

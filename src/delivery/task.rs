@@ -430,6 +430,7 @@ impl Unacked {
             // The frames end in order: those acknowledged now are a run
             // from the first not acknowledged, found by bisection and
             // counted at once.
+            debug_assert_eq!(chunk.ends.len(), chunk.frames.len());
             let waiting = chunk.ends.get(chunk.acked..).unwrap_or_default();
             let newly = waiting.partition_point(|&end| end <= acked.through);
             let lens = chunk.frames.run().lens();
