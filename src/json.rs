@@ -101,24 +101,6 @@ pub(crate) fn push_int(out: &mut Vec<u8>, i: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
 }
 
-/// Appends the first `len` bytes of `window` (`len <= N`): all `N` are
-/// copied, then the buffer is cut back. A copy of constant length is a
-/// few vector moves; one of a length known only at run time calls
-/// `memcpy`, with which the encoder took 1.16 times as long over records
-/// with a double (docs/performance.md, "Counting instructions").
-#[inline(always)]
-fn extend_from_window<const N: usize>(out: &mut Vec<u8>, window: &[u8; N], len: usize) {
-    debug_assert!(len <= N);
-    out.extend_from_slice(window);
-    out.truncate(out.len() - N + len.min(N));
-}
-
-/// How many decimal digits `n` has (1 for 0).
-#[inline(always)]
-fn decimal_len(n: u64) -> usize {
-    n.checked_ilog10().map_or(1, |log| log as usize + 1)
-}
-
 /// Writes a syslog level (0 to 7, one digit) in decimal.
 #[inline]
 pub(crate) fn push_level(out: &mut Vec<u8>, level: u8) {
@@ -202,22 +184,37 @@ fn push_short_decimal(out: &mut Vec<u8>, f: f64) -> bool {
     if n == 0 || n as f64 / SCALE != f {
         return false;
     }
-    let (whole, thousandths) = (n.unsigned_abs() / 1000, n.unsigned_abs() % 1000);
-    // From the array's start (so that it is appended by a copy of constant
-    // length): a sign, at most 12 digits, the point and the thousandths,
-    // `.0` for a whole number, else without trailing zeros.
-    let mut text = [b'-'; 17];
-    let sign = usize::from(n < 0);
-    let point = sign + decimal_len(whole);
-    put_digits(&mut text[sign..point], whole);
+    let (mut whole, thousandths) = (n.unsigned_abs() / 1000, n.unsigned_abs() % 1000);
+    // Written around the point: to its left at most 12 digits and a sign,
+    // two digits at a time; to its right the thousandths, `.0` for a whole
+    // number, else without trailing zeros.
+    const POINT: usize = 13;
+    let mut text = [0u8; POINT + 4];
     let [tens, units] = digit_pair(thousandths);
-    text[point..point + 4].copy_from_slice(&[b'.', b'0' + (thousandths / 100) as u8, tens, units]);
+    text[POINT..].copy_from_slice(&[b'.', b'0' + (thousandths / 100) as u8, tens, units]);
     let decimals = match thousandths {
         t if t % 100 == 0 => 1,
         t if t % 10 == 0 => 2,
         _ => 3,
     };
-    extend_from_window(out, &text, point + 1 + decimals);
+    let mut at = POINT;
+    while whole >= 100 {
+        at -= 2;
+        text[at..at + 2].copy_from_slice(&digit_pair(whole));
+        whole /= 100;
+    }
+    if whole >= 10 {
+        at -= 2;
+        text[at..at + 2].copy_from_slice(&digit_pair(whole));
+    } else {
+        at -= 1;
+        text[at] = b'0' + whole as u8;
+    }
+    if n < 0 {
+        at -= 1;
+        text[at] = b'-';
+    }
+    out.extend_from_slice(&text[at..POINT + 1 + decimals]);
     true
 }
 
