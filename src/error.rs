@@ -29,7 +29,8 @@ pub enum Error {
          `udp://host:port` or `http(s)://host[:port][/path][?query]`)"
     )]
     InvalidEndpoint {
-        /// The endpoint as given.
+        /// The endpoint as given, its credentials, query values and
+        /// fragment hidden.
         endpoint: String,
         /// What is wrong with it.
         reason: String,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use opentelemetry::Value;
 
+use super::endpoint::redacted;
 use super::{
     Compression, Framing, HttpOptions, DEFAULT_BUFFER_BYTES, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
@@ -62,7 +63,8 @@ impl<F: Format> fmt::Debug for ExporterBuilder<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExporterBuilder")
             .field("format", &F::NAME)
-            .field("endpoint", &self.endpoint)
+            // As given, it may hold a password or a token in its query.
+            .field("endpoint", &self.endpoint.as_deref().map(redacted))
             .field("ca_files", &self.ca_files)
             .field("builtin_roots", &self.builtin_roots)
             .field("client_certificate", &self.client_certificate)

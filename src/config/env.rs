@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use opentelemetry::Value;
 use percent_encoding::percent_decode_str;
 
+use super::options::check_header;
 use super::{Compression, Endpoint, ExporterBuilder, Scheme};
 use crate::encode::Format;
 use crate::error::{Error, Result};
@@ -87,7 +88,14 @@ impl<F: Format> ExporterBuilder<F> {
             if !http {
                 return Err(not_for(&name, endpoint, "`http://` and `https://`"));
             }
-            for (key, value) in key_values(&name, &value)? {
+            for (entry, key, value) in key_values(&name, &value)? {
+                // Checked here so that an error names the variable.
+                check_header(&key, &value).map_err(|problem| {
+                    problem.error(
+                        &format!("{name}: entry {entry}"),
+                        "write `name=value` entries, as in `Authorization=Bearer%20...`",
+                    )
+                })?;
                 if !self
                     .http_headers
                     .iter()
@@ -136,7 +144,7 @@ impl<F: Format> ExporterBuilder<F> {
             }
         }
         if let Some((name, value)) = env.get("STATIC_FIELDS") {
-            for (key, value) in key_values(&name, &value)? {
+            for (_, key, value) in key_values(&name, &value)? {
                 self.add_extra_if_unset(key, value);
             }
         }
@@ -167,9 +175,10 @@ fn not_for(name: &str, endpoint: &Endpoint, schemes: &str) -> Error {
 
 /// Parses `key=value,key2=value2` as the OTLP exporter's header variable is
 /// written: entries separated by commas, each key and value trimmed and
-/// percent-decoded (so `%2C` is a comma in a value). Values are never shown
-/// in errors, since they often hold secrets.
-pub(super) fn key_values(name: &str, text: &str) -> Result<Vec<(String, String)>> {
+/// percent-decoded (so `%2C` is a comma in a value); each with its entry's
+/// number, from 1. Values are never shown in errors, since they often hold
+/// secrets.
+pub(super) fn key_values(name: &str, text: &str) -> Result<Vec<(usize, String, String)>> {
     let mut pairs = Vec::new();
     for (index, entry) in text.split(',').enumerate() {
         if entry.trim().is_empty() {
@@ -201,7 +210,7 @@ pub(super) fn key_values(name: &str, text: &str) -> Result<Vec<(String, String)>
                 index + 1
             )));
         }
-        pairs.push((key, decode(value)?));
+        pairs.push((index + 1, key, decode(value)?));
     }
     Ok(pairs)
 }
@@ -415,12 +424,51 @@ mod tests {
         assert_eq!(
             pairs,
             [
-                ("a".to_string(), "1".to_string()),
-                ("b".to_string(), "x,y=z".to_string()),
-                ("Authorization".to_string(), "Bearer t".to_string()),
+                (1, "a".to_string(), "1".to_string()),
+                (2, "b".to_string(), "x,y=z".to_string()),
+                (4, "Authorization".to_string(), "Bearer t".to_string()),
             ]
         );
-        assert_eq!(key_values("V", "a=").unwrap(), [("a".into(), "".into())]);
+        assert_eq!(key_values("V", "a=").unwrap(), [(1, "a".into(), "".into())]);
+    }
+
+    /// A header variable's bad entry is reported with the variable and the
+    /// entry, and shows neither its value nor a name that may hold one.
+    #[test]
+    fn bad_header_entries_name_the_variable_and_hide_secrets() {
+        let refused = |headers: &str| {
+            resolve(
+                ExporterBuilder::<Gelf>::default(),
+                &[
+                    ("OTEL_EXPORTER_GELF_ENDPOINT", "https://h/gelf"),
+                    ("OTEL_EXPORTER_GELF_HEADERS", headers),
+                ],
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        // `name: value` written whole, its base64 ending in `=`.
+        let text = refused("X-Team=core,Authorization: Basic dXNlcjpwYXNz==");
+        assert!(
+            text.contains("OTEL_EXPORTER_GELF_HEADERS: entry 2")
+                && text.contains("not a valid HTTP header name")
+                && text.contains("write `name=value` entries"),
+            "{text}"
+        );
+        assert!(!text.contains("dXNlcjpwYXNz"), "{text}");
+        let text = refused("Content-Type=application/json");
+        assert!(
+            text.contains("OTEL_EXPORTER_GELF_HEADERS: entry 1")
+                && text.contains("content-type is set by the exporter itself"),
+            "{text}"
+        );
+        let text = refused("X-Key=line%0Abreak%20s3cr3t");
+        assert!(
+            text.contains("OTEL_EXPORTER_GELF_HEADERS: entry 1")
+                && text.contains("the value of x-key is not a valid"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cr3t"), "{text}");
     }
 
     #[test]

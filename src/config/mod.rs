@@ -275,6 +275,13 @@ mod tests {
             .with_endpoint("https://h:1/gelf")
             .with_http_header("Authorization", "Bearer s3cr3t");
         assert!(!format!("{builder:?}").contains("s3cr3t"));
+        // The endpoint as given, before `build()` checks it: its password
+        // and its query's values hidden.
+        for endpoint in ["https://user:pa55@h:1/gelf", "https://h:1/gelf?token=pa55"] {
+            let builder = ExporterBuilder::<Gelf>::default().with_endpoint(endpoint);
+            let shown = format!("{builder:?}");
+            assert!(shown.contains("h:1") && !shown.contains("pa55"), "{shown}");
+        }
 
         let refused = |endpoint: &str, name: &str, value: &str| {
             ExporterBuilder::<Gelf>::default()
@@ -287,7 +294,16 @@ mod tests {
         let text = refused("tls://h:1", "Authorization", "x");
         assert!(text.contains("not an `http://` or `https://`"), "{text}");
         let text = refused("http://h:1", "Bad Name", "x");
-        assert!(text.contains("not a valid HTTP header name"), "{text}");
+        assert!(
+            text.contains(
+                "`with_http_header` (header 1): the name is not a valid HTTP header name"
+            ),
+            "{text}"
+        );
+        // A header written whole as its name: the name holds the secret.
+        let text = refused("http://h:1", "Authorization: Bearer s3cr3t", "");
+        assert!(text.contains("give the name and the value apart"), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
         let text = refused("http://h:1", "X-Key", "line\nbreak s3cr3t");
         assert!(text.contains("not a valid HTTP header value"), "{text}");
         assert!(!text.contains("s3cr3t"), "{text}");

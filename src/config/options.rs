@@ -231,29 +231,76 @@ pub(super) fn http_headers(
     }
     headers
         .into_iter()
-        .map(|(name, value)| {
-            let header = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
-                Error::InvalidConfig(format!(
-                    "`with_http_header`: {name:?} is not a valid HTTP header name (letters, \
-                     digits and `!#$%&'*+-.^_`|~` only)"
-                ))
-            })?;
-            if MANAGED_HEADERS.contains(&header.as_str()) {
-                return Err(Error::InvalidConfig(format!(
-                    "`with_http_header`: {header} is set by the exporter itself and cannot be \
-                     overridden"
-                )));
-            }
-            let mut value = HeaderValue::from_str(value.trim()).map_err(|_| {
-                Error::InvalidConfig(format!(
-                    "`with_http_header`: the value of {header} is not a valid HTTP header \
-                     value (visible ASCII and spaces only; the value is not shown)"
-                ))
-            })?;
-            value.set_sensitive(true);
-            Ok((header, value))
+        .enumerate()
+        .map(|(index, (name, value))| {
+            check_header(&name, &value).map_err(|problem| {
+                problem.error(
+                    &format!("`with_http_header` (header {})", index + 1),
+                    "give the name and the value apart, as in \
+                     `with_http_header(\"Authorization\", \"Bearer ...\")`",
+                )
+            })
         })
         .collect()
+}
+
+/// Why a header cannot be sent.
+#[derive(Debug)]
+pub(super) enum HeaderProblem {
+    /// The name is not a valid header name.
+    Name {
+        /// It holds a `:`, as `name: value` written whole would.
+        colon: bool,
+    },
+    /// The transport sets this header itself.
+    Managed(HeaderName),
+    /// The value is not a valid header value.
+    Value(HeaderName),
+}
+
+impl HeaderProblem {
+    /// The error for a header given by `source`; `how` says how to write
+    /// one there. Neither the value nor an invalid name is shown: a name
+    /// written as `Authorization: Basic ...` holds the secret.
+    pub(super) fn error(&self, source: &str, how: &str) -> Error {
+        Error::InvalidConfig(match self {
+            HeaderProblem::Name { colon } => format!(
+                "{source}: the name is not a valid HTTP header name (letters, digits and \
+                 `!#$%&'*+-.^_`|~` only; it is not shown, in case it holds a secret){}",
+                if *colon {
+                    format!("; it holds a `:`: {how}")
+                } else {
+                    String::new()
+                }
+            ),
+            HeaderProblem::Managed(header) => {
+                format!("{source}: {header} is set by the exporter itself and cannot be overridden")
+            }
+            HeaderProblem::Value(header) => format!(
+                "{source}: the value of {header} is not a valid HTTP header value (visible \
+                 ASCII and spaces only; the value is not shown)"
+            ),
+        })
+    }
+}
+
+/// One header as given, trimmed: valid, and not one the transport sets; its
+/// value marked sensitive.
+pub(super) fn check_header(
+    name: &str,
+    value: &str,
+) -> std::result::Result<(HeaderName, HeaderValue), HeaderProblem> {
+    let header =
+        HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| HeaderProblem::Name {
+            colon: name.contains(':'),
+        })?;
+    if MANAGED_HEADERS.contains(&header.as_str()) {
+        return Err(HeaderProblem::Managed(header));
+    }
+    let mut value =
+        HeaderValue::from_str(value.trim()).map_err(|_| HeaderProblem::Value(header.clone()))?;
+    value.set_sensitive(true);
+    Ok((header, value))
 }
 
 /// GELF over HTTP(S) settings.
