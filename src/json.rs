@@ -152,8 +152,19 @@ pub(crate) fn json_float(out: &mut Vec<u8>, f: f64) {
     if f.is_finite() {
         let _ = serde_json::to_writer(&mut *out, &f);
     } else {
-        // The mapping never produces these; stay valid JSON regardless.
-        json_str(out, &f.to_string());
+        json_str(out, non_finite_text(f));
+    }
+}
+
+/// A double JSON has no number for, as the text sent in its place:
+/// `NaN`, `Infinity` or `-Infinity` (JavaScript's names), wherever it is.
+pub(crate) fn non_finite_text(f: f64) -> &'static str {
+    if f.is_nan() {
+        "NaN"
+    } else if f > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
     }
 }
 

@@ -18,7 +18,7 @@ use super::values::{
     str_head, syslog_level, truncate_text, value_json, EpochMicros, StaticVerdict,
 };
 use super::{MappingOptions, MAX_FLATTEN_DEPTH, NO_MESSAGE};
-use crate::json::needs_escape;
+use crate::json::{needs_escape, non_finite_text};
 use opentelemetry::logs::AnyValue;
 use opentelemetry::{InstrumentationScope, Key, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -694,16 +694,10 @@ impl Mapper {
     /// A double: finite ones stay numbers (typed), the others become text.
     #[inline]
     pub(super) fn float(&self, value: f64) -> (FieldValue<'static>, Option<Kind>) {
-        let text = if value.is_finite() {
+        if value.is_finite() {
             return (FieldValue::Float(value), Some(Kind::Double));
-        } else if value.is_nan() {
-            "NaN"
-        } else if value > 0.0 {
-            "Infinity"
-        } else {
-            "-Infinity"
-        };
-        (FieldValue::Str(Cow::Borrowed(text)), None)
+        }
+        (FieldValue::Str(Cow::Borrowed(non_finite_text(value))), None)
     }
 
     /// Pushes a resource, scope or static value (`opentelemetry::Value`).
@@ -820,8 +814,12 @@ pub(crate) fn is_flattened(value: &AnyValue) -> bool {
 
 /// tracing's default event name is `event <file>:<line>`: not worth a field.
 pub(super) fn is_meaningful_event(name: &str) -> bool {
-    // Searched from the end, where a default name's colon is.
-    let default_name = name.starts_with("event ") && name.bytes().rev().any(|b| b == b':');
+    let default_name = name
+        .strip_prefix("event ")
+        .and_then(|rest| rest.rsplit_once(':'))
+        .is_some_and(|(file, line)| {
+            !file.is_empty() && !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit())
+        });
     !is_blank(name) && !default_name
 }
 
@@ -844,7 +842,8 @@ fn other_body_text(body: &AnyValue, max: usize) -> Cow<'_, str> {
     match body {
         AnyValue::String(s) => Cow::Borrowed(s.as_str()),
         AnyValue::Int(i) => Cow::Owned(i.to_string()),
-        AnyValue::Double(f) => Cow::Owned(f.to_string()),
+        AnyValue::Double(f) if f.is_finite() => Cow::Owned(f.to_string()),
+        AnyValue::Double(f) => Cow::Borrowed(non_finite_text(*f)),
         AnyValue::Boolean(b) => Cow::Borrowed(bool_text(*b)),
         AnyValue::Bytes(bytes) => Cow::Owned(base64_text(bytes, max)),
         other => Cow::Owned(any_json_text(other, max)),

@@ -478,7 +478,13 @@ fn short_message_is_never_blank() {
     rec.set_event_name("user.login");
     assert_eq!(mapper.map(&rec, &scope).short_message, "user.login");
     // Only tracing's `event <file>:<line>` is a default name.
-    for name in ["user:login", "event login"] {
+    for name in [
+        "user:login",
+        "event login",
+        "event cache:miss",
+        "event a.rs:",
+        "event :12",
+    ] {
         rec.set_event_name(name);
         assert_eq!(mapper.map(&rec, &scope).short_message, name);
     }
@@ -689,6 +695,24 @@ fn only_what_could_fit_a_frame_is_read() {
     rec.set_body(AnyValue::from(format!("{}\nhello", " ".repeat(2 * FRAME))));
     let m = mapper.map(&rec, &scope);
     assert_eq!(m.short_message, "hello");
+}
+
+/// A double body is its text; one JSON has no number for is spelled as
+/// such a field's value is.
+#[test]
+fn double_bodies_are_their_text() {
+    let mapper = Mapper::new(&MappingOptions::default());
+    let scope = InstrumentationScope::builder("s").build();
+    for (f, text) in [
+        (12.5, "12.5"),
+        (f64::NAN, "NaN"),
+        (f64::INFINITY, "Infinity"),
+        (f64::NEG_INFINITY, "-Infinity"),
+    ] {
+        let mut rec = record();
+        rec.set_body(AnyValue::Double(f));
+        assert_eq!(mapper.map(&rec, &scope).short_message, text);
+    }
 }
 
 #[test]

@@ -12,7 +12,7 @@ use opentelemetry::Value;
 
 use super::record::{Field, FieldValue};
 use super::{MAX_JSON_DEPTH, TOO_DEEP, TRUNCATED_MARKER};
-use crate::json::{json_float, json_str, push_int};
+use crate::json::{json_float, json_str, non_finite_text, push_int};
 use crate::memo::last_answer;
 
 impl<'a> Field<'a> {
@@ -374,7 +374,7 @@ pub(super) fn value_json(value: &Value) -> serde_json::Value {
                     if f.is_finite() {
                         J::from(*f)
                     } else {
-                        J::from(f.to_string())
+                        J::from(non_finite_text(*f))
                     }
                 })
                 .collect(),
@@ -580,6 +580,28 @@ mod tests {
         assert_eq!(inner, &serde_json::Value::from(TOO_DEEP));
     }
 
+    /// Doubles JSON has no number for are spelled alike wherever they are:
+    /// in a list of the record's, in a static list, alone as a body.
+    #[test]
+    fn non_finite_doubles_are_spelled_alike_everywhere() {
+        let list = AnyValue::ListAny(Box::new(vec![
+            AnyValue::Double(f64::NAN),
+            AnyValue::Double(f64::INFINITY),
+            AnyValue::Double(f64::NEG_INFINITY),
+        ]));
+        assert_eq!(
+            any_json_text(&list, usize::MAX),
+            r#"["NaN","Infinity","-Infinity"]"#
+        );
+        for (f, text) in [
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
+        ] {
+            assert_eq!(non_finite_text(f), text);
+        }
+    }
+
     #[test]
     fn arrays_of_static_values_become_json_arrays() {
         use opentelemetry::{Array, StringValue};
@@ -591,8 +613,13 @@ mod tests {
             ),
             (Value::Array(Array::I64(vec![-1, 7])), json!([-1, 7])),
             (
-                Value::Array(Array::F64(vec![1.5, f64::NAN, f64::INFINITY])),
-                json!([1.5, "NaN", "inf"]),
+                Value::Array(Array::F64(vec![
+                    1.5,
+                    f64::NAN,
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                ])),
+                json!([1.5, "NaN", "Infinity", "-Infinity"]),
             ),
             (
                 Value::Array(Array::String(vec![StringValue::from("a"), "b".into()])),

@@ -30,7 +30,7 @@ pub fn to_json(value: &AnyValue) -> Value {
     match value {
         AnyValue::Int(i) => Value::from(*i),
         AnyValue::Double(f) if f.is_finite() => Value::from(*f),
-        AnyValue::Double(f) => Value::from(f.to_string()),
+        AnyValue::Double(f) => Value::from(non_finite_text(*f)),
         AnyValue::String(s) => Value::from(s.as_str()),
         AnyValue::Boolean(b) => Value::from(*b),
         AnyValue::Bytes(b) => Value::from(base64_text(b)),
