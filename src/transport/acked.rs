@@ -43,6 +43,11 @@ pub(crate) struct Meter {
     reset: AtomicBool,
     /// The socket is closed: its descriptor is no longer to be asked.
     closed: AtomicBool,
+    /// The kernel refused to tell this open socket's send queue (a sandbox
+    /// filtering `ioctl`, a socket type without it): every byte written
+    /// counts as acknowledged, as where the platform does not tell.
+    #[cfg(target_os = "linux")]
+    untold: AtomicBool,
     #[cfg(target_os = "linux")]
     fd: std::os::fd::RawFd,
 }
@@ -87,8 +92,26 @@ impl Meter {
             if self.closed.load(Ordering::Acquire) {
                 return None;
             }
-            let queued = send_queue(self.fd)?;
-            Some(written.saturating_sub(queued))
+            if self.untold.load(Ordering::Relaxed) {
+                return Some(written);
+            }
+            match send_queue(self.fd) {
+                Ok(queued) => Some(written.saturating_sub(queued)),
+                // Asked again, it would refuse again, and nothing would
+                // ever count as delivered: frames written again and again.
+                Err(error) => {
+                    self.untold.store(true, Ordering::Relaxed);
+                    opentelemetry::otel_warn!(
+                        name: "djehouty.AcknowledgementsUnknown",
+                        message = "the kernel does not tell what the receiver's TCP \
+                                   acknowledged on this connection (SIOCOUTQ refused): \
+                                   records count as exported once written, and a \
+                                   receiver that dies may take some with it",
+                        error = error.to_string()
+                    );
+                    Some(written)
+                }
+            }
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -99,16 +122,19 @@ impl Meter {
 }
 
 /// The bytes written but not yet acknowledged by the peer (`SIOCOUTQ`, the
-/// same request as `TIOCOUTQ`), or `None` if the kernel would not say.
+/// same request as `TIOCOUTQ`), or why the kernel would not say.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn send_queue(fd: std::os::fd::RawFd) -> Option<u64> {
+fn send_queue(fd: std::os::fd::RawFd) -> io::Result<u64> {
     let mut queued: libc::c_int = 0;
     // SAFETY: `fd` is the open socket of a `MeteredTcp` its caller owns (see
     // `Meter::acknowledged`), and TIOCOUTQ writes one `c_int` through the
     // pointer, which points to a live, aligned `c_int`.
     let done = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued as *mut libc::c_int) };
-    (done == 0).then(|| u64::try_from(queued).unwrap_or(0))
+    if done != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::try_from(queued).unwrap_or(0))
 }
 
 /// A TCP stream that counts the bytes it hands to the kernel; the TLS
@@ -137,6 +163,8 @@ impl MeteredTcp {
                 gather: AtomicBool::new(false),
                 reset: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
+                #[cfg(target_os = "linux")]
+                untold: AtomicBool::new(false),
                 #[cfg(target_os = "linux")]
                 fd,
             }),
@@ -520,6 +548,7 @@ mod tests {
             gather: AtomicBool::new(false),
             reset: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            untold: AtomicBool::new(false),
             fd: -1,
         });
         // 300 bytes of handshake first.
@@ -548,9 +577,37 @@ mod tests {
 
         // A question the kernel does not answer tells nothing new.
         assert_eq!(tcp.advance(None), 100);
-        assert_eq!(tls.acknowledged(), 150);
-        let mut fresh = Ledger::new(Arc::clone(&meter), false);
-        fresh.wrote(10);
-        assert_eq!(fresh.acknowledged(), 0, "no socket: nothing acknowledged");
+    }
+
+    /// A descriptor the kernel will not tell the send queue of counts every
+    /// byte written as acknowledged, from the first refusal on: asked again
+    /// and again, it would never count anything delivered. A closed socket
+    /// is not asked, and tells nothing new.
+    #[test]
+    fn a_refused_question_counts_what_was_written() {
+        use std::os::fd::AsRawFd as _;
+        // Not a socket: TIOCOUTQ is refused.
+        let file = std::fs::File::open("/dev/null").expect("/dev/null");
+        let meter = Arc::new(Meter {
+            written: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+            gather: AtomicBool::new(false),
+            reset: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            untold: AtomicBool::new(false),
+            fd: file.as_raw_fd(),
+        });
+        let mut ledger = Ledger::new(Arc::clone(&meter), false);
+        meter.written.store(10, Ordering::Relaxed);
+        ledger.wrote(10);
+        assert_eq!(ledger.acknowledged(), 10);
+        assert!(meter.untold.load(Ordering::Relaxed));
+        meter.written.store(25, Ordering::Relaxed);
+        ledger.wrote(15);
+        assert_eq!(ledger.acknowledged(), 25);
+        meter.closed.store(true, Ordering::Release);
+        meter.written.store(40, Ordering::Relaxed);
+        ledger.wrote(15);
+        assert_eq!(ledger.acknowledged(), 25, "closed: not asked");
     }
 }
