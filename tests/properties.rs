@@ -38,8 +38,22 @@ const SMALL_FRAME: usize = 4096;
 // What the mapping rules promise
 // ---------------------------------------------------------------------------
 
-/// A field name as the exporter writes it (dots replaced), without any prefix.
+/// The longest key sent whole, in bytes (docs/mapping.md, "Keys").
+const MAX_KEY: usize = 255;
+
+/// A field name as the exporter writes it (dots replaced), without any prefix:
+/// a key longer than [`MAX_KEY`] as its first 245 bytes (whole characters),
+/// then `_` and the CRC-32 of the whole key in 8 hex digits.
 fn normalized(raw: &str) -> String {
+    if raw.len() > MAX_KEY {
+        let mut end = MAX_KEY - 10;
+        while !raw.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut key = normalized(&raw[..end]);
+        key.push_str(&format!("_{:08x}", crc32fast::hash(raw.as_bytes())));
+        return key;
+    }
     let mut key: String = if raw.is_empty() {
         "empty_key".to_string()
     } else {

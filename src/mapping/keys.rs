@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use super::values::str_head;
+
 /// Field names the receivers reserve. A user key equal to one of them gets a
 /// trailing `_`. They are Graylog's GELF top-level names, its own message fields,
 /// its search backend's internal names, and the LTSV labels this crate writes.
@@ -194,8 +196,15 @@ pub(super) const KEY_BYTES: [[bool; 256]; 2] = {
     tables
 };
 
+/// The longest name a key is sent under, in bytes, before a type suffix:
+/// a longer key is cut, and marked ([`long_key`]).
+pub(crate) const MAX_KEY_BYTES: usize = 255;
+
 /// Normalizes a key: see the module documentation.
 pub(crate) fn normalize_key(raw: &str, replace_dots: bool) -> Cow<'_, str> {
+    if raw.len() > MAX_KEY_BYTES {
+        return Cow::Owned(long_key(raw, replace_dots));
+    }
     // A hot path: one table lookup per byte, and for a key that needs
     // changes, one allocation and one pass over bytes.
     let valid = &KEY_BYTES[usize::from(!replace_dots)];
@@ -226,6 +235,18 @@ pub(crate) fn normalize_key(raw: &str, replace_dots: bool) -> Cow<'_, str> {
         )
     };
     protect_reserved(&mut key);
+    key
+}
+
+/// A key longer than [`MAX_KEY_BYTES`], as sent: its start, normalized,
+/// then `_` and the CRC-32 of the whole key in 8 hex digits, so that keys
+/// cut alike stay apart. Only the start is copied, whatever the length.
+#[cold]
+fn long_key(raw: &str, replace_dots: bool) -> String {
+    // `_`, 8 digits, and a leading `_` should the start begin with `gl2_`.
+    let head = str_head(raw, MAX_KEY_BYTES - 10);
+    let mut key = normalize_key(head, replace_dots).into_owned();
+    key.push_str(&format!("_{:08x}", crc32fast::hash(raw.as_bytes())));
     key
 }
 

@@ -45,6 +45,53 @@ fn keys_are_normalized() {
     assert!(matches!(normalize_key("plain", true), Cow::Borrowed(_)));
 }
 
+/// A key longer than the bound is cut and ends with its whole text's
+/// CRC-32: bounded, still normalized, and apart from keys cut alike.
+#[test]
+fn long_keys_are_cut_and_marked() {
+    use super::keys::MAX_KEY_BYTES;
+    let at_bound = "k".repeat(MAX_KEY_BYTES);
+    assert_eq!(normalize_key(&at_bound, true), at_bound.as_str());
+    let long = format!("{}.x", "k".repeat(10_000));
+    let other = format!("{}.y", "k".repeat(10_000));
+    let (key, other_key) = (normalize_key(&long, true), normalize_key(&other, true));
+    assert!(key.len() <= MAX_KEY_BYTES, "{} bytes", key.len());
+    let (head, hash) = key.rsplit_once('_').expect("a hash");
+    assert_eq!(hash, format!("{:08x}", crc32fast::hash(long.as_bytes())));
+    assert!(head.bytes().all(|b| b == b'k'), "{head}");
+    assert_ne!(key, other_key);
+    assert_eq!(normalize_key(&long, true), key, "the same every time");
+    // Cut on a character, normalized, moved out of `gl2_`.
+    for raw in [
+        "é".repeat(MAX_KEY_BYTES),
+        format!("gl2_{}", "a.b".repeat(MAX_KEY_BYTES)),
+    ] {
+        let key = normalize_key(&raw, true);
+        assert!(key.len() <= MAX_KEY_BYTES, "{} bytes", key.len());
+        assert!(
+            key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            "{key}"
+        );
+    }
+    assert!(normalize_key(&format!("gl2_{}", "a".repeat(300)), true).starts_with("_gl2_"));
+
+    // In a record, beside others, which stay.
+    let mapper = Mapper::new(&MappingOptions::default());
+    let scope = InstrumentationScope::builder("s").build();
+    let mut rec = record();
+    rec.add_attribute("k".repeat(10_000_000), 1i64);
+    rec.add_attribute("user", "alice");
+    let m = mapper.map(&rec, &scope);
+    assert_eq!(get(&m, "user"), Some(&s("alice")));
+    let cut = m
+        .fields
+        .iter()
+        .find(|f| f.name().starts_with("kkk"))
+        .expect("the long key's field");
+    assert!(cut.name().len() <= MAX_KEY_BYTES, "{}", cut.name().len());
+    assert_eq!(cut.value, FieldValue::Int(1));
+}
+
 #[test]
 fn severity_maps_to_syslog() {
     let cases = [

@@ -990,15 +990,16 @@ fn shapes_are_few_and_small() {
     let many: Vec<_> = (0..65).map(|i| format!("k{i}")).collect();
     assert_eq!(twice(&mut leads, &keyed(&many[..64])), 1);
     assert_eq!(twice(&mut leads, &keyed(&many)), 0);
-    // GELF's names are 5 bytes longer than their keys: `,"_` and `":`.
-    assert_eq!(
-        twice(&mut leads, &keyed(&["k".repeat(500), "v".repeat(514)])),
-        1
-    );
-    assert_eq!(
-        twice(&mut leads, &keyed(&["k".repeat(500), "v".repeat(515)])),
-        0
-    );
+    // GELF's names are 5 bytes longer than their keys: `,"_` and `":`
+    // (keys of at most `MAX_KEY_BYTES`, which are not cut).
+    let keys = |last: usize| {
+        ["a", "b", "c"]
+            .map(|k| k.repeat(250))
+            .into_iter()
+            .chain(["d".repeat(last)])
+    };
+    assert_eq!(twice(&mut leads, &keyed(&keys(254).collect::<Vec<_>>())), 1);
+    assert_eq!(twice(&mut leads, &keyed(&keys(255).collect::<Vec<_>>())), 0);
 }
 
 #[test]
