@@ -232,7 +232,7 @@ impl Shared {
         let mut start = 0;
         wait_for(&self.progress, || {
             let mut dropped = Dropped::default();
-            let (done, accepted, diag) = {
+            let (done, accepted, diag, recheck) = {
                 let mut q = self.lock();
                 if q.closing {
                     let left = (count - next) as u64;
@@ -269,15 +269,18 @@ impl Shared {
                 }
                 taken.store(next, Ordering::Relaxed);
                 let diag = self.note_dropped(&mut q, dropped);
-                (next == count, q.accepted, diag)
+                // A shutdown's deadline ends the wait too, unannounced.
+                let recheck = q.deadline.map_or(until, |deadline| deadline.min(until));
+                (next == count, q.accepted, diag, recheck)
             };
             self.emit(diag);
             self.wake.notify_one();
             match done {
                 true => Check::Done(Some(accepted)),
-                // Room is made as the delivery task writes; past `until`,
-                // the oldest frames make room instead.
-                false => Check::Wait(Some(until)),
+                // Room is made as the delivery task writes; past `until`
+                // or a shutdown's deadline, the oldest frames make room
+                // instead.
+                false => Check::Wait(Some(recheck)),
             }
         })
         .await
@@ -530,6 +533,32 @@ mod tests {
         let (done, taken) = push(&s, &[600], Instant::now(), usize::MAX).await;
         assert_eq!((done, taken), (Some(Some(4)), 1));
         assert_eq!(counters.snapshot().dropped_buffer_full, 3);
+    }
+
+    /// A push already waiting for room when a shutdown sets its deadline
+    /// ends at that deadline, which nothing announces, not at its own
+    /// `until`: the oldest records make room then.
+    #[tokio::test]
+    async fn a_waiting_push_ends_at_the_shutdowns_deadline() {
+        let later = Instant::now() + LATER;
+        let (s, counters) = shared(1_000);
+        assert_eq!(
+            push(&s, &[600], later, usize::MAX).await,
+            (Some(Some(1)), 1)
+        );
+        let taken = AtomicUsize::new(0);
+        let mut frames = frames(&[600]);
+        let pushed = s.push(&mut frames, later, usize::MAX, &taken);
+        let deadline = async {
+            tokio::time::sleep(PENDING).await;
+            s.set_deadline(Instant::now() + PENDING);
+        };
+        let (pushed, ()) =
+            tokio::time::timeout(LATER / 2, async { tokio::join!(pushed, deadline) })
+                .await
+                .expect("ends at the deadline, long before its own limit");
+        assert_eq!(pushed, Some(2));
+        assert_eq!(counters.snapshot().dropped_buffer_full, 1);
     }
 
     /// While delivery can make room, the bytes buffered and being written
