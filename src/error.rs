@@ -391,6 +391,11 @@ fn timeout_hint(step: Step) -> &'static str {
             ": the server never answered the TLS ClientHello; it may be a plaintext port \
              (use the receiver's TLS port, or a `tcp://` endpoint if plaintext is intended)"
         }
+        Step::Write => {
+            ": the receiver neither took nor acknowledged more of what was written in that \
+             time (overloaded, or no longer reading); what it did not acknowledge is written \
+             again on a new connection. Check the receiver, or raise `with_write_timeout`"
+        }
         _ => "",
     }
 }

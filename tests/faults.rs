@@ -1311,6 +1311,13 @@ fn an_idle_exporter_drops_a_connection_whose_receiver_stopped_reading() {
         s.connections >= 2 && write_timed_out(s)
     });
     assert!(stats.failures >= 1, "{stats:?}");
+    // The error says what it means and what to do.
+    let error = stats.last_error.as_deref().map(ToString::to_string);
+    let error = error.unwrap_or_default();
+    assert!(
+        error.contains("no longer reading") && error.contains("with_write_timeout"),
+        "{error}"
+    );
     wait_until(|| receiver.connections() >= 2);
     assert!(
         receiver.connections() >= 2,
