@@ -17,6 +17,14 @@ use crate::mapping::TypeSuffixes;
 /// The name under which Logs Data Platform expects the stream token.
 pub(super) const LDP_TOKEN_FIELD: &str = "X-OVH-TOKEN";
 
+/// A client certificate from the environment, and the name of its
+/// certificate variable (for errors and warnings).
+pub(super) struct EnvClientCertificate {
+    pub(super) cert: PathBuf,
+    pub(super) key: PathBuf,
+    pub(super) variable: String,
+}
+
 /// A format's variables (`OTEL_EXPORTER_GELF_*` or `OTEL_EXPORTER_LTSV_*`).
 pub(super) struct Env<E> {
     prefix: &'static str,
@@ -36,6 +44,28 @@ impl<E: Fn(&str) -> Option<String>> Env<E> {
         let name = format!("{}{suffix}", self.prefix);
         let value = (self.lookup)(&name)?.trim().to_string();
         (!value.is_empty()).then_some((name, value))
+    }
+
+    /// The client certificate's variables (both or neither), with the
+    /// first one's name: resolved with the other TLS settings.
+    pub(super) fn client_certificate(&self) -> Result<Option<EnvClientCertificate>> {
+        let missing = |set: String, other: &str| {
+            Error::InvalidConfig(format!(
+                "{set} is set but {}{other} is not: a client certificate needs both its \
+                 certificate chain and its key",
+                self.prefix
+            ))
+        };
+        match (self.get("CLIENT_CERTIFICATE"), self.get("CLIENT_KEY")) {
+            (Some((variable, cert)), Some((_, key))) => Ok(Some(EnvClientCertificate {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+                variable,
+            })),
+            (Some((set, _)), None) => Err(missing(set, "CLIENT_KEY")),
+            (None, Some((set, _))) => Err(missing(set, "CLIENT_CERTIFICATE")),
+            (None, None) => Ok(None),
+        }
     }
 
     /// A `true`/`false` variable.
@@ -65,23 +95,6 @@ impl<F: Format> ExporterBuilder<F> {
     ) -> Result<()> {
         if self.redundant_fields.is_none() {
             self.redundant_fields = env.flag("REDUNDANT_FIELDS")?;
-        }
-        if self.client_certificate.is_none() {
-            let missing = |set: String, other: &str| {
-                Error::InvalidConfig(format!(
-                    "{set} is set but {}{other} is not: a client certificate needs both its \
-                     certificate chain and its key",
-                    F::ENV_PREFIX
-                ))
-            };
-            match (env.get("CLIENT_CERTIFICATE"), env.get("CLIENT_KEY")) {
-                (Some((_, cert)), Some((_, key))) => {
-                    self.client_certificate = Some((PathBuf::from(cert), PathBuf::from(key)));
-                }
-                (Some((set, _)), None) => return Err(missing(set, "CLIENT_KEY")),
-                (None, Some((set, _))) => return Err(missing(set, "CLIENT_CERTIFICATE")),
-                (None, None) => {}
-            }
         }
         let http = matches!(endpoint.scheme(), Scheme::Http | Scheme::Https);
         if let Some((name, value)) = env.get("HEADERS") {
@@ -380,6 +393,32 @@ mod tests {
         assert_eq!(
             config.tls.client_certificate,
             Some(("/etc/client.pem".into(), "/etc/client.key".into()))
+        );
+        // With an endpoint that has no TLS, the error names the variable.
+        let error = resolve(
+            ExporterBuilder::<Gelf>::default(),
+            &[
+                ("OTEL_EXPORTER_GELF_ENDPOINT", "tcp://h:12201"),
+                ("OTEL_EXPORTER_GELF_CLIENT_CERTIFICATE", "/etc/client.pem"),
+                ("OTEL_EXPORTER_GELF_CLIENT_KEY", "/etc/client.key"),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("OTEL_EXPORTER_GELF_CLIENT_CERTIFICATE is set")
+                && !error.contains("with_client_certificate"),
+            "{error}"
+        );
+        // The builder's certificate wins: the variables are not read.
+        let config = resolve(
+            ExporterBuilder::<Gelf>::default().with_client_certificate("/mine.pem", "/mine.key"),
+            &[base[0], ("OTEL_EXPORTER_GELF_CLIENT_KEY", "/k.pem")],
+        )
+        .unwrap();
+        assert_eq!(
+            config.tls.client_certificate,
+            Some(("/mine.pem".into(), "/mine.key".into()))
         );
     }
 

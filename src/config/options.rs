@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
 
+use super::env::EnvClientCertificate;
 use super::{
     Compression, Endpoint, Framing, Scheme, DEFAULT_UDP_CHUNK_BYTES, MAX_UDP_CHUNK_BYTES,
     MIN_UDP_CHUNK_BYTES,
@@ -90,6 +91,9 @@ pub(super) struct TlsChoices {
     /// `None`: `with_builtin_roots` was not called.
     pub(super) builtin_roots: Option<bool>,
     pub(super) client_certificate: Option<(PathBuf, PathBuf)>,
+    /// A client certificate from the environment, used when no
+    /// `with_client_certificate` is given.
+    pub(super) env_client_certificate: Option<EnvClientCertificate>,
     pub(super) dangerous_accept_invalid_certificates: bool,
     pub(super) client_config: Option<Arc<rustls::ClientConfig>>,
 }
@@ -98,12 +102,19 @@ impl TlsOptions {
     /// Gathers the TLS settings; those that only make sense with TLS are refused
     /// for a `tcp://` endpoint, and the exporter's own TLS options together
     /// with `with_tls_config`, rather than silently ignored.
-    pub(super) fn new(endpoint: &Endpoint, choices: TlsChoices) -> Result<TlsOptions> {
+    pub(super) fn new(endpoint: &Endpoint, mut choices: TlsChoices) -> Result<TlsOptions> {
         if !endpoint.scheme().is_tls() {
             if choices.client_certificate.is_some() {
                 return Err(Error::InvalidConfig(format!(
                     "a client certificate is configured but {endpoint} is not encrypted: \
                      use a `tls://` or `https://` endpoint, or drop `with_client_certificate`"
+                )));
+            }
+            if let Some(env) = &choices.env_client_certificate {
+                return Err(Error::InvalidConfig(format!(
+                    "{} is set but {endpoint} is not encrypted: use a `tls://` or `https://` \
+                     endpoint, or unset it and its key's variable",
+                    env.variable
                 )));
             }
             if choices.dangerous_accept_invalid_certificates {
@@ -138,6 +149,15 @@ impl TlsOptions {
             if !conflicts.is_empty() {
                 return Err(Error::TlsConfigConflict { options: conflicts });
             }
+            if let Some(env) = &choices.env_client_certificate {
+                opentelemetry::otel_warn!(
+                    name: "djehouty.ClientCertificateVariableIgnored",
+                    endpoint = endpoint.to_string(),
+                    variable = env.variable.clone(),
+                    message = "the client certificate of the environment is ignored: the TLS \
+                               configuration given with `with_tls_config` applies as is"
+                );
+            }
             if choices.env_ca_file.is_some() {
                 opentelemetry::otel_warn!(
                     name: "djehouty.CertificateVariableIgnored",
@@ -158,10 +178,13 @@ impl TlsOptions {
         if ca_files.is_empty() {
             ca_files.extend(choices.env_ca_file);
         }
+        let from_env = choices.env_client_certificate.take();
         Ok(TlsOptions {
             ca_files,
             builtin_roots: choices.builtin_roots.unwrap_or(true),
-            client_certificate: choices.client_certificate,
+            client_certificate: choices
+                .client_certificate
+                .or_else(|| from_env.map(|env| (env.cert, env.key))),
             dangerous_accept_invalid_certificates: choices.dangerous_accept_invalid_certificates,
             client_config: None,
         })

@@ -35,6 +35,10 @@ impl<F: Format> ExporterBuilder<F> {
             self.mapping.max_frame_bytes = DEFAULT_HTTP_MAX_FRAME_BYTES;
         }
         let env_ca_file = vars.get("CERTIFICATE").map(|(_, path)| PathBuf::from(path));
+        let env_client_certificate = match self.client_certificate {
+            None => vars.client_certificate()?,
+            Some(_) => None,
+        };
         let timeouts = self.timeouts(&env)?;
         self.mapping.redundant_fields = self.redundant_fields.unwrap_or(false);
         self.check_sizes()?;
@@ -45,6 +49,7 @@ impl<F: Format> ExporterBuilder<F> {
                 env_ca_file,
                 builtin_roots: self.builtin_roots,
                 client_certificate: self.client_certificate,
+                env_client_certificate,
                 dangerous_accept_invalid_certificates: self.dangerous_accept_invalid_certificates,
                 client_config: self.tls_config,
             },

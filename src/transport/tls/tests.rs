@@ -13,8 +13,13 @@ fn a_users_tls_config_replaces_the_ca_variable_and_the_defaults() {
         .unwrap()
         .with_root_certificates(rustls::RootCertStore::empty())
         .with_no_client_auth();
-    let env =
-        |name: &str| (name == "OTEL_EXPORTER_GELF_CERTIFICATE").then(|| "/etc/ca.pem".to_string());
+    // The certificate variables too are the exporter's own settings.
+    let env = |name: &str| match name {
+        "OTEL_EXPORTER_GELF_CERTIFICATE" => Some("/etc/ca.pem".to_string()),
+        "OTEL_EXPORTER_GELF_CLIENT_CERTIFICATE" => Some("/etc/client.pem".to_string()),
+        "OTEL_EXPORTER_GELF_CLIENT_KEY" => Some("/etc/client.key".to_string()),
+        _ => None,
+    };
     let config = crate::config::ExporterBuilder::<crate::encode::Gelf>::default()
         .with_endpoint("tls://h:1")
         .with_tls_config(Arc::new(theirs))
@@ -22,6 +27,7 @@ fn a_users_tls_config_replaces_the_ca_variable_and_the_defaults() {
         .unwrap();
     assert!(config.tls.client_config.is_some());
     assert!(config.tls.ca_files.is_empty());
+    assert!(config.tls.client_certificate.is_none());
 }
 
 fn wrap(error: rustls::Error) -> io::Error {
