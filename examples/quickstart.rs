@@ -45,7 +45,7 @@ fn main() -> Result<(), BoxError> {
 
     // 3. The OpenTelemetry pipeline, with a resource naming the service. The
     //    demo fixes the name, which overrides OTEL_SERVICE_NAME; an application
-    //    should let the variable win (see `resource` in examples/tracing.rs).
+    //    should let the variable win (see `resource` in examples/logs_data_platform.rs).
     let resource = Resource::builder()
         .with_service_name("quickstart")
         .with_attribute(KeyValue::new("service.version", "1.0.0"))

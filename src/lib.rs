@@ -103,7 +103,8 @@ pub use processor::{
 pub use setup::LogGuard;
 pub use stats::{Counters, Stats};
 
-/// The README's examples, compiled as doctests so that they work as copied.
-#[cfg(doctest)]
+/// The README's examples, compiled as doctests so that they work as copied
+/// (they use `tracing_layer`: with the `tracing` feature).
+#[cfg(all(doctest, feature = "tracing"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;
