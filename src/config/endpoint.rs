@@ -348,6 +348,10 @@ fn host(host: &str) -> std::result::Result<String, String> {
         let address = inside.strip_suffix(']').unwrap_or(inside);
         return match address.parse::<Ipv6Addr>() {
             Ok(_) => Ok(address.to_string()),
+            // A link-local address's zone (`fe80::1%25eth0`).
+            Err(_) if address.contains('%') => {
+                Err("an IPv6 zone (`%25...`) is not supported: give an address without one".into())
+            }
             Err(_) => Err("not an IPv6 address between `[` and `]`".into()),
         };
     }
@@ -625,7 +629,7 @@ mod tests {
             ("tcp://::1:5", "in brackets"),
             ("tcp://[::1:5", "`[`"),
             ("tcp://[nothex]:5", "not an IPv6 address"),
-            ("tcp://[fe80::1%25eth0]:5", "not an IPv6 address"),
+            ("tcp://[fe80::1%25eth0]:5", "IPv6 zone"),
             ("tcp://[::1]x:5", "after the host"),
             ("tcp://h:1:2", "not valid"),
             ("tcp://h!$:1", "not a DNS name"),
