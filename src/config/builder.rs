@@ -250,7 +250,8 @@ impl<F: Format> ExporterBuilder<F> {
     /// * the endpoint `tls://<cluster>:<port>` with LDP's port for the format
     ///   and framing: GELF 12202; LTSV 12201 (line framing, the default) or
     ///   12200 (NUL framing). `cluster` is the host from the stream's "About"
-    ///   page (`gra1.logs.ovh.com`), or a whole endpoint to use as is.
+    ///   page (`gra1.logs.ovh.com`), or a host and port
+    ///   (`gra1.logs.ovh.com:12202`) or a whole endpoint to use as is.
     ///   [`with_endpoint`](Self::with_endpoint) still wins if also called;
     /// * the stream token as the static field `X-OVH-TOKEN` (`_X-OVH-TOKEN` in
     ///   GELF), which no record can override and `Debug` never shows;

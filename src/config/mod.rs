@@ -393,6 +393,14 @@ mod tests {
         assert_eq!(port(ltsv().resolve(env).unwrap()), 12201);
         let nul = ltsv().with_framing(Framing::Nul).resolve(env).unwrap();
         assert_eq!(port(nul), 12200);
+        // A host with its port, or a whole endpoint, is used as given.
+        for cluster in ["gra1.logs.ovh.com:12202", "tls://gra1.logs.ovh.com:12202"] {
+            let config = ExporterBuilder::<Gelf>::default()
+                .for_logs_data_platform(cluster, "t")
+                .resolve(env)
+                .unwrap();
+            assert_eq!(config.endpoint.to_string(), "tls://gra1.logs.ovh.com:12202");
+        }
     }
 
     #[test]

@@ -76,8 +76,14 @@ impl<F: Format> ExporterBuilder<F> {
     fn endpoint(&self, framing: Framing, env: impl Fn(&str) -> Option<String>) -> Result<Endpoint> {
         let ldp_endpoint = self.ldp_cluster.as_deref().map(|cluster| {
             let cluster = cluster.trim();
+            // A port given with the host is kept, as a whole endpoint is.
+            let has_port = cluster.rsplit_once(':').is_some_and(|(_, port)| {
+                !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+            });
             if cluster.contains("://") {
                 cluster.to_string()
+            } else if has_port {
+                format!("tls://{cluster}")
             } else {
                 format!("tls://{cluster}:{}", (F::CODEC.ldp_port)(framing))
             }
