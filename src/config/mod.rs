@@ -15,13 +15,13 @@
 //! | `HEADERS` | `http(s)://` request headers, `name=value,name2=value2` (percent-decoded, as OTLP's) | [`with_http_header`](ExporterBuilder::with_http_header) |
 //! | `COMPRESSION` | `gzip` or `none` over `http(s)://`; `gzip`, `zlib` or `none` over `udp://` | [`with_http_gzip`](ExporterBuilder::with_http_gzip), [`with_compression`](ExporterBuilder::with_compression) |
 //! | `TIMEOUT` | time budget of one export, in milliseconds | [`with_timeout`](ExporterBuilder::with_timeout) |
-//! | `STATIC_FIELDS` | fields sent with every record, `key=value,key2=value2` | [`with_extra`](ExporterBuilder::with_extra) |
+//! | `STATIC_FIELDS` | fields sent with every record, `key=value,key2=value2` (percent-decoded) | [`with_extra`](ExporterBuilder::with_extra) |
 //! | `LDP_TOKEN` | the Logs Data Platform stream token, sent as `X-OVH-TOKEN`, with LDP's typed names | [`for_logs_data_platform`](ExporterBuilder::for_logs_data_platform) |
 //! | `REDUNDANT_FIELDS` | `true` to send the fields left out by default | [`with_redundant_fields`](ExporterBuilder::with_redundant_fields) |
 //!
 //! A blank variable counts as unset. A variable the endpoint cannot use (headers
-//! for `tcp://`, say) makes `build()` fail, naming it; values are never shown in
-//! errors.
+//! for `tcp://`, say) makes `build()` fail, naming it; no error shows a header's,
+//! a static field's or the token's value.
 
 mod builder;
 mod endpoint;
@@ -401,6 +401,64 @@ mod tests {
                 .unwrap();
             assert_eq!(config.endpoint.to_string(), "tls://gra1.logs.ovh.com:12202");
         }
+    }
+
+    /// The names of the warnings `resolve` emits for `builder` in `env`
+    /// (caught on this thread only).
+    #[cfg(feature = "internal-logs")]
+    fn warnings(builder: ExporterBuilder<Gelf>, env: &[(&str, &str)]) -> Vec<String> {
+        use std::sync::{Arc, Mutex};
+        use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
+        struct Names(Arc<Mutex<Vec<String>>>);
+        struct Name(Option<String>);
+        impl tracing::field::Visit for Name {
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "name" {
+                    self.0 = Some(value.to_string());
+                }
+            }
+        }
+        impl<S: tracing::Subscriber> Layer<S> for Names {
+            fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+                let mut name = Name(None);
+                event.record(&mut name);
+                let mut names = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                names.extend(name.0);
+            }
+        }
+        let names = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Names(Arc::clone(&names)));
+        tracing::subscriber::with_default(subscriber, || {
+            let lookup = |name: &str| {
+                env.iter()
+                    .find(|(set, _)| *set == name)
+                    .map(|(_, value)| value.to_string())
+            };
+            builder.resolve(lookup).expect("resolves");
+        });
+        let names = names.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        names
+    }
+
+    /// A CA file with an endpoint that has no TLS is not refused but draws
+    /// a warning, whether the builder or the variable gives it.
+    #[cfg(feature = "internal-logs")]
+    #[test]
+    fn a_ca_file_beside_a_plaintext_endpoint_draws_a_warning() {
+        let tcp = || ExporterBuilder::<Gelf>::default().with_endpoint("tcp://h:1");
+        let variable = [("OTEL_EXPORTER_GELF_CERTIFICATE", "/etc/ca.pem")];
+        for (builder, env) in [
+            (tcp().with_ca_file("/etc/ca.pem"), &[][..]),
+            (tcp(), &variable[..]),
+        ] {
+            let names = warnings(builder, env);
+            assert!(
+                names.iter().any(|n| n == "djehouty.CaFileIgnored"),
+                "{names:?}"
+            );
+        }
+        assert_eq!(warnings(tcp(), &[]), Vec::<String>::new());
     }
 
     #[test]

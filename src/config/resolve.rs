@@ -21,7 +21,8 @@ impl<F: Format> ExporterBuilder<F> {
         let vars = Env::new::<F>(&env);
         self.apply_environment(&endpoint, &vars)?;
         check_framing(&endpoint, self.framing)?;
-        if !endpoint.scheme().is_tls() && !self.ca_files.is_empty() {
+        let env_ca_file = vars.get("CERTIFICATE").map(|(_, path)| PathBuf::from(path));
+        if !endpoint.scheme().is_tls() && (!self.ca_files.is_empty() || env_ca_file.is_some()) {
             // Not refused (one builder set-up may serve several endpoints), but
             // `http://` with a CA file is often a typo for `https://`: say so.
             opentelemetry::otel_warn!(
@@ -34,7 +35,6 @@ impl<F: Format> ExporterBuilder<F> {
         if matches!(endpoint.scheme(), Scheme::Http | Scheme::Https) && !self.max_frame_set {
             self.mapping.max_frame_bytes = DEFAULT_HTTP_MAX_FRAME_BYTES;
         }
-        let env_ca_file = vars.get("CERTIFICATE").map(|(_, path)| PathBuf::from(path));
         let env_client_certificate = match self.client_certificate {
             None => vars.client_certificate()?,
             Some(_) => None,
