@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 mod buffer;
+mod pending;
 mod shutdown;
 mod task;
 
@@ -28,6 +29,8 @@ use crate::frames::Frames;
 use crate::runtime::{wait_for, Check};
 use crate::stats::Counters;
 use buffer::{Dropped, RetryBuffer};
+pub(crate) use pending::Flushed;
+use pending::Pending;
 pub(crate) use shutdown::Undelivered;
 pub(crate) use task::{run, CHUNK_BYTES};
 
@@ -55,8 +58,9 @@ struct Queue {
     in_flight_bytes: usize,
     /// Records ever appended (the dropped ones included).
     accepted: u64,
-    /// Records ever written or dropped.
-    finished: u64,
+    /// The numbers of the records being written and buffered, in order
+    /// (records are numbered from 1 as they are accepted).
+    pending: Pending,
     /// False from a failure until the next successful write.
     healthy: bool,
     /// When an upcoming shutdown must be over, if whoever started it said so.
@@ -84,6 +88,43 @@ impl Queue {
     fn past_deadline(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
+
+    /// Every record numbered up to `target` is done with (delivered or
+    /// dropped): not merely as many records as that.
+    fn done_through(&self, target: u64) -> bool {
+        self.pending.done_through(target, self.accepted)
+    }
+
+    /// The numbers pending are those being written and buffered.
+    fn check(&self) {
+        debug_assert_eq!(
+            self.pending.len(),
+            (self.in_flight_records + self.buffer.records()) as u64,
+            "pending numbers against records being written and buffered"
+        );
+    }
+}
+
+/// A flush's watch on the records it waits for ([`Shared::watch_flush`]);
+/// ends when dropped.
+pub(crate) struct FlushWatch {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl FlushWatch {
+    /// Where the flush stands, its records being those numbered up to
+    /// `target`.
+    pub(crate) fn flushed(&self, target: u64) -> Flushed {
+        let q = self.shared.lock();
+        q.pending.flushed(self.id, target, q.accepted)
+    }
+}
+
+impl Drop for FlushWatch {
+    fn drop(&mut self) {
+        self.shared.lock().pending.unwatch(self.id);
+    }
 }
 
 /// A diagnostic decided under the lock, emitted after it is released.
@@ -102,7 +143,7 @@ impl Shared {
                 in_flight_records: 0,
                 in_flight_bytes: 0,
                 accepted: 0,
-                finished: 0,
+                pending: Pending::default(),
                 healthy: true,
                 deadline: None,
                 dropped_in_shutdown: 0,
@@ -197,8 +238,24 @@ impl Shared {
 
     /// Whether every record up to `target` left the buffer (written, or
     /// dropped and counted).
-    pub(crate) fn reached(&self, target: u64) -> bool {
-        self.lock().finished >= target
+    #[cfg(test)]
+    fn reached(&self, target: u64) -> bool {
+        self.lock().done_through(target)
+    }
+
+    /// Starts watching for a flush: it waits for the records pending now
+    /// and those accepted later, up to the target it learns. Ends when
+    /// dropped.
+    pub(crate) fn watch_flush(self: &Arc<Self>) -> FlushWatch {
+        let id = {
+            let mut q = self.lock();
+            let accepted = q.accepted;
+            q.pending.watch(accepted)
+        };
+        FlushWatch {
+            shared: Arc::clone(self),
+            id,
+        }
     }
 
     /// Appends `frames` and wakes the delivery task. When the buffer is
@@ -247,6 +304,8 @@ impl Shared {
                 // frame by frame below, the first one even past it.)
                 let within = !may_wait || frames.bytes() + reserved <= window;
                 if next == 0 && within && q.buffer.adopt(frames, reserved) {
+                    let first = q.accepted + 1;
+                    q.pending.append(first, count as u64);
                     q.accepted += count as u64;
                     next = count;
                 }
@@ -261,13 +320,26 @@ impl Shared {
                     {
                         break;
                     }
+                    let before = dropped.records;
                     q.buffer
                         .push(&data[start..start + len], reserved, &mut dropped);
+                    let number = q.accepted + 1;
+                    if len > q.buffer.capacity() {
+                        // Dropped itself, never listed.
+                        q.pending.lose(number, 1);
+                    } else {
+                        // The oldest buffered records made room: after
+                        // those being written.
+                        let at = q.in_flight_records as u64;
+                        q.pending.remove(at, dropped.records - before, true);
+                        q.pending.append(number, 1);
+                    }
                     q.accepted += 1;
                     start += len;
                     next += 1;
                 }
                 taken.store(next, Ordering::Relaxed);
+                q.check();
                 let diag = self.note_dropped(&mut q, dropped);
                 // A shutdown's deadline ends the wait too, unannounced.
                 let recheck = q.deadline.map_or(until, |deadline| deadline.min(until));
@@ -292,7 +364,7 @@ impl Shared {
     pub(crate) async fn wait(&self, target: u64) {
         wait_for(&self.progress, || {
             let q = self.lock();
-            if q.finished >= target || !q.healthy || q.closing || q.past_deadline() {
+            if q.done_through(target) || !q.healthy || q.closing || q.past_deadline() {
                 Check::Done(())
             } else {
                 Check::Wait(q.deadline)
@@ -327,7 +399,8 @@ impl Shared {
         q.buffer.clear();
         q.in_flight_records = 0;
         q.in_flight_bytes = 0;
-        q.finished += buffered as u64;
+        let left = q.pending.len();
+        q.pending.remove(0, left, true);
         let dropped = q.dropped_in_shutdown;
         let stats = self.counters.snapshot();
         self.counters.add_dropped_at_shutdown(buffered as u64);
@@ -354,7 +427,6 @@ impl Shared {
     fn note_dropped(&self, q: &mut Queue, dropped: Dropped) -> Option<Diag> {
         let mut diag = None;
         if dropped.records > 0 {
-            q.finished += dropped.records;
             self.counters.add_dropped_buffer_full(dropped.records);
             diag = Self::note_lost(q, dropped.records);
         }
@@ -561,6 +633,53 @@ mod tests {
         assert_eq!(counters.snapshot().dropped_buffer_full, 1);
     }
 
+    /// A flush is done once its own records are delivered: newer records
+    /// dropped meanwhile (the buffer drops its oldest *buffered* records,
+    /// which come after those being written) do not make up for them; and a
+    /// record it waits for that is dropped fails it.
+    #[tokio::test]
+    async fn a_flush_waits_for_its_records_and_fails_if_one_is_dropped() {
+        let later = Instant::now() + LATER;
+        let (s, counters) = shared(1_000);
+        let watch = s.watch_flush();
+        // Record 1 is being written; 2 waits in the buffer.
+        assert_eq!(
+            push(&s, &[400], later, usize::MAX).await,
+            (Some(Some(1)), 1)
+        );
+        {
+            let mut q = s.lock();
+            let mut written = Frames::default();
+            q.buffer.take(usize::MAX, &mut written);
+            q.in_flight_records += written.len();
+            q.in_flight_bytes += written.bytes();
+        }
+        assert_eq!(
+            push(&s, &[400], later, usize::MAX).await,
+            (Some(Some(2)), 1)
+        );
+        // Record 3, with no time to wait, drops 2 for room.
+        let (done, _) = push(&s, &[400], Instant::now(), usize::MAX).await;
+        assert_eq!(done, Some(Some(3)));
+        assert_eq!(counters.snapshot().dropped_buffer_full, 1);
+        // One record done with, but not record 1.
+        assert!(!s.reached(1));
+        assert_eq!(watch.flushed(1), Flushed::Waiting);
+        assert_eq!(watch.flushed(3), Flushed::Lost(2));
+        {
+            // Record 1 acknowledged.
+            let mut q = s.lock();
+            q.pending.remove(0, 1, false);
+            q.in_flight_records -= 1;
+            q.in_flight_bytes = 0;
+        }
+        assert!(s.reached(1) && s.reached(2) && !s.reached(3));
+        assert_eq!(watch.flushed(1), Flushed::Delivered);
+        assert_eq!(watch.flushed(2), Flushed::Lost(2));
+        drop(watch);
+        assert_eq!(s.watch_flush().flushed(3), Flushed::Waiting);
+    }
+
     /// While delivery can make room, the bytes buffered and being written
     /// stay within the window: a batch past it is taken frame by frame (the
     /// first always), and a frame that would cross it waits. Exactly reaching
@@ -589,7 +708,13 @@ mod tests {
     #[tokio::test]
     async fn wait_returns_once_its_records_are_done_or_waiting_is_pointless() {
         let (s, _) = shared(1_000);
-        s.lock().finished = 4;
+        {
+            // Five records numbered, the fifth still being written.
+            let mut q = s.lock();
+            q.accepted = 5;
+            q.pending.append(5, 1);
+            q.in_flight_records = 1;
+        }
         returns_at_once(s.wait(4)).await;
         waits(s.wait(5)).await;
         assert!(s.reached(4) && !s.reached(5));
@@ -646,7 +771,7 @@ mod tests {
 
     /// Records pushed after a shutdown closed the buffer are dropped and
     /// counted; those still buffered when it ends are too. The shutdown
-    /// reports both, and counts them finished.
+    /// reports both, and counts them done with.
     #[tokio::test]
     async fn a_shutdown_counts_and_reports_what_it_could_not_deliver() {
         let later = Instant::now() + LATER;
@@ -717,7 +842,6 @@ mod tests {
         assert!(matches!(lose(&s, 2), Some(Diag::BufferFull)));
         assert!(lose(&s, 3).is_none());
         assert_eq!(counters.snapshot().dropped_buffer_full, 5);
-        assert!(s.reached(5) && !s.reached(6));
         s.note_overflow(0);
         s.note_overflow(4);
 

@@ -151,10 +151,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
                 // kilobytes of frames, and one freed at each acknowledgement
                 // would be paid for again in page faults.
                 Some((conn, start)) => unacked.push(conn, start, chunk.run().split_at(whole).0),
-                // Done with at once.
+                // Done with at once (the first being written: no
+                // transport without acknowledgements keeps any waiting).
                 None => {
-                    q.finished += whole as u64;
                     shared.counters.add_exported((whole - refused) as u64);
+                    // Which of them were refused is not told: a flush
+                    // waiting for any of them learns it failed.
+                    q.pending.remove(0, whole as u64, refused > 0);
                 }
             }
             let (_, rest) = chunk.run().split_at(whole);
@@ -169,9 +172,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
                 Ok(()) => diags.extend(shared.note_success(&mut q)),
                 Err(error) => {
                     q.buffer.unshift(rest, &mut dropped);
+                    // The oldest of them, if they no longer fit: after those
+                    // waiting for acknowledgement.
+                    q.pending
+                        .remove(unacked.records as u64, dropped.records, true);
                     diags.push(shared.note_failure(&mut q, error));
                 }
             }
+            q.check();
             diags.extend(shared.note_dropped(&mut q, dropped));
         }
         shared.emit(diags);
@@ -243,6 +251,8 @@ fn settle(shared: &Shared, link: &mut Transport, unacked: &mut Unacked) {
             return;
         }
         let done = unacked.acknowledged(acked);
+        // Delivered: the first being written (before any taken back).
+        q.pending.remove(0, done as u64, false);
         let mut dropped = Dropped::default();
         let back = if acked.open {
             0
@@ -250,10 +260,10 @@ fn settle(shared: &Shared, link: &mut Transport, unacked: &mut Unacked) {
             unacked.take_back(&mut q, &mut dropped)
         };
         if done > 0 {
-            q.finished += done as u64;
             shared.counters.add_exported(done as u64);
         }
         q.in_flight_records = unacked.records;
+        q.check();
         q.in_flight_bytes = unacked.bytes;
         shared
             .counters
@@ -461,10 +471,17 @@ impl Unacked {
     /// fit); returns how many.
     fn take_back(&mut self, q: &mut Queue, dropped: &mut Dropped) -> usize {
         let back = self.records;
+        // Records of the older chunks, still ahead of this one's.
+        let mut older = self.records;
         // `unshift` puts in front: the newest chunk first.
         while let Some(chunk) = self.chunks.pop_back() {
             let (_, rest) = chunk.frames.run().split_at(chunk.acked);
+            older -= rest.len();
+            let before = dropped.records;
             q.buffer.unshift(rest, dropped);
+            // The oldest of them, if they no longer fit.
+            q.pending
+                .remove(older as u64, dropped.records - before, true);
         }
         self.records = 0;
         self.bytes = 0;

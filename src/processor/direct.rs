@@ -42,7 +42,7 @@ use super::stage::{
     flush, reserved, stage_bytes, wakes_flusher, Stage, Staging, BACKPRESSURE_STAGE_BYTES,
     BACKPRESSURE_WINDOW_BYTES, MIN_STAGE_BYTES,
 };
-use crate::delivery::Shared;
+use crate::delivery::{Flushed, Shared};
 use crate::encode::{Format, PackScratch};
 use crate::exporter::Exporter;
 use crate::frames::Frames;
@@ -72,7 +72,8 @@ const KEEP_SCRATCH_BYTES: usize = 256 * 1024;
 /// A record still without room is dropped and counted in [`Counters`];
 /// [`without_backpressure`](Self::without_backpressure) drops at once
 /// instead of waiting. `force_flush` waits until everything logged before it
-/// was delivered (within the exporter's timeout); `shutdown` drains what it
+/// was delivered (within the exporter's timeout), and fails if some of it
+/// was dropped meanwhile; `shutdown` drains what it
 /// can and reports what it could not deliver, like the exporter's.
 ///
 /// # Memory
@@ -409,19 +410,30 @@ impl LogProcessor for DirectProcessor {
         if self.shut_down.load(Ordering::Acquire) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
+        // Watching first: a record pending now and dropped later fails it.
+        let watch = self.shared.watch_flush();
         let staged = self.staging.lock().staged;
         let staging = Arc::clone(&self.staging);
         let shared = Arc::clone(&self.shared);
-        let done = run_within(self.pipeline.io(), self.flush_timeout, async move {
+        let target = run_within(self.pipeline.io(), self.flush_timeout, async move {
             let target = staging.pushed_up_to(staged).await;
             shared.wait(target).await;
-            shared.reached(target)
+            target
         });
-        match done {
-            Some(true) => Ok(()),
+        match target.map(|target| watch.flushed(target)) {
+            Some(Flushed::Delivered) => Ok(()),
+            Some(Flushed::Lost(_)) => {
+                let stats = self.counters.snapshot();
+                Err(OTelSdkError::InternalFailure(format!(
+                    "not flushed: records it waited for were dropped rather than delivered \
+                     (so far {} for want of room in the retry buffer, {} refused by the \
+                     endpoint; the counters say which)",
+                    stats.dropped_buffer_full, stats.dropped_rejected
+                )))
+            }
             // The wait ended because delivery is failing: the records wait in
             // the retry buffer.
-            Some(false) => {
+            Some(Flushed::Waiting) => {
                 let stats = self.counters.snapshot();
                 Err(OTelSdkError::InternalFailure(format!(
                     "not flushed: delivery is failing and {} record(s) wait in the retry \
