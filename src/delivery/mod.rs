@@ -270,9 +270,10 @@ impl Shared {
     /// frame. Otherwise the oldest frames make room. (`window` keeps a slow
     /// but healthy endpoint's backlog small; the rest of the buffer is for
     /// outages.)
-    /// Returns the sequence number that [`Shared::wait`] waits for, or `None`
-    /// when a shutdown already closed the buffer (the records are then counted
-    /// as dropped at shutdown).
+    /// Returns the sequence number that [`Shared::wait`] waits for: the
+    /// last frame's. When a shutdown already closed the buffer, the frames
+    /// left are numbered all the same, dropped and counted (a flush waiting
+    /// for them learns they were lost).
     ///
     /// `taken` tells how many frames are settled (in the buffer, or dropped
     /// and counted) at any time, so that a caller whose push is abandoned
@@ -283,7 +284,7 @@ impl Shared {
         until: Instant,
         window: usize,
         taken: &AtomicUsize,
-    ) -> Option<u64> {
+    ) -> u64 {
         let count = frames.len();
         let mut next = 0;
         let mut start = 0;
@@ -295,8 +296,11 @@ impl Shared {
                     let left = (count - next) as u64;
                     q.dropped_in_shutdown += left;
                     self.counters.add_dropped_at_shutdown(left);
+                    let first = q.accepted + 1;
+                    q.accepted += left;
+                    q.pending.lose(first, left);
                     taken.store(count, Ordering::Relaxed);
-                    return Check::Done(None);
+                    return Check::Done(q.accepted);
                 }
                 let may_wait = q.healthy && !q.past_deadline() && Instant::now() < until;
                 let reserved = q.in_flight_bytes;
@@ -348,7 +352,7 @@ impl Shared {
             self.emit(diag);
             self.wake.notify_one();
             match done {
-                true => Check::Done(Some(accepted)),
+                true => Check::Done(accepted),
                 // Room is made as the delivery task writes; past `until`
                 // or a shutdown's deadline, the oldest frames make room
                 // instead.
@@ -365,6 +369,22 @@ impl Shared {
         wait_for(&self.progress, || {
             let q = self.lock();
             if q.done_through(target) || !q.healthy || q.closing || q.past_deadline() {
+                Check::Done(())
+            } else {
+                Check::Wait(q.deadline)
+            }
+        })
+        .await;
+    }
+
+    /// [`wait`](Self::wait) for a flush: also ends once one of the records
+    /// it waits for was lost.
+    pub(crate) async fn wait_flush(&self, watch: &FlushWatch, target: u64) {
+        wait_for(&self.progress, || {
+            let q = self.lock();
+            let flushed = q.pending.flushed(watch.id, target, q.accepted);
+            let pointless = !q.healthy || q.closing || q.past_deadline();
+            if flushed != Flushed::Waiting || pointless {
                 Check::Done(())
             } else {
                 Check::Wait(q.deadline)
@@ -552,7 +572,7 @@ mod tests {
         lens: &[usize],
         until: Instant,
         window: usize,
-    ) -> (Option<Option<u64>>, usize) {
+    ) -> (Option<u64>, usize) {
         let taken = AtomicUsize::new(0);
         let mut frames = frames(lens);
         let pushed = shared.push(&mut frames, until, window, &taken);
@@ -578,10 +598,7 @@ mod tests {
     async fn a_full_buffer_makes_a_push_wait_only_while_delivery_can_make_room() {
         let later = Instant::now() + LATER;
         let (s, counters) = shared(1_000);
-        assert_eq!(
-            push(&s, &[600], later, usize::MAX).await,
-            (Some(Some(1)), 1)
-        );
+        assert_eq!(push(&s, &[600], later, usize::MAX).await, (Some(1), 1));
         assert_eq!(push(&s, &[600], later, usize::MAX).await, (None, 0));
         assert_eq!(counters.snapshot().dropped_buffer_full, 0);
 
@@ -591,7 +608,7 @@ mod tests {
             async move {
                 let before = counters.snapshot().dropped_buffer_full;
                 let pushed = push(&s, &[600], later, usize::MAX).await;
-                assert_eq!(pushed, (Some(Some(sequence)), 1));
+                assert_eq!(pushed, (Some(sequence), 1));
                 assert_eq!(counters.snapshot().dropped_buffer_full, before + 1);
             }
         };
@@ -603,7 +620,7 @@ mod tests {
         s.clear_deadline();
         assert_eq!(push(&s, &[600], later, usize::MAX).await, (None, 0));
         let (done, taken) = push(&s, &[600], Instant::now(), usize::MAX).await;
-        assert_eq!((done, taken), (Some(Some(4)), 1));
+        assert_eq!((done, taken), (Some(4), 1));
         assert_eq!(counters.snapshot().dropped_buffer_full, 3);
     }
 
@@ -614,10 +631,7 @@ mod tests {
     async fn a_waiting_push_ends_at_the_shutdowns_deadline() {
         let later = Instant::now() + LATER;
         let (s, counters) = shared(1_000);
-        assert_eq!(
-            push(&s, &[600], later, usize::MAX).await,
-            (Some(Some(1)), 1)
-        );
+        assert_eq!(push(&s, &[600], later, usize::MAX).await, (Some(1), 1));
         let taken = AtomicUsize::new(0);
         let mut frames = frames(&[600]);
         let pushed = s.push(&mut frames, later, usize::MAX, &taken);
@@ -629,7 +643,7 @@ mod tests {
             tokio::time::timeout(LATER / 2, async { tokio::join!(pushed, deadline) })
                 .await
                 .expect("ends at the deadline, long before its own limit");
-        assert_eq!(pushed, Some(2));
+        assert_eq!(pushed, 2);
         assert_eq!(counters.snapshot().dropped_buffer_full, 1);
     }
 
@@ -643,10 +657,7 @@ mod tests {
         let (s, counters) = shared(1_000);
         let watch = s.watch_flush();
         // Record 1 is being written; 2 waits in the buffer.
-        assert_eq!(
-            push(&s, &[400], later, usize::MAX).await,
-            (Some(Some(1)), 1)
-        );
+        assert_eq!(push(&s, &[400], later, usize::MAX).await, (Some(1), 1));
         {
             let mut q = s.lock();
             let mut written = Frames::default();
@@ -654,13 +665,10 @@ mod tests {
             q.in_flight_records += written.len();
             q.in_flight_bytes += written.bytes();
         }
-        assert_eq!(
-            push(&s, &[400], later, usize::MAX).await,
-            (Some(Some(2)), 1)
-        );
+        assert_eq!(push(&s, &[400], later, usize::MAX).await, (Some(2), 1));
         // Record 3, with no time to wait, drops 2 for room.
         let (done, _) = push(&s, &[400], Instant::now(), usize::MAX).await;
-        assert_eq!(done, Some(Some(3)));
+        assert_eq!(done, Some(3));
         assert_eq!(counters.snapshot().dropped_buffer_full, 1);
         // One record done with, but not record 1.
         assert!(!s.reached(1));
@@ -693,8 +701,8 @@ mod tests {
 
         let (s, _) = shared(10_000);
         s.lock().in_flight_bytes = 10;
-        assert_eq!(push(&s, &[20], later, 100).await, (Some(Some(1)), 1));
-        assert_eq!(push(&s, &[70], later, 100).await, (Some(Some(2)), 1));
+        assert_eq!(push(&s, &[20], later, 100).await, (Some(1), 1));
+        assert_eq!(push(&s, &[70], later, 100).await, (Some(2), 1));
         assert_eq!(push(&s, &[1], later, 100).await, (None, 0));
         assert_eq!(s.lock().buffered(), (2, 100));
         // Frames being written count as buffered.
@@ -778,10 +786,11 @@ mod tests {
         let (s, counters) = shared(1_000);
         assert_eq!(
             push(&s, &[10, 20, 30], later, usize::MAX).await,
-            (Some(Some(3)), 3)
+            (Some(3), 3)
         );
         s.close();
-        assert_eq!(push(&s, &[5, 5], later, usize::MAX).await, (Some(None), 2));
+        // Numbered all the same: 4 and 5.
+        assert_eq!(push(&s, &[5, 5], later, usize::MAX).await, (Some(5), 2));
         let budget = Duration::from_secs(7);
         let left = s.finish_shutdown(budget).expect("records were left");
         assert_eq!(
@@ -790,7 +799,7 @@ mod tests {
         );
         assert_eq!(left.records(), 5);
         assert_eq!(s.undelivered().map(|u| u.records()), Some(5));
-        assert!(s.reached(3) && !s.reached(4));
+        assert!(s.reached(5) && !s.reached(6));
         let stats = counters.snapshot();
         assert_eq!(stats.dropped_at_shutdown, 5);
         assert_eq!((stats.buffered_records, stats.buffered_bytes), (0, 0));

@@ -51,6 +51,15 @@ impl Pending {
         self.len
     }
 
+    /// Every number pending, in order.
+    #[cfg(test)]
+    pub(crate) fn numbers(&self) -> Vec<u64> {
+        self.runs
+            .iter()
+            .flat_map(|&(first, count)| first..first + count)
+            .collect()
+    }
+
     /// The lowest number pending.
     pub(crate) fn lowest(&self) -> Option<u64> {
         self.runs.front().map(|&(first, _)| first)
@@ -85,20 +94,11 @@ impl Pending {
         }
         debug_assert!(at + count <= self.len, "{at} + {count} > {}", self.len);
         let mut left = count.min(self.len.saturating_sub(at));
-        // Find the run holding position `at`; split it there.
-        let mut index = 0;
-        let mut skipped = 0;
-        while let Some(&(first, n)) = self.runs.get(index) {
-            if skipped + n > at {
-                let into = at - skipped;
-                if into > 0 {
-                    self.runs[index] = (first, into);
-                    self.runs.insert(index + 1, (first + into, n - into));
-                    index += 1;
-                }
-                break;
-            }
-            skipped += n;
+        // The run holding position `at`, split there.
+        let (mut index, into) = self.locate(at);
+        if let Some(&(first, n)) = self.runs.get(index).filter(|_| into > 0) {
+            self.runs[index] = (first, into);
+            self.runs.insert(index + 1, (first + into, n - into));
             index += 1;
         }
         while left > 0 {
@@ -116,6 +116,32 @@ impl Pending {
             }
             self.len -= taken;
             left -= taken;
+        }
+    }
+
+    /// The run holding position `at` and the position within it, counted
+    /// from the nearer end: records are dropped at the boundary between
+    /// those being written (which a slow endpoint may leave in many runs)
+    /// and the buffered ones (few runs, at the back).
+    fn locate(&self, at: u64) -> (usize, u64) {
+        if at <= self.len / 2 {
+            let mut start = 0;
+            for (index, &(_, n)) in self.runs.iter().enumerate() {
+                if start + n > at {
+                    return (index, at - start);
+                }
+                start += n;
+            }
+            (self.runs.len(), 0)
+        } else {
+            let mut start = self.len;
+            for (index, &(_, n)) in self.runs.iter().enumerate().rev() {
+                start -= n;
+                if start <= at {
+                    return (index, at - start);
+                }
+            }
+            (0, at)
         }
     }
 
@@ -172,11 +198,7 @@ mod tests {
     use super::*;
 
     fn numbers(pending: &Pending) -> Vec<u64> {
-        pending
-            .runs
-            .iter()
-            .flat_map(|&(first, count)| first..first + count)
-            .collect()
+        pending.numbers()
     }
 
     /// Removal from the front, from the middle (splitting a run) and across
@@ -194,6 +216,12 @@ mod tests {
         pending.remove(0, 1, false);
         assert_eq!(numbers(&pending), [2, 6, 7, 8, 20, 21]);
         pending.remove(3, 2, true);
+        assert_eq!(numbers(&pending), [2, 6, 7, 21]);
+        // Found from the back: the last but one.
+        pending.append(30, 3);
+        pending.remove(5, 1, true);
+        assert_eq!(numbers(&pending), [2, 6, 7, 21, 30, 32]);
+        pending.remove(4, 2, false);
         assert_eq!(numbers(&pending), [2, 6, 7, 21]);
         assert_eq!((pending.len(), pending.lowest()), (4, Some(2)));
         pending.remove(0, 4, false);

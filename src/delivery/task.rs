@@ -494,6 +494,7 @@ impl Unacked {
 mod tests {
     use super::*;
     use crate::delivery::buffer::RetryBuffer;
+    use crate::delivery::Flushed;
     use crate::stats::Counters;
 
     fn frames(list: &[&[u8]]) -> Frames {
@@ -567,6 +568,39 @@ mod tests {
         // Nothing left to put back.
         assert_eq!(unacked.take_back(&mut q, &mut dropped), 0);
         assert!(q.buffer.is_empty());
+    }
+
+    /// Frames put back that no longer fit are dropped, the oldest of each
+    /// chunk first: their numbers leave the pending ones from their own
+    /// place (after the older chunks still to be put back), and a flush
+    /// waiting learns it.
+    #[test]
+    fn numbers_follow_the_frames_put_back_or_dropped() {
+        let shared = Shared::new(11, Counters::default(), "test".into());
+        let mut q = shared.lock();
+        let mut dropped = Dropped::default();
+        let mut unacked = Unacked::default();
+        // Records 1 to 4 being written in two chunks, 5 buffered.
+        unacked.keep(1, 0, frames(&[b"a", b"bb"]));
+        unacked.keep(1, 3, frames(&[b"ccc", b"dddd"]));
+        q.buffer.push(b"later", 0, &mut dropped);
+        q.pending.append(1, 5);
+        q.in_flight_records = 4;
+        let watch = q.pending.watch(5);
+        // Record 1 acknowledged, then the connection is gone.
+        assert_eq!(unacked.acknowledged(open(1, 1)), 1);
+        q.pending.remove(0, 1, false);
+        // Put back newest first: 3 goes for room, 2 still fits.
+        assert_eq!(unacked.take_back(&mut q, &mut dropped), 3);
+        q.in_flight_records = unacked.records;
+        assert_eq!(dropped.records, 1);
+        assert_eq!(q.pending.numbers(), [2, 4, 5]);
+        q.check();
+        assert_eq!(q.pending.flushed(watch, 1, 5), Flushed::Delivered);
+        assert_eq!(q.pending.flushed(watch, 2, 5), Flushed::Waiting);
+        assert_eq!(q.pending.flushed(watch, 5, 5), Flushed::Lost(3));
+        let back: [&[u8]; 3] = [b"bb", b"dddd", b"later"];
+        assert_eq!(contents(&mut q.buffer), back);
     }
 
     #[test]

@@ -411,13 +411,14 @@ impl LogProcessor for DirectProcessor {
             return Err(OTelSdkError::AlreadyShutdown);
         }
         // Watching first: a record pending now and dropped later fails it.
-        let watch = self.shared.watch_flush();
+        let watch = Arc::new(self.shared.watch_flush());
         let staged = self.staging.lock().staged;
         let staging = Arc::clone(&self.staging);
         let shared = Arc::clone(&self.shared);
+        let watching = Arc::clone(&watch);
         let target = run_within(self.pipeline.io(), self.flush_timeout, async move {
             let target = staging.pushed_up_to(staged).await;
-            shared.wait(target).await;
+            shared.wait_flush(&watching, target).await;
             target
         });
         match target.map(|target| watch.flushed(target)) {
@@ -427,8 +428,8 @@ impl LogProcessor for DirectProcessor {
                 Err(OTelSdkError::InternalFailure(format!(
                     "not flushed: records it waited for were dropped rather than delivered \
                      (so far {} for want of room in the retry buffer, {} refused by the \
-                     endpoint; the counters say which)",
-                    stats.dropped_buffer_full, stats.dropped_rejected
+                     endpoint, {} at a shutdown)",
+                    stats.dropped_buffer_full, stats.dropped_rejected, stats.dropped_at_shutdown
                 )))
             }
             // The wait ended because delivery is failing: the records wait in

@@ -331,9 +331,7 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
         {
             let mut stage = staging.lock();
             stage.pushed += count as u64;
-            if let Some(target) = target {
-                stage.target = target;
-            }
+            stage.target = target;
         }
         staging.pushed.notify_waiters();
         frames.clear();
