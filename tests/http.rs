@@ -4,8 +4,9 @@
 //! TLS, named TLS failures, retries after 5xx, refusals (4xx, 501, 505)
 //! dropped and counted, a receiver's body limit learnt from 413 and unlearnt
 //! once it is raised, the endpoint down at start, an answer that comes too
-//! late (at least once), LTSV refused, and an endpoint's query sent with every
-//! request but never shown.
+//! late (at least once), an answer whose body never ends (its status still
+//! decides), LTSV refused, and an endpoint's query sent with every request
+//! but never shown.
 
 use djehouty_testkit as support;
 
@@ -526,6 +527,86 @@ fn an_answer_that_comes_too_late_means_the_record_is_sent_again() {
         Some(Error::Timeout { step, .. }) => assert_eq!(*step, djehouty::Step::HttpRequest),
         other => panic!("last error {other:?}"),
     }
+}
+
+/// A receiver that answers each request `202` with a body it never
+/// finishes (10 bytes announced, 5 sent), then keeps the connection open
+/// without a word: the bodies of the requests it got, in order.
+struct EndlessBodies {
+    addr: SocketAddr,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl EndlessBodies {
+    fn start() -> EndlessBodies {
+        use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&bodies);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let seen = std::sync::Arc::clone(&seen);
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(WAIT));
+                    let mut reader = BufReader::new(&stream);
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let line = line.trim_end().to_ascii_lowercase();
+                        if line.is_empty() {
+                            break;
+                        }
+                        if let Some(value) = line.strip_prefix("content-length:") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    seen.lock().unwrap_or_else(|p| p.into_inner()).push(body);
+                    let mut stream = &stream;
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 10\r\n\r\nhello");
+                    // Silent until the client gives up on the body.
+                    let mut rest = Vec::new();
+                    let _ = reader.read_to_end(&mut rest);
+                });
+            }
+        });
+        EndlessBodies { addr, bodies }
+    }
+
+    fn bodies(&self) -> Vec<Vec<u8>> {
+        self.bodies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// An answer whose status came but whose body never ends is still an
+/// answer: the records count as exported, none is sent again, and the next
+/// request goes out on a new connection.
+#[test]
+fn a_status_whose_body_never_ends_still_decides() {
+    let receiver = EndlessBodies::start();
+    let (provider, counters) = start(
+        GelfExporter::builder()
+            .with_endpoint(format!("http://{}/gelf", receiver.addr))
+            .with_connect_timeout(Duration::from_millis(300))
+            .with_write_timeout(Duration::from_millis(300)),
+    );
+    log_numbered(&provider, 3, 0);
+    let stats = wait_stats(&counters, "three records exported", |s| s.exported >= 3);
+    provider.shutdown().expect("shutdown");
+    assert_eq!((stats.exported, stats.failures), (3, 0), "{stats:?}");
+    assert_eq!(seqs(&receiver.bodies()), vec![0, 1, 2], "each sent once");
 }
 
 #[test]

@@ -100,6 +100,11 @@ const ERROR_BODY_BYTES: usize = 200;
 /// How much of an answer's body is read; a longer one is abandoned with its
 /// connection.
 const RESPONSE_BODY_LIMIT: usize = 64 * 1024;
+/// Longest wait for an answer's body once its status came: the status is
+/// the verdict, the body only an error's text (and what lets the connection
+/// be used again), so a body that never ends costs the connection, not the
+/// records a retry would send twice.
+const RESPONSE_BODY_WAIT: Duration = Duration::from_secs(1);
 /// An idle connection is closed after this long, before a server (Graylog:
 /// 60 s) or a proxy closes it under a request.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -310,15 +315,8 @@ impl HttpLink {
             Ok(request) => request,
             Err(error) => return Answer::Failed(self.write_error(io::Error::other(error)), None),
         };
-        let exchange = async {
-            let response = client.request(request).await?;
-            let status = response.status().as_u16();
-            let retry_after = status::retry_after(response.headers());
-            let (head, cut) = read_head(response.into_body()).await;
-            Ok::<_, hyper_util::client::legacy::Error>((status, retry_after, head, cut))
-        };
-        let (status, retry_after, head, cut) = match tokio::time::timeout(limit, exchange).await {
-            Ok(Ok(answer)) => answer,
+        let response = match tokio::time::timeout(limit, client.request(request)).await {
+            Ok(Ok(response)) => response,
             Ok(Err(error)) => return Answer::Failed(self.request_error(error), None),
             Err(_) => {
                 let error = Error::Timeout {
@@ -329,6 +327,17 @@ impl HttpLink {
                 return Answer::Failed(error, None);
             }
         };
+        let status = response.status().as_u16();
+        let retry_after = status::retry_after(response.headers());
+        // Past the wait, the rest of the body is dropped, and the
+        // connection with it.
+        let mut head = Vec::new();
+        let cut = tokio::time::timeout(
+            RESPONSE_BODY_WAIT,
+            read_head(response.into_body(), &mut head),
+        )
+        .await
+        .unwrap_or(true);
         if (200..300).contains(&status) {
             return Answer::Accepted;
         }
@@ -432,10 +441,10 @@ impl HttpLink {
 /// The `User-Agent` of every request.
 const USER_AGENT_VALUE: &str = concat!("djehouty/", env!("CARGO_PKG_VERSION"));
 
-/// Reads an answer's body: its first bytes, and whether there was more.
+/// Reads an answer's body (at most [`RESPONSE_BODY_LIMIT`] bytes of it),
+/// keeping its first bytes in `head`; returns whether there was more.
 /// Reading it to the end lets the connection serve the next request.
-async fn read_head(mut body: Incoming) -> (Vec<u8>, bool) {
-    let mut head = Vec::new();
+async fn read_head(mut body: Incoming, head: &mut Vec<u8>) -> bool {
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else { break };
@@ -448,8 +457,7 @@ async fn read_head(mut body: Incoming) -> (Vec<u8>, bool) {
             }
         }
     }
-    let cut = total > head.len();
-    (head, cut)
+    total > head.len()
 }
 
 /// The start of a body as text: at most [`ERROR_BODY_BYTES`], cut on a
