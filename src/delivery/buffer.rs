@@ -77,17 +77,18 @@ impl RetryBuffer {
     /// exceeds its capacity by at most those bytes, briefly, rather than drop
     /// the newest record. A frame larger than the whole capacity is dropped
     /// itself (the builder keeps the capacity above the frame limit, so this
-    /// does not happen).
-    pub(crate) fn push(&mut self, frame: &[u8], reserved: usize, dropped: &mut Dropped) {
+    /// does not happen). Returns whether the frame was kept.
+    pub(crate) fn push(&mut self, frame: &[u8], reserved: usize, dropped: &mut Dropped) -> bool {
         if frame.len() > self.capacity {
             dropped.add(frame.len());
-            return;
+            return false;
         }
         while !self.lens.is_empty() && self.bytes.len() + reserved + frame.len() > self.capacity {
             self.drop_oldest(dropped);
         }
         self.bytes.extend(frame);
         self.lens.push_back(frame.len());
+        true
     }
 
     /// Takes all the frames of `data` (of lengths `lens`) at once, when the

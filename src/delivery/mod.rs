@@ -95,6 +95,12 @@ impl Queue {
         self.pending.done_through(target, self.accepted)
     }
 
+    /// Where the flush of watch `id` stands, its records being those
+    /// numbered up to `target`.
+    fn flushed(&self, id: u64, target: u64) -> Flushed {
+        self.pending.flushed(id, target, self.accepted)
+    }
+
     /// The numbers pending are those being written and buffered.
     fn check(&self) {
         debug_assert_eq!(
@@ -116,8 +122,7 @@ impl FlushWatch {
     /// Where the flush stands, its records being those numbered up to
     /// `target`.
     pub(crate) fn flushed(&self, target: u64) -> Flushed {
-        let q = self.shared.lock();
-        q.pending.flushed(self.id, target, q.accepted)
+        self.shared.lock().flushed(self.id, target)
     }
 }
 
@@ -325,10 +330,11 @@ impl Shared {
                         break;
                     }
                     let before = dropped.records;
-                    q.buffer
+                    let kept = q
+                        .buffer
                         .push(&data[start..start + len], reserved, &mut dropped);
                     let number = q.accepted + 1;
-                    if len > q.buffer.capacity() {
+                    if !kept {
                         // Dropped itself, never listed.
                         q.pending.lose(number, 1);
                     } else {
@@ -366,25 +372,22 @@ impl Shared {
     /// fails, a shutdown starts draining, or a shutdown's deadline passes —
     /// whichever comes first.
     pub(crate) async fn wait(&self, target: u64) {
-        wait_for(&self.progress, || {
-            let q = self.lock();
-            if q.done_through(target) || !q.healthy || q.closing || q.past_deadline() {
-                Check::Done(())
-            } else {
-                Check::Wait(q.deadline)
-            }
-        })
-        .await;
+        self.wait_while(|q| !q.done_through(target)).await;
     }
 
     /// [`wait`](Self::wait) for a flush: also ends once one of the records
     /// it waits for was lost.
     pub(crate) async fn wait_flush(&self, watch: &FlushWatch, target: u64) {
+        self.wait_while(|q| q.flushed(watch.id, target) == Flushed::Waiting)
+            .await;
+    }
+
+    /// Waits while `waiting` holds, unless delivery fails, a shutdown starts
+    /// draining or its deadline passes.
+    async fn wait_while(&self, waiting: impl Fn(&Queue) -> bool) {
         wait_for(&self.progress, || {
             let q = self.lock();
-            let flushed = q.pending.flushed(watch.id, target, q.accepted);
-            let pointless = !q.healthy || q.closing || q.past_deadline();
-            if flushed != Flushed::Waiting || pointless {
+            if !waiting(&q) || !q.healthy || q.closing || q.past_deadline() {
                 Check::Done(())
             } else {
                 Check::Wait(q.deadline)
