@@ -98,20 +98,28 @@ fn expected_scalar(value: &AnyValue) -> Expected {
     }
 }
 
-/// The fields one attribute becomes: one per leaf of a map (nested maps
-/// joined with `_`), one for anything else.
-fn attribute_fields(key: &str, value: &AnyValue, depth: usize, out: &mut Vec<(String, Expected)>) {
+/// A map's key as a part of a flattened field's path: an empty one as
+/// `empty_key`, a long one cut as a field name is.
+fn path_segment(key: &str) -> String {
+    match key.len() {
+        0 => "empty_key".to_string(),
+        len if len > MAX_KEY => normalized(key),
+        _ => key.to_string(),
+    }
+}
+
+/// The fields one attribute becomes: one per leaf of a map, named by the
+/// keys of its path joined with `_` and normalized as a whole; one for
+/// anything else.
+fn attribute_fields(path: &str, value: &AnyValue, depth: usize, out: &mut Vec<(String, Expected)>) {
     match value {
         AnyValue::Map(map) if !map.is_empty() && depth < FLATTEN_DEPTH => {
             for (sub, inner) in map.iter() {
-                let mut nested = Vec::new();
-                attribute_fields(sub.as_str(), inner, depth + 1, &mut nested);
-                for (nested_key, expected) in nested {
-                    out.push((normalized(&format!("{key}_{nested_key}")), expected));
-                }
+                let nested = format!("{path}_{}", path_segment(sub.as_str()));
+                attribute_fields(&nested, inner, depth + 1, out);
             }
         }
-        other => out.push((normalized(key), expected_scalar(other))),
+        other => out.push((normalized(path), expected_scalar(other))),
     }
 }
 
@@ -123,7 +131,7 @@ fn expected_fields(record: &Record) -> (BTreeSet<String>, Vec<(String, Expected)
     let mut all = Vec::new();
     for (key, value) in &record.attributes {
         let mut fields = Vec::new();
-        attribute_fields(key, value, 0, &mut fields);
+        attribute_fields(&path_segment(key), value, 0, &mut fields);
         for (name, expected) in fields {
             let stacktrace = key == "exception.stacktrace";
             // A stack trace may go to full_message instead: never a sure source.

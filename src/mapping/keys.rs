@@ -238,6 +238,20 @@ pub(crate) fn normalize_key(raw: &str, replace_dots: bool) -> Cow<'_, str> {
     key
 }
 
+/// A map's key as a part of the path that names a flattened field (see
+/// `Mapper::flatten`): as it is, but an empty key as `empty_key`, and a key
+/// longer than [`MAX_KEY_BYTES`] cut as [`long_key`] cuts it (so that a path
+/// stays bounded). The path is normalized whole once built.
+pub(super) fn path_segment(raw: &str, replace_dots: bool) -> Cow<'_, str> {
+    if raw.is_empty() {
+        Cow::Borrowed("empty_key")
+    } else if raw.len() > MAX_KEY_BYTES {
+        Cow::Owned(long_key(raw, replace_dots))
+    } else {
+        Cow::Borrowed(raw)
+    }
+}
+
 /// A key longer than [`MAX_KEY_BYTES`], as sent: its start, normalized,
 /// then `_` and the CRC-32 of the whole key in 8 hex digits, so that keys
 /// cut alike stay apart. Only the start is copied, whatever the length.

@@ -6,8 +6,8 @@ use std::cell::Cell;
 
 use super::keycache::KeyCache;
 use super::keys::{
-    forms_reserved, is_typed, names, normalize_key, protect_reserved, FixedNames, Kind,
-    TypeSuffixes, RESERVED,
+    forms_reserved, is_typed, names, normalize_key, path_segment, protect_reserved, FixedNames,
+    Kind, TypeSuffixes, RESERVED,
 };
 use super::record::{
     dedup_last_wins, Field, FieldEncoder, FieldSink, FieldValue, HostEncoder, MappedRecord,
@@ -624,6 +624,18 @@ impl Mapper {
             },
             name,
         );
+        self.suffixed(key, typed, kind)
+    }
+
+    /// The name of a field of normalized name `key` (ending in a known type
+    /// suffix: `typed`) whose value had type `kind`: the key and the suffix
+    /// to write after it, or the name whole.
+    fn suffixed<'a>(
+        &'a self,
+        key: Cow<'a, str>,
+        typed: bool,
+        kind: Option<Kind>,
+    ) -> (Cow<'a, str>, &'a str) {
         let (Some(suffixes), Some(kind)) = (&self.suffixes, kind) else {
             return (key, "");
         };
@@ -727,7 +739,8 @@ impl Mapper {
         value: &'a AnyValue,
     ) {
         if is_flattened(value) {
-            self.flatten(sink.spill(), key, value, 0);
+            let mut path = path_segment(key, self.replace_dots).into_owned();
+            self.flatten(sink.spill(), &mut path, value, 0);
             sink.flush_spill();
             return;
         }
@@ -736,52 +749,40 @@ impl Mapper {
         sink.push_named(wire, Field { key, suffix, value });
     }
 
-    /// Pushes an attribute at `depth` in a map, flattening maps, into
-    /// `fields` (where the fields of a map are renamed once pushed).
+    /// Pushes the attribute whose keys from the record's on are `path`
+    /// (joined) into `fields`, at `depth` in a map: a map's entries in
+    /// order of their keys, flattened, and anything else as one field.
+    /// The name is the path's, normalized and typed as a whole, as an
+    /// attribute of that name would be: a reserved name is marked once, at
+    /// the end (`{req: {id: 1}}` is `req_id`, not `req_id_`).
     fn flatten<'a>(
         &'a self,
         fields: &mut Vec<Field<'a>>,
-        key: &'a str,
+        path: &mut String,
         value: &'a AnyValue,
         depth: usize,
     ) {
-        let value = match value {
+        match value {
             AnyValue::Map(map) if !map.is_empty() && depth < MAX_FLATTEN_DEPTH => {
                 let mut entries: Vec<_> = map.iter().collect();
                 entries.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
                 let sep = if self.replace_dots { '_' } else { '.' };
+                let len = path.len();
                 for (sub, v) in entries {
-                    // The entry's fields (more than one when it is a map
-                    // itself) are pushed in place, then prefixed with `key`:
-                    // one allocation per field, its name.
-                    let start = fields.len();
-                    self.flatten(fields, sub.as_str(), v, depth + 1);
-                    for field in &mut fields[start..] {
-                        let mut joined = String::with_capacity(
-                            key.len() + 1 + field.key.len() + field.suffix.len(),
-                        );
-                        joined.push_str(key);
-                        joined.push(sep);
-                        joined.push_str(&field.key);
-                        joined.push_str(field.suffix);
-                        let renamed = match normalize_key(&joined, self.replace_dots) {
-                            Cow::Owned(normalized) => Some(normalized),
-                            Cow::Borrowed(_) => None,
-                        };
-                        field.key = Cow::Owned(renamed.unwrap_or(joined));
-                        field.suffix = "";
-                    }
+                    path.push(sep);
+                    path.push_str(&path_segment(sub.as_str(), self.replace_dots));
+                    self.flatten(fields, path, v, depth + 1);
+                    path.truncate(len);
                 }
-                return;
             }
-            other => self.any_value(other),
-        };
-        let (key, suffix, _) = self.typed_key(key, value.1);
-        fields.push(Field {
-            key,
-            suffix,
-            value: value.0,
-        });
+            other => {
+                let (value, kind) = self.any_value(other);
+                let key = Cow::Owned(self.key(path).into_owned());
+                let typed = self.suffixes.is_some() && is_typed(&key, &self.unknown_suffixes);
+                let (key, suffix) = self.suffixed(key, typed, kind);
+                fields.push(Field { key, suffix, value });
+            }
+        }
     }
 
     /// An attribute's value as a field's, and the [`Kind`] that may type

@@ -6,7 +6,7 @@ use opentelemetry::{InstrumentationScope, Key};
 use opentelemetry_sdk::logs::SdkLogRecord;
 use opentelemetry_sdk::Resource;
 
-use super::keys::{normalize_key, RESERVED};
+use super::keys::{normalize_key, MAX_KEY_BYTES, RESERVED};
 use super::values::syslog_level;
 use super::*;
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
@@ -267,6 +267,68 @@ fn maps_a_full_record() {
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), n, "duplicate keys");
+}
+
+/// A flattened field is named by its whole path, normalized once: a
+/// reserved name inside a map is no longer one (`{req: {id}}` is `req_id`,
+/// as `req.id` is), a map named by a reserved name is not marked, and an
+/// empty or overlong key keeps its usual treatment.
+#[test]
+fn flattened_names_are_normalized_as_a_whole() {
+    let map = |entries: Vec<(&str, AnyValue)>| {
+        AnyValue::Map(Box::new(
+            entries
+                .into_iter()
+                .map(|(k, v)| (Key::from(k.to_string()), v))
+                .collect(),
+        ))
+    };
+    let long = "k".repeat(300);
+    let mut rec = record();
+    rec.add_attribute(
+        "req",
+        map(vec![
+            ("id", AnyValue::from("r-1")),
+            ("gl2_source", AnyValue::from("s")),
+            ("", AnyValue::from("e")),
+            (long.as_str(), AnyValue::from(1)),
+            ("deep", map(vec![("level", AnyValue::from(2))])),
+        ]),
+    );
+    rec.add_attribute("id", map(vec![("x", AnyValue::from(3))]));
+    rec.add_attribute("gl2", map(vec![("y", AnyValue::from(4))]));
+    let scope = InstrumentationScope::builder("").build();
+    let plain = Mapper::new(&MappingOptions::default());
+    let m = plain.map(&rec, &scope);
+    let names: Vec<String> = m.fields.iter().map(|f| f.name().into_owned()).collect();
+    assert_eq!(get(&m, "req_id"), Some(&s("r-1")), "{names:?}");
+    assert_eq!(get(&m, "req_gl2_source"), Some(&s("s")), "{names:?}");
+    assert_eq!(get(&m, "req_empty_key"), Some(&s("e")), "{names:?}");
+    assert_eq!(get(&m, "req_deep_level"), Some(&FieldValue::Int(2)));
+    assert_eq!(get(&m, "id_x"), Some(&FieldValue::Int(3)), "{names:?}");
+    // `gl2_` starts the whole name: marked as a plain key would be.
+    assert_eq!(get(&m, "_gl2_y"), Some(&FieldValue::Int(4)), "{names:?}");
+    // The key cut first (bounding the path), then the path, too long.
+    let cut = normalize_key(&format!("req_{}", normalize_key(&long, true)), true).into_owned();
+    assert_eq!(get(&m, &cut), Some(&FieldValue::Int(1)), "{names:?}");
+    assert!(
+        names.iter().all(|name| name.len() <= MAX_KEY_BYTES),
+        "{names:?}"
+    );
+
+    // With type suffixes, the suffix ends the whole name.
+    let typed = Mapper::new(&MappingOptions {
+        type_suffixes: Some(TypeSuffixes::default()),
+        ..MappingOptions::default()
+    });
+    let m = typed.map(&rec, &scope);
+    let names: Vec<String> = m.fields.iter().map(|f| f.name().into_owned()).collect();
+    assert_eq!(
+        get(&m, "req_deep_level_long"),
+        Some(&FieldValue::Int(2)),
+        "{names:?}"
+    );
+    assert_eq!(get(&m, "id_x_long"), Some(&FieldValue::Int(3)), "{names:?}");
 }
 
 #[test]
