@@ -163,6 +163,83 @@ fn a_shutdown_during_a_backoff_tries_at_once() {
     assert_eq!(counters.snapshot().exported, sent);
 }
 
+/// A loopback forwarder to `upstream` that holds each connection for
+/// `delay` before it forwards anything (a TLS client's handshake then takes
+/// that long); counts the connections it accepted.
+fn slow_forwarder(upstream: SocketAddr, delay: Duration) -> (SocketAddr, Arc<AtomicU64>) {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = Arc::clone(&accepted);
+    thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            thread::spawn(move || {
+                thread::sleep(delay);
+                let Ok(server) = std::net::TcpStream::connect(upstream) else {
+                    return;
+                };
+                let (Ok(mut client_in), Ok(mut server_in)) =
+                    (client.try_clone(), server.try_clone())
+                else {
+                    return;
+                };
+                let (mut client_out, mut server_out) = (client, server);
+                let up = thread::spawn(move || {
+                    let _ = std::io::copy(&mut client_in, &mut server_out);
+                    let _ = server_out.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut server_in, &mut client_out);
+                let _ = client_out.shutdown(std::net::Shutdown::Write);
+                let _ = up.join();
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// A shutdown that starts while a TLS handshake is under way lets it
+/// finish: started again, the connection would cost the shutdown a new
+/// resolution, connection and handshake.
+#[test]
+fn a_shutdown_lets_a_handshake_under_way_finish() {
+    let pki = TestPki::generate();
+    let receiver = Receiver::tls(Framing::Nul, &pki, TlsVersions::Both);
+    let (addr, accepted) = slow_forwarder(receiver.addr(), Duration::from_millis(700));
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tls://localhost:{}", addr.port()))
+        .with_ca_file(&pki.ca_pem)
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = direct_provider_for(exporter);
+    let sent = 3;
+    with_tracing(&provider, || {
+        for seq in 0..sent {
+            tracing::info!(seq, "record {seq} before the handshake ends");
+        }
+    });
+    // The connection is open, its handshake held by the forwarder.
+    let until = Instant::now() + WAIT;
+    while accepted.load(Ordering::SeqCst) == 0 && Instant::now() < until {
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "no connection began");
+    provider
+        .shutdown_with_timeout(Duration::from_secs(10))
+        .expect("the shutdown delivers everything");
+    let frames = receiver.wait_frames(sent as usize, WAIT);
+    let t = tally(&seqs(&frames), sent);
+    assert!(t.missing.is_empty() && t.duplicates == 0, "{t:?}");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "the shutdown gave up the handshake under way and connected again"
+    );
+    assert_eq!(counters.snapshot().exported, sent);
+}
+
 /// A receiver that closed an idle connection (a restart, an idle timeout)
 /// is noticed before the next write: the connection is replaced at once,
 /// and nothing is written into the closed one, which would count a failure

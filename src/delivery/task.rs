@@ -75,24 +75,24 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
         }
         // A shutdown that starts while the link sleeps out a backoff (up to
         // 5 s, or a Retry-After up to 30 s) makes its next attempt at once,
-        // once; later ones keep the backoff, within the shutdown's time.
+        // once; later ones keep the backoff, within the shutdown's time. A
+        // connection under way is let finish: started again, it would begin
+        // from the name's resolution.
         let closing = wait_for(&shared.progress, || match shared.lock().closing {
             true if !skipped => Check::Done(()),
             _ => Check::Wait(None),
         });
         let interrupted = tokio::select! {
-            ready = link.ready() => Some(ready),
-            () = closing => None,
+            // No backoff to sleep out: the shutdown's one skip is kept.
+            biased;
+            () = link.wait_backoff() => false,
+            () = closing => true,
         };
-        let ready = match interrupted {
-            Some(ready) => ready,
-            None => {
-                skipped = true;
-                link.skip_backoff();
-                link.ready().await
-            }
-        };
-        if let Err(error) = ready {
+        if interrupted {
+            skipped = true;
+            link.skip_backoff();
+        }
+        if let Err(error) = link.ready().await {
             settle(&shared, &mut link, &mut unacked);
             let diag = shared.note_failure(&mut shared.lock(), error);
             shared.emit([diag]);

@@ -114,8 +114,6 @@ impl Transport {
         }
     }
 
-    /// Makes sure the next [`send`](Transport::send) can go ahead: a live
-    /// connection, after the backoff delay if the last attempt failed.
     /// Lets the next attempt go at once, whatever the backoff (a shutdown's
     /// last attempts).
     pub(crate) fn skip_backoff(&mut self) {
@@ -126,6 +124,18 @@ impl Transport {
         }
     }
 
+    /// Sleeps out the backoff delay after a failed attempt, if any: what
+    /// [`ready`](Transport::ready) waits for before it connects.
+    pub(crate) async fn wait_backoff(&self) {
+        match self {
+            Transport::Stream(link) => link.wait_backoff().await,
+            Transport::Http(link) => link.wait_backoff().await,
+            Transport::Udp(link) => link.wait_backoff().await,
+        }
+    }
+
+    /// Makes sure the next [`send`](Transport::send) can go ahead: a live
+    /// connection, after the backoff delay if the last attempt failed.
     pub(crate) async fn ready(&mut self) -> Result<()> {
         match self {
             Transport::Stream(link) => link.ready().await,

@@ -89,6 +89,11 @@ impl Link {
         self.backoff.went_through();
     }
 
+    /// Sleeps out the backoff delay after a failed attempt, if any.
+    pub(crate) async fn wait_backoff(&self) {
+        self.backoff.wait().await;
+    }
+
     pub(crate) async fn ready(&mut self) -> Result<()> {
         if let Some((conn, opened)) = self.conn.as_mut() {
             if !conn.peer_closed() {

@@ -85,6 +85,11 @@ impl UdpLink {
         self.backoff.went_through();
     }
 
+    /// Sleeps out the backoff delay after a failed attempt, if any.
+    pub(crate) async fn wait_backoff(&self) {
+        self.backoff.wait().await;
+    }
+
     pub(crate) async fn ready(&mut self) -> Result<()> {
         if self.socket.is_some() {
             return Ok(());

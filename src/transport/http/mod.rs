@@ -206,6 +206,11 @@ impl HttpLink {
         self.backoff.went_through();
     }
 
+    /// Sleeps out the backoff delay after a failed attempt, if any.
+    pub(crate) async fn wait_backoff(&self) {
+        self.backoff.wait().await;
+    }
+
     pub(crate) async fn ready(&mut self) -> Result<()> {
         self.backoff.wait().await;
         self.backoff.went_through();
