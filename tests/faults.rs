@@ -208,7 +208,7 @@ fn a_shutdown_lets_a_handshake_under_way_finish() {
     let receiver = Receiver::tls(Framing::Nul, &pki, TlsVersions::Both);
     let (addr, accepted) = slow_forwarder(receiver.addr(), Duration::from_millis(700));
     let exporter = GelfExporter::builder()
-        .with_endpoint(format!("tls://localhost:{}", addr.port()))
+        .with_endpoint(format!("tls://{addr}"))
         .with_ca_file(&pki.ca_pem)
         .build()
         .expect("build");

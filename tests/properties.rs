@@ -42,31 +42,9 @@ const SMALL_FRAME: usize = 4096;
 const MAX_KEY: usize = 255;
 
 /// A field name as the exporter writes it (dots replaced), without any prefix:
-/// a key longer than [`MAX_KEY`] as its first 245 bytes (whole characters),
-/// then `_` and the CRC-32 of the whole key in 8 hex digits.
+/// [`name_bytes`], then moved out of the reserved names.
 fn normalized(raw: &str) -> String {
-    if raw.len() > MAX_KEY {
-        let mut end = MAX_KEY - 10;
-        while !raw.is_char_boundary(end) {
-            end -= 1;
-        }
-        let mut key = normalized(&raw[..end]);
-        key.push_str(&format!("_{:08x}", crc32fast::hash(raw.as_bytes())));
-        return key;
-    }
-    let mut key: String = if raw.is_empty() {
-        "empty_key".to_string()
-    } else {
-        raw.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
+    let mut key = name_bytes(raw);
     if RESERVED.contains(&key.as_str()) {
         key.push('_');
     } else if key.starts_with("gl2_") {
@@ -98,12 +76,41 @@ fn expected_scalar(value: &AnyValue) -> Expected {
     }
 }
 
+/// A key's characters as a name may hold them (dots replaced), an empty key
+/// as `empty_key`, and a key longer than [`MAX_KEY`] as its first 245 bytes
+/// (whole characters), then `_` and the CRC-32 of the whole key in 8 hex
+/// digits.
+fn name_bytes(raw: &str) -> String {
+    if raw.len() > MAX_KEY {
+        let mut end = MAX_KEY - 10;
+        while !raw.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut key = name_bytes(&raw[..end]);
+        key.push_str(&format!("_{:08x}", crc32fast::hash(raw.as_bytes())));
+        return key;
+    }
+    if raw.is_empty() {
+        return "empty_key".to_string();
+    }
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// A map's key as a part of a flattened field's path: an empty one as
-/// `empty_key`, a long one cut as a field name is.
+/// `empty_key`, a long one cut as a field name is (not marked: the whole
+/// name is, once).
 fn path_segment(key: &str) -> String {
     match key.len() {
         0 => "empty_key".to_string(),
-        len if len > MAX_KEY => normalized(key),
+        len if len > MAX_KEY => name_bytes(key),
         _ => key.to_string(),
     }
 }

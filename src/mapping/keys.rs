@@ -202,13 +202,21 @@ pub(crate) const MAX_KEY_BYTES: usize = 255;
 
 /// Normalizes a key: see the module documentation.
 pub(crate) fn normalize_key(raw: &str, replace_dots: bool) -> Cow<'_, str> {
+    let mut key = normalize_bytes(raw, replace_dots);
+    protect_reserved(&mut key);
+    key
+}
+
+/// [`normalize_key`] but for the receivers' reserved names: the bytes a
+/// name may not hold replaced, and a key longer than [`MAX_KEY_BYTES`] cut.
+fn normalize_bytes(raw: &str, replace_dots: bool) -> Cow<'_, str> {
     if raw.len() > MAX_KEY_BYTES {
         return Cow::Owned(long_key(raw, replace_dots));
     }
     // A hot path: one table lookup per byte, and for a key that needs
     // changes, one allocation and one pass over bytes.
     let valid = &KEY_BYTES[usize::from(!replace_dots)];
-    let mut key = if raw.is_empty() {
+    if raw.is_empty() {
         Cow::Borrowed("empty_key")
     } else if raw.bytes().all(|b| valid[usize::from(b)]) {
         Cow::Borrowed(raw)
@@ -233,9 +241,7 @@ pub(crate) fn normalize_key(raw: &str, replace_dots: bool) -> Cow<'_, str> {
                 })
                 .collect(),
         )
-    };
-    protect_reserved(&mut key);
-    key
+    }
 }
 
 /// A map's key as a part of the path that names a flattened field (see
@@ -252,14 +258,16 @@ pub(super) fn path_segment(raw: &str, replace_dots: bool) -> Cow<'_, str> {
     }
 }
 
-/// A key longer than [`MAX_KEY_BYTES`], as sent: its start, normalized,
-/// then `_` and the CRC-32 of the whole key in 8 hex digits, so that keys
-/// cut alike stay apart. Only the start is copied, whatever the length.
+/// A key longer than [`MAX_KEY_BYTES`], cut: its start, its bytes
+/// normalized, then `_` and the CRC-32 of the whole key in 8 hex digits, so
+/// that keys cut alike stay apart. Only the start is copied, whatever the
+/// length.
 #[cold]
 fn long_key(raw: &str, replace_dots: bool) -> String {
-    // `_`, 8 digits, and a leading `_` should the start begin with `gl2_`.
+    // `_`, 8 digits, and a leading `_` should the start begin with `gl2_`
+    // ([`protect_reserved`]).
     let head = str_head(raw, MAX_KEY_BYTES - 10);
-    let mut key = normalize_key(head, replace_dots).into_owned();
+    let mut key = normalize_bytes(head, replace_dots).into_owned();
     key.push_str(&format!("_{:08x}", crc32fast::hash(raw.as_bytes())));
     key
 }

@@ -749,9 +749,9 @@ impl Mapper {
         sink.push_named(wire, Field { key, suffix, value });
     }
 
-    /// Pushes the attribute whose keys from the record's on are `path`
-    /// (joined) into `fields`, at `depth` in a map: a map's entries in
-    /// order of their keys, flattened, and anything else as one field.
+    /// Pushes `value`, found at `depth` in an attribute's maps by the keys
+    /// `path` joins (the attribute's first), into `fields`: a map's entries
+    /// in order of their keys, flattened, and anything else as one field.
     /// The name is the path's, normalized and typed as a whole, as an
     /// attribute of that name would be: a reserved name is marked once, at
     /// the end (`{req: {id: 1}}` is `req_id`, not `req_id_`).

@@ -48,8 +48,8 @@ pub(crate) trait FieldSink<'a> {
         self.push(field);
     }
 
-    /// Where the fields of a map are flattened (they are renamed once
-    /// pushed); [`flush_spill`](Self::flush_spill) takes them from there.
+    /// Where the fields of a map are flattened, each under its whole
+    /// name; [`flush_spill`](Self::flush_spill) takes them from there.
     fn spill(&mut self) -> &mut Vec<Field<'a>>;
 
     /// Takes the fields [`spill`](Self::spill) holds.

@@ -284,6 +284,7 @@ fn flattened_names_are_normalized_as_a_whole() {
         ))
     };
     let long = "k".repeat(300);
+    let long_gl2 = format!("gl2_{long}");
     let mut rec = record();
     rec.add_attribute(
         "req",
@@ -292,6 +293,7 @@ fn flattened_names_are_normalized_as_a_whole() {
             ("gl2_source", AnyValue::from("s")),
             ("", AnyValue::from("e")),
             (long.as_str(), AnyValue::from(1)),
+            (long_gl2.as_str(), AnyValue::from(5)),
             ("deep", map(vec![("level", AnyValue::from(2))])),
         ]),
     );
@@ -311,6 +313,10 @@ fn flattened_names_are_normalized_as_a_whole() {
     // The key cut first (bounding the path), then the path, too long.
     let cut = normalize_key(&format!("req_{}", normalize_key(&long, true)), true).into_owned();
     assert_eq!(get(&m, &cut), Some(&FieldValue::Int(1)), "{names:?}");
+    // Cut, a key is not marked either: `gl2_` does not start the name.
+    let cut_gl2 = m.fields.iter().find(|f| f.value == FieldValue::Int(5));
+    let cut_gl2 = cut_gl2.map(|f| f.name().into_owned()).unwrap_or_default();
+    assert!(cut_gl2.starts_with("req_gl2_kkk"), "{cut_gl2}");
     assert!(
         names.iter().all(|name| name.len() <= MAX_KEY_BYTES),
         "{names:?}"

@@ -29,8 +29,8 @@ pub(super) const FLUSH_DELAY: Duration = Duration::from_millis(1);
 /// (twenty-six paired runs), batches of 64 KiB 0.07 µs more.
 pub(super) const FLUSH_BYTES: usize = 512 * 1024;
 // The batch is worked out from the stage's capacity, not from the smaller
-// limit backpressure sets: that limit holds two batches, the one being
-// moved and the next arriving meanwhile.
+// limit backpressure sets: that limit leaves room, beside the batch that
+// wakes the flusher, for as much again arriving before it takes them.
 const _: () = assert!(BACKPRESSURE_STAGE_BYTES >= 2 * FLUSH_BYTES);
 // What the flusher moves at once (with backpressure, at most the whole
 // stage) is written in one go, so that its allocation, which the retry

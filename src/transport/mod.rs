@@ -125,7 +125,7 @@ impl Transport {
     }
 
     /// Sleeps out the backoff delay after a failed attempt, if any: what
-    /// [`ready`](Transport::ready) waits for before it connects.
+    /// [`ready`](Transport::ready) waits for before its attempt.
     pub(crate) async fn wait_backoff(&self) {
         match self {
             Transport::Stream(link) => link.wait_backoff().await,

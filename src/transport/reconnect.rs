@@ -81,8 +81,6 @@ impl Link {
         }
     }
 
-    /// Makes sure there is a live connection: checks the current one, else waits
-    /// out the backoff delay and connects (and shakes hands).
     /// Lets the next attempt go at once, whatever the backoff: a shutdown's
     /// last attempts do not sleep it out.
     pub(crate) fn skip_backoff(&mut self) {
@@ -94,6 +92,8 @@ impl Link {
         self.backoff.wait().await;
     }
 
+    /// Makes sure there is a live connection: checks the current one, else waits
+    /// out the backoff delay and connects (and shakes hands).
     pub(crate) async fn ready(&mut self) -> Result<()> {
         if let Some((conn, opened)) = self.conn.as_mut() {
             if !conn.peer_closed() {

@@ -77,8 +77,6 @@ impl UdpLink {
         }
     }
 
-    /// Makes sure there is a socket: after a failure, waits out the backoff
-    /// delay, resolves the host again and connects a new socket to it.
     /// Lets the next attempt go at once, whatever the backoff: a shutdown's
     /// last attempts do not sleep it out.
     pub(crate) fn skip_backoff(&mut self) {
@@ -90,6 +88,8 @@ impl UdpLink {
         self.backoff.wait().await;
     }
 
+    /// Makes sure there is a socket: after a failure, waits out the backoff
+    /// delay, resolves the host again and connects a new socket to it.
     pub(crate) async fn ready(&mut self) -> Result<()> {
         if self.socket.is_some() {
             return Ok(());

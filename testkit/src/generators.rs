@@ -261,10 +261,24 @@ pub const SPECIAL_KEYS: &[&str] = &[
 /// Keys of map entries.
 pub fn key() -> impl Strategy<Value = String> {
     prop_oneof![
-        3 => select(SPECIAL_KEYS).prop_map(String::from),
-        3 => short_text(16),
-        2 => "[a-z]{1,6}(\\.[a-z]{1,6}){0,3}",
+        30 => select(SPECIAL_KEYS).prop_map(String::from),
+        30 => short_text(16),
+        20 => "[a-z]{1,6}(\\.[a-z]{1,6}){0,3}",
+        1 => long_key(),
     ]
+}
+
+/// A key past the longest name sent whole (255 bytes), made of a few
+/// repeated characters; sometimes starting with `gl2_`, a reserved prefix.
+pub fn long_key() -> impl Strategy<Value = String> {
+    (vec(any_char(), 1..=4), 256usize..=1024, any::<bool>()).prop_map(|(unit, bytes, gl2)| {
+        let key = repeat_to(&String::from_iter(unit), bytes);
+        if gl2 {
+            format!("gl2_{key}")
+        } else {
+            key
+        }
+    })
 }
 
 /// Keys of record attributes: map keys and very long ones.

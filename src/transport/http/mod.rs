@@ -198,8 +198,6 @@ impl HttpLink {
         })
     }
 
-    /// Waits out the backoff after a failed request. Connections are opened
-    /// (and replaced) by the client as requests need them.
     /// Lets the next attempt go at once, whatever the backoff: a shutdown's
     /// last attempts do not sleep it out.
     pub(crate) fn skip_backoff(&mut self) {
@@ -211,6 +209,8 @@ impl HttpLink {
         self.backoff.wait().await;
     }
 
+    /// Waits out the backoff after a failed request. Connections are opened
+    /// (and replaced) by the client as requests need them.
     pub(crate) async fn ready(&mut self) -> Result<()> {
         self.backoff.wait().await;
         self.backoff.went_through();
