@@ -266,10 +266,7 @@ impl Pipeline {
             .checked_add(budget)
             .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
         let task = self.runtime.handle().spawn(async move {
-            let taken = std::sync::atomic::AtomicUsize::new(0);
-            let target = shared
-                .push(&mut scratch.frames, until, usize::MAX, &taken)
-                .await;
+            let target = shared.push(&mut scratch.frames, until, usize::MAX).await;
             let left = until.saturating_duration_since(std::time::Instant::now());
             let _ = tokio::time::timeout(left, shared.wait(target)).await;
             scratch

@@ -13,7 +13,7 @@
 //! (`otel_warn!`), the rest are counted and summed up when delivery recovers.
 //! They are emitted after the queue's lock is released.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,10 @@ struct Queue {
     /// Records dropped since the deadline was set (buffer full, or after the
     /// deadline): a shutdown reports them.
     dropped_in_shutdown: u64,
+    /// Frames handed to [`Shared::push`] and not yet settled (in the buffer,
+    /// or dropped and counted): those of a push its task's end abandons are
+    /// counted by [`Shared::finish_shutdown`], whichever comes first.
+    in_hand: u64,
     closing: bool,
     /// The shutdown gave up: the delivery task must not count anything more.
     abandoned: bool,
@@ -152,6 +156,7 @@ impl Shared {
                 healthy: true,
                 deadline: None,
                 dropped_in_shutdown: 0,
+                in_hand: 0,
                 closing: false,
                 abandoned: false,
                 stopped: false,
@@ -278,19 +283,12 @@ impl Shared {
     /// Returns the sequence number that [`Shared::wait`] waits for: the
     /// last frame's. When a shutdown already closed the buffer, the frames
     /// left are numbered all the same, dropped and counted (a flush waiting
-    /// for them learns they were lost).
-    ///
-    /// `taken` tells how many frames are settled (in the buffer, or dropped
-    /// and counted) at any time, so that a caller whose push is abandoned
-    /// half-way (its task dropped) knows which frames were not.
-    pub(crate) async fn push(
-        &self,
-        frames: &mut Frames,
-        until: Instant,
-        window: usize,
-        taken: &AtomicUsize,
-    ) -> u64 {
+    /// for them learns they were lost). The frames not yet settled when the
+    /// push is abandoned half-way (its task dropped at the end of a
+    /// shutdown) are counted by [`finish_shutdown`](Self::finish_shutdown).
+    pub(crate) async fn push(&self, frames: &mut Frames, until: Instant, window: usize) -> u64 {
         let count = frames.len();
+        self.lock().in_hand += count as u64;
         let mut next = 0;
         let mut start = 0;
         wait_for(&self.progress, || {
@@ -299,14 +297,17 @@ impl Shared {
                 let mut q = self.lock();
                 if q.closing {
                     let left = (count - next) as u64;
-                    q.dropped_in_shutdown += left;
-                    self.counters.add_dropped_at_shutdown(left);
+                    // Not those the shutdown's end counted already.
+                    let uncounted = left.min(q.in_hand);
+                    q.in_hand -= uncounted;
+                    q.dropped_in_shutdown += uncounted;
+                    self.counters.add_dropped_at_shutdown(uncounted);
                     let first = q.accepted + 1;
                     q.accepted += left;
                     q.pending.lose(first, left);
-                    taken.store(count, Ordering::Relaxed);
                     return Check::Done(q.accepted);
                 }
+                let settled = next;
                 let may_wait = q.healthy && !q.past_deadline() && Instant::now() < until;
                 let reserved = q.in_flight_bytes;
                 // (Adopted whole only within the window while it holds: else
@@ -348,7 +349,7 @@ impl Shared {
                     start += len;
                     next += 1;
                 }
-                taken.store(next, Ordering::Relaxed);
+                q.in_hand = q.in_hand.saturating_sub((next - settled) as u64);
                 q.check();
                 let diag = self.note_dropped(&mut q, dropped);
                 // A shutdown's deadline ends the wait too, unannounced.
@@ -424,6 +425,11 @@ impl Shared {
         q.in_flight_bytes = 0;
         let left = q.pending.len();
         q.pending.remove(0, left, true);
+        // A push its task's end abandons half-way (the runtime stops after
+        // this): its frames count now, not after the report.
+        let in_hand = std::mem::take(&mut q.in_hand);
+        q.dropped_in_shutdown += in_hand;
+        self.counters.add_dropped_at_shutdown(in_hand);
         let dropped = q.dropped_in_shutdown;
         let stats = self.counters.snapshot();
         self.counters.add_dropped_at_shutdown(buffered as u64);
@@ -576,11 +582,12 @@ mod tests {
         until: Instant,
         window: usize,
     ) -> (Option<u64>, usize) {
-        let taken = AtomicUsize::new(0);
+        let before = shared.lock().in_hand;
         let mut frames = frames(lens);
-        let pushed = shared.push(&mut frames, until, window, &taken);
+        let pushed = shared.push(&mut frames, until, window);
         let done = tokio::time::timeout(PENDING, pushed).await.ok();
-        (done, taken.load(Ordering::Relaxed))
+        let unsettled = shared.lock().in_hand - before;
+        (done, lens.len() - unsettled as usize)
     }
 
     async fn returns_at_once(wait: impl std::future::Future<Output = ()>) {
@@ -627,6 +634,29 @@ mod tests {
         assert_eq!(counters.snapshot().dropped_buffer_full, 3);
     }
 
+    /// The frames of a push abandoned half-way (its task dropped as the
+    /// runtime stops) are counted by the shutdown's end, in its report; a
+    /// push still going on then does not count them again.
+    #[tokio::test]
+    async fn frames_in_hand_at_the_end_of_a_shutdown_are_reported_once() {
+        let later = Instant::now() + LATER;
+        let (s, counters) = shared(1_000);
+        assert_eq!(push(&s, &[600], later, usize::MAX).await, (Some(1), 1));
+        // Waiting for room, then dropped: two frames in hand.
+        assert_eq!(push(&s, &[600, 100], later, usize::MAX).await, (None, 0));
+        // Waiting for room, and polled again after the shutdown's end.
+        let mut frames = frames(&[600]);
+        let mut pushed = Box::pin(s.push(&mut frames, later, usize::MAX));
+        assert!(tokio::time::timeout(PENDING, pushed.as_mut())
+            .await
+            .is_err());
+        s.close();
+        let left = s.finish_shutdown(Duration::ZERO).expect("records lost");
+        assert_eq!((left.buffered, left.dropped), (1, 3));
+        pushed.await;
+        assert_eq!(counters.snapshot().dropped_at_shutdown, 4);
+    }
+
     /// A push already waiting for room when a shutdown sets its deadline
     /// ends at that deadline, which nothing announces, not at its own
     /// `until`: the oldest records make room then.
@@ -635,9 +665,8 @@ mod tests {
         let later = Instant::now() + LATER;
         let (s, counters) = shared(1_000);
         assert_eq!(push(&s, &[600], later, usize::MAX).await, (Some(1), 1));
-        let taken = AtomicUsize::new(0);
         let mut frames = frames(&[600]);
-        let pushed = s.push(&mut frames, later, usize::MAX, &taken);
+        let pushed = s.push(&mut frames, later, usize::MAX);
         let deadline = async {
             tokio::time::sleep(PENDING).await;
             s.set_deadline(Instant::now() + PENDING);

@@ -320,17 +320,8 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
         let now = Instant::now();
         let until = now.checked_add(budget).unwrap_or(now);
         let count = frames.len();
-        let in_hand = InHand {
-            shared: &shared,
-            frames: count,
-            taken: AtomicUsize::new(0),
-        };
         let window = staging.window.load(Ordering::Relaxed);
-        let target = shared
-            .push(&mut frames, until, window, &in_hand.taken)
-            .await;
-        // Every frame settled: dropping `in_hand` counts none.
-        drop(in_hand);
+        let target = shared.push(&mut frames, until, window).await;
         {
             let mut stage = staging.lock();
             stage.pushed += count as u64;
@@ -349,27 +340,6 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
             frames = Frames::with_capacity(reserved(staging.capacity));
         } else {
             frames.reserve(reserved(staging.capacity));
-        }
-    }
-}
-
-/// The frames the flusher is moving into the retry buffer. If the flusher is
-/// dropped half-way (its runtime shut down at the end of a shutdown that ran
-/// out of time), those not yet settled are counted as dropped at shutdown.
-pub(super) struct InHand<'a> {
-    pub(super) shared: &'a Shared,
-    pub(super) frames: usize,
-    pub(super) taken: AtomicUsize,
-}
-
-impl Drop for InHand<'_> {
-    fn drop(&mut self) {
-        let left = self
-            .frames
-            .saturating_sub(self.taken.load(Ordering::Relaxed));
-        // Not the shared lock at each hand-off for nothing.
-        if left > 0 {
-            self.shared.drop_in_shutdown(left as u64);
         }
     }
 }
@@ -405,22 +375,6 @@ mod tests {
         staging.overflow.store(3, Ordering::Relaxed);
         staging.report_overflow(&shared);
         staging.report_overflow(&shared);
-        let left = shared
-            .finish_shutdown(Duration::ZERO)
-            .expect("records lost");
-        assert_eq!(left.dropped, 3);
-    }
-
-    /// Frames a flusher dropped half-way had not handed over are counted as
-    /// dropped at shutdown.
-    #[test]
-    fn frames_left_in_hand_are_dropped_at_shutdown() {
-        let shared = Shared::new(1024, crate::stats::Counters::default(), "test".into());
-        drop(InHand {
-            shared: &shared,
-            frames: 5,
-            taken: AtomicUsize::new(2),
-        });
         let left = shared
             .finish_shutdown(Duration::ZERO)
             .expect("records lost");
