@@ -250,7 +250,9 @@ impl Pipeline {
             self.counters.add_truncated(truncated);
         }
         drop(suppressed);
-        if scratch.frames.is_empty() {
+        // In hand from here on: a shutdown that ends before the task below
+        // settles them counts them, whether it ran or not.
+        if scratch.frames.is_empty() || !self.shared.hold(scratch.frames.len()) {
             self.return_scratch(scratch);
             return Ok(());
         }

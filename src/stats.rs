@@ -49,7 +49,8 @@ pub struct Stats {
     /// [`DirectProcessor`](crate::DirectProcessor) found no room for in its
     /// staging area (after its backpressure wait, if any).
     pub dropped_buffer_full: u64,
-    /// Records still buffered when a shutdown's time ran out.
+    /// Records a shutdown could not deliver: still buffered or on their way
+    /// into the buffer when its time ran out, and records logged after it.
     pub dropped_at_shutdown: u64,
     /// Records an `http(s)://` endpoint refused for good (a 4xx answer other
     /// than 408 and 429, a 501 or 505, or a redirect): they are not sent

@@ -13,7 +13,7 @@
 //! (`otel_warn!`), the rest are counted and summed up when delivery recovers.
 //! They are emitted after the queue's lock is released.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,17 @@ pub(crate) struct Shared {
     /// A copy of `Queue::healthy` that can be read without the lock (by a
     /// logging thread deciding whether to wait for room).
     healthy: AtomicBool,
+    /// Frames taken in hand for a push ([`Shared::hold`]) and not yet
+    /// settled (in the buffer, or dropped and counted), and [`ENDED`] once
+    /// a shutdown's end counted those left: whether their push goes on or
+    /// its task is dropped, they are counted once. Without a lock, so that
+    /// the flusher takes its frames in hand under the stage's lock without
+    /// waiting for the queue's.
+    in_hand: AtomicU64,
 }
+
+/// The mark of [`Shared::in_hand`] once a shutdown ended.
+const ENDED: u64 = 1 << 63;
 
 struct Queue {
     buffer: RetryBuffer,
@@ -68,10 +78,6 @@ struct Queue {
     /// Records dropped since the deadline was set (buffer full, or after the
     /// deadline): a shutdown reports them.
     dropped_in_shutdown: u64,
-    /// Frames handed to [`Shared::push`] and not yet settled (in the buffer,
-    /// or dropped and counted): those of a push its task's end abandons are
-    /// counted by [`Shared::finish_shutdown`], whichever comes first.
-    in_hand: u64,
     closing: bool,
     /// The shutdown gave up: the delivery task must not count anything more.
     abandoned: bool,
@@ -156,7 +162,6 @@ impl Shared {
                 healthy: true,
                 deadline: None,
                 dropped_in_shutdown: 0,
-                in_hand: 0,
                 closing: false,
                 abandoned: false,
                 stopped: false,
@@ -169,6 +174,7 @@ impl Shared {
             endpoint,
             undelivered: Mutex::new(None),
             healthy: AtomicBool::new(true),
+            in_hand: AtomicU64::new(0),
         })
     }
 
@@ -268,7 +274,40 @@ impl Shared {
         }
     }
 
-    /// Appends `frames` and wakes the delivery task. When the buffer is
+    /// Takes `count` frames in hand for a [`push`](Self::push) to come,
+    /// before they leave where they were counted (a processor's stage, an
+    /// export's batch): from then on a shutdown's end counts them if they
+    /// are not settled by then. Returns false when it already ended: they
+    /// are counted as dropped at shutdown at once, and are not to be pushed.
+    pub(crate) fn hold(&self, count: usize) -> bool {
+        let count = count as u64;
+        let held = self
+            .in_hand
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held & ENDED == 0).then_some(held + count)
+            });
+        if held.is_err() {
+            self.counters.add_dropped_at_shutdown(count);
+        }
+        held.is_ok()
+    }
+
+    /// `frames` held are settled, unless a shutdown's end counted them
+    /// already: returns whether they were still in hand.
+    fn settle(&self, frames: u64) -> bool {
+        let settled = self
+            .in_hand
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held & ENDED == 0).then(|| {
+                    debug_assert!(held >= frames, "settling frames not held");
+                    held.saturating_sub(frames)
+                })
+            });
+        settled.is_ok()
+    }
+
+    /// Appends `frames`, [held](Self::hold) already, and wakes the delivery
+    /// task. When the buffer is
     /// empty and they all fit, it takes their allocation instead of copying
     /// (see [`RetryBuffer::adopt`]): `frames` is then left empty. Either way,
     /// `frames` holds nothing of value afterwards.
@@ -283,12 +322,12 @@ impl Shared {
     /// Returns the sequence number that [`Shared::wait`] waits for: the
     /// last frame's. When a shutdown already closed the buffer, the frames
     /// left are numbered all the same, dropped and counted (a flush waiting
-    /// for them learns they were lost). The frames not yet settled when the
-    /// push is abandoned half-way (its task dropped at the end of a
-    /// shutdown) are counted by [`finish_shutdown`](Self::finish_shutdown).
+    /// for them learns they were lost). Those not settled when a shutdown
+    /// ends are counted by [`finish_shutdown`](Self::finish_shutdown), and
+    /// not again here, whether the push goes on or is dropped half-way (its
+    /// task dropped as the runtime stops).
     pub(crate) async fn push(&self, frames: &mut Frames, until: Instant, window: usize) -> u64 {
         let count = frames.len();
-        self.lock().in_hand += count as u64;
         let mut next = 0;
         let mut start = 0;
         wait_for(&self.progress, || {
@@ -297,11 +336,11 @@ impl Shared {
                 let mut q = self.lock();
                 if q.closing {
                     let left = (count - next) as u64;
-                    // Not those the shutdown's end counted already.
-                    let uncounted = left.min(q.in_hand);
-                    q.in_hand -= uncounted;
-                    q.dropped_in_shutdown += uncounted;
-                    self.counters.add_dropped_at_shutdown(uncounted);
+                    // Once the shutdown ended, they were counted then.
+                    if self.settle(left) {
+                        q.dropped_in_shutdown += left;
+                        self.counters.add_dropped_at_shutdown(left);
+                    }
                     let first = q.accepted + 1;
                     q.accepted += left;
                     q.pending.lose(first, left);
@@ -349,7 +388,7 @@ impl Shared {
                     start += len;
                     next += 1;
                 }
-                q.in_hand = q.in_hand.saturating_sub((next - settled) as u64);
+                self.settle((next - settled) as u64);
                 q.check();
                 let diag = self.note_dropped(&mut q, dropped);
                 // A shutdown's deadline ends the wait too, unannounced.
@@ -425,9 +464,9 @@ impl Shared {
         q.in_flight_bytes = 0;
         let left = q.pending.len();
         q.pending.remove(0, left, true);
-        // A push its task's end abandons half-way (the runtime stops after
-        // this): its frames count now, not after the report.
-        let in_hand = std::mem::take(&mut q.in_hand);
+        // Frames a push holds (its task dropped in the background, before
+        // or after this, or still going on): they count now, in the report.
+        let in_hand = self.in_hand.swap(ENDED, Ordering::AcqRel) & !ENDED;
         q.dropped_in_shutdown += in_hand;
         self.counters.add_dropped_at_shutdown(in_hand);
         let dropped = q.dropped_in_shutdown;
@@ -582,11 +621,12 @@ mod tests {
         until: Instant,
         window: usize,
     ) -> (Option<u64>, usize) {
-        let before = shared.lock().in_hand;
+        let before = shared.in_hand.load(Ordering::Relaxed);
+        assert!(shared.hold(lens.len()));
         let mut frames = frames(lens);
         let pushed = shared.push(&mut frames, until, window);
         let done = tokio::time::timeout(PENDING, pushed).await.ok();
-        let unsettled = shared.lock().in_hand - before;
+        let unsettled = shared.in_hand.load(Ordering::Relaxed) - before;
         (done, lens.len() - unsettled as usize)
     }
 
@@ -646,6 +686,7 @@ mod tests {
         assert_eq!(push(&s, &[600, 100], later, usize::MAX).await, (None, 0));
         // Waiting for room, and polled again after the shutdown's end.
         let mut frames = frames(&[600]);
+        assert!(s.hold(1));
         let mut pushed = Box::pin(s.push(&mut frames, later, usize::MAX));
         assert!(tokio::time::timeout(PENDING, pushed.as_mut())
             .await
@@ -655,6 +696,9 @@ mod tests {
         assert_eq!((left.buffered, left.dropped), (1, 3));
         pushed.await;
         assert_eq!(counters.snapshot().dropped_at_shutdown, 4);
+        // Held after the end: counted at once, not to be pushed.
+        assert!(!s.hold(2));
+        assert_eq!(counters.snapshot().dropped_at_shutdown, 6);
     }
 
     /// A push already waiting for room when a shutdown sets its deadline
@@ -666,6 +710,7 @@ mod tests {
         let (s, counters) = shared(1_000);
         assert_eq!(push(&s, &[600], later, usize::MAX).await, (Some(1), 1));
         let mut frames = frames(&[600]);
+        assert!(s.hold(1));
         let pushed = s.push(&mut frames, later, usize::MAX);
         let deadline = async {
             tokio::time::sleep(PENDING).await;

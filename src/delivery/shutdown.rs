@@ -21,8 +21,8 @@ pub(crate) struct Undelivered {
     /// Of those, records written that the receiver's TCP had not
     /// acknowledged.
     pub(crate) unacknowledged: u64,
-    /// Dropped during the shutdown: from the full buffer, or arriving after the
-    /// deadline.
+    /// Dropped during the shutdown: from the full buffer, arriving after the
+    /// deadline, or still on their way into the buffer when it ended.
     pub(crate) dropped: u64,
     /// The last delivery error, if any.
     pub(crate) last_error: Option<Arc<Error>>,
@@ -64,8 +64,8 @@ impl fmt::Display for Undelivered {
         if self.dropped > 0 {
             write!(
                 f,
-                "{} dropped during the shutdown (retry buffer full, or arriving after \
-                 its deadline)",
+                "{} dropped during the shutdown (retry buffer full, arriving after its \
+                 deadline, or on their way into the buffer when it ended)",
                 self.dropped
             )?;
         }
@@ -101,8 +101,8 @@ mod tests {
                     left for it: ";
         let tail = " (the endpoint was reachable but did not take them in time); a longer \
                     timeout or a larger retry buffer may help";
-        let dropped = "dropped during the shutdown (retry buffer full, or arriving after its \
-                       deadline)";
+        let dropped = "dropped during the shutdown (retry buffer full, arriving after its \
+                       deadline, or on their way into the buffer when it ended)";
         for (left, records, middle) in [
             (
                 undelivered(3, 0, 0),

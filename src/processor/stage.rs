@@ -287,7 +287,14 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
                 let now = tokio::time::Instant::now();
                 let until = *gather_until.get_or_insert(now + FLUSH_DELAY);
                 if must_move(&stage, staging.capacity, overflowed) || now >= until {
+                    // In hand from here on (under the stage's lock, so that
+                    // a shutdown's end counts them in the stage or in hand).
+                    let held = shared.hold(stage.frames.len());
                     std::mem::swap(&mut stage.frames, &mut frames);
+                    if !held {
+                        // The shutdown ended: counted as dropped already.
+                        frames.clear();
+                    }
                     gather_until = None;
                     // There is room now.
                     stage.end_stall(
