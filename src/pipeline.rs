@@ -250,11 +250,16 @@ impl Pipeline {
             self.counters.add_truncated(truncated);
         }
         drop(suppressed);
-        // In hand from here on: a shutdown that ends before the task below
-        // settles them counts them, whether it ran or not.
-        if scratch.frames.is_empty() || !self.shared.hold(scratch.frames.len()) {
+        if scratch.frames.is_empty() {
             self.return_scratch(scratch);
             return Ok(());
+        }
+        // In hand from here on: a shutdown that ends before the task below
+        // settles them counts them, whether it ran or not.
+        if !self.shared.hold(scratch.frames.len()) {
+            // The shutdown ended meanwhile: counted as dropped at shutdown.
+            self.return_scratch(scratch);
+            return Err(OTelSdkError::AlreadyShutdown);
         }
         // Buffer and wait on our runtime (the caller may have none): the
         // JoinHandle is runtime-agnostic. While the endpoint is healthy the

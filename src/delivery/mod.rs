@@ -75,8 +75,9 @@ struct Queue {
     healthy: bool,
     /// When an upcoming shutdown must be over, if whoever started it said so.
     deadline: Option<Instant>,
-    /// Records dropped since the deadline was set (buffer full, or after the
-    /// deadline): a shutdown reports them.
+    /// Records dropped since the deadline was set (buffer full, after the
+    /// deadline, dropped by a closing push, or still in hand when the
+    /// shutdown ended): a shutdown reports them.
     dropped_in_shutdown: u64,
     closing: bool,
     /// The shutdown gave up: the delivery task must not count anything more.
@@ -278,7 +279,8 @@ impl Shared {
     /// before they leave where they were counted (a processor's stage, an
     /// export's batch): from then on a shutdown's end counts them if they
     /// are not settled by then. Returns false when it already ended: they
-    /// are counted as dropped at shutdown at once, and are not to be pushed.
+    /// are counted as dropped at shutdown at once (in the counters: the
+    /// report was made), and are not to be pushed.
     pub(crate) fn hold(&self, count: usize) -> bool {
         let count = count as u64;
         let held = self
@@ -307,10 +309,10 @@ impl Shared {
     }
 
     /// Appends `frames`, [held](Self::hold) already, and wakes the delivery
-    /// task. When the buffer is
-    /// empty and they all fit, it takes their allocation instead of copying
-    /// (see [`RetryBuffer::adopt`]): `frames` is then left empty. Either way,
-    /// `frames` holds nothing of value afterwards.
+    /// task. When the buffer is empty and they all fit, it takes their
+    /// allocation instead of copying (see [`RetryBuffer::adopt`]): `frames`
+    /// is then left empty. Either way, `frames` holds nothing of value
+    /// afterwards.
     ///
     /// While the endpoint is healthy and `until` has not passed, a frame that
     /// does not fit, or would take the bytes buffered and being written past
@@ -452,12 +454,15 @@ impl Shared {
         .await;
     }
 
-    /// Ends a shutdown: counts and empties what is still buffered (the
-    /// delivery task counts nothing after this), and returns what the
-    /// shutdown could not deliver.
+    /// Ends a shutdown: counts and empties what is still buffered, and
+    /// counts the frames still in hand (pushes count nothing more, nor the
+    /// delivery task; frames [held](Self::hold) later are counted at once);
+    /// returns what the shutdown could not deliver.
     pub(crate) fn finish_shutdown(&self, budget: Duration) -> Option<Undelivered> {
         let mut q = self.lock();
         q.abandoned = true;
+        // Closed, if it was not: a push from now on drops its frames.
+        q.closing = true;
         let (buffered, bytes) = q.buffered();
         q.buffer.clear();
         q.in_flight_records = 0;
@@ -699,6 +704,18 @@ mod tests {
         // Held after the end: counted at once, not to be pushed.
         assert!(!s.hold(2));
         assert_eq!(counters.snapshot().dropped_at_shutdown, 6);
+    }
+
+    /// Frames held for a push that never ran (its task dropped before its
+    /// first poll) are in the report too.
+    #[test]
+    fn frames_held_for_a_push_that_never_ran_are_reported() {
+        let (s, counters) = shared(1_000);
+        assert!(s.hold(2));
+        s.close();
+        let left = s.finish_shutdown(Duration::ZERO).expect("records lost");
+        assert_eq!((left.buffered, left.dropped), (0, 2));
+        assert_eq!(counters.snapshot().dropped_at_shutdown, 2);
     }
 
     /// A push already waiting for room when a shutdown sets its deadline

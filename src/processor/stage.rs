@@ -287,12 +287,14 @@ pub(super) async fn flush(staging: Arc<Staging>, shared: Arc<Shared>, timeout: D
                 let now = tokio::time::Instant::now();
                 let until = *gather_until.get_or_insert(now + FLUSH_DELAY);
                 if must_move(&stage, staging.capacity, overflowed) || now >= until {
-                    // In hand from here on (under the stage's lock, so that
-                    // a shutdown's end counts them in the stage or in hand).
+                    // In hand from here on, under the stage's lock: a
+                    // shutdown counts them either in the stage (the
+                    // processor's) or in hand (the end's).
                     let held = shared.hold(stage.frames.len());
                     std::mem::swap(&mut stage.frames, &mut frames);
                     if !held {
-                        // The shutdown ended: counted as dropped already.
+                        // Not expected (a processor's shutdown empties the
+                        // stage before the end): counted as dropped already.
                         frames.clear();
                     }
                     gather_until = None;
