@@ -26,7 +26,7 @@ use crate::delivery::{self, Shared};
 use crate::encode::{Format, PackFn, PackScratch, Packing};
 use crate::error::{Error, Result};
 use crate::frames::Frames;
-use crate::mapping::Mapper;
+use crate::mapping::{Mapper, MAX_HOST_BYTES};
 use crate::runtime::{run_within, IoRuntime};
 use crate::stats::Counters;
 use crate::transport::Transport;
@@ -63,9 +63,6 @@ pub(crate) struct Pipeline {
 /// marker and the JSON or LTSV around them.
 const RECORD_ROOM: usize = 512;
 
-/// The longest host name DNS allows.
-const MAX_HOST_NAME: usize = 255;
-
 /// Refuses static extras that would be cut (longer than the field limit),
 /// or that leave a record less than half its largest size, or less than
 /// [`RECORD_ROOM`] beside the longest host name: they are sent whole with
@@ -93,8 +90,9 @@ fn check_extras(config: &Config, mapper: &Mapper, env_prefix: &str) -> Result<()
         .packing()
         .max_record_bytes()
         .min(config.mapping.max_frame_bytes);
-    // The host may change with the resource, to a name of up to 255 bytes.
-    let host = mapper.host().len().max(MAX_HOST_NAME);
+    // The host may change with the resource, to one of up to
+    // `MAX_HOST_BYTES` as written.
+    let host = MAX_HOST_BYTES;
     let room = (max_record / 2).min(max_record.saturating_sub(host + RECORD_ROOM));
     let extras = mapper.extras_bytes();
     if extras > room {

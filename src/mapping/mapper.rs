@@ -17,7 +17,7 @@ use super::values::{
     any_json_text, base64_text, body_head, bool_text, is_blank, names_level, per_static_text,
     str_head, syslog_level, truncate_text, value_json, EpochMicros, StaticVerdict,
 };
-use super::{MappingOptions, MAX_FLATTEN_DEPTH, NO_MESSAGE};
+use super::{MappingOptions, MAX_FLATTEN_DEPTH, MAX_HOST_BYTES, NO_MESSAGE};
 use crate::json::{needs_escape, non_finite_text};
 use opentelemetry::logs::AnyValue;
 use opentelemetry::{InstrumentationScope, Key, Value};
@@ -176,6 +176,16 @@ impl Mapper {
         };
         let mut host_wire = Vec::new();
         host(&self.host, &mut host_wire);
+        // At most `MAX_HOST_BYTES` as written: cut a character at a time
+        // (once per resource, at most 255 of them) until it fits.
+        let mut bare = Vec::new();
+        host("", &mut bare);
+        while host_wire.len().saturating_sub(bare.len()) > MAX_HOST_BYTES
+            && self.host.pop().is_some()
+        {
+            host_wire.clear();
+            host(&self.host, &mut host_wire);
+        }
         let mut wire = StaticWire {
             encode,
             name,
@@ -265,7 +275,7 @@ impl Mapper {
             .or_else(|| host_name.and_then(|v| non_blank(v.as_str().into_owned())))
             .or_else(|| non_blank(gethostname::gethostname().to_string_lossy().into_owned()))
             .or_else(|| service_name.and_then(|v| non_blank(v.as_str().into_owned())))
-            .map(|h| truncate_text(Cow::Owned(h), 255).into_owned())
+            .map(|h| truncate_text(Cow::Owned(h), MAX_HOST_BYTES).into_owned())
             .unwrap_or_else(|| "unknown-host".to_string())
     }
 

@@ -339,6 +339,43 @@ fn names_alike_but_different_are_both_written() {
     alike_names_are_told_apart::<Ltsv>();
 }
 
+/// A host of control characters (six bytes each in GELF) is cut to 255
+/// bytes as written, so that a record still fits the smallest frame.
+fn a_host_of_control_characters_fits_as_written<F: Writer>() {
+    // Not blank, which would not be used as the host.
+    let host = "a\u{1}".repeat(127);
+    let mut mapper = Mapper::new(&MappingOptions {
+        max_frame_bytes: 1024,
+        ..MappingOptions::default()
+    });
+    mapper.pre_encode(F::encode_field, F::encode_name, F::encode_host);
+    mapper.set_resource(
+        &Resource::builder_empty()
+            .with_attribute(KeyValue::new("host.name", host.clone()))
+            .build(),
+    );
+    let (mut written, mut bare) = (Vec::new(), Vec::new());
+    F::encode_host(mapper.host(), &mut written);
+    F::encode_host("", &mut bare);
+    assert!(written.len() - bare.len() <= 255, "{}", written.len());
+    assert!(!mapper.host().is_empty() && host.starts_with(mapper.host()));
+    let packing = Packing::Framed {
+        framing: Framing::Nul,
+        max_frame: 1024,
+    };
+    let sdk = sdk(&plain_record(AnyValue::from("hello"), Vec::new()));
+    let mut out = Vec::new();
+    let mut scratch = PackScratch::default();
+    packing.pack_record::<F>(&mapper, &sdk, &scope(false), &mut out, &mut scratch);
+    assert!(out.len() <= 1024, "a frame of {} bytes", out.len());
+}
+
+#[test]
+fn a_host_of_control_characters_is_cut_to_fit_as_written() {
+    a_host_of_control_characters_fits_as_written::<Gelf>();
+    a_host_of_control_characters_fits_as_written::<Ltsv>();
+}
+
 /// A mapper for `F` whose one static field is `a`, of `value`, with no
 /// resource attributes: the static names' filter has a single bit.
 fn one_static_mapper<F: Writer>(value: &str) -> Mapper {
