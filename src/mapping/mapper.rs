@@ -17,7 +17,7 @@ use super::values::{
     any_json_text, base64_text, body_head, bool_text, is_blank, names_level, per_static_text,
     str_head, syslog_level, truncate_text, value_json, EpochMicros, StaticVerdict,
 };
-use super::{MappingOptions, MAX_FLATTEN_DEPTH, MAX_HOST_BYTES, NO_MESSAGE};
+use super::{MappingOptions, MAX_FLATTEN_DEPTH, MAX_HOST_BYTES, NO_MESSAGE, TRUNCATED_MARKER};
 use crate::json::{needs_escape, non_finite_text};
 use opentelemetry::logs::AnyValue;
 use opentelemetry::{InstrumentationScope, Key, Value};
@@ -175,16 +175,24 @@ impl Mapper {
             wire
         };
         let mut host_wire = Vec::new();
-        host(&self.host, &mut host_wire);
-        // At most `MAX_HOST_BYTES` as written: cut a character at a time
-        // (once per resource, at most 255 of them) until it fits.
         let mut bare = Vec::new();
         host("", &mut bare);
-        while host_wire.len().saturating_sub(bare.len()) > MAX_HOST_BYTES
-            && self.host.pop().is_some()
-        {
-            host_wire.clear();
-            host(&self.host, &mut host_wire);
+        let written = |text: &str, wire: &mut Vec<u8>| {
+            wire.clear();
+            host(text, wire);
+            wire.len().saturating_sub(bare.len())
+        };
+        // At most `MAX_HOST_BYTES` as written, escapes included: cut a
+        // character at a time (once per resource, at most 255 of them),
+        // then marked as any cut text (and so never blank).
+        if written(&self.host, &mut host_wire) > MAX_HOST_BYTES {
+            if let Some(head) = self.host.strip_suffix(TRUNCATED_MARKER) {
+                self.host.truncate(head.len());
+            }
+            let room = MAX_HOST_BYTES - TRUNCATED_MARKER.len();
+            while written(&self.host, &mut host_wire) > room && self.host.pop().is_some() {}
+            self.host.push_str(TRUNCATED_MARKER);
+            written(&self.host, &mut host_wire);
         }
         let mut wire = StaticWire {
             encode,

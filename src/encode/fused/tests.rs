@@ -1,7 +1,7 @@
 use super::*;
 use crate::encode::frame::encode_framed;
 use crate::encode::{Framing, Gelf, Ltsv, PackScratch, Packing};
-use crate::mapping::MappingOptions;
+use crate::mapping::{MappingOptions, TRUNCATED_MARKER};
 use djehouty_testkit::generators::{self, sdk_record, Record};
 use opentelemetry::logs::{AnyValue, LogRecord as _, LoggerProvider as _};
 use opentelemetry::{KeyValue, Value};
@@ -339,11 +339,10 @@ fn names_alike_but_different_are_both_written() {
     alike_names_are_told_apart::<Ltsv>();
 }
 
-/// A host of control characters (six bytes each in GELF) is cut to 255
-/// bytes as written, so that a record still fits the smallest frame.
-fn a_host_of_control_characters_fits_as_written<F: Writer>() {
-    // Not blank, which would not be used as the host.
-    let host = "a\u{1}".repeat(127);
+/// A host whose escapes take more than 255 bytes as written (a control
+/// character takes six in GELF; LTSV escapes tabs) is cut to 255 bytes as
+/// written, and marked, so that a record still fits the smallest frame.
+fn a_host_long_as_written_is_cut<F: Writer>(host: &str) {
     let mut mapper = Mapper::new(&MappingOptions {
         max_frame_bytes: 1024,
         ..MappingOptions::default()
@@ -351,14 +350,19 @@ fn a_host_of_control_characters_fits_as_written<F: Writer>() {
     mapper.pre_encode(F::encode_field, F::encode_name, F::encode_host);
     mapper.set_resource(
         &Resource::builder_empty()
-            .with_attribute(KeyValue::new("host.name", host.clone()))
+            .with_attribute(KeyValue::new("host.name", host.to_string()))
             .build(),
     );
     let (mut written, mut bare) = (Vec::new(), Vec::new());
     F::encode_host(mapper.host(), &mut written);
     F::encode_host("", &mut bare);
     assert!(written.len() - bare.len() <= 255, "{}", written.len());
-    assert!(!mapper.host().is_empty() && host.starts_with(mapper.host()));
+    let head = mapper.host().strip_suffix(TRUNCATED_MARKER);
+    assert!(
+        head.is_some_and(|head| !head.is_empty() && host.starts_with(head)),
+        "{:?}",
+        mapper.host()
+    );
     let packing = Packing::Framed {
         framing: Framing::Nul,
         max_frame: 1024,
@@ -371,9 +375,13 @@ fn a_host_of_control_characters_fits_as_written<F: Writer>() {
 }
 
 #[test]
-fn a_host_of_control_characters_is_cut_to_fit_as_written() {
-    a_host_of_control_characters_fits_as_written::<Gelf>();
-    a_host_of_control_characters_fits_as_written::<Ltsv>();
+fn a_host_long_as_written_is_cut_to_fit_and_marked() {
+    // 1,525 bytes as GELF writes it: the frame alone would exceed 1024.
+    a_host_long_as_written_is_cut::<Gelf>(&format!("a{}", "\u{1}".repeat(254)));
+    // The cut may leave only control characters: the mark keeps it from
+    // being blank.
+    a_host_long_as_written_is_cut::<Gelf>(&format!("{}x", "\u{1}".repeat(100)));
+    a_host_long_as_written_is_cut::<Ltsv>(&"a\t".repeat(127));
 }
 
 /// A mapper for `F` whose one static field is `a`, of `value`, with no
