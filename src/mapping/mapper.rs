@@ -637,12 +637,18 @@ impl Mapper {
             raw,
             |raw| {
                 let key = self.key(raw);
-                let typed = self.suffixes.is_some() && is_typed(&key, &self.unknown_suffixes);
+                let typed = self.ends_typed(&key);
                 (key, typed)
             },
             name,
         );
         self.suffixed(key, typed, kind)
+    }
+
+    /// Whether, with type suffixes, the normalized `key` ends in one already
+    /// known (its value's type is then left to the name).
+    fn ends_typed(&self, key: &str) -> bool {
+        self.suffixes.is_some() && is_typed(key, &self.unknown_suffixes)
     }
 
     /// The name of a field of normalized name `key` (ending in a known type
@@ -796,7 +802,7 @@ impl Mapper {
             other => {
                 let (value, kind) = self.any_value(other);
                 let key = Cow::Owned(self.key(path).into_owned());
-                let typed = self.suffixes.is_some() && is_typed(&key, &self.unknown_suffixes);
+                let typed = self.ends_typed(&key);
                 let (key, suffix) = self.suffixed(key, typed, kind);
                 fields.push(Field { key, suffix, value });
             }
