@@ -51,8 +51,9 @@ impl<F: Format> ExporterBuilder<F> {
     ///
     /// Records of the exporter itself, of the OpenTelemetry crates and of
     /// the network stack it uses (targets `djehouty`, `opentelemetry*`,
-    /// `hyper*`, `h2`, `rustls*`, `tokio_rustls`) are not shipped, which
-    /// could loop. Key-values become fields. File, line and module come with
+    /// `hyper`, `hyper_util`, `h2`, `rustls`, `rustls_native_certs`,
+    /// `tokio_rustls`) are not shipped, which could loop. Key-values become
+    /// fields. File, line and module come with
     /// the feature `experimental_metadata_attributes` of
     /// `opentelemetry-appender-log`, in your own `Cargo.toml`.
     ///

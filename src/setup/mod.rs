@@ -28,29 +28,44 @@ pub use guard::LogGuard;
 /// fail in turn): the events they emit on the application's threads. (On the
 /// exporter's I/O threads, telemetry is suppressed altogether.)
 ///
-/// A target matches when its crate is one of these or starts with one of
-/// them followed by `_` or `-`: `opentelemetry` covers `opentelemetry_sdk`
-/// and `opentelemetry-appender-tracing`, `hyper` covers `hyper_util`.
+/// A target matches when its crate is one of these, `-` and `_` alike, or
+/// belongs to the OpenTelemetry family ([`OTEL_FAMILY`]). Only whole names
+/// match: an application crate named `h2_gateway` or `hyper_app` is the
+/// application's own.
 #[cfg(any(feature = "tracing", feature = "log", test))]
 const SELF_DIAGNOSTICS: &[&str] = &[
     "djehouty",
-    "opentelemetry",
     "hyper",
+    "hyper_util",
     "h2",
     "rustls",
+    "rustls_native_certs",
     "tokio_rustls",
 ];
+
+/// The OpenTelemetry crates (`opentelemetry`, `opentelemetry_sdk`,
+/// `opentelemetry-appender-tracing`, ...): a crate of this name or of this
+/// name followed by `_` or `-`. The SDK's own diagnostics name their crate
+/// as cargo spells it, with `-`.
+#[cfg(any(feature = "tracing", feature = "log", test))]
+const OTEL_FAMILY: &str = "opentelemetry";
 
 /// Whether an event or record of this target is one of the exporter's own
 /// diagnostics (see [`SELF_DIAGNOSTICS`]).
 #[cfg(any(feature = "tracing", feature = "log", test))]
 fn is_self_diagnostic(target: &str) -> bool {
     let krate = target.split("::").next().unwrap_or(target);
-    SELF_DIAGNOSTICS.iter().any(|name| {
-        krate
-            .strip_prefix(name)
+    let same = |name: &str| {
+        krate.len() == name.len()
+            && krate
+                .bytes()
+                .zip(name.bytes())
+                .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
+    };
+    SELF_DIAGNOSTICS.iter().any(|name| same(name))
+        || krate
+            .strip_prefix(OTEL_FAMILY)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with(['_', '-']))
-    })
 }
 
 /// `service.name` from `OTEL_SERVICE_NAME` when it is set and not empty.
@@ -167,7 +182,9 @@ mod tests {
             "hyper_util::client",
             "h2::codec",
             "rustls::client",
+            "rustls-native-certs",
             "tokio_rustls",
+            "tokio-rustls::common",
         ] {
             assert!(is_self_diagnostic(target), "{target}");
         }
@@ -179,6 +196,11 @@ mod tests {
             "tokio",
             "tokio_postgres",
             "my_djehouty",
+            "djehouty_example",
+            "h2_gateway::server",
+            "hyper_app",
+            "hyper-proxy",
+            "rustls_client",
             "",
         ] {
             assert!(!is_self_diagnostic(target), "{target}");

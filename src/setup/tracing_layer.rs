@@ -39,8 +39,8 @@ impl<F: Format> ExporterBuilder<F> {
     /// above, or an `EnvFilter`, or put one on this layer alone with
     /// `.with_filter(..)`), except the events of the exporter itself, of the
     /// OpenTelemetry crates and of the network stack it uses (targets
-    /// `djehouty`, `opentelemetry*`, `hyper*`, `h2`, `rustls*`,
-    /// `tokio_rustls`): shipping those could loop (a failing export would log
+    /// `djehouty`, `opentelemetry*`, `hyper`, `hyper_util`, `h2`, `rustls`,
+    /// `rustls_native_certs`, `tokio_rustls`): shipping those could loop (a failing export would log
     /// a failure, shipped in turn). Your other layers still see them: a
     /// `fmt` layer prints the warnings about delivery.
     ///
