@@ -254,7 +254,9 @@ impl<F: Format> ExporterBuilder<F> {
     ///   (`gra1.logs.ovh.com:12202`) or a whole endpoint to use as is.
     ///   [`with_endpoint`](Self::with_endpoint) still wins if also called;
     /// * the stream token as the static field `X-OVH-TOKEN` (`_X-OVH-TOKEN` in
-    ///   GELF), which no record can override and `Debug` never shows;
+    ///   GELF), which no record can override and `Debug` never shows. Spaces
+    ///   and line ends around it are dropped; [`build`](Self::build) refuses
+    ///   a blank token, which LDP would drop every record for;
     /// * LDP's typed-field suffixes ([`TypeSuffixes::default`]: `_long`,
     ///   `_double`, `_bool`), so typed attributes stay typed in LDP, unless
     ///   [`with_type_suffixes`](Self::with_type_suffixes) chose others.
@@ -277,9 +279,11 @@ impl<F: Format> ExporterBuilder<F> {
         token: impl Into<String>,
     ) -> Self {
         self.ldp_cluster = Some(cluster.into());
+        // Read from a file or a variable, a token may end with a line end.
+        let token = token.into().trim().to_string();
         self.mapping
             .extras
-            .push(("X-OVH-TOKEN".to_string(), Value::from(token.into())));
+            .push(("X-OVH-TOKEN".to_string(), Value::from(token)));
         if self.mapping.type_suffixes.is_none() {
             self.mapping.type_suffixes = Some(TypeSuffixes::default());
         }

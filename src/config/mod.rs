@@ -145,19 +145,66 @@ mod tests {
     fn timeouts_must_be_positive_and_at_most_a_day() {
         let env = |_: &str| None;
         let base = || ExporterBuilder::<Gelf>::default().with_endpoint("tls://h:1");
-        for builder in [
-            base().with_handshake_timeout(Duration::ZERO),
-            base().with_handshake_timeout(Duration::MAX),
-            base().with_write_timeout(MAX_TIMEOUT + Duration::from_secs(1)),
-            base().with_timeout(Duration::MAX),
+        for (builder, source) in [
+            (
+                base().with_handshake_timeout(Duration::ZERO),
+                "with_handshake_timeout",
+            ),
+            (
+                base().with_handshake_timeout(Duration::MAX),
+                "with_handshake_timeout",
+            ),
+            (
+                base().with_write_timeout(MAX_TIMEOUT + Duration::from_secs(1)),
+                "with_write_timeout",
+            ),
+            (base().with_timeout(Duration::MAX), "with_timeout"),
         ] {
             let error = builder.resolve(env).unwrap_err();
             assert!(matches!(error, Error::InvalidConfig(_)), "{error}");
+            assert!(error.to_string().contains(source), "{error}");
         }
         assert!(base()
             .with_connect_timeout(MAX_TIMEOUT)
             .resolve(env)
             .is_ok());
+        // From the environment: the variable is named.
+        for value in ["0", "86400001"] {
+            let env =
+                |name: &str| (name == "OTEL_EXPORTER_GELF_TIMEOUT").then(|| value.to_string());
+            let error = base().resolve(env).unwrap_err().to_string();
+            assert!(error.contains("OTEL_EXPORTER_GELF_TIMEOUT"), "{error}");
+        }
+    }
+
+    /// A blank Logs Data Platform token would have every record dropped by
+    /// LDP, unseen: refused. One read from a file loses its line end.
+    #[test]
+    fn a_logs_data_platform_token_is_trimmed_and_never_blank() {
+        let env = |_: &str| None;
+        for token in ["", "  ", "\n"] {
+            let error = ExporterBuilder::<Gelf>::default()
+                .for_logs_data_platform("gra1.logs.ovh.com", token)
+                .resolve(env)
+                .unwrap_err();
+            assert!(matches!(error, Error::InvalidConfig(_)), "{error}");
+            assert!(
+                error.to_string().contains("OTEL_EXPORTER_GELF_LDP_TOKEN"),
+                "{error}"
+            );
+        }
+        let config = ExporterBuilder::<Gelf>::default()
+            .for_logs_data_platform("gra1.logs.ovh.com", " tok-1\n")
+            .resolve(env)
+            .unwrap();
+        let tokens: Vec<_> = config
+            .mapping
+            .extras
+            .iter()
+            .filter(|(key, _)| key == "X-OVH-TOKEN")
+            .map(|(_, value)| value.as_str().into_owned())
+            .collect();
+        assert_eq!(tokens, ["tok-1"]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::env::Env;
+use super::env::{Env, LDP_TOKEN_FIELD};
 use super::options::{check_framing, check_messages, http_headers, TlsChoices};
 use super::{
     Config, Endpoint, ExporterBuilder, Framing, Scheme, Timeouts, TlsOptions, UdpOptions,
@@ -20,6 +20,18 @@ impl<F: Format> ExporterBuilder<F> {
         let endpoint = self.endpoint(framing, &env)?;
         let vars = Env::new::<F>(&env);
         self.apply_environment(&endpoint, &vars)?;
+        let blank_token = self
+            .mapping
+            .extras
+            .iter()
+            .any(|(key, value)| key == LDP_TOKEN_FIELD && value.as_str().trim().is_empty());
+        if blank_token {
+            return Err(Error::InvalidConfig(format!(
+                "the Logs Data Platform token is blank: LDP would drop every record; pass the \
+                 stream's write token to `for_logs_data_platform`, or set {}LDP_TOKEN",
+                F::ENV_PREFIX
+            )));
+        }
         check_framing(&endpoint, self.framing)?;
         let env_ca_file = vars.get("CERTIFICATE").map(|(_, path)| PathBuf::from(path));
         if !endpoint.scheme().is_tls() && (!self.ca_files.is_empty() || env_ca_file.is_some()) {
@@ -102,6 +114,7 @@ impl<F: Format> ExporterBuilder<F> {
     /// The time limits, the export's from the environment when not set, each
     /// above zero and at most [`MAX_TIMEOUT`].
     fn timeouts(&self, env: impl Fn(&str) -> Option<String>) -> Result<Timeouts> {
+        let from_env = self.export_timeout.is_none();
         let export = match self.export_timeout {
             Some(timeout) => timeout,
             // A blank variable counts as unset, as every other one does.
@@ -125,18 +138,37 @@ impl<F: Format> ExporterBuilder<F> {
             handshake: self.handshake_timeout,
             write: self.write_timeout,
         };
-        for (name, value) in [
-            ("export timeout", timeouts.export),
-            ("connect timeout", timeouts.connect),
-            ("handshake timeout", timeouts.handshake),
-            ("write timeout", timeouts.write),
+        // Each named by where it was set: the variable, or the builder's
+        // method.
+        let export_source = if from_env {
+            F::ENV_TIMEOUT
+        } else {
+            "`with_timeout`"
+        };
+        for (name, source, value) in [
+            ("export timeout", export_source, timeouts.export),
+            (
+                "connect timeout",
+                "`with_connect_timeout`",
+                timeouts.connect,
+            ),
+            (
+                "handshake timeout",
+                "`with_handshake_timeout`",
+                timeouts.handshake,
+            ),
+            ("write timeout", "`with_write_timeout`", timeouts.write),
         ] {
             if value.is_zero() {
-                return Err(Error::InvalidConfig(format!("the {name} must not be zero")));
+                return Err(Error::InvalidConfig(format!(
+                    "the {name} ({source}) must not be zero: give it a length above zero \
+                     and at most {MAX_TIMEOUT:?}"
+                )));
             }
             if value > MAX_TIMEOUT {
                 return Err(Error::InvalidConfig(format!(
-                    "the {name} of {value:?} is longer than the {MAX_TIMEOUT:?} allowed"
+                    "the {name} ({source}) of {value:?} is longer than the {MAX_TIMEOUT:?} \
+                     allowed: shorten it"
                 )));
             }
         }
