@@ -64,8 +64,12 @@ pub enum Error {
 
     /// TLS was requested but no trust anchor is configured.
     #[error(
-        "TLS endpoint without any trusted root certificate: give a CA with `.with_ca_file(..)` \
-         or keep the built-in roots enabled"
+        "TLS endpoint without any trusted root certificate: give a CA file \
+         (`.with_ca_file(..)`, or OTEL_EXPORTER_GELF_CERTIFICATE / \
+         OTEL_EXPORTER_LTSV_CERTIFICATE), or keep the built-in roots \
+         (`.with_builtin_roots(true)`, the default) and build with a cargo feature that \
+         brings them: `webpki-roots` (on by default) or `native-roots` (the system's \
+         CA bundle, which must be installed: `ca-certificates` on Debian)"
     )]
     NoTrustAnchors,
 

@@ -321,6 +321,16 @@ fn configuration_errors_come_from_build() {
         .build()
         .unwrap_err();
     assert!(matches!(no_roots, Error::NoTrustAnchors), "{no_roots}");
+    // What to do, whichever the cause: a CA file, or the roots' features.
+    let advice = no_roots.to_string();
+    for named in [
+        "with_ca_file",
+        "OTEL_EXPORTER_GELF_CERTIFICATE",
+        "webpki-roots",
+        "native-roots",
+    ] {
+        assert!(advice.contains(named), "{advice}");
+    }
 
     let bad_name = GelfExporter::builder()
         .with_endpoint("tls://bad_name!:1")

@@ -119,6 +119,16 @@ pub(super) fn add_builtin_roots(roots: &mut RootCertStore) {
     #[cfg(feature = "native-roots")]
     {
         let native = rustls_native_certs::load_native_certs();
+        if let Some(error) = native.errors.first() {
+            // Said, not refused: other roots or a CA file may do.
+            opentelemetry::otel_warn!(
+                name: "djehouty.NativeRootsUnreadable",
+                errors = native.errors.len() as u64,
+                first = error.to_string(),
+                message = "some of the system's CA certificates could not be loaded \
+                           (feature `native-roots`): is the system's CA bundle installed?"
+            );
+        }
         roots.add_parsable_certificates(native.certs);
     }
 }
