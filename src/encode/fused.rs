@@ -3,7 +3,8 @@
 //! between. It holds for the common record, whose field names are all
 //! different and which fits its frame; any other is left, with nothing
 //! written, to the general path ([`Mapper::map`] then the encoder), which
-//! writes the very same bytes for the common record. Records of one scope
+//! writes the very same bytes for the common record (one of at most
+//! [`MAX_NAMES`] fields). Records of one scope
 //! and target copy the fields those give ([`Leads`]), and records of one
 //! callsite the names of their attributes ([`Shapes`]).
 
@@ -316,6 +317,13 @@ pub(crate) fn encode_fused<F: Writer>(
     false
 }
 
+/// The most fields a record on the fast path has. A name is compared with
+/// those written before it only when its [`seen_bit`] is taken, which with
+/// more names than the bits becomes the rule: past this, a record takes the
+/// general path, whose check of names is linear, rather than this one's
+/// quadratic work (and a scratch list of names as long as the record).
+const MAX_NAMES: usize = 256;
+
 /// One bit of 256 chosen by a name's fingerprint, as a word and a bit in
 /// it: more than [`print_bit`]'s 64, so that a record with tens of fields
 /// rarely compares names.
@@ -359,6 +367,10 @@ impl<'a, F: Writer> FieldSink<'a> for Fused<'_, 'a, F> {
     #[inline(always)]
     fn push_named(&mut self, name: &'a [u8], field: Field<'a>) {
         if self.failed {
+            return;
+        }
+        if self.names.len() == MAX_NAMES {
+            self.failed = true;
             return;
         }
         let print = field.fingerprint();

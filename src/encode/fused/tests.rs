@@ -284,6 +284,31 @@ fn both_paths<F: Writer>(
     }
 }
 
+/// A record of many fields takes the general path, whose check of repeated
+/// names is linear: the fast path's would take quadratic time.
+#[test]
+fn records_of_many_fields_take_the_general_path() {
+    fn check<F: Writer>() {
+        let keys: Vec<String> = (0..2 * MAX_NAMES).map(|i| format!("k{i}")).collect();
+        let attributes = |count: usize| -> Vec<(&str, AnyValue)> {
+            keys[..count]
+                .iter()
+                .map(|key| (key.as_str(), AnyValue::Int(1)))
+                .collect()
+        };
+        let (mapper, _) = &mappers::<F>()[0];
+        let (fast, general) = both_paths::<F>(mapper, &attributes(MAX_NAMES / 2), 1 << 20);
+        assert_eq!(fast.as_deref(), Some(&general[..]));
+        let (fast, general) = both_paths::<F>(mapper, &attributes(2 * MAX_NAMES), 1 << 20);
+        assert_eq!(fast, None);
+        // The general path writes them all.
+        let text = String::from_utf8(general).unwrap();
+        assert!(text.contains(&format!("k{}", 2 * MAX_NAMES - 1)), "{text}");
+    }
+    check::<Gelf>();
+    check::<Ltsv>();
+}
+
 /// A record of exactly the limit takes the fast path, one byte less
 /// does not: also when its last field ends the record (LTSV without
 /// extras writes nothing after it).
