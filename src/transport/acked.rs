@@ -77,7 +77,9 @@ impl Meter {
     }
 
     /// Bytes written to the socket and acknowledged by the peer's TCP, or
-    /// `None` where the platform does not tell.
+    /// `None` when the socket is closed (Linux: nothing new to learn).
+    /// Where the platform does not tell, every byte handed to the kernel
+    /// counts (not those still gathered: they never left the process).
     ///
     /// Only the owner of the socket may ask, while the socket is open: a
     /// closed descriptor's number may be another file's by then.
@@ -115,8 +117,7 @@ impl Meter {
         }
         #[cfg(not(target_os = "linux"))]
         {
-            let _ = written;
-            None
+            Some(written)
         }
     }
 }
@@ -381,7 +382,7 @@ impl Ledger {
     }
 
     /// Plaintext bytes acknowledged by the peer's TCP, asked of the kernel
-    /// now. Where the kernel does not tell, every byte written counts.
+    /// now. Where the kernel does not tell, every byte handed to it counts.
     pub(crate) fn acknowledged(&mut self) -> u64 {
         let socket = self.meter.acknowledged();
         self.advance(socket)
@@ -391,14 +392,9 @@ impl Ledger {
     /// (`None`: unknown).
     fn advance(&mut self, socket: Option<u64>) -> u64 {
         match socket {
-            // On Linux, a question the kernel did not answer (a closed
-            // socket) tells nothing new.
-            None if cfg!(target_os = "linux") => {}
-            // Elsewhere nothing is known: every byte written counts.
-            None => {
-                self.acked = self.written;
-                self.steps.clear();
-            }
+            // A question the kernel did not answer (a closed socket) tells
+            // nothing new.
+            None => {}
             Some(socket) if !self.tls => {
                 self.acked = socket.saturating_sub(self.base).min(self.written);
             }
