@@ -42,13 +42,17 @@ const SMALL_FRAME: usize = 4096;
 const MAX_KEY: usize = 255;
 
 /// A field name as the exporter writes it (dots replaced), without any prefix:
-/// [`name_bytes`], then moved out of the reserved names.
+/// [`name_bytes`], then moved out of the reserved names; a `gl2_` name that
+/// the mark takes past [`MAX_KEY`] is cut as a longer key is.
 fn normalized(raw: &str) -> String {
     let mut key = name_bytes(raw);
     if RESERVED.contains(&key.as_str()) {
         key.push('_');
     } else if key.starts_with("gl2_") {
         key.insert(0, '_');
+        if key.len() > MAX_KEY {
+            key = format!("_{}", cut_key(raw));
+        }
     }
     key
 }
@@ -82,13 +86,7 @@ fn expected_scalar(value: &AnyValue) -> Expected {
 /// digits.
 fn name_bytes(raw: &str) -> String {
     if raw.len() > MAX_KEY {
-        let mut end = MAX_KEY - 10;
-        while !raw.is_char_boundary(end) {
-            end -= 1;
-        }
-        let mut key = name_bytes(&raw[..end]);
-        key.push_str(&format!("_{:08x}", crc32fast::hash(raw.as_bytes())));
-        return key;
+        return cut_key(raw);
     }
     if raw.is_empty() {
         return "empty_key".to_string();
@@ -102,6 +100,20 @@ fn name_bytes(raw: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A key cut: its first 245 bytes (whole characters) as [`name_bytes`]
+/// writes them, then `_` and the CRC-32 of the whole key in 8 hex digits.
+fn cut_key(raw: &str) -> String {
+    let mut end = MAX_KEY - 10;
+    while !raw.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}_{:08x}",
+        name_bytes(&raw[..end]),
+        crc32fast::hash(raw.as_bytes())
+    )
 }
 
 /// A map's key as a part of a flattened field's path: an empty one as

@@ -204,6 +204,12 @@ pub(crate) const MAX_KEY_BYTES: usize = 255;
 pub(crate) fn normalize_key(raw: &str, replace_dots: bool) -> Cow<'_, str> {
     let mut key = normalize_bytes(raw, replace_dots);
     protect_reserved(&mut key);
+    if key.len() > MAX_KEY_BYTES {
+        // A `gl2_` key of the bound's length, marked past it: cut as a
+        // longer one is (with room for the mark).
+        key = Cow::Owned(long_key(raw, replace_dots));
+        protect_reserved(&mut key);
+    }
     key
 }
 

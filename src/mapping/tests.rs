@@ -74,6 +74,12 @@ fn long_keys_are_cut_and_marked() {
         );
     }
     assert!(normalize_key(&format!("gl2_{}", "a".repeat(300)), true).starts_with("_gl2_"));
+    // A `gl2_` key at the bound is marked within it, and still apart.
+    let at_bound = format!("gl2_{}", "a".repeat(MAX_KEY_BYTES - 4));
+    let key = normalize_key(&at_bound, true);
+    assert!(key.len() <= MAX_KEY_BYTES, "{} bytes", key.len());
+    assert!(key.starts_with("_gl2_aaa"), "{key}");
+    assert_ne!(key, normalize_key(&format!("{at_bound}b"), true));
 
     // In a record, beside others, which stay.
     let mapper = Mapper::new(&MappingOptions::default());
