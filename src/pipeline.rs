@@ -231,6 +231,8 @@ impl Pipeline {
     /// Encodes `batch` and hands it to the retry buffer (see [`crate::Exporter`]).
     pub(crate) async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
         if self.shut_down.load(Ordering::Acquire) {
+            // Taken by nobody: counted, as every record is.
+            self.shared.drop_in_shutdown(batch.iter().count() as u64);
             return Err(OTelSdkError::AlreadyShutdown);
         }
         if self.shared.past_deadline() {

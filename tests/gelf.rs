@@ -243,6 +243,7 @@ fn shutdown_is_idempotent_and_later_exports_are_refused() {
     use opentelemetry_sdk::logs::LogExporter as _;
     let receiver = Receiver::tcp(Framing::Nul);
     let exporter = builder(&receiver).build().unwrap();
+    let counters = exporter.counters();
     exporter.shutdown().expect("first shutdown");
     exporter.shutdown().expect("second shutdown");
     let (capture, errors) = CaptureErrors::new(exporter);
@@ -254,6 +255,8 @@ fn shutdown_is_idempotent_and_later_exports_are_refused() {
     let errors = errors.lock().unwrap().clone();
     assert_eq!(errors.len(), 1);
     assert!(errors[0].contains("AlreadyShutdown"), "{}", errors[0]);
+    // Refused, and counted.
+    assert_eq!(counters.snapshot().dropped_at_shutdown, 1);
 }
 
 /// Wraps an exporter and records the errors its exports return (the simple
