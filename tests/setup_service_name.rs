@@ -47,6 +47,10 @@ fn the_environment_wins_over_the_default_service_name() {
     std::env::set_var(ATTRIBUTES, "service.name=from-attributes");
     assert_eq!(shipped_service_name(), "from-attributes");
 
+    // Percent-decoded, as the specification asks.
+    std::env::set_var(ATTRIBUTES, "service.name=check%20out%2Ceu");
+    assert_eq!(shipped_service_name(), "check out,eu");
+
     std::env::set_var(SERVICE, "from-variable");
     assert_eq!(shipped_service_name(), "from-variable");
 }

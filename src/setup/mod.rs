@@ -4,9 +4,10 @@
 //! feeds it, filtered so that the exporter's own diagnostics never loop back
 //! into it. The [`LogGuard`] it returns owns the provider and shuts it down.
 
+use opentelemetry::KeyValue;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::resource::{
-    EnvResourceDetector, ResourceDetector, SdkProvidedResourceDetector, TelemetryResourceDetector,
+    ResourceDetector, SdkProvidedResourceDetector, TelemetryResourceDetector,
 };
 use opentelemetry_sdk::Resource;
 
@@ -81,6 +82,56 @@ impl ResourceDetector for ServiceNameVariable {
     }
 }
 
+/// The attributes of `OTEL_RESOURCE_ATTRIBUTES`, percent-decoded as the
+/// specification asks (the SDK's own detector does not decode, so `%2C`
+/// would stay `%2C` rather than be a comma in a value).
+struct ResourceAttributesVariable;
+
+impl ResourceDetector for ResourceAttributesVariable {
+    fn detect(&self) -> Resource {
+        let text = std::env::var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default();
+        Resource::builder_empty()
+            .with_attributes(resource_attributes(&text))
+            .build()
+    }
+}
+
+/// `key=value,key2=value2`, each key and value trimmed and percent-decoded
+/// (a part that does not decode to UTF-8 is kept as written). An entry
+/// without `=` or without a key is left out, as the SDK leaves it out, and
+/// said.
+fn resource_attributes(text: &str) -> Vec<KeyValue> {
+    let decode = |part: &str| {
+        let part = part.trim();
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8()
+            .map_or_else(|_| part.to_string(), |text| text.into_owned())
+    };
+    let mut attributes = Vec::new();
+    for (index, entry) in text.split(',').enumerate() {
+        if entry.trim().is_empty() {
+            continue;
+        }
+        match entry
+            .split_once('=')
+            .map(|(key, value)| (decode(key), value))
+        {
+            Some((key, value)) if !key.is_empty() => {
+                attributes.push(KeyValue::new(key, decode(value)));
+            }
+            _ => {
+                opentelemetry::otel_warn!(
+                    name: "djehouty.ResourceAttributeIgnored",
+                    entry = (index + 1) as u64,
+                    message = "an entry of OTEL_RESOURCE_ATTRIBUTES is not `key=value`: \
+                               left out of the resource"
+                );
+            }
+        }
+    }
+    attributes
+}
+
 /// The provider's resource: what the SDK's detectors find (the
 /// `telemetry.sdk.*` attributes, `OTEL_RESOURCE_ATTRIBUTES`), with
 /// `service.name` from `OTEL_SERVICE_NAME`, else from
@@ -97,7 +148,7 @@ pub(crate) fn resource(default: Option<String>) -> Resource {
     };
     base.with_detectors(&[
         Box::new(TelemetryResourceDetector),
-        Box::new(EnvResourceDetector::new()),
+        Box::new(ResourceAttributesVariable),
         Box::new(ServiceNameVariable),
     ])
     .build()
@@ -168,7 +219,25 @@ impl<F: Format> ExporterBuilder<F> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_self_diagnostic;
+    use super::{is_self_diagnostic, resource_attributes};
+    use opentelemetry::KeyValue;
+
+    #[test]
+    fn resource_attributes_are_trimmed_and_percent_decoded() {
+        assert_eq!(
+            resource_attributes(
+                " service.name = check%20out ,deployment.environment=eu%2Cwest,,\
+                 k%3Dx=a=b,no-equals,=empty-key,bad=%FF"
+            ),
+            [
+                KeyValue::new("service.name", "check out"),
+                KeyValue::new("deployment.environment", "eu,west"),
+                KeyValue::new("k=x", "a=b"),
+                KeyValue::new("bad", "%FF"),
+            ]
+        );
+        assert!(resource_attributes("").is_empty());
+    }
 
     #[test]
     fn self_diagnostics_are_told_by_crate() {
