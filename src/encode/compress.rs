@@ -4,7 +4,7 @@
 
 use flate2::{Crc, FlushCompress, Status};
 
-use super::{cut_before_encoding, Writer};
+use super::{cut_before_encoding, shrink, Writer};
 use crate::mapping::MappedRecord;
 
 /// How GELF messages sent over UDP are compressed.
@@ -124,7 +124,7 @@ pub(super) fn encode_compressed<F: Writer>(
             pack_cut::<F>(&record, enough, compression, (out, start), scratch);
         }
         None => {
-            record.shrink(0, true, &F::ESCAPES);
+            shrink::<F>(&mut record, 0, true);
             pack::<F>(&record, compression, (out, start), scratch);
         }
     }
@@ -204,7 +204,7 @@ fn pack_cut<F: Writer>(
     scratch: &mut PackScratch,
 ) -> (usize, usize) {
     let mut copy = record.clone();
-    copy.shrink(excess, false, &F::ESCAPES);
+    shrink::<F>(&mut copy, excess, false);
     pack::<F>(&copy, compression, (out, start), scratch)
 }
 

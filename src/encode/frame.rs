@@ -1,7 +1,7 @@
 //! Framing on a stream: each record ends with a delimiter, and a record too
 //! large for one frame is cut (and marked) to fit, never dropped.
 
-use super::{cut_before_encoding, Writer};
+use super::{cut_before_encoding, shrink, Writer};
 use crate::mapping::MappedRecord;
 
 /// How records are delimited on the stream.
@@ -46,7 +46,7 @@ pub(crate) fn encode_framed<F: Writer>(
     while out.len() - start + 1 > max_frame && attempt <= ATTEMPTS {
         let excess = out.len() - start + 1 - max_frame;
         out.truncate(start);
-        record.shrink(excess, attempt == ATTEMPTS, &F::ESCAPES);
+        shrink::<F>(&mut record, excess, attempt == ATTEMPTS);
         F::encode(&record, out);
         attempt += 1;
     }

@@ -274,9 +274,19 @@ fn cut_before_encoding<F: Writer>(
     let size = out.len() - start + record.text_width(&F::ESCAPES);
     out.truncate(start);
     if size > limit {
-        record.shrink(size - limit, false, &F::ESCAPES);
+        shrink::<F>(record, size - limit, false);
     }
     true
+}
+
+/// [`MappedRecord::shrink`], each field measured as `F` writes it.
+fn shrink<F: Writer>(record: &mut MappedRecord<'_>, excess: usize, last_resort: bool) {
+    let mut scratch = Vec::new();
+    record.shrink(excess, last_resort, &F::ESCAPES, &mut |field| {
+        scratch.clear();
+        F::encode_field(field, &mut scratch);
+        scratch.len()
+    });
 }
 
 /// A xorshift64 generator from `seed` (not 0): test data any run repeats.

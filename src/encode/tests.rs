@@ -309,10 +309,10 @@ fn codecs_debug_opaquely() {
 }
 
 /// A datagram over the limit even compressed whose fields are numbers,
-/// which are never cut, fits at the last attempt: it keeps its short
-/// message and loses the rest.
+/// which are never cut, loses its last fields, as many as it must: it keeps
+/// its short message, marked, and the first fields.
 #[test]
-fn a_datagram_of_numbers_too_large_drops_them_at_the_last_attempt() {
+fn a_datagram_of_numbers_too_large_keeps_the_first_that_fit() {
     let mut record = sample();
     let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     record.fields = (0..3000)
@@ -335,11 +335,65 @@ fn a_datagram_of_numbers_too_large_drops_them_at_the_last_attempt() {
         // The full message goes too: the short one says so.
         let short = format!("hello \"world\"\u{0}{TRUNCATED_MARKER}");
         assert_eq!(json["short_message"], short, "{compression:?}");
-        let keys: Vec<&str> = json.as_object().unwrap().keys().map(|k| &**k).collect();
-        assert_eq!(
-            keys,
-            ["host", "level", "short_message", "timestamp", "version"],
-            "{compression:?}"
+        let kept = json.as_object().unwrap().len() - 5;
+        assert!(kept > 100, "{compression:?}: {kept} fields kept");
+        for (i, field) in record.fields.iter().enumerate() {
+            let FieldValue::Int(value) = field.value else {
+                unreachable!()
+            };
+            let sent = &json[format!("_f{i}")];
+            match i < kept {
+                true => assert_eq!(*sent, value, "{compression:?}: f{i}"),
+                false => assert!(sent.is_null(), "{compression:?}: f{i} of {kept}"),
+            }
+        }
+    }
+}
+
+/// A frame over the limit with many short texts, none worth cutting: the
+/// last fields go, as many as needed, and the first (the resource's and
+/// the record's own come first) stay; the extras are never dropped.
+#[test]
+fn a_frame_of_many_short_texts_too_large_keeps_its_first_fields() {
+    for limit in [4096, 20_000] {
+        let mut record = sample();
+        record.full_message = None;
+        let mut fields = vec![Field {
+            key: Cow::Borrowed("service_name"),
+            suffix: "",
+            value: FieldValue::Str(Cow::Borrowed("svc")),
+        }];
+        fields.extend((0..2000).map(|i| Field {
+            key: Cow::Owned(format!("attr{i}")),
+            suffix: "",
+            value: FieldValue::Str(Cow::Owned("x".repeat(60))),
+        }));
+        fields.push(Field {
+            key: Cow::Borrowed("token"),
+            suffix: "",
+            value: FieldValue::Str(Cow::Borrowed("t")),
+        });
+        record.fields = fields;
+        record.protected_tail = 1;
+        let mut out = Vec::new();
+        assert!(encode_framed::<Gelf>(record, Framing::Nul, limit, &mut out));
+        assert!(out.len() <= limit, "{} bytes", out.len());
+        // Nearly full: only what it had to lose went.
+        assert!(out.len() > limit - 200, "{} bytes", out.len());
+        let json: serde_json::Value = serde_json::from_slice(&out[..out.len() - 1]).unwrap();
+        assert_eq!(json["_service_name"], "svc");
+        assert_eq!(json["_token"], "t");
+        assert!(json["short_message"]
+            .as_str()
+            .unwrap()
+            .ends_with(TRUNCATED_MARKER));
+        let kept = (0..2000)
+            .take_while(|i| json[format!("_attr{i}")] == "x".repeat(60))
+            .count();
+        assert!(kept > 0);
+        assert!(
+            json[format!("_attr{kept}")].is_null(),
+            "only a prefix is kept"
         );
     }
 }

@@ -236,12 +236,21 @@ impl MappedRecord<'_> {
     /// Makes the encoded record at least `excess` bytes smaller, using
     /// `escapes` to measure what each cut saves: cuts the full message first
     /// (or drops it, marking the short message, when even cut it would not
-    /// save enough), then the short message, then the largest field values.
-    /// Everything cut is marked with [`TRUNCATED_MARKER`] and keeps the
-    /// longest prefix that makes the excess up. `last_resort` keeps only a
+    /// save enough), then the short message, then the largest field values,
+    /// then drops whole fields, the last first (extras excepted). Everything
+    /// cut is marked with [`TRUNCATED_MARKER`] and keeps the longest prefix
+    /// that makes the excess up; dropped fields mark the short message.
+    /// `field_size` tells how many bytes a field takes encoded (what
+    /// dropping it saves). `last_resort` keeps only a
     /// short message head and the static extras, the short message marked
     /// when anything else went.
-    pub(crate) fn shrink(&mut self, excess: usize, last_resort: bool, escapes: &Escapes) {
+    pub(crate) fn shrink(
+        &mut self,
+        excess: usize,
+        last_resort: bool,
+        escapes: &Escapes,
+        field_size: &mut dyn FnMut(&Field<'_>) -> usize,
+    ) {
         self.unpack_statics();
         if last_resort {
             let keep_from = self.fields.len() - self.protected_tail;
@@ -286,6 +295,20 @@ impl MappedRecord<'_> {
                 }
             }
         }
+        // Cutting texts to their heads was not enough (numbers, or many
+        // short texts): then whole fields go, the last first, so that the
+        // resource's, the scope's and the record's own fields, which come
+        // first, stay with as many attributes as fit. The short message
+        // says so.
+        if self.mark_short_message() {
+            need += marker;
+        }
+        let mut keep = open;
+        while keep > 0 && need > 0 {
+            keep -= 1;
+            need = need.saturating_sub(field_size(&self.fields[keep]));
+        }
+        self.fields.drain(keep..open);
     }
 
     /// Appends the marker to the whole short message, unless it ends with
@@ -532,7 +555,7 @@ mod tests {
             (&long, true, 0, &head),
         ] {
             let mut cut = record(short.to_owned(), full, open);
-            cut.shrink(0, true, &escapes);
+            cut.shrink(0, true, &escapes, &mut |_| 0);
             let case = format!("{} bytes, {full}, {open}", short.len());
             assert_eq!(cut.short_message, expected, "{case}");
             assert_eq!(cut.full_message, None, "{case}");
