@@ -177,6 +177,29 @@ mod tests {
         }
     }
 
+    /// With the application's own TLS configuration, the client certificate
+    /// variables are ignored, even when only one of the pair is set (which
+    /// is refused otherwise).
+    #[test]
+    fn the_users_tls_config_ignores_a_half_set_client_certificate_pair() {
+        let config =
+            rustls::ClientConfig::builder_with_provider(djehouty_testkit::certs::provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+        let env = |name: &str| {
+            (name == "OTEL_EXPORTER_GELF_CLIENT_CERTIFICATE").then(|| "/no/cert.pem".to_string())
+        };
+        let base = || ExporterBuilder::<Gelf>::default().with_endpoint("tls://h:1");
+        let error = base().resolve(env).unwrap_err();
+        assert!(matches!(error, Error::InvalidConfig(_)), "{error}");
+        let resolved = base()
+            .with_tls_config(std::sync::Arc::new(config))
+            .resolve(env);
+        assert!(resolved.is_ok(), "{:?}", resolved.err());
+    }
+
     /// A blank Logs Data Platform token would have every record dropped by
     /// LDP, unseen: refused. One read from a file loses its line end.
     #[test]

@@ -48,7 +48,21 @@ impl<F: Format> ExporterBuilder<F> {
             self.mapping.max_frame_bytes = DEFAULT_HTTP_MAX_FRAME_BYTES;
         }
         let env_client_certificate = match self.client_certificate {
-            None => vars.client_certificate()?,
+            None => match vars.client_certificate() {
+                // With `with_tls_config` the variables are ignored, with a
+                // warning, even when only one of the pair is set.
+                Err(error) if self.tls_config.is_some() => {
+                    opentelemetry::otel_warn!(
+                        name: "djehouty.ClientCertificateVariableIgnored",
+                        endpoint = endpoint.to_string(),
+                        message = "the client certificate variables are ignored: the TLS \
+                                   configuration given with `with_tls_config` applies as is",
+                        error = error.to_string()
+                    );
+                    None
+                }
+                other => other?,
+            },
             Some(_) => None,
         };
         let timeouts = self.timeouts(&env)?;
