@@ -149,7 +149,7 @@ impl<F: Format> ExporterBuilder<F> {
     pub fn build(self) -> Result<Exporter<F>> {
         #[cfg(feature = "metrics")]
         let meter = self.meter.clone();
-        let config = self.resolve(|name| std::env::var(name).ok())?;
+        let config = self.resolve(read_variable)?;
         let pipeline = Pipeline::start::<F>(config)?;
         #[cfg(feature = "metrics")]
         if let Some(meter) = meter {
@@ -179,5 +179,29 @@ impl<F: Format> LogExporter for Exporter<F> {
 impl<F: Format> fmt::Debug for Exporter<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.pipeline.fmt(f)
+    }
+}
+
+/// An environment variable's value. One that is not UTF-8 is read with its
+/// bad bytes replaced rather than taken as unset: a path or an endpoint set
+/// but read as missing would fall back to a default unseen, where a value
+/// that does not parse or name a file is refused, naming the variable.
+fn read_variable(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|value| value.to_string_lossy().into_owned())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::read_variable;
+
+    /// A value that is not UTF-8 is read, not taken as unset.
+    #[test]
+    fn a_variable_not_utf8_is_read_not_ignored() {
+        use std::os::unix::ffi::OsStrExt as _;
+        const NAME: &str = "DJEHOUTY_TEST_VARIABLE_NOT_UTF8";
+        std::env::set_var(NAME, std::ffi::OsStr::from_bytes(b"/etc/ca-\xff.pem"));
+        assert_eq!(read_variable(NAME).as_deref(), Some("/etc/ca-\u{fffd}.pem"));
+        std::env::remove_var(NAME);
+        assert_eq!(read_variable(NAME), None);
     }
 }
