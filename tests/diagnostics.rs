@@ -120,12 +120,13 @@ fn an_outage_is_reported_once_and_summed_up_when_delivery_recovers() {
 
     // The first export meets the outage (it returns once delivery failed);
     // the next ones overflow the buffer.
+    // Each flush hands the SDK's queue over, then says delivery is failing.
     log(&provider, 0, 1);
-    provider.force_flush().expect("flush");
+    provider.force_flush().expect_err("the outage");
     wait_stats(&counters, "the first failure", |s| s.failures >= 1);
     const N: u64 = 300;
     log(&provider, 1, N);
-    provider.force_flush().expect("flush");
+    provider.force_flush().expect_err("the outage");
     wait_stats(&counters, "records dropped", |s| s.dropped_buffer_full > 0);
     // A few more failures, retried with backoff.
     wait_stats(&counters, "three failures", |s| s.failures >= 3);

@@ -387,3 +387,52 @@ fn redundant_fields_come_back_on_request() {
     assert_field(&scoped, "_severity_text", "error".into());
     assert_field(&scoped, "_otel_scope_name", "app::db".into());
 }
+
+/// `BatchProcessor::force_flush` waits for acknowledgement, as
+/// `DirectProcessor`'s does: once it returns, every record logged before
+/// counts as exported; and while the endpoint refuses connections it fails
+/// rather than report records still waiting in the retry buffer flushed.
+#[test]
+fn the_batch_processors_flush_waits_for_delivery_and_says_when_it_fails() {
+    const RECORDS: u64 = 2_000;
+    let emit = |provider: &opentelemetry_sdk::logs::SdkLoggerProvider, count: u64| {
+        let logger = provider.logger("app");
+        for i in 0..count {
+            let mut record = logger.create_log_record();
+            record.set_body(AnyValue::from(format!("record {i}")));
+            logger.emit(record);
+        }
+    };
+    let receiver = Receiver::tcp(Framing::Nul);
+    let exporter = builder(&receiver).build().unwrap();
+    let counters = exporter.counters();
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_log_processor(djehouty::BatchProcessor::new(exporter))
+        .build();
+    emit(&provider, RECORDS);
+    provider.force_flush().expect("a healthy endpoint flushes");
+    assert_eq!(counters.snapshot().exported, RECORDS);
+    assert_eq!(
+        receiver.wait_frames(RECORDS as usize, WAIT).len() as u64,
+        RECORDS
+    );
+    provider.shutdown().unwrap();
+
+    let refused = support::unused_port();
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{refused}"))
+        .build()
+        .unwrap();
+    let counters = exporter.counters();
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_log_processor(djehouty::BatchProcessor::new(exporter))
+        .build();
+    emit(&provider, 3);
+    let error = provider
+        .force_flush()
+        .expect_err("nothing can be delivered");
+    let text = error.to_string();
+    assert!(text.contains("delivery is failing"), "{text}");
+    assert_eq!(counters.snapshot().buffered_records, 3);
+    let _ = provider.shutdown_with_timeout(Duration::from_millis(300));
+}

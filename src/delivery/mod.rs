@@ -260,6 +260,12 @@ impl Shared {
         self.lock().done_through(target)
     }
 
+    /// The number of the last frame accepted so far: the target of a flush
+    /// of everything pushed until now.
+    pub(crate) fn accepted(&self) -> u64 {
+        self.lock().accepted
+    }
+
     /// Starts watching for a flush: it waits for the records pending now
     /// and those accepted later, up to the target it learns. Ends when
     /// dropped.

@@ -19,9 +19,11 @@ use opentelemetry_sdk::logs::{
 };
 use opentelemetry_sdk::Resource;
 
+use super::flush_verdict;
 use crate::delivery::Shared;
 use crate::encode::Format;
 use crate::exporter::Exporter;
+use crate::runtime::run_within;
 
 /// Records the SDK may hold between two exports.
 pub const RECOMMENDED_MAX_QUEUE_SIZE: usize = 65_536;
@@ -63,6 +65,10 @@ const SHUTDOWN_MARGIN: Duration = Duration::from_millis(150);
 pub struct BatchProcessor {
     inner: BatchLogProcessor,
     shared: Arc<Shared>,
+    /// The exporter's I/O runtime, where a flush waits.
+    io: tokio::runtime::Handle,
+    /// How long a flush waits for delivery once the SDK exported its queue.
+    flush_timeout: Duration,
 }
 
 impl BatchProcessor {
@@ -85,10 +91,17 @@ impl BatchProcessor {
     /// ```
     pub fn with_config<F: Format>(exporter: Exporter<F>, config: BatchConfig) -> BatchProcessor {
         let shared = Arc::clone(exporter.pipeline().shared());
+        let io = exporter.pipeline().io().clone();
+        let flush_timeout = exporter.pipeline().export_timeout();
         let inner = BatchLogProcessor::builder(exporter)
             .with_batch_config(config)
             .build();
-        BatchProcessor { inner, shared }
+        BatchProcessor {
+            inner,
+            shared,
+            io,
+            flush_timeout,
+        }
     }
 
     /// The recommended settings, except where an `OTEL_BLRP_*` variable
@@ -120,8 +133,26 @@ impl LogProcessor for BatchProcessor {
         self.inner.emit(record, scope);
     }
 
+    /// Has the SDK export its queue, then waits, within the export timeout,
+    /// until every record logged before was acknowledged, as
+    /// [`DirectProcessor`](crate::DirectProcessor)'s does: an export returns
+    /// once its records are buffered. Fails when delivery is failing, or when
+    /// some of them were dropped.
     fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
+        // Watching first: a record pending now and dropped later fails it.
+        let watch = Arc::new(self.shared.watch_flush());
+        self.inner.force_flush()?;
+        let target = self.shared.accepted();
+        let shared = Arc::clone(&self.shared);
+        let watching = Arc::clone(&watch);
+        let waited = run_within(&self.io, self.flush_timeout, async move {
+            shared.wait_flush(&watching, target).await;
+        });
+        flush_verdict(
+            waited.map(|()| watch.flushed(target)),
+            self.shared.counters(),
+            self.flush_timeout,
+        )
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {

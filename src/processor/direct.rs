@@ -38,11 +38,12 @@ use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::Resource;
 use tokio::sync::Notify;
 
+use super::flush_verdict;
 use super::stage::{
     flush, reserved, stage_bytes, wakes_flusher, Stage, Staging, BACKPRESSURE_STAGE_BYTES,
     BACKPRESSURE_WINDOW_BYTES, MIN_STAGE_BYTES,
 };
-use crate::delivery::{Flushed, Shared};
+use crate::delivery::Shared;
 use crate::encode::{Format, PackScratch};
 use crate::exporter::Exporter;
 use crate::frames::Frames;
@@ -422,32 +423,11 @@ impl LogProcessor for DirectProcessor {
             shared.wait_flush(&watching, target).await;
             target
         });
-        match target.map(|target| watch.flushed(target)) {
-            Some(Flushed::Delivered) => Ok(()),
-            Some(Flushed::Lost(_)) => {
-                let stats = self.counters.snapshot();
-                Err(OTelSdkError::InternalFailure(format!(
-                    "not flushed: records it waited for were dropped rather than delivered \
-                     (so far {} for want of room in the retry buffer, {} refused by the \
-                     endpoint, {} at a shutdown)",
-                    stats.dropped_buffer_full, stats.dropped_rejected, stats.dropped_at_shutdown
-                )))
-            }
-            // The wait ended because delivery is failing: the records wait in
-            // the retry buffer.
-            Some(Flushed::Waiting) => {
-                let stats = self.counters.snapshot();
-                Err(OTelSdkError::InternalFailure(format!(
-                    "not flushed: delivery is failing and {} record(s) wait in the retry \
-                     buffer (last error: {})",
-                    stats.buffered_records,
-                    stats
-                        .last_error
-                        .map_or_else(|| "none".to_string(), |e| e.to_string())
-                )))
-            }
-            None => Err(OTelSdkError::Timeout(self.flush_timeout)),
-        }
+        flush_verdict(
+            target.map(|target| watch.flushed(target)),
+            &self.counters,
+            self.flush_timeout,
+        )
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {

@@ -13,3 +13,46 @@ pub use batch::{
     RECOMMENDED_SCHEDULED_DELAY,
 };
 pub use direct::DirectProcessor;
+
+use std::time::Duration;
+
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+
+use crate::delivery::Flushed;
+use crate::stats::Counters;
+
+/// What a `force_flush` that waited up to `timeout` for the records logged
+/// before it says: where their flush stood when the wait ended (`None`: the
+/// time ran out).
+fn flush_verdict(
+    flushed: Option<Flushed>,
+    counters: &Counters,
+    timeout: Duration,
+) -> OTelSdkResult {
+    match flushed {
+        Some(Flushed::Delivered) => Ok(()),
+        Some(Flushed::Lost(_)) => {
+            let stats = counters.snapshot();
+            Err(OTelSdkError::InternalFailure(format!(
+                "not flushed: records it waited for were dropped rather than delivered \
+                 (so far {} for want of room in the retry buffer, {} refused by the \
+                 endpoint, {} at a shutdown)",
+                stats.dropped_buffer_full, stats.dropped_rejected, stats.dropped_at_shutdown
+            )))
+        }
+        // The wait ended because delivery is failing: the records wait in
+        // the retry buffer.
+        Some(Flushed::Waiting) => {
+            let stats = counters.snapshot();
+            Err(OTelSdkError::InternalFailure(format!(
+                "not flushed: delivery is failing and {} record(s) wait in the retry \
+                 buffer (last error: {})",
+                stats.buffered_records,
+                stats
+                    .last_error
+                    .map_or_else(|| "none".to_string(), |e| e.to_string())
+            )))
+        }
+        None => Err(OTelSdkError::Timeout(timeout)),
+    }
+}
