@@ -766,3 +766,27 @@ fn the_query_of_the_endpoint_is_sent_but_never_shown() {
     assert!(!text.contains("S3cret"), "{text}");
     assert!(text.contains("token=***"), "{text}");
 }
+
+/// A shutdown that runs out of time while requests, one per message, are
+/// still being answered counts those answered as exported, not dropped:
+/// the link reports what it did at least every slice of time, not only
+/// after the whole chunk.
+#[test]
+fn a_shutdown_cut_short_counts_the_records_already_answered_as_exported() {
+    const N: u64 = 300;
+    let server = HttpServer::http(script(|_, _| {
+        Reply::status(202).after(Duration::from_millis(20))
+    }));
+    let (provider, counters) = start(builder(&server));
+    log_numbered(&provider, N, 0);
+    let _ = provider.shutdown_with_timeout(Duration::from_millis(1500));
+    let stats = counters.snapshot();
+    let answered = server.accepted().len() as u64;
+    assert!(stats.exported > 0, "{stats:?}");
+    assert_eq!(stats.exported + stats.dropped_at_shutdown, N, "{stats:?}");
+    // Those answered in the last slice (100 ms) may not be counted yet.
+    assert!(
+        answered >= stats.exported && answered - stats.exported <= 6,
+        "{answered} answered, {stats:?}"
+    );
+}

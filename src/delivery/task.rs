@@ -167,17 +167,19 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
                 let error = Arc::new(rejected.error);
                 shared.counters.add_rejected(refused as u64, error);
             }
+            // What was not sent goes back in front: after a failure, or
+            // when the link reported early (HTTP, after a slice of time).
             let mut dropped = Dropped::default();
+            if !rest.is_empty() {
+                q.buffer.unshift(rest, &mut dropped);
+                // The oldest of them, if they no longer fit: after those
+                // waiting for acknowledgement.
+                q.pending
+                    .remove(unacked.records as u64, dropped.records, true);
+            }
             match result {
                 Ok(()) => diags.extend(shared.note_success(&mut q)),
-                Err(error) => {
-                    q.buffer.unshift(rest, &mut dropped);
-                    // The oldest of them, if they no longer fit: after those
-                    // waiting for acknowledgement.
-                    q.pending
-                        .remove(unacked.records as u64, dropped.records, true);
-                    diags.push(shared.note_failure(&mut q, error));
-                }
+                Err(error) => diags.push(shared.note_failure(&mut q, error)),
             }
             q.check();
             diags.extend(shared.note_dropped(&mut q, dropped));

@@ -48,7 +48,9 @@
 //!   [`BULK_GROW_AFTER`] full bulks.
 //!
 //! **At least once.** Unlike TCP, HTTP acknowledges each request, so a
-//! message counts as exported only once its answer came back. A request whose
+//! message counts as exported only once its answer came back (told to the
+//! delivery task at least every [`SEND_SLICE`], so that a shutdown cut
+//! short counts the answered ones as exported). A request whose
 //! answer is lost (the connection broke, or the answer came too late) is sent
 //! again: the receiver may get such messages twice, but none is lost to a
 //! failed request (the retry buffer's limits still apply).
@@ -108,6 +110,12 @@ const RESPONSE_BODY_WAIT: Duration = Duration::from_secs(1);
 /// An idle connection is closed after this long, before a server (Graylog:
 /// 60 s) or a proxy closes it under a request.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a send goes on before it reports the requests answered so
+/// far, when more are to go: so that a flush or a shutdown learns of
+/// records delivered while many requests (one per message, without bulk)
+/// are still to be sent, rather than after the whole chunk.
+const SEND_SLICE: Duration = Duration::from_millis(100);
+
 /// At most one warning about refused records per this period; the others are
 /// summed up in the next warning.
 const REJECTION_WARN_EVERY: Duration = Duration::from_secs(60);
@@ -224,11 +232,16 @@ impl HttpLink {
     /// bulk, in order. Returns how many frames, from the front, are done with
     /// (acknowledged, or refused for good: see
     /// [`take_rejected`](HttpLink::take_rejected)), and the error that stopped
-    /// the rest, if any.
+    /// the rest, if any. Without an error, it may stop early, after
+    /// [`SEND_SLICE`]: the caller sends the rest again.
     pub(crate) async fn send(&mut self, frames: FrameRun<'_>) -> (usize, Result<()>) {
+        let started = std::time::Instant::now();
         let mut done = 0;
         let mut rest = frames;
         while !rest.is_empty() {
+            if done > 0 && started.elapsed() >= SEND_SLICE {
+                return (done, Ok(()));
+            }
             let count = if self.options.bulk {
                 rest.take_within(self.bulk_limit)
             } else {
