@@ -7,6 +7,7 @@ use std::net::Ipv6Addr;
 
 use http::uri::{Authority, Uri};
 
+use crate::encode::{LDP_GELF_PORT, LDP_LTSV_LINE_PORT, LDP_LTSV_NUL_PORT};
 use crate::error::{Error, Result};
 
 /// The path an `http(s)://` endpoint without one posts to: Graylog's GELF HTTP
@@ -79,23 +80,21 @@ impl Scheme {
     }
 
     /// Why a port is needed, with the usual ones.
-    fn missing_port(self) -> &'static str {
+    fn missing_port(self) -> String {
         match self {
-            Scheme::Tcp => {
-                "missing port: a `tcp://` endpoint needs one, such as 12201 (Graylog's GELF \
-                 TCP input): `tcp://host:12201`"
-            }
-            Scheme::Udp => {
-                "missing port: a `udp://` endpoint needs one, such as 12201 (Graylog's GELF \
-                 UDP input): `udp://host:12201`"
-            }
-            Scheme::Http | Scheme::Https => "missing port",
-            Scheme::Tls => {
-                "missing port: a `tls://` endpoint needs one, such as 12201 (a Graylog GELF \
-                 TCP input with TLS on) or, on OVHcloud Logs Data Platform, 12202 for GELF, \
-                 12201 for LTSV with line framing, 12200 for LTSV with NUL framing: \
-                 `tls://host:12202`"
-            }
+            Scheme::Tcp => "missing port: a `tcp://` endpoint needs one, such as 12201 (Graylog's \
+                            GELF TCP input): `tcp://host:12201`"
+                .to_string(),
+            Scheme::Udp => "missing port: a `udp://` endpoint needs one, such as 12201 (Graylog's \
+                            GELF UDP input): `udp://host:12201`"
+                .to_string(),
+            Scheme::Http | Scheme::Https => "missing port".to_string(),
+            Scheme::Tls => format!(
+                "missing port: a `tls://` endpoint needs one, such as 12201 (a Graylog GELF TCP \
+                 input with TLS on) or, on OVHcloud Logs Data Platform, {LDP_GELF_PORT} for \
+                 GELF, {LDP_LTSV_LINE_PORT} for LTSV with line framing, {LDP_LTSV_NUL_PORT} for \
+                 LTSV with NUL framing: `tls://host:{LDP_GELF_PORT}`"
+            ),
         }
     }
 }
@@ -386,9 +385,7 @@ fn port(scheme: Scheme, authority: &Authority) -> std::result::Result<u16, Strin
         None => return Err("unexpected text after the host".into()),
     };
     if written.is_empty() {
-        return scheme
-            .default_port()
-            .ok_or_else(|| scheme.missing_port().to_string());
+        return scheme.default_port().ok_or_else(|| scheme.missing_port());
     }
     match written.parse::<u16>() {
         Ok(port) if port != 0 && written.bytes().all(|b| b.is_ascii_digit()) => Ok(port),

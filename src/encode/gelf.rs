@@ -16,6 +16,9 @@ use crate::json::{json_float, json_str, json_str_plain, push_int, push_level, pu
 use crate::mapping::{EpochMicros, Escapes, FieldValue, MappedRecord};
 use crate::memo::last_answer;
 
+/// OVHcloud Logs Data Platform's GELF input over TLS (NUL framing).
+pub(crate) const LDP_GELF_PORT: u16 = 12202;
+
 /// The GELF 1.1 format (Graylog Extended Log Format).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Gelf;
@@ -52,7 +55,7 @@ impl Writer for Gelf {
 
     fn ldp_port(_framing: Framing) -> u16 {
         // LDP's GELF input takes NUL framing only.
-        12202
+        LDP_GELF_PORT
     }
 
     const NAME_AT: usize = 3;

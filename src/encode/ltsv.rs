@@ -15,6 +15,11 @@ use crate::mapping::{EpochMicros, Escapes, FieldValue, MappedRecord};
 use crate::memo::last_answer;
 use crate::swar;
 
+/// OVHcloud Logs Data Platform's LTSV input over TLS with line framing.
+pub(crate) const LDP_LTSV_LINE_PORT: u16 = 12201;
+
+/// OVHcloud Logs Data Platform's LTSV input over TLS with NUL framing.
+pub(crate) const LDP_LTSV_NUL_PORT: u16 = 12200;
 /// The LTSV format.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ltsv;
@@ -43,8 +48,8 @@ impl Writer for Ltsv {
 
     fn ldp_port(framing: Framing) -> u16 {
         match framing {
-            Framing::Nul => 12200,
-            Framing::Newline => 12201,
+            Framing::Nul => LDP_LTSV_NUL_PORT,
+            Framing::Newline => LDP_LTSV_LINE_PORT,
         }
     }
 

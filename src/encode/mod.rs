@@ -25,7 +25,9 @@ use frame::encode_framed;
 pub use frame::Framing;
 use fused::encode_fused;
 pub use gelf::Gelf;
+pub(crate) use gelf::LDP_GELF_PORT;
 pub use ltsv::Ltsv;
+pub(crate) use ltsv::{LDP_LTSV_LINE_PORT, LDP_LTSV_NUL_PORT};
 
 /// Only this crate's formats implement [`Format`]: each gives its
 /// [`Codec`], which is opaque outside the crate.
