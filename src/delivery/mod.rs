@@ -212,6 +212,13 @@ impl Shared {
         q.dropped_in_shutdown = 0;
     }
 
+    /// Whether a shutdown began (its deadline is set, or it closed the
+    /// queue): a flush waiting then stops, not for a failure.
+    pub(crate) fn shutting_down(&self) -> bool {
+        let q = self.lock();
+        q.closing || q.deadline.is_some()
+    }
+
     /// Whether a shutdown's deadline has passed: exports then drop their
     /// records at once rather than spend time encoding what cannot be sent.
     pub(crate) fn past_deadline(&self) -> bool {

@@ -20,7 +20,7 @@ use opentelemetry_sdk::logs::{
 use opentelemetry_sdk::Resource;
 
 use super::flush_verdict;
-use crate::delivery::Shared;
+use crate::delivery::{Flushed, Shared};
 use crate::encode::Format;
 use crate::exporter::Exporter;
 use crate::runtime::run_within;
@@ -133,26 +133,33 @@ impl LogProcessor for BatchProcessor {
         self.inner.emit(record, scope);
     }
 
-    /// Has the SDK export its queue, then waits, within the export timeout,
-    /// until every record logged before was acknowledged, as
-    /// [`DirectProcessor`](crate::DirectProcessor)'s does: an export returns
-    /// once its records are buffered. Fails when delivery is failing, or when
-    /// some of them were dropped.
+    /// Has the SDK export its queue, then waits until every record logged
+    /// before was acknowledged, as
+    /// [`DirectProcessor`](crate::DirectProcessor)'s does, both within the
+    /// export timeout. (The SDK's own `force_flush` succeeds once its exports
+    /// returned, which they do at once while delivery is failing, with the
+    /// records still buffered.) Fails when delivery is failing, or when some
+    /// of them were dropped.
     fn force_flush(&self) -> OTelSdkResult {
+        let started = Instant::now();
         // Watching first: a record pending now and dropped later fails it.
         let watch = Arc::new(self.shared.watch_flush());
         self.inner.force_flush()?;
         let target = self.shared.accepted();
-        let shared = Arc::clone(&self.shared);
-        let watching = Arc::clone(&watch);
-        let waited = run_within(&self.io, self.flush_timeout, async move {
-            shared.wait_flush(&watching, target).await;
-        });
-        flush_verdict(
-            waited.map(|()| watch.flushed(target)),
-            self.shared.counters(),
-            self.flush_timeout,
-        )
+        let left = self.flush_timeout.saturating_sub(started.elapsed());
+        let flushed = match watch.flushed(target) {
+            Flushed::Waiting if !left.is_zero() => {
+                let shared = Arc::clone(&self.shared);
+                let watching = Arc::clone(&watch);
+                run_within(&self.io, left, async move {
+                    shared.wait_flush(&watching, target).await;
+                })
+                .map(|()| watch.flushed(target))
+            }
+            Flushed::Waiting => None,
+            flushed => Some(flushed),
+        };
+        flush_verdict(flushed, &self.shared, self.flush_timeout)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {

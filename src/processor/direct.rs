@@ -86,8 +86,8 @@ const KEEP_SCRATCH_BYTES: usize = 256 * 1024;
 /// [`MIN_STAGE_BYTES`](Self::MIN_STAGE_BYTES). Records wait in the stage,
 /// in the batch the flusher is moving (at most a stage's worth) and in the
 /// retry buffer: at most one and a half times the retry buffer's size in
-/// all, unless the largest records make the stage more than a quarter of
-/// it (then the retry buffer and two stages). With backpressure, the stage holds
+/// all, unless the stage is more than a quarter of it (large records, or a
+/// small buffer: then the retry buffer and two stages). With backpressure, the stage holds
 /// [`BACKPRESSURE_STAGE_BYTES`](Self::BACKPRESSURE_STAGE_BYTES) and, while
 /// the endpoint is healthy, at most
 /// [`BACKPRESSURE_WINDOW_BYTES`](Self::BACKPRESSURE_WINDOW_BYTES) wait in
@@ -425,7 +425,7 @@ impl LogProcessor for DirectProcessor {
         });
         flush_verdict(
             target.map(|target| watch.flushed(target)),
-            &self.counters,
+            &self.shared,
             self.flush_timeout,
         )
     }

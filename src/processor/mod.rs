@@ -18,21 +18,17 @@ use std::time::Duration;
 
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 
-use crate::delivery::Flushed;
-use crate::stats::Counters;
+use crate::delivery::{Flushed, Shared};
 
 /// What a `force_flush` that waited up to `timeout` for the records logged
 /// before it says: where their flush stood when the wait ended (`None`: the
 /// time ran out).
-fn flush_verdict(
-    flushed: Option<Flushed>,
-    counters: &Counters,
-    timeout: Duration,
-) -> OTelSdkResult {
+fn flush_verdict(flushed: Option<Flushed>, shared: &Shared, timeout: Duration) -> OTelSdkResult {
+    let stats = || shared.counters().snapshot();
     match flushed {
         Some(Flushed::Delivered) => Ok(()),
         Some(Flushed::Lost(_)) => {
-            let stats = counters.snapshot();
+            let stats = stats();
             Err(OTelSdkError::InternalFailure(format!(
                 "not flushed: records it waited for were dropped rather than delivered \
                  (so far {} for want of room in the retry buffer, {} refused by the \
@@ -40,10 +36,15 @@ fn flush_verdict(
                 stats.dropped_buffer_full, stats.dropped_rejected, stats.dropped_at_shutdown
             )))
         }
+        // The wait ended for a shutdown: the shutdown reports.
+        Some(Flushed::Waiting) if shared.shutting_down() => Err(OTelSdkError::InternalFailure(
+            "not flushed: a shutdown began meanwhile, and reports what it could not deliver"
+                .to_string(),
+        )),
         // The wait ended because delivery is failing: the records wait in
         // the retry buffer.
         Some(Flushed::Waiting) => {
-            let stats = counters.snapshot();
+            let stats = stats();
             Err(OTelSdkError::InternalFailure(format!(
                 "not flushed: delivery is failing and {} record(s) wait in the retry \
                  buffer (last error: {})",
