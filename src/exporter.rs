@@ -11,7 +11,7 @@ use opentelemetry_sdk::Resource;
 
 use crate::config::{Endpoint, ExporterBuilder};
 use crate::encode::{Format, Gelf, Ltsv};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::stats::Counters;
 
@@ -149,7 +149,27 @@ impl<F: Format> ExporterBuilder<F> {
     pub fn build(self) -> Result<Exporter<F>> {
         #[cfg(feature = "metrics")]
         let meter = self.meter.clone();
-        let config = self.resolve(read_variable)?;
+        // The first variable read whose value is not UTF-8, if any: refused
+        // by name rather than taken as unset (a default would then apply
+        // unseen) or read with its bytes replaced (a token or a header sent
+        // altered).
+        let not_utf8 = std::cell::RefCell::new(None);
+        let resolved = self.resolve(|name| {
+            let value = variable_text(std::env::var_os(name));
+            value.unwrap_or_else(|()| {
+                not_utf8
+                    .borrow_mut()
+                    .get_or_insert_with(|| name.to_string());
+                None
+            })
+        });
+        if let Some(name) = not_utf8.into_inner() {
+            return Err(Error::InvalidConfig(format!(
+                "{name} is set but its value is not UTF-8 text: write it in UTF-8, or unset it \
+                 (the value is not shown)"
+            )));
+        }
+        let config = resolved?;
         let pipeline = Pipeline::start::<F>(config)?;
         #[cfg(feature = "metrics")]
         if let Some(meter) = meter {
@@ -182,26 +202,30 @@ impl<F: Format> fmt::Debug for Exporter<F> {
     }
 }
 
-/// An environment variable's value. One that is not UTF-8 is read with its
-/// bad bytes replaced rather than taken as unset: a path or an endpoint set
-/// but read as missing would fall back to a default unseen, where a value
-/// that does not parse or name a file is refused, naming the variable.
-fn read_variable(name: &str) -> Option<String> {
-    std::env::var_os(name).map(|value| value.to_string_lossy().into_owned())
+/// An environment variable's value as text, `Err` when it is not UTF-8.
+fn variable_text(value: Option<std::ffi::OsString>) -> std::result::Result<Option<String>, ()> {
+    value
+        .map(|value| value.into_string().map_err(|_| ()))
+        .transpose()
 }
 
 #[cfg(all(test, unix))]
 mod tests {
-    use super::read_variable;
+    use super::variable_text;
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt as _;
 
-    /// A value that is not UTF-8 is read, not taken as unset.
+    /// A value that is not UTF-8 is told apart from an unset variable.
     #[test]
-    fn a_variable_not_utf8_is_read_not_ignored() {
-        use std::os::unix::ffi::OsStrExt as _;
-        const NAME: &str = "DJEHOUTY_TEST_VARIABLE_NOT_UTF8";
-        std::env::set_var(NAME, std::ffi::OsStr::from_bytes(b"/etc/ca-\xff.pem"));
-        assert_eq!(read_variable(NAME).as_deref(), Some("/etc/ca-\u{fffd}.pem"));
-        std::env::remove_var(NAME);
-        assert_eq!(read_variable(NAME), None);
+    fn a_value_not_utf8_is_told_apart_from_unset() {
+        assert_eq!(variable_text(None), Ok(None));
+        assert_eq!(
+            variable_text(Some(OsString::from("/etc/ca.pem"))),
+            Ok(Some("/etc/ca.pem".to_string()))
+        );
+        assert_eq!(
+            variable_text(Some(OsString::from_vec(b"/etc/ca-\xff.pem".to_vec()))),
+            Err(())
+        );
     }
 }

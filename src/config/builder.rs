@@ -255,8 +255,10 @@ impl<F: Format> ExporterBuilder<F> {
     ///   [`with_endpoint`](Self::with_endpoint) still wins if also called;
     /// * the stream token as the static field `X-OVH-TOKEN` (`_X-OVH-TOKEN` in
     ///   GELF), which no record can override and `Debug` never shows. Spaces
-    ///   and line ends around it are dropped; [`build`](Self::build) refuses
-    ///   a blank token, which LDP would drop every record for;
+    ///   and line ends around it are dropped; a blank one gives way to
+    ///   `OTEL_EXPORTER_GELF_LDP_TOKEN` (`..._LTSV_...`), and
+    ///   [`build`](Self::build) refuses one still blank, which LDP would drop
+    ///   every record for;
     /// * LDP's typed-field suffixes ([`TypeSuffixes::default`]: `_long`,
     ///   `_double`, `_bool`), so typed attributes stay typed in LDP, unless
     ///   [`with_type_suffixes`](Self::with_type_suffixes) chose others.

@@ -162,7 +162,16 @@ impl<F: Format> ExporterBuilder<F> {
             }
         }
         if let Some((_, token)) = env.get("LDP_TOKEN") {
-            self.add_extra_if_unset(LDP_TOKEN_FIELD.to_string(), token);
+            // A blank token from the code (`env::var(..).unwrap_or_default()`,
+            // say) does not win over the variable's.
+            let blank =
+                self.mapping.extras.iter_mut().find(|(key, value)| {
+                    key == LDP_TOKEN_FIELD && value.as_str().trim().is_empty()
+                });
+            match blank {
+                Some((_, value)) => *value = Value::from(token),
+                None => self.add_extra_if_unset(LDP_TOKEN_FIELD.to_string(), token),
+            }
             if self.mapping.type_suffixes.is_none() {
                 self.mapping.type_suffixes = Some(TypeSuffixes::default());
             }

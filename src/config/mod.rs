@@ -174,6 +174,7 @@ mod tests {
                 |name: &str| (name == "OTEL_EXPORTER_GELF_TIMEOUT").then(|| value.to_string());
             let error = base().resolve(env).unwrap_err().to_string();
             assert!(error.contains("OTEL_EXPORTER_GELF_TIMEOUT"), "{error}");
+            assert!(error.contains("86400000 milliseconds"), "{error}");
         }
     }
 
@@ -216,18 +217,28 @@ mod tests {
                 "{error}"
             );
         }
+        let tokens = |config: Config| -> Vec<String> {
+            config
+                .mapping
+                .extras
+                .iter()
+                .filter(|(key, _)| key == "X-OVH-TOKEN")
+                .map(|(_, value)| value.as_str().into_owned())
+                .collect()
+        };
         let config = ExporterBuilder::<Gelf>::default()
             .for_logs_data_platform("gra1.logs.ovh.com", " tok-1\n")
             .resolve(env)
             .unwrap();
-        let tokens: Vec<_> = config
-            .mapping
-            .extras
-            .iter()
-            .filter(|(key, _)| key == "X-OVH-TOKEN")
-            .map(|(_, value)| value.as_str().into_owned())
-            .collect();
-        assert_eq!(tokens, ["tok-1"]);
+        assert_eq!(tokens(config), ["tok-1"]);
+        // A blank one from the code gives way to the variable's.
+        let env =
+            |name: &str| (name == "OTEL_EXPORTER_GELF_LDP_TOKEN").then(|| "tok-2".to_string());
+        let config = ExporterBuilder::<Gelf>::default()
+            .for_logs_data_platform("gra1.logs.ovh.com", "")
+            .resolve(env)
+            .unwrap();
+        assert_eq!(tokens(config), ["tok-2"]);
     }
 
     #[test]

@@ -173,16 +173,23 @@ impl<F: Format> ExporterBuilder<F> {
             ),
             ("write timeout", "`with_write_timeout`", timeouts.write),
         ] {
+            // The variable is in milliseconds, the builder's methods take a
+            // `Duration`.
+            let most = if source == F::ENV_TIMEOUT {
+                format!("{} milliseconds", MAX_TIMEOUT.as_millis())
+            } else {
+                format!("{MAX_TIMEOUT:?}")
+            };
             if value.is_zero() {
                 return Err(Error::InvalidConfig(format!(
                     "the {name} ({source}) must not be zero: give it a length above zero \
-                     and at most {MAX_TIMEOUT:?}"
+                     and at most {most}"
                 )));
             }
             if value > MAX_TIMEOUT {
                 return Err(Error::InvalidConfig(format!(
-                    "the {name} ({source}) of {value:?} is longer than the {MAX_TIMEOUT:?} \
-                     allowed: shorten it"
+                    "the {name} ({source}) of {value:?} is longer than the {most} allowed: \
+                     shorten it"
                 )));
             }
         }
