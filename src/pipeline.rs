@@ -7,8 +7,8 @@
 //! `export` encodes a whole batch on the calling thread into one reused
 //! buffer and appends the frames to the retry buffer; the delivery task
 //! writes them. While the endpoint is healthy, `export` waits (within its
-//! time budget) until its records are written, so the SDK's `force_flush`
-//! still means "handed to the network"; while it is failing, `export`
+//! time budget) until its records are acknowledged, so the SDK's
+//! `force_flush` then means "delivered"; while it is failing, `export`
 //! returns at once and the records wait in the buffer.
 
 use std::fmt;

@@ -50,8 +50,9 @@ pub struct Stats {
     /// staging area (after its backpressure wait, if any).
     pub dropped_buffer_full: u64,
     /// Records a shutdown could not deliver: still buffered or on their way
-    /// into the buffer when its time ran out, and, with a
-    /// [`DirectProcessor`](crate::DirectProcessor), records logged after it.
+    /// into the buffer when its time ran out; records exported after it
+    /// (refused); and, with a [`DirectProcessor`](crate::DirectProcessor),
+    /// records logged after it.
     pub dropped_at_shutdown: u64,
     /// Records an `http(s)://` endpoint refused for good (a 4xx answer other
     /// than 408 and 429, a 501 or 505, or a redirect): they are not sent

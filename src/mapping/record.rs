@@ -298,8 +298,7 @@ impl MappedRecord<'_> {
         // Cutting texts to their heads was not enough (numbers, or many
         // short texts): then whole fields go, the last first, so that the
         // resource's, the scope's and the record's own fields, which come
-        // first, stay with as many attributes as fit. The short message
-        // says so.
+        // first, go last. The short message says so.
         if self.mark_short_message() {
             need += marker;
         }

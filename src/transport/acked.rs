@@ -11,7 +11,7 @@
 //!
 //! No maintained crate offers `SIOCOUTQ` without `unsafe`, so the one
 //! `ioctl` is written here. Elsewhere than on Linux nothing is known, and
-//! every byte written counts as acknowledged, as it always did.
+//! every byte handed to the kernel counts as acknowledged.
 //!
 //! Under TLS, the socket also gathers the records of several writes before
 //! handing them to the kernel ([`MeteredTcp`]): each write carries one
@@ -76,8 +76,8 @@ impl Meter {
         self.reset.store(true, Ordering::Relaxed);
     }
 
-    /// Bytes written to the socket and acknowledged by the peer's TCP, or
-    /// `None` when the socket is closed (Linux: nothing new to learn).
+    /// Bytes written to the socket and acknowledged by the peer's TCP, or,
+    /// on Linux, `None` when the socket is closed (nothing new to learn).
     /// Where the platform does not tell, every byte handed to the kernel
     /// counts (not those still gathered: they never left the process).
     ///

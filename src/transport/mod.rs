@@ -148,7 +148,8 @@ impl Transport {
     /// Returns how many frames, from the front, were delivered whole — or, over
     /// HTTP, refused for good (see [`take_rejected`](Transport::take_rejected))
     /// — and the error that stopped the rest, if any. The frames not delivered
-    /// are sent again later, whole.
+    /// are sent again later, whole. Over HTTP, a send may also stop early
+    /// without an error, to report what was answered so far.
     pub(crate) async fn send(&mut self, frames: FrameRun<'_>) -> (usize, Result<()>) {
         match self {
             Transport::Stream(link) => {

@@ -49,8 +49,8 @@
 //!
 //! **At least once.** Unlike TCP, HTTP acknowledges each request, so a
 //! message counts as exported only once its answer came back (told to the
-//! delivery task at least every [`SEND_SLICE`], so that a shutdown cut
-//! short counts the answered ones as exported). A request whose
+//! delivery task after the first answer past each [`SEND_SLICE`], so that
+//! a shutdown cut short counts the answered ones as exported). A request whose
 //! answer is lost (the connection broke, or the answer came too late) is sent
 //! again: the receiver may get such messages twice, but none is lost to a
 //! failed request (the retry buffer's limits still apply).
