@@ -98,20 +98,36 @@ fn long_keys_are_cut_and_marked() {
     assert_eq!(cut.value, FieldValue::Int(1));
 }
 
+/// Every severity number, as docs/mapping.md lists them: 1–8 → 7, 9 → 6,
+/// 10–12 → 5, 13–16 → 4, 17 → 3, 18 → 2, 19–20 → 1, 21–24 → 0.
 #[test]
 fn severity_maps_to_syslog() {
+    use Severity::*;
     let cases = [
-        (Severity::Trace, 7),
-        (Severity::Debug4, 7),
-        (Severity::Info, 6),
-        (Severity::Info2, 5),
-        (Severity::Warn, 4),
-        (Severity::Warn4, 4),
-        (Severity::Error, 3),
-        (Severity::Error2, 2),
-        (Severity::Error3, 1),
-        (Severity::Fatal, 0),
-        (Severity::Fatal4, 0),
+        (Trace, 7),
+        (Trace2, 7),
+        (Trace3, 7),
+        (Trace4, 7),
+        (Debug, 7),
+        (Debug2, 7),
+        (Debug3, 7),
+        (Debug4, 7),
+        (Info, 6),
+        (Info2, 5),
+        (Info3, 5),
+        (Info4, 5),
+        (Warn, 4),
+        (Warn2, 4),
+        (Warn3, 4),
+        (Warn4, 4),
+        (Error, 3),
+        (Error2, 2),
+        (Error3, 1),
+        (Error4, 1),
+        (Fatal, 0),
+        (Fatal2, 0),
+        (Fatal3, 0),
+        (Fatal4, 0),
     ];
     for (sev, level) in cases {
         assert_eq!(syslog_level(Some(sev), None), level, "{sev:?}");

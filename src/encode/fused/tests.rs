@@ -1086,3 +1086,79 @@ fn names_start_where_the_writers_say() {
     Ltsv::encode_field(&field, &mut out);
     assert_eq!(&out[Ltsv::NAME_AT..][..13], b"some_key_long");
 }
+
+/// Each key once, as docs/mapping.md ranks them: static extras, then record
+/// attributes, then the record's own fields (the target here), then scope
+/// attributes, then resource attributes. Literal values, on both paths.
+#[test]
+fn names_shared_across_sources_take_the_higher_ones_value() {
+    let options = MappingOptions {
+        extras: vec![("tok".to_string(), Value::from("extra"))],
+        ..MappingOptions::default()
+    };
+    let mut mapper = Mapper::new(&options);
+    mapper.pre_encode(Gelf::encode_field, Gelf::encode_name, Gelf::encode_host);
+    mapper.set_resource(
+        &Resource::builder_empty()
+            .with_service_name("from-resource")
+            .with_attribute(KeyValue::new("shared", "resource"))
+            .with_attribute(KeyValue::new("target", "resource"))
+            .with_attribute(KeyValue::new("only_resource", "resource"))
+            .build(),
+    );
+    let scope = InstrumentationScope::builder("lib")
+        .with_attributes([
+            KeyValue::new("service.name", "from-scope"),
+            KeyValue::new("shared", "scope"),
+            KeyValue::new("target", "scope"),
+            KeyValue::new("both", "scope"),
+        ])
+        .build();
+    let record = Record {
+        body: Some(AnyValue::from("hello")),
+        attributes: vec![
+            ("tok".to_string(), AnyValue::from("record")),
+            ("both".to_string(), AnyValue::from("record")),
+        ],
+        severity: None,
+        severity_text: None,
+        timestamp: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+        target: Some("app::db".to_string()),
+        event_name: None,
+    };
+    let sdk = sdk(&record);
+    let mut general = Vec::new();
+    encode_framed::<Gelf>(
+        mapper.map(&sdk, &scope),
+        Framing::Nul,
+        1 << 20,
+        &mut general,
+    );
+    let mut fast = Vec::new();
+    let taken = encode_fused::<Gelf>(
+        &mapper,
+        &sdk,
+        &scope,
+        1 << 20,
+        &mut fast,
+        (&mut Vec::new(), &mut Leads::default()),
+    );
+    fast.push(0);
+    let mut frames = vec![general];
+    if taken {
+        frames.push(fast);
+    }
+    for frame in frames {
+        let json: serde_json::Value = serde_json::from_slice(&frame[..frame.len() - 1]).unwrap();
+        for (name, value) in [
+            ("_tok", "extra"),
+            ("_both", "record"),
+            ("_target", "app::db"),
+            ("_shared", "scope"),
+            ("_service_name", "from-scope"),
+            ("_only_resource", "resource"),
+        ] {
+            assert_eq!(json[name], value, "{name} in {json}");
+        }
+    }
+}
