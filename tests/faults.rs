@@ -595,10 +595,20 @@ fn receiver_killed_with_a_backlog_beyond_its_window() {
     let producer = stream(&provider, total, Duration::from_micros(500));
     producer.wait_logged(200);
     first.wait_frames(100, WAIT);
+    let at = producer.logged();
     first.pause_reading();
-    // About 1,500 records of some 300 bytes: more than the window.
-    thread::sleep(Duration::from_millis(750));
+    // 1,500 records of some 300 bytes: more than the window.
+    producer.wait_logged(at + 1_500);
     let kill = kill_stalled(first, &producer);
+    // The scenario: some records were neither read nor held by the
+    // receiver, but waited on the exporter's side, beyond its window.
+    assert!(
+        kill.logged > (kill.read.len() + kill.held.len()) as u64,
+        "no backlog beyond the window: {} logged, {} read, {} held",
+        kill.logged,
+        kill.read.len(),
+        kill.held.len()
+    );
     thread::sleep(Duration::from_millis(300));
     let second = Receiver::bind(addr, Framing::Nul, None).expect("restart the receiver");
     producer.join();
@@ -1089,10 +1099,11 @@ fn soak(tls: bool, batch: bool) {
             // processor, not a backlog that could fill its window.
             provider.force_flush().expect("delivered before the pause");
         }
-        // Once paused, the receiver reads nothing more: the records of the
-        // next 50 ms (about 100) stay in its kernel.
+        // Once paused, the receiver reads nothing more: the next 100
+        // records (about 50 ms of them) stay in its kernel.
+        let at = producer.logged();
         receiver.pause_reading();
-        thread::sleep(Duration::from_millis(50));
+        producer.wait_logged((at + 100).min(total));
         let kill = kill_with_idle_exporter(receiver, &producer, &provider);
         assert!(!kill.held.is_empty(), "no backlog at kill {restarts}");
         undecoded += kill.undecoded;
@@ -1461,6 +1472,9 @@ fn a_connection_given_up_is_reset_and_delivers_nothing_more() {
     let arrived = seqs(&receiver.frames());
     let t = tally(&arrived, sent);
     assert!(arrived.contains(&(sent - 1)), "{t:?}");
+    // Counted by the receiver: none lost (what the old connection's
+    // receiver acknowledged stays readable after the reset).
+    assert!(t.missing.is_empty(), "{t:?}");
     assert_eq!(
         t.duplicates,
         0,
@@ -1659,6 +1673,8 @@ fn a_write_that_times_out_part_way_writes_nothing_twice() {
         runs(&twice(&arrived))
     );
     assert!(t.in_order, "records arrive in order");
+    // Counted by the receiver, not only by the exporter.
+    assert!(t.missing.is_empty(), "{t:?}");
     let stats = counters.snapshot();
     assert_eq!((stats.exported, stats.dropped()), (sent, 0), "{stats:?}");
 }
