@@ -370,7 +370,6 @@ fn mutual_tls_delivers_with_the_client_certificate() {
     let pki = TestPki::generate();
     for versions in [TlsVersions::Tls12, TlsVersions::Tls13] {
         let receiver = mtls_receiver(&pki, versions);
-        let started = std::time::Instant::now();
         ship_one(
             tls_builder(&pki, "localhost", receiver.port())
                 .with_client_certificate(&pki.client_cert_pem, &pki.client_key_pem),
@@ -380,13 +379,9 @@ fn mutual_tls_delivers_with_the_client_certificate() {
         assert_field(&f, "short_message", "with a client certificate".into());
         receiver.wait_closed(1, WAIT);
         assert_eq!(receiver.errors(), Vec::<String>::new());
-        // An accepted certificate costs no wait: the server's session tickets
-        // are its verdict.
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{versions:?}: {:?}",
-            started.elapsed()
-        );
+        // That an accepted certificate costs no wait (the server's session
+        // tickets are its verdict) is the unit test
+        // `an_accepted_client_certificate_costs_no_verdict_wait`.
     }
 }
 

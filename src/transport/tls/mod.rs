@@ -66,6 +66,10 @@ pub(crate) struct TlsSettings {
     connector: TlsConnector,
     server_name: ServerName<'static>,
     client_auth: Arc<ClientAuth>,
+    /// The longest wait for a TLS 1.3 server's verdict on the client
+    /// certificate ([`CLIENT_AUTH_VERDICT_WAIT`]; longer in a test, where
+    /// a wait that should not happen must show).
+    verdict_wait: Duration,
 }
 
 impl std::fmt::Debug for TlsSettings {
@@ -109,6 +113,7 @@ impl TlsSettings {
             connector: TlsConnector::from(Arc::new(config)),
             server_name,
             client_auth,
+            verdict_wait: CLIENT_AUTH_VERDICT_WAIT,
         })
     }
 
@@ -167,7 +172,7 @@ impl TlsSettings {
         if tls13 && auth != ClientAuthSeen::NotAsked {
             let wait = deadline
                 .saturating_duration_since(Instant::now())
-                .min(CLIENT_AUTH_VERDICT_WAIT);
+                .min(self.verdict_wait);
             if let Some(source) = client_auth_verdict(&mut stream, wait).await {
                 return Err(handshake_error(endpoint, source, true, auth));
             }

@@ -337,3 +337,48 @@ fn handshake_error_display_names_endpoint_cause_and_detail() {
     assert!(text.contains("not signed by a trusted CA"), "{text}");
     assert!(text.contains("UnknownIssuer"), "{text}");
 }
+
+/// A TLS 1.3 server that accepts the client certificate says so with its
+/// session tickets: the handshake returns on them, without waiting for a
+/// verdict. The wait is made a minute here, so that waiting would show
+/// (the handshake would outlast the 30 s bound); it takes milliseconds.
+#[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+#[test]
+fn an_accepted_client_certificate_costs_no_verdict_wait() {
+    use djehouty_testkit::{Framing, Receiver, TestPki, TlsVersions};
+    let pki = TestPki::generate();
+    let receiver = Receiver::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        Framing::Nul,
+        Some(pki.server_config_mtls(TlsVersions::Tls13)),
+    )
+    .expect("bind 127.0.0.1");
+    let config = crate::config::ExporterBuilder::<crate::encode::Gelf>::default()
+        .with_endpoint(format!("tls://localhost:{}", receiver.port()))
+        .with_ca_file(&pki.ca_pem)
+        .with_client_certificate(&pki.client_cert_pem, &pki.client_key_pem)
+        .resolve(|_| None)
+        .unwrap();
+    let mut settings = TlsSettings::new(&config.endpoint, &config.tls).unwrap();
+    settings.verdict_wait = Duration::from_secs(60);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let shaken = runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", receiver.port()))
+            .await
+            .expect("connect");
+        let handshake = settings.handshake(
+            &config.endpoint,
+            MeteredTcp::new(tcp),
+            Duration::from_secs(120),
+        );
+        tokio::time::timeout(Duration::from_secs(30), handshake).await
+    });
+    let stream = shaken.expect("no wait for a verdict").expect("handshake");
+    assert_eq!(
+        stream.get_ref().1.protocol_version(),
+        Some(ProtocolVersion::TLSv1_3)
+    );
+}
