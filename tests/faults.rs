@@ -1007,6 +1007,17 @@ fn a_full_retry_buffer_drops_the_oldest_and_counts_them_exactly() {
     let arrived = seqs(&frames);
     // Exactly the newest `kept` records, in order; the oldest were dropped.
     assert_eq!(arrived, (sent - kept..sent).collect::<Vec<_>>());
+    // Measured at the receiver: the buffer held at most its size, and was
+    // full, less than one more frame from it (a frame is its record and
+    // its delimiter).
+    let sizes: Vec<u64> = frames.iter().map(|f| f.len() as u64 + 1).collect();
+    let held: u64 = sizes.iter().sum();
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    assert!(held <= capacity as u64, "{held} bytes held");
+    assert!(
+        capacity as u64 - held < largest,
+        "{held} bytes held of {capacity}: room was left for another record"
+    );
     let stats = counters.snapshot();
     assert_eq!(stats.dropped_buffer_full, sent - kept, "{stats:?}");
     assert_eq!(stats.exported, kept, "{stats:?}");
