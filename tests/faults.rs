@@ -148,18 +148,14 @@ fn a_shutdown_during_a_backoff_tries_at_once() {
     // documented schedule: 100 ms doubling, 5 s cap, upper half).
     wait_stats(&counters, "seven failed connections", |s| s.failures >= 7);
     let receiver = Receiver::bind(addr, Framing::Nul, None).expect("bind the receiver late");
-    let started = Instant::now();
+    // Within 1.5 s, less than the backoff: the shutdown fails unless its
+    // next attempt came at once.
     provider
         .shutdown_with_timeout(Duration::from_millis(1500))
         .expect("the shutdown delivers everything within its time");
     let frames = receiver.wait_frames(sent as usize, WAIT);
     let t = tally(&seqs(&frames), sent);
     assert!(t.missing.is_empty() && t.duplicates == 0, "{t:?}");
-    assert!(
-        started.elapsed() < Duration::from_millis(1500),
-        "the shutdown slept out the backoff: {:?}",
-        started.elapsed()
-    );
     assert_eq!(counters.snapshot().exported, sent);
 }
 
