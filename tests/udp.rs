@@ -599,3 +599,37 @@ fn a_flush_returns_once_the_datagrams_are_sent() {
     assert_eq!(receiver.wait_messages(10, WAIT).len(), 10);
     provider.shutdown().expect("shutdown");
 }
+
+/// A closed port is retried ever more slowly, as a refused TCP connection
+/// is: a send that goes out says nothing (the ICMP error it draws surfaces
+/// on the next), so it does not start the count of failures over. Three
+/// seconds of records, one every 150 ms (each alone in its send, the
+/// case where the error surfaces only on the next one), open about six
+/// sockets (the backoff doubling from 100 ms); were each send taken as
+/// proof that delivery works, the backoff would stay at its first step,
+/// and a socket would open for nearly every record.
+#[test]
+fn a_closed_port_is_retried_ever_more_slowly() {
+    let port = support::unused_port().port();
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("udp://127.0.0.1:{port}"))
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_resource(test_resource())
+        .with_simple_exporter(exporter)
+        .build();
+    let started = std::time::Instant::now();
+    let mut logged = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        with_tracing(&provider, || tracing::info!("into the void {logged}"));
+        logged += 1;
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let stats = counters.snapshot();
+    eprintln!("{logged} records into a closed port: {stats:?}");
+    let _ = provider.shutdown_with_timeout(Duration::from_millis(200));
+    assert!(stats.failures >= 2, "{stats:?}");
+    assert!(stats.connections <= 10, "{logged} records: {stats:?}");
+}

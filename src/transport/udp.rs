@@ -21,7 +21,9 @@
 //! an ICMP "port unreachable" from the endpoint surfaces as an error on a later
 //! send: that send's message is put back in the retry buffer and sent again
 //! after a backoff delay, on a new socket (the host is resolved again, as
-//! [`dns`](super::dns) says).
+//! [`dns`](super::dns) says). The message whose datagram drew the error is
+//! lost. Only a send after one that went out without an error says
+//! delivery works, and starts the count of failures over.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -54,6 +56,10 @@ pub(crate) struct UdpLink {
     resolver: Resolver,
     /// Messages skipped as too large since the last `take_rejected`.
     rejected: Option<super::Rejected>,
+    /// Whether the socket's sends went out without an error once already:
+    /// the ICMP error an earlier send drew surfaces on a later one, so only
+    /// a second send without one says delivery works.
+    sent_once: bool,
 }
 
 impl UdpLink {
@@ -74,6 +80,7 @@ impl UdpLink {
             backoff: Backoff::default(),
             resolver: Resolver::default(),
             rejected: None,
+            sent_once: false,
         }
     }
 
@@ -103,6 +110,7 @@ impl UdpLink {
         match opened {
             Ok(socket) => {
                 self.socket = Some(socket);
+                self.sent_once = false;
                 self.backoff.went_through();
                 self.counters.add_connection();
                 Ok(())
@@ -166,7 +174,14 @@ impl UdpLink {
                 }
             }
         }
-        self.backoff.reset();
+        // A send that went out says nothing of the endpoint: an ICMP "port
+        // unreachable" it drew surfaces on the next send. Only then does the
+        // count of failures start over, so that a closed port is retried
+        // ever more slowly, as a refused TCP connection is.
+        if self.sent_once {
+            self.backoff.reset();
+        }
+        self.sent_once = true;
         (frames.len(), Ok(()))
     }
 
