@@ -36,11 +36,15 @@ fn flush_verdict(flushed: Option<Flushed>, shared: &Shared, timeout: Duration) -
                 stats.dropped_buffer_full, stats.dropped_rejected, stats.dropped_at_shutdown
             )))
         }
-        // The wait ended for a shutdown: the shutdown reports.
-        Some(Flushed::Waiting) if shared.shutting_down() => Err(OTelSdkError::InternalFailure(
-            "not flushed: a shutdown began meanwhile, and reports what it could not deliver"
-                .to_string(),
-        )),
+        // The wait ended for a shutdown (which may have stopped the runtime
+        // the wait ran on): the shutdown reports.
+        Some(Flushed::Waiting) | None if shared.shutting_down() => {
+            Err(OTelSdkError::InternalFailure(
+                "not flushed: a shutdown began meanwhile, and reports what it could not \
+                 deliver"
+                    .to_string(),
+            ))
+        }
         // The wait ended because delivery is failing: the records wait in
         // the retry buffer.
         Some(Flushed::Waiting) => {

@@ -124,7 +124,8 @@ impl LogGuard {
             (
                 stats.dropped_at_shutdown,
                 format!(
-                    "still waiting when the shutdown's {:?} ran out",
+                    "not delivered by the shutdown (still waiting when its {:?} ran out, or \
+                     logged after it began)",
                     Self::SHUTDOWN_TIMEOUT
                 ),
             ),
@@ -140,7 +141,7 @@ impl LogGuard {
             Some(error) => {
                 let _ = write!(detail, " (last error: {error})");
             }
-            None => detail.push_str(" (no delivery error: the endpoint was too slow)"),
+            None => detail.push_str(" (no delivery error was seen)"),
         }
         Err(Error::Undelivered { records, detail })
     }
