@@ -21,7 +21,8 @@
 //! an ICMP "port unreachable" from the endpoint surfaces as an error on a later
 //! send: that send's message is put back in the retry buffer and sent again
 //! after a backoff delay, on a new socket (the host is resolved again, as
-//! [`dns`](super::dns) says). The message whose datagram drew the error is
+//! [`dns`](super::dns) says), connected to the host's next address. The
+//! message whose datagram drew the error is
 //! lost. Only a send after one that went out without an error says
 //! delivery works, and starts the count of failures over.
 
@@ -56,6 +57,12 @@ pub(crate) struct UdpLink {
     resolver: Resolver,
     /// Messages skipped as too large since the last `take_rejected`.
     rejected: Option<super::Rejected>,
+    /// The index, among the endpoint's addresses, of the one a new socket
+    /// tries first: the next one after each failed send, so that an address
+    /// that refuses (the IPv6 address of a receiver listening on IPv4 only,
+    /// say: a UDP socket connects to it all the same) does not hold
+    /// delivery for good.
+    first_address: usize,
     /// Whether the socket's sends went out without an error once already:
     /// the ICMP error an earlier send drew surfaces on a later one, so only
     /// a second send without one says delivery works.
@@ -80,6 +87,7 @@ impl UdpLink {
             backoff: Backoff::default(),
             resolver: Resolver::default(),
             rejected: None,
+            first_address: 0,
             sent_once: false,
         }
     }
@@ -104,7 +112,10 @@ impl UdpLink {
         self.backoff.wait().await;
         let limit = self.timeouts.connect;
         let opened = match self.resolver.addresses(&self.endpoint).await {
-            Ok(addresses) => connecting(&self.endpoint, limit, open(addresses)).await,
+            Ok(addresses) => {
+                let first = self.first_address;
+                connecting(&self.endpoint, limit, open(addresses, first)).await
+            }
             Err(error) => Err(error),
         };
         match opened {
@@ -168,6 +179,7 @@ impl UdpLink {
                 }
                 Err(SendError::Io(source)) => {
                     self.socket = None;
+                    self.first_address = self.first_address.wrapping_add(1);
                     self.note_failure();
                     let error = write_error(&self.endpoint, source, self.timeouts.write);
                     return (sent, Err(error));
@@ -259,10 +271,17 @@ async fn send_datagram(socket: &UdpSocket, datagram: &[u8], limit: Duration) -> 
 }
 
 /// Connects a socket to the first of the endpoint's addresses that takes
-/// one (IPv4 or IPv6).
-async fn open(addresses: Vec<SocketAddr>) -> io::Result<UdpSocket> {
+/// one (IPv4 or IPv6), trying them from the one at `first` (modulo their
+/// number) on, round.
+async fn open(addresses: Vec<SocketAddr>, first: usize) -> io::Result<UdpSocket> {
     let mut last_error = None;
-    for addr in addresses {
+    let count = addresses.len();
+    for &addr in addresses
+        .iter()
+        .cycle()
+        .skip(first % count.max(1))
+        .take(count)
+    {
         let local: SocketAddr = if addr.is_ipv4() {
             (Ipv4Addr::UNSPECIFIED, 0).into()
         } else {
@@ -367,6 +386,43 @@ mod tests {
         assert!(matches!(error, Error::Write { .. }), "{error}");
         assert!(link.socket.is_none());
         assert!(link.backoff.is_waiting());
+    }
+
+    /// An address that refuses (ICMP "port unreachable") is left for the
+    /// next one after a failed send: a host whose first address has no
+    /// receiver (an IPv6 one, with the receiver on IPv4 only) is reached on
+    /// its second, rather than never.
+    #[tokio::test]
+    async fn an_address_that_refuses_is_left_for_the_next() {
+        let closed = {
+            let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap()
+        };
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiver.set_nonblocking(true).unwrap();
+        let live = receiver.local_addr().unwrap();
+        let mut link = link(closed.port(), 8192);
+        // A host name, which the resolver answers with both addresses.
+        link.endpoint = Endpoint::parse("udp://receiver.test:12201").unwrap();
+        let (resolver, _) =
+            crate::transport::dns::scripted::resolver(Duration::from_secs(1), move |_| {
+                crate::transport::dns::scripted::after(Duration::ZERO, Ok(vec![closed, live]))
+            });
+        link.resolver = resolver;
+        let mut buf = [0u8; 64];
+        let arrived = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                link.ready().await.unwrap();
+                let _ = link.send(FrameRun::new(b"{}", &[2])).await;
+                if let Ok(n) = receiver.recv(&mut buf) {
+                    break n;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the second address is tried");
+        assert_eq!(&buf[..arrived], b"{}");
     }
 
     #[tokio::test]
