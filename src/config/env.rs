@@ -17,6 +17,13 @@ use crate::mapping::TypeSuffixes;
 /// The name under which Logs Data Platform expects the stream token.
 pub(super) const LDP_TOKEN_FIELD: &str = "X-OVH-TOKEN";
 
+/// Whether a static field is the Logs Data Platform token, left blank (by
+/// `env::var(..).unwrap_or_default()`, say): the variable fills it, and
+/// `build()` refuses one still blank.
+pub(super) fn is_blank_ldp_token(key: &str, value: &Value) -> bool {
+    key == LDP_TOKEN_FIELD && value.as_str().trim().is_empty()
+}
+
 /// A client certificate from the environment, and the name of its
 /// certificate variable (for errors and warnings).
 pub(super) struct EnvClientCertificate {
@@ -164,10 +171,8 @@ impl<F: Format> ExporterBuilder<F> {
         if let Some((_, token)) = env.get("LDP_TOKEN") {
             // A blank token from the code (`env::var(..).unwrap_or_default()`,
             // say) does not win over the variable's.
-            let blank =
-                self.mapping.extras.iter_mut().find(|(key, value)| {
-                    key == LDP_TOKEN_FIELD && value.as_str().trim().is_empty()
-                });
+            let blank = (self.mapping.extras.iter_mut())
+                .find(|(key, value)| is_blank_ldp_token(key, value));
             match blank {
                 Some((_, value)) => *value = Value::from(token),
                 None => self.add_extra_if_unset(LDP_TOKEN_FIELD.to_string(), token),

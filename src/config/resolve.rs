@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::env::{Env, LDP_TOKEN_FIELD};
+use super::env::{is_blank_ldp_token, Env};
 use super::options::{check_framing, check_messages, http_headers, TlsChoices};
 use super::{
     Config, Endpoint, ExporterBuilder, Framing, Scheme, Timeouts, TlsOptions, UdpOptions,
@@ -20,12 +20,7 @@ impl<F: Format> ExporterBuilder<F> {
         let endpoint = self.endpoint(framing, &env)?;
         let vars = Env::new::<F>(&env);
         self.apply_environment(&endpoint, &vars)?;
-        let blank_token = self
-            .mapping
-            .extras
-            .iter()
-            .any(|(key, value)| key == LDP_TOKEN_FIELD && value.as_str().trim().is_empty());
-        if blank_token {
+        if (self.mapping.extras.iter()).any(|(key, value)| is_blank_ldp_token(key, value)) {
             return Err(Error::InvalidConfig(format!(
                 "the Logs Data Platform token is blank: LDP would drop every record; pass the \
                  stream's write token to `for_logs_data_platform`, or set {}LDP_TOKEN",
