@@ -135,6 +135,15 @@ impl FlushWatch {
     pub(crate) fn flushed(&self, target: u64) -> Flushed {
         self.shared.lock().flushed(self.id, target)
     }
+
+    /// [`Shared::wait`] for a flush, which also ends once one of the records
+    /// it waits for was lost; then where the flush stands.
+    pub(crate) async fn wait(&self, target: u64) -> Flushed {
+        (self.shared)
+            .wait_while(|q| q.flushed(self.id, target) == Flushed::Waiting)
+            .await;
+        self.flushed(target)
+    }
 }
 
 impl Drop for FlushWatch {
@@ -428,13 +437,6 @@ impl Shared {
     /// whichever comes first.
     pub(crate) async fn wait(&self, target: u64) {
         self.wait_while(|q| !q.done_through(target)).await;
-    }
-
-    /// [`wait`](Self::wait) for a flush: also ends once one of the records
-    /// it waits for was lost.
-    pub(crate) async fn wait_flush(&self, watch: &FlushWatch, target: u64) {
-        self.wait_while(|q| q.flushed(watch.id, target) == Flushed::Waiting)
-            .await;
     }
 
     /// Waits while `waiting` holds, unless delivery fails, a shutdown starts

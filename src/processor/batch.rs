@@ -19,11 +19,10 @@ use opentelemetry_sdk::logs::{
 };
 use opentelemetry_sdk::Resource;
 
-use super::flush_verdict;
+use super::{flush_verdict, wait_flushed};
 use crate::delivery::{Flushed, Shared};
 use crate::encode::Format;
 use crate::exporter::Exporter;
-use crate::runtime::run_within;
 
 /// Records the SDK may hold between two exports.
 pub const RECOMMENDED_MAX_QUEUE_SIZE: usize = 65_536;
@@ -143,18 +142,13 @@ impl LogProcessor for BatchProcessor {
     fn force_flush(&self) -> OTelSdkResult {
         let started = Instant::now();
         // Watching first: a record pending now and dropped later fails it.
-        let watch = Arc::new(self.shared.watch_flush());
+        let watch = self.shared.watch_flush();
         self.inner.force_flush()?;
         let target = self.shared.accepted();
         let left = self.flush_timeout.saturating_sub(started.elapsed());
         let flushed = match watch.flushed(target) {
             Flushed::Waiting if !left.is_zero() => {
-                let shared = Arc::clone(&self.shared);
-                let watching = Arc::clone(&watch);
-                run_within(&self.io, left, async move {
-                    shared.wait_flush(&watching, target).await;
-                })
-                .map(|()| watch.flushed(target))
+                wait_flushed(watch, &self.io, left, async move { target })
             }
             Flushed::Waiting => None,
             flushed => Some(flushed),

@@ -38,11 +38,11 @@ use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::Resource;
 use tokio::sync::Notify;
 
-use super::flush_verdict;
 use super::stage::{
     flush, reserved, stage_bytes, wakes_flusher, Stage, Staging, BACKPRESSURE_STAGE_BYTES,
     BACKPRESSURE_WINDOW_BYTES, MIN_STAGE_BYTES,
 };
+use super::{flush_verdict, wait_flushed};
 use crate::delivery::Shared;
 use crate::encode::{Format, PackScratch};
 use crate::exporter::Exporter;
@@ -413,21 +413,13 @@ impl LogProcessor for DirectProcessor {
             return Err(OTelSdkError::AlreadyShutdown);
         }
         // Watching first: a record pending now and dropped later fails it.
-        let watch = Arc::new(self.shared.watch_flush());
+        let watch = self.shared.watch_flush();
         let staged = self.staging.lock().staged;
         let staging = Arc::clone(&self.staging);
-        let shared = Arc::clone(&self.shared);
-        let watching = Arc::clone(&watch);
-        let target = run_within(self.pipeline.io(), self.flush_timeout, async move {
-            let target = staging.pushed_up_to(staged).await;
-            shared.wait_flush(&watching, target).await;
-            target
+        let flushed = wait_flushed(watch, self.pipeline.io(), self.flush_timeout, async move {
+            staging.pushed_up_to(staged).await
         });
-        flush_verdict(
-            target.map(|target| watch.flushed(target)),
-            &self.shared,
-            self.flush_timeout,
-        )
+        flush_verdict(flushed, &self.shared, self.flush_timeout)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {

@@ -14,11 +14,26 @@ pub use batch::{
 };
 pub use direct::DirectProcessor;
 
+use std::future::Future;
 use std::time::Duration;
 
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 
-use crate::delivery::{Flushed, Shared};
+use crate::delivery::{FlushWatch, Flushed, Shared};
+use crate::runtime::run_within;
+
+/// Waits on the exporter's runtime `io`, at most `limit`, for the flush
+/// `watch` follows to settle, its records being those numbered up to what
+/// `target` yields; `None` when time ran out. What is left to each
+/// processor is how it learns the target.
+fn wait_flushed(
+    watch: FlushWatch,
+    io: &tokio::runtime::Handle,
+    limit: Duration,
+    target: impl Future<Output = u64> + Send + 'static,
+) -> Option<Flushed> {
+    run_within(io, limit, async move { watch.wait(target.await).await })
+}
 
 /// What a `force_flush` that waited up to `timeout` for the records logged
 /// before it says: where their flush stood when the wait ended (`None`: the
