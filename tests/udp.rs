@@ -413,12 +413,14 @@ fn void_index(message: &Message) -> Option<u64> {
         .and_then(|i| i.parse().ok())
 }
 
-#[test]
-fn a_refused_port_is_a_failure_and_later_records_arrive() {
-    // A port with no listener, below the ephemeral range so that nothing else
-    // takes it: the kernel answers with ICMP "port unreachable", which
-    // surfaces as an error on a later send.
-    let port = support::unused_port().port();
+/// A provider that sends each record alone, as logged, to `port` on
+/// loopback, and its exporter's counters.
+fn simple_provider_to(
+    port: u16,
+) -> (
+    opentelemetry_sdk::logs::SdkLoggerProvider,
+    djehouty::Counters,
+) {
     let exporter = GelfExporter::builder()
         .with_endpoint(format!("udp://127.0.0.1:{port}"))
         .build()
@@ -428,6 +430,16 @@ fn a_refused_port_is_a_failure_and_later_records_arrive() {
         .with_resource(test_resource())
         .with_simple_exporter(exporter)
         .build();
+    (provider, counters)
+}
+
+#[test]
+fn a_refused_port_is_a_failure_and_later_records_arrive() {
+    // A port with no listener, below the ephemeral range so that nothing else
+    // takes it: the kernel answers with ICMP "port unreachable", which
+    // surfaces as an error on a later send.
+    let port = support::unused_port().port();
+    let (provider, counters) = simple_provider_to(port);
     let deadline = std::time::Instant::now() + WAIT;
     let mut logged = 0;
     while counters.snapshot().failures == 0 {
@@ -611,15 +623,7 @@ fn a_flush_returns_once_the_datagrams_are_sent() {
 #[test]
 fn a_closed_port_is_retried_ever_more_slowly() {
     let port = support::unused_port().port();
-    let exporter = GelfExporter::builder()
-        .with_endpoint(format!("udp://127.0.0.1:{port}"))
-        .build()
-        .expect("build");
-    let counters = exporter.counters();
-    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
-        .with_resource(test_resource())
-        .with_simple_exporter(exporter)
-        .build();
+    let (provider, counters) = simple_provider_to(port);
     let started = std::time::Instant::now();
     let mut logged = 0;
     while started.elapsed() < Duration::from_secs(3) {
