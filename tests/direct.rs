@@ -717,9 +717,12 @@ fn a_stalling_receiver_costs_one_wait_not_one_per_record() {
 
 /// The same receiver over several write timeouts: each replaced connection
 /// takes what the kernel buffers hold and stalls again, and delivery looks
-/// healthy in between. The logging calls wait once, not once per
-/// connection: after a stall in which delivery failed, they wait again only
-/// once delivery has gone a write timeout without failing.
+/// healthy in between. The logging calls wait once or twice in all, not
+/// once per connection: after a stall in which delivery failed, they wait
+/// again only once delivery has gone a write timeout without failing. (The
+/// first stall ran out of time before any failure, so it ends as soon as the
+/// staged records are taken: when the kernel takes a late dribble before the
+/// first write timeout, one more call waits, until that failure.)
 #[test]
 fn a_receiver_that_stalls_every_connection_costs_one_wait_in_all() {
     let hole = BlackHole::start();
@@ -758,7 +761,7 @@ fn a_receiver_that_stalls_every_connection_costs_one_wait_in_all() {
         stats.connections >= 3,
         "the receiver should have stalled several connections: {stats:?}"
     );
-    assert!(waits <= 1, "{waits} calls waited ({held:?}): {stats:?}");
+    assert!(waits <= 2, "{waits} calls waited ({held:?}): {stats:?}");
     assert_eq!(
         stats.exported + stats.dropped_buffer_full + stats.dropped_at_shutdown,
         logged,
