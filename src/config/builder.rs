@@ -10,6 +10,7 @@ use std::time::Duration;
 use opentelemetry::Value;
 
 use super::endpoint::redacted;
+use super::env::LDP_TOKEN_FIELD;
 use super::{
     Compression, Framing, HttpOptions, DEFAULT_BUFFER_BYTES, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
@@ -267,10 +268,14 @@ impl<F: Format> ExporterBuilder<F> {
     /// dots in names become `_` (LDP's convention) unless told otherwise.
     ///
     /// ```
+    /// # // Public roots and a crypto provider: without them `build()` says so.
+    /// # #[cfg(all(feature = "webpki-roots", any(feature = "aws-lc-rs", feature = "ring")))]
+    /// # {
     /// let exporter = djehouty::GelfExporter::builder()
     ///     .for_logs_data_platform("gra1.logs.ovh.com", "my-stream-token")
     ///     .build()?;
     /// assert_eq!(exporter.endpoint().to_string(), "tls://gra1.logs.ovh.com:12202");
+    /// # }
     /// # Ok::<(), djehouty::Error>(())
     /// ```
     ///
@@ -285,7 +290,7 @@ impl<F: Format> ExporterBuilder<F> {
         let token = token.into().trim().to_string();
         self.mapping
             .extras
-            .push(("X-OVH-TOKEN".to_string(), Value::from(token)));
+            .push((LDP_TOKEN_FIELD.to_string(), Value::from(token)));
         if self.mapping.type_suffixes.is_none() {
             self.mapping.type_suffixes = Some(TypeSuffixes::default());
         }
