@@ -42,19 +42,25 @@ const SMALL_FRAME: usize = 4096;
 const MAX_KEY: usize = 255;
 
 /// A field name as the exporter writes it (dots replaced), without any prefix:
-/// [`name_bytes`], then moved out of the reserved names; a `gl2_` name that
-/// the mark takes past [`MAX_KEY`] is cut as a longer key is.
+/// [`name_bytes`], then moved out of the reserved names; a name that a mark
+/// takes past [`MAX_KEY`] is cut as a longer key is.
 fn normalized(raw: &str) -> String {
     let mut key = name_bytes(raw);
+    protect_reserved(&mut key);
+    if key.len() > MAX_KEY {
+        key = cut_key(raw);
+        protect_reserved(&mut key);
+    }
+    key
+}
+
+/// A reserved name gets a trailing `_`, a `gl2_` one a leading `_`.
+fn protect_reserved(key: &mut String) {
     if RESERVED.contains(&key.as_str()) {
         key.push('_');
     } else if key.starts_with("gl2_") {
         key.insert(0, '_');
-        if key.len() > MAX_KEY {
-            key = format!("_{}", cut_key(raw));
-        }
     }
-    key
 }
 
 /// What a field's value must be.
@@ -83,7 +89,8 @@ fn expected_scalar(value: &AnyValue) -> Expected {
 /// A key's characters as a name may hold them (dots replaced), an empty key
 /// as `empty_key`, and a key longer than [`MAX_KEY`] as its first 245 bytes
 /// (whole characters), then `_` and the CRC-32 of the whole key in 8 hex
-/// digits.
+/// digits. A key with non-ASCII characters gets the same mark, whatever its
+/// length.
 fn name_bytes(raw: &str) -> String {
     if raw.len() > MAX_KEY {
         return cut_key(raw);
@@ -91,6 +98,15 @@ fn name_bytes(raw: &str) -> String {
     if raw.is_empty() {
         return "empty_key".to_string();
     }
+    let mut key = replaced(raw);
+    if !raw.is_ascii() {
+        key.push_str(&format!("_{:08x}", crc32fast::hash(raw.as_bytes())));
+    }
+    key
+}
+
+/// Every character a name may not hold as `_`.
+fn replaced(raw: &str) -> String {
     raw.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
@@ -102,8 +118,8 @@ fn name_bytes(raw: &str) -> String {
         .collect()
 }
 
-/// A key cut: its first 245 bytes (whole characters) as [`name_bytes`]
-/// writes them, then `_` and the CRC-32 of the whole key in 8 hex digits.
+/// A key cut: its first 245 bytes (whole characters), [`replaced`], then
+/// `_` and the CRC-32 of the whole key in 8 hex digits.
 fn cut_key(raw: &str) -> String {
     let mut end = MAX_KEY - 10;
     while !raw.is_char_boundary(end) {
@@ -111,7 +127,7 @@ fn cut_key(raw: &str) -> String {
     }
     format!(
         "{}_{:08x}",
-        name_bytes(&raw[..end]),
+        replaced(&raw[..end]),
         crc32fast::hash(raw.as_bytes())
     )
 }

@@ -215,10 +215,32 @@ pub(crate) fn normalize_key(raw: &str, replace_dots: bool) -> Cow<'_, str> {
 
 /// [`normalize_key`] but for the receivers' reserved names: the bytes a
 /// name may not hold replaced, and a key longer than [`MAX_KEY_BYTES`] cut.
+/// A key with non-ASCII characters ends with `_` and the CRC-32 of the
+/// whole key in 8 hex digits, as a cut key does: each such character
+/// becomes one `_`, so that `名前` and `年齢` would otherwise both be `__`,
+/// and one would replace the other.
 fn normalize_bytes(raw: &str, replace_dots: bool) -> Cow<'_, str> {
     if raw.len() > MAX_KEY_BYTES {
         return Cow::Owned(long_key(raw, replace_dots));
     }
+    let mut key = replace_bytes(raw, replace_dots);
+    // A key kept as it is holds ASCII bytes only.
+    if matches!(key, Cow::Owned(_)) && !raw.is_ascii() {
+        key.to_mut().push_str(&crc_mark(raw));
+    }
+    key
+}
+
+/// `_` and the CRC-32 of `raw` in 8 hex digits: what keeps apart keys that
+/// normalization (or a cut) made alike.
+#[cold]
+fn crc_mark(raw: &str) -> String {
+    format!("_{:08x}", crc32fast::hash(raw.as_bytes()))
+}
+
+/// The bytes a key may not hold replaced by `_` (a multi-byte character
+/// by one).
+fn replace_bytes(raw: &str, replace_dots: bool) -> Cow<'_, str> {
     // A hot path: one table lookup per byte, and for a key that needs
     // changes, one allocation and one pass over bytes.
     let valid = &KEY_BYTES[usize::from(!replace_dots)];
@@ -273,8 +295,8 @@ fn long_key(raw: &str, replace_dots: bool) -> String {
     // `_`, 8 digits, and a leading `_` should the start begin with `gl2_`
     // ([`protect_reserved`]).
     let head = str_head(raw, MAX_KEY_BYTES - 10);
-    let mut key = normalize_bytes(head, replace_dots).into_owned();
-    key.push_str(&format!("_{:08x}", crc32fast::hash(raw.as_bytes())));
+    let mut key = replace_bytes(head, replace_dots).into_owned();
+    key.push_str(&crc_mark(raw));
     key
 }
 

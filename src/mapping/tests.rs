@@ -35,7 +35,10 @@ fn keys_are_normalized() {
     assert_eq!(normalize_key("service.name", false), "service.name");
     assert_eq!(normalize_key("X-OVH-TOKEN", true), "X-OVH-TOKEN");
     assert_eq!(normalize_key("a b/c:d", true), "a_b_c_d");
-    assert_eq!(normalize_key("café", true), "caf_");
+    assert_eq!(
+        normalize_key("café", true),
+        format!("caf__{:08x}", crc32fast::hash("café".as_bytes()))
+    );
     assert_eq!(normalize_key("", true), "empty_key");
     assert_eq!(normalize_key("id", true), "id_");
     assert_eq!(normalize_key("source", true), "source_");
@@ -43,6 +46,32 @@ fn keys_are_normalized() {
     assert_eq!(normalize_key("_id", true), "_id_");
     assert_eq!(normalize_key("gl2_source_node", true), "_gl2_source_node");
     assert!(matches!(normalize_key("plain", true), Cow::Borrowed(_)));
+}
+
+/// Keys that differ only in non-ASCII characters, which each become `_`,
+/// end with their CRC-32 and stay apart: no field replaces another. Within
+/// the bound, whatever their length.
+#[test]
+fn non_ascii_keys_stay_apart() {
+    let mapper = Mapper::new(&MappingOptions::default());
+    let scope = InstrumentationScope::builder("s").build();
+    let mut rec = record();
+    rec.add_attribute("名前", "太郎");
+    rec.add_attribute("年齢", 30i64);
+    rec.add_attribute("__", "plain");
+    let m = mapper.map(&rec, &scope);
+    let mark = |raw: &str| format!("___{:08x}", crc32fast::hash(raw.as_bytes()));
+    assert_eq!(get(&m, &mark("名前")), Some(&s("太郎")));
+    assert_eq!(get(&m, &mark("年齢")), Some(&FieldValue::Int(30)));
+    assert_eq!(get(&m, "__"), Some(&s("plain")));
+    for len in [MAX_KEY_BYTES - 9, MAX_KEY_BYTES - 1, MAX_KEY_BYTES] {
+        let raw = format!("{}é", "k".repeat(len - 2));
+        let key = normalize_key(&raw, true);
+        assert!(key.len() <= MAX_KEY_BYTES, "{len}: {} bytes", key.len());
+        let hash = format!("{:08x}", crc32fast::hash(raw.as_bytes()));
+        assert!(key.ends_with(&hash), "{key}");
+        assert_eq!(key.matches(&hash).count(), 1, "{key}");
+    }
 }
 
 /// A key longer than the bound is cut and ends with its whole text's
