@@ -168,7 +168,9 @@ impl<F: Format> ExporterBuilder<F> {
     /// Both files are read by `build()`, which fails, naming the file, if one is
     /// unreadable, holds no certificate or no key, or if the key does not match
     /// the certificate. Only for `tls://` and `https://` endpoints: with others,
-    /// `build()` fails rather than send without the authentication asked for.
+    /// `build()` fails rather than send without the authentication asked for,
+    /// unless the endpoint comes from the environment, which chose plaintext:
+    /// the certificate is then ignored, with a warning.
     ///
     /// ```no_run
     /// let exporter = djehouty::GelfExporter::builder()
@@ -196,7 +198,8 @@ impl<F: Format> ExporterBuilder<F> {
     /// warning (`djehouty.DangerousAcceptInvalidCertificates`) through the
     /// OpenTelemetry internal logs, and the setting shows in the builder's `Debug`
     /// output. No environment variable can turn it on. Only for `tls://` and
-    /// `https://` endpoints: with others, `build()` fails. Prefer
+    /// `https://` endpoints: with others, `build()` fails (one from the
+    /// environment has it ignored, with a warning). Prefer
     /// [`with_ca_file`](Self::with_ca_file) with the test server's CA.
     pub fn dangerous_accept_invalid_certificates(mut self) -> Self {
         self.dangerous_accept_invalid_certificates = true;
@@ -217,7 +220,10 @@ impl<F: Format> ExporterBuilder<F> {
     /// is also called; a CA file from `OTEL_EXPORTER_GELF_CERTIFICATE` (or
     /// `..._LTSV_...`) is ignored, with a warning through the OpenTelemetry
     /// internal logs. With any other endpoint `build()` fails rather than send
-    /// in plaintext.
+    /// in plaintext, unless the endpoint comes from the environment
+    /// (`OTEL_EXPORTER_GELF_ENDPOINT`), which chose plaintext (a local receiver,
+    /// say): the configuration is then ignored, with a warning, so that one
+    /// set-up serves every deployment.
     ///
     /// Over `https://` the exporter offers the ALPN protocol `http/1.1` only
     /// (the one it speaks) whatever the configuration lists; over `tls://` the

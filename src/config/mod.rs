@@ -201,6 +201,68 @@ mod tests {
         assert!(resolved.is_ok(), "{:?}", resolved.err());
     }
 
+    /// TLS settings made in code serve the deployments whose endpoint, from
+    /// the environment, uses TLS: one with a plaintext endpoint ignores them
+    /// (with a warning) rather than fail. With the endpoint in code too, the
+    /// code contradicts itself: refused.
+    #[test]
+    fn tls_settings_in_code_give_way_to_a_plaintext_endpoint_from_the_environment() {
+        let config = || {
+            std::sync::Arc::new(
+                rustls::ClientConfig::builder_with_provider(djehouty_testkit::certs::provider())
+                    .with_safe_default_protocol_versions()
+                    .unwrap()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+            )
+        };
+        type Setting = fn(ExporterBuilder<Gelf>) -> ExporterBuilder<Gelf>;
+        let settings: [(&str, Setting); 2] = [
+            ("with_client_certificate", |b| {
+                b.with_client_certificate("/no/cert.pem", "/no/key.pem")
+            }),
+            ("dangerous_accept_invalid_certificates", |b| {
+                b.dangerous_accept_invalid_certificates()
+            }),
+        ];
+        for endpoint in ["tcp://h:1", "http://h:1/gelf"] {
+            let env = |name: &str| (name == "OTEL_EXPORTER_GELF_ENDPOINT").then(|| endpoint.into());
+            let resolved = ExporterBuilder::<Gelf>::default()
+                .with_tls_config(config())
+                .resolve(env)
+                .unwrap();
+            assert!(resolved.tls.client_config.is_none(), "{endpoint}");
+            let error = ExporterBuilder::<Gelf>::default()
+                .with_endpoint(endpoint)
+                .with_tls_config(config())
+                .resolve(|_: &str| None)
+                .unwrap_err();
+            assert!(error.to_string().contains("with_tls_config"), "{error}");
+            for (name, set) in settings {
+                let resolved = set(ExporterBuilder::<Gelf>::default())
+                    .resolve(env)
+                    .unwrap();
+                assert!(resolved.tls.client_certificate.is_none(), "{name}");
+                assert!(
+                    !resolved.tls.dangerous_accept_invalid_certificates,
+                    "{name}"
+                );
+                let code = set(ExporterBuilder::<Gelf>::default().with_endpoint(endpoint));
+                let error = code.resolve(|_: &str| None).unwrap_err();
+                assert!(error.to_string().contains(name), "{error}");
+            }
+        }
+        // A contradiction within the code is refused whatever the endpoint.
+        let env =
+            |name: &str| (name == "OTEL_EXPORTER_GELF_ENDPOINT").then(|| "tcp://h:1".to_string());
+        let error = ExporterBuilder::<Gelf>::default()
+            .with_tls_config(config())
+            .with_ca_file("/no/ca.pem")
+            .resolve(env)
+            .unwrap_err();
+        assert!(matches!(error, Error::TlsConfigConflict { .. }), "{error}");
+    }
+
     /// A blank Logs Data Platform token would have every record dropped by
     /// LDP, unseen: refused. One read from a file loses its line end.
     #[test]

@@ -96,13 +96,75 @@ pub(super) struct TlsChoices {
     pub(super) env_client_certificate: Option<EnvClientCertificate>,
     pub(super) dangerous_accept_invalid_certificates: bool,
     pub(super) client_config: Option<Arc<rustls::ClientConfig>>,
+    /// Whether the endpoint comes from the environment rather than the
+    /// code: TLS settings made in code then serve the deployments that use
+    /// TLS, and are ignored, with a warning, by one that does not.
+    pub(super) endpoint_from_env: bool,
+}
+
+impl TlsChoices {
+    /// Drops the TLS settings made in code, with a warning naming them: the
+    /// plaintext endpoint comes from the environment, so one set-up may
+    /// serve a deployment without TLS (a local receiver) and others with.
+    fn ignore_code_settings(&mut self, endpoint: &Endpoint) {
+        let ignored: Vec<&'static str> = [
+            (
+                self.client_certificate.take().is_some(),
+                "with_client_certificate",
+            ),
+            (
+                std::mem::take(&mut self.dangerous_accept_invalid_certificates),
+                "dangerous_accept_invalid_certificates",
+            ),
+            (self.client_config.take().is_some(), "with_tls_config"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect();
+        if !ignored.is_empty() {
+            opentelemetry::otel_warn!(
+                name: "djehouty.TlsSettingsIgnored",
+                endpoint = endpoint.to_string(),
+                ignored = ignored.join(", "),
+                message = "TLS settings made in code are ignored: the endpoint from the \
+                           environment is not encrypted; use tls:// or https:// if \
+                           encryption was meant"
+            );
+        }
+    }
 }
 
 impl TlsOptions {
     /// Gathers the TLS settings; those that only make sense with TLS are refused
     /// for a `tcp://` endpoint, and the exporter's own TLS options together
-    /// with `with_tls_config`, rather than silently ignored.
+    /// with `with_tls_config`, rather than silently ignored. Those made in
+    /// code are ignored, with a warning, when the plaintext endpoint comes
+    /// from the environment: one set-up may serve several deployments.
     pub(super) fn new(endpoint: &Endpoint, mut choices: TlsChoices) -> Result<TlsOptions> {
+        // A contradiction in the code, whatever the endpoint.
+        if choices.client_config.is_some() {
+            let conflicts: Vec<&'static str> = [
+                (!choices.ca_files.is_empty(), "with_ca_file"),
+                (choices.builtin_roots.is_some(), "with_builtin_roots"),
+                (
+                    choices.client_certificate.is_some(),
+                    "with_client_certificate",
+                ),
+                (
+                    choices.dangerous_accept_invalid_certificates,
+                    "dangerous_accept_invalid_certificates",
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(set, name)| set.then_some(name))
+            .collect();
+            if !conflicts.is_empty() {
+                return Err(Error::TlsConfigConflict { options: conflicts });
+            }
+        }
+        if !endpoint.scheme().is_tls() && choices.endpoint_from_env {
+            choices.ignore_code_settings(endpoint);
+        }
         if !endpoint.scheme().is_tls() {
             if choices.client_certificate.is_some() {
                 return Err(Error::InvalidConfig(format!(
@@ -131,24 +193,6 @@ impl TlsOptions {
             }
         }
         if let Some(client_config) = choices.client_config {
-            let conflicts: Vec<&'static str> = [
-                (!choices.ca_files.is_empty(), "with_ca_file"),
-                (choices.builtin_roots.is_some(), "with_builtin_roots"),
-                (
-                    choices.client_certificate.is_some(),
-                    "with_client_certificate",
-                ),
-                (
-                    choices.dangerous_accept_invalid_certificates,
-                    "dangerous_accept_invalid_certificates",
-                ),
-            ]
-            .into_iter()
-            .filter_map(|(set, name)| set.then_some(name))
-            .collect();
-            if !conflicts.is_empty() {
-                return Err(Error::TlsConfigConflict { options: conflicts });
-            }
             if let Some(env) = &choices.env_client_certificate {
                 opentelemetry::otel_warn!(
                     name: "djehouty.ClientCertificateVariableIgnored",

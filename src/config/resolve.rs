@@ -73,6 +73,7 @@ impl<F: Format> ExporterBuilder<F> {
                 env_client_certificate,
                 dangerous_accept_invalid_certificates: self.dangerous_accept_invalid_certificates,
                 client_config: self.tls_config,
+                endpoint_from_env: self.endpoint.is_none() && self.ldp_cluster.is_none(),
             },
         )?;
         let udp = UdpOptions::new(&endpoint, self.udp_chunk_bytes, self.compression)?;
