@@ -56,6 +56,11 @@ pub(crate) struct Shared {
     /// the flusher takes its frames in hand under the stage's lock without
     /// waiting for the queue's.
     in_hand: AtomicU64,
+    /// Records dropped because a shutdown closed the way in (a logging call
+    /// that found the stage closed, an export after the shutdown), for the
+    /// shutdown's report. Without a lock: the logging call must not wait
+    /// for the queue's, which a shutdown's push holds for a long copy.
+    closed_drops: AtomicU64,
 }
 
 /// The mark of [`Shared::in_hand`] once a shutdown ended.
@@ -185,6 +190,7 @@ impl Shared {
             undelivered: Mutex::new(None),
             healthy: AtomicBool::new(true),
             in_hand: AtomicU64::new(0),
+            closed_drops: AtomicU64::new(0),
         })
     }
 
@@ -219,6 +225,7 @@ impl Shared {
         let mut q = self.lock();
         q.deadline = None;
         q.dropped_in_shutdown = 0;
+        self.closed_drops.store(0, Ordering::Relaxed);
     }
 
     /// Whether a shutdown began (its deadline is set, or it closed the
@@ -251,9 +258,10 @@ impl Shared {
             .clone()
     }
 
-    /// Counts records dropped because a shutdown made sending them impossible.
+    /// Counts records dropped because a shutdown made sending them
+    /// impossible. Atomics only: a logging call may be the caller.
     pub(crate) fn drop_in_shutdown(&self, records: u64) {
-        self.lock().dropped_in_shutdown += records;
+        self.closed_drops.fetch_add(records, Ordering::Relaxed);
         self.counters.add_dropped_at_shutdown(records);
     }
 
@@ -487,7 +495,7 @@ impl Shared {
         // Frames a push holds (its task dropped in the background, before
         // or after this, or still going on): they count now, in the report.
         let in_hand = self.in_hand.swap(ENDED, Ordering::AcqRel) & !ENDED;
-        q.dropped_in_shutdown += in_hand;
+        q.dropped_in_shutdown += in_hand + self.closed_drops.swap(0, Ordering::Relaxed);
         self.counters.add_dropped_at_shutdown(in_hand);
         let dropped = q.dropped_in_shutdown;
         let stats = self.counters.snapshot();
@@ -874,6 +882,30 @@ mod tests {
         // Nothing left for a later shutdown to report.
         assert!(s.finish_shutdown(long).is_none());
         assert!(s.undelivered().is_none());
+    }
+
+    /// A record dropped at a closed way in (a logging call that found the
+    /// stage closed) is counted without the queue's lock, which a
+    /// shutdown's push may hold for a long copy, and the shutdown reports it.
+    #[test]
+    fn a_drop_at_a_closed_way_in_waits_for_no_lock() {
+        let (s, counters) = shared(1_000);
+        s.set_deadline(Instant::now() + LATER);
+        let held = s.lock();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dropping = Arc::clone(&s);
+        let caller = std::thread::spawn(move || {
+            dropping.drop_in_shutdown(1);
+            let _ = tx.send(());
+        });
+        // Blocked until `held` goes, were the lock taken.
+        let done = rx.recv_timeout(AT_ONCE).is_ok();
+        drop(held);
+        let _ = caller.join();
+        assert!(done, "the drop waited for the queue's lock");
+        assert_eq!(counters.snapshot().dropped_at_shutdown, 1);
+        let left = s.finish_shutdown(LATER).expect("a drop to report");
+        assert_eq!(left.dropped, 1);
     }
 
     /// The counters `Shared` updates and hands out are the exporter's own.
