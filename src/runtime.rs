@@ -96,11 +96,16 @@ impl std::fmt::Debug for IoRuntime {
 /// thread, at most `limit`; `None` when time ran out (or the runtime is
 /// gone). A plain blocking wait: the work runs on the exporter's runtime, so
 /// this never needs the caller's, which may be the very thread it blocks.
+/// `None` at once on an I/O thread (a callback running there asked for a
+/// flush or shutdown): the work would wait for the very thread it blocks.
 pub(crate) fn run_within<T: Send + 'static>(
     io: &Handle,
     limit: Duration,
     work: impl Future<Output = T> + Send + 'static,
 ) -> Option<T> {
+    if on_io_thread() {
+        return None;
+    }
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     io.spawn(async move {
         if let Ok(value) = tokio::time::timeout(limit, work).await {

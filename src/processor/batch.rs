@@ -19,7 +19,7 @@ use opentelemetry_sdk::logs::{
 };
 use opentelemetry_sdk::Resource;
 
-use super::{flush_verdict, wait_flushed};
+use super::{flush_verdict, refuse_flush_on_io_thread, wait_flushed};
 use crate::delivery::{Flushed, Shared};
 use crate::encode::Format;
 use crate::exporter::Exporter;
@@ -140,6 +140,8 @@ impl LogProcessor for BatchProcessor {
     /// records still buffered.) Fails when delivery is failing, or when some
     /// of them were dropped.
     fn force_flush(&self) -> OTelSdkResult {
+        // The SDK's thread would export onto this very thread: refused.
+        refuse_flush_on_io_thread()?;
         let started = Instant::now();
         // Watching first: a record pending now and dropped later fails it.
         let watch = self.shared.watch_flush();

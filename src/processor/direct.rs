@@ -42,7 +42,7 @@ use super::stage::{
     flush, reserved, stage_bytes, wakes_flusher, Stage, Staging, BACKPRESSURE_STAGE_BYTES,
     BACKPRESSURE_WINDOW_BYTES, MIN_STAGE_BYTES,
 };
-use super::{flush_verdict, wait_flushed};
+use super::{flush_verdict, refuse_flush_on_io_thread, wait_flushed};
 use crate::delivery::Shared;
 use crate::encode::{Format, PackScratch};
 use crate::exporter::Exporter;
@@ -74,7 +74,8 @@ const KEEP_SCRATCH_BYTES: usize = 256 * 1024;
 /// [`without_backpressure`](Self::without_backpressure) drops at once
 /// instead of waiting. `force_flush` waits until everything logged before it
 /// was delivered (within the exporter's timeout), and fails if some of it
-/// was dropped meanwhile; `shutdown` drains what it
+/// was dropped meanwhile, or at once on the exporter's own I/O thread
+/// (which delivers the records); `shutdown` drains what it
 /// can and reports what it could not deliver, like the exporter's.
 ///
 /// # Memory
@@ -412,6 +413,7 @@ impl LogProcessor for DirectProcessor {
         if self.shut_down.load(Ordering::Acquire) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
+        refuse_flush_on_io_thread()?;
         // Watching first: a record pending now and dropped later fails it.
         let watch = self.shared.watch_flush();
         let staged = self.staging.lock().staged;
@@ -513,6 +515,19 @@ mod tests {
         });
         assert_eq!(io, Some(false), "the I/O thread waits for room");
         assert!(!processor(port).without_backpressure().may_wait());
+        // Nor does a flush asked for there (by a callback running on it):
+        // it is refused at once, rather than hold delivery up until its
+        // time runs out.
+        let on_io = Arc::clone(&healthy);
+        let flushed = run_within(healthy.pipeline.io(), Duration::from_secs(5), async move {
+            on_io.force_flush()
+        });
+        match flushed {
+            Some(Err(OTelSdkError::InternalFailure(text))) => {
+                assert!(text.contains("I/O thread"), "{text}")
+            }
+            other => panic!("a flush on the I/O thread: {other:?}"),
+        }
 
         // A port bound but not listening refuses connections, and stays
         // reserved meanwhile.
@@ -532,6 +547,29 @@ mod tests {
             "a refused connection is a failure"
         );
         assert!(!failing.may_wait());
+    }
+
+    /// A shutdown asked for on the I/O thread (by a callback running there)
+    /// cannot wait for the thread it holds: it ends at once, and reports
+    /// the records it could not deliver rather than hang or panic.
+    #[test]
+    fn a_shutdown_on_the_io_thread_ends_at_once_and_reports() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let port = listener.local_addr().expect("its address").port();
+        let processor = Arc::new(processor(port));
+        let on_io = Arc::clone(&processor);
+        let io = processor.pipeline.io().clone();
+        let shut = run_within(&io, Duration::from_secs(5), async move {
+            on_io.stage(b"x\0");
+            on_io.shutdown_with_timeout(Duration::from_secs(60))
+        });
+        match shut {
+            Some(Err(OTelSdkError::InternalFailure(text))) => {
+                assert!(text.contains("1 record"), "{text}")
+            }
+            other => panic!("a shutdown on the I/O thread: {other:?}"),
+        }
+        assert_eq!(processor.counters.snapshot().dropped_at_shutdown, 1);
     }
 
     #[test]

@@ -20,11 +20,28 @@ use std::time::Duration;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 
 use crate::delivery::{FlushWatch, Flushed, Shared};
-use crate::runtime::run_within;
+use crate::runtime::{on_io_thread, run_within};
+
+/// Refuses a flush asked for on an exporter's I/O thread: by a callback
+/// running there (a `tracing` layer handed the exporter's own diagnostics,
+/// a panic hook). That thread is the one to deliver the records, so waiting
+/// there would only hold delivery up until the flush's time ran out.
+fn refuse_flush_on_io_thread() -> OTelSdkResult {
+    if on_io_thread() {
+        return Err(OTelSdkError::InternalFailure(
+            "not flushed: force_flush was called on the exporter's own I/O thread (from a \
+             callback running there, such as a tracing layer or a panic hook), which \
+             delivers the records and cannot wait for itself; flush from another thread"
+                .to_string(),
+        ));
+    }
+    Ok(())
+}
 
 /// Waits on the exporter's runtime `io`, at most `limit`, for the flush
 /// `watch` follows to settle, its records being those numbered up to what
-/// `target` yields; `None` when time ran out. What is left to each
+/// `target` yields; `None` when time ran out (or the runtime is gone, or
+/// this is an I/O thread: see [`run_within`]). What is left to each
 /// processor is how it learns the target.
 fn wait_flushed(
     watch: FlushWatch,
