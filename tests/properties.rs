@@ -89,8 +89,8 @@ fn expected_scalar(value: &AnyValue) -> Expected {
 /// A key's characters as a name may hold them (dots replaced), an empty key
 /// as `empty_key`, and a key longer than [`MAX_KEY`] as its first 245 bytes
 /// (whole characters), then `_` and the CRC-32 of the whole key in 8 hex
-/// digits. A key with non-ASCII characters gets the same mark, whatever its
-/// length.
+/// digits. A key with non-ASCII characters gets the same mark right after
+/// the last of them, whatever its length.
 fn name_bytes(raw: &str) -> String {
     if raw.len() > MAX_KEY {
         return cut_key(raw);
@@ -99,8 +99,11 @@ fn name_bytes(raw: &str) -> String {
         return "empty_key".to_string();
     }
     let mut key = replaced(raw);
-    if !raw.is_ascii() {
-        key.push_str(&format!("_{:08x}", crc32fast::hash(raw.as_bytes())));
+    if let Some((at, c)) = raw.char_indices().rfind(|(_, c)| !c.is_ascii()) {
+        // Each character before it became one byte.
+        let mark_at = raw[..at + c.len_utf8()].chars().count();
+        let mark = format!("_{:08x}", crc32fast::hash(raw.as_bytes()));
+        key.insert_str(mark_at, &mark);
     }
     key
 }

@@ -150,8 +150,14 @@ impl TypeSuffixes {
         let n = |s: &str| {
             if s.is_empty() {
                 String::new()
-            } else {
+            } else if s.is_ascii() {
                 normalize_key(s, replace_dots).into_owned()
+            } else {
+                // Not marked as a key would be: a suffix ends keys that
+                // are marked already if they need be.
+                let mut suffix = replace_bytes(str_head(s, MAX_KEY_BYTES), replace_dots);
+                protect_reserved(&mut suffix);
+                suffix.into_owned()
             }
         };
         TypeSuffixes {
@@ -205,8 +211,9 @@ pub(crate) fn normalize_key(raw: &str, replace_dots: bool) -> Cow<'_, str> {
     let mut key = normalize_bytes(raw, replace_dots);
     protect_reserved(&mut key);
     if key.len() > MAX_KEY_BYTES {
-        // A `gl2_` key of the bound's length, marked past it: cut as a
-        // longer one is (with room for the mark).
+        // A key within the bound that its marks (a `gl2_` key's leading
+        // `_`, a non-ASCII key's CRC) take past it: cut as a longer one is
+        // (with room for the marks).
         key = Cow::Owned(long_key(raw, replace_dots));
         protect_reserved(&mut key);
     }
@@ -215,19 +222,42 @@ pub(crate) fn normalize_key(raw: &str, replace_dots: bool) -> Cow<'_, str> {
 
 /// [`normalize_key`] but for the receivers' reserved names: the bytes a
 /// name may not hold replaced, and a key longer than [`MAX_KEY_BYTES`] cut.
-/// A key with non-ASCII characters ends with `_` and the CRC-32 of the
-/// whole key in 8 hex digits, as a cut key does: each such character
-/// becomes one `_`, so that `名前` and `年齢` would otherwise both be `__`,
-/// and one would replace the other.
+/// A key with non-ASCII characters is marked ([`non_ascii_key`]).
 fn normalize_bytes(raw: &str, replace_dots: bool) -> Cow<'_, str> {
     if raw.len() > MAX_KEY_BYTES {
         return Cow::Owned(long_key(raw, replace_dots));
     }
-    let mut key = replace_bytes(raw, replace_dots);
+    let key = replace_bytes(raw, replace_dots);
     // A key kept as it is holds ASCII bytes only.
     if matches!(key, Cow::Owned(_)) && !raw.is_ascii() {
-        key.to_mut().push_str(&crc_mark(raw));
+        return Cow::Owned(non_ascii_key(raw, replace_dots));
     }
+    key
+}
+
+/// A key with non-ASCII characters: each becomes one `_` (as every
+/// character a name may not hold does), and after the last of them come
+/// `_` and the CRC-32 of the whole key in 8 hex digits, as a cut key ends.
+/// So keys alike but for such characters stay apart (`名前` and `年齢`
+/// would both be `__`, and one field would replace the other), and an
+/// ASCII ending, a type suffix (`価格_long`), stays the ending.
+#[cold]
+fn non_ascii_key(raw: &str, replace_dots: bool) -> String {
+    let valid = &KEY_BYTES[usize::from(!replace_dots)];
+    let mut key = String::with_capacity(raw.len() + 9);
+    let mut mark_at = 0;
+    for c in raw.chars() {
+        match u8::try_from(c) {
+            Ok(b) if valid[usize::from(b)] => key.push(c),
+            _ => {
+                key.push('_');
+                if !c.is_ascii() {
+                    mark_at = key.len();
+                }
+            }
+        }
+    }
+    key.insert_str(mark_at, &crc_mark(raw));
     key
 }
 

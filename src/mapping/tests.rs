@@ -64,6 +64,31 @@ fn non_ascii_keys_stay_apart() {
     assert_eq!(get(&m, &mark("名前")), Some(&s("太郎")));
     assert_eq!(get(&m, &mark("年齢")), Some(&FieldValue::Int(30)));
     assert_eq!(get(&m, "__"), Some(&s("plain")));
+    // The mark comes after the last such character: an ASCII ending, a
+    // type suffix, stays the ending.
+    let hash = |raw: &str| format!("{:08x}", crc32fast::hash(raw.as_bytes()));
+    assert_eq!(
+        normalize_key("日付_date", true),
+        format!("___{}_date", hash("日付_date"))
+    );
+    assert_eq!(
+        normalize_key("a.é.b", true),
+        format!("a___{}_b", hash("a.é.b"))
+    );
+    let typed = Mapper::new(&MappingOptions {
+        type_suffixes: Some(TypeSuffixes::default()),
+        ..MappingOptions::default()
+    });
+    let mut rec = record();
+    rec.add_attribute("価格_long", 30i64);
+    rec.add_attribute("価格", 31i64);
+    let m = typed.map(&rec, &scope);
+    let price = |raw: &str, tail: &str| format!("___{}{tail}", hash(raw));
+    assert_eq!(
+        get(&m, &price("価格_long", "_long")),
+        Some(&FieldValue::Int(30))
+    );
+    assert_eq!(get(&m, &price("価格", "_long")), Some(&FieldValue::Int(31)));
     for len in [MAX_KEY_BYTES - 9, MAX_KEY_BYTES - 1, MAX_KEY_BYTES] {
         let raw = format!("{}é", "k".repeat(len - 2));
         let key = normalize_key(&raw, true);
