@@ -38,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::frames::FrameRun;
 use crate::stats::Counters;
 use crate::transport::backoff::Backoff;
-use crate::transport::connect::connecting;
+use crate::transport::connect::{connecting, interleave};
 use crate::transport::dns::Resolver;
 use crate::transport::write_error;
 
@@ -57,12 +57,13 @@ pub(crate) struct UdpLink {
     resolver: Resolver,
     /// Messages skipped as too large since the last `take_rejected`.
     rejected: Option<super::Rejected>,
-    /// The index, among the endpoint's addresses, of the one a new socket
-    /// tries first: the next one after each failed send, so that an address
-    /// that refuses (the IPv6 address of a receiver listening on IPv4 only,
-    /// say: a UDP socket connects to it all the same) does not hold
-    /// delivery for good.
-    first_address: usize,
+    /// The addresses whose socket's send failed since delivery last worked,
+    /// the latest last (at most [`MAX_REFUSED`]): a new socket tries the
+    /// host's other addresses first (resolved again, in whatever order), so
+    /// that an address that refuses (the IPv6 address of a receiver
+    /// listening on IPv4 only, say: a UDP socket connects to it all the
+    /// same) does not hold delivery for good.
+    refused: Vec<SocketAddr>,
     /// Whether the socket's sends went out without an error once already:
     /// the ICMP error an earlier send drew surfaces on a later one, so only
     /// a second send without one says delivery works.
@@ -87,7 +88,7 @@ impl UdpLink {
             backoff: Backoff::default(),
             resolver: Resolver::default(),
             rejected: None,
-            first_address: 0,
+            refused: Vec::new(),
             sent_once: false,
         }
     }
@@ -113,8 +114,8 @@ impl UdpLink {
         let limit = self.timeouts.connect;
         let opened = match self.resolver.addresses(&self.endpoint).await {
             Ok(addresses) => {
-                let first = self.first_address;
-                connecting(&self.endpoint, limit, open(addresses, first)).await
+                let addresses = interleave(addresses);
+                connecting(&self.endpoint, limit, open(addresses, &self.refused)).await
             }
             Err(error) => Err(error),
         };
@@ -178,8 +179,14 @@ impl UdpLink {
                     self.rejected = Some(super::Rejected { records, error });
                 }
                 Err(SendError::Io(source)) => {
-                    self.socket = None;
-                    self.first_address = self.first_address.wrapping_add(1);
+                    let socket = self.socket.take();
+                    if let Some(address) = socket.and_then(|socket| socket.peer_addr().ok()) {
+                        self.refused.retain(|&refused| refused != address);
+                        if self.refused.len() == MAX_REFUSED {
+                            self.refused.remove(0);
+                        }
+                        self.refused.push(address);
+                    }
                     self.note_failure();
                     let error = write_error(&self.endpoint, source, self.timeouts.write);
                     return (sent, Err(error));
@@ -192,6 +199,7 @@ impl UdpLink {
         // ever more slowly, as a refused TCP connection is.
         if self.sent_once {
             self.backoff.reset();
+            self.refused.clear();
         }
         self.sent_once = true;
         (frames.len(), Ok(()))
@@ -270,18 +278,22 @@ async fn send_datagram(socket: &UdpSocket, datagram: &[u8], limit: Duration) -> 
     }
 }
 
+/// The most refused addresses [`UdpLink`] remembers (a host has rarely
+/// more).
+const MAX_REFUSED: usize = 16;
+
 /// Connects a socket to the first of the endpoint's addresses that takes
-/// one (IPv4 or IPv6), trying them from the one at `first` (modulo their
-/// number) on, round.
-async fn open(addresses: Vec<SocketAddr>, first: usize) -> io::Result<UdpSocket> {
+/// one (IPv4 or IPv6): those not `refused` first, in their order, then the
+/// refused ones, the least lately refused first.
+async fn open(mut addresses: Vec<SocketAddr>, refused: &[SocketAddr]) -> io::Result<UdpSocket> {
     let mut last_error = None;
-    let count = addresses.len();
-    for &addr in addresses
-        .iter()
-        .cycle()
-        .skip(first % count.max(1))
-        .take(count)
-    {
+    // A stable sort: the order among those not refused is kept.
+    addresses.sort_by_key(|address| {
+        (refused.iter())
+            .position(|refused| refused == address)
+            .map_or(0, |at| at + 1)
+    });
+    for addr in addresses {
         let local: SocketAddr = if addr.is_ipv4() {
             (Ipv4Addr::UNSPECIFIED, 0).into()
         } else {
@@ -388,25 +400,35 @@ mod tests {
         assert!(link.backoff.is_waiting());
     }
 
-    /// An address that refuses (ICMP "port unreachable") is left for the
-    /// next one after a failed send: a host whose first address has no
+    /// Addresses that refuse (ICMP "port unreachable") are left for the
+    /// others after a failed send: a host whose first address has no
     /// receiver (an IPv6 one, with the receiver on IPv4 only) is reached on
-    /// its second, rather than never.
+    /// another, rather than never, whatever order the name server answers
+    /// in. Here the first address always refuses, and the answers put the
+    /// second refusing one where trying "the next one" would pick it.
     #[tokio::test]
-    async fn an_address_that_refuses_is_left_for_the_next() {
-        let closed = {
-            let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap()
+    async fn addresses_that_refuse_are_left_for_the_others() {
+        let (closed, other_closed) = {
+            let probes = [(); 2].map(|()| std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+            (
+                probes[0].local_addr().unwrap(),
+                probes[1].local_addr().unwrap(),
+            )
         };
         let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         receiver.set_nonblocking(true).unwrap();
         let live = receiver.local_addr().unwrap();
+        assert!(live != closed && live != other_closed);
         let mut link = link(closed.port(), 8192);
-        // A host name, which the resolver answers with both addresses.
+        // A host name, which the resolver answers with all three addresses.
         link.endpoint = Endpoint::parse("udp://receiver.test:12201").unwrap();
         let (resolver, _) =
-            crate::transport::dns::scripted::resolver(Duration::from_secs(1), move |_| {
-                crate::transport::dns::scripted::after(Duration::ZERO, Ok(vec![closed, live]))
+            crate::transport::dns::scripted::resolver(Duration::from_secs(1), move |call| {
+                let addresses = match call % 3 {
+                    2 => vec![closed, live, other_closed],
+                    _ => vec![closed, other_closed, live],
+                };
+                crate::transport::dns::scripted::after(Duration::ZERO, Ok(addresses))
             });
         link.resolver = resolver;
         let mut buf = [0u8; 64];
@@ -421,7 +443,7 @@ mod tests {
             }
         })
         .await
-        .expect("the second address is tried");
+        .expect("the live address is tried");
         assert_eq!(&buf[..arrived], b"{}");
     }
 
