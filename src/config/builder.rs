@@ -165,7 +165,8 @@ impl<F: Format> ExporterBuilder<F> {
     /// unencrypted private key (PKCS#8 `BEGIN PRIVATE KEY`, PKCS#1
     /// `BEGIN RSA PRIVATE KEY` or SEC1 `BEGIN EC PRIVATE KEY`).
     ///
-    /// Both files are read by `build()`, which fails, naming the file, if one is
+    /// Both files are read by `build()` (unless ignored, see below), which
+    /// fails, naming the file, if one is
     /// unreadable, holds no certificate or no key, or if the key does not match
     /// the certificate. Only for `tls://` and `https://` endpoints: with others,
     /// `build()` fails rather than send without the authentication asked for,
@@ -221,7 +222,8 @@ impl<F: Format> ExporterBuilder<F> {
     /// `..._LTSV_...`) is ignored, with a warning through the OpenTelemetry
     /// internal logs. With any other endpoint `build()` fails rather than send
     /// in plaintext, unless the endpoint comes from the environment
-    /// (`OTEL_EXPORTER_GELF_ENDPOINT`), which chose plaintext (a local receiver,
+    /// (`OTEL_EXPORTER_GELF_ENDPOINT` or `..._LTSV_...`), which chose
+    /// plaintext (a local receiver,
     /// say): the configuration is then ignored, with a warning, so that one
     /// set-up serves every deployment.
     ///
