@@ -96,8 +96,9 @@ impl std::fmt::Debug for IoRuntime {
 /// thread, at most `limit`; `None` when time ran out (or the runtime is
 /// gone). A plain blocking wait: the work runs on the exporter's runtime, so
 /// this never needs the caller's, which may be the very thread it blocks.
-/// `None` at once on an I/O thread (a callback running there asked for a
-/// flush or shutdown): the work would wait for the very thread it blocks.
+/// `None` at once on an I/O thread, this exporter's or another's (a
+/// callback running there asked for a flush or shutdown): the work would
+/// wait for the very thread it blocks, or hold up another's delivery.
 pub(crate) fn run_within<T: Send + 'static>(
     io: &Handle,
     limit: Duration,

@@ -23,6 +23,7 @@ use super::{flush_verdict, refuse_flush_on_io_thread, wait_flushed};
 use crate::delivery::{Flushed, Shared};
 use crate::encode::Format;
 use crate::exporter::Exporter;
+use crate::runtime::on_io_thread;
 
 /// Records the SDK may hold between two exports.
 pub const RECOMMENDED_MAX_QUEUE_SIZE: usize = 65_536;
@@ -159,8 +160,16 @@ impl LogProcessor for BatchProcessor {
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        if let Some(deadline) = Instant::now().checked_add(timeout.saturating_sub(SHUTDOWN_MARGIN))
-        {
+        // On an I/O thread (a callback running there), which the SDK's
+        // thread would export onto, nothing can be delivered: the deadline
+        // is now, so that the exports drop their records at once and the
+        // SDK's thread answers, rather than hold the thread for `timeout`.
+        let budget = if on_io_thread() {
+            Duration::ZERO
+        } else {
+            timeout.saturating_sub(SHUTDOWN_MARGIN)
+        };
+        if let Some(deadline) = Instant::now().checked_add(budget) {
             self.shared.set_deadline(deadline);
         }
         let result = self.inner.shutdown_with_timeout(timeout);
@@ -197,5 +206,30 @@ impl fmt::Debug for BatchProcessor {
         f.debug_struct("BatchProcessor")
             .field("inner", &self.inner)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::run_within;
+
+    /// A shutdown asked for on the I/O thread (by a callback running
+    /// there) ends at once: the SDK's thread, which exports onto that
+    /// thread, must not hold it for the shutdown's whole time.
+    #[test]
+    fn a_shutdown_on_the_io_thread_ends_at_once() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let port = listener.local_addr().expect("its address").port();
+        let exporter = crate::GelfExporter::builder()
+            .with_endpoint(format!("tcp://127.0.0.1:{port}"))
+            .build()
+            .expect("build");
+        let processor = Arc::new(BatchProcessor::new(exporter));
+        let on_io = Arc::clone(&processor);
+        let shut = run_within(&processor.io, Duration::from_secs(5), async move {
+            on_io.shutdown_with_timeout(Duration::from_secs(60))
+        });
+        assert!(shut.is_some(), "the shutdown held the I/O thread");
     }
 }

@@ -74,8 +74,8 @@ const KEEP_SCRATCH_BYTES: usize = 256 * 1024;
 /// [`without_backpressure`](Self::without_backpressure) drops at once
 /// instead of waiting. `force_flush` waits until everything logged before it
 /// was delivered (within the exporter's timeout), and fails if some of it
-/// was dropped meanwhile, or at once on the exporter's own I/O thread
-/// (which delivers the records); `shutdown` drains what it
+/// was dropped meanwhile, or at once on an exporter's I/O thread (which
+/// delivers records); `shutdown` drains what it
 /// can and reports what it could not deliver, like the exporter's.
 ///
 /// # Memory

@@ -22,16 +22,16 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use crate::delivery::{FlushWatch, Flushed, Shared};
 use crate::runtime::{on_io_thread, run_within};
 
-/// Refuses a flush asked for on an exporter's I/O thread: by a callback
-/// running there (a `tracing` layer handed the exporter's own diagnostics,
-/// a panic hook). That thread is the one to deliver the records, so waiting
-/// there would only hold delivery up until the flush's time ran out.
+/// Refuses a flush asked for on an exporter's I/O thread (this one's or
+/// another's): by a callback running there (a `tracing` layer handed an
+/// exporter's own diagnostics, a panic hook). That thread delivers records,
+/// so waiting there would hold delivery up until the flush's time ran out.
 fn refuse_flush_on_io_thread() -> OTelSdkResult {
     if on_io_thread() {
         return Err(OTelSdkError::InternalFailure(
-            "not flushed: force_flush was called on the exporter's own I/O thread (from a \
+            "not flushed: force_flush was called on an exporter's I/O thread (from a \
              callback running there, such as a tracing layer or a panic hook), which \
-             delivers the records and cannot wait for itself; flush from another thread"
+             delivers records and must not wait; flush from another thread"
                 .to_string(),
         ));
     }
