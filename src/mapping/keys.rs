@@ -150,14 +150,10 @@ impl TypeSuffixes {
         let n = |s: &str| {
             if s.is_empty() {
                 String::new()
-            } else if s.is_ascii() {
-                normalize_key(s, replace_dots).into_owned()
             } else {
-                // Not marked as a key would be: a suffix ends keys that
-                // are marked already if they need be.
-                let mut suffix = replace_bytes(str_head(s, MAX_KEY_BYTES), replace_dots);
-                protect_reserved(&mut suffix);
-                suffix.into_owned()
+                // Marked as a key would be, when it holds non-ASCII
+                // characters: `_整数` and `_小数` stay apart.
+                normalize_key(s, replace_dots).into_owned()
             }
         };
         TypeSuffixes {

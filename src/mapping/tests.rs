@@ -75,6 +75,10 @@ fn non_ascii_keys_stay_apart() {
         normalize_key("a.é.b", true),
         format!("a___{}_b", hash("a.é.b"))
     );
+    assert_eq!(
+        normalize_key("a.é.b", false),
+        format!("a.__{}.b", hash("a.é.b"))
+    );
     let typed = Mapper::new(&MappingOptions {
         type_suffixes: Some(TypeSuffixes::default()),
         ..MappingOptions::default()
