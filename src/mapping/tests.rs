@@ -79,6 +79,15 @@ fn non_ascii_keys_stay_apart() {
         normalize_key("a.é.b", false),
         format!("a.__{}.b", hash("a.é.b"))
     );
+    // Configured suffixes are marked alike, so they stay apart.
+    let suffixes = TypeSuffixes {
+        long: "_整数".into(),
+        double: "_小数".into(),
+        ..TypeSuffixes::default()
+    }
+    .normalized(true);
+    assert_eq!(suffixes.long, format!("____{}", hash("_整数")));
+    assert_ne!(suffixes.long, suffixes.double);
     let typed = Mapper::new(&MappingOptions {
         type_suffixes: Some(TypeSuffixes::default()),
         ..MappingOptions::default()
