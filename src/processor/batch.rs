@@ -164,17 +164,27 @@ impl LogProcessor for BatchProcessor {
         // thread would export onto, nothing can be delivered: the deadline
         // is now, so that the exports drop their records at once and the
         // SDK's thread answers, rather than hold the thread for `timeout`.
-        let budget = if on_io_thread() {
-            Duration::ZERO
+        // The SDK's thread is not waited for either: an export it is in
+        // the middle of waits for this very thread. It goes on in the
+        // background, dropping what it has.
+        let on_io = on_io_thread();
+        let (budget, wait) = if on_io {
+            (Duration::ZERO, Duration::ZERO)
         } else {
-            timeout.saturating_sub(SHUTDOWN_MARGIN)
+            (timeout.saturating_sub(SHUTDOWN_MARGIN), timeout)
         };
         if let Some(deadline) = Instant::now().checked_add(budget) {
             self.shared.set_deadline(deadline);
         }
-        let result = self.inner.shutdown_with_timeout(timeout);
+        let result = self.inner.shutdown_with_timeout(wait);
         match (self.shared.undelivered(), result) {
             (Some(left), _) => Err(OTelSdkError::InternalFailure(left.to_string())),
+            (None, Err(OTelSdkError::Timeout(_))) if on_io => Err(OTelSdkError::InternalFailure(
+                "the shutdown was asked for on an exporter's I/O thread, which cannot \
+                     wait for it: it goes on in the background, and the records not \
+                     delivered yet are dropped (counted in dropped_at_shutdown)"
+                    .to_string(),
+            )),
             (None, Err(OTelSdkError::Timeout(_))) => {
                 // The SDK's thread was still exporting its queue when time ran
                 // out; it goes on in the background.
@@ -227,7 +237,7 @@ mod tests {
             .expect("build");
         let processor = Arc::new(BatchProcessor::new(exporter));
         let on_io = Arc::clone(&processor);
-        let shut = run_within(&processor.io, Duration::from_secs(5), async move {
+        let shut = run_within(&processor.io, Duration::from_secs(1), async move {
             on_io.shutdown_with_timeout(Duration::from_secs(60))
         });
         assert!(shut.is_some(), "the shutdown held the I/O thread");
