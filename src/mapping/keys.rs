@@ -67,7 +67,10 @@ pub(crate) mod names {
 /// OpenTelemetry attributes carry no time type, so `date` is never added; like
 /// every suffix LDP knows (`_int`, `_long`, `_num`, `_float`, `_double`,
 /// `_bool`, `_date`, `_ip`, `_geolocation`, and the four configured here), it is
-/// respected: a name that already ends in one is left alone.
+/// respected: a name that already ends in one is left alone. Names and
+/// suffixes are compared once normalized, and a non-ASCII character marks a
+/// name with its own checksum, so a configured suffix with such characters
+/// (`_整数`) is added but never found at the end of a user's name.
 ///
 /// ```
 /// use djehouty::TypeSuffixes;
@@ -218,42 +221,20 @@ pub(crate) fn normalize_key(raw: &str, replace_dots: bool) -> Cow<'_, str> {
 
 /// [`normalize_key`] but for the receivers' reserved names: the bytes a
 /// name may not hold replaced, and a key longer than [`MAX_KEY_BYTES`] cut.
-/// A key with non-ASCII characters is marked ([`non_ascii_key`]).
-fn normalize_bytes(raw: &str, replace_dots: bool) -> Cow<'_, str> {
-    if raw.len() > MAX_KEY_BYTES {
-        return Cow::Owned(long_key(raw, replace_dots));
-    }
-    let key = replace_bytes(raw, replace_dots);
-    // A key kept as it is holds ASCII bytes only.
-    if matches!(key, Cow::Owned(_)) && !raw.is_ascii() {
-        return Cow::Owned(non_ascii_key(raw, replace_dots));
-    }
-    key
-}
-
-/// A key with non-ASCII characters: each becomes one `_` (as every
-/// character a name may not hold does), and after the last of them come
+///
+/// A key with non-ASCII characters is marked: after the last of them come
 /// `_` and the CRC-32 of the whole key in 8 hex digits, as a cut key ends.
 /// So keys alike but for such characters stay apart (`名前` and `年齢`
 /// would both be `__`, and one field would replace the other), and an
 /// ASCII ending, a type suffix (`価格_long`), stays the ending.
-#[cold]
-fn non_ascii_key(raw: &str, replace_dots: bool) -> String {
-    let valid = &KEY_BYTES[usize::from(!replace_dots)];
-    let mut key = String::with_capacity(raw.len() + 9);
-    let mut mark_at = 0;
-    for c in raw.chars() {
-        match u8::try_from(c) {
-            Ok(b) if valid[usize::from(b)] => key.push(c),
-            _ => {
-                key.push('_');
-                if !c.is_ascii() {
-                    mark_at = key.len();
-                }
-            }
-        }
+fn normalize_bytes(raw: &str, replace_dots: bool) -> Cow<'_, str> {
+    if raw.len() > MAX_KEY_BYTES {
+        return Cow::Owned(long_key(raw, replace_dots));
     }
-    key.insert_str(mark_at, &crc_mark(raw));
+    let (mut key, mark_at) = replace_bytes(raw, replace_dots);
+    if let Some(at) = mark_at {
+        key.to_mut().insert_str(at, &crc_mark(raw));
+    }
     key
 }
 
@@ -265,15 +246,16 @@ fn crc_mark(raw: &str) -> String {
 }
 
 /// The bytes a key may not hold replaced by `_` (a multi-byte character
-/// by one).
-fn replace_bytes(raw: &str, replace_dots: bool) -> Cow<'_, str> {
+/// by one), and, if `raw` has non-ASCII characters, where the `_` of the
+/// last of them ends.
+fn replace_bytes(raw: &str, replace_dots: bool) -> (Cow<'_, str>, Option<usize>) {
     // A hot path: one table lookup per byte, and for a key that needs
     // changes, one allocation and one pass over bytes.
     let valid = &KEY_BYTES[usize::from(!replace_dots)];
     if raw.is_empty() {
-        Cow::Borrowed("empty_key")
+        (Cow::Borrowed("empty_key"), None)
     } else if raw.bytes().all(|b| valid[usize::from(b)]) {
-        Cow::Borrowed(raw)
+        (Cow::Borrowed(raw), None)
     } else if raw.is_ascii() {
         // Room for a reserved-name mark, so the string is allocated once.
         let mut bytes = Vec::with_capacity(raw.len() + 1);
@@ -284,17 +266,26 @@ fn replace_bytes(raw: &str, replace_dots: bool) -> Cow<'_, str> {
             }
         }
         // Only ASCII bytes went in: this cannot fail.
-        Cow::Owned(String::from_utf8(bytes).unwrap_or_default())
-    } else {
-        // One `_` per invalid character (a multi-byte one counts once).
-        Cow::Owned(
-            raw.chars()
-                .map(|c| match u8::try_from(c) {
-                    Ok(b) if valid[usize::from(b)] => c,
-                    _ => '_',
-                })
-                .collect(),
+        (
+            Cow::Owned(String::from_utf8(bytes).unwrap_or_default()),
+            None,
         )
+    } else {
+        // Room for the non-ASCII mark.
+        let mut key = String::with_capacity(raw.len() + 9);
+        let mut mark_at = 0;
+        for c in raw.chars() {
+            match u8::try_from(c) {
+                Ok(b) if valid[usize::from(b)] => key.push(c),
+                _ => {
+                    key.push('_');
+                    if !c.is_ascii() {
+                        mark_at = key.len();
+                    }
+                }
+            }
+        }
+        (Cow::Owned(key), Some(mark_at))
     }
 }
 
@@ -321,7 +312,7 @@ fn long_key(raw: &str, replace_dots: bool) -> String {
     // `_`, 8 digits, and a leading `_` should the start begin with `gl2_`
     // ([`protect_reserved`]).
     let head = str_head(raw, MAX_KEY_BYTES - 10);
-    let mut key = replace_bytes(head, replace_dots).into_owned();
+    let mut key = replace_bytes(head, replace_dots).0.into_owned();
     key.push_str(&crc_mark(raw));
     key
 }
