@@ -220,12 +220,13 @@ impl Shared {
         self.progress.notify_waiters();
     }
 
-    /// Forgets the deadline (the shutdown did not happen after all).
-    pub(crate) fn clear_deadline(&self) {
+    /// Forgets the deadline (the shutdown did not happen after all), and
+    /// returns how many records were dropped for it meanwhile, for the
+    /// caller to report: a later shutdown's report leaves them out.
+    pub(crate) fn clear_deadline(&self) -> u64 {
         let mut q = self.lock();
         q.deadline = None;
-        q.dropped_in_shutdown = 0;
-        self.closed_drops.store(0, Ordering::Relaxed);
+        std::mem::take(&mut q.dropped_in_shutdown) + self.closed_drops.swap(0, Ordering::Relaxed)
     }
 
     /// Whether a shutdown began (its deadline is set, or it closed the
@@ -860,7 +861,8 @@ mod tests {
     }
 
     /// A shutdown's deadline: passed or not, the time left before it, and
-    /// forgotten with the drops it counted when the shutdown does not happen.
+    /// forgotten when the shutdown does not happen, the drops it counted
+    /// handed to the caller.
     #[test]
     fn a_deadline_is_kept_until_cleared_with_what_it_counted() {
         let (s, counters) = shared(1_000);
@@ -876,7 +878,7 @@ mod tests {
         assert_eq!(s.within_deadline(long), Duration::ZERO);
         s.drop_in_shutdown(2);
         assert_eq!(counters.snapshot().dropped_at_shutdown, 2);
-        s.clear_deadline();
+        assert_eq!(s.clear_deadline(), 2, "the drops are handed to the caller");
         assert!(!s.past_deadline());
         assert_eq!(s.within_deadline(long), long);
         // Nothing left for a later shutdown to report.

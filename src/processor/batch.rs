@@ -198,9 +198,15 @@ impl LogProcessor for BatchProcessor {
             }
             (None, Err(other)) => {
                 // The shutdown did not start (e.g. already shut down): the
-                // exporter goes on as before.
-                self.shared.clear_deadline();
-                Err(other)
+                // exporter goes on as before. Records its deadline made
+                // exports drop meanwhile are told here, or nowhere.
+                match self.shared.clear_deadline() {
+                    0 => Err(other),
+                    dropped => Err(OTelSdkError::InternalFailure(format!(
+                        "{other}; meanwhile {dropped} record(s) were dropped for the shutdown's \
+                         deadline (counted in dropped_at_shutdown)"
+                    ))),
+                }
             }
             (None, Ok(())) => Ok(()),
         }
