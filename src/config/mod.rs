@@ -261,6 +261,50 @@ mod tests {
             .resolve(env)
             .unwrap_err();
         assert!(matches!(error, Error::TlsConfigConflict { .. }), "{error}");
+        // A half-set client certificate pair is judged as without
+        // `with_tls_config`, which this endpoint ignores: refused.
+        let half_set = |name: &str| match name {
+            "OTEL_EXPORTER_GELF_ENDPOINT" => Some("tcp://h:1".to_string()),
+            "OTEL_EXPORTER_GELF_CLIENT_KEY" => Some("/no/key.pem".to_string()),
+            _ => None,
+        };
+        let error = ExporterBuilder::<Gelf>::default()
+            .with_tls_config(config())
+            .resolve(half_set)
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("OTEL_EXPORTER_GELF_CLIENT_CERTIFICATE"),
+            "{error}"
+        );
+    }
+
+    /// What `with_tls_config` ignores is said, and only that: beside a
+    /// plaintext endpoint from the environment, the settings made in code.
+    #[cfg(feature = "internal-logs")]
+    #[test]
+    fn ignored_tls_settings_draw_one_warning_naming_them() {
+        let config = std::sync::Arc::new(
+            rustls::ClientConfig::builder_with_provider(djehouty_testkit::certs::provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+        );
+        let builder = || ExporterBuilder::<Gelf>::default().with_tls_config(config.clone());
+        let plaintext = [("OTEL_EXPORTER_GELF_ENDPOINT", "tcp://h:1")];
+        assert_eq!(
+            warnings(builder(), &plaintext),
+            ["djehouty.TlsSettingsIgnored"]
+        );
+        let tls = [("OTEL_EXPORTER_GELF_ENDPOINT", "tls://h:1")];
+        assert_eq!(warnings(builder(), &tls), Vec::<String>::new());
+        let half_set = [tls[0], ("OTEL_EXPORTER_GELF_CLIENT_KEY", "/no/key.pem")];
+        assert_eq!(
+            warnings(builder(), &half_set),
+            ["djehouty.ClientCertificateVariableIgnored"]
+        );
     }
 
     /// A blank Logs Data Platform token would have every record dropped by

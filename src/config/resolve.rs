@@ -45,8 +45,10 @@ impl<F: Format> ExporterBuilder<F> {
         let env_client_certificate = match self.client_certificate {
             None => match vars.client_certificate() {
                 // With `with_tls_config` the variables are ignored, with a
-                // warning, even when only one of the pair is set.
-                Err(error) if self.tls_config.is_some() => {
+                // warning, even when only one of the pair is set. (Not with
+                // a plaintext endpoint, where `with_tls_config` itself is
+                // ignored or refused, and the pair is judged as without it.)
+                Err(error) if self.tls_config.is_some() && endpoint.scheme().is_tls() => {
                     opentelemetry::otel_warn!(
                         name: "djehouty.ClientCertificateVariableIgnored",
                         endpoint = endpoint.to_string(),
