@@ -57,13 +57,12 @@ pub(crate) struct UdpLink {
     resolver: Resolver,
     /// Messages skipped as too large since the last `take_rejected`.
     rejected: Option<super::Rejected>,
-    /// The addresses whose socket's send failed since delivery last worked,
-    /// the latest last (at most [`MAX_REFUSED`]): a new socket tries the
-    /// host's other addresses first (resolved again, in whatever order), so
-    /// that an address that refuses (the IPv6 address of a receiver
-    /// listening on IPv4 only, say: a UDP socket connects to it all the
-    /// same) does not hold delivery for good.
-    refused: Vec<SocketAddr>,
+    /// The addresses whose socket's send failed since delivery last worked:
+    /// a new socket tries the host's other addresses first (resolved again,
+    /// in whatever order), so that an address that refuses (the IPv6
+    /// address of a receiver listening on IPv4 only, say: a UDP socket
+    /// connects to it all the same) does not hold delivery for good.
+    refused: Refused,
     /// Whether the socket's sends went out without an error once already:
     /// the ICMP error an earlier send drew surfaces on a later one, so only
     /// a second send without one says delivery works.
@@ -88,7 +87,7 @@ impl UdpLink {
             backoff: Backoff::default(),
             resolver: Resolver::default(),
             rejected: None,
-            refused: Vec::new(),
+            refused: Refused::default(),
             sent_once: false,
         }
     }
@@ -114,8 +113,8 @@ impl UdpLink {
         let limit = self.timeouts.connect;
         let opened = match self.resolver.addresses(&self.endpoint).await {
             Ok(addresses) => {
-                let addresses = interleave(addresses);
-                connecting(&self.endpoint, limit, open(addresses, &self.refused)).await
+                let addresses = self.refused.last(interleave(addresses));
+                connecting(&self.endpoint, limit, open(addresses)).await
             }
             Err(error) => Err(error),
         };
@@ -181,11 +180,7 @@ impl UdpLink {
                 Err(SendError::Io(source)) => {
                     let socket = self.socket.take();
                     if let Some(address) = socket.and_then(|socket| socket.peer_addr().ok()) {
-                        self.refused.retain(|&refused| refused != address);
-                        if self.refused.len() == MAX_REFUSED {
-                            self.refused.remove(0);
-                        }
-                        self.refused.push(address);
+                        self.refused.note(address);
                     }
                     self.note_failure();
                     let error = write_error(&self.endpoint, source, self.timeouts.write);
@@ -199,7 +194,7 @@ impl UdpLink {
         // ever more slowly, as a refused TCP connection is.
         if self.sent_once {
             self.backoff.reset();
-            self.refused.clear();
+            self.refused = Refused::default();
         }
         self.sent_once = true;
         (frames.len(), Ok(()))
@@ -282,17 +277,38 @@ async fn send_datagram(socket: &UdpSocket, datagram: &[u8], limit: Duration) -> 
 /// more).
 const MAX_REFUSED: usize = 16;
 
-/// Connects a socket to the first of the endpoint's addresses that takes
-/// one (IPv4 or IPv6): those not `refused` first, in their order, then the
-/// refused ones, the least lately refused first.
-async fn open(mut addresses: Vec<SocketAddr>, refused: &[SocketAddr]) -> io::Result<UdpSocket> {
+/// Addresses whose sends failed, the latest last, at most [`MAX_REFUSED`]
+/// (the least lately refused forgotten first).
+#[derive(Debug, Default)]
+struct Refused(Vec<SocketAddr>);
+
+impl Refused {
+    /// Notes that `address` refused, as the latest.
+    fn note(&mut self, address: SocketAddr) {
+        self.0.retain(|&refused| refused != address);
+        if self.0.len() == MAX_REFUSED {
+            self.0.remove(0);
+        }
+        self.0.push(address);
+    }
+
+    /// `addresses` with those that refused moved last: the others first, in
+    /// their order, then the refused ones, the least lately refused first.
+    fn last(&self, mut addresses: Vec<SocketAddr>) -> Vec<SocketAddr> {
+        // A stable sort: the order among those not refused is kept.
+        addresses.sort_by_key(|address| {
+            (self.0.iter())
+                .position(|refused| refused == address)
+                .map_or(0, |at| at + 1)
+        });
+        addresses
+    }
+}
+
+/// Connects a socket to the first of `addresses` that takes one (IPv4 or
+/// IPv6), in their order.
+async fn open(addresses: Vec<SocketAddr>) -> io::Result<UdpSocket> {
     let mut last_error = None;
-    // A stable sort: the order among those not refused is kept.
-    addresses.sort_by_key(|address| {
-        (refused.iter())
-            .position(|refused| refused == address)
-            .map_or(0, |at| at + 1)
-    });
     for addr in addresses {
         let local: SocketAddr = if addr.is_ipv4() {
             (Ipv4Addr::UNSPECIFIED, 0).into()
@@ -445,6 +461,44 @@ mod tests {
         .await
         .expect("the live address is tried");
         assert_eq!(&buf[..arrived], b"{}");
+    }
+
+    /// Refused addresses go last, the least lately refused first, and the
+    /// oldest is forgotten beyond [`MAX_REFUSED`].
+    #[test]
+    fn refused_addresses_go_last_and_the_oldest_is_forgotten() {
+        let at = |port: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let mut refused = Refused::default();
+        refused.note(at(1));
+        refused.note(at(2));
+        refused.note(at(1));
+        let all = || (1..=4).map(at).collect::<Vec<_>>();
+        assert_eq!(refused.last(all()), [at(3), at(4), at(2), at(1)]);
+        for port in 10..10 + MAX_REFUSED as u16 - 2 {
+            refused.note(at(port));
+        }
+        // `2` is now the least lately refused, `1` the next: one more, and
+        // `2` is forgotten.
+        assert_eq!(refused.last(all())[..2], [at(3), at(4)]);
+        refused.note(at(100));
+        assert_eq!(refused.0.len(), MAX_REFUSED);
+        assert_eq!(refused.last(all()), [at(2), at(3), at(4), at(1)]);
+    }
+
+    /// Refused addresses are forgotten once delivery works again: a second
+    /// send without an error (the first says nothing, as an ICMP error it
+    /// draws surfaces on the next).
+    #[tokio::test]
+    async fn delivery_that_works_forgets_refused_addresses() {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut link = link(receiver.local_addr().unwrap().port(), 8192);
+        link.refused
+            .note(SocketAddr::from((Ipv4Addr::LOCALHOST, 9)));
+        link.ready().await.unwrap();
+        link.send(FrameRun::new(b"{}", &[2])).await.1.unwrap();
+        assert_eq!(link.refused.0.len(), 1, "one send proves nothing");
+        link.send(FrameRun::new(b"{}", &[2])).await.1.unwrap();
+        assert!(link.refused.0.is_empty());
     }
 
     #[tokio::test]
