@@ -95,25 +95,11 @@ impl Link {
     /// Makes sure there is a live connection: checks the current one, else waits
     /// out the backoff delay and connects (and shakes hands).
     pub(crate) async fn ready(&mut self) -> Result<()> {
-        if let Some((conn, opened)) = self.conn.as_mut() {
+        if let Some((conn, _)) = self.conn.as_mut() {
             if !conn.peer_closed() {
                 return Ok(());
             }
-            let after = opened.elapsed();
-            opentelemetry::otel_debug!(
-                name: "djehouty.PeerClosedConnection",
-                endpoint = self.endpoint.to_string()
-            );
-            self.drop_connection();
-            // A connection closed soon after it opened is a failure (reported,
-            // with backoff); an old one closed by the peer (idle timeout,
-            // restart) is simply replaced.
-            if after < STABLE_AFTER {
-                return Err(Error::PeerClosed {
-                    endpoint: self.endpoint.to_string(),
-                    after,
-                });
-            }
+            self.drop_closed()?;
         }
         self.backoff.wait().await;
         match connect(
@@ -186,8 +172,7 @@ impl Link {
             return Ok(());
         };
         if conn.peer_closed() {
-            self.drop_connection();
-            return Ok(());
+            return self.drop_closed();
         }
         let waiting = conn.ledger.acked() < conn.ledger.written();
         if waiting && self.progress_at.elapsed() >= self.timeouts.write {
@@ -293,10 +278,92 @@ impl Link {
         }
     }
 
+    /// Drops the connection its peer closed. One closed soon after it
+    /// opened is a failure (reported, with backoff: an endpoint that
+    /// accepts and closes every connection); an old one (an idle timeout, a
+    /// restart) is simply replaced.
+    fn drop_closed(&mut self) -> Result<()> {
+        let after = self.conn.as_ref().map(|(_, opened)| opened.elapsed());
+        opentelemetry::otel_debug!(
+            name: "djehouty.PeerClosedConnection",
+            endpoint = self.endpoint.to_string()
+        );
+        self.drop_connection();
+        match after {
+            Some(after) if after < STABLE_AFTER => Err(Error::PeerClosed {
+                endpoint: self.endpoint.to_string(),
+                after,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Closes the connection cleanly, within `limit`.
     pub(crate) async fn close(&mut self, limit: Duration) {
         if let Some((conn, _)) = self.conn.take() {
             conn.close(limit).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(addr: std::net::SocketAddr) -> Link {
+        let endpoint = Endpoint::parse(&format!("tcp://{addr}")).unwrap();
+        let timeouts = Timeouts {
+            export: Duration::from_secs(1),
+            connect: Duration::from_secs(1),
+            handshake: Duration::from_secs(1),
+            write: Duration::from_secs(1),
+        };
+        Link::new(endpoint, None, timeouts, Counters::default())
+    }
+
+    /// Checks `link` until its connection is gone (the peer's close seen),
+    /// at most a few seconds; returns what the check that dropped it said.
+    async fn check_until_dropped(link: &mut Link) -> Result<()> {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let checked = link.check();
+            if link.conn.is_none() {
+                return checked;
+            }
+            assert!(Instant::now() < until, "the peer's close was never seen");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// A connection the peer closes as soon as it opened is a failure when
+    /// an idle check finds it, as when the next write's `ready` does: an
+    /// endpoint that accepts and closes every connection must not look
+    /// healthy to a service that logs a burst and then goes quiet.
+    #[tokio::test]
+    async fn a_connection_closed_young_is_a_failure_when_checked() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut link = link(listener.local_addr().unwrap());
+        link.ready().await.unwrap();
+        drop(listener.accept().unwrap());
+        let error = check_until_dropped(&mut link).await.unwrap_err();
+        assert!(matches!(error, Error::PeerClosed { .. }), "{error}");
+        // What it wrote (nothing) is told, as for any connection dropped.
+        assert!(link.dropped_one());
+    }
+
+    /// One the peer closes after it lived past [`STABLE_AFTER`] (an idle
+    /// timeout, a restart) is simply replaced.
+    #[tokio::test]
+    async fn an_old_connection_closed_is_no_failure() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut link = link(listener.local_addr().unwrap());
+        link.ready().await.unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        // Aged, rather than waited for.
+        if let Some((_, opened)) = link.conn.as_mut() {
+            *opened -= STABLE_AFTER;
+        }
+        drop(accepted);
+        check_until_dropped(&mut link).await.unwrap();
     }
 }
