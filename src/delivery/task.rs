@@ -178,7 +178,10 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
                     .remove(unacked.records as u64, dropped.records, true);
             }
             match result {
-                Ok(()) => diags.extend(shared.note_success(&mut q)),
+                // Proof comes later, from the peer's acknowledgements
+                // (`settle`), for TCP and TLS.
+                Ok(()) if link.send_proves_delivery() => diags.extend(shared.note_success(&mut q)),
+                Ok(()) => {}
                 Err(error) => diags.push(shared.note_failure(&mut q, error)),
             }
             q.check();
@@ -261,9 +264,14 @@ fn settle(shared: &Shared, link: &mut Transport, unacked: &mut Unacked) {
         } else {
             unacked.take_back(&mut q, &mut dropped)
         };
-        if done > 0 {
+        // Acknowledged frames prove that the endpoint takes records (a
+        // write the kernel took does not: the peer may close at once).
+        let recovered = if done > 0 {
             shared.counters.add_exported(done as u64);
-        }
+            shared.note_success(&mut q)
+        } else {
+            None
+        };
         q.in_flight_records = unacked.records;
         q.check();
         q.in_flight_bytes = unacked.bytes;
@@ -272,7 +280,7 @@ fn settle(shared: &Shared, link: &mut Transport, unacked: &mut Unacked) {
             .set_unacknowledged(unacked.records, unacked.bytes);
         let diag = shared.note_dropped(&mut q, dropped);
         drop(q);
-        shared.emit(diag);
+        shared.emit(recovered.into_iter().chain(diag));
         if done > 0 || back > 0 {
             shared.progress.notify_waiters();
         }

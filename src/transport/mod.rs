@@ -163,6 +163,20 @@ impl Transport {
         }
     }
 
+    /// Whether the last [`send`](Transport::send), which went without an
+    /// error, proved that the endpoint takes records: an HTTP answer does,
+    /// a UDP send only after another on its socket (an ICMP error one draws
+    /// surfaces on the next), a write to a TCP connection never (the
+    /// kernel takes it whatever the peer does: its acknowledgements prove
+    /// it, see [`acknowledged`](Transport::acknowledged)).
+    pub(crate) fn send_proves_delivery(&self) -> bool {
+        match self {
+            Transport::Stream(_) => false,
+            Transport::Http(_) => true,
+            Transport::Udp(link) => link.proven(),
+        }
+    }
+
     /// Where the next [`send`](Transport::send) starts on its connection
     /// (the connection's number, and the plaintext bytes written on it),
     /// for transports whose frames are delivered only once the peer's TCP

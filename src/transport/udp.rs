@@ -67,6 +67,9 @@ pub(crate) struct UdpLink {
     /// the ICMP error an earlier send drew surfaces on a later one, so only
     /// a second send without one says delivery works.
     sent_once: bool,
+    /// Whether the last send proved that delivery works: it went out
+    /// without an error after another did on the same socket.
+    proven: bool,
 }
 
 impl UdpLink {
@@ -89,6 +92,7 @@ impl UdpLink {
             rejected: None,
             refused: Refused::default(),
             sent_once: false,
+            proven: false,
         }
     }
 
@@ -196,8 +200,15 @@ impl UdpLink {
             self.backoff.reset();
             self.refused = Refused::default();
         }
+        self.proven = self.sent_once;
         self.sent_once = true;
         (frames.len(), Ok(()))
+    }
+
+    /// Whether the last send, which went without an error, proved that
+    /// the endpoint takes datagrams (see [`UdpLink::proven`]'s field).
+    pub(crate) fn proven(&self) -> bool {
+        self.proven
     }
 
     /// Messages skipped as too large by the last `send`, to count as dropped.
@@ -485,9 +496,10 @@ mod tests {
         assert_eq!(refused.last(all()), [at(2), at(3), at(4), at(1)]);
     }
 
-    /// Refused addresses are forgotten once delivery works again: a second
-    /// send without an error (the first says nothing, as an ICMP error it
-    /// draws surfaces on the next).
+    /// Refused addresses are forgotten, and the endpoint is proven to take
+    /// datagrams, once delivery works again: a second send without an error
+    /// (the first says nothing, as an ICMP error it draws surfaces on the
+    /// next).
     #[tokio::test]
     async fn delivery_that_works_forgets_refused_addresses() {
         let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -497,8 +509,10 @@ mod tests {
         link.ready().await.unwrap();
         link.send(FrameRun::new(b"{}", &[2])).await.1.unwrap();
         assert_eq!(link.refused.0.len(), 1, "one send proves nothing");
+        assert!(!link.proven(), "nor does it prove the endpoint healthy");
         link.send(FrameRun::new(b"{}", &[2])).await.1.unwrap();
         assert!(link.refused.0.is_empty());
+        assert!(link.proven());
     }
 
     #[tokio::test]
