@@ -446,7 +446,7 @@ impl<F: Format> ExporterBuilder<F> {
     /// records are dropped and counted ([`Stats::dropped_buffer_full`]). It must
     /// hold at least one frame of the maximum size. With
     /// [`DirectProcessor`](crate::DirectProcessor), its staging area is a
-    /// quarter of this size (see
+    /// quarter of this size, or two of the largest records if more (see
     /// [`DirectProcessor`'s memory bound](crate::DirectProcessor#memory)).
     ///
     /// [`Stats::dropped_buffer_full`]: crate::Stats::dropped_buffer_full
