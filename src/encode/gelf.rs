@@ -24,11 +24,7 @@ pub(crate) const LDP_GELF_PORT: u16 = 12202;
 pub struct Gelf;
 
 impl Format for Gelf {
-    const NAME: &'static str = "GELF";
-    const ENV_ENDPOINT: &'static str = "OTEL_EXPORTER_GELF_ENDPOINT";
-    const ENV_CERTIFICATE: &'static str = "OTEL_EXPORTER_GELF_CERTIFICATE";
-    const ENV_TIMEOUT: &'static str = "OTEL_EXPORTER_GELF_TIMEOUT";
-    const ENV_PREFIX: &'static str = "OTEL_EXPORTER_GELF_";
+    super::format_names!("GELF");
     const DEFAULT_FRAMING: Framing = Framing::Nul;
     const MESSAGES: bool = true;
 }

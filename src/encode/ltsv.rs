@@ -25,11 +25,7 @@ pub(crate) const LDP_LTSV_NUL_PORT: u16 = 12200;
 pub struct Ltsv;
 
 impl Format for Ltsv {
-    const NAME: &'static str = "LTSV";
-    const ENV_ENDPOINT: &'static str = "OTEL_EXPORTER_LTSV_ENDPOINT";
-    const ENV_CERTIFICATE: &'static str = "OTEL_EXPORTER_LTSV_CERTIFICATE";
-    const ENV_TIMEOUT: &'static str = "OTEL_EXPORTER_LTSV_TIMEOUT";
-    const ENV_PREFIX: &'static str = "OTEL_EXPORTER_LTSV_";
+    super::format_names!("LTSV");
     const DEFAULT_FRAMING: Framing = Framing::Newline;
     const MESSAGES: bool = false;
 }

@@ -146,6 +146,19 @@ impl sealed::Sealed for Ltsv {
     const CODEC: Codec = Codec::of::<Ltsv>();
 }
 
+/// A [`Format`]'s name and the names of its environment variables, all
+/// made from its name in capitals, so that they cannot drift apart.
+macro_rules! format_names {
+    ($name:literal) => {
+        const NAME: &'static str = $name;
+        const ENV_ENDPOINT: &'static str = concat!("OTEL_EXPORTER_", $name, "_ENDPOINT");
+        const ENV_CERTIFICATE: &'static str = concat!("OTEL_EXPORTER_", $name, "_CERTIFICATE");
+        const ENV_TIMEOUT: &'static str = concat!("OTEL_EXPORTER_", $name, "_TIMEOUT");
+        const ENV_PREFIX: &'static str = concat!("OTEL_EXPORTER_", $name, "_");
+    };
+}
+use format_names;
+
 /// A wire format: [`Gelf`] or [`Ltsv`]. Sealed; it parameterizes
 /// [`Exporter`](crate::Exporter) and [`ExporterBuilder`](crate::ExporterBuilder).
 pub trait Format: sealed::Sealed + Send + Sync + 'static {
