@@ -1,14 +1,14 @@
 //! The exporter's own diagnostics, as the OpenTelemetry internal logs carry
 //! them: an outage reports its first failure and its first drop, counts the
-//! rest, and sums them up when delivery recovers. Alone in its test binary
-//! because it installs a global subscriber.
+//! rest, and sums them up when delivery recovers. In a test binary of their
+//! own because they install a global subscriber, and they take turns.
 
 use djehouty_testkit as support;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use djehouty::GelfExporter;
@@ -48,6 +48,22 @@ impl Capture {
         let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
         all.iter().filter(|d| d.name() == name).cloned().collect()
     }
+}
+
+/// The one subscriber of this binary, installed by the first test to ask,
+/// emptied for each: the tests take turns (the guard), since some of the
+/// exporter's events do not name their endpoint.
+fn capture() -> (MutexGuard<'static, ()>, Capture) {
+    static TURN: Mutex<()> = Mutex::new(());
+    static CAPTURE: OnceLock<Capture> = OnceLock::new();
+    let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let capture = CAPTURE.get_or_init(|| {
+        let capture = Capture::default();
+        tracing_subscriber::registry().with(capture.clone()).init();
+        capture
+    });
+    capture.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    (turn, capture.clone())
 }
 
 struct Fields(BTreeMap<String, String>);
@@ -92,8 +108,7 @@ fn log(provider: &SdkLoggerProvider, from: u64, to: u64) {
 
 #[test]
 fn an_outage_is_reported_once_and_summed_up_when_delivery_recovers() {
-    let capture = Capture::default();
-    tracing_subscriber::registry().with(capture.clone()).init();
+    let (_turn, capture) = capture();
 
     // The endpoint answers 503 while the outage lasts.
     let outage = Arc::new(AtomicBool::new(true));
@@ -182,4 +197,43 @@ fn an_outage_is_reported_once_and_summed_up_when_delivery_recovers() {
         recovered.field("dropped_records"),
         stats.dropped_buffer_full.to_string()
     );
+}
+
+/// Over UDP a send that went out proves nothing: the ICMP error it draws
+/// from a closed port shows on the next send. Records logged one at a time
+/// to a closed port, each going out first on a new socket, are one outage:
+/// reported once, its later failures counted, never "recovered" in between.
+#[test]
+fn a_closed_udp_port_is_one_outage_not_a_recovery_per_socket() {
+    let (_turn, capture) = capture();
+    let port = {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("a loopback port");
+        probe.local_addr().expect("its address").port()
+    };
+    let endpoint = format!("udp://127.0.0.1:{port}");
+    let exporter = GelfExporter::builder()
+        .with_endpoint(&endpoint)
+        .build()
+        .expect("build the exporter");
+    let counters = exporter.counters();
+    let provider = SdkLoggerProvider::builder()
+        .with_log_processor(djehouty::DirectProcessor::new(exporter))
+        .build();
+    // The first record goes out; each later one draws the error of the one
+    // before, then goes out again on a new socket.
+    for round in 0..4u64 {
+        log(&provider, round, round + 1);
+        wait_stats(&counters, "the record sent", |s| s.exported > round);
+    }
+    let stats = counters.snapshot();
+    assert!(stats.failures >= 3, "{stats:?}");
+    let ours = |name: &str| -> Vec<Diagnostic> {
+        let all = capture.named(name);
+        all.into_iter()
+            .filter(|d| d.field("endpoint") == endpoint)
+            .collect()
+    };
+    assert_eq!(ours("djehouty.DeliveryRecovered").len(), 0, "{stats:?}");
+    assert_eq!(ours("djehouty.DeliveryFailed").len(), 1, "{stats:?}");
+    let _ = provider.shutdown();
 }
