@@ -69,6 +69,19 @@ pub(crate) struct Timeouts {
     pub(crate) write: Duration,
 }
 
+#[cfg(test)]
+impl Timeouts {
+    /// Every limit `limit`: for tests that do not care which is which.
+    pub(crate) fn all(limit: Duration) -> Timeouts {
+        Timeouts {
+            export: limit,
+            connect: limit,
+            handshake: limit,
+            write: limit,
+        }
+    }
+}
+
 /// TLS trust settings.
 #[derive(Debug, Clone)]
 pub(crate) struct TlsOptions {

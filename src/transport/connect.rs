@@ -233,10 +233,8 @@ mod tests {
 
     fn timeouts(connect: Duration) -> Timeouts {
         Timeouts {
-            export: SECOND,
             connect,
-            handshake: SECOND,
-            write: SECOND,
+            ..Timeouts::all(SECOND)
         }
     }
 

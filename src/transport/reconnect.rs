@@ -312,12 +312,7 @@ mod tests {
 
     fn link(addr: std::net::SocketAddr) -> Link {
         let endpoint = Endpoint::parse(&format!("tcp://{addr}")).unwrap();
-        let timeouts = Timeouts {
-            export: Duration::from_secs(1),
-            connect: Duration::from_secs(1),
-            handshake: Duration::from_secs(1),
-            write: Duration::from_secs(1),
-        };
+        let timeouts = Timeouts::all(Duration::from_secs(1));
         Link::new(endpoint, None, timeouts, Counters::default())
     }
 

@@ -354,12 +354,7 @@ mod tests {
 
     fn link(port: u16, chunk_bytes: usize) -> UdpLink {
         let endpoint = Endpoint::parse(&format!("udp://127.0.0.1:{port}")).unwrap();
-        let timeouts = Timeouts {
-            export: Duration::from_secs(1),
-            connect: Duration::from_secs(1),
-            handshake: Duration::from_secs(1),
-            write: Duration::from_secs(1),
-        };
+        let timeouts = Timeouts::all(Duration::from_secs(1));
         let options = UdpOptions {
             chunk_bytes,
             compression: Compression::None,
