@@ -76,7 +76,9 @@ struct Queue {
     /// The numbers of the records being written and buffered, in order
     /// (records are numbered from 1 as they are accepted).
     pending: Pending,
-    /// False from a failure until the next successful write.
+    /// False from a failure until the endpoint proves again that it takes
+    /// records (see `Transport::send_proves_delivery` and the task's
+    /// `settle`).
     healthy: bool,
     /// When an upcoming shutdown must be over, if whoever started it said so.
     deadline: Option<Instant>,
@@ -194,8 +196,9 @@ impl Shared {
         })
     }
 
-    /// Whether delivery works (no failure since the last successful write),
-    /// read without the lock: a hint, up to date within a write or two.
+    /// Whether delivery works (no failure since the endpoint last proved it
+    /// takes records), read without the lock: a hint, up to date within a
+    /// write or two.
     pub(crate) fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }

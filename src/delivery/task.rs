@@ -61,7 +61,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
         }
         if work == Work::Poll {
             // An idle connection the peer closed or stopped acknowledging
-            // is dropped here; its frames then go back to the buffer. (With
+            // is dropped here (a failure if it stalled, or closed soon
+            // after it opened); its frames then go back to the buffer. (With
             // frames to write, `ready` checks the connection, the write
             // timeout bounds a stall, and the `settle` after each write asks.)
             if let Err(error) = link.check() {
@@ -245,10 +246,22 @@ fn is_large(chunk: &Frames) -> bool {
     chunk.capacity() > LARGE_BYTES
 }
 
+/// What [`settle`] asks of the link: how far its peer acknowledged (see
+/// [`Transport::acknowledged`]).
+trait AskAcknowledged {
+    fn acknowledged(&mut self) -> Option<Acked>;
+}
+
+impl AskAcknowledged for Transport {
+    fn acknowledged(&mut self) -> Option<Acked> {
+        Transport::acknowledged(self)
+    }
+}
+
 /// Asks the link how far its peer acknowledged: frames acknowledged are
 /// delivered; those of a connection that is gone and were not go back to
 /// the front of the buffer, in order.
-fn settle(shared: &Shared, link: &mut Transport, unacked: &mut Unacked) {
+fn settle(shared: &Shared, link: &mut impl AskAcknowledged, unacked: &mut Unacked) {
     // A dropped connection's final word comes first, then the current one's.
     while let Some(acked) = link.acknowledged() {
         let mut q = shared.lock();
@@ -264,10 +277,14 @@ fn settle(shared: &Shared, link: &mut Transport, unacked: &mut Unacked) {
         } else {
             unacked.take_back(&mut q, &mut dropped)
         };
-        // Acknowledged frames prove that the endpoint takes records (a
-        // write the kernel took does not: the peer may close at once).
-        let recovered = if done > 0 {
+        // Frames acknowledged on the live connection prove that the
+        // endpoint takes records (a write the kernel took does not: the
+        // peer may close at once). Not the last word of one dropped, which
+        // follows its failure: the failure stands.
+        if done > 0 {
             shared.counters.add_exported(done as u64);
+        }
+        let recovered = if done > 0 && acked.open {
             shared.note_success(&mut q)
         } else {
             None
@@ -760,6 +777,40 @@ mod tests {
         let mut dropped = Dropped::default();
         unacked.take_back(&mut shared.lock(), &mut dropped);
         assert_eq!(unacked.large_held(), 0);
+    }
+
+    /// A link that tells what it is given, in order.
+    struct Told(Vec<Acked>);
+
+    impl AskAcknowledged for Told {
+        fn acknowledged(&mut self) -> Option<Acked> {
+            (!self.0.is_empty()).then(|| self.0.remove(0))
+        }
+    }
+
+    /// Frames acknowledged on the live connection prove the endpoint takes
+    /// records; those a failed connection's last word says were
+    /// acknowledged are delivered, but the failure stands.
+    #[test]
+    fn only_the_live_connection_proves_the_endpoint_healthy() {
+        for open in [false, true] {
+            let shared = Shared::new(1024, Counters::default(), "test".into());
+            let mut unacked = one_frame_waiting();
+            {
+                let mut q = shared.lock();
+                q.pending.append(1, 1);
+                q.in_flight_records = 1;
+                let _ = shared.note_failure(&mut q, crate::error::Error::ShutDown);
+            }
+            let acked = Acked {
+                conn: 1,
+                through: 10,
+                open,
+            };
+            settle(&shared, &mut Told(vec![acked]), &mut unacked);
+            assert_eq!(shared.counters.snapshot().exported, 1, "delivered");
+            assert_eq!(shared.is_healthy(), open, "open: {open}");
+        }
     }
 
     fn one_frame_waiting() -> Unacked {

@@ -165,6 +165,7 @@ impl Link {
     /// Checks an idle connection with written bytes not all acknowledged:
     /// one the peer closed is dropped (what it did not acknowledge is then
     /// told by [`acknowledged`](Link::acknowledged), to be written again),
+    /// an error if it closed soon after it opened ([`drop_closed`](Link::drop_closed)),
     /// and so is one whose peer acknowledged nothing more for the write
     /// timeout (a receiver that stopped reading), which is an error.
     pub(crate) fn check(&mut self) -> Result<()> {
