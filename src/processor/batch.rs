@@ -206,8 +206,9 @@ impl LogProcessor for BatchProcessor {
                 match self.shared.clear_deadline() {
                     0 => Err(other),
                     dropped => Err(OTelSdkError::InternalFailure(format!(
-                        "{other}; meanwhile {dropped} record(s) were dropped for the shutdown's \
-                         deadline (counted in dropped_at_shutdown)"
+                        "{other}; meanwhile {dropped} record(s) were dropped while the \
+                         shutdown's deadline was set (retry buffer full, or arriving after \
+                         it; counted in the exporter's stats)"
                     ))),
                 }
             }
