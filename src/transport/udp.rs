@@ -145,6 +145,8 @@ impl UdpLink {
         let Some(socket) = self.socket.as_ref() else {
             return (0, Err(Error::ShutDown));
         };
+        // Whether a datagram went out (not every message was skipped).
+        let mut went_out = false;
         for (sent, payload) in frames.iter().enumerate() {
             let len = payload.len();
             let result = send_message(
@@ -157,7 +159,7 @@ impl UdpLink {
             )
             .await;
             match result {
-                Ok(()) => {}
+                Ok(()) => went_out = true,
                 Err(SendError::TooLarge(chunks)) => {
                     // The export loop keeps messages within 128 chunks; only
                     // static fields larger than that could get here. Sending
@@ -195,7 +197,12 @@ impl UdpLink {
         // A send that went out says nothing of the endpoint: an ICMP "port
         // unreachable" it drew surfaces on the next send. Only then does the
         // count of failures start over, so that a closed port is retried
-        // ever more slowly, as a refused TCP connection is.
+        // ever more slowly, as a refused TCP connection is. One that sent
+        // nothing (its messages all skipped) says nothing at all.
+        if !went_out {
+            self.proven = false;
+            return (frames.len(), Ok(()));
+        }
         if self.sent_once {
             self.backoff.reset();
             self.refused = Refused::default();
@@ -525,5 +532,10 @@ mod tests {
         let error = rejected.error.to_string();
         assert!(error.contains("with_udp_chunk_size"), "{error}");
         assert!(link.take_rejected().is_none());
+        // Nothing went out: that send proves nothing, and the next one is
+        // the socket's first.
+        assert!(!link.proven());
+        link.send(FrameRun::new(b"{}", &[2])).await.1.unwrap();
+        assert!(!link.proven(), "a first send proves nothing");
     }
 }
