@@ -797,9 +797,13 @@ mod tests {
             let shared = Shared::new(1024, Counters::default(), "test".into());
             let mut unacked = one_frame_waiting();
             {
+                // One record, numbered 1, written and waiting.
                 let mut q = shared.lock();
+                q.accepted = 1;
                 q.pending.append(1, 1);
                 q.in_flight_records = 1;
+                q.in_flight_bytes = 10;
+                q.check();
                 let _ = shared.note_failure(&mut q, crate::error::Error::ShutDown);
             }
             let acked = Acked {
