@@ -213,7 +213,8 @@ impl UdpLink {
     }
 
     /// Whether the last send, which went without an error, proved that
-    /// the endpoint takes datagrams (see [`UdpLink::proven`]'s field).
+    /// the endpoint takes datagrams: it went out after another send on the
+    /// same socket did, with no ICMP error surfacing.
     pub(crate) fn proven(&self) -> bool {
         self.proven
     }
