@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Dropped, Queue, Shared};
+use crate::error::Error;
 use crate::frames::{FrameRun, Frames};
 use crate::runtime::{wait_for, Check};
 use crate::transport::reconnect::Acked;
@@ -74,6 +75,16 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
             poll = next_poll(poll, before, unacked.records);
             continue;
         }
+        // A connection its peer closed is dropped before anything waits (a
+        // backoff, the next connection, which may take its whole timeouts
+        // to open): what its peer acknowledged is delivered now.
+        if let Err(error) = link.drop_if_closed() {
+            attempt_failed(&shared, &mut link, &mut unacked, error);
+            continue;
+        }
+        if link.dropped_one() {
+            settle(&shared, &mut link, &mut unacked);
+        }
         // A shutdown that starts while the link sleeps out a backoff (up to
         // 5 s, or a Retry-After up to 30 s) makes its next attempt at once,
         // once; later ones keep the backoff, within the shutdown's time. A
@@ -94,17 +105,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
             link.skip_backoff();
         }
         if let Err(error) = link.ready().await {
-            settle(&shared, &mut link, &mut unacked);
-            let diag = shared.note_failure(&mut shared.lock(), error);
-            shared.emit([diag]);
-            shared.progress.notify_waiters();
+            attempt_failed(&shared, &mut link, &mut unacked, error);
             continue;
         }
-        // A connection `ready` dropped (its peer closed it) tells what its
-        // peer acknowledged before anything goes out on the next. The
-        // current connection was asked after the last write or poll: asking
-        // again here would double the questions to the kernel per write, for
-        // little news.
+        // A connection `ready` dropped (its peer closed it since the check
+        // above) tells what its peer acknowledged before anything goes out
+        // on the next. The current connection was asked after the last
+        // write or poll: asking again here would double the questions to
+        // the kernel per write, for little news.
         if link.dropped_one() {
             settle(&shared, &mut link, &mut unacked);
         }
@@ -201,6 +209,15 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
     }
     link.close(CLOSE_LIMIT).await;
     shared.lock().stopped = true;
+    shared.progress.notify_waiters();
+}
+
+/// After a failed attempt: settles what a dropped connection's peer
+/// acknowledged, notes the failure, and wakes those waiting on progress.
+fn attempt_failed(shared: &Shared, link: &mut Transport, unacked: &mut Unacked, error: Error) {
+    settle(shared, link, unacked);
+    let diag = shared.note_failure(&mut shared.lock(), error);
+    shared.emit([diag]);
     shared.progress.notify_waiters();
 }
 

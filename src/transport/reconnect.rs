@@ -92,14 +92,30 @@ impl Link {
         self.backoff.wait().await;
     }
 
-    /// Makes sure there is a live connection: checks the current one, else waits
-    /// out the backoff delay and connects (and shakes hands).
+    /// Drops the connection if its peer closed it, an error if it closed
+    /// soon after it opened ([`drop_closed`](Link::drop_closed)): what it
+    /// acknowledged is then told by [`acknowledged`](Link::acknowledged)
+    /// at once, not after the next connection, which may take its whole
+    /// timeouts to open.
+    pub(crate) fn drop_if_closed(&mut self) -> Result<()> {
+        let closed = self
+            .conn
+            .as_mut()
+            .is_some_and(|(conn, _)| conn.peer_closed());
+        if closed {
+            self.drop_closed()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Makes sure there is a connection: with none, waits out the backoff
+    /// delay and connects (and shakes hands). One its peer closed is
+    /// dropped first ([`drop_if_closed`](Link::drop_if_closed)).
     pub(crate) async fn ready(&mut self) -> Result<()> {
-        if let Some((conn, _)) = self.conn.as_mut() {
-            if !conn.peer_closed() {
-                return Ok(());
-            }
-            self.drop_closed()?;
+        self.drop_if_closed()?;
+        if self.conn.is_some() {
+            return Ok(());
         }
         self.backoff.wait().await;
         match connect(
@@ -169,12 +185,10 @@ impl Link {
     /// and so is one whose peer acknowledged nothing more for the write
     /// timeout (a receiver that stopped reading), which is an error.
     pub(crate) fn check(&mut self) -> Result<()> {
+        self.drop_if_closed()?;
         let Some((conn, _)) = self.conn.as_mut() else {
             return Ok(());
         };
-        if conn.peer_closed() {
-            return self.drop_closed();
-        }
         let waiting = conn.ledger.acked() < conn.ledger.written();
         if waiting && self.progress_at.elapsed() >= self.timeouts.write {
             // What the kernel was last asked may be a poll old: a peer that
@@ -317,12 +331,13 @@ mod tests {
         Link::new(endpoint, None, timeouts, Counters::default())
     }
 
-    /// Checks `link` until its connection is gone (the peer's close seen),
-    /// at most a few seconds; returns what the check that dropped it said.
-    async fn check_until_dropped(link: &mut Link) -> Result<()> {
+    /// Checks `link` with `check` until its connection is gone (the peer's
+    /// close seen), at most a few seconds; returns what the check that
+    /// dropped it said.
+    async fn until_dropped(link: &mut Link, check: fn(&mut Link) -> Result<()>) -> Result<()> {
         let until = Instant::now() + Duration::from_secs(5);
         loop {
-            let checked = link.check();
+            let checked = check(link);
             if link.conn.is_none() {
                 return checked;
             }
@@ -341,7 +356,7 @@ mod tests {
         let mut link = link(listener.local_addr().unwrap());
         link.ready().await.unwrap();
         drop(listener.accept().unwrap());
-        let error = check_until_dropped(&mut link).await.unwrap_err();
+        let error = until_dropped(&mut link, Link::check).await.unwrap_err();
         assert!(matches!(error, Error::PeerClosed { .. }), "{error}");
         // What it wrote (nothing) is told, as for any connection dropped.
         assert!(link.dropped_one());
@@ -360,6 +375,33 @@ mod tests {
             *opened -= STABLE_AFTER;
         }
         drop(accepted);
-        check_until_dropped(&mut link).await.unwrap();
+        until_dropped(&mut link, Link::check).await.unwrap();
+    }
+
+    /// A connection its peer closed is dropped at once, and what its peer
+    /// acknowledged is told then, without waiting for the next connection
+    /// (which may take its whole timeouts to open).
+    #[tokio::test]
+    async fn a_closed_connection_tells_its_final_word_before_any_connect() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut link = link(listener.local_addr().unwrap());
+        link.ready().await.unwrap();
+        let (mut accepted, _) = listener.accept().unwrap();
+        let (written, result) = link.write(b"frame\0").await;
+        assert_eq!((written, result.is_ok()), (6, true));
+        let mut read = [0; 6];
+        std::io::Read::read_exact(&mut accepted, &mut read).unwrap();
+        if let Some((_, opened)) = link.conn.as_mut() {
+            *opened -= STABLE_AFTER;
+        }
+        drop(accepted);
+        drop(listener);
+        until_dropped(&mut link, Link::drop_if_closed)
+            .await
+            .unwrap();
+        assert_eq!(link.number, 1, "no other connection was tried");
+        let last = link.acknowledged().expect("the final word");
+        assert_eq!((last.conn, last.through, last.open), (1, 6, false));
+        assert!(link.acknowledged().is_none(), "told once");
     }
 }
