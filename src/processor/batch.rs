@@ -32,8 +32,16 @@ pub const RECOMMENDED_MAX_EXPORT_BATCH_SIZE: usize = 1_024;
 /// Longest wait before a partial batch is exported.
 pub const RECOMMENDED_SCHEDULED_DELAY: Duration = Duration::from_millis(200);
 /// Part of a shutdown's time kept back so the exporter answers before the
-/// SDK stops waiting for it.
+/// SDK stops waiting for it: at most a quarter of that time (see
+/// [`delivery_budget`]).
 const SHUTDOWN_MARGIN: Duration = Duration::from_millis(150);
+
+/// The time a shutdown given `timeout` leaves for delivery: `timeout` less
+/// the margin, which a short timeout does not spend whole (one no longer
+/// than the margin would otherwise drop the SDK's whole queue untried).
+fn delivery_budget(timeout: Duration) -> Duration {
+    timeout.saturating_sub(SHUTDOWN_MARGIN.min(timeout / 4))
+}
 
 /// The SDK's batch processor around a djehouty exporter, with settings for busy
 /// services and a shutdown that reports undelivered records.
@@ -174,7 +182,7 @@ impl LogProcessor for BatchProcessor {
         let (budget, wait) = if on_io {
             (Duration::ZERO, Duration::ZERO)
         } else {
-            (timeout.saturating_sub(SHUTDOWN_MARGIN), timeout)
+            (delivery_budget(timeout), timeout)
         };
         if let Some(deadline) = Instant::now().checked_add(budget) {
             self.shared.set_deadline(deadline);
@@ -233,6 +241,23 @@ impl fmt::Debug for BatchProcessor {
 mod tests {
     use super::*;
     use crate::runtime::run_within;
+
+    /// A shutdown leaves time for delivery whatever its timeout, and keeps
+    /// back at most the margin.
+    #[test]
+    fn a_short_shutdown_still_leaves_time_for_delivery() {
+        let ms = Duration::from_millis;
+        for (timeout, budget) in [
+            (ms(0), ms(0)),
+            (ms(100), ms(75)),
+            (ms(150), ms(112)),
+            (ms(600), ms(450)),
+            (Duration::from_secs(5), ms(4_850)),
+        ] {
+            let left = delivery_budget(timeout);
+            assert_eq!(left.as_millis(), budget.as_millis(), "{timeout:?}");
+        }
+    }
 
     /// A shutdown asked for on the I/O thread (by a callback running
     /// there) ends at once: the SDK's thread, which exports onto that
