@@ -27,7 +27,7 @@ use crate::encode::{Format, PackFn, PackScratch, Packing};
 use crate::error::{Error, Result};
 use crate::frames::Frames;
 use crate::mapping::{Mapper, MAX_HOST_BYTES};
-use crate::runtime::{run_within, IoRuntime};
+use crate::runtime::{run_within, suppress_telemetry, IoRuntime};
 use crate::stats::Counters;
 use crate::transport::Transport;
 
@@ -242,7 +242,7 @@ impl Pipeline {
         }
         // Once per batch: whatever the encoding might log (nothing, see
         // tests/logging_call.rs) does not come back through the SDK's worker.
-        let suppressed = opentelemetry::Context::enter_telemetry_suppressed_scope();
+        let suppressed = suppress_telemetry();
         let mut scratch = self.take_scratch();
         let Scratch { frames, pack } = &mut scratch;
         let truncated = self.encode_into(&batch, frames, pack);
@@ -290,7 +290,7 @@ impl Pipeline {
         if self.shut_down.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let _suppressed = opentelemetry::Context::enter_telemetry_suppressed_scope();
+        let _suppressed = suppress_telemetry();
         let budget = self.shared.within_deadline(timeout);
         self.shared.close();
         let shared = Arc::clone(&self.shared);

@@ -25,6 +25,17 @@ thread_local! {
     static SUPPRESSED: RefCell<Option<ContextGuard>> = const { RefCell::new(None) };
 }
 
+/// Enters OpenTelemetry's telemetry-suppressed scope on the calling thread,
+/// so that what the exporter logs meanwhile is not exported again. `None`
+/// where OpenTelemetry's context is gone: in a thread-local destructor
+/// that runs after the context's (a provider dropped there shuts down),
+/// where a panic would abort the process. The context's crate has no
+/// fallible way to ask, so its panic is caught (the panic hook still
+/// reports it).
+pub(crate) fn suppress_telemetry() -> Option<ContextGuard> {
+    std::panic::catch_unwind(Context::enter_telemetry_suppressed_scope).ok()
+}
+
 /// Whether the calling thread is one of an exporter's I/O threads (those
 /// that hold the suppression guard), which must never wait for room that
 /// only they can make.

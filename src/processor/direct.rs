@@ -48,7 +48,7 @@ use crate::encode::{Format, PackScratch};
 use crate::exporter::Exporter;
 use crate::frames::Frames;
 use crate::pipeline::Pipeline;
-use crate::runtime::{self, run_within};
+use crate::runtime::{self, run_within, suppress_telemetry};
 use crate::stats::Counters;
 
 /// How often a logging thread waiting for room checks that the endpoint is
@@ -428,7 +428,7 @@ impl LogProcessor for DirectProcessor {
         if self.shut_down.swap(true, Ordering::AcqRel) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
-        let _suppressed = opentelemetry::Context::enter_telemetry_suppressed_scope();
+        let _suppressed = suppress_telemetry();
         let start = Instant::now();
         // Records dropped before the shutdown (a full stage) are not the
         // shutdown's to report: hand them over before its deadline is set.
