@@ -28,7 +28,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 
@@ -41,6 +41,12 @@ use crate::transport::backoff::Backoff;
 use crate::transport::connect::{connecting, interleave};
 use crate::transport::dns::Resolver;
 use crate::transport::write_error;
+
+/// How long after a socket's first datagram went out a send without an
+/// error proves that the endpoint takes datagrams: the ICMP error the first
+/// one drew, which surfaces on a later send, is back by then from any
+/// endpoint within a round trip of this.
+const PROOF_AFTER: Duration = Duration::from_secs(1);
 
 /// The UDP "connection": a connected socket, replaced after a failure.
 pub(crate) struct UdpLink {
@@ -63,12 +69,12 @@ pub(crate) struct UdpLink {
     /// address of a receiver listening on IPv4 only, say: a UDP socket
     /// connects to it all the same) does not hold delivery for good.
     refused: Refused,
-    /// Whether the socket's sends went out without an error once already:
-    /// the ICMP error an earlier send drew surfaces on a later one, so only
-    /// a second send without one says delivery works.
-    sent_once: bool,
-    /// Whether the last send proved that delivery works: it went out
-    /// without an error after another did on the same socket.
+    /// When the socket's first datagram went out: the ICMP error a send
+    /// draws surfaces on a later one, so only a send without an error at
+    /// least [`PROOF_AFTER`] later says delivery works.
+    first_sent: Option<Instant>,
+    /// Whether the last send proved that delivery works (see
+    /// [`first_sent`](UdpLink::first_sent)).
     proven: bool,
 }
 
@@ -91,7 +97,7 @@ impl UdpLink {
             resolver: Resolver::default(),
             rejected: None,
             refused: Refused::default(),
-            sent_once: false,
+            first_sent: None,
             proven: false,
         }
     }
@@ -125,7 +131,7 @@ impl UdpLink {
         match opened {
             Ok(socket) => {
                 self.socket = Some(socket);
-                self.sent_once = false;
+                self.first_sent = None;
                 self.backoff.went_through();
                 self.counters.add_connection();
                 Ok(())
@@ -195,26 +201,29 @@ impl UdpLink {
             }
         }
         // A send that went out says nothing of the endpoint: an ICMP "port
-        // unreachable" it drew surfaces on the next send. Only then does the
-        // count of failures start over, so that a closed port is retried
-        // ever more slowly, as a refused TCP connection is. One that sent
-        // nothing (its messages all skipped) says nothing at all.
-        if !went_out {
-            self.proven = false;
-            return (frames.len(), Ok(()));
-        }
-        if self.sent_once {
+        // unreachable" it drew surfaces on a later send, once it is back (a
+        // round trip). Only a send without an error well after the first
+        // proves delivery; only then does the count of failures start over,
+        // so that a closed port is retried ever more slowly, as a refused
+        // TCP connection is. One that sent nothing (its messages all
+        // skipped) says nothing at all.
+        self.proven = went_out
+            && self
+                .first_sent
+                .is_some_and(|at| at.elapsed() >= PROOF_AFTER);
+        if self.proven {
             self.backoff.reset();
             self.refused = Refused::default();
         }
-        self.proven = self.sent_once;
-        self.sent_once = true;
+        if went_out && self.first_sent.is_none() {
+            self.first_sent = Some(Instant::now());
+        }
         (frames.len(), Ok(()))
     }
 
     /// Whether the last send, which went without an error, proved that
-    /// the endpoint takes datagrams: it went out after another send on the
-    /// same socket did, with no ICMP error surfacing.
+    /// the endpoint takes datagrams: it went out [`PROOF_AFTER`] or more
+    /// after the socket's first, with no ICMP error surfacing.
     pub(crate) fn proven(&self) -> bool {
         self.proven
     }
@@ -500,9 +509,9 @@ mod tests {
     }
 
     /// Refused addresses are forgotten, and the endpoint is proven to take
-    /// datagrams, once delivery works again: a second send without an error
-    /// (the first says nothing, as an ICMP error it draws surfaces on the
-    /// next).
+    /// datagrams, once delivery works again: a send without an error
+    /// [`PROOF_AFTER`] after the socket's first (which says nothing, as an
+    /// ICMP error it draws surfaces on a later send, once it is back).
     #[tokio::test]
     async fn delivery_that_works_forgets_refused_addresses() {
         let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -513,6 +522,11 @@ mod tests {
         link.send(FrameRun::new(b"{}", &[2])).await.1.unwrap();
         assert_eq!(link.refused.0.len(), 1, "one send proves nothing");
         assert!(!link.proven(), "nor does it prove the endpoint healthy");
+        link.send(FrameRun::new(b"{}", &[2])).await.1.unwrap();
+        assert_eq!(link.refused.0.len(), 1, "nor does one right after it");
+        assert!(!link.proven(), "its ICMP error may not be back yet");
+        // Aged, rather than waited for.
+        link.first_sent = link.first_sent.and_then(|at| at.checked_sub(PROOF_AFTER));
         link.send(FrameRun::new(b"{}", &[2])).await.1.unwrap();
         assert!(link.refused.0.is_empty());
         assert!(link.proven());
@@ -536,7 +550,9 @@ mod tests {
         // Nothing went out: that send proves nothing, and the next one is
         // the socket's first.
         assert!(!link.proven());
+        assert!(link.first_sent.is_none());
         link.send(FrameRun::new(b"{}", &[2])).await.1.unwrap();
         assert!(!link.proven(), "a first send proves nothing");
+        assert!(link.first_sent.is_some());
     }
 }
