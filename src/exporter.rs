@@ -164,10 +164,7 @@ impl<F: Format> ExporterBuilder<F> {
             })
         });
         if let Some(name) = not_utf8.into_inner() {
-            return Err(Error::InvalidConfig(format!(
-                "{name} is set but its value is not UTF-8 text: write it in UTF-8, or unset it \
-                 (the value is not shown)"
-            )));
+            return Err(not_utf8_error(&name));
         }
         let config = resolved?;
         let pipeline = Pipeline::start::<F>(config)?;
@@ -200,6 +197,20 @@ impl<F: Format> fmt::Debug for Exporter<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.pipeline.fmt(f)
     }
+}
+
+/// An environment variable's value as text; one that is not UTF-8 is
+/// refused by name, without its value.
+pub(crate) fn variable(name: &str) -> Result<Option<String>> {
+    variable_text(std::env::var_os(name)).map_err(|()| not_utf8_error(name))
+}
+
+/// The error for variable `name`, set to a value that is not UTF-8.
+fn not_utf8_error(name: &str) -> Error {
+    Error::InvalidConfig(format!(
+        "{name} is set but its value is not UTF-8 text: write it in UTF-8, or unset it \
+         (the value is not shown)"
+    ))
 }
 
 /// An environment variable's value as text, `Err` when it is not UTF-8.

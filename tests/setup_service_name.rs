@@ -53,4 +53,25 @@ fn the_environment_wins_over_the_default_service_name() {
 
     std::env::set_var(SERVICE, "from-variable");
     assert_eq!(shipped_service_name(), "from-variable");
+
+    // A value that is not UTF-8 is refused by name, not taken as unset
+    // (the default would then apply unseen), and not shown.
+    #[cfg(unix)]
+    for name in [SERVICE, ATTRIBUTES] {
+        use std::os::unix::ffi::OsStrExt as _;
+        let saved = std::env::var_os(name);
+        std::env::set_var(name, std::ffi::OsStr::from_bytes(b"check\xffout"));
+        let error = GelfExporter::builder()
+            .with_endpoint("tcp://127.0.0.1:9")
+            .with_default_service_name("checkout")
+            .build_provider()
+            .expect_err("refused");
+        let text = error.to_string();
+        assert!(text.contains(name) && text.contains("not UTF-8"), "{text}");
+        assert!(!text.contains("check"), "{text}");
+        match saved {
+            Some(value) => std::env::set_var(name, value),
+            None => std::env::remove_var(name),
+        }
+    }
 }

@@ -69,6 +69,11 @@ fn is_self_diagnostic(target: &str) -> bool {
             .is_some_and(|rest| rest.is_empty() || rest.starts_with(['_', '-']))
 }
 
+/// The variables the provider's resource is read from (the resource's
+/// detectors cannot fail: [`build_provider`](ExporterBuilder::build_provider)
+/// checks them first).
+const RESOURCE_VARIABLES: [&str; 2] = ["OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"];
+
 /// `service.name` from `OTEL_SERVICE_NAME` when it is set and not empty.
 struct ServiceNameVariable;
 
@@ -203,8 +208,13 @@ impl<F: Format> ExporterBuilder<F> {
     ///
     /// # Errors
     ///
-    /// Those of [`build`](Self::build).
+    /// Those of [`build`](Self::build), and `OTEL_SERVICE_NAME` or
+    /// `OTEL_RESOURCE_ATTRIBUTES` set to a value that is not UTF-8 (taken
+    /// as unset, it would let the default name apply unseen).
     pub fn build_provider(mut self) -> Result<LogGuard> {
+        for name in RESOURCE_VARIABLES {
+            crate::exporter::variable(name)?;
+        }
         let resource = resource(self.default_service_name.take());
         let exporter = self.build()?;
         let counters = exporter.counters();
