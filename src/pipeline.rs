@@ -27,7 +27,7 @@ use crate::encode::{Format, PackFn, PackScratch, Packing};
 use crate::error::{Error, Result};
 use crate::frames::Frames;
 use crate::mapping::{Mapper, MAX_HOST_BYTES};
-use crate::runtime::{run_within, suppress_telemetry, IoRuntime};
+use crate::runtime::{diagnostics_muted, run_within, suppress_telemetry, IoRuntime};
 use crate::stats::Counters;
 use crate::transport::Transport;
 
@@ -302,7 +302,9 @@ impl Pipeline {
             return Ok(());
         };
         let message = left.to_string();
-        opentelemetry::otel_warn!(name: "djehouty.UndeliveredAtShutdown", message = message.clone());
+        if !diagnostics_muted() {
+            opentelemetry::otel_warn!(name: "djehouty.UndeliveredAtShutdown", message = message.clone());
+        }
         Err(OTelSdkError::InternalFailure(message))
     }
 

@@ -10,7 +10,7 @@
 //! Also here: the two ways of waiting on it, [`run_within`] from a plain
 //! thread and [`wait_for`] from a task.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -23,17 +23,55 @@ use crate::error::{Error, Result};
 
 thread_local! {
     static SUPPRESSED: RefCell<Option<ContextGuard>> = const { RefCell::new(None) };
+    /// How many [`Suppressed::Muted`] are alive on this thread. Without a
+    /// destructor, so readable even while the thread's locals are destroyed.
+    static MUTED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// What [`suppress_telemetry`] did, undone when dropped.
+pub(crate) enum Suppressed {
+    /// In OpenTelemetry's telemetry-suppressed scope.
+    Scope {
+        /// Leaves the scope when dropped.
+        _guard: ContextGuard,
+    },
+    /// OpenTelemetry's context is gone: the exporter's diagnostics are
+    /// muted on this thread instead ([`diagnostics_muted`]).
+    Muted,
+}
+
+impl Drop for Suppressed {
+    fn drop(&mut self) {
+        if let Suppressed::Muted = self {
+            MUTED.set(MUTED.get().saturating_sub(1));
+        }
+    }
 }
 
 /// Enters OpenTelemetry's telemetry-suppressed scope on the calling thread,
-/// so that what the exporter logs meanwhile is not exported again. `None`
-/// where OpenTelemetry's context is gone: in a thread-local destructor
-/// that runs after the context's (a provider dropped there shuts down),
-/// where a panic would abort the process. The context's crate has no
-/// fallible way to ask, so its panic is caught (the panic hook still
-/// reports it).
-pub(crate) fn suppress_telemetry() -> Option<ContextGuard> {
-    std::panic::catch_unwind(Context::enter_telemetry_suppressed_scope).ok()
+/// so that what the exporter logs meanwhile is not exported again.
+///
+/// In a thread-local destructor that runs after OpenTelemetry's context is
+/// gone (a provider dropped there shuts down), entering panics, and a
+/// panic there aborts the process. The context's crate has no fallible way
+/// to ask, so the panic is caught (the panic hook still reports it: by
+/// default a line on stderr; with `panic = "abort"` the process aborts
+/// all the same), and the exporter's diagnostics are muted on the thread
+/// instead: an SDK logger they reached would ask the same context.
+pub(crate) fn suppress_telemetry() -> Suppressed {
+    match std::panic::catch_unwind(Context::enter_telemetry_suppressed_scope) {
+        Ok(guard) => Suppressed::Scope { _guard: guard },
+        Err(_) => {
+            MUTED.set(MUTED.get().saturating_add(1));
+            Suppressed::Muted
+        }
+    }
+}
+
+/// Whether the exporter's diagnostics are muted on the calling thread (see
+/// [`suppress_telemetry`]).
+pub(crate) fn diagnostics_muted() -> bool {
+    MUTED.get() > 0
 }
 
 /// Whether the calling thread is one of an exporter's I/O threads (those

@@ -475,35 +475,6 @@ fn logging_from_a_thread_local_destructor_works() {
     by_message(&frames, "from a destructor");
 }
 
-/// A provider whose last reference goes in a thread-local destructor, after
-/// OpenTelemetry's context is gone, shuts down there and delivers what was
-/// logged (a panic in a thread-local destructor aborts the process).
-#[test]
-fn a_shutdown_in_a_thread_local_destructor_after_the_context_works() {
-    use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
-
-    thread_local! {
-        static PROVIDER: std::cell::RefCell<Option<opentelemetry_sdk::logs::SdkLoggerProvider>> =
-            const { std::cell::RefCell::new(None) };
-    }
-
-    let receiver = Receiver::tcp(Framing::Nul);
-    let provider = direct_provider(gelf(&receiver));
-    thread::spawn(move || {
-        // The provider's slot first, then OpenTelemetry's context (with the
-        // first record): destroyed in the reverse order, the context first.
-        let logger = provider.logger("destructor");
-        PROVIDER.with(|slot| *slot.borrow_mut() = Some(provider));
-        let mut record = logger.create_log_record();
-        record.set_body("before the thread ended".into());
-        logger.emit(record);
-    })
-    .join()
-    .expect("the thread ended without a panic");
-    let frames = parse_all(&receiver.wait_frames(1, WAIT));
-    by_message(&frames, "before the thread ended");
-}
-
 /// A receiver that accepts one connection, reads nothing for `pause`, then
 /// reads until the sender closes: a slow but healthy endpoint. Returns its
 /// address and what it read.

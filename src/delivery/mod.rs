@@ -576,7 +576,12 @@ impl Shared {
         Some(diag)
     }
 
+    /// Emits diagnostics, unless they are muted on the calling thread
+    /// (see `runtime::suppress_telemetry`).
     fn emit(&self, diag: impl IntoIterator<Item = Diag>) {
+        if crate::runtime::diagnostics_muted() {
+            return;
+        }
         for diag in diag {
             match diag {
                 Diag::Failed(error) => {
