@@ -200,7 +200,7 @@ fn an_outage_is_reported_once_and_summed_up_when_delivery_recovers() {
 }
 
 /// Over UDP a send that went out proves nothing: the ICMP error it draws
-/// from a closed port shows on the next send. Records logged one at a time
+/// from a closed port shows on a later send. Records logged one at a time
 /// to a closed port, each going out first on a new socket, are one outage:
 /// reported once, its later failures counted, never "recovered" in between.
 #[test]

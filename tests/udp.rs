@@ -614,7 +614,7 @@ fn a_flush_returns_once_the_datagrams_are_sent() {
 
 /// A closed port is retried ever more slowly, as a refused TCP connection
 /// is: a send that goes out says nothing (the ICMP error it draws surfaces
-/// on the next), so it does not start the count of failures over. Three
+/// on a later one), so it does not start the count of failures over. Three
 /// seconds of records, one every 150 ms (each alone in its send, the
 /// case where the error surfaces only on the next one), open about six
 /// sockets (the backoff doubling from 100 ms); were each send taken as

@@ -64,8 +64,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
             // An idle connection the peer closed or stopped acknowledging
             // is dropped here (a failure if it stalled, or closed soon
             // after it opened); its frames then go back to the buffer. (With
-            // frames to write, `ready` checks the connection, the write
-            // timeout bounds a stall, and the `settle` after each write asks.)
+            // frames to write, `drop_if_closed` below checks the connection,
+            // the write timeout bounds a stall, and the `settle` after each
+            // write asks.)
             if let Err(error) = link.check() {
                 let diag = shared.note_failure(&mut shared.lock(), error);
                 shared.emit([diag]);
@@ -77,7 +78,10 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
         }
         // A connection its peer closed is dropped before anything waits (a
         // backoff, the next connection, which may take its whole timeouts
-        // to open): what its peer acknowledged is delivered now.
+        // to open), and what its peer acknowledged is settled, before
+        // anything goes out on the next. The current connection was asked
+        // after the last write or poll: asking again here would double the
+        // questions to the kernel per write, for little news.
         if let Err(error) = link.drop_if_closed() {
             attempt_failed(&shared, &mut link, &mut unacked, error);
             continue;
@@ -107,14 +111,6 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
         if let Err(error) = link.ready().await {
             attempt_failed(&shared, &mut link, &mut unacked, error);
             continue;
-        }
-        // A connection `ready` dropped (its peer closed it since the check
-        // above) tells what its peer acknowledged before anything goes out
-        // on the next. The current connection was asked after the last
-        // write or poll: asking again here would double the questions to
-        // the kernel per write, for little news.
-        if link.dropped_one() {
-            settle(&shared, &mut link, &mut unacked);
         }
         {
             let mut q = shared.lock();

@@ -62,7 +62,7 @@ impl<F: Format> ExporterBuilder<F> {
     ///
     /// # Errors
     ///
-    /// Those of [`build`](Self::build), and [`Error::LoggerAlreadySet`]
+    /// Those of [`build_provider`](Self::build_provider), and [`Error::LoggerAlreadySet`]
     /// when another logger is installed (then nothing is left running).
     pub fn install_log(self, max_level: LevelFilter) -> Result<LogGuard> {
         let (logger, guard) = self.log_logger()?;
@@ -88,7 +88,7 @@ impl<F: Format> ExporterBuilder<F> {
     ///
     /// # Errors
     ///
-    /// Those of [`build`](Self::build).
+    /// Those of [`build_provider`](Self::build_provider).
     pub fn log_logger(self) -> Result<(impl Log, LogGuard)> {
         let guard = self.build_provider()?;
         let logger = Bridge {

@@ -69,10 +69,14 @@ fn is_self_diagnostic(target: &str) -> bool {
             .is_some_and(|rest| rest.is_empty() || rest.starts_with(['_', '-']))
 }
 
+/// The variable that names the service.
+const SERVICE_NAME_VARIABLE: &str = "OTEL_SERVICE_NAME";
+/// The variable that lists the resource's attributes.
+const RESOURCE_ATTRIBUTES_VARIABLE: &str = "OTEL_RESOURCE_ATTRIBUTES";
 /// The variables the provider's resource is read from (the resource's
 /// detectors cannot fail: [`build_provider`](ExporterBuilder::build_provider)
 /// checks them first).
-const RESOURCE_VARIABLES: [&str; 2] = ["OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"];
+const RESOURCE_VARIABLES: [&str; 2] = [SERVICE_NAME_VARIABLE, RESOURCE_ATTRIBUTES_VARIABLE];
 
 /// `service.name` from `OTEL_SERVICE_NAME` when it is set and not empty.
 struct ServiceNameVariable;
@@ -80,7 +84,7 @@ struct ServiceNameVariable;
 impl ResourceDetector for ServiceNameVariable {
     fn detect(&self) -> Resource {
         let builder = Resource::builder_empty();
-        match std::env::var("OTEL_SERVICE_NAME") {
+        match std::env::var(SERVICE_NAME_VARIABLE) {
             Ok(name) if !name.is_empty() => builder.with_service_name(name).build(),
             _ => builder.build(),
         }
@@ -94,7 +98,7 @@ struct ResourceAttributesVariable;
 
 impl ResourceDetector for ResourceAttributesVariable {
     fn detect(&self) -> Resource {
-        let text = std::env::var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default();
+        let text = std::env::var(RESOURCE_ATTRIBUTES_VARIABLE).unwrap_or_default();
         Resource::builder_empty()
             .with_attributes(resource_attributes(&text))
             .build()

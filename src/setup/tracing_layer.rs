@@ -62,7 +62,7 @@ impl<F: Format> ExporterBuilder<F> {
     ///
     /// # Errors
     ///
-    /// Those of [`build`](Self::build).
+    /// Those of [`build_provider`](Self::build_provider).
     pub fn tracing_layer<S>(self) -> Result<(impl Layer<S> + Send + Sync, LogGuard)>
     where
         S: Subscriber + for<'span> LookupSpan<'span>,

@@ -165,8 +165,9 @@ impl Transport {
 
     /// Whether the last [`send`](Transport::send), which went without an
     /// error, proved that the endpoint takes records: an HTTP answer does,
-    /// a UDP send only after another on its socket (an ICMP error one draws
-    /// surfaces on the next), a write to a TCP connection never (the
+    /// a UDP send only a while after its socket's first (an ICMP error a
+    /// send draws surfaces on a later one, once back), a write to a TCP
+    /// connection never (the
     /// kernel takes it whatever the peer does: its acknowledgements prove
     /// it, see [`acknowledged`](Transport::acknowledged)).
     pub(crate) fn send_proves_delivery(&self) -> bool {

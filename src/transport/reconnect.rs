@@ -110,10 +110,10 @@ impl Link {
     }
 
     /// Makes sure there is a connection: with none, waits out the backoff
-    /// delay and connects (and shakes hands). One its peer closed is
-    /// dropped first ([`drop_if_closed`](Link::drop_if_closed)).
+    /// delay and connects (and shakes hands). One its peer closed is the
+    /// caller's to drop first ([`drop_if_closed`](Link::drop_if_closed)),
+    /// so that what its peer acknowledged is settled before this waits.
     pub(crate) async fn ready(&mut self) -> Result<()> {
-        self.drop_if_closed()?;
         if self.conn.is_some() {
             return Ok(());
         }

@@ -23,14 +23,16 @@
 //! after a backoff delay, on a new socket (the host is resolved again, as
 //! [`dns`](super::dns) says), connected to the host's next address. The
 //! message whose datagram drew the error is
-//! lost. Only a send after one that went out without an error says
-//! delivery works, and starts the count of failures over.
+//! lost. Only a send without an error [`PROOF_AFTER`] or more after the
+//! socket's first says delivery works, and starts the count of failures
+//! over.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::UdpSocket;
+use tokio::time::Instant;
 
 use crate::config::{Endpoint, Timeouts, UdpOptions};
 use crate::encode::chunk::{chunk_count, write_chunk, MessageIds, CHUNK_HEADER_BYTES};
