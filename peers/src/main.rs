@@ -439,7 +439,13 @@ fn measure_row(row: &Row, ctx: &Arc<Ctx>) -> Outcome {
     let shipper = row.shipper;
     let worker_ctx = Arc::clone(ctx);
     let spawned = thread::Builder::new().name("row".into()).spawn(move || {
-        let _ = tx.send(shipper(&worker_ctx, port, tls));
+        let outcome = shipper(&worker_ctx, port, tls);
+        // Let go of the context before answering: once the last row has
+        // answered, the process may exit at once, and the context's last
+        // reference must be gone by then for the throwaway PKI directory
+        // and the sink process to be cleaned up.
+        drop(worker_ctx);
+        let _ = tx.send(outcome);
     });
     let mut failure = None;
     let mut run = None;
