@@ -229,18 +229,19 @@ impl Link {
             let piece = &data[written..data.len().min(written.saturating_add(most))];
             let step = async {
                 let n = conn.write(piece).await?;
+                // Counted as soon as taken: the flush below may fail or
+                // time out after the piece is on its way.
+                written += n;
+                conn.ledger().wrote(n);
                 // Gathered records go out as they pile up, each batch with
                 // its own time limit, not the whole chunk within one.
                 if conn.ledger.gathered() > GATHER_BYTES as u64 {
                     conn.flush().await?;
                 }
-                Ok::<usize, std::io::Error>(n)
+                Ok::<(), std::io::Error>(())
             };
             match tokio::time::timeout(limit, step).await {
-                Ok(Ok(n)) => {
-                    written += n;
-                    conn.ledger().wrote(n);
-                }
+                Ok(Ok(())) => {}
                 Ok(Err(source)) => {
                     result = Err(source);
                     break;
