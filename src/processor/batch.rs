@@ -259,6 +259,26 @@ mod tests {
         }
     }
 
+    /// A shutdown the SDK refuses (here, a second one) is reported as the
+    /// SDK's refusal, with no records said to be dropped.
+    #[test]
+    fn a_refused_shutdown_says_so() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let port = listener.local_addr().expect("its address").port();
+        let exporter = crate::GelfExporter::builder()
+            .with_endpoint(format!("tcp://127.0.0.1:{port}"))
+            .build()
+            .expect("build");
+        let processor = BatchProcessor::new(exporter);
+        let first = processor.shutdown_with_timeout(Duration::from_secs(5));
+        assert!(first.is_ok(), "{first:?}");
+        let again = processor.shutdown_with_timeout(Duration::from_secs(5));
+        assert!(
+            matches!(again, Err(OTelSdkError::AlreadyShutdown)),
+            "{again:?}"
+        );
+    }
+
     /// A shutdown asked for on the I/O thread (by a callback running
     /// there) ends at once: the SDK's thread, which exports onto that
     /// thread, must not hold it for the shutdown's whole time.
