@@ -103,7 +103,8 @@ impl Scheme {
 /// query of the request target.
 ///
 /// `Display` and `Debug` hide the query's values (`?token=***`), as a query
-/// may carry a token: errors and logs show endpoints that way.
+/// may carry a token: errors and logs show endpoints that way. The path is
+/// shown.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
     scheme: Scheme,
@@ -135,6 +136,9 @@ impl Endpoint {
     ///   never reach the receiver.
     /// * Credentials (`https://user:password@host`) are refused, without being
     ///   shown: set an `Authorization` header with `with_http_header` instead.
+    ///   An `@` in the path, or in the query before its first `=`, counts as
+    ///   the end of credentials whose unencoded `/` or `?` cut the host
+    ///   short: percent-encode (`%40`) one that belongs there.
     ///
     /// A refused endpoint is [`Error::InvalidEndpoint`], saying why.
     ///
@@ -252,7 +256,7 @@ fn parse(text: &str) -> std::result::Result<Endpoint, String> {
     if text.is_empty() {
         return Err("the endpoint is empty: give one such as `tls://host:12201`".into());
     }
-    let Some((scheme, rest)) = text.split_once("://") else {
+    let Some((scheme, rest)) = split_scheme(text) else {
         return Err(
             "missing scheme: start with `tcp://`, `tls://`, `udp://`, `http://` or `https://`"
                 .into(),
@@ -262,7 +266,7 @@ fn parse(text: &str) -> std::result::Result<Endpoint, String> {
         .ok_or("unknown scheme: use `tcp`, `tls`, `udp`, `http` or `https`")?;
     // The authority ends at the path, the query or the fragment.
     let (authority, target) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
-    if authority.contains('@') {
+    if authority.contains('@') || credentials_cut_short(target) {
         let instead = match scheme {
             Scheme::Http | Scheme::Https => {
                 "set them with `with_http_header` (an `Authorization` header) instead"
@@ -271,7 +275,9 @@ fn parse(text: &str) -> std::result::Result<Endpoint, String> {
             Scheme::Tcp | Scheme::Udp => "remove them",
         };
         return Err(format!(
-            "an endpoint carries no credentials (they are not shown): {instead}"
+            "an endpoint carries no credentials (they are not shown): {instead}; an `@` \
+             in a path or in a query's first name is read as the end of credentials: \
+             percent-encode it (`%40`)"
         ));
     }
     if !scheme.is_http() && !target.is_empty() && target != "/" {
@@ -317,6 +323,30 @@ fn parse(text: &str) -> std::result::Result<Endpoint, String> {
         path,
         query,
     })
+}
+
+/// `scheme` and the rest of `text`, split at its first `://` if what comes
+/// before is a scheme's name (letters, digits, `+`, `-`, `.`); `None` if it
+/// has none, such as `host/path?next=https://...`, whose `://` is in the
+/// query.
+fn split_scheme(text: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = text.split_once("://")?;
+    scheme
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        .then_some((scheme, rest))
+}
+
+/// Whether `target` (what follows the authority) shows credentials whose
+/// unencoded `/` or `?` ended the authority early, as in
+/// `https://user:pa/ss@host/gelf` or `https://to?ken@host/gelf`: an `@` in
+/// the path, or in the query before its first `=` or `&`. The `http` crate
+/// accepts both, so the endpoint would name the credentials' first part as
+/// its host.
+fn credentials_cut_short(target: &str) -> bool {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let first_name = query.split(['=', '&']).next().unwrap_or_default();
+    path.contains('@') || first_name.contains('@')
 }
 
 /// Why the `http` crate refused an endpoint whose path and query were already
@@ -412,7 +442,7 @@ fn hidden_query(query: &str) -> String {
 /// to the last `@` is hidden, and then all after the host, since that `@` may
 /// have been in the query.
 pub(super) fn redacted(input: &str) -> String {
-    let (scheme, rest) = match input.split_once("://") {
+    let (scheme, rest) = match split_scheme(input) {
         Some((scheme, rest)) => (format!("{scheme}://"), rest),
         None => (String::new(), input),
     };
@@ -549,6 +579,12 @@ mod tests {
             "https://S3cretUser:S3cret?pass@graylog.example.com/gelf",
             "https://S3cretUser:S3cret#pass@graylog.example.com/gelf",
             "S3cretUser:S3cret-pass@graylog.example.com:12201",
+            // Cut short at an unencoded `/` or `?`: the `http` crate reads
+            // the first part as the host.
+            "https://S3cretKey/part2@graylog.example.com/gelf",
+            "https://S3cretKey/part2@graylog.example.com/gelf?token=S3cret",
+            "https://S3cret?Key@graylog.example.com/gelf",
+            "https://S3cret?Key@graylog.example.com/gelf?token=S3cret",
         ] {
             let error = Endpoint::parse(input).expect_err(input);
             assert!(matches!(error, Error::InvalidEndpoint { .. }), "{error}");
@@ -564,6 +600,15 @@ mod tests {
     }
 
     #[test]
+    fn an_at_sign_in_a_query_value_is_kept() {
+        let ep = ok("https://h/gelf?mail=a@b&x");
+        assert_eq!((ep.host(), ep.query()), ("h", Some("mail=a@b&x")));
+        assert_eq!(ok("https://h/gelf?x&to=a@b").query(), Some("x&to=a@b"));
+        let error = refused("https://h/inputs/a@b");
+        assert!(error.contains("%40"), "{error}");
+    }
+
+    #[test]
     fn refused_queries_are_not_shown_either() {
         for input in [
             "http://h:0/gelf?token=S3cret",
@@ -571,6 +616,9 @@ mod tests {
             "http://h/gelf?token=S3cret#S3cret",
             "http://h:0/gelf?mail=a@b&token=S3cret",
             "http://h/gelf?token=S3cret value",
+            // No scheme: the `://` in the query is not one.
+            "graylog.example.com/gelf?token=S3cret&next=http://x",
+            "https:/h/gelf?token=S3cret&next=https://x",
         ] {
             let shown = refused(input);
             assert!(!shown.contains("S3cret"), "{shown}");
@@ -612,6 +660,7 @@ mod tests {
             ("", "empty"),
             ("   ", "empty"),
             ("graylog:12201", "missing scheme"),
+            ("graylog/gelf?next=http://h", "missing scheme"),
             ("ftp://h:1", "unknown scheme"),
             ("://h:1", "unknown scheme"),
             ("tcp://", "missing host"),
