@@ -699,8 +699,34 @@ fn configured_headers_are_sent_with_every_request() {
     for request in server.requests() {
         assert_eq!(request.header("x-tenant"), Some("blue"), "{request:?}");
         assert_request_shape(&request, false);
+        let agents: Vec<_> = request
+            .headers
+            .iter()
+            .filter(|(name, _)| name == "user-agent")
+            .collect();
+        assert_eq!(agents.len(), 1, "{request:?}");
+        assert!(agents[0].1.starts_with("djehouty/"), "{request:?}");
     }
     assert_eq!(counters.snapshot().dropped_rejected, 0);
+}
+
+/// A `User-Agent` the user sets replaces the exporter's: one is sent.
+#[test]
+fn a_user_agent_set_replaces_the_default() {
+    let server = HttpServer::http(accept_all());
+    let (provider, _) = start(builder(&server).with_http_header("User-Agent", "billing/2.1"));
+    log_numbered(&provider, 3, 0);
+    provider.shutdown().expect("shutdown");
+    server.wait_accepted(3, WAIT);
+    for request in server.requests() {
+        let agents: Vec<_> = request
+            .headers
+            .iter()
+            .filter(|(name, _)| name == "user-agent")
+            .map(|(_, value)| value.as_str())
+            .collect();
+        assert_eq!(agents, ["billing/2.1"], "{request:?}");
+    }
 }
 
 #[test]

@@ -505,9 +505,11 @@ impl<F: Format> ExporterBuilder<F> {
     /// front of it) is set to require. Values are kept out of `Debug` output
     /// and marked sensitive. The headers the transport sets itself
     /// (`Content-Type`, `Content-Encoding`, `Content-Length`,
-    /// `Transfer-Encoding`, `Host`, `Connection`) cannot be set. Only for
+    /// `Transfer-Encoding`, `Host`, `Connection`) cannot be set; a
+    /// `User-Agent` replaces the exporter's (`djehouty/<version>`). Only for
     /// `http(s)://` endpoints: with others, or with a name or value that is
-    /// not a valid header, `build()` fails.
+    /// not a valid header, or a blank value (a token read from an unset
+    /// variable), `build()` fails.
     ///
     /// ```
     /// let builder = djehouty::GelfExporter::builder()

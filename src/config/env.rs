@@ -522,6 +522,12 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("s3cr3t"), "{text}");
+        let text = refused("X-Team=core,Authorization=");
+        assert!(
+            text.contains("OTEL_EXPORTER_GELF_HEADERS: entry 2")
+                && text.contains("the value of authorization is empty"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -496,6 +496,12 @@ mod tests {
         assert!(!text.contains("s3cr3t"), "{text}");
         let text = refused("http://h:1", "Content-Type", "text/plain");
         assert!(text.contains("set by the exporter itself"), "{text}");
+        // A token read from an unset variable.
+        let text = refused("http://h:1", "Authorization", " ");
+        assert!(
+            text.contains("the value of authorization is empty"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -336,6 +336,9 @@ pub(super) enum HeaderProblem {
     Managed(HeaderName),
     /// The value is not a valid header value.
     Value(HeaderName),
+    /// The value is blank: a receiver that needs the header would refuse
+    /// every request (e.g. a token read from an unset variable).
+    Blank(HeaderName),
 }
 
 impl HeaderProblem {
@@ -360,12 +363,16 @@ impl HeaderProblem {
                 "{source}: the value of {header} is not a valid HTTP header value (visible \
                  ASCII and spaces only; the value is not shown)"
             ),
+            HeaderProblem::Blank(header) => format!(
+                "{source}: the value of {header} is empty: give one (a token read from an \
+                 unset variable?), or leave the header out"
+            ),
         })
     }
 }
 
-/// One header as given, trimmed: valid, and not one the transport sets; its
-/// value marked sensitive.
+/// One header as given, trimmed: valid, not one the transport sets, and not
+/// blank; its value marked sensitive.
 pub(super) fn check_header(
     name: &str,
     value: &str,
@@ -376,6 +383,9 @@ pub(super) fn check_header(
         })?;
     if MANAGED_HEADERS.contains(&header.as_str()) {
         return Err(HeaderProblem::Managed(header));
+    }
+    if value.trim().is_empty() {
+        return Err(HeaderProblem::Blank(header));
     }
     let mut value =
         HeaderValue::from_str(value.trim()).map_err(|_| HeaderProblem::Value(header.clone()))?;

@@ -321,13 +321,19 @@ impl HttpLink {
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(self.uri.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if self.options.gzip {
             request = request.header(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
         for (name, value) in &self.headers {
             request = request.header(name, value);
+        }
+        // The user's `User-Agent`, if any, replaces the default: the header
+        // is sent once.
+        if let Some(headers) = request.headers_mut() {
+            headers
+                .entry(USER_AGENT)
+                .or_insert(HeaderValue::from_static(USER_AGENT_VALUE));
         }
         let request = match request.body(Full::new(body)) {
             Ok(request) => request,
