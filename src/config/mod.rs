@@ -435,6 +435,29 @@ mod tests {
         );
     }
 
+    /// An endpoint from the environment that does not parse names the
+    /// variable; one set in code does not.
+    #[test]
+    fn an_invalid_endpoint_from_the_environment_names_the_variable() {
+        let env = |name: &str| {
+            (name == "OTEL_EXPORTER_GELF_ENDPOINT").then(|| "graylog:12201".to_string())
+        };
+        let err = ExporterBuilder::<Gelf>::default()
+            .resolve(env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("missing scheme") && err.contains("set by OTEL_EXPORTER_GELF_ENDPOINT"),
+            "{err}"
+        );
+        let err = ExporterBuilder::<Gelf>::default()
+            .with_endpoint("graylog:12201")
+            .resolve(env)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("OTEL_EXPORTER_GELF_ENDPOINT"), "{err}");
+    }
+
     #[test]
     fn http_headers_are_checked_and_their_values_hidden() {
         let env = |_: &str| None;

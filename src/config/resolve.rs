@@ -112,15 +112,22 @@ impl<F: Format> ExporterBuilder<F> {
                 format!("tls://{cluster}:{}", (F::CODEC.ldp_port)(framing))
             }
         });
-        let endpoint = match self.endpoint.clone().or(ldp_endpoint) {
-            Some(endpoint) => endpoint,
-            None => env(F::ENV_ENDPOINT)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(Error::MissingEndpoint {
-                    env_var: F::ENV_ENDPOINT,
-                })?,
-        };
-        Endpoint::parse(&endpoint)
+        if let Some(endpoint) = self.endpoint.clone().or(ldp_endpoint) {
+            return Endpoint::parse(&endpoint);
+        }
+        let endpoint = env(F::ENV_ENDPOINT)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(Error::MissingEndpoint {
+                env_var: F::ENV_ENDPOINT,
+            })?;
+        // The error says where the endpoint came from.
+        Endpoint::parse(&endpoint).map_err(|error| match error {
+            Error::InvalidEndpoint { endpoint, reason } => Error::InvalidEndpoint {
+                endpoint,
+                reason: format!("{reason} (set by {})", F::ENV_ENDPOINT),
+            },
+            other => other,
+        })
     }
 
     /// The time limits, the export's from the environment when not set, each
