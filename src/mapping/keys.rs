@@ -53,7 +53,8 @@ pub(crate) mod names {
         "telemetry.sdk.language",
         "telemetry.sdk.version",
     ];
-    /// How the SDK's fallback `service.name` starts (`unknown_service:<executable>`).
+    /// The SDK's fallback `service.name`, alone or followed by
+    /// `:<executable>`.
     pub(crate) const UNKNOWN_SERVICE: &str = "unknown_service";
 }
 

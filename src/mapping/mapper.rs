@@ -46,11 +46,17 @@ impl<'a> Own<'a> {
 }
 
 /// Whether a resource attribute is one the SDK sets by itself, the same in
-/// every process of a build: `telemetry.sdk.*`, and the `unknown_service...`
-/// name it falls back to when the application names no service.
+/// every process of a build: `telemetry.sdk.*`, and the name it falls back
+/// to when the application names no service: `unknown_service`, or
+/// `unknown_service:<executable>` (not a name that only starts alike, such
+/// as `unknown_service_gateway`).
 fn is_sdk_default(key: &str, value: &Value) -> bool {
     names::SDK_RESOURCE.contains(&key)
-        || (key == names::SERVICE_NAME && value.as_str().starts_with(names::UNKNOWN_SERVICE))
+        || (key == names::SERVICE_NAME && {
+            let name = value.as_str();
+            name.strip_prefix(names::UNKNOWN_SERVICE)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+        })
 }
 
 /// Maps records; holds what is the same for every record (host, extras, resource).

@@ -29,6 +29,30 @@ fn s(v: &str) -> FieldValue<'static> {
     FieldValue::Str(Cow::Owned(v.to_string()))
 }
 
+/// Only the SDK's own fallback service name is left out by default, not
+/// a name the application chose that starts alike.
+#[test]
+fn only_the_sdks_fallback_service_name_is_left_out() {
+    let scope = InstrumentationScope::builder("s").build();
+    for (name, sent) in [
+        ("unknown_service", false),
+        ("unknown_service:billing", false),
+        ("unknown_service_gateway", true),
+        ("billing", true),
+    ] {
+        let mut mapper = Mapper::new(&MappingOptions::default());
+        mapper.set_resource(&Resource::builder_empty().with_service_name(name).build());
+        let rec = record();
+        let m = mapper.map(&rec, &scope);
+        assert_eq!(
+            get(&m, "service_name").is_some(),
+            sent,
+            "{name}: {:?}",
+            m.fields
+        );
+    }
+}
+
 #[test]
 fn keys_are_normalized() {
     assert_eq!(normalize_key("service.name", true), "service_name");
