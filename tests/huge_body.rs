@@ -73,6 +73,68 @@ fn unescape_ltsv(value: &str) -> String {
 fn huge_values_allocate_a_few_frames_and_are_cut_to_one() {
     a_huge_text_body();
     huge_bytes_lists_and_maps();
+    countless_fields();
+}
+
+/// What a record of many fields may allocate, in frames: its fields mapped
+/// (twice, for the fast path tries first), then cut by what they exceed
+/// the limit with, measured before they are encoded, and the output
+/// buffer. Encoding them whole, escaped, would take about sixty.
+const FRAMES_FOR_FIELDS: usize = 8;
+
+/// A map of 10,000 entries and 10,000 attributes, each of 2,000 bytes
+/// (20 MB, six times that escaped): cut to the frame before it is encoded,
+/// the fields kept first, the short message marked.
+fn countless_fields() {
+    const COUNT: usize = 10_000;
+    let provider = SdkLoggerProvider::builder().build();
+    let logger = provider.logger("many");
+    let scope = InstrumentationScope::builder("many").build();
+    // One text shared by every value; control characters, not blank.
+    let text: Arc<str> = Arc::from(format!("{}x", "\u{1}".repeat(1_999)));
+    let value = || AnyValue::from(StringValue::from(Arc::clone(&text)));
+    let mut in_map = logger.create_log_record();
+    in_map.set_body(AnyValue::from("a huge map"));
+    let map: std::collections::HashMap<_, _> = (0..COUNT)
+        .map(|i| (opentelemetry::Key::from(format!("k{i:05}")), value()))
+        .collect();
+    in_map.add_attribute("map", AnyValue::Map(Box::new(map)));
+    let mut many = logger.create_log_record();
+    many.set_body(AnyValue::from("countless attributes"));
+    for i in 0..COUNT {
+        many.add_attribute(format!("a{i:05}"), value());
+    }
+    let gelf = exporter::<Gelf>(Framing::Nul);
+    for (record, first, last) in [
+        (&in_map, "_map_k00000", "_map_k09999"),
+        (&many, "_a00000", "_a09999"),
+    ] {
+        let (frame, allocated) = encode(&gelf, record, &scope);
+        assert!(frame.len() < FRAME, "{first}: {} bytes", frame.len());
+        assert!(
+            allocated < (FRAMES_FOR_FIELDS * FRAME) as u64,
+            "{first}: allocated {allocated} bytes"
+        );
+        let json: serde_json::Value = serde_json::from_slice(&frame).expect("valid JSON");
+        let message = json["short_message"].as_str().expect("a short message");
+        assert!(message.ends_with(MARKER), "{first}: {message}");
+        assert!(json.get(first).is_some(), "{first} kept");
+        assert!(json.get(last).is_none(), "{last} dropped");
+    }
+    let (line, allocated) = encode(&exporter::<Ltsv>(Framing::Newline), &many, &scope);
+    assert!(line.len() < FRAME, "LTSV: {} bytes", line.len());
+    assert!(
+        allocated < (FRAMES_FOR_FIELDS * FRAME) as u64,
+        "LTSV allocated {allocated} bytes"
+    );
+    let line = std::str::from_utf8(&line).expect("UTF-8");
+    let message = line
+        .split('\t')
+        .find_map(|pair| pair.strip_prefix("message:"))
+        .expect("a message");
+    assert!(message.ends_with(MARKER), "LTSV: {message}");
+    assert!(line.contains("\ta00000:"), "LTSV: a00000 kept");
+    assert!(!line.contains("\ta09999:"), "LTSV: a09999 dropped");
 }
 
 /// A body of bytes, and bytes, list and map attributes of tens of megabytes

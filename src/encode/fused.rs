@@ -400,6 +400,11 @@ impl<'a, F: Writer> FieldSink<'a> for Fused<'_, 'a, F> {
         &mut self.spill
     }
 
+    #[inline(always)]
+    fn is_done(&self) -> bool {
+        self.failed
+    }
+
     fn flush_spill(&mut self) {
         let mut spill = std::mem::take(&mut self.spill);
         for field in spill.drain(..) {

@@ -270,18 +270,20 @@ impl Packing {
     }
 }
 
-/// Cuts `record` to fit `limit` encoded bytes before it is encoded when a
-/// text of it is too long to fit even alone: such texts are cut to what
-/// could fit ([`MappedRecord::cap_texts`]), the record's size is measured
-/// without encoding them, then the record is shrunk by the exact excess, so
-/// that encoding it costs work and memory bounded by `limit`, whatever the
-/// input. Returns whether it cut.
+/// Cuts `record` to fit `limit` encoded bytes before it is encoded when it
+/// surely exceeds it: a text too long to fit even alone (cut first to what
+/// could fit, [`MappedRecord::cap_texts`]), or texts and fields longer
+/// together than the limit before any escape (countless attributes, a map
+/// of countless entries). The record's size is measured without encoding its
+/// texts, then the record is shrunk by the exact excess, so that encoding it
+/// costs work and memory bounded by `limit`, whatever the input. Returns
+/// whether it cut.
 fn cut_before_encoding<F: Writer>(
     record: &mut MappedRecord<'_>,
     limit: usize,
     out: &mut Vec<u8>,
 ) -> bool {
-    if !record.cap_texts(limit, &F::ESCAPES) {
+    if !record.cap_texts(limit, &F::ESCAPES) && record.least_width() <= limit {
         return false;
     }
     let start = out.len();

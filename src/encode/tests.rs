@@ -553,11 +553,29 @@ fn four_texts() -> MappedRecord<'static> {
     record
 }
 
-/// A datagram over the plain limit, compressed or not, is cut to it in
-/// one try.
+/// A datagram over the plain limit once escaped, compressed or not, is cut
+/// to it in one try. (Over the limit even before escaping, it is cut before
+/// it is encoded at all.)
 #[test]
 fn a_datagram_over_the_plain_limit_is_cut_in_one_try() {
-    let record = four_texts();
+    let mut record = sample();
+    for key in ["a", "b", "c", "d"] {
+        // 900 bytes, half of them quotes: 1,350 once escaped.
+        record.fields.push(Field {
+            key: Cow::Borrowed(key),
+            suffix: "",
+            value: FieldValue::Str(Cow::Owned("\"a".repeat(450))),
+        });
+    }
+    assert!(record.least_width() < 4096);
+    let mut scratch = PackScratch::default();
+    let surely_over = Packing::Datagram {
+        compression: Compression::None,
+        max_plain: 3000,
+        max_packed: 1 << 20,
+    };
+    assert!(surely_over.pack::<Gelf>(record.clone(), &mut Vec::new(), &mut scratch));
+    assert_eq!(scratch.encoded, 1, "cut before encoding");
     for compression in COMPRESSIONS {
         let packing = Packing::Datagram {
             compression,

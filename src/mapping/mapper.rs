@@ -530,6 +530,9 @@ impl Mapper {
         sink: &mut S,
     ) {
         for (key, value) in record.attributes_iter() {
+            if sink.is_done() {
+                return;
+            }
             // Stack traces went to the full message.
             if !own.stacktrace || self.stacktrace(key, value).is_none() {
                 self.push_any(sink, key.as_str(), value);

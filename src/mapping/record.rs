@@ -54,6 +54,13 @@ pub(crate) trait FieldSink<'a> {
 
     /// Takes the fields [`spill`](Self::spill) holds.
     fn flush_spill(&mut self);
+
+    /// Whether the sink takes no more fields (the record goes another way):
+    /// mapping the rest would be wasted.
+    #[inline(always)]
+    fn is_done(&self) -> bool {
+        false
+    }
 }
 
 impl<'a> FieldSink<'a> for Vec<Field<'a>> {
@@ -151,6 +158,18 @@ impl MappedRecord<'_> {
     #[inline]
     pub(crate) fn cap_texts(&mut self, max: usize, escapes: &Escapes) -> bool {
         self.has_long_message(max, escapes) && self.cap_long_texts(max, escapes)
+    }
+
+    /// The fewest bytes the record's texts and fields take encoded (their
+    /// lengths, escapes aside): above the limit, it must be cut.
+    pub(crate) fn least_width(&self) -> usize {
+        let open = self.fields.len() - self.protected_tail;
+        self.short_message.len()
+            + self.full_message.as_deref().map_or(0, str::len)
+            + self.fields[..open]
+                .iter()
+                .map(Field::least_width)
+                .sum::<usize>()
     }
 
     /// Whether a message may not fit `max` encoded bytes, however it escapes

@@ -25,6 +25,17 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// The fewest bytes the field takes encoded: its name's, and its
+    /// value's (a text's length, escapes only add; one for the others).
+    #[inline]
+    pub(crate) fn least_width(&self) -> usize {
+        let value = match &self.value {
+            FieldValue::Str(text) => text.len(),
+            FieldValue::Int(_) | FieldValue::Float(_) | FieldValue::Bool(_) => 1,
+        };
+        self.key.len() + self.suffix.len() + value
+    }
+
     /// A digest of the whole name (its length, first and last bytes): two
     /// fields with different fingerprints have different names.
     #[inline]
