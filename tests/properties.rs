@@ -147,13 +147,13 @@ fn path_segment(key: &str) -> String {
 }
 
 /// The fields one attribute becomes: one per leaf of a map, named by the
-/// keys of its path joined with `_` and normalized as a whole; one for
+/// keys of its path joined with `.` and normalized as a whole; one for
 /// anything else.
 fn attribute_fields(path: &str, value: &AnyValue, depth: usize, out: &mut Vec<(String, Expected)>) {
     match value {
         AnyValue::Map(map) if !map.is_empty() && depth < FLATTEN_DEPTH => {
             for (sub, inner) in map.iter() {
-                let nested = format!("{path}_{}", path_segment(sub.as_str()));
+                let nested = format!("{path}.{}", path_segment(sub.as_str()));
                 attribute_fields(&nested, inner, depth + 1, out);
             }
         }

@@ -209,15 +209,42 @@ pub(crate) const MAX_KEY_BYTES: usize = 255;
 /// Normalizes a key: see the module documentation.
 pub(crate) fn normalize_key(raw: &str, replace_dots: bool) -> Cow<'_, str> {
     let mut key = normalize_bytes(raw, replace_dots);
+    if !replace_dots {
+        fill_empty_parts(&mut key);
+    }
     protect_reserved(&mut key);
     if key.len() > MAX_KEY_BYTES {
         // A key within the bound that its marks (a `gl2_` key's leading
         // `_`, a non-ASCII key's CRC) take past it: cut as a longer one is
         // (with room for the marks).
         key = Cow::Owned(long_key(raw, replace_dots));
+        if !replace_dots {
+            fill_empty_parts(&mut key);
+        }
         protect_reserved(&mut key);
     }
     key
+}
+
+/// With dots kept, a name whose dots leave a part empty (`.a`, `a.`,
+/// `a..b`), which search backends refuse, and with it the whole record:
+/// such a dot becomes `_` (`_a`, `a_`, `a._b`).
+fn fill_empty_parts(key: &mut Cow<'_, str>) {
+    if !(key.starts_with('.') || key.ends_with('.') || key.contains("..")) {
+        return;
+    }
+    let mut bytes = key.as_bytes().to_vec();
+    let last = bytes.len() - 1;
+    let mut after_dot = true;
+    for (i, b) in bytes.iter_mut().enumerate() {
+        let dot = *b == b'.';
+        if dot && (after_dot || i == last) {
+            *b = b'_';
+        }
+        after_dot = dot;
+    }
+    // Only a `.` became a `_`: still UTF-8.
+    *key = Cow::Owned(String::from_utf8(bytes).unwrap_or_default());
 }
 
 /// [`normalize_key`] but for the receivers' reserved names: the bytes a

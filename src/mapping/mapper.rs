@@ -799,10 +799,11 @@ impl Mapper {
             AnyValue::Map(map) if !map.is_empty() && depth < MAX_FLATTEN_DEPTH => {
                 let mut entries: Vec<_> = map.iter().collect();
                 entries.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-                let sep = if self.replace_dots { '_' } else { '.' };
                 let len = path.len();
                 for (sub, v) in entries {
-                    path.push(sep);
+                    // Joined by dots, then normalized whole: named as the
+                    // dotted attribute would be, its CRC mark included.
+                    path.push('.');
                     path.push_str(&path_segment(sub.as_str(), self.replace_dots));
                     self.flatten(fields, path, v, depth + 1);
                     path.truncate(len);

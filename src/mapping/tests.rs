@@ -57,6 +57,18 @@ fn only_the_sdks_fallback_service_name_is_left_out() {
 fn keys_are_normalized() {
     assert_eq!(normalize_key("service.name", true), "service_name");
     assert_eq!(normalize_key("service.name", false), "service.name");
+    // With dots kept, no part of a name is empty: search backends refuse it.
+    for (raw, sent) in [
+        (".", "_"),
+        (".a", "_a"),
+        ("a.", "a_"),
+        ("a..b", "a._b"),
+        ("a...b.", "a.__b_"),
+        ("..", "__"),
+    ] {
+        assert_eq!(normalize_key(raw, false), sent, "{raw}");
+        assert_eq!(normalize_key(raw, true), sent.replace('.', "_"), "{raw}");
+    }
     assert_eq!(normalize_key("X-OVH-TOKEN", true), "X-OVH-TOKEN");
     assert_eq!(normalize_key("a b/c:d", true), "a_b_c_d");
     assert_eq!(
@@ -408,6 +420,7 @@ fn flattened_names_are_normalized_as_a_whole() {
             (long.as_str(), AnyValue::from(1)),
             (long_gl2.as_str(), AnyValue::from(5)),
             ("deep", map(vec![("level", AnyValue::from(2))])),
+            ("名", AnyValue::from(6)),
         ]),
     );
     rec.add_attribute("id", map(vec![("x", AnyValue::from(3))]));
@@ -420,11 +433,14 @@ fn flattened_names_are_normalized_as_a_whole() {
     assert_eq!(get(&m, "req_gl2_source"), Some(&s("s")), "{names:?}");
     assert_eq!(get(&m, "req_empty_key"), Some(&s("e")), "{names:?}");
     assert_eq!(get(&m, "req_deep_level"), Some(&FieldValue::Int(2)));
+    // Named as the attribute `req.名` would be, its CRC mark included.
+    let dotted = normalize_key("req.名", true).into_owned();
+    assert_eq!(get(&m, &dotted), Some(&FieldValue::Int(6)), "{names:?}");
     assert_eq!(get(&m, "id_x"), Some(&FieldValue::Int(3)), "{names:?}");
     // `gl2_` starts the whole name: marked as a plain key would be.
     assert_eq!(get(&m, "_gl2_y"), Some(&FieldValue::Int(4)), "{names:?}");
     // The key cut first (bounding the path), then the path, too long.
-    let cut = normalize_key(&format!("req_{}", normalize_key(&long, true)), true).into_owned();
+    let cut = normalize_key(&format!("req.{}", normalize_key(&long, true)), true).into_owned();
     assert_eq!(get(&m, &cut), Some(&FieldValue::Int(1)), "{names:?}");
     // Cut, a key is not marked either: `gl2_` does not start the name.
     let cut_gl2 = m.fields.iter().find(|f| f.value == FieldValue::Int(5));
