@@ -400,6 +400,12 @@ fn timeout_hint(step: Step) -> &'static str {
              time (overloaded, or no longer reading); what it did not acknowledge is written \
              again on a new connection. Check the receiver, or raise `with_write_timeout`"
         }
+        Step::HttpRequest => {
+            ": no answer came in that time, which allows for connecting, the TLS handshake \
+             and sending the body (the connect, handshake and write timeouts together); the \
+             records are kept and sent again, twice if the receiver took them but answered \
+             late. Check the receiver, or raise `with_write_timeout`"
+        }
         _ => "",
     }
 }

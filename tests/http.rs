@@ -524,7 +524,15 @@ fn an_answer_that_comes_too_late_means_the_record_is_sent_again() {
     assert_eq!(stats.exported, 3, "{stats:?}");
     assert!(stats.failures >= 1, "{stats:?}");
     match stats.last_error.as_deref() {
-        Some(Error::Timeout { step, .. }) => assert_eq!(*step, djehouty::Step::HttpRequest),
+        Some(error @ Error::Timeout { step, .. }) => {
+            assert_eq!(*step, djehouty::Step::HttpRequest);
+            // What to expect and what to do.
+            let text = error.to_string();
+            assert!(
+                text.contains("sent again") && text.contains("with_write_timeout"),
+                "{text}"
+            );
+        }
         other => panic!("last error {other:?}"),
     }
 }
