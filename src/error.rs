@@ -234,7 +234,8 @@ pub enum Error {
         /// The HTTP status code.
         status: u16,
         /// The start of the response body (at most about 200 bytes, lossy UTF-8),
-        /// empty when there was none.
+        /// empty when there was none; for a redirect, where it points
+        /// (`redirects to ...`, the query's values hidden).
         body: String,
     },
 
@@ -327,7 +328,7 @@ pub(crate) fn http_status_hint(status: u16) -> &'static str {
         }
         300..=399 => {
             "redirects are not followed and the records were dropped; use the address the \
-             endpoint redirects to"
+             endpoint redirects to as the endpoint"
         }
         501 => {
             "the receiver does not implement this request (a `POST` of GELF) and the records \

@@ -680,6 +680,36 @@ fn direct_processor_delivers_in_order_in_bulk() {
     assert_eq!(counters.snapshot().exported, 2_000);
 }
 
+/// A redirect is not followed: its records are dropped, counted, and the
+/// error says where it points, the query's values hidden.
+#[test]
+fn a_redirect_is_refused_and_says_where_it_points() {
+    let server = HttpServer::http(script(|_, _| {
+        Reply::status(301)
+            .with_header("Location", "https://logs.example.com/gelf?token=S3cret")
+            .with_body("<html>moved</html>")
+    }));
+    let (provider, counters) = start(builder(&server));
+    log_numbered(&provider, 2, 0);
+    provider
+        .shutdown()
+        .expect("shutdown: refusals are not undelivered records");
+    server.wait_requests(2, WAIT);
+    let stats = counters.snapshot();
+    assert_eq!(
+        (stats.exported, stats.dropped_rejected),
+        (0, 2),
+        "{stats:?}"
+    );
+    let error = stats.last_error.expect("the refusal is kept").to_string();
+    assert!(
+        error.contains("HTTP 301")
+            && error.contains("redirects to https://logs.example.com/gelf?token=***"),
+        "{error}"
+    );
+    assert!(!error.contains("S3cret"), "{error}");
+}
+
 /// A receiver that wants `Authorization: Bearer s3cr3t`, as a Graylog HTTP
 /// input set to require an authorization header does.
 fn requires_authorization() -> Script {

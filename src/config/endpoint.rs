@@ -441,7 +441,7 @@ fn hidden_query(query: &str) -> String {
 /// hidden. As credentials may hold an unencoded `/`, `?` or `#`, everything up
 /// to the last `@` is hidden, and then all after the host, since that `@` may
 /// have been in the query.
-pub(super) fn redacted(input: &str) -> String {
+pub(crate) fn redacted(input: &str) -> String {
     let (scheme, rest) = match split_scheme(input) {
         Some((scheme, rest)) => (format!("{scheme}://"), rest),
         None => (String::new(), input),

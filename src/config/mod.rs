@@ -40,6 +40,7 @@ use crate::mapping::MappingOptions;
 pub use crate::encode::{Compression, Framing};
 pub use crate::mapping::{DEFAULT_MAX_FIELD_BYTES, DEFAULT_MAX_FRAME_BYTES};
 pub use builder::ExporterBuilder;
+pub(crate) use endpoint::redacted;
 pub use endpoint::{Endpoint, Scheme};
 pub(crate) use options::{HttpOptions, Timeouts, TlsOptions, UdpOptions};
 

@@ -62,7 +62,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
+use hyper::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, LOCATION, USER_AGENT};
 use hyper::{Method, Request, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -72,7 +72,7 @@ mod body;
 mod connector;
 mod status;
 
-use crate::config::{Config, Endpoint, HttpOptions};
+use crate::config::{redacted, Config, Endpoint, HttpOptions};
 use crate::error::{Error, Result, Step};
 use crate::frames::FrameRun;
 use crate::stats::Counters;
@@ -353,6 +353,13 @@ impl HttpLink {
         };
         let status = response.status().as_u16();
         let retry_after = status::retry_after(response.headers());
+        // Where a redirect points, shown instead of its body (which says
+        // little), its query values hidden.
+        let redirect = (300..400)
+            .contains(&status)
+            .then(|| response.headers().get(LOCATION)?.to_str().ok())
+            .flatten()
+            .map(|to| format!("redirects to {}", redacted(to.trim())));
         // Past the wait, the rest of the body is dropped, and the
         // connection with it.
         let mut head = Vec::new();
@@ -368,7 +375,7 @@ impl HttpLink {
         let error = Error::HttpStatus {
             endpoint: self.endpoint.to_string(),
             status,
-            body: snippet(&head, cut),
+            body: redirect.unwrap_or_else(|| snippet(&head, cut)),
         };
         if status::is_retried(status) {
             Answer::Failed(error, retry_after)
