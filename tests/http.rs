@@ -689,19 +689,7 @@ fn a_redirect_is_refused_and_says_where_it_points() {
             .with_header("Location", "https://logs.example.com/gelf?token=S3cret")
             .with_body("<html>moved</html>")
     }));
-    let (provider, counters) = start(builder(&server));
-    log_numbered(&provider, 2, 0);
-    provider
-        .shutdown()
-        .expect("shutdown: refusals are not undelivered records");
-    server.wait_requests(2, WAIT);
-    let stats = counters.snapshot();
-    assert_eq!(
-        (stats.exported, stats.dropped_rejected),
-        (0, 2),
-        "{stats:?}"
-    );
-    let error = stats.last_error.expect("the refusal is kept").to_string();
+    let error = refusal(&server, 2);
     assert!(
         error.contains("HTTP 301")
             && error.contains("redirects to https://logs.example.com/gelf?token=***"),
@@ -767,22 +755,28 @@ fn a_user_agent_set_replaces_the_default() {
     }
 }
 
-#[test]
-fn a_missing_authorization_is_reported_with_what_to_do() {
-    let server = HttpServer::http(requires_authorization());
-    let (provider, counters) = start(builder(&server));
-    log_numbered(&provider, 3, 0);
+/// Logs `n` records to `server`, which refuses them all; returns the
+/// error kept for them, once each was dropped and counted as refused.
+fn refusal(server: &HttpServer, n: u64) -> String {
+    let (provider, counters) = start(builder(server));
+    log_numbered(&provider, n, 0);
     provider
         .shutdown()
         .expect("shutdown: refusals are not undelivered records");
-    server.wait_requests(3, WAIT);
+    server.wait_requests(n as usize, WAIT);
     let stats = counters.snapshot();
     assert_eq!(
         (stats.exported, stats.dropped_rejected),
-        (0, 3),
+        (0, n),
         "{stats:?}"
     );
-    let error = stats.last_error.expect("the refusal is kept").to_string();
+    stats.last_error.expect("the refusal is kept").to_string()
+}
+
+#[test]
+fn a_missing_authorization_is_reported_with_what_to_do() {
+    let server = HttpServer::http(requires_authorization());
+    let error = refusal(&server, 3);
     assert!(error.contains("HTTP 401"), "{error}");
     assert!(error.contains("with_http_header"), "{error}");
 }

@@ -259,17 +259,23 @@ mod tests {
         }
     }
 
-    /// A shutdown the SDK refuses (here, a second one) is reported as the
-    /// SDK's refusal, with no records said to be dropped.
-    #[test]
-    fn a_refused_shutdown_says_so() {
+    /// A batch processor with the recommended settings, exporting to a
+    /// loopback listener (kept with it, never accepting).
+    fn to_loopback() -> (std::net::TcpListener, BatchProcessor) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let port = listener.local_addr().expect("its address").port();
         let exporter = crate::GelfExporter::builder()
             .with_endpoint(format!("tcp://127.0.0.1:{port}"))
             .build()
             .expect("build");
-        let processor = BatchProcessor::new(exporter);
+        (listener, BatchProcessor::new(exporter))
+    }
+
+    /// A shutdown the SDK refuses (here, a second one) is reported as the
+    /// SDK's refusal, with no records said to be dropped.
+    #[test]
+    fn a_refused_shutdown_says_so() {
+        let (_listener, processor) = to_loopback();
         let first = processor.shutdown_with_timeout(Duration::from_secs(5));
         assert!(first.is_ok(), "{first:?}");
         let again = processor.shutdown_with_timeout(Duration::from_secs(5));
@@ -284,13 +290,8 @@ mod tests {
     /// thread, must not hold it for the shutdown's whole time.
     #[test]
     fn a_shutdown_on_the_io_thread_ends_at_once() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-        let port = listener.local_addr().expect("its address").port();
-        let exporter = crate::GelfExporter::builder()
-            .with_endpoint(format!("tcp://127.0.0.1:{port}"))
-            .build()
-            .expect("build");
-        let processor = Arc::new(BatchProcessor::new(exporter));
+        let (_listener, processor) = to_loopback();
+        let processor = Arc::new(processor);
         let on_io = Arc::clone(&processor);
         let shut = run_within(&processor.io, Duration::from_secs(1), async move {
             on_io.shutdown_with_timeout(Duration::from_secs(60))
