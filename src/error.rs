@@ -403,9 +403,10 @@ fn timeout_hint(step: Step) -> &'static str {
         }
         Step::HttpRequest => {
             ": no answer came in that time, which allows for connecting, the TLS handshake \
-             and sending the body (the connect, handshake and write timeouts together); the \
-             records are kept and sent again, twice if the receiver took them but answered \
-             late. Check the receiver, or raise `with_write_timeout`"
+             over `https://`, and sending the body (the connect, handshake and write \
+             timeouts together, and more for a large body); the records are kept and sent \
+             again, twice if the receiver took them but answered late. Check the receiver, \
+             or raise `with_write_timeout`"
         }
         _ => "",
     }

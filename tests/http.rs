@@ -696,6 +696,17 @@ fn a_redirect_is_refused_and_says_where_it_points() {
         "{error}"
     );
     assert!(!error.contains("S3cret"), "{error}");
+    // However long, it is shown cut, as a body would be.
+    let server = HttpServer::http(script(|_, _| {
+        let far = format!("https://logs.example.com/{}", "a".repeat(20_000));
+        Reply::status(302).with_header("Location", &far)
+    }));
+    let error = refusal(&server, 1);
+    assert!(
+        error.contains("redirects to https://logs.example.com/aaa"),
+        "{error}"
+    );
+    assert!(error.len() < 1_000, "{} bytes", error.len());
 }
 
 /// A receiver that wants `Authorization: Bearer s3cr3t`, as a Graylog HTTP

@@ -266,7 +266,8 @@ fn parse(text: &str) -> std::result::Result<Endpoint, String> {
         .ok_or("unknown scheme: use `tcp`, `tls`, `udp`, `http` or `https`")?;
     // The authority ends at the path, the query or the fragment.
     let (authority, target) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
-    if authority.contains('@') || credentials_cut_short(target) {
+    let cut_short = !authority.contains('@') && credentials_cut_short(target);
+    if authority.contains('@') || cut_short {
         let instead = match scheme {
             Scheme::Http | Scheme::Https => {
                 "set them with `with_http_header` (an `Authorization` header) instead"
@@ -274,10 +275,14 @@ fn parse(text: &str) -> std::result::Result<Endpoint, String> {
             Scheme::Tls => "a client certificate (`with_client_certificate`) authenticates instead",
             Scheme::Tcp | Scheme::Udp => "remove them",
         };
+        let at_sign = if cut_short {
+            "; an `@` in the path, or in the query before its first `=`, is read as \
+             the end of credentials: percent-encode (`%40`) one that belongs there"
+        } else {
+            ""
+        };
         return Err(format!(
-            "an endpoint carries no credentials (they are not shown): {instead}; an `@` \
-             in a path or in a query's first name is read as the end of credentials: \
-             percent-encode it (`%40`)"
+            "an endpoint carries no credentials (they are not shown): {instead}{at_sign}"
         ));
     }
     if !scheme.is_http() && !target.is_empty() && target != "/" {
@@ -340,13 +345,14 @@ fn split_scheme(text: &str) -> Option<(&str, &str)> {
 /// Whether `target` (what follows the authority) shows credentials whose
 /// unencoded `/` or `?` ended the authority early, as in
 /// `https://user:pa/ss@host/gelf` or `https://to?ken@host/gelf`: an `@` in
-/// the path, or in the query before its first `=` or `&`. The `http` crate
+/// the path, or in the query before its first `=`. The `http` crate
 /// accepts both, so the endpoint would name the credentials' first part as
-/// its host.
+/// its host. (Credentials holding a `?` and then a `=` still pass for a
+/// query: the host then shown is their first part, never the rest.)
 fn credentials_cut_short(target: &str) -> bool {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let first_name = query.split(['=', '&']).next().unwrap_or_default();
-    path.contains('@') || first_name.contains('@')
+    let before_value = query.split('=').next().unwrap_or_default();
+    path.contains('@') || before_value.contains('@')
 }
 
 /// Why the `http` crate refused an endpoint whose path and query were already
@@ -585,6 +591,7 @@ mod tests {
             "https://S3cretKey/part2@graylog.example.com/gelf?token=S3cret",
             "https://S3cret?Key@graylog.example.com/gelf",
             "https://S3cret?Key@graylog.example.com/gelf?token=S3cret",
+            "https://S3cret?Key&x@graylog.example.com/gelf",
         ] {
             let error = Endpoint::parse(input).expect_err(input);
             assert!(matches!(error, Error::InvalidEndpoint { .. }), "{error}");
@@ -595,6 +602,7 @@ mod tests {
         let error = refused("https://user:S3cret-pass@graylog.example.com/gelf");
         assert!(error.contains("with_http_header"), "{error}");
         assert!(error.contains("credentials"), "{error}");
+        assert!(!error.contains("%40"), "{error}");
         let error = refused("tls://user@graylog.example.com:12202");
         assert!(error.contains("with_client_certificate"), "{error}");
     }

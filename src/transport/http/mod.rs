@@ -359,7 +359,11 @@ impl HttpLink {
             .contains(&status)
             .then(|| response.headers().get(LOCATION)?.to_str().ok())
             .flatten()
-            .map(|to| format!("redirects to {}", redacted(to.trim())));
+            .map(|to| {
+                // Hidden first, then cut: a cut could split what hides.
+                let shown = format!("redirects to {}", redacted(to.trim()));
+                snippet(shown.as_bytes(), shown.len() > ERROR_BODY_BYTES)
+            });
         // Past the wait, the rest of the body is dropped, and the
         // connection with it.
         let mut head = Vec::new();
