@@ -342,6 +342,38 @@ fn configuration_errors_come_from_build() {
     );
 }
 
+/// A CA bundle holding a certificate the verifier cannot use (here, one
+/// that is not DER at all) is not refused: the others are trusted.
+#[test]
+fn a_ca_bundle_with_an_unusable_certificate_still_trusts_the_others() {
+    let pki = TestPki::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle.pem");
+    let ca = std::fs::read_to_string(&pki.ca_pem).unwrap();
+    // "not a certificate", base64: a PEM block whose content no verifier takes.
+    let unusable =
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+    std::fs::write(&bundle, format!("{unusable}{ca}")).unwrap();
+    let receiver = Receiver::tls(Framing::Nul, &pki, TlsVersions::Both);
+    ship_one(
+        GelfExporter::builder()
+            .with_endpoint(format!("tls://localhost:{}", receiver.port()))
+            .with_ca_file(&bundle)
+            .with_builtin_roots(false),
+        "bundle",
+    );
+    assert_graylog_accepts(&receiver.wait_frames(1, WAIT)[0]);
+    // Only unusable ones: refused, saying which.
+    std::fs::write(&bundle, unusable).unwrap();
+    let error = GelfExporter::builder()
+        .with_endpoint("tls://localhost:1")
+        .with_ca_file(&bundle)
+        .build()
+        .unwrap_err();
+    assert!(matches!(error, Error::CaFileInvalid { .. }), "{error}");
+    assert!(error.to_string().contains("certificate 1"), "{error}");
+}
+
 #[test]
 fn builtin_roots_can_be_replaced_by_the_ca_file_alone() {
     let pki = TestPki::generate();
@@ -461,7 +493,8 @@ fn client_certificate_file_errors_come_from_build() {
     );
     let text = error.to_string();
     assert!(
-        text.contains("does not belong to the certificate"),
+        text.contains("does not belong to the first certificate")
+            && text.contains("put the client's own certificate first"),
         "{text}"
     );
     assert!(

@@ -12,7 +12,9 @@ use rustls::{InconsistentKeys, RootCertStore};
 
 use crate::error::{Error, Result};
 
-/// Reads one CA file into `roots`.
+/// Reads one CA file into `roots`. A bundle (a system's, a company's) may
+/// hold a certificate the verifier cannot use: it is skipped, and said,
+/// as the system's roots are; the file is refused only when none is usable.
 pub(super) fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<()> {
     let pem = std::fs::read(path).map_err(|source| Error::CaFileRead {
         path: path.to_path_buf(),
@@ -22,18 +24,37 @@ pub(super) fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<()> 
         path: path.to_path_buf(),
         detail,
     };
-    let mut found = 0;
-    for cert in CertificateDer::pem_slice_iter(&pem) {
+    let (mut added, mut skipped) = (0_u64, 0_u64);
+    let mut first_skipped = None;
+    for (index, cert) in CertificateDer::pem_slice_iter(&pem).enumerate() {
         let cert = cert.map_err(|e| invalid(e.to_string()))?;
-        roots
-            .add(cert)
-            .map_err(|e| invalid(format!("unusable certificate: {e}")))?;
-        found += 1;
+        match roots.add(cert) {
+            Ok(()) => added += 1,
+            Err(error) => {
+                skipped += 1;
+                first_skipped.get_or_insert(format!("certificate {}: {error}", index + 1));
+            }
+        }
     }
-    if found == 0 {
-        return Err(invalid("no certificate found".to_string()));
+    match first_skipped {
+        None if added == 0 => Err(invalid("no certificate found".to_string())),
+        Some(first) if added == 0 => Err(invalid(format!(
+            "none of its {skipped} certificate(s) is usable; {first}"
+        ))),
+        Some(first) => {
+            opentelemetry::otel_warn!(
+                name: "djehouty.CaCertificatesSkipped",
+                path = path.display().to_string(),
+                skipped = skipped,
+                added = added,
+                first = first.as_str(),
+                message = "the CA file holds certificates the verifier cannot use: they are \
+                           skipped, the others trusted"
+            );
+            Ok(())
+        }
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Loads the client certificate chain and its private key, and checks that
@@ -84,8 +105,10 @@ pub(super) fn load_client_certificate(
         rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => invalid(
             key_path,
             format!(
-                "this private key does not belong to the certificate in {cert_path:?}; \
-                 give the key the certificate was issued for"
+                "this private key does not belong to the first certificate in \
+                 {cert_path:?}; give the key the certificate was issued for, or, if the \
+                 file holds a chain, put the client's own certificate first (then its \
+                 issuers)"
             ),
         ),
         rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => invalid(
