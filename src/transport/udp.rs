@@ -21,11 +21,12 @@
 //! an ICMP "port unreachable" from the endpoint surfaces as an error on a later
 //! send: that send's message is put back in the retry buffer and sent again
 //! after a backoff delay, on a new socket (the host is resolved again, as
-//! [`dns`](super::dns) says), connected to the host's next address. The
-//! message whose datagram drew the error is
-//! lost. Only a send without an error [`PROOF_AFTER`] or more after the
-//! socket's first says delivery works, and starts the count of failures
-//! over.
+//! [`dns`](super::dns) says), connected to the host's next address. A new
+//! socket's first message counts as sent only once [`FIRST_SEND_WAIT`]
+//! passed without an error, so a port that stays closed loses nothing; on
+//! a socket in use, the message whose datagram drew the error is lost.
+//! Only a send without an error [`PROOF_AFTER`] or more after the socket's
+//! first says delivery works, and starts the count of failures over.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -50,6 +51,12 @@ use crate::transport::write_error;
 /// endpoint within a round trip of this.
 const PROOF_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a new socket's first message waits for the ICMP error it may
+/// draw before it counts as sent: long enough for a round trip on a LAN or
+/// across a region, short enough to delay only the first send after a
+/// connect (at start, or after a failure).
+const FIRST_SEND_WAIT: Duration = Duration::from_millis(200);
+
 /// The UDP "connection": a connected socket, replaced after a failure.
 pub(crate) struct UdpLink {
     endpoint: Endpoint,
@@ -71,6 +78,9 @@ pub(crate) struct UdpLink {
     /// address of a receiver listening on IPv4 only, say: a UDP socket
     /// connects to it all the same) does not hold delivery for good.
     refused: Refused,
+    /// The socket's first message is still to be checked for an ICMP
+    /// error (see [`FIRST_SEND_WAIT`]).
+    first_unchecked: bool,
     /// When the socket's first datagram went out: the ICMP error a send
     /// draws surfaces on a later one, so only a send without an error at
     /// least [`PROOF_AFTER`] later says delivery works.
@@ -100,6 +110,7 @@ impl UdpLink {
             rejected: None,
             refused: Refused::default(),
             first_sent: None,
+            first_unchecked: false,
             proven: false,
         }
     }
@@ -134,6 +145,7 @@ impl UdpLink {
             Ok(socket) => {
                 self.socket = Some(socket);
                 self.first_sent = None;
+                self.first_unchecked = true;
                 self.backoff.went_through();
                 self.counters.add_connection();
                 Ok(())
@@ -166,6 +178,19 @@ impl UdpLink {
                 &mut self.datagram,
             )
             .await;
+            let result = match result {
+                // A new socket's first message: an ICMP error it drew is
+                // back within the wait, and then it was not delivered.
+                Ok(()) if self.first_unchecked => {
+                    self.first_unchecked = false;
+                    tokio::time::sleep(FIRST_SEND_WAIT).await;
+                    match socket.take_error() {
+                        Ok(None) => Ok(()),
+                        Ok(Some(error)) | Err(error) => Err(SendError::Io(error)),
+                    }
+                }
+                other => other,
+            };
             match result {
                 Ok(()) => went_out = true,
                 Err(SendError::TooLarge(chunks)) => {
