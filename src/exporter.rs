@@ -147,6 +147,17 @@ impl<F: Format> ExporterBuilder<F> {
     /// a field or take more than half the maximum frame size, or a runtime
     /// that cannot start.
     pub fn build(self) -> Result<Exporter<F>> {
+        // Warnings raised meanwhile, when nothing listens yet (a one-call
+        // set-up builds before the application's subscriber exists), are
+        // told with the first records.
+        let (built, kept) = crate::warnings::keeping(|| self.build_now());
+        let exporter = built?;
+        exporter.pipeline.shared().keep_build_warnings(kept);
+        Ok(exporter)
+    }
+
+    /// [`build`](Self::build), the warnings told or kept as they come.
+    fn build_now(self) -> Result<Exporter<F>> {
         #[cfg(feature = "metrics")]
         let meter = self.meter.clone();
         // The first variable read whose value is not UTF-8, if any: refused

@@ -88,6 +88,7 @@ mod setup;
 mod stats;
 mod swar;
 mod transport;
+mod warnings;
 
 pub use config::{Compression, Endpoint, ExporterBuilder, Framing, Scheme};
 pub use encode::{Format, Gelf, Ltsv};

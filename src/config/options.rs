@@ -135,7 +135,7 @@ impl TlsChoices {
         .filter_map(|(set, name)| set.then_some(name))
         .collect();
         if !ignored.is_empty() {
-            opentelemetry::otel_warn!(
+            crate::warnings::warn_at_build!(
                 name: "djehouty.TlsSettingsIgnored",
                 endpoint = endpoint.to_string(),
                 ignored = ignored.join(", "),
@@ -207,7 +207,7 @@ impl TlsOptions {
         }
         if let Some(client_config) = choices.client_config {
             if let Some(env) = &choices.env_client_certificate {
-                opentelemetry::otel_warn!(
+                crate::warnings::warn_at_build!(
                     name: "djehouty.ClientCertificateVariableIgnored",
                     endpoint = endpoint.to_string(),
                     variable = env.variable.clone(),
@@ -216,7 +216,7 @@ impl TlsOptions {
                 );
             }
             if choices.env_ca_file.is_some() {
-                opentelemetry::otel_warn!(
+                crate::warnings::warn_at_build!(
                     name: "djehouty.CertificateVariableIgnored",
                     endpoint = endpoint.to_string(),
                     message = "the CA file of the CERTIFICATE environment variable is ignored: \

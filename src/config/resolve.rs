@@ -32,7 +32,7 @@ impl<F: Format> ExporterBuilder<F> {
         if !endpoint.scheme().is_tls() && (!self.ca_files.is_empty() || env_ca_file.is_some()) {
             // Not refused (one builder set-up may serve several endpoints), but
             // `http://` with a CA file is often a typo for `https://`: say so.
-            opentelemetry::otel_warn!(
+            crate::warnings::warn_at_build!(
                 name: "djehouty.CaFileIgnored",
                 endpoint = endpoint.to_string(),
                 message = "a CA file is configured but the endpoint is not encrypted; \
@@ -49,7 +49,7 @@ impl<F: Format> ExporterBuilder<F> {
                 // a plaintext endpoint, where `with_tls_config` itself is
                 // ignored or refused, and the pair is judged as without it.)
                 Err(error) if self.tls_config.is_some() && endpoint.scheme().is_tls() => {
-                    opentelemetry::otel_warn!(
+                    crate::warnings::warn_at_build!(
                         name: "djehouty.ClientCertificateVariableIgnored",
                         endpoint = endpoint.to_string(),
                         message = "the client certificate variables are ignored: the TLS \

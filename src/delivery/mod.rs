@@ -61,6 +61,9 @@ pub(crate) struct Shared {
     /// shutdown's report. Without a lock: the logging call must not wait
     /// for the queue's, which a shutdown's push holds for a long copy.
     closed_drops: AtomicU64,
+    /// Warnings raised while the exporter was built, when nothing listened:
+    /// told when the first records go out (see [`crate::warnings`]).
+    build_warnings: Mutex<Vec<crate::warnings::Kept>>,
 }
 
 /// The mark of [`Shared::in_hand`] once a shutdown ended.
@@ -193,6 +196,7 @@ impl Shared {
             healthy: AtomicBool::new(true),
             in_hand: AtomicU64::new(0),
             closed_drops: AtomicU64::new(0),
+            build_warnings: Mutex::new(Vec::new()),
         })
     }
 
@@ -578,6 +582,28 @@ impl Shared {
 
     /// Emits diagnostics, unless they are muted on the calling thread
     /// (see `runtime::suppress_telemetry`).
+    /// Keeps the warnings raised while the exporter was built, for
+    /// [`tell_build_warnings`](Self::tell_build_warnings).
+    pub(crate) fn keep_build_warnings(&self, kept: Vec<crate::warnings::Kept>) {
+        self.build_warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(kept);
+    }
+
+    /// Tells the warnings kept from the build, once.
+    pub(crate) fn tell_build_warnings(&self) {
+        let kept = std::mem::take(
+            &mut *self
+                .build_warnings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        if !kept.is_empty() && !crate::runtime::diagnostics_muted() {
+            crate::warnings::tell(kept);
+        }
+    }
+
     fn emit(&self, diag: impl IntoIterator<Item = Diag>) {
         if crate::runtime::diagnostics_muted() {
             return;

@@ -55,10 +55,17 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
     let mut poll = ACK_POLL_MIN;
     // Whether a shutdown's first attempt skipped the backoff already.
     let mut skipped = false;
+    // Whether the warnings kept from the build were told: with the first
+    // records, once whoever logs them has its subscriber in place.
+    let mut told = false;
     loop {
         let work = wait_for_work(&shared, &unacked, poll, capacity).await;
         if work == Work::Stop {
             break;
+        }
+        if !told && work == Work::Frames {
+            told = true;
+            shared.tell_build_warnings();
         }
         if work == Work::Poll {
             // An idle connection the peer closed or stopped acknowledging

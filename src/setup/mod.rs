@@ -129,7 +129,7 @@ fn resource_attributes(text: &str) -> Vec<KeyValue> {
                 attributes.push(KeyValue::new(key, decode(value)));
             }
             _ => {
-                opentelemetry::otel_warn!(
+                crate::warnings::warn_at_build!(
                     name: "djehouty.ResourceAttributeIgnored",
                     entry = (index + 1) as u64,
                     message = "an entry of OTEL_RESOURCE_ATTRIBUTES is not `key=value`: \
@@ -219,8 +219,14 @@ impl<F: Format> ExporterBuilder<F> {
         for name in RESOURCE_VARIABLES {
             crate::exporter::variable(name)?;
         }
-        let resource = resource(self.default_service_name.take());
-        let exporter = self.build()?;
+        // The resource's warnings, as the exporter's, are kept while nothing
+        // listens, and told with the first records.
+        let ((resource, built), kept) = crate::warnings::keeping(move || {
+            let resource = resource(self.default_service_name.take());
+            (resource, self.build())
+        });
+        let exporter = built?;
+        exporter.pipeline().shared().keep_build_warnings(kept);
         let counters = exporter.counters();
         let endpoint = exporter.endpoint().clone();
         let provider = SdkLoggerProvider::builder()

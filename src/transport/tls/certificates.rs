@@ -42,7 +42,7 @@ pub(super) fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<()> 
             "none of its {skipped} certificate(s) is usable; {first}"
         ))),
         Some(first) => {
-            opentelemetry::otel_warn!(
+            crate::warnings::warn_at_build!(
                 name: "djehouty.CaCertificatesSkipped",
                 path = path.display().to_string(),
                 skipped = skipped,
@@ -144,7 +144,7 @@ pub(super) fn add_builtin_roots(roots: &mut RootCertStore) {
         let native = rustls_native_certs::load_native_certs();
         if let Some(error) = native.errors.first() {
             // Said, not refused: other roots or a CA file may do.
-            opentelemetry::otel_warn!(
+            crate::warnings::warn_at_build!(
                 name: "djehouty.NativeRootsUnreadable",
                 errors = native.errors.len() as u64,
                 first = error.to_string(),

@@ -206,7 +206,7 @@ fn own_config(
             detail: e.to_string(),
         })?;
     let builder = if options.dangerous_accept_invalid_certificates {
-        opentelemetry::otel_warn!(
+        crate::warnings::warn_at_build!(
             name: "djehouty.DangerousAcceptInvalidCertificates",
             endpoint = endpoint.to_string(),
             message = "server certificates and host names are NOT verified \
