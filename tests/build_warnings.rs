@@ -5,62 +5,16 @@
 
 use djehouty_testkit as support;
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use djehouty::GelfExporter;
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
+use support::diagnostics::{Capture, Diagnostic};
 use support::pipeline::direct_provider;
 use support::{Framing, Receiver};
-use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// The fields of every event the exporter emits (target `djehouty`).
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<BTreeMap<String, String>>>>);
-
-impl Capture {
-    /// The events named `name`.
-    fn named(&self, name: &str) -> Vec<BTreeMap<String, String>> {
-        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let name = Some(name.to_string());
-        all.iter()
-            .filter(|fields| fields.get("name") == name.as_ref())
-            .cloned()
-            .collect()
-    }
-}
-
-struct Fields(BTreeMap<String, String>);
-
-impl Visit for Fields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_string(), value.to_string());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().to_string(), format!("{value:?}"));
-    }
-}
-
-impl<S: tracing::Subscriber> Layer<S> for Capture {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        if event.metadata().target() == "djehouty" {
-            let mut fields = Fields(BTreeMap::new());
-            event.record(&mut fields);
-            self.0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(fields.0);
-        }
-    }
-}
 
 /// A `tcp://` exporter given a CA file, which it ignores, warning
 /// `djehouty.CaFileIgnored` at `build()`.
@@ -78,7 +32,7 @@ fn log_one(provider: &opentelemetry_sdk::logs::SdkLoggerProvider, body: &str) {
 }
 
 /// Waits until `capture` holds an event named `name`.
-fn wait_for(capture: &Capture, name: &str) -> Vec<BTreeMap<String, String>> {
+fn wait_for(capture: &Capture, name: &str) -> Vec<Diagnostic> {
     let deadline = Instant::now() + WAIT;
     loop {
         let found = capture.named(name);
@@ -108,8 +62,15 @@ fn a_warning_at_build_reaches_a_subscriber_installed_after_it() {
     receiver.wait_frames(1, WAIT);
     let told = wait_for(&capture, "djehouty.WarningAtBuild");
     assert_eq!(told.len(), 1, "{told:?}");
-    assert_eq!(told[0]["warning"], "djehouty.CaFileIgnored", "{told:?}");
-    assert!(told[0]["details"].contains("tcp://127.0.0.1:"), "{told:?}");
+    assert_eq!(
+        told[0].field("warning"),
+        "djehouty.CaFileIgnored",
+        "{told:?}"
+    );
+    assert!(
+        told[0].field("details").contains("tcp://127.0.0.1:"),
+        "{told:?}"
+    );
     log_one(&provider, "second");
     receiver.wait_frames(2, WAIT);
     provider.shutdown().expect("shutdown");

@@ -5,8 +5,6 @@
 
 use djehouty_testkit as support;
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -14,41 +12,12 @@ use std::time::Duration;
 use djehouty::GelfExporter;
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry_sdk::logs::SdkLoggerProvider;
+use support::diagnostics::{Capture, Diagnostic};
 use support::http::{script, HttpServer, Reply};
 use support::pipeline::wait_stats;
-use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// One event of the exporter's: its level and fields (`name` among them).
-#[derive(Debug, Clone)]
-struct Diagnostic {
-    level: tracing::Level,
-    fields: BTreeMap<String, String>,
-}
-
-impl Diagnostic {
-    fn name(&self) -> &str {
-        self.fields.get("name").map_or("", String::as_str)
-    }
-
-    fn field(&self, key: &str) -> &str {
-        self.fields.get(key).map_or("", String::as_str)
-    }
-}
-
-/// Keeps every event the exporter emits (target `djehouty`).
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<Diagnostic>>>);
-
-impl Capture {
-    fn named(&self, name: &str) -> Vec<Diagnostic> {
-        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        all.iter().filter(|d| d.name() == name).cloned().collect()
-    }
-}
 
 /// The one subscriber of this binary, installed by the first test to ask,
 /// emptied for each: the tests take turns (the guard), since some of the
@@ -62,39 +31,8 @@ fn capture() -> (MutexGuard<'static, ()>, Capture) {
         tracing_subscriber::registry().with(capture.clone()).init();
         capture
     });
-    capture.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    capture.clear();
     (turn, capture.clone())
-}
-
-struct Fields(BTreeMap<String, String>);
-
-impl Visit for Fields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_string(), value.to_string());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().to_string(), format!("{value:?}"));
-    }
-}
-
-impl<S: tracing::Subscriber> Layer<S> for Capture {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        if event.metadata().target() != "djehouty" {
-            return;
-        }
-        let mut fields = Fields(BTreeMap::new());
-        event.record(&mut fields);
-        let diagnostic = Diagnostic {
-            level: *event.metadata().level(),
-            fields: fields.0,
-        };
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(diagnostic);
-    }
 }
 
 fn log(provider: &SdkLoggerProvider, from: u64, to: u64) {

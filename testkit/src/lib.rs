@@ -9,6 +9,8 @@
 //! - [`certs`]: a throw-away PKI ([`certs::TestPki`]: a CA and a `localhost`
 //!   server certificate signed by it), rustls client and server configurations
 //!   built from it, and a small blocking TLS client ([`certs::TlsClient`]).
+//! - [`diagnostics`]: a `tracing` layer keeping the exporter's own
+//!   diagnostics ([`diagnostics::Capture`]).
 //! - [`receiver`]: an in-process TCP/TLS receiver ([`receiver::Receiver`]) that
 //!   splits the byte stream on a delimiter and records every frame verbatim.
 //! - [`rsyslog`]: a private `rsyslogd` ([`rsyslog::Rsyslog`]) used as a real,
@@ -31,6 +33,7 @@
 pub mod alloc;
 pub mod blackhole;
 pub mod certs;
+pub mod diagnostics;
 pub mod generators;
 pub mod graylog;
 pub mod http;
