@@ -25,7 +25,8 @@ thread_local! {
 /// returns them with its result. Within another `keeping` (a set-up that
 /// builds an exporter), the outer one keeps them.
 pub(crate) fn keeping<R>(build: impl FnOnce() -> R) -> (R, Vec<Kept>) {
-    let outer = KEEPING.with(|keeping| {
+    // Not kept by a build in a thread-local destructor, after this one's.
+    let outer = KEEPING.try_with(|keeping| {
         let mut keeping = keeping.borrow_mut();
         let outer = keeping.is_some();
         if !outer {
@@ -33,7 +34,7 @@ pub(crate) fn keeping<R>(build: impl FnOnce() -> R) -> (R, Vec<Kept>) {
         }
         outer
     });
-    if outer {
+    if outer != Ok(false) {
         return (build(), Vec::new());
     }
     /// Stops keeping on this thread, even if `build` panics.

@@ -619,9 +619,10 @@ fn a_flush_returns_once_the_datagrams_are_sent() {
 /// case where the error surfaces only on the next one), open about six
 /// sockets (the backoff doubling from 100 ms); were each send taken as
 /// proof that delivery works, the backoff would stay at its first step,
-/// and a socket would open for nearly every record. And none of them counts
-/// as exported: each socket's first message waits for the ICMP error it
-/// draws, and the next ones go on the next socket.
+/// and a socket would open for nearly every record. And only the first
+/// counts as exported: the first message of each socket opened after a
+/// failure waits for the ICMP error it draws, and the next ones go on the
+/// next socket.
 #[test]
 fn a_closed_port_is_retried_ever_more_slowly() {
     let port = support::unused_port().port();
@@ -638,5 +639,5 @@ fn a_closed_port_is_retried_ever_more_slowly() {
     let _ = provider.shutdown_with_timeout(Duration::from_millis(200));
     assert!(stats.failures >= 2, "{stats:?}");
     assert!(stats.connections <= 10, "{logged} records: {stats:?}");
-    assert_eq!(stats.exported, 0, "{logged} records: {stats:?}");
+    assert!(stats.exported <= 1, "{logged} records: {stats:?}");
 }

@@ -580,8 +580,6 @@ impl Shared {
         Some(diag)
     }
 
-    /// Emits diagnostics, unless they are muted on the calling thread
-    /// (see `runtime::suppress_telemetry`).
     /// Keeps the warnings raised while the exporter was built, for
     /// [`tell_build_warnings`](Self::tell_build_warnings).
     pub(crate) fn keep_build_warnings(&self, kept: Vec<crate::warnings::Kept>) {
@@ -604,6 +602,8 @@ impl Shared {
         }
     }
 
+    /// Emits diagnostics, unless they are muted on the calling thread
+    /// (see `runtime::suppress_telemetry`).
     fn emit(&self, diag: impl IntoIterator<Item = Diag>) {
         if crate::runtime::diagnostics_muted() {
             return;

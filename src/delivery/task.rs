@@ -61,6 +61,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
     loop {
         let work = wait_for_work(&shared, &unacked, poll, capacity).await;
         if work == Work::Stop {
+            // Never logged: told now, to whoever listens by the shutdown.
+            shared.tell_build_warnings();
             break;
         }
         if !told && work == Work::Frames {

@@ -21,10 +21,11 @@
 //! an ICMP "port unreachable" from the endpoint surfaces as an error on a later
 //! send: that send's message is put back in the retry buffer and sent again
 //! after a backoff delay, on a new socket (the host is resolved again, as
-//! [`dns`](super::dns) says), connected to the host's next address. A new
+//! [`dns`](super::dns) says), connected to the host's next address. That
 //! socket's first message counts as sent only once [`FIRST_SEND_WAIT`]
-//! passed without an error, so a port that stays closed loses nothing; on
-//! a socket in use, the message whose datagram drew the error is lost.
+//! passed without an error, so a port that stays closed loses only the
+//! first record sent to it; on a socket in use, the message whose datagram
+//! drew the error is lost.
 //! Only a send without an error [`PROOF_AFTER`] or more after the socket's
 //! first says delivery works, and starts the count of failures over.
 
@@ -51,10 +52,11 @@ use crate::transport::write_error;
 /// endpoint within a round trip of this.
 const PROOF_AFTER: Duration = Duration::from_secs(1);
 
-/// How long a new socket's first message waits for the ICMP error it may
-/// draw before it counts as sent: long enough for a round trip on a LAN or
-/// across a region, short enough to delay only the first send after a
-/// connect (at start, or after a failure).
+/// How long the first message on a socket opened after a failure waits for
+/// the ICMP error it may draw before it counts as sent: long enough for a
+/// round trip on a LAN or across a region. Only then: the endpoint counts
+/// as failing, so no caller waits for that send (at start, a flush or a
+/// simple processor's export would).
 const FIRST_SEND_WAIT: Duration = Duration::from_millis(200);
 
 /// The UDP "connection": a connected socket, replaced after a failure.
@@ -79,8 +81,11 @@ pub(crate) struct UdpLink {
     /// connects to it all the same) does not hold delivery for good.
     refused: Refused,
     /// The socket's first message is still to be checked for an ICMP
-    /// error (see [`FIRST_SEND_WAIT`]).
+    /// error (see [`FIRST_SEND_WAIT`]): the socket was opened after a
+    /// failure.
     first_unchecked: bool,
+    /// A failure came since the current socket (if any) was opened.
+    failed_since_open: bool,
     /// When the socket's first datagram went out: the ICMP error a send
     /// draws surfaces on a later one, so only a send without an error at
     /// least [`PROOF_AFTER`] later says delivery works.
@@ -111,6 +116,7 @@ impl UdpLink {
             refused: Refused::default(),
             first_sent: None,
             first_unchecked: false,
+            failed_since_open: false,
             proven: false,
         }
     }
@@ -145,7 +151,7 @@ impl UdpLink {
             Ok(socket) => {
                 self.socket = Some(socket);
                 self.first_sent = None;
-                self.first_unchecked = true;
+                self.first_unchecked = std::mem::take(&mut self.failed_since_open);
                 self.backoff.went_through();
                 self.counters.add_connection();
                 Ok(())
@@ -267,6 +273,7 @@ impl UdpLink {
 
     fn note_failure(&mut self) {
         self.backoff.failed();
+        self.failed_since_open = true;
     }
 }
 

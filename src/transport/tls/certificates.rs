@@ -13,8 +13,8 @@ use rustls::{InconsistentKeys, RootCertStore};
 use crate::error::{Error, Result};
 
 /// Reads one CA file into `roots`. A bundle (a system's, a company's) may
-/// hold a certificate the verifier cannot use: it is skipped, and said,
-/// as the system's roots are; the file is refused only when none is usable.
+/// hold a certificate the verifier cannot use: it is skipped, and said; the
+/// file is refused when none is usable, or when it is not valid PEM.
 pub(super) fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<()> {
     let pem = std::fs::read(path).map_err(|source| Error::CaFileRead {
         path: path.to_path_buf(),
