@@ -1,7 +1,8 @@
 //! Warnings raised while an exporter is built (a setting ignored, a CA
 //! certificate skipped, certificates left unverified): told at once when
 //! something listens to the OpenTelemetry internal logs, else kept, and told
-//! by the exporter's I/O thread when the first records go out.
+//! by the exporter's I/O thread when the first records go out (or at
+//! shutdown, if none came).
 //!
 //! The one-call set-ups build the exporter before the application installs
 //! its `tracing` subscriber (the subscriber takes the layer they return), so

@@ -456,6 +456,8 @@ mod tests {
             probe.local_addr().unwrap().port()
         };
         let mut link = link(port, 8192);
+        link.ready().await.unwrap();
+        assert!(!link.first_unchecked, "at start, no send waits");
         let mut failed = None;
         for _ in 0..50 {
             link.ready().await.unwrap();
@@ -471,6 +473,14 @@ mod tests {
         assert!(matches!(error, Error::Write { .. }), "{error}");
         assert!(link.socket.is_none());
         assert!(link.backoff.is_waiting());
+        // After the failure, the next socket's first message waits for its
+        // own error: it is kept, not counted as sent.
+        link.skip_backoff();
+        link.ready().await.unwrap();
+        assert!(link.first_unchecked);
+        let (sent, result) = link.send(FrameRun::new(b"{}{}", &[2, 2])).await;
+        assert_eq!(sent, 0);
+        assert!(result.is_err());
     }
 
     /// Addresses that refuse (ICMP "port unreachable") are left for the
