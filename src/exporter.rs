@@ -147,13 +147,18 @@ impl<F: Format> ExporterBuilder<F> {
     /// a field or take more than half the maximum frame size, or a runtime
     /// that cannot start.
     pub fn build(self) -> Result<Exporter<F>> {
-        // Warnings raised meanwhile, when nothing listens yet (a one-call
-        // set-up builds before the application's subscriber exists), are
-        // told with the first records.
-        let (built, kept) = crate::warnings::keeping(|| self.build_now());
+        self.build_with(|| ()).map(|(exporter, ())| exporter)
+    }
+
+    /// [`build`](Self::build), after `first` (a set-up's other work, whose
+    /// warnings are the build's too). Warnings raised meanwhile, when
+    /// nothing listens yet (a one-call set-up builds before the
+    /// application's subscriber exists), are told with the first records.
+    pub(crate) fn build_with<R>(self, first: impl FnOnce() -> R) -> Result<(Exporter<F>, R)> {
+        let ((first, built), kept) = crate::warnings::keeping(|| (first(), self.build_now()));
         let exporter = built?;
         exporter.pipeline.shared().keep_build_warnings(kept);
-        Ok(exporter)
+        Ok((exporter, first))
     }
 
     /// [`build`](Self::build), the warnings told or kept as they come.

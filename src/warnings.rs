@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 
 /// A warning kept for later: its event name and its fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Kept {
     pub(crate) name: &'static str,
     pub(crate) fields: Vec<(&'static str, String)>,

@@ -221,12 +221,8 @@ impl<F: Format> ExporterBuilder<F> {
         }
         // The resource's warnings, as the exporter's, are kept while nothing
         // listens, and told with the first records.
-        let ((resource, built), kept) = crate::warnings::keeping(move || {
-            let resource = resource(self.default_service_name.take());
-            (resource, self.build())
-        });
-        let exporter = built?;
-        exporter.pipeline().shared().keep_build_warnings(kept);
+        let name = self.default_service_name.take();
+        let (exporter, resource) = self.build_with(move || resource(name))?;
         let counters = exporter.counters();
         let endpoint = exporter.endpoint().clone();
         let provider = SdkLoggerProvider::builder()
