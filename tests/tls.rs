@@ -295,24 +295,25 @@ fn server_requiring_a_client_certificate_is_named() {
     }
 }
 
+/// What `build()` says of a TLS endpoint trusting `ca_file`.
+fn ca_file_error(ca_file: impl Into<std::path::PathBuf>) -> Error {
+    GelfExporter::builder()
+        .with_endpoint("tls://localhost:1")
+        .with_ca_file(ca_file)
+        .build()
+        .unwrap_err()
+}
+
 #[test]
 fn configuration_errors_come_from_build() {
-    let missing = GelfExporter::builder()
-        .with_endpoint("tls://localhost:1")
-        .with_ca_file("/nonexistent/ca.pem")
-        .build()
-        .unwrap_err();
+    let missing = ca_file_error("/nonexistent/ca.pem");
     assert!(matches!(missing, Error::CaFileRead { .. }), "{missing}");
     assert!(missing.to_string().contains("/nonexistent/ca.pem"));
 
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a certificate").unwrap();
-    let invalid = GelfExporter::builder()
-        .with_endpoint("tls://localhost:1")
-        .with_ca_file(&garbage)
-        .build()
-        .unwrap_err();
+    let invalid = ca_file_error(&garbage);
     assert!(matches!(invalid, Error::CaFileInvalid { .. }), "{invalid}");
 
     let no_roots = GelfExporter::builder()
@@ -365,11 +366,7 @@ fn a_ca_bundle_with_an_unusable_certificate_still_trusts_the_others() {
     assert_graylog_accepts(&receiver.wait_frames(1, WAIT)[0]);
     // Only unusable ones: refused, saying which.
     std::fs::write(&bundle, unusable).unwrap();
-    let error = GelfExporter::builder()
-        .with_endpoint("tls://localhost:1")
-        .with_ca_file(&bundle)
-        .build()
-        .unwrap_err();
+    let error = ca_file_error(&bundle);
     assert!(matches!(error, Error::CaFileInvalid { .. }), "{error}");
     assert!(error.to_string().contains("certificate 1"), "{error}");
 }
