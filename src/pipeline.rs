@@ -284,14 +284,18 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Drains the retry buffer within `timeout`, then stops the I/O runtime;
-    /// reports what was not delivered.
+    /// Drains the retry buffer within `timeout`, or until the deadline a
+    /// processor's shutdown set, then stops the I/O runtime; reports what
+    /// was not delivered.
     pub(crate) fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
         if self.shut_down.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         let _suppressed = suppress_telemetry();
-        let budget = self.shared.within_deadline(timeout);
+        // The deadline is the caller's: it rules. (The SDK's batch
+        // processor shuts its exporter down with 5 s, whatever time its
+        // own caller gave.)
+        let budget = self.shared.until_deadline().unwrap_or(timeout);
         self.shared.close();
         let shared = Arc::clone(&self.shared);
         run_within(self.runtime.handle(), budget, async move {

@@ -159,6 +159,39 @@ fn a_shutdown_during_a_backoff_tries_at_once() {
     assert_eq!(counters.snapshot().exported, sent);
 }
 
+/// `BatchProcessor`'s shutdown delivers for the whole time its caller gave,
+/// not only for the fixed 5 s the SDK's batch processor gives the
+/// exporter's own shutdown: an endpoint back after 5.5 s gets every record.
+#[test]
+fn a_batch_shutdown_delivers_for_the_whole_time_given() {
+    let addr = free_port();
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{addr}"))
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = tuned_provider(exporter);
+    let sent = 10;
+    with_tracing(&provider, || {
+        for seq in 0..sent {
+            tracing::info!(seq, "record {seq} while the endpoint is down");
+        }
+    });
+    let late = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(5500));
+        Receiver::bind(addr, Framing::Nul, None).expect("bind the receiver late")
+    });
+    // Past the 5.5 s, the retries' backoff (at most 5 s) leaves time to
+    // spare.
+    let result = provider.shutdown_with_timeout(Duration::from_secs(15));
+    let receiver = late.join().expect("the late receiver");
+    result.expect("the shutdown delivers everything within its time");
+    let frames = receiver.wait_frames(sent as usize, WAIT);
+    let t = tally(&seqs(&frames), sent);
+    assert!(t.missing.is_empty() && t.duplicates == 0, "{t:?}");
+    assert_eq!(counters.snapshot().exported, sent);
+}
+
 /// A loopback forwarder to `upstream` that holds each connection for
 /// `delay` before it forwards anything (a TLS client's handshake then takes
 /// that long); counts the connections it accepted.

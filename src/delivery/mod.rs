@@ -251,10 +251,13 @@ impl Shared {
 
     /// `limit`, shortened to what is left before the shutdown deadline, if any.
     pub(crate) fn within_deadline(&self, limit: Duration) -> Duration {
-        match self.lock().deadline {
-            Some(deadline) => limit.min(deadline.saturating_duration_since(Instant::now())),
-            None => limit,
-        }
+        self.until_deadline().map_or(limit, |left| limit.min(left))
+    }
+
+    /// What is left before the shutdown deadline, if one is set.
+    pub(crate) fn until_deadline(&self) -> Option<Duration> {
+        let deadline = self.lock().deadline?;
+        Some(deadline.saturating_duration_since(Instant::now()))
     }
 
     /// What the shutdown left undelivered, once it ended with records not
