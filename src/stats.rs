@@ -171,6 +171,11 @@ impl Counters {
         self.cells.truncated.fetch_add(n, Relaxed);
     }
 
+    /// Records dropped at a shutdown so far (cheaper than a snapshot).
+    pub(crate) fn dropped_at_shutdown(&self) -> u64 {
+        self.cells.dropped_at_shutdown.load(Relaxed)
+    }
+
     /// Failures so far (cheaper than a snapshot).
     pub(crate) fn failures(&self) -> u64 {
         self.cells.failures.load(Relaxed)

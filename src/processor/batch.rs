@@ -155,6 +155,7 @@ impl LogProcessor for BatchProcessor {
         // The SDK's thread would export onto this very thread: refused.
         refuse_flush_on_io_thread()?;
         let started = Instant::now();
+        let shutdown_drops = self.shared.counters().dropped_at_shutdown();
         // Watching first: a record pending now and dropped later fails it.
         let watch = self.shared.watch_flush();
         self.inner.force_flush()?;
@@ -167,7 +168,7 @@ impl LogProcessor for BatchProcessor {
             Flushed::Waiting => None,
             flushed => Some(flushed),
         };
-        flush_verdict(flushed, &self.shared, self.flush_timeout)
+        flush_verdict(flushed, &self.shared, self.flush_timeout, shutdown_drops)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -282,6 +283,30 @@ mod tests {
         assert!(
             matches!(again, Err(OTelSdkError::AlreadyShutdown)),
             "{again:?}"
+        );
+    }
+
+    /// A flush during which a shutdown dropped records before they were
+    /// numbered (here, the SDK's export of them, past the shutdown's
+    /// deadline) is not told they were delivered.
+    #[test]
+    fn a_flush_fails_when_a_shutdown_dropped_its_records() {
+        use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
+        let (_listener, processor) = to_loopback();
+        let sdk = opentelemetry_sdk::logs::SdkLoggerProvider::builder().build();
+        let mut record = sdk.logger("test").create_log_record();
+        record.set_body("dropped by the shutdown".into());
+        processor.emit(&mut record, &InstrumentationScope::builder("test").build());
+        // What a shutdown does first; its deadline has passed.
+        processor.shared.set_deadline(Instant::now());
+        let flushed = processor.force_flush();
+        assert!(
+            matches!(&flushed, Err(OTelSdkError::InternalFailure(text)) if text.contains("shutdown")),
+            "{flushed:?}"
+        );
+        assert_eq!(
+            processor.shared.counters().snapshot().dropped_at_shutdown,
+            1
         );
     }
 

@@ -295,11 +295,13 @@ impl DirectProcessor {
             return;
         }
         if !stage.fits(frame.len(), capacity) {
-            drop(stage);
             // Atomics only: the retry buffer's lock may be held for a long
-            // copy, and the logging call must not wait for it.
+            // copy, and the logging call must not wait for it. Under the
+            // stage's lock, so that a shutdown's last look at the overflow
+            // (after it emptied the stage) sees this record.
             self.counters.add_dropped_buffer_full(1);
             self.staging.overflow.fetch_add(1, Ordering::Relaxed);
+            drop(stage);
             self.staging.wake.notify_one();
             return;
         }
@@ -414,6 +416,7 @@ impl LogProcessor for DirectProcessor {
             return Err(OTelSdkError::AlreadyShutdown);
         }
         refuse_flush_on_io_thread()?;
+        let shutdown_drops = self.counters.dropped_at_shutdown();
         // Watching first: a record pending now and dropped later fails it.
         let watch = self.shared.watch_flush();
         let staged = self.staging.lock().staged;
@@ -421,7 +424,7 @@ impl LogProcessor for DirectProcessor {
         let flushed = wait_flushed(watch, self.pipeline.io(), self.flush_timeout, async move {
             staging.pushed_up_to(staged).await
         });
-        flush_verdict(flushed, &self.shared, self.flush_timeout)
+        flush_verdict(flushed, &self.shared, self.flush_timeout, shutdown_drops)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -451,14 +454,14 @@ impl LogProcessor for DirectProcessor {
             staging.pushed_up_to(staged).await;
         });
         self.staging.wake.notify_one();
-        // Whatever the flusher could not take in time is lost: count it.
-        let left = {
+        // Whatever the flusher could not take in time is lost: counted
+        // before the flusher can see the stage empty and stop (a flush
+        // waiting for it then learns of the loss).
+        {
             let mut stage = self.staging.lock();
-            let left = stage.frames.len() as u64;
+            self.shared.drop_in_shutdown(stage.frames.len() as u64);
             stage.frames = Frames::default();
-            left
-        };
-        self.shared.drop_in_shutdown(left);
+        }
         self.staging.report_overflow(&self.shared);
         self.pipeline
             .shutdown(timeout.saturating_sub(start.elapsed()))

@@ -54,11 +54,21 @@ fn wait_flushed(
 
 /// What a `force_flush` that waited up to `timeout` for the records logged
 /// before it says: where their flush stood when the wait ended (`None`: the
-/// time ran out).
-fn flush_verdict(flushed: Option<Flushed>, shared: &Shared, timeout: Duration) -> OTelSdkResult {
+/// time ran out). `shutdown_drops` is the count of records dropped at a
+/// shutdown when the flush began: one that moved meanwhile may have taken
+/// some of the flush's records before they were numbered (from a stage, or
+/// a batch), which its watch cannot see, so the flush is not told they
+/// were delivered.
+fn flush_verdict(
+    flushed: Option<Flushed>,
+    shared: &Shared,
+    timeout: Duration,
+    shutdown_drops: u64,
+) -> OTelSdkResult {
     let stats = || shared.counters().snapshot();
+    let dropped_at_shutdown = shared.counters().dropped_at_shutdown() != shutdown_drops;
     match flushed {
-        Some(Flushed::Delivered) => Ok(()),
+        Some(Flushed::Delivered) if !dropped_at_shutdown => Ok(()),
         Some(Flushed::Lost(_)) => {
             let stats = stats();
             Err(OTelSdkError::InternalFailure(format!(
@@ -69,14 +79,10 @@ fn flush_verdict(flushed: Option<Flushed>, shared: &Shared, timeout: Duration) -
             )))
         }
         // The wait ended for a shutdown (which may have stopped the runtime
-        // the wait ran on): the shutdown reports.
-        Some(Flushed::Waiting) | None if shared.shutting_down() => {
-            Err(OTelSdkError::InternalFailure(
-                "not flushed: a shutdown began meanwhile, and reports what it could not \
-                 deliver"
-                    .to_string(),
-            ))
-        }
+        // the wait ran on), or one dropped records meanwhile: the shutdown
+        // reports.
+        Some(Flushed::Delivered) => Err(shutdown_began()),
+        Some(Flushed::Waiting) | None if shared.shutting_down() => Err(shutdown_began()),
         // The wait ended because delivery is failing: the records wait in
         // the retry buffer.
         Some(Flushed::Waiting) => {
@@ -92,4 +98,12 @@ fn flush_verdict(flushed: Option<Flushed>, shared: &Shared, timeout: Duration) -
         }
         None => Err(OTelSdkError::Timeout(timeout)),
     }
+}
+
+/// A flush's error when a shutdown began meanwhile.
+fn shutdown_began() -> OTelSdkError {
+    OTelSdkError::InternalFailure(
+        "not flushed: a shutdown began meanwhile, and reports what it could not deliver"
+            .to_string(),
+    )
 }

@@ -241,7 +241,10 @@ impl Staging {
     /// number to wait for: that of the last of those records, not of the
     /// last record the flusher pushed with them (the flusher is the only one
     /// to push into this exporter's buffer, one sequence number a record, so
-    /// the records pushed after it are counted back).
+    /// the records pushed after it are counted back). If the flusher stopped
+    /// first, that of the last record it pushed: a shutdown dropped the
+    /// others, counted before the flusher could stop (a flush learns of it
+    /// from the count).
     pub(super) async fn pushed_up_to(&self, staged: u64) -> u64 {
         wait_for(&self.pushed, || {
             let mut stage = self.lock();
