@@ -1,11 +1,12 @@
 //! Delivery: the retry buffer shared between `export` and one background task
 //! that drains it through the link.
 //!
-//! `export` (on the SDK's thread) encodes a batch and appends its frames to the
-//! buffer, which never blocks for longer than a copy under a mutex. The delivery
-//! task, on the exporter's own runtime, takes frames from the front, writes them
-//! and removes only what was written whole: frames of a write that failed or
-//! stalled go back to the front and are written again, in order, on the next
+//! A processor appends encoded frames to the buffer; while the endpoint is
+//! healthy it may wait for room, within its time (see [`Shared::push`]). The
+//! delivery task, on the exporter's own runtime, takes frames from the front
+//! and writes them; over TCP and TLS they are done with once the peer's TCP
+//! acknowledged them, and frames of a connection that failed or stalled
+//! first go back to the front and are written again, in order, on the next
 //! connection. While the endpoint is down the buffer fills; when it is full the
 //! oldest frames make room for the new ones, and are counted.
 //!
@@ -39,8 +40,8 @@ pub(crate) struct Shared {
     queue: Mutex<Queue>,
     /// Frames were added, or a shutdown started.
     wake: Notify,
-    /// Frames left the buffer, delivery failed, a deadline was set, or the
-    /// task stopped.
+    /// Frames were written or acknowledged, or dropped, delivery failed, a
+    /// deadline was set, or the task stopped.
     progress: Notify,
     counters: Counters,
     endpoint: String,
@@ -288,8 +289,8 @@ impl Shared {
         self.emit(diag);
     }
 
-    /// Whether every record up to `target` left the buffer (written, or
-    /// dropped and counted).
+    /// Whether every record up to `target` is done with (delivered:
+    /// acknowledged over TCP and TLS; or dropped and counted).
     #[cfg(test)]
     fn reached(&self, target: u64) -> bool {
         self.lock().done_through(target)
@@ -375,7 +376,7 @@ impl Shared {
         let mut start = 0;
         wait_for(&self.progress, || {
             let mut dropped = Dropped::default();
-            let (done, accepted, diag, recheck) = {
+            let (done, accepted, diag, recheck, lost) = {
                 let mut q = self.lock();
                 if q.closing {
                     let left = (count - next) as u64;
@@ -433,13 +434,19 @@ impl Shared {
                 }
                 self.settle((next - settled) as u64);
                 q.check();
+                let lost = dropped.records > 0;
                 let diag = self.note_dropped(&mut q, dropped);
                 // A shutdown's deadline ends the wait too, unannounced.
                 let recheck = q.deadline.map_or(until, |deadline| deadline.min(until));
-                (next == count, q.accepted, diag, recheck)
+                (next == count, q.accepted, diag, recheck, lost)
             };
             self.emit(diag);
             self.wake.notify_one();
+            if lost {
+                // A flush waiting for a record dropped here learns it now,
+                // not at the delivery task's next step.
+                self.progress.notify_waiters();
+            }
             match done {
                 true => Check::Done(accepted),
                 // Room is made as the delivery task writes; past `until`
@@ -451,9 +458,9 @@ impl Shared {
         .await
     }
 
-    /// Waits until the records up to `target` have left the buffer, delivery
-    /// fails, a shutdown starts draining, or a shutdown's deadline passes —
-    /// whichever comes first.
+    /// Waits until the records up to `target` are done with (delivered, or
+    /// dropped and counted), delivery fails, a shutdown starts draining, or a
+    /// shutdown's deadline passes — whichever comes first.
     pub(crate) async fn wait(&self, target: u64) {
         self.wait_while(|q| !q.done_through(target)).await;
     }
@@ -843,6 +850,29 @@ mod tests {
         assert_eq!(s.watch_flush().flushed(3), Flushed::Waiting);
     }
 
+    /// A flush waiting for a buffered record learns at once that a push
+    /// dropped it for room, not at the delivery task's next step (which an
+    /// endpoint that stalls may hold off for long).
+    #[tokio::test]
+    async fn a_waiting_flush_learns_at_once_that_a_push_dropped_its_record() {
+        let (s, _) = shared(1_000);
+        let watch = s.watch_flush();
+        assert_eq!(
+            push(&s, &[600], Instant::now() + LATER, usize::MAX).await,
+            (Some(1), 1)
+        );
+        let dropping = async {
+            tokio::time::sleep(PENDING).await;
+            // No time to wait: record 1 makes room.
+            push(&s, &[600], Instant::now(), usize::MAX).await
+        };
+        let (flushed, _) =
+            tokio::time::timeout(AT_ONCE, async { tokio::join!(watch.wait(1), dropping) })
+                .await
+                .expect("the flush learns of the loss");
+        assert_eq!(flushed, Flushed::Lost(1));
+    }
+
     /// While delivery can make room, the bytes buffered and being written
     /// stay within the window: a batch past it is taken frame by frame (the
     /// first always), and a frame that would cross it waits. Exactly reaching
@@ -865,7 +895,7 @@ mod tests {
         assert_eq!(s.lock().buffered(), (5, 100));
     }
 
-    /// `wait` returns once its records left the buffer, or delivery failed,
+    /// `wait` returns once its records were done with, or delivery failed,
     /// or a shutdown started draining, or the shutdown's deadline passed;
     /// not before.
     #[tokio::test]
