@@ -145,10 +145,11 @@ impl Transport {
     }
 
     /// Sends frames (each ends with its delimiter).
-    /// Returns how many frames, from the front, were delivered whole — or, over
-    /// HTTP, refused for good (see [`take_rejected`](Transport::take_rejected))
-    /// — and the error that stopped the rest, if any. The frames not delivered
-    /// are sent again later, whole. Over HTTP, a send may also stop early
+    /// Returns how many frames, from the front, were sent whole (over TCP and
+    /// TLS: written, delivered once acknowledged; over HTTP: answered, and
+    /// possibly refused for good, see [`take_rejected`](Transport::take_rejected))
+    /// and the error that stopped the rest, if any. The frames not sent are
+    /// sent again later, whole. Over HTTP, a send may also stop early
     /// without an error, to report what was answered so far.
     pub(crate) async fn send(&mut self, frames: FrameRun<'_>) -> (usize, Result<()>) {
         match self {
