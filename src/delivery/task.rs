@@ -73,9 +73,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
             // An idle connection the peer closed or stopped acknowledging
             // is dropped here (a failure if it stalled, or closed soon
             // after it opened); its frames then go back to the buffer. (With
-            // frames to write, `drop_if_closed` below checks the connection,
-            // the write timeout bounds a stall, and the `settle` after each
-            // write asks.)
+            // frames to write, the same check comes before each write, and
+            // the `settle` after it asks.)
             if let Err(error) = link.check() {
                 let diag = shared.note_failure(&mut shared.lock(), error);
                 shared.emit([diag]);
@@ -88,10 +87,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
         // A connection its peer closed is dropped before anything waits (a
         // backoff, the next connection, which may take its whole timeouts
         // to open), and what its peer acknowledged is settled, before
-        // anything goes out on the next. The current connection was asked
-        // after the last write or poll: asking again here would double the
-        // questions to the kernel per write, for little news.
-        if let Err(error) = link.drop_if_closed() {
+        // anything goes out on the next; so is one whose peer acknowledged
+        // nothing for the write timeout, though records keep coming. The
+        // current connection was asked after the last write or poll: asking
+        // again here would double the questions to the kernel per write,
+        // for little news.
+        if let Err(error) = link.check() {
             attempt_failed(&shared, &mut link, &mut unacked, error);
             continue;
         }

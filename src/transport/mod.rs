@@ -208,17 +208,8 @@ impl Transport {
         }
     }
 
-    /// Drops a connection its peer closed: see
-    /// [`reconnect::Link::drop_if_closed`].
-    pub(crate) fn drop_if_closed(&mut self) -> Result<()> {
-        match self {
-            Transport::Stream(link) => link.drop_if_closed(),
-            Transport::Http(_) | Transport::Udp(_) => Ok(()),
-        }
-    }
-
-    /// Checks an idle connection that has written bytes not all
-    /// acknowledged: see [`reconnect::Link::check`].
+    /// Checks a connection that has written bytes not all acknowledged (when
+    /// idle, and before each write): see [`reconnect::Link::check`].
     pub(crate) fn check(&mut self) -> Result<()> {
         match self {
             Transport::Stream(link) => link.check(),

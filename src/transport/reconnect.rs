@@ -45,7 +45,9 @@ pub(crate) struct Link {
     /// What the peer acknowledged of a connection dropped since the last
     /// [`acknowledged`](Link::acknowledged), still to be told.
     dropped: Option<Acked>,
-    /// When the peer last acknowledged more (or was last written to).
+    /// When the peer last acknowledged more, or bytes began to wait for its
+    /// acknowledgement (a write with none waiting, a new connection):
+    /// writes into the kernel's send buffer are no news of the peer.
     progress_at: Instant,
 }
 
@@ -178,8 +180,8 @@ impl Link {
         })
     }
 
-    /// Checks an idle connection with written bytes not all acknowledged:
-    /// one the peer closed is dropped (what it did not acknowledge is then
+    /// Checks a connection with written bytes not all acknowledged (when
+    /// idle, and before each write): one the peer closed is dropped (what it did not acknowledge is then
     /// told by [`acknowledged`](Link::acknowledged), to be written again),
     /// an error if it closed soon after it opened ([`drop_closed`](Link::drop_closed)),
     /// and so is one whose peer acknowledged nothing more for the write
@@ -216,6 +218,10 @@ impl Link {
         let Some((conn, _)) = self.conn.as_mut() else {
             return (0, Err(Error::ShutDown));
         };
+        // With bytes already waiting, the peer's silence goes on counting
+        // (`check`): a peer that stopped reading is not made to look alive
+        // by records that keep coming.
+        let none_waiting = conn.ledger.acked() >= conn.ledger.written();
         let limit = self.timeouts.write;
         // Over TLS, one record a write (see `TLS_WRITE_BYTES`).
         let most = if self.tls.is_some() {
@@ -259,7 +265,9 @@ impl Link {
                 Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
             };
         }
-        self.progress_at = Instant::now();
+        if none_waiting {
+            self.progress_at = Instant::now();
+        }
         match result {
             Ok(()) => (written, Ok(())),
             Err(source) => {
@@ -325,6 +333,7 @@ impl Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Step;
 
     fn link(addr: std::net::SocketAddr) -> Link {
         let endpoint = Endpoint::parse(&format!("tcp://{addr}")).unwrap();
@@ -360,6 +369,48 @@ mod tests {
         let error = until_dropped(&mut link, Link::check).await.unwrap_err();
         assert!(matches!(error, Error::PeerClosed { .. }), "{error}");
         // What it wrote (nothing) is told, as for any connection dropped.
+        assert!(link.dropped_one());
+    }
+
+    /// A peer that stops acknowledging (a receiver that stopped reading,
+    /// its window full) while records keep coming is found stalled after
+    /// the write timeout: writes into the kernel's send buffer are no news
+    /// of the peer.
+    #[tokio::test]
+    async fn a_peer_that_stops_acknowledging_is_stalled_though_writes_go_on() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        socket2::SockRef::from(&listener)
+            .set_recv_buffer_size(2048)
+            .unwrap();
+        let endpoint = Endpoint::parse(&format!("tcp://{}", listener.local_addr().unwrap()));
+        let timeouts = Timeouts::all(Duration::from_millis(300));
+        let mut link = Link::new(endpoint.unwrap(), None, timeouts, Counters::default());
+        link.ready().await.unwrap();
+        // Never read: its window fills, then nothing more is acknowledged.
+        let _accepted = listener.accept().unwrap();
+        let (written, result) = link.write(&[b'x'; 8 * 1024]).await;
+        assert_eq!((written, result.is_ok()), (8 * 1024, true));
+        let until = Instant::now() + Duration::from_secs(5);
+        let error = loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let (written, result) = link.write(&[b'y'; 100]).await;
+            assert_eq!((written, result.is_ok()), (100, true));
+            link.acknowledged();
+            if let Err(error) = link.check() {
+                break error;
+            }
+            assert!(Instant::now() < until, "the stall was never seen");
+        };
+        assert!(
+            matches!(
+                error,
+                Error::Timeout {
+                    step: Step::Write,
+                    ..
+                }
+            ),
+            "{error}"
+        );
         assert!(link.dropped_one());
     }
 
