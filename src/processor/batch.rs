@@ -144,13 +144,13 @@ impl LogProcessor for BatchProcessor {
         self.inner.emit(record, scope);
     }
 
-    /// Has the SDK export its queue, then waits until every record logged
-    /// before was acknowledged, as
-    /// [`DirectProcessor`](crate::DirectProcessor)'s does, both within the
-    /// export timeout. (The SDK's own `force_flush` succeeds once its exports
-    /// returned, which they do at once while delivery is failing, with the
-    /// records still buffered.) Fails when delivery is failing, or when some
-    /// of them were dropped.
+    /// Has the SDK export its queue (the SDK waits up to its own fixed 5 s
+    /// for that), then waits until every record logged before was
+    /// acknowledged, as [`DirectProcessor`](crate::DirectProcessor)'s does,
+    /// for what is left of the export timeout. (The SDK's own `force_flush`
+    /// succeeds once its exports returned, which they do at once while
+    /// delivery is failing, with the records still buffered.) Fails when
+    /// delivery is failing, or when some of them were dropped.
     fn force_flush(&self) -> OTelSdkResult {
         // The SDK's thread would export onto this very thread: refused.
         refuse_flush_on_io_thread()?;
