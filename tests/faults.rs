@@ -1598,6 +1598,40 @@ fn frames_are_written_while_earlier_ones_wait_for_acknowledgement() {
     assert_eq!(stats.exported + stats.dropped(), 20, "{stats:?}");
 }
 
+/// Records a shutdown reports as not delivered never arrive later: the
+/// connection it gives up, with frames its peer did not acknowledge, is
+/// reset rather than closed (the kernel would go on sending them once the
+/// receiver reads again).
+#[test]
+fn records_a_shutdown_reports_lost_never_arrive() {
+    let receiver = NarrowReceiver::start(Duration::from_millis(5), true);
+    let (provider, counters) = narrow_provider(receiver.addr, Duration::from_secs(60));
+    let sent = 20;
+    log_2k_records(&provider, 0..sent);
+    wait_stats(&counters, "records written, not acknowledged", |s| {
+        s.exported + s.unacknowledged_records == sent
+    });
+    provider
+        .shutdown_with_timeout(Duration::from_millis(500))
+        .expect_err("the receiver does not read");
+    let stats = counters.snapshot();
+    assert_eq!(
+        stats.exported + stats.dropped_at_shutdown,
+        sent,
+        "{stats:?}"
+    );
+    receiver.resume();
+    // Time for whatever the connection could still deliver.
+    thread::sleep(Duration::from_millis(500));
+    let arrived = seqs(&receiver.frames());
+    assert!(
+        arrived.len() as u64 <= stats.exported,
+        "{} records arrived, {} reported delivered: {arrived:?} {stats:?}",
+        arrived.len(),
+        stats.exported
+    );
+}
+
 /// A shutdown makes its first attempt at once, whatever the backoff; with
 /// the endpoint still down, the next ones wait theirs again, rather than
 /// hammer it for the rest of the shutdown.

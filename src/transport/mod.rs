@@ -293,10 +293,28 @@ impl Connection {
         false
     }
 
+    /// Makes the connection reset when dropped, rather than closed, if its
+    /// peer has not acknowledged all that was written (asked of the kernel
+    /// now): those frames are written again elsewhere, or reported
+    /// undelivered by a shutdown, so the kernel must not go on sending them.
+    /// Returns whether it will.
+    pub(crate) fn reset_if_unacknowledged(&mut self) -> bool {
+        let waiting = self.ledger.acknowledged() < self.ledger.written();
+        if waiting {
+            self.ledger.reset_on_close();
+        }
+        waiting
+    }
+
     /// Closes cleanly: TLS close_notify, then the write side, then reads until the
     /// peer closes (bounded), so the kernel never answers unread data with a reset
-    /// that could make the receiver discard frames.
+    /// that could make the receiver discard frames. One whose peer has not
+    /// acknowledged all that was written (a shutdown whose time ran out) is
+    /// reset instead.
     pub(crate) async fn close(mut self, limit: Duration) {
+        if self.reset_if_unacknowledged() {
+            return;
+        }
         let _ = tokio::time::timeout(limit, async {
             if self.stream.shutdown().await.is_err() {
                 return;

@@ -330,6 +330,17 @@ impl Link {
     }
 }
 
+impl Drop for Link {
+    fn drop(&mut self) {
+        // Dropped with its connection (its task dropped as a shutdown whose
+        // time ran out stops the runtime): what waits unacknowledged was
+        // reported undelivered, and must not arrive after all.
+        if let Some((conn, _)) = self.conn.as_mut() {
+            conn.reset_if_unacknowledged();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
