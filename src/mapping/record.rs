@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::values::{marked_head, print_bit, truncate_text, EpochMicros};
+use super::values::{marked_head, print_bit, EpochMicros};
 use super::TRUNCATED_MARKER;
 
 /// A field value as it goes on the wire.
@@ -275,11 +275,16 @@ impl MappedRecord<'_> {
             let keep_from = self.fields.len() - self.protected_tail;
             let dropped = self.full_message.take().is_some() || keep_from > 0;
             self.fields.drain(..keep_from);
-            // What was dropped, the short message says (once).
-            if dropped && self.short_message.len() <= KEEP {
+            // What was dropped, the short message says (once): cut to a
+            // head of `KEEP` bytes as written (a control character takes
+            // six in JSON), or marked.
+            let fits = escapes.width(&self.short_message) <= KEEP;
+            if !fits {
+                let budget = KEEP - escapes.width(TRUNCATED_MARKER);
+                let short = std::mem::take(&mut self.short_message);
+                self.short_message = cut_within(short, budget, escapes).0;
+            } else if dropped {
                 self.mark_short_message();
-            } else {
-                self.short_message = cut_to(std::mem::take(&mut self.short_message), KEEP);
             }
             return;
         }
@@ -475,11 +480,6 @@ fn field_width(field: &Field<'_>, escapes: &Escapes) -> usize {
     }
 }
 
-/// Like [`truncate_text`], always producing an owned text of at most `max` bytes.
-pub(super) fn cut_to(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
-    truncate_text(text, max.max(TRUNCATED_MARKER.len() + 1))
-}
-
 /// Keeps the last field of each key, in the order of those last occurrences.
 pub(super) fn dedup_last_wins(mut fields: Vec<Field<'_>>) -> Vec<Field<'_>> {
     let n = fields.len();
@@ -579,6 +579,15 @@ mod tests {
             assert_eq!(cut.full_message, None, "{case}");
             assert_eq!(cut.fields, [field("static")], "{case}");
         }
+        // Measured as written: here a control character takes six bytes.
+        let mut widths = [1; 256];
+        widths[1] = 6;
+        let wide = Escapes::new(widths);
+        let mut cut = record("\u{1}".repeat(1000), false, 0);
+        cut.shrink(0, true, &wide, &mut |_| 0);
+        let width = wide.width(&cut.short_message);
+        assert!((KEEP - 5..=KEEP).contains(&width), "{width} bytes written");
+        assert!(cut.short_message.ends_with(TRUNCATED_MARKER));
     }
 
     /// A text is cut to a head of 200 bytes and the marker only when that

@@ -666,16 +666,6 @@ fn repeated_names_keep_their_last_field() {
     }
 }
 
-/// A text cut to less than the marker keeps one character before it.
-#[test]
-fn a_text_cut_to_nothing_keeps_a_character_and_the_marker() {
-    use super::record::cut_to;
-    for max in [0, 1, TRUNCATED_MARKER.len()] {
-        let cut = cut_to(Cow::Borrowed("abcdefghijklmnopqrstuvwxyz"), max);
-        assert_eq!(cut, format!("a{TRUNCATED_MARKER}"), "{max}");
-    }
-}
-
 #[test]
 fn names_a_suffix_would_make_reserved_are_found() {
     for (key, suffix, reserved) in [
