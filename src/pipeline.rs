@@ -27,12 +27,17 @@ use crate::encode::{Format, PackFn, PackScratch, Packing};
 use crate::error::{Error, Result};
 use crate::frames::Frames;
 use crate::mapping::{Mapper, MAX_HOST_BYTES};
-use crate::runtime::{diagnostics_muted, run_within, suppress_telemetry, IoRuntime};
+use crate::runtime::{diagnostics_muted, on_io_thread, run_within, suppress_telemetry, IoRuntime};
 use crate::stats::Counters;
 use crate::transport::Transport;
 
 /// Buffers larger than this are not kept between exports.
 const KEEP_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
+/// The most a shutdown that gave up on the delivery task waits, beyond its
+/// time, for the task to be dropped (and its connection reset) as the
+/// runtime stops in the background.
+const TASK_GONE_WAIT: Duration = Duration::from_millis(100);
 
 /// The encoding buffer reused between exports: frames back to back, and their lengths.
 #[derive(Default)]
@@ -298,10 +303,22 @@ impl Pipeline {
         let budget = self.shared.until_deadline().unwrap_or(timeout);
         self.shared.close();
         let shared = Arc::clone(&self.shared);
-        run_within(self.runtime.handle(), budget, async move {
+        let stopped = run_within(self.runtime.handle(), budget, async move {
             shared.stopped().await;
-        });
+        })
+        .is_some();
+        if !stopped {
+            // Given up: the task, dropped as its runtime stops, resets a
+            // connection whose frames are about to be reported undelivered.
+            self.shared.give_up();
+        }
         self.runtime.shutdown();
+        // In the background: its reset is waited for, briefly, so that
+        // nothing reported undelivered goes out once this returns. (Not on
+        // an I/O thread, which the runtime stops only after it returns.)
+        if !stopped && !on_io_thread() {
+            self.shared.wait_task_gone(TASK_GONE_WAIT);
+        }
         let Some(left) = self.shared.finish_shutdown(budget) else {
             return Ok(());
         };

@@ -15,7 +15,7 @@
 //! They are emitted after the queue's lock is released.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -65,6 +65,13 @@ pub(crate) struct Shared {
     /// Warnings raised while the exporter was built, when nothing listened:
     /// told when the first records go out (see [`crate::warnings`]).
     build_warnings: Mutex<Vec<crate::warnings::Kept>>,
+    /// A shutdown's time ran out with the delivery task still at work: what
+    /// waits on its connection is reported undelivered, so the task, when
+    /// dropped, resets that connection rather than let it be sent.
+    giving_up: AtomicBool,
+    /// The delivery task ended or was dropped (and `gone` tells).
+    task_gone: Mutex<bool>,
+    gone: Condvar,
 }
 
 /// The mark of [`Shared::in_hand`] once a shutdown ended.
@@ -198,7 +205,38 @@ impl Shared {
             in_hand: AtomicU64::new(0),
             closed_drops: AtomicU64::new(0),
             build_warnings: Mutex::new(Vec::new()),
+            giving_up: AtomicBool::new(false),
+            task_gone: Mutex::new(false),
+            gone: Condvar::new(),
         })
+    }
+
+    /// Marks the shutdown as giving up on the delivery task, before its
+    /// runtime stops (see [`Shared::giving_up`]).
+    pub(crate) fn give_up(&self) {
+        self.giving_up.store(true, Ordering::Release);
+    }
+
+    /// Whether a shutdown gave up on the delivery task.
+    pub(crate) fn giving_up(&self) -> bool {
+        self.giving_up.load(Ordering::Acquire)
+    }
+
+    /// Called by the delivery task as it ends or is dropped.
+    pub(crate) fn task_gone(&self) {
+        *self.task_gone.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.gone.notify_all();
+    }
+
+    /// Waits, at most `limit`, until the delivery task ended or was dropped
+    /// (its runtime stopped in the background); returns whether it was.
+    pub(crate) fn wait_task_gone(&self, limit: Duration) -> bool {
+        let gone = self.task_gone.lock().unwrap_or_else(|p| p.into_inner());
+        let waited = self.gone.wait_timeout_while(gone, limit, |gone| !*gone);
+        match waited {
+            Ok((gone, _)) => *gone,
+            Err(poisoned) => *poisoned.into_inner().0,
+        }
     }
 
     /// Whether delivery works (no failure since the endpoint last proved it

@@ -47,7 +47,11 @@ const ACK_POLL_MAX: Duration = Duration::from_millis(50);
 
 /// The delivery task: drains the buffer through `link` until a shutdown finds
 /// it empty and everything written acknowledged.
-pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
+pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
+    let mut link = Held {
+        link,
+        shared: Arc::clone(&shared),
+    };
     // The retry buffer's size, fixed at its creation.
     let capacity = shared.capacity();
     let mut chunk = Frames::default();
@@ -80,7 +84,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
                 shared.emit([diag]);
             }
             let before = unacked.records;
-            settle(&shared, &mut link, &mut unacked);
+            settle(&shared, &mut *link, &mut unacked);
             poll = next_poll(poll, before, unacked.records);
             continue;
         }
@@ -97,7 +101,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
             continue;
         }
         if link.dropped_one() {
-            settle(&shared, &mut link, &mut unacked);
+            settle(&shared, &mut *link, &mut unacked);
         }
         // A shutdown that starts while the link sleeps out a backoff (up to
         // 5 s, or a Retry-After up to 30 s) makes its next attempt at once,
@@ -205,7 +209,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
         shared.emit(diags);
         // After a failed write, what the dead connection's peer did not
         // acknowledge goes back in front of what was not written.
-        settle(&shared, &mut link, &mut unacked);
+        settle(&shared, &mut *link, &mut unacked);
         poll = ACK_POLL_MIN;
         shared.progress.notify_waiters();
         chunk.clear();
@@ -216,6 +220,39 @@ pub(crate) async fn run(shared: Arc<Shared>, mut link: Transport) {
     link.close(CLOSE_LIMIT).await;
     shared.lock().stopped = true;
     shared.progress.notify_waiters();
+}
+
+/// The delivery task's link. Dropped with the task after a shutdown gave
+/// up on it (its runtime stopped in the background), it resets a
+/// connection whose peer has not acknowledged all that was written: what
+/// waits there was reported undelivered, and must not arrive after all.
+/// It tells the shutdown when it is gone, either way.
+struct Held {
+    link: Transport,
+    shared: Arc<Shared>,
+}
+
+impl std::ops::Deref for Held {
+    type Target = Transport;
+
+    fn deref(&self) -> &Transport {
+        &self.link
+    }
+}
+
+impl std::ops::DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut Transport {
+        &mut self.link
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.shared.giving_up() {
+            self.link.reset_if_unacknowledged();
+        }
+        self.shared.task_gone();
+    }
 }
 
 /// After a failed attempt: settles what a dropped connection's peer

@@ -334,6 +334,8 @@ pub(crate) struct Ledger {
     /// TLS: the plaintext end and the socket's count after each write not
     /// yet known acknowledged, oldest first.
     steps: std::collections::VecDeque<(u64, u64)>,
+    /// The socket's bytes acknowledged when the kernel was last asked.
+    socket: u64,
 }
 
 impl Ledger {
@@ -349,6 +351,7 @@ impl Ledger {
             written: 0,
             acked: 0,
             steps: std::collections::VecDeque::new(),
+            socket: 0,
         }
     }
 
@@ -371,6 +374,14 @@ impl Ledger {
         self.acked
     }
 
+    /// The socket's bytes its peer acknowledged when the kernel was last
+    /// asked, TLS framing included: news of the peer as soon as its TCP
+    /// takes anything, where the plaintext acknowledged moves a whole TLS
+    /// record at a time.
+    pub(crate) fn socket_acked(&self) -> u64 {
+        self.socket
+    }
+
     /// Bytes the socket gathered and did not hand to the kernel yet.
     pub(crate) fn gathered(&self) -> u64 {
         self.meter.gathered()
@@ -391,6 +402,9 @@ impl Ledger {
     /// Plaintext bytes acknowledged, given the socket's bytes acknowledged
     /// (`None`: unknown).
     fn advance(&mut self, socket: Option<u64>) -> u64 {
+        if let Some(socket) = socket {
+            self.socket = self.socket.max(socket);
+        }
         match socket {
             // A question the kernel did not answer (a closed socket) tells
             // nothing new.
@@ -556,12 +570,23 @@ mod tests {
         meter.taken.store(494, Ordering::Relaxed);
         tls.wrote(50);
         assert_eq!(tls.written(), 150);
-        let acked: Vec<u64> = [300, 421, 422, 493, 494, 494]
+        let acked: Vec<(u64, u64)> = [300, 421, 422, 493, 494, 494]
             .into_iter()
-            .map(|socket| tls.advance(Some(socket)))
+            .map(|socket| (tls.advance(Some(socket)), tls.socket_acked()))
             .collect();
-        // A record partly acknowledged holds nothing acknowledged.
-        assert_eq!(acked, [0, 0, 100, 100, 150, 150]);
+        // A record partly acknowledged holds nothing acknowledged; the
+        // socket's count, news of the peer, moves with it all the same.
+        assert_eq!(
+            acked,
+            [
+                (0, 300),
+                (0, 421),
+                (100, 422),
+                (100, 493),
+                (150, 494),
+                (150, 494)
+            ]
+        );
 
         meter.written.store(494, Ordering::Relaxed);
         let mut tcp = Ledger::new(Arc::clone(&meter), false);

@@ -227,6 +227,15 @@ impl Transport {
         }
     }
 
+    /// Makes a TCP or TLS connection reset when dropped if its peer has not
+    /// acknowledged all that was written: see
+    /// [`Connection::reset_if_unacknowledged`].
+    pub(crate) fn reset_if_unacknowledged(&mut self) {
+        if let Transport::Stream(link) = self {
+            link.reset_if_unacknowledged();
+        }
+    }
+
     /// Closes cleanly, within `limit`.
     pub(crate) async fn close(&mut self, limit: Duration) {
         match self {
@@ -295,9 +304,9 @@ impl Connection {
 
     /// Makes the connection reset when dropped, rather than closed, if its
     /// peer has not acknowledged all that was written (asked of the kernel
-    /// now): those frames are written again elsewhere, or reported
-    /// undelivered by a shutdown, so the kernel must not go on sending them.
-    /// Returns whether it will.
+    /// now): for a connection given up whose frames are written again
+    /// elsewhere, or reported undelivered by a shutdown, which the kernel
+    /// must not go on sending. Returns whether it will.
     pub(crate) fn reset_if_unacknowledged(&mut self) -> bool {
         let waiting = self.ledger.acknowledged() < self.ledger.written();
         if waiting {

@@ -45,8 +45,9 @@ pub(crate) struct Link {
     /// What the peer acknowledged of a connection dropped since the last
     /// [`acknowledged`](Link::acknowledged), still to be told.
     dropped: Option<Acked>,
-    /// When the peer last acknowledged more, or bytes began to wait for its
-    /// acknowledgement (a write with none waiting, a new connection):
+    /// When the peer's TCP last acknowledged more (counted in the socket's
+    /// bytes, so part of a TLS record counts), or bytes began to wait for
+    /// its acknowledgement (a write with none waiting, a new connection):
     /// writes into the kernel's send buffer are no news of the peer.
     progress_at: Instant,
 }
@@ -168,9 +169,10 @@ impl Link {
             return Some(dropped);
         }
         let (conn, _) = self.conn.as_mut()?;
-        let before = conn.ledger.acked();
+        let before = conn.ledger.socket_acked();
         let through = conn.ledger().acknowledged();
-        if through > before {
+        // News of the peer: its TCP took more, even part of a TLS record.
+        if conn.ledger.socket_acked() > before {
             self.progress_at = Instant::now();
         }
         Some(Acked {
@@ -195,8 +197,9 @@ impl Link {
         if waiting && self.progress_at.elapsed() >= self.timeouts.write {
             // What the kernel was last asked may be a poll old: a peer that
             // acknowledged since is not stalled.
-            let before = conn.ledger.acked();
-            if conn.ledger().acknowledged() > before {
+            let before = conn.ledger.socket_acked();
+            conn.ledger().acknowledged();
+            if conn.ledger.socket_acked() > before {
                 self.progress_at = Instant::now();
                 return Ok(());
             }
@@ -322,21 +325,19 @@ impl Link {
         }
     }
 
+    /// Makes the connection, if any, reset when dropped if its peer has not
+    /// acknowledged all that was written (see
+    /// [`Connection::reset_if_unacknowledged`]).
+    pub(crate) fn reset_if_unacknowledged(&mut self) {
+        if let Some((conn, _)) = self.conn.as_mut() {
+            conn.reset_if_unacknowledged();
+        }
+    }
+
     /// Closes the connection cleanly, within `limit`.
     pub(crate) async fn close(&mut self, limit: Duration) {
         if let Some((conn, _)) = self.conn.take() {
             conn.close(limit).await;
-        }
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        // Dropped with its connection (its task dropped as a shutdown whose
-        // time ran out stops the runtime): what waits unacknowledged was
-        // reported undelivered, and must not arrive after all.
-        if let Some((conn, _)) = self.conn.as_mut() {
-            conn.reset_if_unacknowledged();
         }
     }
 }
