@@ -313,9 +313,11 @@ impl Pipeline {
             self.shared.give_up();
         }
         self.runtime.shutdown();
-        // In the background: its reset is waited for, briefly, so that
-        // nothing reported undelivered goes out once this returns. (Not on
-        // an I/O thread, which the runtime stops only after it returns.)
+        // In the background: the task's end (what its peer acknowledged
+        // settled, the connection reset) is waited for, briefly, so that
+        // the report below is exact and nothing it reports undelivered goes
+        // out once this returns. (Not on an I/O thread: on this exporter's,
+        // the task ends only after this returns.)
         if !stopped && !on_io_thread() {
             self.shared.wait_task_gone(TASK_GONE_WAIT);
         }

@@ -48,14 +48,21 @@ const ACK_POLL_MAX: Duration = Duration::from_millis(50);
 /// The delivery task: drains the buffer through `link` until a shutdown finds
 /// it empty and everything written acknowledged.
 pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
-    let mut link = Held {
+    let mut held = Held {
         link,
-        shared: Arc::clone(&shared),
+        unacked: Unacked::default(),
+        sending: false,
+        gone: Gone(Arc::clone(&shared)),
     };
+    let Held {
+        link,
+        unacked,
+        sending,
+        ..
+    } = &mut held;
     // The retry buffer's size, fixed at its creation.
     let capacity = shared.capacity();
     let mut chunk = Frames::default();
-    let mut unacked = Unacked::default();
     let mut poll = ACK_POLL_MIN;
     // Whether a shutdown's first attempt skipped the backoff already.
     let mut skipped = false;
@@ -63,7 +70,7 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
     // records, once whoever logs them has its subscriber in place.
     let mut told = false;
     loop {
-        let work = wait_for_work(&shared, &unacked, poll, capacity).await;
+        let work = wait_for_work(&shared, unacked, poll, capacity).await;
         if work == Work::Stop {
             // Never logged: told now, to whoever listens by the shutdown.
             shared.tell_build_warnings();
@@ -84,7 +91,7 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
                 shared.emit([diag]);
             }
             let before = unacked.records;
-            settle(&shared, &mut *link, &mut unacked);
+            settle(&shared, link, unacked);
             poll = next_poll(poll, before, unacked.records);
             continue;
         }
@@ -97,11 +104,11 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
         // again here would double the questions to the kernel per write,
         // for little news.
         if let Err(error) = link.check() {
-            attempt_failed(&shared, &mut link, &mut unacked, error);
+            attempt_failed(&shared, link, unacked, error);
             continue;
         }
         if link.dropped_one() {
-            settle(&shared, &mut *link, &mut unacked);
+            settle(&shared, link, unacked);
         }
         // A shutdown that starts while the link sleeps out a backoff (up to
         // 5 s, or a Retry-After up to 30 s) makes its next attempt at once,
@@ -123,7 +130,7 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
             link.skip_backoff();
         }
         if let Err(error) = link.ready().await {
-            attempt_failed(&shared, &mut link, &mut unacked, error);
+            attempt_failed(&shared, link, unacked, error);
             continue;
         }
         {
@@ -133,7 +140,7 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
             }
             // Checked again: the buffer may have dropped its oldest frames
             // since `wait_for_work`, for a larger one.
-            if !may_write(q.buffer.front_len(), &unacked, capacity) {
+            if !may_write(q.buffer.front_len(), unacked, capacity) {
                 continue;
             }
             // No more than the room left (one frame when nothing waits).
@@ -143,7 +150,9 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
             q.in_flight_bytes = unacked.bytes + chunk.bytes();
         }
         let position = link.position();
+        *sending = true;
         let (whole, result) = link.send(chunk.run()).await;
+        *sending = false;
         // An HTTP endpoint may refuse records for good (4xx): they are among
         // the `whole` frames done with, but dropped and counted, not exported.
         let rejected = link.take_rejected();
@@ -209,7 +218,7 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
         shared.emit(diags);
         // After a failed write, what the dead connection's peer did not
         // acknowledge goes back in front of what was not written.
-        settle(&shared, &mut *link, &mut unacked);
+        settle(&shared, link, unacked);
         poll = ACK_POLL_MIN;
         shared.progress.notify_waiters();
         chunk.clear();
@@ -222,36 +231,42 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
     shared.progress.notify_waiters();
 }
 
-/// The delivery task's link. Dropped with the task after a shutdown gave
-/// up on it (its runtime stopped in the background), it resets a
-/// connection whose peer has not acknowledged all that was written: what
-/// waits there was reported undelivered, and must not arrive after all.
-/// It tells the shutdown when it is gone, either way.
+/// What the delivery task holds that its end must see to, even when it is
+/// dropped mid-way, its runtime stopped in the background after a shutdown
+/// gave up on it: then what the peer acknowledged so far is settled
+/// (delivered, not reported lost), and a connection whose peer has not
+/// acknowledged all that was written is reset, since what waits there is
+/// about to be reported undelivered and must not arrive after all. The
+/// shutdown is told once the connection is gone (`gone`, dropped last).
 struct Held {
     link: Transport,
-    shared: Arc<Shared>,
-}
-
-impl std::ops::Deref for Held {
-    type Target = Transport;
-
-    fn deref(&self) -> &Transport {
-        &self.link
-    }
-}
-
-impl std::ops::DerefMut for Held {
-    fn deref_mut(&mut self) -> &mut Transport {
-        &mut self.link
-    }
+    /// Frames written and not yet acknowledged.
+    unacked: Unacked,
+    /// A send is under way: frames are in flight that `unacked` does not
+    /// list yet, so a settle now would miscount them.
+    sending: bool,
+    gone: Gone,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if self.shared.giving_up() {
+        let shared = &self.gone.0;
+        if shared.giving_up() {
+            if !self.sending {
+                settle(shared, &mut self.link, &mut self.unacked);
+            }
             self.link.reset_if_unacknowledged();
         }
-        self.shared.task_gone();
+    }
+}
+
+/// Tells the shutdown the delivery task is gone, once dropped (after its
+/// link, see [`Held`]).
+struct Gone(Arc<Shared>);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        self.0.task_gone();
     }
 }
 
