@@ -131,19 +131,7 @@ fn down_at_start_then_up(make: fn(djehouty::GelfExporter) -> SdkLoggerProvider) 
 /// record within the shutdown's time.
 #[test]
 fn a_shutdown_during_a_backoff_tries_at_once() {
-    let addr = free_port();
-    let exporter = GelfExporter::builder()
-        .with_endpoint(format!("tcp://{addr}"))
-        .build()
-        .expect("build");
-    let counters = exporter.counters();
-    let provider = direct_provider_for(exporter);
-    let sent = 10;
-    with_tracing(&provider, || {
-        for seq in 0..sent {
-            tracing::info!(seq, "record {seq} while the endpoint is down");
-        }
-    });
+    let (addr, counters, provider) = ten_while_down(direct_provider_for);
     // Seven failures in a row: the next attempt is 3.2 to 5 s away (the
     // documented schedule: 100 ms doubling, 5 s cap, upper half).
     wait_stats(&counters, "seven failed connections", |s| s.failures >= 7);
@@ -153,10 +141,36 @@ fn a_shutdown_during_a_backoff_tries_at_once() {
     provider
         .shutdown_with_timeout(Duration::from_millis(1500))
         .expect("the shutdown delivers everything within its time");
-    let frames = receiver.wait_frames(sent as usize, WAIT);
-    let t = tally(&seqs(&frames), sent);
+    assert_ten_delivered(&receiver, &counters);
+}
+
+/// Ten records logged, through the provider `make` builds, while nothing
+/// listens on the exporter's port; returns the port, the exporter's
+/// counters and the provider.
+fn ten_while_down(
+    make: fn(GelfExporter) -> SdkLoggerProvider,
+) -> (SocketAddr, djehouty::Counters, SdkLoggerProvider) {
+    let addr = free_port();
+    let exporter = GelfExporter::builder()
+        .with_endpoint(format!("tcp://{addr}"))
+        .build()
+        .expect("build");
+    let counters = exporter.counters();
+    let provider = make(exporter);
+    with_tracing(&provider, || {
+        for seq in 0..10u64 {
+            tracing::info!(seq, "record {seq} while the endpoint is down");
+        }
+    });
+    (addr, counters, provider)
+}
+
+/// Each of [`ten_while_down`]'s records arrived once, and counted exported.
+fn assert_ten_delivered(receiver: &Receiver, counters: &djehouty::Counters) {
+    let frames = receiver.wait_frames(10, WAIT);
+    let t = tally(&seqs(&frames), 10);
     assert!(t.missing.is_empty() && t.duplicates == 0, "{t:?}");
-    assert_eq!(counters.snapshot().exported, sent);
+    assert_eq!(counters.snapshot().exported, 10);
 }
 
 /// `BatchProcessor`'s shutdown delivers for the whole time its caller gave,
@@ -164,19 +178,7 @@ fn a_shutdown_during_a_backoff_tries_at_once() {
 /// exporter's own shutdown: an endpoint back after 5.5 s gets every record.
 #[test]
 fn a_batch_shutdown_delivers_for_the_whole_time_given() {
-    let addr = free_port();
-    let exporter = GelfExporter::builder()
-        .with_endpoint(format!("tcp://{addr}"))
-        .build()
-        .expect("build");
-    let counters = exporter.counters();
-    let provider = tuned_provider(exporter);
-    let sent = 10;
-    with_tracing(&provider, || {
-        for seq in 0..sent {
-            tracing::info!(seq, "record {seq} while the endpoint is down");
-        }
-    });
+    let (addr, counters, provider) = ten_while_down(tuned_provider);
     let late = thread::spawn(move || {
         thread::sleep(Duration::from_millis(5500));
         Receiver::bind(addr, Framing::Nul, None).expect("bind the receiver late")
@@ -186,10 +188,7 @@ fn a_batch_shutdown_delivers_for_the_whole_time_given() {
     let result = provider.shutdown_with_timeout(Duration::from_secs(15));
     let receiver = late.join().expect("the late receiver");
     result.expect("the shutdown delivers everything within its time");
-    let frames = receiver.wait_frames(sent as usize, WAIT);
-    let t = tally(&seqs(&frames), sent);
-    assert!(t.missing.is_empty() && t.duplicates == 0, "{t:?}");
-    assert_eq!(counters.snapshot().exported, sent);
+    assert_ten_delivered(&receiver, &counters);
 }
 
 /// A loopback forwarder to `upstream` that holds each connection for
