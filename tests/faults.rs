@@ -1628,6 +1628,47 @@ fn records_a_shutdown_reports_lost_never_arrive() {
     assert_eq!(arrived, delivered, "{stats:?}");
 }
 
+/// A shutdown that gives up while a receiver reads slowly, its write
+/// blocked on the send queue, counts as exported what the receiver's TCP
+/// acknowledged up to the end, not only up to the exporter's last
+/// question to the kernel: the records that then arrive are those
+/// counted, and none reported lost arrives.
+#[test]
+fn a_shutdown_that_gives_up_mid_write_reports_what_was_acknowledged() {
+    let receiver = NarrowReceiver::start(Duration::from_millis(5), false);
+    let (provider, counters) = narrow_provider(receiver.addr, Duration::from_secs(60));
+    // Some 4 MB: more than the send queue takes, so a write stays blocked.
+    let sent = 2_000;
+    log_2k_records(&provider, 0..sent);
+    wait_stats(&counters, "records acknowledged, others waiting", |s| {
+        s.exported > 0 && s.unacknowledged_records > 0
+    });
+    provider
+        .shutdown_with_timeout(Duration::from_millis(500))
+        .expect_err("the receiver reads too slowly");
+    let stats = counters.snapshot();
+    assert_eq!(stats.exported + stats.dropped(), sent, "{stats:?}");
+    receiver.resume();
+    let until = Instant::now() + WAIT;
+    while seqs(&receiver.frames()).len() < stats.exported as usize && Instant::now() < until {
+        thread::sleep(Duration::from_millis(10));
+    }
+    // Time for whatever the connection could still deliver.
+    thread::sleep(Duration::from_millis(300));
+    let arrived = seqs(&receiver.frames());
+    let t = tally(&arrived, sent);
+    assert!(t.in_order && t.duplicates == 0, "{t:?}");
+    // Those counted exported, and at most one more: a record whose last
+    // bytes were acknowledged between the exporter's last question and the
+    // reset, microseconds apart.
+    let counted = stats.exported as usize;
+    assert!(
+        (counted..=counted + 1).contains(&arrived.len()),
+        "{} records arrived, {counted} counted exported: {stats:?}",
+        arrived.len()
+    );
+}
+
 /// A shutdown makes its first attempt at once, whatever the backoff; with
 /// the endpoint still down, the next ones wait theirs again, rather than
 /// hammer it for the rest of the shutdown.

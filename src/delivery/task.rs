@@ -51,18 +51,19 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
     let mut held = Held {
         link,
         unacked: Unacked::default(),
-        sending: false,
+        chunk: Frames::default(),
+        sending: None,
         gone: Gone(Arc::clone(&shared)),
     };
     let Held {
         link,
         unacked,
+        chunk,
         sending,
         ..
     } = &mut held;
     // The retry buffer's size, fixed at its creation.
     let capacity = shared.capacity();
-    let mut chunk = Frames::default();
     let mut poll = ACK_POLL_MIN;
     // Whether a shutdown's first attempt skipped the backoff already.
     let mut skipped = false;
@@ -145,14 +146,14 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
             }
             // No more than the room left (one frame when nothing waits).
             let room = capacity.saturating_sub(unacked.bytes);
-            q.buffer.take(CHUNK_BYTES.min(room).max(1), &mut chunk);
+            q.buffer.take(CHUNK_BYTES.min(room).max(1), chunk);
             q.in_flight_records = unacked.records + chunk.len();
             q.in_flight_bytes = unacked.bytes + chunk.bytes();
         }
         let position = link.position();
-        *sending = true;
+        *sending = position;
         let (whole, result) = link.send(chunk.run()).await;
-        *sending = false;
+        *sending = None;
         // An HTTP endpoint may refuse records for good (4xx): they are among
         // the `whole` frames done with, but dropped and counted, not exported.
         let rejected = link.take_rejected();
@@ -168,9 +169,9 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
                 // Written: delivered once acknowledged.
                 // All of it: the chunk itself waits, no copy, unless its
                 // allocation is large and enough such are held already.
-                Some((conn, start)) if whole == chunk.len() && unacked.keeps_whole(&chunk) => {
-                    let spare = unacked.spare_for(&chunk);
-                    unacked.keep(conn, start, std::mem::replace(&mut chunk, spare));
+                Some((conn, start)) if whole == chunk.len() && unacked.keeps_whole(chunk) => {
+                    let spare = unacked.spare_for(chunk);
+                    unacked.keep(conn, start, std::mem::replace(chunk, spare));
                 }
                 // Part of it, or a large allocation beyond those held (a
                 // staging area's, megabytes): a copy waits, and the
@@ -222,8 +223,8 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
         poll = ACK_POLL_MIN;
         shared.progress.notify_waiters();
         chunk.clear();
-        if too_large_to_keep(&chunk, capacity) {
-            chunk = Frames::default();
+        if too_large_to_keep(chunk, capacity) {
+            *chunk = Frames::default();
         }
     }
     link.close(CLOSE_LIMIT).await;
@@ -242,9 +243,12 @@ struct Held {
     link: Transport,
     /// Frames written and not yet acknowledged.
     unacked: Unacked,
-    /// A send is under way: frames are in flight that `unacked` does not
-    /// list yet, so a settle now would miscount them.
-    sending: bool,
+    /// Frames taken from the buffer to be sent.
+    chunk: Frames,
+    /// A send of `chunk` under way, on this connection from this offset
+    /// (over TCP and TLS): its frames are in flight, and listed nowhere
+    /// else.
+    sending: Option<(u64, u64)>,
     gone: Gone,
 }
 
@@ -252,9 +256,13 @@ impl Drop for Held {
     fn drop(&mut self) {
         let shared = &self.gone.0;
         if shared.giving_up() {
-            if !self.sending {
-                settle(shared, &mut self.link, &mut self.unacked);
+            // A send under way: its frames wait as well, from where it
+            // began (those not written yet are never acknowledged).
+            if let Some((conn, start)) = self.sending.take() {
+                let frames = std::mem::take(&mut self.chunk);
+                self.unacked.keep(conn, start, frames);
             }
+            settle(shared, &mut self.link, &mut self.unacked);
             self.link.reset_if_unacknowledged();
         }
     }
