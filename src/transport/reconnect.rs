@@ -168,18 +168,28 @@ impl Link {
         if let Some(dropped) = self.dropped.take() {
             return Some(dropped);
         }
-        let (conn, _) = self.conn.as_mut()?;
-        let before = conn.ledger.socket_acked();
-        let through = conn.ledger().acknowledged();
-        // News of the peer: its TCP took more, even part of a TLS record.
-        if conn.ledger.socket_acked() > before {
-            self.progress_at = Instant::now();
-        }
+        let (through, _) = self.ask_peer()?;
         Some(Acked {
             conn: self.number,
             through,
             open: true,
         })
+    }
+
+    /// Asks the kernel how far the current connection's peer acknowledged:
+    /// the plaintext acknowledged, and whether the peer's TCP took more
+    /// since the last question (counted in socket bytes, so part of a TLS
+    /// record counts), which restarts the stall clock. `None` without a
+    /// connection.
+    fn ask_peer(&mut self) -> Option<(u64, bool)> {
+        let (conn, _) = self.conn.as_mut()?;
+        let before = conn.ledger.socket_acked();
+        let through = conn.ledger().acknowledged();
+        let news = conn.ledger.socket_acked() > before;
+        if news {
+            self.progress_at = Instant::now();
+        }
+        Some((through, news))
     }
 
     /// Checks a connection with written bytes not all acknowledged (when
@@ -197,10 +207,7 @@ impl Link {
         if waiting && self.progress_at.elapsed() >= self.timeouts.write {
             // What the kernel was last asked may be a poll old: a peer that
             // acknowledged since is not stalled.
-            let before = conn.ledger.socket_acked();
-            conn.ledger().acknowledged();
-            if conn.ledger.socket_acked() > before {
-                self.progress_at = Instant::now();
+            if let Some((_, true)) = self.ask_peer() {
                 return Ok(());
             }
             self.drop_connection();
