@@ -8,6 +8,7 @@
 //! first and returns the exporter's verdict afterwards.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,6 +81,10 @@ pub struct BatchProcessor {
     io: tokio::runtime::Handle,
     /// How long a flush waits for delivery once the SDK exported its queue.
     flush_timeout: Duration,
+    /// A shutdown was asked for: a later one (called directly, or from
+    /// another thread meanwhile) must not touch the first one's deadline
+    /// nor return its report.
+    shut_down: AtomicBool,
 }
 
 impl BatchProcessor {
@@ -112,6 +117,7 @@ impl BatchProcessor {
             shared,
             io,
             flush_timeout,
+            shut_down: AtomicBool::new(false),
         }
     }
 
@@ -172,6 +178,9 @@ impl LogProcessor for BatchProcessor {
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
         // On an I/O thread (a callback running there), which the SDK's
         // thread would export onto, nothing can be delivered: the deadline
         // is now, so that the exports drop their records at once and the
@@ -209,9 +218,10 @@ impl LogProcessor for BatchProcessor {
                 )))
             }
             (None, Err(other)) => {
-                // The shutdown did not start (e.g. already shut down): the
-                // exporter goes on as before. Records its deadline made
-                // exports drop meanwhile are told here, or nowhere.
+                // The SDK refused the shutdown (the flag above keeps it from
+                // being a second one): the exporter goes on as before.
+                // Records its deadline made exports drop meanwhile are told
+                // here, or nowhere.
                 match self.shared.clear_deadline() {
                     0 => Err(other),
                     dropped => Err(OTelSdkError::InternalFailure(format!(
@@ -279,6 +289,37 @@ mod tests {
         let (_listener, processor) = to_loopback();
         let first = processor.shutdown_with_timeout(Duration::from_secs(5));
         assert!(first.is_ok(), "{first:?}");
+        let again = processor.shutdown_with_timeout(Duration::from_secs(5));
+        assert!(
+            matches!(again, Err(OTelSdkError::AlreadyShutdown)),
+            "{again:?}"
+        );
+    }
+
+    /// A second shutdown is refused as such, even when the first reported
+    /// losses (not returned again), and leaves the first's deadline alone.
+    #[test]
+    fn a_second_shutdown_is_refused_without_the_first_ones_report() {
+        use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
+        // A port nothing listens on: the record cannot be delivered.
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+            listener.local_addr().expect("its address").port()
+        };
+        let exporter = crate::GelfExporter::builder()
+            .with_endpoint(format!("tcp://127.0.0.1:{port}"))
+            .build()
+            .expect("build");
+        let processor = BatchProcessor::new(exporter);
+        let sdk = opentelemetry_sdk::logs::SdkLoggerProvider::builder().build();
+        let mut record = sdk.logger("test").create_log_record();
+        record.set_body("never delivered".into());
+        processor.emit(&mut record, &InstrumentationScope::builder("test").build());
+        let first = processor.shutdown_with_timeout(Duration::from_millis(400));
+        assert!(
+            matches!(&first, Err(OTelSdkError::InternalFailure(text)) if text.contains("not delivered")),
+            "{first:?}"
+        );
         let again = processor.shutdown_with_timeout(Duration::from_secs(5));
         assert!(
             matches!(again, Err(OTelSdkError::AlreadyShutdown)),
