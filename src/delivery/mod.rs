@@ -229,14 +229,11 @@ impl Shared {
     }
 
     /// Waits, at most `limit`, until the delivery task ended or was dropped
-    /// (its runtime stopped in the background); returns whether it was.
-    pub(crate) fn wait_task_gone(&self, limit: Duration) -> bool {
+    /// (its runtime stopped in the background).
+    pub(crate) fn wait_task_gone(&self, limit: Duration) {
         let gone = self.task_gone.lock().unwrap_or_else(|p| p.into_inner());
-        let waited = self.gone.wait_timeout_while(gone, limit, |gone| !*gone);
-        match waited {
-            Ok((gone, _)) => *gone,
-            Err(poisoned) => *poisoned.into_inner().0,
-        }
+        // Poisoned or not, the wait is over.
+        let _ = self.gone.wait_timeout_while(gone, limit, |gone| !*gone);
     }
 
     /// Whether delivery works (no failure since the endpoint last proved it

@@ -100,7 +100,7 @@ impl Link {
     /// acknowledged is then told by [`acknowledged`](Link::acknowledged)
     /// at once, not after the next connection, which may take its whole
     /// timeouts to open.
-    pub(crate) fn drop_if_closed(&mut self) -> Result<()> {
+    fn drop_if_closed(&mut self) -> Result<()> {
         let closed = self
             .conn
             .as_mut()
