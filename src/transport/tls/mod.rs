@@ -15,7 +15,7 @@
 //! nothing else), and its client certificate resolver is watched so that
 //! handshake failures are named alike.
 //!
-//! A failed handshake is reported as [`Error::Handshake`] with a [`TlsFailure`]
+//! A failed handshake is reported as [`Error::Handshake`] with a [`TlsFailure`](crate::TlsFailure)
 //! naming the cause; one the server never answered is a timeout whose message
 //! points at a plaintext port.
 //!
