@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::header::HeaderName;
 use opentelemetry::Value;
 
 use super::endpoint::redacted;
@@ -85,7 +86,14 @@ impl<F: Format> fmt::Debug for ExporterBuilder<F> {
                 &self
                     .http_headers
                     .iter()
-                    .map(|(name, _)| name.as_str())
+                    // An invalid name is not shown: written as
+                    // `Authorization: Basic ...`, it holds the secret.
+                    .map(
+                        |(name, _)| match HeaderName::from_bytes(name.trim().as_bytes()) {
+                            Ok(_) => name.trim(),
+                            Err(_) => "(an invalid name, not shown)",
+                        },
+                    )
                     .collect::<Vec<_>>(),
             )
             .field("udp_chunk_bytes", &self.udp_chunk_bytes)

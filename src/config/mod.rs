@@ -486,6 +486,16 @@ mod tests {
             .with_endpoint("https://h:1/gelf")
             .with_http_header("Authorization", "Bearer s3cr3t");
         assert!(!format!("{builder:?}").contains("s3cr3t"));
+        // Nor a name that holds its value, before `build()` refuses it.
+        let builder = ExporterBuilder::<Gelf>::default()
+            .with_endpoint("https://h:1/gelf")
+            .with_http_header("Authorization: Bearer s3cr3t", "x")
+            .with_http_header(" X-Tenant ", "blue");
+        let shown = format!("{builder:?}");
+        assert!(
+            !shown.contains("s3cr3t") && shown.contains("\"X-Tenant\""),
+            "{shown}"
+        );
         // The endpoint as given, before `build()` checks it: its password
         // and its query's values hidden.
         for endpoint in ["https://user:pa55@h:1/gelf", "https://h:1/gelf?token=pa55"] {
