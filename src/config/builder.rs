@@ -516,7 +516,8 @@ impl<F: Format> ExporterBuilder<F> {
     /// `Transfer-Encoding`, `Host`, `Connection`) cannot be set; a
     /// `User-Agent` replaces the exporter's (`djehouty/<version>`). Only for
     /// `http(s)://` endpoints: with others, or with a name or value that is
-    /// not a valid header, or a blank value (a token read from an unset
+    /// not a valid header, or a blank value or an `Authorization` that is
+    /// only its scheme (`Bearer ` with a token read from an unset
     /// variable), `build()` fails.
     ///
     /// ```

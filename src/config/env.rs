@@ -528,6 +528,11 @@ mod tests {
                 && text.contains("the value of authorization is empty"),
             "{text}"
         );
+        let text = refused("Authorization=Bearer%20");
+        assert!(
+            text.contains("the value of authorization is `Bearer` and nothing else"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -536,6 +536,25 @@ mod tests {
             text.contains("the value of authorization is empty"),
             "{text}"
         );
+        // The same, after its scheme.
+        for value in ["Bearer ", " basic", "TOKEN"] {
+            let text = refused("http://h:1", "Authorization", value);
+            assert!(
+                text.contains("the value of authorization is `")
+                    && text.contains("and nothing else"),
+                "{value}: {text}"
+            );
+        }
+        let text = refused("http://h:1", "Proxy-Authorization", "Bearer");
+        assert!(text.contains("and nothing else"), "{text}");
+        // A token alone is one.
+        for (name, value) in [("Authorization", "s3cr3t"), ("X-Scheme", "Bearer")] {
+            let built = ExporterBuilder::<Gelf>::default()
+                .with_endpoint("http://h:1")
+                .with_http_header(name, value)
+                .resolve(env);
+            assert!(built.is_ok(), "{name}: {value}");
+        }
     }
 
     #[test]

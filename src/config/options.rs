@@ -339,6 +339,9 @@ pub(super) enum HeaderProblem {
     /// The value is blank: a receiver that needs the header would refuse
     /// every request (e.g. a token read from an unset variable).
     Blank(HeaderName),
+    /// An `Authorization` value that is only its scheme (`Bearer`, with the
+    /// token read from an unset variable): refused for the same reason.
+    SchemeOnly(HeaderName, String),
 }
 
 impl HeaderProblem {
@@ -367,6 +370,11 @@ impl HeaderProblem {
                 "{source}: the value of {header} is empty: give one (a token read from an \
                  unset variable?), or leave the header out"
             ),
+            HeaderProblem::SchemeOnly(header, scheme) => format!(
+                "{source}: the value of {header} is `{scheme}` and nothing else: give its \
+                 credentials after it (a token read from an unset variable?), or leave the \
+                 header out"
+            ),
         })
     }
 }
@@ -387,10 +395,26 @@ pub(super) fn check_header(
     if value.trim().is_empty() {
         return Err(HeaderProblem::Blank(header));
     }
+    if let Some(scheme) = scheme_only(&header, value.trim()) {
+        return Err(HeaderProblem::SchemeOnly(header, scheme.to_string()));
+    }
     let mut value =
         HeaderValue::from_str(value.trim()).map_err(|_| HeaderProblem::Value(header.clone()))?;
     value.set_sensitive(true);
     Ok((header, value))
+}
+
+/// The authentication schemes a credentials header names first (RFC 9110,
+/// section 11; the IANA registry's usual ones, and `Token`, common for API
+/// keys); lower case.
+const AUTH_SCHEMES: [&str; 5] = ["basic", "bearer", "digest", "negotiate", "token"];
+
+/// The scheme an `Authorization` or `Proxy-Authorization` value (trimmed)
+/// consists of alone, if it does: one of [`AUTH_SCHEMES`], any case. Any
+/// other single word may be a token on its own, which some receivers take.
+fn scheme_only<'v>(header: &HeaderName, value: &'v str) -> Option<&'v str> {
+    let credentials = matches!(header.as_str(), "authorization" | "proxy-authorization");
+    (credentials && AUTH_SCHEMES.iter().any(|s| value.eq_ignore_ascii_case(s))).then_some(value)
 }
 
 /// GELF over HTTP(S) settings.
