@@ -1,6 +1,6 @@
-//! GELF over HTTPS to a Graylog "GELF HTTP" input: batches of records in one
-//! request each, gzip-compressed, with the header a proxy in front of
-//! Graylog may require.
+//! GELF over HTTPS to a Graylog "GELF HTTP" input with bulk receiving on:
+//! batches of records in one request each, gzip-compressed, with the header
+//! a proxy in front of Graylog may require.
 //!
 //! ```sh
 //! OTEL_EXPORTER_GELF_ENDPOINT=https://graylog.example.com/gelf \
@@ -18,7 +18,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (layer, guard) = djehouty::GelfExporter::builder()
         // Or the endpoint in code; the environment's is used when this is absent.
         // .with_endpoint("https://graylog.example.com/gelf")
-        .with_http_bulk(true) // one request per batch; needs Graylog 5.0 or later
+        // One request per batch: the input's "Enable Bulk Receiving" option
+        // (Graylog 5.0 and later) must be on, or every request is refused
+        // (400, not retried).
+        .with_http_bulk(true)
         .with_http_gzip(true)
         .with_default_service_name("http-example")
         .tracing_layer()?;

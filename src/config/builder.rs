@@ -534,7 +534,8 @@ impl<F: Format> ExporterBuilder<F> {
     /// (default 8,192 bytes; from 512 to 65,507). A message larger than one
     /// datagram is sent as GELF chunks, at most 128 of them; a record that
     /// would need more, even compressed, is truncated (message first) and
-    /// marked, never dropped. Across the internet, use the path's MTU minus
+    /// marked, not dropped (unless its static fields alone need more than
+    /// 128 chunks). Across the internet, use the path's MTU minus
     /// the IP and UDP headers — `1420` suits most paths — so that no datagram
     /// is fragmented. Only for `udp://` endpoints: with others, `build()` fails.
     ///

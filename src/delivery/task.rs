@@ -237,8 +237,9 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
 /// gave up on it: then what the peer acknowledged so far is settled
 /// (delivered, not reported lost), and a connection whose peer has not
 /// acknowledged all that was written is reset, since what waits there is
-/// about to be reported undelivered and must not arrive after all. The
-/// shutdown is told once the connection is gone (`gone`, dropped last).
+/// about to be reported undelivered and must not arrive after all (over
+/// TCP and TLS: an HTTP request sent cannot be taken back). The shutdown
+/// is told once the connection is gone (`gone`, dropped last).
 struct Held {
     link: Transport,
     /// Frames written and not yet acknowledged.

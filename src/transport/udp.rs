@@ -24,8 +24,10 @@
 //! [`dns`](super::dns) says), connected to the host's next address. That
 //! socket's first message counts as sent only once [`FIRST_SEND_WAIT`]
 //! passed without an error, so a port that stays closed loses only the
-//! first record sent to it; on a socket in use, the message whose datagram
-//! drew the error is lost.
+//! first record sent to it after a failure (the exporter's first socket
+//! does not wait: what it sends within a round trip of a closed port is
+//! lost); on a socket in use, the message whose datagram drew the error is
+//! lost.
 //! Only a send without an error [`PROOF_AFTER`] or more after the socket's
 //! first says delivery works, and starts the count of failures over.
 

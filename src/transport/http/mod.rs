@@ -3,7 +3,8 @@
 //! Each GELF message is `POST`ed to the endpoint's path (`/gelf` by default,
 //! where Graylog's GELF HTTP input listens) and query, if any, with
 //! `Content-Type: application/json`: by default one request per message, the
-//! frame without its delimiter. With `with_http_bulk(true)`, one request carries a batch of
+//! frame without its delimiter, one request at a time (so at most one
+//! message per round trip). With `with_http_bulk(true)`, one request carries a batch of
 //! messages (at most [`BULK_MAX_BYTES`]), one per line, which Graylog's GELF
 //! HTTP input accepts when its "Enable Bulk Receiving" option is on. With
 //! `with_http_gzip(true)` bodies are gzip-compressed (`Content-Encoding: gzip`).
@@ -32,7 +33,7 @@
 //!   buffer and are sent again, in order, after a backoff — the exponential
 //!   backoff with jitter of reconnections, or the server's `Retry-After` (in
 //!   seconds, at most [`RETRY_AFTER_CAP`]) when longer — reset by the next
-//!   answer.
+//!   answer that is not to be retried.
 //! * Any other status (4xx; 501 and 505, which say the receiver cannot take
 //!   such a request at all; or 3xx: redirects are not followed): sending the
 //!   messages again would be refused again, so they are dropped, counted in
