@@ -163,9 +163,13 @@ impl<F: Format> ExporterBuilder<F> {
                 }
             }
         }
+        // The environment's static fields go before the builder's, so that
+        // of two names the mapping makes alike (`a.b` and `a_b`), the
+        // builder's, last, wins there too.
+        let mut from_env = 0;
         if let Some((name, value)) = env.get("STATIC_FIELDS") {
             for (_, key, value) in key_values(&name, &value)? {
-                self.add_extra_if_unset(key, value);
+                from_env += self.add_extra_if_unset(from_env, key, value);
             }
         }
         if let Some((_, token)) = env.get("LDP_TOKEN") {
@@ -175,7 +179,9 @@ impl<F: Format> ExporterBuilder<F> {
                 .find(|(key, value)| is_blank_ldp_token(key, value));
             match blank {
                 Some((_, value)) => *value = Value::from(token),
-                None => self.add_extra_if_unset(LDP_TOKEN_FIELD.to_string(), token),
+                None => {
+                    self.add_extra_if_unset(from_env, LDP_TOKEN_FIELD.to_string(), token);
+                }
             }
             if self.mapping.type_suffixes.is_none() {
                 self.mapping.type_suffixes = Some(TypeSuffixes::default());
@@ -184,11 +190,15 @@ impl<F: Format> ExporterBuilder<F> {
         Ok(())
     }
 
-    /// A static field from the environment: the builder's of the same name wins.
-    fn add_extra_if_unset(&mut self, key: String, value: String) {
-        if !self.mapping.extras.iter().any(|(set, _)| *set == key) {
-            self.mapping.extras.push((key, Value::from(value)));
+    /// A static field from the environment, put at `at` (before the
+    /// builder's); the builder's of the same name wins. Returns how many
+    /// fields were added (0 or 1).
+    fn add_extra_if_unset(&mut self, at: usize, key: String, value: String) -> usize {
+        if self.mapping.extras.iter().any(|(set, _)| *set == key) {
+            return 0;
         }
+        self.mapping.extras.insert(at, (key, Value::from(value)));
+        1
     }
 }
 
@@ -360,6 +370,35 @@ mod tests {
         );
         assert!(!config.http.gzip);
         assert_eq!(extra(&config, "environment"), Some(&Value::from("staging")));
+        // Names the mapping makes alike: the builder's value is the one sent.
+        let config = resolve(
+            ExporterBuilder::<Gelf>::default()
+                .with_endpoint("tcp://h:1")
+                .with_extra("deployment.environment", "prod"),
+            &[(
+                "OTEL_EXPORTER_GELF_STATIC_FIELDS",
+                "deployment_environment=staging,team=core",
+            )],
+        )
+        .unwrap();
+        let mapper = crate::mapping::Mapper::new(&config.mapping);
+        let sdk = opentelemetry_sdk::logs::SdkLoggerProvider::builder().build();
+        let record = {
+            use opentelemetry::logs::{Logger as _, LoggerProvider as _};
+            sdk.logger("test").create_log_record()
+        };
+        let scope = opentelemetry::InstrumentationScope::builder("test").build();
+        let mapped = mapper.map(&record, &scope);
+        let sent: Vec<(&str, String)> = (mapped.fields.iter())
+            .filter(|f| f.key == "deployment_environment" || f.key == "team")
+            .map(|f| (f.key.as_ref(), format!("{:?}", f.value)))
+            .collect();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(
+            sent.iter()
+                .any(|(k, v)| *k == "deployment_environment" && v.contains("prod")),
+            "{sent:?}"
+        );
         assert_eq!(extra(&config, "team"), Some(&Value::from("core")));
         assert!(!config.mapping.redundant_fields);
 
