@@ -8,6 +8,10 @@ use super::values::str_head;
 /// Field names the receivers reserve. A user key equal to one of them gets a
 /// trailing `_`. They are Graylog's GELF top-level names, its own message fields,
 /// its search backend's internal names, and the LTSV labels this crate writes.
+/// The backend (Elasticsearch, OpenSearch) refuses a document holding one of
+/// its metadata fields (`_version`, `_routing`...): Graylog takes off the
+/// GELF prefix's `_`, so `@version` (sent as `__version`) would cost the
+/// whole record at indexing.
 pub(super) const RESERVED: &[&str] = &[
     "version",
     "host",
@@ -30,7 +34,33 @@ pub(super) const RESERVED: &[&str] = &[
     "_index",
     "_type",
     "_score",
+    "_routing",
+    "_version",
+    "_seq_no",
+    "_primary_term",
+    "_field_names",
+    "_ignored",
+    "_tier",
+    "_doc_count",
+    "_meta",
+    "_size",
+    "_nested_path",
+    "_data_stream_timestamp",
 ];
+
+/// The length of the longest name in [`RESERVED`] (the shortest is 2): a
+/// longer key is none of them, checked by its length alone.
+const RESERVED_MAX_BYTES: usize = {
+    let mut max = 0;
+    let mut i = 0;
+    while i < RESERVED.len() {
+        if RESERVED[i].len() > max {
+            max = RESERVED[i].len();
+        }
+        i += 1;
+    }
+    max
+};
 
 /// Names of the fields the mapping derives from the record itself (before key
 /// normalization, so `otel.scope.name` is sent as `otel_scope_name` by default).
@@ -349,8 +379,8 @@ fn long_key(raw: &str, replace_dots: bool) -> String {
 /// name gets a trailing `_` (`id` → `id_`), a name in Graylog's internal
 /// `gl2_` namespace a leading one (`gl2_x` → `_gl2_x`).
 pub(super) fn protect_reserved(key: &mut Cow<'_, str>) {
-    // Reserved names are 2 to 13 bytes long: most keys are rejected at once.
-    if (2..=13).contains(&key.len()) && RESERVED.contains(&key.as_ref()) {
+    // Most keys are rejected by their length at once.
+    if (2..=RESERVED_MAX_BYTES).contains(&key.len()) && RESERVED.contains(&key.as_ref()) {
         key.to_mut().push('_');
     } else if key.starts_with("gl2_") {
         key.to_mut().insert(0, '_');
@@ -360,11 +390,11 @@ pub(super) fn protect_reserved(key: &mut Cow<'_, str>) {
 /// Whether `key` followed by `suffix` is a name the receivers reserve.
 pub(super) fn forms_reserved(key: &str, suffix: &str) -> bool {
     let total = key.len() + suffix.len();
-    if total > 13 && key.len() >= 4 {
+    if total > RESERVED_MAX_BYTES && key.len() >= 4 {
         // Too long for a reserved name; `gl2_` would already be marked.
         return key.starts_with("gl2_");
     }
-    let reserved = (2..=13).contains(&total)
+    let reserved = (2..=RESERVED_MAX_BYTES).contains(&total)
         && RESERVED
             .iter()
             .any(|r| r.len() == total && r.starts_with(key) && r.ends_with(suffix));

