@@ -142,12 +142,15 @@ impl Mapper {
     /// before the first export.
     pub(crate) fn set_resource(&mut self, resource: &Resource) {
         let redundant = self.redundant_fields;
-        let mut fields = self.static_fields(
-            resource
-                .iter()
-                .map(|(k, v)| (k.as_str(), v))
-                .filter(|(k, v)| redundant || !is_sdk_default(k, v)),
-        );
+        // In the order of their keys, not the resource's (a hash map's, new
+        // in each process): of two the mapping makes alike (`a.b`, `a_b`),
+        // the same one wins in every process.
+        let mut attributes: Vec<(&str, &Value)> = (resource.iter())
+            .map(|(k, v)| (k.as_str(), v))
+            .filter(|(k, v)| redundant || !is_sdk_default(k, v))
+            .collect();
+        attributes.sort_unstable_by_key(|(k, _)| *k);
+        let mut fields = self.static_fields(attributes.into_iter());
         // An extra of the same name always wins: leave such fields out now.
         fields.retain(|field| !self.extras.iter().any(|extra| extra.same_name(field)));
         self.resource = fields;

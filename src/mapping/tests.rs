@@ -466,6 +466,27 @@ fn flattened_names_are_normalized_as_a_whole() {
     assert_eq!(get(&m, "id_x_long"), Some(&FieldValue::Int(3)), "{names:?}");
 }
 
+/// Of two resource attributes the mapping makes alike, the same one wins
+/// whatever the order the resource holds them in (a hash map's, new in each
+/// process): the last by key.
+#[test]
+fn alike_resource_attributes_resolve_the_same_way_every_time() {
+    let scope = InstrumentationScope::builder("").build();
+    for _ in 0..32 {
+        let resource = Resource::builder_empty()
+            .with_attributes([
+                KeyValue::new("deployment.environment", "prod"),
+                KeyValue::new("deployment_environment", "staging"),
+            ])
+            .build();
+        let mut mapper = Mapper::new(&MappingOptions::default());
+        mapper.set_resource(&resource);
+        let rec = record();
+        let m = mapper.map(&rec, &scope);
+        assert_eq!(get(&m, "deployment_environment"), Some(&s("staging")));
+    }
+}
+
 #[test]
 fn extras_cannot_be_overridden() {
     let mut rec = record();
