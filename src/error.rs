@@ -74,7 +74,7 @@ pub enum Error {
     NoTrustAnchors,
 
     /// The client certificate or its private key file could not be read.
-    #[error("cannot read client certificate file {path:?}: {source}")]
+    #[error("cannot read {path:?}, the client certificate or its private key: {source}")]
     ClientCertificateRead {
         /// The file's path.
         path: PathBuf,

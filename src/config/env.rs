@@ -154,6 +154,9 @@ impl<F: Format> ExporterBuilder<F> {
                          {value:?}"
                     )))
                 }
+                // What a stream endpoint does anyway: a shared set of
+                // variables may say so.
+                (Scheme::Tcp | Scheme::Tls, "none") => {}
                 _ => {
                     return Err(not_for(
                         &name,
@@ -507,6 +510,14 @@ mod tests {
             .unwrap_err()
             .to_string();
             assert!(error.contains(&name) && error.contains(says), "{error}");
+        }
+        // `none` is what a stream endpoint does anyway.
+        for endpoint in ["tcp://h:1", "tls://h:1"] {
+            let built = resolve(
+                ExporterBuilder::<Gelf>::default().with_endpoint(endpoint),
+                &[("OTEL_EXPORTER_GELF_COMPRESSION", "None")],
+            );
+            assert!(built.is_ok(), "{endpoint}");
         }
     }
 

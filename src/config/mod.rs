@@ -20,8 +20,10 @@
 //! | `REDUNDANT_FIELDS` | `true` to send the fields left out by default | [`with_redundant_fields`](ExporterBuilder::with_redundant_fields) |
 //!
 //! A blank variable counts as unset. A variable the endpoint cannot use (headers
-//! for `tcp://`, say) makes `build()` fail, naming it; no error shows a header's,
-//! a static field's or the token's value.
+//! for `tcp://`, say) makes `build()` fail, naming it, except `CERTIFICATE`
+//! with a plaintext endpoint, which draws a warning, and `COMPRESSION=none`
+//! with a stream, which never compresses; no error shows a header's, a static
+//! field's or the token's value.
 
 mod builder;
 mod endpoint;

@@ -204,9 +204,10 @@ impl<F: Format> ExporterBuilder<F> {
     /// The frame, field and buffer sizes fit together.
     fn check_sizes(&self) -> Result<()> {
         if self.mapping.max_frame_bytes < 1024 {
-            return Err(Error::InvalidConfig(
-                "the maximum frame size must be at least 1024 bytes".to_string(),
-            ));
+            return Err(Error::InvalidConfig(format!(
+                "`with_max_frame_size({})`: the maximum frame size must be at least 1024 bytes",
+                self.mapping.max_frame_bytes
+            )));
         }
         if self.buffer_bytes < self.mapping.max_frame_bytes {
             return Err(Error::InvalidConfig(format!(
@@ -216,9 +217,10 @@ impl<F: Format> ExporterBuilder<F> {
             )));
         }
         if self.mapping.max_field_bytes < 64 {
-            return Err(Error::InvalidConfig(
-                "the maximum field size must be at least 64 bytes".to_string(),
-            ));
+            return Err(Error::InvalidConfig(format!(
+                "`with_max_field_size({})`: the maximum field size must be at least 64 bytes",
+                self.mapping.max_field_bytes
+            )));
         }
         Ok(())
     }
