@@ -15,7 +15,7 @@ use super::record::{
 };
 use super::values::{
     any_json_text, base64_text, body_head, bool_text, is_blank, names_level, per_static_text,
-    str_head, syslog_level, truncate_text, value_json, EpochMicros, StaticVerdict,
+    str_head, syslog_level, truncate_text, value_json_text, EpochMicros, StaticVerdict,
 };
 use super::{MappingOptions, MAX_FLATTEN_DEPTH, MAX_HOST_BYTES, NO_MESSAGE, TRUNCATED_MARKER};
 use crate::json::{needs_escape, non_finite_text};
@@ -245,7 +245,7 @@ impl Mapper {
             Value::Bool(_) | Value::I64(_) | Value::F64(_) => 0,
             Value::String(s) if is_blank(s.as_str()) => s.as_str().len() + 2,
             Value::String(s) => s.as_str().len(),
-            other => value_json(other).to_string().len(),
+            other => value_json_text(other, usize::MAX).len(),
         }
     }
 
@@ -760,7 +760,10 @@ impl Mapper {
             Value::I64(i) => (FieldValue::Int(*i), Some(Kind::Long)),
             Value::F64(f) => self.float(*f),
             Value::String(s) => (self.text(Cow::Borrowed(s.as_str())), None),
-            other => (self.text(Cow::Owned(value_json(other).to_string())), None),
+            other => (
+                self.text(Cow::Owned(value_json_text(other, self.max_field_bytes))),
+                None,
+            ),
         };
         let (key, suffix, wire) = self.typed_key(key, kind);
         sink.push_named(wire, Field { key, suffix, value });

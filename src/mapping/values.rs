@@ -373,26 +373,64 @@ fn write_json_within(out: &mut Vec<u8>, value: &AnyValue, depth: usize, stop: us
     }
 }
 
-pub(super) fn value_json(value: &Value) -> serde_json::Value {
+/// A list value as JSON, a single value as a JSON string: what
+/// [`value_json_text`] writes.
+#[cfg(test)]
+fn value_json(value: &Value) -> serde_json::Value {
+    match array_items(value) {
+        Some(items) => serde_json::Value::Array(items.collect()),
+        None => serde_json::Value::from(value.as_str().into_owned()),
+    }
+}
+
+/// The items of a list value as JSON (a non-finite number as its text), or
+/// `None` for a single value.
+fn array_items(value: &Value) -> Option<Box<dyn Iterator<Item = serde_json::Value> + '_>> {
     use opentelemetry::Array;
     use serde_json::Value as J;
-    match value {
-        Value::Array(Array::Bool(v)) => J::from(v.clone()),
-        Value::Array(Array::I64(v)) => J::from(v.clone()),
-        Value::Array(Array::F64(v)) => J::Array(
-            v.iter()
-                .map(|f| {
-                    if f.is_finite() {
-                        J::from(*f)
-                    } else {
-                        J::from(non_finite_text(*f))
-                    }
-                })
-                .collect(),
-        ),
-        Value::Array(Array::String(v)) => J::Array(v.iter().map(|s| J::from(s.as_str())).collect()),
-        other => J::from(other.as_str().into_owned()),
+    let Value::Array(array) = value else {
+        return None;
+    };
+    Some(match array {
+        Array::Bool(v) => Box::new(v.iter().map(|b| J::from(*b))),
+        Array::I64(v) => Box::new(v.iter().map(|i| J::from(*i))),
+        Array::F64(v) => Box::new(v.iter().map(|f| {
+            if f.is_finite() {
+                J::from(*f)
+            } else {
+                J::from(non_finite_text(*f))
+            }
+        })),
+        Array::String(v) => Box::new(v.iter().map(|s| J::from(s.as_str()))),
+        // A kind of list added later: its text, as for a single value.
+        _ => Box::new(std::iter::once(J::from(value.as_str().into_owned()))),
+    })
+}
+
+/// A list value as JSON text (a non-finite number as its text; a single
+/// value as its text), written item by item and no further than past
+/// `limit` bytes: a longer text is cut to the limit anyway, so a huge
+/// list (a scope's attribute, mapped with every record) costs its head,
+/// not its whole.
+pub(super) fn value_json_text(value: &Value, limit: usize) -> String {
+    let Some(items) = array_items(value) else {
+        return value.as_str().into_owned();
+    };
+    let mut out = vec![b'['];
+    for (i, item) in items.enumerate() {
+        if out.len() > limit {
+            break;
+        }
+        if i > 0 {
+            out.push(b',');
+        }
+        // Into a vector, a JSON value cannot fail to be written.
+        if serde_json::to_writer(&mut out, &item).is_err() {
+            break;
+        }
     }
+    out.push(b']');
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]
@@ -641,7 +679,30 @@ mod tests {
         ];
         for (value, want) in cases {
             assert_eq!(value_json(&value), want, "{value:?}");
+            if want.is_array() {
+                assert_eq!(value_json_text(&value, usize::MAX), want.to_string());
+            }
         }
+    }
+
+    /// A long list's text is written only a little past the limit, and is
+    /// the whole text's head up to it.
+    #[test]
+    fn a_long_lists_text_stops_past_the_limit() {
+        use opentelemetry::{Array, StringValue};
+        let items: Vec<StringValue> = (0..100_000).map(|i| format!("item {i}").into()).collect();
+        let value = Value::Array(Array::String(items));
+        let whole = value_json(&value).to_string();
+        for limit in [0, 1, 64, 1000] {
+            let text = value_json_text(&value, limit);
+            assert!(
+                text.len() > limit && text.len() <= limit + 16,
+                "{limit}: {}",
+                text.len()
+            );
+            assert_eq!(text[..limit], whole[..limit]);
+        }
+        assert_eq!(value_json_text(&Value::from("x"), 0), "x");
     }
 
     /// Now is after the time this was written (a clock set before it is
