@@ -48,19 +48,24 @@ pub(super) const RESERVED: &[&str] = &[
     "_data_stream_timestamp",
 ];
 
-/// The length of the longest name in [`RESERVED`] (the shortest is 2): a
-/// longer key is none of them, checked by its length alone.
-const RESERVED_MAX_BYTES: usize = {
-    let mut max = 0;
+/// Bit `n` is set when a name in [`RESERVED`] is `n` bytes long (each is
+/// under 64): most keys are ruled out by their length alone.
+const RESERVED_LENGTHS: u64 = {
+    let mut lengths = 0u64;
     let mut i = 0;
     while i < RESERVED.len() {
-        if RESERVED[i].len() > max {
-            max = RESERVED[i].len();
-        }
+        assert!(RESERVED[i].len() < 64);
+        lengths |= 1 << RESERVED[i].len();
         i += 1;
     }
-    max
+    lengths
 };
+
+/// Whether a name of `len` bytes may be one of [`RESERVED`].
+#[inline(always)]
+fn reserved_length(len: usize) -> bool {
+    len < 64 && RESERVED_LENGTHS >> len & 1 == 1
+}
 
 /// Names of the fields the mapping derives from the record itself (before key
 /// normalization, so `otel.scope.name` is sent as `otel_scope_name` by default).
@@ -380,7 +385,7 @@ fn long_key(raw: &str, replace_dots: bool) -> String {
 /// `gl2_` namespace a leading one (`gl2_x` → `_gl2_x`).
 pub(super) fn protect_reserved(key: &mut Cow<'_, str>) {
     // Most keys are rejected by their length at once.
-    if (2..=RESERVED_MAX_BYTES).contains(&key.len()) && RESERVED.contains(&key.as_ref()) {
+    if reserved_length(key.len()) && RESERVED.contains(&key.as_ref()) {
         key.to_mut().push('_');
     } else if key.starts_with("gl2_") {
         key.to_mut().insert(0, '_');
@@ -390,11 +395,11 @@ pub(super) fn protect_reserved(key: &mut Cow<'_, str>) {
 /// Whether `key` followed by `suffix` is a name the receivers reserve.
 pub(super) fn forms_reserved(key: &str, suffix: &str) -> bool {
     let total = key.len() + suffix.len();
-    if total > RESERVED_MAX_BYTES && key.len() >= 4 {
-        // Too long for a reserved name; `gl2_` would already be marked.
+    if !reserved_length(total) && key.len() >= 4 {
+        // No reserved name is that long; `gl2_` would already be marked.
         return key.starts_with("gl2_");
     }
-    let reserved = (2..=RESERVED_MAX_BYTES).contains(&total)
+    let reserved = reserved_length(total)
         && RESERVED
             .iter()
             .any(|r| r.len() == total && r.starts_with(key) && r.ends_with(suffix));
