@@ -158,6 +158,9 @@ impl LogProcessor for BatchProcessor {
     /// delivery is failing, with the records still buffered.) Fails when
     /// delivery is failing, or when some of them were dropped.
     fn force_flush(&self) -> OTelSdkResult {
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
         // The SDK's thread would export onto this very thread: refused.
         refuse_flush_on_io_thread()?;
         let started = Instant::now();
@@ -219,9 +222,13 @@ impl LogProcessor for BatchProcessor {
             }
             (None, Err(other)) => {
                 // The SDK refused the shutdown (the flag above keeps it from
-                // being a second one): the exporter goes on as before.
+                // being a second one; its control channel may be full): the
+                // exporter goes on as before, and may be shut down again.
                 // Records its deadline made exports drop meanwhile are told
                 // here, or nowhere.
+                if !matches!(other, OTelSdkError::AlreadyShutdown) {
+                    self.shut_down.store(false, Ordering::Release);
+                }
                 match self.shared.clear_deadline() {
                     0 => Err(other),
                     dropped => Err(OTelSdkError::InternalFailure(format!(
@@ -282,8 +289,8 @@ mod tests {
         (listener, BatchProcessor::new(exporter))
     }
 
-    /// A shutdown the SDK refuses (here, a second one) is reported as the
-    /// SDK's refusal, with no records said to be dropped.
+    /// A second shutdown after one that delivered everything is refused,
+    /// and so is a flush.
     #[test]
     fn a_refused_shutdown_says_so() {
         let (_listener, processor) = to_loopback();
@@ -293,6 +300,11 @@ mod tests {
         assert!(
             matches!(again, Err(OTelSdkError::AlreadyShutdown)),
             "{again:?}"
+        );
+        let flushed = processor.force_flush();
+        assert!(
+            matches!(flushed, Err(OTelSdkError::AlreadyShutdown)),
+            "{flushed:?}"
         );
     }
 
@@ -317,7 +329,7 @@ mod tests {
         processor.emit(&mut record, &InstrumentationScope::builder("test").build());
         let first = processor.shutdown_with_timeout(Duration::from_millis(400));
         assert!(
-            matches!(&first, Err(OTelSdkError::InternalFailure(text)) if text.contains("not delivered")),
+            matches!(&first, Err(OTelSdkError::InternalFailure(text)) if text.contains("record(s) were not delivered to")),
             "{first:?}"
         );
         let again = processor.shutdown_with_timeout(Duration::from_secs(5));
