@@ -109,6 +109,13 @@ impl<F: Format> ExporterBuilder<F> {
                 return Err(not_for(&name, endpoint, "`http://` and `https://`"));
             }
             for (entry, key, value) in key_values(&name, &value)? {
+                // One set in code wins, unchecked: the variable's value
+                // (from a set shared between services, say) is not used.
+                if (self.http_headers.iter())
+                    .any(|(set, _)| set.trim().eq_ignore_ascii_case(key.trim()))
+                {
+                    continue;
+                }
                 // Checked here so that an error names the variable.
                 check_header(&key, &value).map_err(|problem| {
                     problem.error(
@@ -116,13 +123,7 @@ impl<F: Format> ExporterBuilder<F> {
                         "write `name=value` entries, as in `Authorization=Bearer%20...`",
                     )
                 })?;
-                if !self
-                    .http_headers
-                    .iter()
-                    .any(|(set, _)| set.trim().eq_ignore_ascii_case(key.trim()))
-                {
-                    self.http_headers.push((key, value));
-                }
+                self.http_headers.push((key, value));
             }
         }
         if let Some((name, value)) = env.get("COMPRESSION") {
@@ -373,6 +374,20 @@ mod tests {
         );
         assert!(!config.http.gzip);
         assert_eq!(extra(&config, "environment"), Some(&Value::from("staging")));
+        // An entry of a header set in code is not used, so not judged.
+        for entry in [
+            "Authorization=Bearer%20",
+            "Authorization=",
+            "authorization=a%0Ab",
+        ] {
+            let built = resolve(
+                ExporterBuilder::<Gelf>::default()
+                    .with_endpoint("https://h/gelf")
+                    .with_http_header("Authorization", "Bearer mine"),
+                &[("OTEL_EXPORTER_GELF_HEADERS", entry)],
+            );
+            assert!(built.is_ok(), "{entry}");
+        }
         // Names the mapping makes alike: the builder's value is the one sent.
         let config = resolve(
             ExporterBuilder::<Gelf>::default()
