@@ -402,7 +402,7 @@ fn array_items(value: &Value) -> Option<Box<dyn Iterator<Item = serde_json::Valu
             }
         })),
         Array::String(v) => Box::new(v.iter().map(|s| J::from(s.as_str()))),
-        // A kind of list added later: its text, as for a single value.
+        // A kind of list added later: its text as the one item.
         _ => Box::new(std::iter::once(J::from(value.as_str().into_owned()))),
     })
 }

@@ -114,8 +114,8 @@ impl Link {
 
     /// Makes sure there is a connection: with none, waits out the backoff
     /// delay and connects (and shakes hands). One its peer closed is the
-    /// caller's to drop first ([`drop_if_closed`](Link::drop_if_closed)),
-    /// so that what its peer acknowledged is settled before this waits.
+    /// caller's to drop first ([`check`](Link::check)), so that what its
+    /// peer acknowledged is settled before this waits.
     pub(crate) async fn ready(&mut self) -> Result<()> {
         if self.conn.is_some() {
             return Ok(());
