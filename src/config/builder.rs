@@ -394,8 +394,9 @@ impl<F: Format> ExporterBuilder<F> {
     /// Sets the largest frame the receiver accepts, in bytes (default
     /// [`DEFAULT_MAX_FRAME_BYTES`](crate::config::DEFAULT_MAX_FRAME_BYTES), Graylog's TCP input default;
     /// [`DEFAULT_HTTP_MAX_FRAME_BYTES`](crate::config::DEFAULT_HTTP_MAX_FRAME_BYTES) for `http(s)://`, the default body
-    /// limit of Graylog's GELF HTTP input). A larger record is truncated
-    /// (message first) and marked, never dropped.
+    /// limit of Graylog's GELF HTTP input; at least
+    /// [`MIN_FRAME_BYTES`](crate::config::MIN_FRAME_BYTES)). A larger record
+    /// is truncated (message first) and marked, never dropped.
     pub fn with_max_frame_size(mut self, bytes: usize) -> Self {
         self.mapping.max_frame_bytes = bytes;
         self.max_frame_set = true;
@@ -404,7 +405,8 @@ impl<F: Format> ExporterBuilder<F> {
 
     /// Sets the cap on one additional field's text (default
     /// [`DEFAULT_MAX_FIELD_BYTES`](crate::config::DEFAULT_MAX_FIELD_BYTES), under the 32,766 bytes Graylog can
-    /// index). Longer values are truncated and marked.
+    /// index; at least [`MIN_FIELD_BYTES`](crate::config::MIN_FIELD_BYTES)).
+    /// Longer values are truncated and marked.
     pub fn with_max_field_size(mut self, bytes: usize) -> Self {
         self.mapping.max_field_bytes = bytes;
         self

@@ -40,7 +40,9 @@ use crate::encode::Packing;
 use crate::mapping::MappingOptions;
 
 pub use crate::encode::{Compression, Framing};
-pub use crate::mapping::{DEFAULT_MAX_FIELD_BYTES, DEFAULT_MAX_FRAME_BYTES};
+pub use crate::mapping::{
+    DEFAULT_MAX_FIELD_BYTES, DEFAULT_MAX_FRAME_BYTES, MIN_FIELD_BYTES, MIN_FRAME_BYTES,
+};
 pub use builder::ExporterBuilder;
 pub(crate) use endpoint::redacted;
 pub use endpoint::{Endpoint, Scheme};

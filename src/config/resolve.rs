@@ -8,7 +8,8 @@ use super::env::{is_blank_ldp_token, Env};
 use super::options::{check_framing, check_messages, http_headers, TlsChoices};
 use super::{
     Config, Endpoint, ExporterBuilder, Framing, Scheme, Timeouts, TlsOptions, UdpOptions,
-    DEFAULT_EXPORT_TIMEOUT, DEFAULT_HTTP_MAX_FRAME_BYTES, MAX_TIMEOUT,
+    DEFAULT_EXPORT_TIMEOUT, DEFAULT_HTTP_MAX_FRAME_BYTES, MAX_TIMEOUT, MIN_FIELD_BYTES,
+    MIN_FRAME_BYTES,
 };
 use crate::encode::Format;
 use crate::error::{Error, Result};
@@ -203,9 +204,10 @@ impl<F: Format> ExporterBuilder<F> {
 
     /// The frame, field and buffer sizes fit together.
     fn check_sizes(&self) -> Result<()> {
-        if self.mapping.max_frame_bytes < 1024 {
+        if self.mapping.max_frame_bytes < MIN_FRAME_BYTES {
             return Err(Error::InvalidConfig(format!(
-                "`with_max_frame_size({})`: the maximum frame size must be at least 1024 bytes",
+                "`with_max_frame_size({})`: the maximum frame size must be at least \
+                 {MIN_FRAME_BYTES} bytes",
                 self.mapping.max_frame_bytes
             )));
         }
@@ -216,9 +218,10 @@ impl<F: Format> ExporterBuilder<F> {
                 self.buffer_bytes, self.mapping.max_frame_bytes
             )));
         }
-        if self.mapping.max_field_bytes < 64 {
+        if self.mapping.max_field_bytes < MIN_FIELD_BYTES {
             return Err(Error::InvalidConfig(format!(
-                "`with_max_field_size({})`: the maximum field size must be at least 64 bytes",
+                "`with_max_field_size({})`: the maximum field size must be at least \
+                 {MIN_FIELD_BYTES} bytes",
                 self.mapping.max_field_bytes
             )));
         }

@@ -51,6 +51,11 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;
 /// Default cap on one additional field's text value, below the 32,766-byte limit
 /// of Graylog's `keyword` index mapping.
 pub const DEFAULT_MAX_FIELD_BYTES: usize = 32_000;
+/// The smallest frame limit `build()` accepts: room for a record's head and
+/// a truncated message.
+pub const MIN_FRAME_BYTES: usize = 1024;
+/// The smallest field limit `build()` accepts.
+pub const MIN_FIELD_BYTES: usize = 64;
 /// Text used as `short_message` when a record has no body, no meaningful event
 /// name and no target.
 pub(crate) const NO_MESSAGE: &str = "(no message)";
