@@ -483,7 +483,22 @@ fn paused_receiver(pause: Duration) -> (std::net::SocketAddr, thread::JoinHandle
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address");
     let reader = thread::spawn(move || {
-        let (mut sock, _) = listener.accept().expect("accept");
+        // Within a bound: an exporter that never connects fails the test
+        // rather than hang it.
+        listener.set_nonblocking(true).expect("non-blocking");
+        let deadline = Instant::now() + WAIT;
+        let mut sock = loop {
+            match listener.accept() {
+                Ok((sock, _)) => break sock,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("no connection within {WAIT:?}: {e}"),
+            }
+        };
+        sock.set_nonblocking(false).expect("blocking");
         thread::sleep(pause);
         sock.set_read_timeout(Some(WAIT)).expect("read timeout");
         let mut bytes = Vec::new();
