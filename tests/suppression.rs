@@ -10,6 +10,7 @@ use std::time::Duration;
 use djehouty::GelfExporter;
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use serde_json::Value;
+use support::diagnostics::Capture;
 use support::pipeline::batch_provider;
 use support::{assert_graylog_accepts, Framing, Receiver};
 use tracing_subscriber::prelude::*;
@@ -22,8 +23,12 @@ fn exporter_diagnostics_are_not_exported() {
     let provider = batch_provider(
         GelfExporter::builder().with_endpoint(format!("tcp://127.0.0.1:{}", receiver.port())),
     );
+    // Beside the bridge, a layer that sees the exporter's events: one must
+    // have been emitted for the test to show anything.
+    let diagnostics = Capture::default();
     tracing_subscriber::registry()
         .with(OpenTelemetryTracingBridge::new(&provider))
+        .with(diagnostics.clone())
         .init();
 
     tracing::info!("app 1");
@@ -41,8 +46,16 @@ fn exporter_diagnostics_are_not_exported() {
     provider.force_flush().expect("flush 3");
     provider.shutdown().expect("shutdown");
 
+    if cfg!(feature = "internal-logs") {
+        assert!(
+            !diagnostics
+                .named("djehouty.PeerClosedConnection")
+                .is_empty(),
+            "the exporter emitted no event while reconnecting"
+        );
+    }
     let frames: Vec<_> = receiver
-        .frames()
+        .wait_frames(3, WAIT)
         .iter()
         .map(|f| assert_graylog_accepts(f))
         .collect();
