@@ -76,6 +76,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often output files are read while waiting.
 const POLL: Duration = Duration::from_millis(20);
+/// How long no more frames must come, once as many as awaited are there,
+/// before a wait returns them: a duplicate sent after the originals shows.
+const SETTLE: Duration = Duration::from_millis(300);
 
 /// One rsyslog input; see the module docs for what each accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -529,15 +532,27 @@ impl Rsyslog {
             .collect()
     }
 
-    /// Waits until `input` has received at least `n` frames and returns all
-    /// frames received by then. Panics after `timeout` with what did arrive
-    /// and rsyslog's internal log.
+    /// Waits until `input` has received at least `n` frames, and then until
+    /// no more came for [`SETTLE`] (so that a duplicate arriving after the
+    /// originals is seen), and returns all frames received by then. Panics
+    /// after `timeout` with what did arrive and rsyslog's internal log.
     pub fn wait_for(&self, input: Input, n: usize, timeout: Duration) -> Vec<Received> {
         let deadline = Instant::now() + timeout;
+        let mut settling: Option<(usize, Instant)> = None;
         loop {
             let received = self.received(input);
             if received.len() >= n {
-                return received;
+                match settling {
+                    Some((seen, since)) if seen == received.len() => {
+                        if since.elapsed() >= SETTLE || Instant::now() >= deadline {
+                            return received;
+                        }
+                    }
+                    _ if Instant::now() >= deadline => return received,
+                    _ => settling = Some((received.len(), Instant::now())),
+                }
+                thread::sleep(POLL);
+                continue;
             }
             if Instant::now() >= deadline {
                 let mut listing = String::new();
