@@ -215,6 +215,19 @@ fn shutdown_reports_what_an_unreachable_endpoint_did_not_get() {
     assert!(message.contains("last error: cannot connect"), "{message}");
 }
 
+/// A provider shut down through `provider()` gave its report there: the
+/// guard does not give it again.
+#[test]
+fn a_shutdown_through_the_provider_is_reported_once() {
+    let guard = log_events(closed_port(), 3);
+    let first = guard
+        .provider()
+        .shutdown_with_timeout(Duration::from_millis(500));
+    assert!(first.is_err(), "{first:?}");
+    let again = guard.shutdown();
+    assert!(again.is_ok(), "{again:?}");
+}
+
 #[test]
 fn span_fields_arrive_with_the_span_attributes_feature_only() {
     let receiver = Receiver::tcp(Framing::Nul);

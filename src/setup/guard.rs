@@ -26,6 +26,21 @@ use crate::stats::Counters;
 /// A guard that is never dropped (leaked, in a `static`, or the process
 /// ended by `std::process::exit`) does neither: what is still buffered is
 /// lost.
+///
+/// Left unused, it is a warning (dropped at once, it would shut the
+/// pipeline down before the first record):
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// fn main() -> djehouty::Result<()> {
+///     djehouty::GelfExporter::builder()
+///         .with_endpoint("tcp://127.0.0.1:12201")
+///         .build_provider()?;
+///     Ok(())
+/// }
+/// ```
+#[must_use = "dropping the guard shuts the logs pipeline down at once: keep it, \
+              as `let _guard = ...`"]
 pub struct LogGuard {
     provider: SdkLoggerProvider,
     counters: Counters,
@@ -92,12 +107,16 @@ impl LogGuard {
 
     fn finish(&self) -> Result<()> {
         let result = self.provider.shutdown_with_timeout(Self::SHUTDOWN_TIMEOUT);
+        if let Err(OTelSdkError::AlreadyShutdown) = result {
+            // Shut down through `provider()` already: the caller had the
+            // report, not to be given twice.
+            return Ok(());
+        }
         let stats = self.counters.snapshot();
         let records = stats.dropped();
         if records == 0 {
             return match result {
-                // Shut down through `provider()` already: the caller had the report.
-                Ok(()) | Err(OTelSdkError::AlreadyShutdown) => Ok(()),
+                Ok(()) => Ok(()),
                 Err(error) => Err(Error::Undelivered {
                     records: 0,
                     detail: format!(
