@@ -1,6 +1,8 @@
 //! An async service on `#[tokio::main]`: tasks log through `tracing` while
-//! the exporter ships GELF from its own I/O thread, so a slow or unreachable
-//! Graylog never blocks the runtime's workers.
+//! the exporter ships GELF from its own I/O thread, so an unreachable
+//! Graylog never blocks the runtime's workers (a slow one may hold a logging
+//! call up to `DirectProcessor::DEFAULT_MAX_WAIT`, the backpressure that
+//! keeps its records).
 //!
 //! ```sh
 //! OTEL_EXPORTER_GELF_ENDPOINT=tcp://127.0.0.1:12201 \

@@ -33,7 +33,7 @@ use crate::stats::Counters;
 ///     .with_log_processor(djehouty::DirectProcessor::new(exporter))
 ///     .build();
 /// // ... install a bridge (opentelemetry-appender-tracing or -log), log ...
-/// provider.shutdown().ok(); // flushes; dropping the provider is not enough
+/// provider.shutdown().ok(); // flushes and reports; a drop would not report
 /// # Ok::<(), djehouty::Error>(())
 /// ```
 pub struct Exporter<F: Format> {

@@ -24,7 +24,7 @@ use crate::error::Error;
 ///     .build();
 /// // ... later, from a health check or a metrics scrape:
 /// let stats = counters.snapshot();
-/// println!("{} exported, {} dropped", stats.exported, stats.dropped_buffer_full);
+/// println!("{} exported, {} dropped", stats.exported, stats.dropped());
 /// # Ok::<(), djehouty::Error>(())
 /// ```
 #[derive(Clone, Default)]

@@ -92,8 +92,10 @@ impl LogGuard {
     }
 
     /// Flushes and shuts the provider down, waiting at most
-    /// [`SHUTDOWN_TIMEOUT`](Self::SHUTDOWN_TIMEOUT), and reports instead of
-    /// printing.
+    /// [`SHUTDOWN_TIMEOUT`](Self::SHUTDOWN_TIMEOUT), and returns the report
+    /// rather than write it to stderr (the exporter's
+    /// `djehouty.UndeliveredAtShutdown` warning still goes to whoever
+    /// listens to its diagnostics).
     ///
     /// # Errors
     ///
