@@ -52,7 +52,10 @@ pub struct Stats {
     /// Records a shutdown could not deliver: still buffered or on their way
     /// into the buffer when its time ran out; records exported after it
     /// (refused); and, with a [`DirectProcessor`](crate::DirectProcessor),
-    /// records logged after it.
+    /// records logged after it. Also, through the one-call set-ups'
+    /// bridges (`tracing_layer`, `install_log`), records logged by a
+    /// thread-local destructor as its thread ends, once OpenTelemetry's
+    /// context there is gone (the SDK, which asks it, would panic).
     pub dropped_at_shutdown: u64,
     /// Records an `http(s)://` endpoint refused for good (a 4xx answer other
     /// than 408 and 429, a 501 or 505, or a redirect): they are not sent

@@ -283,3 +283,61 @@ fn a_lossy_drop_writes_one_line_to_stderr() {
         "{stderr}"
     );
 }
+
+/// Logs from its destructor, which runs after OpenTelemetry's context is
+/// gone when this value was made first on its thread.
+struct Late;
+
+impl Drop for Late {
+    fn drop(&mut self) {
+        tracing::warn!("from a late destructor");
+    }
+}
+
+thread_local! {
+    static LATE: Late = const { Late };
+}
+
+/// An event from a thread-local destructor that runs after OpenTelemetry's
+/// context was destroyed (which the SDK asks for every record, and would
+/// panic, aborting the process) is dropped and counted.
+#[test]
+fn an_event_from_a_late_thread_local_destructor_is_counted_not_fatal() {
+    const NAME: &str = "an_event_from_a_late_thread_local_destructor_is_counted_not_fatal";
+    if std::env::var_os(CHILD).is_some() {
+        let receiver = Receiver::tcp(Framing::Nul);
+        let (layer, guard) = endpoint(receiver.port()).tracing_layer().unwrap();
+        // Global: a destructor runs outside any scoped subscriber.
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+            .unwrap();
+        let counters = guard.counters();
+        std::thread::spawn(|| {
+            // `LATE` first, then OpenTelemetry's context with the event:
+            // destroyed in the reverse order, the context first.
+            LATE.with(|_| ());
+            tracing::info!("from the thread");
+        })
+        .join()
+        .expect("the thread ended without a panic");
+        let frames = parse_all(&receiver.wait_frames(1, WAIT));
+        by_message(&frames, "from the thread");
+        let _ = guard.shutdown();
+        println!(
+            "dropped_at_shutdown={}",
+            counters.snapshot().dropped_at_shutdown
+        );
+        return;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("dropped_at_shutdown=1"),
+        "{stdout}\n{stderr}"
+    );
+}

@@ -5,26 +5,37 @@ use log::{LevelFilter, Log, Metadata, Record};
 use opentelemetry_appender_log::OpenTelemetryLogBridge;
 use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
 
-use super::{is_self_diagnostic, LogGuard};
+use super::{is_self_diagnostic, otel_context_alive, LogGuard};
 use crate::config::ExporterBuilder;
 use crate::encode::Format;
 use crate::error::{Error, Result};
+use crate::stats::Counters;
 
 /// The appender's bridge, minus the exporter's own diagnostics.
 struct Bridge {
     bridge: OpenTelemetryLogBridge<SdkLoggerProvider, SdkLogger>,
     /// For `flush`, which the appender's bridge leaves empty.
     provider: SdkLoggerProvider,
+    /// Where a record logged as its thread ends, too late, is counted.
+    counters: Counters,
 }
 
 impl Log for Bridge {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        !is_self_diagnostic(metadata.target()) && self.bridge.enabled(metadata)
+        !is_self_diagnostic(metadata.target())
+            && otel_context_alive()
+            && self.bridge.enabled(metadata)
     }
 
     fn log(&self, record: &Record<'_>) {
-        if !is_self_diagnostic(record.target()) {
+        if is_self_diagnostic(record.target()) {
+            return;
+        }
+        if otel_context_alive() {
             self.bridge.log(record);
+        } else {
+            // Its thread is ending: the SDK cannot take it.
+            self.counters.add_dropped_at_shutdown(1);
         }
     }
 
@@ -94,6 +105,7 @@ impl<F: Format> ExporterBuilder<F> {
         let logger = Bridge {
             bridge: OpenTelemetryLogBridge::new(guard.provider()),
             provider: guard.provider().clone(),
+            counters: guard.counters(),
         };
         Ok((logger, guard))
     }

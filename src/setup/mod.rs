@@ -69,6 +69,28 @@ fn is_self_diagnostic(target: &str) -> bool {
             .is_some_and(|rest| rest.is_empty() || rest.starts_with(['_', '-']))
 }
 
+/// Whether OpenTelemetry's context can still be asked on this thread. Not
+/// in a thread-local destructor that runs after that context was
+/// destroyed: the SDK asks it for every record, and would panic there,
+/// which aborts the process. Told by a sentinel made just after the context
+/// was first asked, so destroyed just before it (a thread's locals are
+/// destroyed in the reverse order of their making).
+#[cfg(any(feature = "tracing", feature = "log"))]
+fn otel_context_alive() -> bool {
+    struct Sentinel;
+    impl Drop for Sentinel {
+        // A destructor of its own, so that `try_with` fails once it ran.
+        fn drop(&mut self) {}
+    }
+    thread_local! {
+        static SENTINEL: Sentinel = {
+            let _ = opentelemetry::Context::is_current_telemetry_suppressed();
+            Sentinel
+        };
+    }
+    SENTINEL.try_with(|_| ()).is_ok()
+}
+
 /// The variable that names the service.
 const SERVICE_NAME_VARIABLE: &str = "OTEL_SERVICE_NAME";
 /// The variable that lists the resource's attributes.

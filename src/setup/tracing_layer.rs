@@ -7,7 +7,7 @@ use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use super::{is_self_diagnostic, LogGuard};
+use super::{is_self_diagnostic, otel_context_alive, LogGuard};
 use crate::config::ExporterBuilder;
 use crate::encode::Format;
 use crate::error::Result;
@@ -73,9 +73,20 @@ impl<F: Format> ExporterBuilder<F> {
         let bridge = bridge.with_tracing_span_attributes(
             opentelemetry_appender_tracing::layer::TracingSpanAttributes::all(),
         );
-        let layer = bridge
-            .build()
-            .with_filter(filter_fn(|metadata| !is_self_diagnostic(metadata.target())));
+        let counters = guard.counters();
+        let layer = bridge.build().with_filter(filter_fn(move |metadata| {
+            if is_self_diagnostic(metadata.target()) {
+                return false;
+            }
+            if otel_context_alive() {
+                return true;
+            }
+            // Its thread is ending: the SDK cannot take the event.
+            if metadata.is_event() {
+                counters.add_dropped_at_shutdown(1);
+            }
+            false
+        }));
         Ok((layer, guard))
     }
 }
