@@ -345,8 +345,12 @@ impl DirectProcessor {
         let failures = self.counters.failures();
         stage.waiting += 1;
         // The flusher may be letting records gather: for a waiting thread
-        // it moves them at once.
+        // it moves them at once. Woken with the lock let go, as everywhere:
+        // a wake-up may emit an event (tokio's, when instrumented) that
+        // comes back to this processor, on this thread.
+        drop(stage);
         self.staging.wake.notify_one();
+        let mut stage = self.staging.lock();
         while !stage.closed && !stage.stalled && !stage.fits(len, self.stage_limit) {
             let waited = start.elapsed();
             let failed = self.delivery_failed(failures);
