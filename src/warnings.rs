@@ -9,6 +9,7 @@
 //! a warning told at `build()` would reach nobody.
 
 use std::cell::RefCell;
+use std::io::Write as _;
 
 /// A warning kept for later: its event name and its fields.
 #[derive(Debug, Clone)]
@@ -86,8 +87,12 @@ pub(crate) fn keep(name: &'static str, fields: Vec<(&'static str, String)>) -> b
 }
 
 /// Tells the kept warnings, each as `djehouty.WarningAtBuild` naming the
-/// original event.
+/// original event; when nothing listens to the internal logs even now (an
+/// application that logs through `log` alone, say), as one line each on
+/// stderr, as a lossy shutdown is told, rather than lose a warning such as
+/// certificates left unverified.
 pub(crate) fn tell(kept: Vec<Kept>) {
+    let heard = listening();
     for warning in kept {
         let details = warning
             .fields
@@ -95,6 +100,15 @@ pub(crate) fn tell(kept: Vec<Kept>) {
             .map(|(field, value)| format!("{field}: {value}"))
             .collect::<Vec<_>>()
             .join("; ");
+        if !heard {
+            // A closed stderr is no reason to fail.
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "djehouty: warning raised while the exporter was built: {}: {details}",
+                warning.name
+            );
+            continue;
+        }
         opentelemetry::otel_warn!(
             name: "djehouty.WarningAtBuild",
             warning = warning.name,

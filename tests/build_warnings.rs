@@ -88,3 +88,39 @@ fn a_warning_at_build_reaches_a_subscriber_installed_after_it() {
     provider.shutdown().expect("shutdown");
     assert_eq!(capture.named("djehouty.WarningAtBuild").len(), 1);
 }
+
+/// Set in the child process of `a_warning_at_build_nobody_hears_goes_to_stderr`.
+const CHILD: &str = "DJEHOUTY_BUILD_WARNINGS_CHILD";
+
+/// With no subscriber at all, even when the first records go out (an
+/// application that logs through `log` alone), a kept warning is written to
+/// stderr rather than lost.
+#[test]
+fn a_warning_at_build_nobody_hears_goes_to_stderr() {
+    const NAME: &str = "a_warning_at_build_nobody_hears_goes_to_stderr";
+    if std::env::var_os(CHILD).is_some() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, "unused").expect("write");
+        let receiver = Receiver::tcp(Framing::Nul);
+        let provider = direct_provider(warned_builder(&receiver, &ca_file));
+        log_one(&provider, "first");
+        receiver.wait_frames(1, WAIT);
+        provider.shutdown().expect("shutdown");
+        return;
+    }
+    // Only a child's stderr shows it.
+    let output = std::process::Command::new(std::env::current_exe().expect("this binary"))
+        .args(["--exact", NAME, "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .expect("the child ran");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let lines: Vec<_> = stderr
+        .lines()
+        .filter(|line| line.starts_with("djehouty: warning raised while the exporter was built"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("djehouty.CaFileIgnored"), "{stderr}");
+}
