@@ -110,17 +110,11 @@ fn a_warning_at_build_nobody_hears_goes_to_stderr() {
         return;
     }
     // Only a child's stderr shows it.
-    let output = std::process::Command::new(std::env::current_exe().expect("this binary"))
-        .args(["--exact", NAME, "--test-threads=1"])
-        .env(CHILD, "1")
-        .output()
-        .expect("the child ran");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    let lines: Vec<_> = stderr
-        .lines()
-        .filter(|line| line.starts_with("djehouty: warning raised while the exporter was built"))
-        .collect();
-    assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(lines[0].contains("djehouty.CaFileIgnored"), "{stderr}");
+    let output = support::rerun_in_child(NAME, CHILD);
+    let lines = support::child_stderr_lines(
+        &output,
+        "djehouty: warning raised while the exporter was built",
+    );
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("djehouty.CaFileIgnored"), "{lines:?}");
 }

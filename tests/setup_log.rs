@@ -60,20 +60,6 @@ fn log_records_arrive_and_diagnostics_stay_home() {
 /// `a_record_from_a_late_thread_local_destructor_is_counted_not_fatal`.
 const CHILD: &str = "DJEHOUTY_SETUP_LOG_CHILD";
 
-/// Logs from its destructor, which runs after OpenTelemetry's context is
-/// gone when this value was made first on its thread.
-struct Late;
-
-impl Drop for Late {
-    fn drop(&mut self) {
-        log::warn!("from a late destructor");
-    }
-}
-
-thread_local! {
-    static LATE: Late = const { Late };
-}
-
 /// A record logged from a thread-local destructor that runs after
 /// OpenTelemetry's context was destroyed (which the SDK asks for every
 /// record, and would panic, aborting the process) is dropped and counted.
@@ -87,14 +73,10 @@ fn a_record_from_a_late_thread_local_destructor_is_counted_not_fatal() {
             .install_log(log::LevelFilter::Info)
             .unwrap();
         let counters = guard.counters();
-        std::thread::spawn(|| {
-            // `LATE` first, then OpenTelemetry's context with the record:
-            // destroyed in the reverse order, the context first.
-            LATE.with(|_| ());
-            log::info!("from the thread");
-        })
-        .join()
-        .expect("the thread ended without a panic");
+        support::call_late_at_thread_exit(
+            || log::warn!("from a late destructor"),
+            || log::info!("from the thread"),
+        );
         let frames = receiver.wait_frames(1, WAIT);
         let frame = assert_graylog_accepts(&frames[0]);
         assert_eq!(frame["short_message"], "from the thread");
@@ -106,16 +88,8 @@ fn a_record_from_a_late_thread_local_destructor_is_counted_not_fatal() {
         return;
     }
     // A panic in a destructor aborts the process: only a child shows it.
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
+    let output = support::rerun_in_child(NAME, CHILD);
+    support::child_stderr_lines(&output, "");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("dropped_at_shutdown=1"),
-        "{stdout}\n{stderr}"
-    );
+    assert!(stdout.contains("dropped_at_shutdown=1"), "{stdout}");
 }

@@ -266,36 +266,13 @@ fn a_lossy_drop_writes_one_line_to_stderr() {
     }
     // The guard writes to the process's stderr, which only a child's output
     // shows.
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", NAME, "--test-threads=1"])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    let lines: Vec<_> = stderr
-        .lines()
-        .filter(|line| line.starts_with("djehouty:"))
-        .collect();
-    assert_eq!(lines.len(), 1, "{stderr}");
+    let output = support::rerun_in_child(NAME, CHILD);
+    let lines = support::child_stderr_lines(&output, "djehouty:");
+    assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
         lines[0].starts_with("djehouty: 3 record(s) were not delivered to tcp://127.0.0.1:"),
-        "{stderr}"
+        "{lines:?}"
     );
-}
-
-/// Logs from its destructor, which runs after OpenTelemetry's context is
-/// gone when this value was made first on its thread.
-struct Late;
-
-impl Drop for Late {
-    fn drop(&mut self) {
-        tracing::warn!("from a late destructor");
-    }
-}
-
-thread_local! {
-    static LATE: Late = const { Late };
 }
 
 /// An event from a thread-local destructor that runs after OpenTelemetry's
@@ -311,14 +288,10 @@ fn an_event_from_a_late_thread_local_destructor_is_counted_not_fatal() {
         tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
             .unwrap();
         let counters = guard.counters();
-        std::thread::spawn(|| {
-            // `LATE` first, then OpenTelemetry's context with the event:
-            // destroyed in the reverse order, the context first.
-            LATE.with(|_| ());
-            tracing::info!("from the thread");
-        })
-        .join()
-        .expect("the thread ended without a panic");
+        support::call_late_at_thread_exit(
+            || tracing::warn!("from a late destructor"),
+            || tracing::info!("from the thread"),
+        );
         let frames = parse_all(&receiver.wait_frames(1, WAIT));
         by_message(&frames, "from the thread");
         let _ = guard.shutdown();
@@ -328,16 +301,8 @@ fn an_event_from_a_late_thread_local_destructor_is_counted_not_fatal() {
         );
         return;
     }
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
+    let output = support::rerun_in_child(NAME, CHILD);
+    support::child_stderr_lines(&output, "");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("dropped_at_shutdown=1"),
-        "{stdout}\n{stderr}"
-    );
+    assert!(stdout.contains("dropped_at_shutdown=1"), "{stdout}");
 }

@@ -49,6 +49,61 @@ pub use graylog::{assert_graylog_accepts, assert_ltsv_line_ok};
 pub use receiver::{Frame, Framing, Killed, Receiver, Reset, Resetting};
 pub use rsyslog::{rsyslogd_path, Input, Received, Rsyslog};
 
+/// Runs the test `name` of the current test binary again, alone, in a child
+/// process whose environment has `marker` set (the test's child part then
+/// runs), and returns how it ended and what it wrote (its own output too:
+/// `--nocapture`). For what only a process of its own shows: its stderr,
+/// its global logger or subscriber, an abort.
+pub fn rerun_in_child(name: &str, marker: &str) -> std::process::Output {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    std::process::Command::new(exe)
+        .args(["--exact", name, "--test-threads=1", "--nocapture"])
+        .env(marker, "1")
+        .output()
+        .expect("the child process ran")
+}
+
+/// The lines of a child's stderr (see [`rerun_in_child`]) that start with
+/// `prefix`, once it ended well (else a panic with what it wrote).
+pub fn child_stderr_lines(output: &std::process::Output, prefix: &str) -> Vec<String> {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the child failed: {}\n{stderr}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    stderr
+        .lines()
+        .filter(|line| line.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// On a new thread, makes a thread-local value first, whose destructor
+/// calls `late`, then calls `now`: the thread's locals are destroyed in the
+/// reverse order of their making, so `late` runs after those `now` made
+/// (OpenTelemetry's context, for a logging call) were destroyed. Panics if
+/// the thread did.
+pub fn call_late_at_thread_exit(late: fn(), now: fn()) {
+    struct Late(std::cell::Cell<Option<fn()>>);
+    impl Drop for Late {
+        fn drop(&mut self) {
+            if let Some(late) = self.0.get() {
+                late();
+            }
+        }
+    }
+    thread_local! {
+        static LATE: Late = const { Late(std::cell::Cell::new(None)) };
+    }
+    std::thread::spawn(move || {
+        LATE.with(|slot| slot.0.set(Some(late)));
+        now();
+    })
+    .join()
+    .expect("the thread ended without a panic");
+}
+
 /// Waits on `changed` until `done` holds for the state behind `state`, at
 /// most `timeout`; then panics with `timed_out`'s description of the state
 /// (the lock released first). Returns the locked state.
