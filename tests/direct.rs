@@ -126,7 +126,24 @@ fn force_flush_means_written() {
         assert_eq!(counters.snapshot().exported, round * 1_000);
         receiver.wait_frames(round as usize * 1_000, WAIT);
     }
-    provider.shutdown().expect("shutdown");
+    // Judged by the receiver: with it no longer reading, what a flush
+    // waited for is in its kernel once the flush returns.
+    receiver.pause_reading();
+    with_tracing(&provider, || {
+        for seq in 0..200u64 {
+            tracing::info!(round = 4u64, seq, "round 4 record {seq}");
+        }
+    });
+    provider.force_flush().expect("flush");
+    let killed = receiver.kill_measured();
+    let round_4 = (killed.frames.iter().chain(&killed.held))
+        .map(|frame| assert_graylog_accepts(frame))
+        .filter(|frame| frame["_round"] == 4)
+        .count();
+    assert_eq!(round_4, 200, "{} held", killed.held.len());
+    provider
+        .shutdown()
+        .expect("shutdown: nothing was left to deliver");
 }
 
 #[test]
