@@ -73,22 +73,28 @@ fn is_self_diagnostic(target: &str) -> bool {
 /// in a thread-local destructor that runs after that context was
 /// destroyed: the SDK asks it for every record, and would panic there,
 /// which aborts the process. Told by a sentinel made just after the context
-/// was first asked, so destroyed just before it (a thread's locals are
-/// destroyed in the reverse order of their making).
+/// was first asked, so destroyed just before it: the standard library
+/// destroys a thread's locals in the reverse order of their making (glibc's
+/// list and its own; not a documented promise, nor true where it falls back
+/// on pthread keys). A sentinel first made after the context is gone (its
+/// first record logged from a late destructor) says so too.
 #[cfg(any(feature = "tracing", feature = "log"))]
 fn otel_context_alive() -> bool {
-    struct Sentinel;
+    /// Whether the context could be asked when the sentinel was made.
+    struct Sentinel(bool);
     impl Drop for Sentinel {
         // A destructor of its own, so that `try_with` fails once it ran.
         fn drop(&mut self) {}
     }
     thread_local! {
-        static SENTINEL: Sentinel = {
-            let _ = opentelemetry::Context::is_current_telemetry_suppressed();
-            Sentinel
-        };
+        static SENTINEL: Sentinel = Sentinel(
+            std::panic::catch_unwind(|| {
+                let _ = opentelemetry::Context::is_current_telemetry_suppressed();
+            })
+            .is_ok(),
+        );
     }
-    SENTINEL.try_with(|_| ()).is_ok()
+    SENTINEL.try_with(|sentinel| sentinel.0).unwrap_or(false)
 }
 
 /// The variable that names the service.

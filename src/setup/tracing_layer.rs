@@ -2,8 +2,11 @@
 //! layer, without the exporter's own diagnostics.
 
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
-use tracing::Subscriber;
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
@@ -11,6 +14,70 @@ use super::{is_self_diagnostic, otel_context_alive, LogGuard};
 use crate::config::ExporterBuilder;
 use crate::encode::Format;
 use crate::error::Result;
+use crate::stats::Counters;
+
+/// The appender's bridge, except for an event logged as its thread ends,
+/// once OpenTelemetry's context there is gone (see [`otel_context_alive`]):
+/// counted rather than handed to the SDK, which would panic. Checked in
+/// `on_event`, once per event: a filter's verdict is kept per call site.
+struct UntilThreadEnd<L> {
+    bridge: L,
+    counters: Counters,
+}
+
+impl<S: Subscriber, L: Layer<S>> Layer<S> for UntilThreadEnd<L> {
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.bridge.on_layer(subscriber);
+    }
+
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        self.bridge.register_callsite(metadata)
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        self.bridge.enabled(metadata, ctx)
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        self.bridge.on_new_span(attrs, id, ctx);
+    }
+
+    fn on_record(&self, span: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        self.bridge.on_record(span, values, ctx);
+    }
+
+    fn on_follows_from(&self, span: &Id, follows: &Id, ctx: Context<'_, S>) {
+        self.bridge.on_follows_from(span, follows, ctx);
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, ctx: Context<'_, S>) -> bool {
+        self.bridge.event_enabled(event, ctx)
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if otel_context_alive() {
+            self.bridge.on_event(event, ctx);
+        } else {
+            self.counters.add_dropped_at_shutdown(1);
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        self.bridge.on_enter(id, ctx);
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        self.bridge.on_exit(id, ctx);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        self.bridge.on_close(id, ctx);
+    }
+
+    fn on_id_change(&self, old: &Id, new: &Id, ctx: Context<'_, S>) {
+        self.bridge.on_id_change(old, new, ctx);
+    }
+}
 
 impl<F: Format> ExporterBuilder<F> {
     /// Builds the whole pipeline for `tracing` (cargo feature `tracing`): a
@@ -73,20 +140,11 @@ impl<F: Format> ExporterBuilder<F> {
         let bridge = bridge.with_tracing_span_attributes(
             opentelemetry_appender_tracing::layer::TracingSpanAttributes::all(),
         );
-        let counters = guard.counters();
-        let layer = bridge.build().with_filter(filter_fn(move |metadata| {
-            if is_self_diagnostic(metadata.target()) {
-                return false;
-            }
-            if otel_context_alive() {
-                return true;
-            }
-            // Its thread is ending: the SDK cannot take the event.
-            if metadata.is_event() {
-                counters.add_dropped_at_shutdown(1);
-            }
-            false
-        }));
+        let layer = UntilThreadEnd {
+            bridge: bridge.build(),
+            counters: guard.counters(),
+        }
+        .with_filter(filter_fn(|metadata| !is_self_diagnostic(metadata.target())));
         Ok((layer, guard))
     }
 }
