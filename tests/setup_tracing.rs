@@ -216,7 +216,8 @@ fn shutdown_reports_what_an_unreachable_endpoint_did_not_get() {
 }
 
 /// A provider shut down through `provider()` gave its report there: the
-/// guard does not give it again.
+/// guard does not give it again, but still tells the records dropped
+/// before it, which that report leaves out.
 #[test]
 fn a_shutdown_through_the_provider_is_reported_once() {
     let guard = log_events(closed_port(), 3);
@@ -226,6 +227,35 @@ fn a_shutdown_through_the_provider_is_reported_once() {
     assert!(first.is_err(), "{first:?}");
     let again = guard.shutdown();
     assert!(again.is_ok(), "{again:?}");
+
+    // A retry buffer too small for what was logged: records dropped
+    // before the shutdown.
+    let (layer, guard) = endpoint(closed_port())
+        .with_buffer_size(16 * 1024)
+        .with_max_frame_size(4 * 1024)
+        .tracing_layer()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let filler = "x".repeat(1000);
+    tracing::subscriber::with_default(subscriber, || {
+        for seq in 0..2_000 {
+            tracing::info!(seq, filler = filler.as_str(), "event {seq}");
+        }
+    });
+    let counters = guard.counters();
+    let _ = guard
+        .provider()
+        .shutdown_with_timeout(Duration::from_millis(500));
+    let full = counters.snapshot().dropped_buffer_full;
+    assert!(full > 0, "nothing dropped for want of room");
+    let error = guard.shutdown().expect_err("the drops before the shutdown");
+    let text = error.to_string();
+    assert!(
+        text.starts_with(&format!("{full} record(s) were not delivered"))
+            && text.contains("buffers were full")
+            && !text.contains("not delivered by the shutdown"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -101,7 +101,9 @@ impl LogGuard {
     ///
     /// [`Error::Undelivered`] when records logged through this guard's
     /// provider were lost (dropped on the way, refused, or still waiting
-    /// when time ran out), or when the shutdown failed.
+    /// when time ran out), or when the shutdown failed. After a shutdown
+    /// through [`provider()`](Self::provider), which reported its own
+    /// losses, only the records dropped before it.
     pub fn shutdown(mut self) -> Result<()> {
         self.done = true;
         self.finish()
@@ -109,16 +111,17 @@ impl LogGuard {
 
     fn finish(&self) -> Result<()> {
         let result = self.provider.shutdown_with_timeout(Self::SHUTDOWN_TIMEOUT);
+        let mut stats = self.counters.snapshot();
         if let Err(OTelSdkError::AlreadyShutdown) = result {
-            // Shut down through `provider()` already: the caller had the
-            // report, not to be given twice.
-            return Ok(());
+            // Shut down through `provider()` already: the caller had that
+            // shutdown's report of what it lost, not to be given twice; the
+            // records dropped before it are told here.
+            stats.dropped_at_shutdown = 0;
         }
-        let stats = self.counters.snapshot();
         let records = stats.dropped();
         if records == 0 {
             return match result {
-                Ok(()) => Ok(()),
+                Ok(()) | Err(OTelSdkError::AlreadyShutdown) => Ok(()),
                 Err(error) => Err(Error::Undelivered {
                     records: 0,
                     detail: format!(
@@ -145,8 +148,8 @@ impl LogGuard {
             (
                 stats.dropped_at_shutdown,
                 format!(
-                    "not delivered by the shutdown (still waiting when its {:?} ran out, or \
-                     logged after it began)",
+                    "not delivered by the shutdown (still waiting when its {:?} ran out, \
+                     logged after it began, or logged as their thread ended)",
                     Self::SHUTDOWN_TIMEOUT
                 ),
             ),
