@@ -501,6 +501,28 @@ fn run_property<S, E>(
 // Properties
 // ---------------------------------------------------------------------------
 
+/// The syslog level a record must arrive with, as `docs/mapping.md` gives
+/// it, when its severity says it: by the severity number (1–8 debug, 9
+/// info, 10–12 notice, 13–16 warning, 17 error, 18 critical, 19–20 alert,
+/// 21–24 emergency), or 6 (info) with neither a number nor a text. (From a
+/// text alone, unchecked here.)
+fn expected_level(record: &Record) -> Option<u64> {
+    match (record.severity, &record.severity_text) {
+        (Some(severity), _) => Some(match severity as i32 {
+            1..=8 => 7,
+            9 => 6,
+            10..=12 => 5,
+            13..=16 => 4,
+            17 => 3,
+            18 => 2,
+            19..=20 => 1,
+            _ => 0,
+        }),
+        (None, None) => Some(6),
+        (None, Some(_)) => None,
+    }
+}
+
 fn check_gelf(record: &Record, frame: &[u8]) {
     assert!(!frame.contains(&0), "NUL byte inside a GELF frame");
     let object = assert_graylog_accepts(frame);
@@ -508,6 +530,9 @@ fn check_gelf(record: &Record, frame: &[u8]) {
 
     let level = object["level"].as_u64().expect("numeric level");
     assert!(level <= 7, "level {level}");
+    if let Some(expected) = expected_level(record) {
+        assert_eq!(level, expected, "level of {:?}", record.severity);
+    }
     let short = object["short_message"].as_str().expect("string message");
     assert!(!blank(short), "blank short_message");
 
@@ -560,8 +585,11 @@ fn check_ltsv(record: &Record, line: &[u8]) {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let level: u8 = labels["level"].parse().expect("numeric level");
+    let level: u64 = labels["level"].parse().expect("numeric level");
     assert!(level <= 7, "level {level}");
+    if let Some(expected) = expected_level(record) {
+        assert_eq!(level, expected, "level of {:?}", record.severity);
+    }
     assert!(!blank(labels["message"]), "blank message");
     assert!(!blank(labels["host"]), "blank host");
 
