@@ -699,6 +699,39 @@ mod tests {
         names
     }
 
+    /// A credential going to a plaintext endpoint draws a warning; over
+    /// TLS, none.
+    #[cfg(feature = "internal-logs")]
+    #[test]
+    fn a_credential_over_plaintext_draws_a_warning() {
+        let with_header = |endpoint: &'static str| {
+            move || {
+                ExporterBuilder::<Gelf>::default()
+                    .with_endpoint(endpoint)
+                    .with_http_header("Authorization", "Bearer s3cr3t")
+            }
+        };
+        let warned = |names: Vec<String>| names.iter().any(|n| n == "djehouty.SecretOverPlaintext");
+        assert!(warned(warnings(with_header("http://h:1/gelf"), &[])));
+        assert!(!warned(warnings(with_header("https://h:1/gelf"), &[])));
+        let headers = [(
+            "OTEL_EXPORTER_GELF_HEADERS",
+            "authorization=Bearer%20s3cr3t",
+        )];
+        let http = || ExporterBuilder::<Gelf>::default().with_endpoint("http://h:1/gelf");
+        assert!(warned(warnings(http, &headers)));
+        let token = |endpoint: &'static str| {
+            move || {
+                ExporterBuilder::<Gelf>::default()
+                    .with_endpoint(endpoint)
+                    .with_extra("X-OVH-TOKEN", "t0ken")
+            }
+        };
+        assert!(warned(warnings(token("tcp://h:1"), &[])));
+        assert!(!warned(warnings(token("tls://h:1"), &[])));
+        assert!(!warned(warnings(http, &[])));
+    }
+
     /// A CA file with an endpoint that has no TLS is not refused but draws
     /// a warning, whether the builder or the variable gives it.
     #[cfg(feature = "internal-logs")]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::env::{is_blank_ldp_token, Env};
+use super::env::{is_blank_ldp_token, Env, LDP_TOKEN_FIELD};
 use super::options::{check_framing, check_messages, http_headers, TlsChoices};
 use super::{
     Config, Endpoint, ExporterBuilder, Framing, Scheme, Timeouts, TlsOptions, UdpOptions,
@@ -39,6 +39,27 @@ impl<F: Format> ExporterBuilder<F> {
                 message = "a CA file is configured but the endpoint is not encrypted; \
                            use tls:// or https:// if encryption was meant"
             );
+        }
+        if !endpoint.scheme().is_tls() {
+            let header = (self.http_headers.iter()).any(|(name, _)| {
+                let name = name.trim();
+                name.eq_ignore_ascii_case("authorization")
+                    || name.eq_ignore_ascii_case("proxy-authorization")
+            });
+            let token = (self.mapping.extras.iter()).any(|(key, _)| key == LDP_TOKEN_FIELD);
+            if header || token {
+                crate::warnings::warn_at_build!(
+                    name: "djehouty.SecretOverPlaintext",
+                    endpoint = endpoint.to_string(),
+                    secret = if header {
+                        "an Authorization header"
+                    } else {
+                        "the Logs Data Platform token"
+                    },
+                    message = "a credential goes unencrypted to a plaintext endpoint, readable \
+                               on the way: use tls:// or https:// unless the network is trusted"
+                );
+            }
         }
         if matches!(endpoint.scheme(), Scheme::Http | Scheme::Https) && !self.max_frame_set {
             self.mapping.max_frame_bytes = DEFAULT_HTTP_MAX_FRAME_BYTES;
