@@ -144,10 +144,8 @@ fn an_outage_is_reported_once_and_summed_up_when_delivery_recovers() {
 #[test]
 fn a_closed_udp_port_is_one_outage_not_a_recovery_per_socket() {
     let (_turn, capture) = capture();
-    let port = {
-        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("a loopback port");
-        probe.local_addr().expect("its address").port()
-    };
+    // Below the ephemeral range: no other test's socket takes it meanwhile.
+    let port = support::unused_port().port();
     let endpoint = format!("udp://127.0.0.1:{port}");
     let exporter = GelfExporter::builder()
         .with_endpoint(&endpoint)

@@ -8,7 +8,6 @@
 
 use djehouty_testkit as support;
 
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,8 +33,7 @@ fn endpoint(port: u16) -> djehouty::GelfExporterBuilder {
 
 /// A port nothing listens on: connections are refused.
 fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    support::unused_port().port()
 }
 
 /// A layer that records the target of every event it sees.
