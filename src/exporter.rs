@@ -153,10 +153,19 @@ impl<F: Format> ExporterBuilder<F> {
     /// [`build`](Self::build), after `first` (a set-up's other work, whose
     /// warnings are the build's too). Warnings raised meanwhile, when
     /// nothing listens yet (a one-call set-up builds before the
-    /// application's subscriber exists), are told with the first records.
+    /// application's subscriber exists), are told with the first records,
+    /// or at once if the build fails.
     pub(crate) fn build_with<R>(self, first: impl FnOnce() -> R) -> Result<(Exporter<F>, R)> {
         let ((first, built), kept) = crate::warnings::keeping(|| (first(), self.build_now()));
-        let exporter = built?;
+        let exporter = match built {
+            Ok(exporter) => exporter,
+            Err(error) => {
+                // No records will tell them: now, as they may explain the
+                // error (a CA certificate skipped, then no root left).
+                crate::warnings::tell(kept);
+                return Err(error);
+            }
+        };
         exporter.pipeline.shared().keep_build_warnings(kept);
         Ok((exporter, first))
     }

@@ -118,3 +118,32 @@ fn a_warning_at_build_nobody_hears_goes_to_stderr() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("djehouty.CaFileIgnored"), "{lines:?}");
 }
+
+/// Set in the child process of `a_failed_builds_warnings_are_told_with_its_error`.
+const FAILED_CHILD: &str = "DJEHOUTY_BUILD_WARNINGS_FAILED_CHILD";
+
+/// A build that fails after a warning tells it then (no records will): the
+/// warning may explain the error.
+#[test]
+fn a_failed_builds_warnings_are_told_with_its_error() {
+    const NAME: &str = "a_failed_builds_warnings_are_told_with_its_error";
+    if std::env::var_os(FAILED_CHILD).is_some() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, "unused").expect("write");
+        let receiver = Receiver::tcp(Framing::Nul);
+        // Warned of the CA file, then refused for the frame size.
+        let built = warned_builder(&receiver, &ca_file)
+            .with_max_frame_size(10)
+            .build();
+        assert!(built.is_err(), "the build was to fail");
+        return;
+    }
+    let output = support::rerun_in_child(NAME, FAILED_CHILD);
+    let lines = support::child_stderr_lines(
+        &output,
+        "djehouty: warning raised while the exporter was built",
+    );
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("djehouty.CaFileIgnored"), "{lines:?}");
+}
