@@ -41,11 +41,13 @@ impl<F: Format> ExporterBuilder<F> {
             );
         }
         if !endpoint.scheme().is_tls() {
-            let header = (self.http_headers.iter()).any(|(name, _)| {
-                let name = name.trim();
-                name.eq_ignore_ascii_case("authorization")
-                    || name.eq_ignore_ascii_case("proxy-authorization")
-            });
+            // Headers go over `http://` only (elsewhere `build()` refuses them).
+            let header = matches!(endpoint.scheme(), Scheme::Http)
+                && (self.http_headers.iter()).any(|(name, _)| {
+                    let name = name.trim();
+                    name.eq_ignore_ascii_case("authorization")
+                        || name.eq_ignore_ascii_case("proxy-authorization")
+                });
             let token = (self.mapping.extras.iter()).any(|(key, _)| key == LDP_TOKEN_FIELD);
             if header || token {
                 crate::warnings::warn_at_build!(
