@@ -2,7 +2,8 @@
 //! certificate skipped, certificates left unverified): told at once when
 //! something listens to the OpenTelemetry internal logs, else kept, and told
 //! by the exporter's I/O thread when the first records go out (or at
-//! shutdown, if none came).
+//! shutdown, if none came; a build that fails tells them before its error),
+//! on stderr if nothing listens even then.
 //!
 //! The one-call set-ups build the exporter before the application installs
 //! its `tracing` subscriber (the subscriber takes the layer they return), so
@@ -86,12 +87,16 @@ pub(crate) fn keep(name: &'static str, fields: Vec<(&'static str, String)>) -> b
         .unwrap_or(false)
 }
 
-/// Tells the kept warnings, each as `djehouty.WarningAtBuild` naming the
-/// original event; when nothing listens to the internal logs even now (an
+/// Tells the kept warnings (unless diagnostics are muted on this thread),
+/// each as `djehouty.WarningAtBuild` naming the original event; when nothing
+/// listens to the internal logs even now (an
 /// application that logs through `log` alone, say), as one line each on
 /// stderr, as a lossy shutdown is told, rather than lose a warning such as
 /// certificates left unverified.
 pub(crate) fn tell(kept: Vec<Kept>) {
+    if crate::runtime::diagnostics_muted() {
+        return;
+    }
     let heard = listening();
     for warning in kept {
         let details = warning
@@ -104,7 +109,7 @@ pub(crate) fn tell(kept: Vec<Kept>) {
             // A closed stderr is no reason to fail.
             let _ = writeln!(
                 std::io::stderr().lock(),
-                "djehouty: warning raised while the exporter was built: {}: {details}",
+                "djehouty: warning raised while building the exporter: {}: {details}",
                 warning.name
             );
             continue;

@@ -113,7 +113,7 @@ fn a_warning_at_build_nobody_hears_goes_to_stderr() {
     let output = support::rerun_in_child(NAME, CHILD);
     let lines = support::child_stderr_lines(
         &output,
-        "djehouty: warning raised while the exporter was built",
+        "djehouty: warning raised while building the exporter",
     );
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("djehouty.CaFileIgnored"), "{lines:?}");
@@ -142,7 +142,7 @@ fn a_failed_builds_warnings_are_told_with_its_error() {
     let output = support::rerun_in_child(NAME, FAILED_CHILD);
     let lines = support::child_stderr_lines(
         &output,
-        "djehouty: warning raised while the exporter was built",
+        "djehouty: warning raised while building the exporter",
     );
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("djehouty.CaFileIgnored"), "{lines:?}");

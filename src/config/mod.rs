@@ -728,8 +728,17 @@ mod tests {
             }
         };
         assert!(warned(warnings(token("tcp://h:1"), &[])));
+        assert!(warned(warnings(token("udp://h:1"), &[])));
         assert!(!warned(warnings(token("tls://h:1"), &[])));
         assert!(!warned(warnings(http, &[])));
+        // A relay on this machine is no one else's to read.
+        for local in ["tcp://127.0.0.1:1", "tcp://localhost:1", "tcp://[::1]:1"] {
+            assert!(!warned(warnings(token(local), &[])), "{local}");
+        }
+        assert!(!warned(warnings(
+            with_header("http://127.0.0.1:1/gelf"),
+            &[]
+        )));
     }
 
     /// A CA file with an endpoint that has no TLS is not refused but draws

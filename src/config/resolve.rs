@@ -13,6 +13,7 @@ use super::{
 };
 use crate::encode::Format;
 use crate::error::{Error, Result};
+use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, PROXY_AUTHORIZATION};
 
 impl<F: Format> ExporterBuilder<F> {
     /// Resolves the settings against an environment lookup.
@@ -39,29 +40,6 @@ impl<F: Format> ExporterBuilder<F> {
                 message = "a CA file is configured but the endpoint is not encrypted; \
                            use tls:// or https:// if encryption was meant"
             );
-        }
-        if !endpoint.scheme().is_tls() {
-            // Headers go over `http://` only (elsewhere `build()` refuses them).
-            let header = matches!(endpoint.scheme(), Scheme::Http)
-                && (self.http_headers.iter()).any(|(name, _)| {
-                    let name = name.trim();
-                    name.eq_ignore_ascii_case("authorization")
-                        || name.eq_ignore_ascii_case("proxy-authorization")
-                });
-            let token = (self.mapping.extras.iter()).any(|(key, _)| key == LDP_TOKEN_FIELD);
-            if header || token {
-                crate::warnings::warn_at_build!(
-                    name: "djehouty.SecretOverPlaintext",
-                    endpoint = endpoint.to_string(),
-                    secret = if header {
-                        "an Authorization header"
-                    } else {
-                        "the Logs Data Platform token"
-                    },
-                    message = "a credential goes unencrypted to a plaintext endpoint, readable \
-                               on the way: use tls:// or https:// unless the network is trusted"
-                );
-            }
         }
         if matches!(endpoint.scheme(), Scheme::Http | Scheme::Https) && !self.max_frame_set {
             self.mapping.max_frame_bytes = DEFAULT_HTTP_MAX_FRAME_BYTES;
@@ -106,6 +84,7 @@ impl<F: Format> ExporterBuilder<F> {
         let http = self.http.checked(&endpoint)?;
         let http_headers = http_headers(&endpoint, self.http_headers)?;
         check_messages::<F>(&endpoint)?;
+        warn_if_credentials_unencrypted(&endpoint, &http_headers, &self.mapping.extras);
         Ok(Config {
             endpoint,
             framing,
@@ -250,4 +229,42 @@ impl<F: Format> ExporterBuilder<F> {
         }
         Ok(())
     }
+}
+
+/// Warns when a credential (an `Authorization` header, the Logs Data
+/// Platform token) goes unencrypted, readable on the way: to a plaintext
+/// endpoint that is not on this machine (a local relay is the usual and
+/// safe reason for one).
+fn warn_if_credentials_unencrypted(
+    endpoint: &Endpoint,
+    headers: &[(HeaderName, HeaderValue)],
+    extras: &[(String, opentelemetry::Value)],
+) {
+    if endpoint.scheme().is_tls() || is_local(endpoint.host()) {
+        return;
+    }
+    let header =
+        (headers.iter()).any(|(name, _)| name == AUTHORIZATION || name == PROXY_AUTHORIZATION);
+    let token = (extras.iter()).any(|(key, _)| key == LDP_TOKEN_FIELD);
+    let secret = match (header, token) {
+        (true, true) => "an Authorization header and the Logs Data Platform token",
+        (true, false) => "an Authorization header",
+        (false, true) => "the Logs Data Platform token",
+        (false, false) => return,
+    };
+    crate::warnings::warn_at_build!(
+        name: "djehouty.SecretOverPlaintext",
+        endpoint = endpoint.to_string(),
+        secret = secret,
+        message = "a credential goes unencrypted to a plaintext endpoint off this machine, \
+                   readable on the way: use tls:// or https:// unless the network is trusted"
+    );
+}
+
+/// Whether `host` is this machine: `localhost` or a loopback address.
+fn is_local(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
 }

@@ -642,7 +642,7 @@ impl Shared {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()),
         );
-        if !kept.is_empty() && !crate::runtime::diagnostics_muted() {
+        if !kept.is_empty() {
             crate::warnings::tell(kept);
         }
     }
