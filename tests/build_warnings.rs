@@ -24,6 +24,26 @@ fn warned_builder(receiver: &Receiver, ca_file: &std::path::Path) -> djehouty::G
         .with_ca_file(ca_file)
 }
 
+/// A CA file (its content unread: a `tcp://` exporter ignores it), in a
+/// directory that lasts as long as the guard returned with it.
+fn a_ca_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, "unused").expect("write");
+    (dir, ca_file)
+}
+
+/// A child that ended well wrote `djehouty.CaFileIgnored` once to stderr,
+/// as a warning raised while building the exporter.
+fn assert_the_ca_warning_on_stderr(output: &std::process::Output) {
+    let lines = support::child_stderr_lines(
+        output,
+        "djehouty: warning raised while building the exporter",
+    );
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("djehouty.CaFileIgnored"), "{lines:?}");
+}
+
 fn log_one(provider: &opentelemetry_sdk::logs::SdkLoggerProvider, body: &str) {
     let logger = provider.logger("build-warnings");
     let mut record = logger.create_log_record();
@@ -46,9 +66,7 @@ fn wait_for(capture: &Capture, name: &str) -> Vec<Diagnostic> {
 
 #[test]
 fn a_warning_at_build_reaches_a_subscriber_installed_after_it() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, "unused").expect("write");
+    let (_dir, ca_file) = a_ca_file();
     let receiver = Receiver::tcp(Framing::Nul);
 
     // Built while nothing listens: kept.
@@ -99,9 +117,7 @@ const CHILD: &str = "DJEHOUTY_BUILD_WARNINGS_CHILD";
 fn a_warning_at_build_nobody_hears_goes_to_stderr() {
     const NAME: &str = "a_warning_at_build_nobody_hears_goes_to_stderr";
     if std::env::var_os(CHILD).is_some() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, "unused").expect("write");
+        let (_dir, ca_file) = a_ca_file();
         let receiver = Receiver::tcp(Framing::Nul);
         let provider = direct_provider(warned_builder(&receiver, &ca_file));
         log_one(&provider, "first");
@@ -111,12 +127,7 @@ fn a_warning_at_build_nobody_hears_goes_to_stderr() {
     }
     // Only a child's stderr shows it.
     let output = support::rerun_in_child(NAME, CHILD);
-    let lines = support::child_stderr_lines(
-        &output,
-        "djehouty: warning raised while building the exporter",
-    );
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(lines[0].contains("djehouty.CaFileIgnored"), "{lines:?}");
+    assert_the_ca_warning_on_stderr(&output);
 }
 
 /// Set in the child process of `a_failed_builds_warnings_are_told_with_its_error`.
@@ -128,9 +139,7 @@ const FAILED_CHILD: &str = "DJEHOUTY_BUILD_WARNINGS_FAILED_CHILD";
 fn a_failed_builds_warnings_are_told_with_its_error() {
     const NAME: &str = "a_failed_builds_warnings_are_told_with_its_error";
     if std::env::var_os(FAILED_CHILD).is_some() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, "unused").expect("write");
+        let (_dir, ca_file) = a_ca_file();
         let receiver = Receiver::tcp(Framing::Nul);
         // Warned of the CA file, then refused for the frame size.
         let built = warned_builder(&receiver, &ca_file)
@@ -140,10 +149,5 @@ fn a_failed_builds_warnings_are_told_with_its_error() {
         return;
     }
     let output = support::rerun_in_child(NAME, FAILED_CHILD);
-    let lines = support::child_stderr_lines(
-        &output,
-        "djehouty: warning raised while building the exporter",
-    );
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(lines[0].contains("djehouty.CaFileIgnored"), "{lines:?}");
+    assert_the_ca_warning_on_stderr(&output);
 }
