@@ -431,27 +431,35 @@ fn kill_with_idle_exporter(
     receiver: Receiver,
     producer: &Producer,
     provider: &SdkLoggerProvider,
+    over: Over,
 ) -> Kill {
     let logged = producer.pause();
     provider
         .force_flush()
         .expect("everything logged so far is delivered");
-    kill_paused(receiver, producer, logged)
+    kill_paused(receiver, producer, logged, over)
 }
 
 /// Kills `receiver`, which stopped reading, once the exporter has written
 /// what it could: the stream is paused first, and the receiver's full window
 /// keeps anything more from reaching it between its peek and the close (a
 /// flush cannot end: the receiver acknowledges nothing more).
-fn kill_stalled(receiver: Receiver, producer: &Producer) -> Kill {
+fn kill_stalled(receiver: Receiver, producer: &Producer, over: Over) -> Kill {
     let logged = producer.pause();
     thread::sleep(Duration::from_millis(300));
-    kill_paused(receiver, producer, logged)
+    kill_paused(receiver, producer, logged, over)
+}
+
+/// What the killed receiver's stream carried.
+#[derive(Clone, Copy, PartialEq)]
+enum Over {
+    Tcp,
+    Tls,
 }
 
 /// The kill of [`kill_with_idle_exporter`] and [`kill_stalled`], with the
 /// stream paused after `logged` records.
-fn kill_paused(receiver: Receiver, producer: &Producer, logged: u64) -> Kill {
+fn kill_paused(receiver: Receiver, producer: &Producer, logged: u64, over: Over) -> Kill {
     // Loopback hands written bytes over within the write; a margin anyway.
     thread::sleep(Duration::from_millis(100));
     let killed = receiver.kill_measured();
@@ -464,12 +472,16 @@ fn kill_paused(receiver: Receiver, producer: &Producer, logged: u64) -> Kill {
         held.insert(seq_in_partial(partial).unwrap_or(next));
     }
     // TCP delivers in order: every frame before the first one the kernel
-    // held reached the receiver's host too. Those between the last one read
-    // and the first one held were taken off the socket but not handed on
-    // (inside the receiver's TLS session, or in unread bytes that start
-    // inside a TLS record and cannot be decrypted): held, unnamed.
-    if let (Some(&last_read), Some(&first_held)) = (read.iter().max(), held.first()) {
-        held.extend(last_read + 1..first_held);
+    // held reached the receiver's host too. Over TLS, those between the last
+    // one read and the first one held were taken off the socket but not
+    // handed on (inside the receiver's TLS session, or in unread bytes that
+    // start inside a TLS record and cannot be decrypted): held, unnamed.
+    // Over plain TCP the receiver names every byte it took or held, so a
+    // frame in that gap was never written, and counts as lost.
+    if over == Over::Tls {
+        if let (Some(&last_read), Some(&first_held)) = (read.iter().max(), held.first()) {
+            held.extend(last_read + 1..first_held);
+        }
     }
     Kill {
         read,
@@ -508,7 +520,8 @@ fn kill_and_restart(
 
     producer.wait_logged(total / 3);
     first.wait_frames(100, WAIT);
-    let kill = kill_with_idle_exporter(first, &producer, &provider);
+    let over = if tls.is_some() { Over::Tls } else { Over::Tcp };
+    let kill = kill_with_idle_exporter(first, &producer, &provider, over);
     assert_eq!(kill.undecoded, 0, "part of a TLS record was held");
     // Let the exporter notice, and the stream go on into the outage.
     thread::sleep(Duration::from_millis(300));
@@ -627,7 +640,7 @@ fn receiver_killed_with_a_backlog_beyond_its_window() {
     first.pause_reading();
     // 1,500 records of some 300 bytes: more than the window.
     producer.wait_logged(at + 1_500);
-    let kill = kill_stalled(first, &producer);
+    let kill = kill_stalled(first, &producer, Over::Tcp);
     // The scenario: some records were neither read nor held by the
     // receiver, but waited on the exporter's side, beyond its window.
     assert!(
@@ -1148,7 +1161,8 @@ fn soak(tls: bool, batch: bool) {
         let at = producer.logged();
         receiver.pause_reading();
         producer.wait_logged((at + 100).min(total));
-        let kill = kill_with_idle_exporter(receiver, &producer, &provider);
+        let over = if tls { Over::Tls } else { Over::Tcp };
+        let kill = kill_with_idle_exporter(receiver, &producer, &provider, over);
         assert!(!kill.held.is_empty(), "no backlog at kill {restarts}");
         undecoded += kill.undecoded;
         arrived.extend(kill.read);
