@@ -314,12 +314,9 @@ mod tests {
     fn a_second_shutdown_is_refused_without_the_first_ones_report() {
         use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
         // A port nothing listens on: the record cannot be delivered.
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-            listener.local_addr().expect("its address").port()
-        };
+        let addr = djehouty_testkit::unused_port();
         let exporter = crate::GelfExporter::builder()
-            .with_endpoint(format!("tcp://127.0.0.1:{port}"))
+            .with_endpoint(format!("tcp://{addr}"))
             .build()
             .expect("build");
         let processor = BatchProcessor::new(exporter);

@@ -248,9 +248,7 @@ mod tests {
 
     /// A loopback address nothing listens on: connecting to it is refused.
     fn refused() -> SocketAddr {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("address");
-        drop(listener);
+        let addr = djehouty_testkit::unused_port();
         let error = std::net::TcpStream::connect(addr).expect_err("nothing listens");
         assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused, "{error}");
         addr

@@ -453,10 +453,7 @@ mod tests {
     async fn a_refused_port_fails_the_frame_and_backs_off() {
         // A port nobody listens on: the kernel answers with ICMP "port
         // unreachable", which a later send on the connected socket reports.
-        let port = {
-            let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
+        let port = djehouty_testkit::unused_port().port();
         let mut link = link(port, 8192);
         link.ready().await.unwrap();
         assert!(!link.first_unchecked, "at start, no send waits");
@@ -493,13 +490,10 @@ mod tests {
     /// second refusing one where trying "the next one" would pick it.
     #[tokio::test]
     async fn addresses_that_refuse_are_left_for_the_others() {
-        let (closed, other_closed) = {
-            let probes = [(); 2].map(|()| std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
-            (
-                probes[0].local_addr().unwrap(),
-                probes[1].local_addr().unwrap(),
-            )
-        };
+        let (closed, other_closed) = (
+            djehouty_testkit::unused_port(),
+            djehouty_testkit::unused_port(),
+        );
         let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         receiver.set_nonblocking(true).unwrap();
         let live = receiver.local_addr().unwrap();

@@ -147,7 +147,7 @@ pub fn wait_until(timeout: std::time::Duration, mut done: impl FnMut() -> bool) 
 /// ephemeral range (32768 and up by default), where every other test's
 /// listeners (bound to port 0) and outgoing connections get theirs, so none of
 /// them can take it in the meantime; each call in a process returns another
-/// port.
+/// port. Nothing is bound to it over TCP or UDP.
 pub fn unused_port() -> std::net::SocketAddr {
     use std::sync::atomic::{AtomicU32, Ordering};
     const FIRST: u32 = 20_000;
@@ -165,7 +165,7 @@ pub fn unused_port() -> std::net::SocketAddr {
     for _ in 0..COUNT {
         let port = FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % COUNT;
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port as u16));
-        if std::net::TcpListener::bind(addr).is_ok() {
+        if std::net::TcpListener::bind(addr).is_ok() && std::net::UdpSocket::bind(addr).is_ok() {
             return addr;
         }
     }
