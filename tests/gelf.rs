@@ -395,11 +395,11 @@ fn redundant_fields_come_back_on_request() {
 #[test]
 fn the_batch_processors_flush_waits_for_delivery_and_says_when_it_fails() {
     const RECORDS: u64 = 2_000;
-    let emit = |provider: &opentelemetry_sdk::logs::SdkLoggerProvider, count: u64| {
+    let emit = |provider: &opentelemetry_sdk::logs::SdkLoggerProvider, what: &str, count: u64| {
         let logger = provider.logger("app");
         for i in 0..count {
             let mut record = logger.create_log_record();
-            record.set_body(AnyValue::from(format!("record {i}")));
+            record.set_body(AnyValue::from(format!("{what} {i}")));
             logger.emit(record);
         }
     };
@@ -409,14 +409,31 @@ fn the_batch_processors_flush_waits_for_delivery_and_says_when_it_fails() {
     let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
         .with_log_processor(djehouty::BatchProcessor::new(exporter))
         .build();
-    emit(&provider, RECORDS);
+    emit(&provider, "record", RECORDS);
     provider.force_flush().expect("a healthy endpoint flushes");
     assert_eq!(counters.snapshot().exported, RECORDS);
     assert_eq!(
         receiver.wait_frames(RECORDS as usize, WAIT).len() as u64,
         RECORDS
     );
-    provider.shutdown().unwrap();
+    // Judged by the receiver: with it no longer reading, what the flush
+    // waited for is in its kernel once the flush returns.
+    receiver.pause_reading();
+    emit(&provider, "paused", 50);
+    provider.force_flush().expect("a healthy endpoint flushes");
+    let killed = receiver.kill_measured();
+    let paused = (killed.frames.iter().chain(&killed.held))
+        .map(|frame| assert_graylog_accepts(frame))
+        .filter(|frame| {
+            frame["short_message"]
+                .as_str()
+                .is_some_and(|text| text.starts_with("paused "))
+        })
+        .count();
+    assert_eq!(paused, 50, "{} held", killed.held.len());
+    provider
+        .shutdown()
+        .expect("shutdown: nothing was left to deliver");
 
     let refused = support::unused_port();
     let exporter = GelfExporter::builder()
@@ -427,7 +444,7 @@ fn the_batch_processors_flush_waits_for_delivery_and_says_when_it_fails() {
     let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
         .with_log_processor(djehouty::BatchProcessor::new(exporter))
         .build();
-    emit(&provider, 3);
+    emit(&provider, "record", 3);
     let error = provider
         .force_flush()
         .expect_err("nothing can be delivered");
