@@ -739,6 +739,19 @@ mod tests {
             with_header("http://127.0.0.1:1/gelf"),
             &[]
         )));
+        // A header of another name that carries a credential, and one that
+        // does not.
+        let custom = |name: &'static str| {
+            move || {
+                ExporterBuilder::<Gelf>::default()
+                    .with_endpoint("http://h:1/gelf")
+                    .with_http_header(name, "s3cr3t")
+            }
+        };
+        for name in ["Proxy-Authorization", "X-API-Key", "X-Auth-Token", "Cookie"] {
+            assert!(warned(warnings(custom(name), &[])), "{name}");
+        }
+        assert!(!warned(warnings(custom("X-Request-Source"), &[])));
     }
 
     /// A CA file with an endpoint that has no TLS is not refused but draws

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::encode::Format;
 use crate::error::{Error, Result};
-use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, PROXY_AUTHORIZATION};
+use hyper::header::{HeaderName, HeaderValue};
 
 impl<F: Format> ExporterBuilder<F> {
     /// Resolves the settings against an environment lookup.
@@ -231,10 +231,10 @@ impl<F: Format> ExporterBuilder<F> {
     }
 }
 
-/// Warns when a credential (an `Authorization` header, the Logs Data
-/// Platform token) goes unencrypted, readable on the way: to a plaintext
-/// endpoint that is not on this machine (a local relay is the usual and
-/// safe reason for one).
+/// Warns when a credential (an `Authorization` header or one named like a
+/// credential, the Logs Data Platform token) goes unencrypted, readable on
+/// the way: to a plaintext endpoint that is not on this machine (a local
+/// relay is the usual and safe reason for one).
 fn warn_if_credentials_unencrypted(
     endpoint: &Endpoint,
     headers: &[(HeaderName, HeaderValue)],
@@ -243,12 +243,11 @@ fn warn_if_credentials_unencrypted(
     if endpoint.scheme().is_tls() || is_local(endpoint.host()) {
         return;
     }
-    let header =
-        (headers.iter()).any(|(name, _)| name == AUTHORIZATION || name == PROXY_AUTHORIZATION);
+    let header = (headers.iter()).any(|(name, _)| names_a_credential(name));
     let token = (extras.iter()).any(|(key, _)| key == LDP_TOKEN_FIELD);
     let secret = match (header, token) {
-        (true, true) => "an Authorization header and the Logs Data Platform token",
-        (true, false) => "an Authorization header",
+        (true, true) => "a credential header and the Logs Data Platform token",
+        (true, false) => "a credential header",
         (false, true) => "the Logs Data Platform token",
         (false, false) => return,
     };
@@ -259,6 +258,19 @@ fn warn_if_credentials_unencrypted(
         message = "a credential goes unencrypted to a plaintext endpoint off this machine, \
                    readable on the way: use tls:// or https:// unless the network is trusted"
     );
+}
+
+/// Whether a header carries a credential: `Authorization`,
+/// `Proxy-Authorization`, or a custom name that says so (`X-API-Key`,
+/// `X-Auth-Token`, `Cookie`: receivers such as Graylog let the
+/// authorization header's name be chosen).
+fn names_a_credential(name: &HeaderName) -> bool {
+    // Header names are lower case in `HeaderName`; "auth" covers both
+    // authorization headers.
+    const WORDS: [&str; 7] = [
+        "auth", "token", "key", "secret", "password", "cookie", "session",
+    ];
+    WORDS.iter().any(|word| name.as_str().contains(word))
 }
 
 /// Whether `host` is this machine: `localhost` or a loopback address.
