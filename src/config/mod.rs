@@ -755,7 +755,8 @@ mod tests {
     }
 
     /// A CA file with an endpoint that has no TLS is not refused but draws
-    /// a warning, whether the builder or the variable gives it.
+    /// a warning, whether the builder or the variable gives it; so does
+    /// `with_builtin_roots`.
     #[cfg(feature = "internal-logs")]
     #[test]
     fn a_ca_file_beside_a_plaintext_endpoint_draws_a_warning() {
@@ -763,7 +764,8 @@ mod tests {
         let variable = [("OTEL_EXPORTER_GELF_CERTIFICATE", "/etc/ca.pem")];
         let in_code = warnings(|| tcp().with_ca_file("/etc/ca.pem"), &[]);
         let from_env = warnings(tcp, &variable);
-        for names in [in_code, from_env] {
+        let roots = warnings(|| tcp().with_builtin_roots(false), &[]);
+        for names in [in_code, from_env, roots] {
             assert!(
                 names.iter().any(|n| n == "djehouty.CaFileIgnored"),
                 "{names:?}"

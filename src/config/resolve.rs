@@ -31,14 +31,17 @@ impl<F: Format> ExporterBuilder<F> {
         }
         check_framing(&endpoint, self.framing)?;
         let env_ca_file = vars.get("CERTIFICATE").map(|(_, path)| PathBuf::from(path));
-        if !endpoint.scheme().is_tls() && (!self.ca_files.is_empty() || env_ca_file.is_some()) {
+        let trust_set =
+            !self.ca_files.is_empty() || env_ca_file.is_some() || self.builtin_roots.is_some();
+        if !endpoint.scheme().is_tls() && trust_set {
             // Not refused (one builder set-up may serve several endpoints), but
             // `http://` with a CA file is often a typo for `https://`: say so.
             crate::warnings::warn_at_build!(
                 name: "djehouty.CaFileIgnored",
                 endpoint = endpoint.to_string(),
-                message = "a CA file is configured but the endpoint is not encrypted; \
-                           use tls:// or https:// if encryption was meant"
+                message = "the roots to trust (a CA file, `with_builtin_roots`) are \
+                           configured but the endpoint is not encrypted; use tls:// or \
+                           https:// if encryption was meant"
             );
         }
         if matches!(endpoint.scheme(), Scheme::Http | Scheme::Https) && !self.max_frame_set {
