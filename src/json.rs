@@ -3,7 +3,8 @@
 //!
 //! Written by hand because it is the encoders' hot path: a string with nothing
 //! to escape is copied as is, any other is escaped as `serde_json` escapes
-//! (control characters, NUL included, become `\uXXXX`); integers through
+//! (`\b`, `\t`, `\n`, `\f`, `\r`, and `\uXXXX` for the other control
+//! characters, NUL included); integers through
 //! `itoa`, floats in the shortest round-trip form `serde_json` writes (by
 //! hand for those of at most three decimals, the most logged).
 

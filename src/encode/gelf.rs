@@ -5,8 +5,9 @@
 //! exactly, not through a float), `level` and one `_`-prefixed additional field
 //! per mapped field. JSON is written straight into the output buffer (a hot
 //! path, so by hand): a string with nothing to escape is copied as is, any
-//! other is escaped as `serde_json` escapes (control characters, NUL
-//! included, become `\uXXXX`, so a NUL byte never appears inside a frame);
+//! other is escaped as `serde_json` escapes (`\b`, `\t`, `\n`, `\f`, `\r`,
+//! and `\uXXXX` for the other control characters, NUL included, so a NUL
+//! byte never appears inside a frame);
 //! integers through `itoa` (a timestamp's seconds once a second per thread).
 
 use std::cell::Cell;

@@ -275,9 +275,11 @@ impl Packing {
 /// could fit, [`MappedRecord::cap_texts`]), or texts and fields longer
 /// together than the limit before any escape (countless attributes, a map
 /// of countless entries). The record's size is measured without encoding its
-/// texts, then the record is shrunk by the exact excess, so that encoding it
-/// costs work and memory bounded by `limit`, whatever the input. Returns
-/// whether it cut.
+/// texts, then the record is shrunk by the exact excess, so that encoding
+/// its texts costs work and memory bounded by `limit`, whatever the input.
+/// Measuring writes every field's name once, so a record of countless
+/// fields costs in proportion to its names (what the mapping already holds),
+/// only for as long as the record is encoded. Returns whether it cut.
 fn cut_before_encoding<F: Writer>(
     record: &mut MappedRecord<'_>,
     limit: usize,

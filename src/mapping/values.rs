@@ -298,9 +298,10 @@ impl EpochMicros {
         (secs < YEAR_10000 && (secs > 0 || micros > 0)).then_some(EpochMicros { secs, micros })
     }
 
-    /// Now, or the epoch if the clock is before it.
+    /// Now, or a microsecond after the epoch if the clock is before it
+    /// (still a time [`of`](Self::of) would accept).
     pub(crate) fn now() -> EpochMicros {
-        EpochMicros::of(SystemTime::now()).unwrap_or(EpochMicros { secs: 0, micros: 0 })
+        EpochMicros::of(SystemTime::now()).unwrap_or(EpochMicros { secs: 0, micros: 1 })
     }
 }
 
