@@ -738,6 +738,9 @@ enum Load {
     /// and each connection, its bytes taken, stops reading until its reset,
     /// its window full and the exporter's send queue behind it.
     Backlog,
+    /// [`Load::Backlog`] through the batch processor: the SDK's thread
+    /// exports it, batch after batch, into the retry buffer.
+    BatchBacklog,
 }
 
 #[test]
@@ -760,8 +763,19 @@ fn a_receiver_resetting_every_256_kib_with_a_backlog_tls() {
     resetting_receiver(true, Load::Backlog);
 }
 
+#[test]
+fn a_receiver_resetting_every_256_kib_with_a_backlog_tcp_batch() {
+    resetting_receiver(false, Load::BatchBacklog);
+}
+
+#[test]
+fn a_receiver_resetting_every_256_kib_with_a_backlog_tls_batch() {
+    resetting_receiver(true, Load::BatchBacklog);
+}
+
 /// A receiver that resets each connection once it took [`RESET_EVERY`]
-/// bytes, again and again, with the direct processor. At each reset the
+/// bytes, again and again, with the direct processor (the batch one for
+/// [`Load::BatchBacklog`]). At each reset the
 /// receiver itself measures what its kernel held, after keeping out anything
 /// more, and acknowledges it: exactly the records a reset may cost, and none
 /// of which may be written again. None may arrive twice, and they arrive in
@@ -797,21 +811,24 @@ fn resetting_receiver(tls: bool, load: Load) {
     }
     let exporter = match load {
         Load::Stream => builder,
-        // The whole backlog fits the staging area (a quarter of the buffer).
-        Load::Backlog => builder.with_buffer_size(32 * 1024 * 1024),
+        // The whole backlog fits the staging area (a quarter of the buffer),
+        // or the retry buffer.
+        Load::Backlog | Load::BatchBacklog => builder.with_buffer_size(32 * 1024 * 1024),
     }
     .build()
     .expect("build");
     let counters = exporter.counters();
-    let provider = SdkLoggerProvider::builder()
-        .with_resource(test_resource())
-        .with_log_processor(match load {
-            Load::Stream => djehouty::DirectProcessor::new(exporter),
-            // Logged at once, not held back: a write failing at a reset
-            // would drop the records a logging call can no longer wait for.
-            Load::Backlog => djehouty::DirectProcessor::new(exporter).without_backpressure(),
-        })
-        .build();
+    let provider = SdkLoggerProvider::builder().with_resource(test_resource());
+    let provider = match load {
+        Load::Stream => provider.with_log_processor(djehouty::DirectProcessor::new(exporter)),
+        // Logged at once, not held back: a write failing at a reset would
+        // drop the records a logging call can no longer wait for.
+        Load::Backlog => provider
+            .with_log_processor(djehouty::DirectProcessor::new(exporter).without_backpressure()),
+        // The SDK's queue holds the whole backlog.
+        Load::BatchBacklog => provider.with_log_processor(djehouty::BatchProcessor::new(exporter)),
+    }
+    .build();
     let started = Instant::now();
     let total = match load {
         // About 200 KB/s: 256 KiB in more than a second.
@@ -820,7 +837,7 @@ fn resetting_receiver(tls: bool, load: Load) {
             stream(&provider, total, Duration::from_micros(1500)).join();
             total
         }
-        Load::Backlog => {
+        Load::Backlog | Load::BatchBacklog => {
             // Some 6 MB.
             let total = 20_000;
             with_tracing(&provider, || {
