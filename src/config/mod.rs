@@ -751,7 +751,30 @@ mod tests {
         for name in ["Proxy-Authorization", "X-API-Key", "X-Auth-Token", "Cookie"] {
             assert!(warned(warnings(custom(name), &[])), "{name}");
         }
-        assert!(!warned(warnings(custom("X-Request-Source"), &[])));
+        for name in [
+            "X-Request-Source",
+            "Idempotency-Key",
+            "X-Request-Id",
+            "Keep-Alive",
+        ] {
+            assert!(!warned(warnings(custom(name), &[])), "{name}");
+        }
+        // Whatever its name, a value with an authorization scheme.
+        let schemed = || {
+            ExporterBuilder::<Gelf>::default()
+                .with_endpoint("http://h:1/gelf")
+                .with_http_header("X-Graylog-Input", "Bearer s3cr3t")
+        };
+        assert!(warned(warnings(schemed, &[])));
+        // A token in the query.
+        let query = |endpoint: &'static str| {
+            move || ExporterBuilder::<Gelf>::default().with_endpoint(endpoint)
+        };
+        assert!(warned(warnings(
+            query("http://h:1/gelf?tenant=a&access_token=t"),
+            &[]
+        )));
+        assert!(!warned(warnings(query("http://h:1/gelf?tenant=a"), &[])));
     }
 
     /// A CA file with an endpoint that has no TLS is not refused but draws

@@ -234,10 +234,11 @@ impl<F: Format> ExporterBuilder<F> {
     }
 }
 
-/// Warns when a credential (an `Authorization` header or one named like a
-/// credential, the Logs Data Platform token) goes unencrypted, readable on
-/// the way: to a plaintext endpoint that is not on this machine (a local
-/// relay is the usual and safe reason for one).
+/// Warns when a credential (a header or query parameter that holds one, the
+/// Logs Data Platform token) goes unencrypted, readable on the way: to a
+/// plaintext endpoint that is not on this machine (a local relay is the
+/// usual and safe reason for one). The warning names what holds the
+/// credential, never its value.
 fn warn_if_credentials_unencrypted(
     endpoint: &Endpoint,
     headers: &[(HeaderName, HeaderValue)],
@@ -246,34 +247,69 @@ fn warn_if_credentials_unencrypted(
     if endpoint.scheme().is_tls() || is_local(endpoint.host()) {
         return;
     }
-    let header = (headers.iter()).any(|(name, _)| names_a_credential(name));
-    let token = (extras.iter()).any(|(key, _)| key == LDP_TOKEN_FIELD);
-    let secret = match (header, token) {
-        (true, true) => "a credential header and the Logs Data Platform token",
-        (true, false) => "a credential header",
-        (false, true) => "the Logs Data Platform token",
-        (false, false) => return,
-    };
+    let headers = (headers.iter())
+        .filter(|(name, value)| names_a_credential(name.as_str()) || has_a_scheme(value))
+        .map(|(name, _)| format!("the header {name}"));
+    let query = (endpoint.query().into_iter())
+        .flat_map(|query| query.split('&'))
+        .map(|pair| pair.split_once('=').map_or(pair, |(key, _)| key))
+        .filter(|key| names_a_credential(key))
+        .map(|key| format!("the query parameter {key}"));
+    let token = (extras.iter())
+        .any(|(key, _)| key == LDP_TOKEN_FIELD)
+        .then(|| "the Logs Data Platform token".to_string());
+    let secrets: Vec<String> = headers.chain(query).chain(token).collect();
+    if secrets.is_empty() {
+        return;
+    }
     crate::warnings::warn_at_build!(
         name: "djehouty.SecretOverPlaintext",
         endpoint = endpoint.to_string(),
-        secret = secret,
+        secret = secrets.join(", "),
         message = "a credential goes unencrypted to a plaintext endpoint off this machine, \
                    readable on the way: use tls:// or https:// unless the network is trusted"
     );
 }
 
-/// Whether a header carries a credential: `Authorization`,
-/// `Proxy-Authorization`, or a custom name that says so (`X-API-Key`,
-/// `X-Auth-Token`, `Cookie`: receivers such as Graylog let the
-/// authorization header's name be chosen).
-fn names_a_credential(name: &HeaderName) -> bool {
-    // Header names are lower case in `HeaderName`; "auth" covers both
-    // authorization headers.
-    const WORDS: [&str; 7] = [
-        "auth", "token", "key", "secret", "password", "cookie", "session",
+/// Whether a header or query parameter of this name carries a credential:
+/// `Authorization`, `Proxy-Authorization`, or a name that says so
+/// (`X-API-Key`, `X-Auth-Token`, `Cookie`, `access_token`: receivers such as
+/// Graylog let the authorization header's name be chosen). Names of keys
+/// that are not secrets (`Idempotency-Key`, `X-Routing-Key`) are not.
+fn names_a_credential(name: &str) -> bool {
+    const WORDS: [&str; 13] = [
+        "authorization",
+        "token",
+        "apikey",
+        "api-key",
+        "api_key",
+        "secret",
+        "password",
+        "passwd",
+        "credential",
+        "cookie",
+        "session",
+        "signature",
+        "jwt",
     ];
-    WORDS.iter().any(|word| name.as_str().contains(word))
+    const NOT_SECRET_KEYS: [&str; 3] = ["idempotency-key", "routing-key", "partition-key"];
+    let name = name.to_ascii_lowercase();
+    WORDS.iter().any(|word| name.contains(word))
+        || matches!(name.as_str(), "key" | "auth" | "pwd" | "sig")
+        || (name.ends_with("-key") || name.ends_with("_key"))
+            && !NOT_SECRET_KEYS.iter().any(|key| name.ends_with(key))
+}
+
+/// Whether a header value starts with an authorization scheme (`Bearer`,
+/// `Basic`...), whatever the header's name.
+fn has_a_scheme(value: &HeaderValue) -> bool {
+    const SCHEMES: [&[u8]; 3] = [b"bearer ", b"basic ", b"digest "];
+    let value = value.as_bytes();
+    SCHEMES.iter().any(|scheme| {
+        value
+            .get(..scheme.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(scheme))
+    })
 }
 
 /// Whether `host` is this machine: `localhost` or a loopback address.
