@@ -150,7 +150,8 @@ impl<F: Format> ExporterBuilder<F> {
 
     /// Trusts the CA certificate(s) of this PEM file for TLS endpoints, in addition
     /// to the built-in roots (see [`with_builtin_roots`](Self::with_builtin_roots)).
-    /// May be called several times.
+    /// May be called several times. With a plaintext endpoint it is ignored,
+    /// with a warning (`djehouty.CaFileIgnored`).
     ///
     /// Without it, `OTEL_EXPORTER_GELF_CERTIFICATE` (or `..._LTSV_...`) is read.
     pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
@@ -163,6 +164,8 @@ impl<F: Format> ExporterBuilder<F> {
     /// The built-in roots are Mozilla's (cargo feature `webpki-roots`, on by default)
     /// and/or the operating system's store (cargo feature `native-roots`). Pass
     /// `false` to trust only the CA files given with [`with_ca_file`](Self::with_ca_file).
+    /// With a plaintext endpoint it is ignored, with a warning
+    /// (`djehouty.CaFileIgnored`), as a CA file is.
     pub fn with_builtin_roots(mut self, enabled: bool) -> Self {
         self.builtin_roots = Some(enabled);
         self

@@ -62,7 +62,7 @@ pub(crate) const NO_MESSAGE: &str = "(no message)";
 
 /// The most bytes a host takes as a record writes it: the longest name DNS
 /// allows. A longer host is cut, and so is one whose escapes make it longer
-/// (a control character takes six bytes in GELF), so that every record
+/// (most control characters take six bytes in GELF), so that every record
 /// keeps the room the static fields leave it.
 pub(crate) const MAX_HOST_BYTES: usize = 255;
 

@@ -276,7 +276,7 @@ impl MappedRecord<'_> {
             let dropped = self.full_message.take().is_some() || keep_from > 0;
             self.fields.drain(..keep_from);
             // What was dropped, the short message says (once): cut to a
-            // head of `KEEP` bytes as written (a control character takes
+            // head of `KEEP` bytes as written (most control characters take
             // six in JSON), or marked.
             let fits = escapes.width(&self.short_message) <= KEEP;
             if !fits {

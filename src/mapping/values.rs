@@ -298,8 +298,8 @@ impl EpochMicros {
         (secs < YEAR_10000 && (secs > 0 || micros > 0)).then_some(EpochMicros { secs, micros })
     }
 
-    /// Now, or a microsecond after the epoch if the clock is before it
-    /// (still a time [`of`](Self::of) would accept).
+    /// Now, or a microsecond after the epoch if the clock is outside what
+    /// [`of`](Self::of) accepts (before the epoch, or past the year 9999).
     pub(crate) fn now() -> EpochMicros {
         EpochMicros::of(SystemTime::now()).unwrap_or(EpochMicros { secs: 0, micros: 1 })
     }

@@ -53,7 +53,8 @@ fn delivery_budget(timeout: Duration) -> Duration {
 /// [1,024](RECOMMENDED_MAX_EXPORT_BATCH_SIZE), at most
 /// [200 ms](RECOMMENDED_SCHEDULED_DELAY) before a partial batch goes out. The
 /// SDK's variables `OTEL_BLRP_MAX_QUEUE_SIZE`, `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`
-/// and `OTEL_BLRP_SCHEDULE_DELAY` (milliseconds) win over them when set.
+/// and `OTEL_BLRP_SCHEDULE_DELAY` (milliseconds) win over them when set to a
+/// whole number.
 ///
 /// ```no_run
 /// use opentelemetry_sdk::logs::SdkLoggerProvider;
