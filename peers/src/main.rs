@@ -348,6 +348,9 @@ struct Outcome {
     /// the whole process's, and outside the application's thread.
     cpu_rounds: Vec<Option<f64>>,
     background_rounds: Vec<Option<f64>>,
+    /// Records lost in every round, when there were several (`None`: a
+    /// round without a count).
+    lost_rounds: Vec<Option<u64>>,
 }
 
 impl Outcome {
@@ -361,6 +364,20 @@ impl Outcome {
 
     fn lost(&self) -> Option<u64> {
         Some(self.run.as_ref()?.sent.saturating_sub(self.delivered()?))
+    }
+
+    /// The most records lost in one round: the median round alone could
+    /// show none while another lost some.
+    fn worst_lost(&self) -> Option<u64> {
+        if self.lost_rounds.is_empty() {
+            return self.lost();
+        }
+        self.lost_rounds
+            .iter()
+            .copied()
+            .collect::<Option<Vec<u64>>>()?
+            .into_iter()
+            .max()
     }
 
     fn records_per_second(&self) -> Option<f64> {
@@ -425,6 +442,7 @@ fn measure_row(row: &Row, ctx: &Arc<Ctx>) -> Outcome {
                     rates: Vec::new(),
                     cpu_rounds: Vec::new(),
                     background_rounds: Vec::new(),
+                    lost_rounds: Vec::new(),
                 }
             }
         }
@@ -530,6 +548,7 @@ fn measure_row(row: &Row, ctx: &Arc<Ctx>) -> Outcome {
         rates: Vec::new(),
         cpu_rounds: Vec::new(),
         background_rounds: Vec::new(),
+        lost_rounds: Vec::new(),
     }
 }
 
@@ -651,7 +670,7 @@ fn table(rows: &[Row], outcomes: &[Outcome], records: usize) -> String {
             );
             cells.push(
                 outcome
-                    .lost()
+                    .worst_lost()
                     .map_or_else(dash, |lost| thousands(lost as f64)),
             );
             cells.push(format!(
@@ -689,8 +708,9 @@ fn notes(rows: &[Row], outcomes: &[Outcome]) -> String {
                         format!(", the sink's process {:.2}", sink * 1e6)
                     });
                 lines.push(format!(
-                    "CPU µs/record (per delivered record): application thread {app:.2}, \
-                     other threads {:.2}{sink}",
+                    "CPU µs/record: application thread {app:.2} (per record logged), \
+                     other threads {:.2} (per record delivered: the I/O thread, and the \
+                     set-up and shutdown){sink}",
                     background * 1e6
                 ));
             }
@@ -702,6 +722,14 @@ fn notes(rows: &[Row], outcomes: &[Outcome]) -> String {
                 .map(|rate| rate.map_or_else(|| "failed".to_string(), thousands))
                 .collect();
             lines.push(format!("records/s per round: {}", rates.join(", ")));
+        }
+        if outcome.lost_rounds.iter().any(|lost| *lost != Some(0)) {
+            let lost: Vec<String> = outcome
+                .lost_rounds
+                .iter()
+                .map(|lost| lost.map_or_else(dash, |l| thousands(l as f64)))
+                .collect();
+            lines.push(format!("lost per round: {}", lost.join(", ")));
         }
         let shipper = matches!(
             row.kind,
@@ -747,7 +775,9 @@ fn notes(rows: &[Row], outcomes: &[Outcome]) -> String {
                 lines.push(format!("{} connections", report.connections));
             }
             if let Some(size) = report.bytes.checked_div(report.frames) {
-                lines.push(format!("{size} bytes/record on the wire"));
+                lines.push(format!(
+                    "{size} bytes per frame (as the receiver reads it: decrypted, delimiter included)"
+                ));
             }
         }
         if !lines.is_empty() {
@@ -946,11 +976,13 @@ fn median(mut runs: Vec<Outcome>) -> Outcome {
         .iter()
         .map(Outcome::background_cpu_per_record)
         .collect();
+    let lost_rounds: Vec<Option<u64>> = runs.iter().map(Outcome::lost).collect();
     runs.sort_by(|a, b| rate(a).unwrap_or(-1.0).total_cmp(&rate(b).unwrap_or(-1.0)));
     let middle = runs.len() / 2;
     let mut chosen = runs.swap_remove(middle);
     if rates.len() > 1 {
         chosen.rates = rates;
+        chosen.lost_rounds = lost_rounds;
     }
     chosen.cpu_rounds = cpu_rounds;
     chosen.background_rounds = background_rounds;
@@ -970,8 +1002,18 @@ fn paired_ratio(row: &[Option<f64>], baseline: &[Option<f64>]) -> Option<(Vec<f6
         return None;
     }
     let listed = ratios.clone();
-    ratios.sort_by(f64::total_cmp);
-    Some((listed, ratios[ratios.len() / 2]))
+    Some((listed, middle(&mut ratios)))
+}
+
+/// The median of `values` (not empty): of an even count, the mean of the two
+/// middle ones, so that neither is favoured.
+fn middle(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let half = values.len() / 2;
+    match values.len() % 2 {
+        1 => values[half],
+        _ => (values[half - 1] + values[half]) / 2.0,
+    }
 }
 
 /// The median, over rounds, of a row's figure minus its baseline's in the
@@ -986,8 +1028,7 @@ fn paired_difference(row: &[Option<f64>], baseline: &[Option<f64>]) -> Option<f6
     if differences.is_empty() {
         return None;
     }
-    differences.sort_by(f64::total_cmp);
-    Some(differences[differences.len() / 2])
+    Some(middle(&mut differences))
 }
 
 #[cfg(test)]
@@ -1001,10 +1042,31 @@ mod tests {
             &[Some(2.0), Some(3.0), Some(1.0)],
         )
         .unwrap_or_default();
-        assert_eq!((ratios, median), (vec![0.5, 1.0], 1.0));
+        assert_eq!((ratios, median), (vec![0.5, 1.0], 0.75));
         let (ratios, median) =
             paired_ratio(&[Some(3.0), Some(1.0), Some(2.0)], &[Some(1.0); 3]).unwrap_or_default();
         assert_eq!((ratios, median), (vec![3.0, 1.0, 2.0], 2.0));
         assert_eq!(paired_ratio(&[Some(1.0)], &[None]), None);
+    }
+
+    #[test]
+    fn the_worst_round_shows_its_losses() {
+        let outcome = |lost_rounds| Outcome {
+            run: None,
+            report: None,
+            failure: None,
+            cpu_seconds: None,
+            peak_rss_mib: None,
+            allocations: 0,
+            rates: Vec::new(),
+            cpu_rounds: Vec::new(),
+            background_rounds: Vec::new(),
+            lost_rounds,
+        };
+        assert_eq!(
+            outcome(vec![Some(0), Some(7), Some(0)]).worst_lost(),
+            Some(7)
+        );
+        assert_eq!(outcome(vec![Some(0), None]).worst_lost(), None);
     }
 }
