@@ -34,7 +34,8 @@
 //! SDK-only row; direct rows: the whole process, minus the "no processor
 //! work" row; each round minus the baseline's same round, then the median
 //! over rounds); peak resident memory during the row; records lost (sent minus
-//! frames received); allocations per record; and the mean time of one
+//! records received, told apart by the number in their message; the worst
+//! round's); allocations per record; and the mean time of one
 //! logging call in the application's thread. Below the table, each
 //! shipper's rate against the "no processor work" row's, round by round (each
 //! round's ratio, then their median).
@@ -354,11 +355,17 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// Records delivered: told apart by their number where the row's
+    /// frames carry one (a record that arrived twice counts once), else
+    /// frames.
     fn delivered(&self) -> Option<u64> {
         let run = self.run.as_ref()?;
         match run.handled {
             Some(handled) => Some(handled),
-            None => self.report.as_ref().map(|r| r.frames),
+            None => self
+                .report
+                .as_ref()
+                .map(|r| r.numbered.map_or(r.frames, |n| n.distinct)),
         }
     }
 
@@ -428,8 +435,12 @@ fn measure_row(row: &Row, ctx: &Arc<Ctx>) -> Outcome {
             .sink
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .open(tls, row.format)
-        {
+            // The limit rows write a pool of frames in turn: not numbered.
+            .open(
+                tls,
+                row.format,
+                (row.kind != Kind::Limit).then_some(ctx.records as u64),
+            ) {
             Ok(port) => port,
             Err(e) => {
                 return Outcome {
@@ -708,9 +719,8 @@ fn notes(rows: &[Row], outcomes: &[Outcome]) -> String {
                         format!(", the sink's process {:.2}", sink * 1e6)
                     });
                 lines.push(format!(
-                    "CPU µs/record: application thread {app:.2} (per record logged), \
-                     other threads {:.2} (per record delivered: the I/O thread, and the \
-                     set-up and shutdown){sink}",
+                    "CPU µs: application thread {app:.2} per record logged, \
+                     other threads {:.2} per record delivered{sink}",
                     background * 1e6
                 ));
             }
@@ -774,10 +784,19 @@ fn notes(rows: &[Row], outcomes: &[Outcome]) -> String {
             if report.connections > 1 {
                 lines.push(format!("{} connections", report.connections));
             }
+            if let Some(numbered) = report.numbered {
+                if numbered.duplicates > 0 {
+                    lines.push(format!("{} record(s) arrived twice", numbered.duplicates));
+                }
+                if numbered.unnumbered > 0 {
+                    lines.push(format!(
+                        "{} frame(s) without a record number",
+                        numbered.unnumbered
+                    ));
+                }
+            }
             if let Some(size) = report.bytes.checked_div(report.frames) {
-                lines.push(format!(
-                    "{size} bytes per frame (as the receiver reads it: decrypted, delimiter included)"
-                ));
+                lines.push(format!("{size} bytes per frame, as read"));
             }
         }
         if !lines.is_empty() {
@@ -944,6 +963,18 @@ fn check(row: &Row, outcome: &Outcome, quick: bool) -> Vec<String> {
     let mut problems = Vec::new();
     if outcome.invalid() > 0 {
         problems.push(format!("{} invalid frame(s)", outcome.invalid()));
+    }
+    let numbered = outcome.report.as_ref().and_then(|report| report.numbered);
+    if let Some(numbered) = numbered.filter(|_| row.kind != Kind::Peer) {
+        if numbered.duplicates > 0 {
+            problems.push(format!("{} record(s) arrived twice", numbered.duplicates));
+        }
+        if numbered.unnumbered > 0 {
+            problems.push(format!(
+                "{} frame(s) without a record number",
+                numbered.unnumbered
+            ));
+        }
     }
     if row.kind != Kind::Peer {
         if let Some(failure) = &outcome.failure {

@@ -5,8 +5,10 @@
 //! The parent drives it over the child's stdin/stdout, one line per request
 //! and per answer:
 //!
-//! * `OPEN tcp|tls gelf|ltsv` binds a fresh listener on 127.0.0.1 for one row
-//!   and answers `PORT <port>`;
+//! * `OPEN tcp|tls gelf|ltsv [records]` binds a fresh listener on 127.0.0.1
+//!   for one row and answers `PORT <port>`; with a number of records, each
+//!   frame's record is told by its message's number (`order NNNNNN`), and
+//!   the records seen, seen again, or without a number are counted;
 //! * `CONNS` answers `CONNS <connections established> <frames so far>`;
 //! * `FINISH <idle ms> <limit ms>` stops accepting, waits until every
 //!   connection of the row has been closed by its peer and all its bytes
@@ -119,9 +121,48 @@ struct RowState {
     closed: AtomicBool,
     note: Mutex<Option<String>>,
     sample: Mutex<Option<String>>,
+    /// One bit per record number, when the row's records are numbered
+    /// (empty otherwise): which records arrived.
+    seen: Vec<AtomicU64>,
+    /// The row's number of records (0 when not numbered).
+    records: u64,
+    /// Records that arrived (once or more), arrived again, and frames
+    /// without a record number in range.
+    distinct: AtomicU64,
+    duplicates: AtomicU64,
+    unnumbered: AtomicU64,
 }
 
 impl RowState {
+    /// A row whose frames carry the numbers `0..records`, or none.
+    fn new(records: Option<u64>) -> RowState {
+        let words = records.map_or(0, |records| records.div_ceil(64));
+        RowState {
+            seen: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            records: records.unwrap_or(0),
+            ..RowState::default()
+        }
+    }
+
+    /// Notes the record `frame` carries: whether it is new (`Some(true)`),
+    /// came before (`Some(false)`) or has no number in range (`None`).
+    fn see(&self, finder: &memchr::memmem::Finder<'_>, frame: &[u8]) -> Option<bool> {
+        let at = finder.find(frame)? + finder.needle().len();
+        let number = &frame[at..];
+        let len = number
+            .iter()
+            .take(19)
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let digits = (number[..len].iter()).fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
+        if len == 0 || digits >= self.records {
+            return None;
+        }
+        let word = self.seen.get(usize::try_from(digits / 64).ok()?)?;
+        let bit = 1 << (digits % 64);
+        Some(word.fetch_or(bit, Ordering::AcqRel) & bit == 0)
+    }
+
     fn note(&self, text: String) {
         let mut note = self.note.lock().unwrap_or_else(|p| p.into_inner());
         note.get_or_insert(text);
@@ -164,7 +205,7 @@ pub fn run_child(dir: &Path) -> Result<(), String> {
         let line = line.map_err(|e| format!("sink: reading a request: {e}"))?;
         let words: Vec<&str> = line.split_whitespace().collect();
         let answer = match words.as_slice() {
-            ["OPEN", transport, format] => {
+            ["OPEN", transport, format, numbered @ ..] => {
                 let format = match *format {
                     "gelf" => Format::Gelf,
                     "ltsv" => Format::Ltsv,
@@ -175,7 +216,16 @@ pub fn run_child(dir: &Path) -> Result<(), String> {
                     "tls" => Some(Arc::clone(&tls)),
                     other => return Err(format!("sink: unknown transport {other}")),
                 };
-                let state = Arc::new(RowState::default());
+                let records = match numbered {
+                    [] => None,
+                    [records] => Some(
+                        records
+                            .parse()
+                            .map_err(|_| format!("sink: bad record count {records:?}"))?,
+                    ),
+                    _ => return Err(format!("sink: unknown request {line:?}")),
+                };
+                let state = Arc::new(RowState::new(records));
                 let port = listen(Arc::clone(&state), format, tls)?;
                 row = Some((state, port, cpu_seconds()));
                 format!("PORT {port}")
@@ -202,7 +252,7 @@ pub fn run_child(dir: &Path) -> Result<(), String> {
                         );
                         format!("{report}\t{cpu}")
                     }
-                    None => "DONE\t0\t0\t0\t0\t0\t0\t0\tno row open\t\t-".to_string(),
+                    None => "DONE\t0\t0\t0\t0\t0\t0\t0\t-\t-\t-\tno row open\t\t-".to_string(),
                 }
             }
             _ => return Err(format!("sink: unknown request {line:?}")),
@@ -355,12 +405,28 @@ fn validate(
 ) {
     let delimiter = format.delimiter();
     let mut pending: Vec<u8> = Vec::new();
-    let check = |frame: &[u8], invalid: &mut u64| {
+    let finder = memchr::memmem::Finder::new(b"order ");
+    // Counts of the current chunk: distinct, duplicates, unnumbered.
+    let mut seen = [0u64; 3];
+    let check = |frame: &[u8], invalid: &mut u64, seen: &mut [u64; 3]| {
         if !format.valid(frame) {
             *invalid += 1;
             let mut sample = state.sample.lock().unwrap_or_else(|p| p.into_inner());
             sample.get_or_insert_with(|| escape(frame, 300));
         }
+        if !state.seen.is_empty() {
+            match state.see(&finder, frame) {
+                Some(true) => seen[0] += 1,
+                Some(false) => seen[1] += 1,
+                None => seen[2] += 1,
+            }
+        }
+    };
+    let add_seen = |seen: &mut [u64; 3]| {
+        state.distinct.fetch_add(seen[0], Ordering::AcqRel);
+        state.duplicates.fetch_add(seen[1], Ordering::AcqRel);
+        state.unnumbered.fetch_add(seen[2], Ordering::AcqRel);
+        *seen = [0; 3];
     };
     for chunk in chunks {
         let data = &chunk.data[..chunk.len];
@@ -369,10 +435,10 @@ fn validate(
         while let Some(offset) = memchr::memchr(delimiter, &data[start..]) {
             let end = start + offset;
             if pending.is_empty() {
-                check(&data[start..end], &mut invalid);
+                check(&data[start..end], &mut invalid, &mut seen);
             } else {
                 pending.extend_from_slice(&data[start..end]);
-                check(&pending, &mut invalid);
+                check(&pending, &mut invalid, &mut seen);
                 pending.clear();
             }
             frames += 1;
@@ -381,6 +447,9 @@ fn validate(
         pending.extend_from_slice(&data[start..]);
         state.bytes.fetch_add(chunk.len as u64, Ordering::AcqRel);
         if frames > 0 {
+            // Before the frames: whoever reads both never sees a frame
+            // counted whose record is not.
+            add_seen(&mut seen);
             state.invalid.fetch_add(invalid, Ordering::AcqRel);
             state.last_frame_ns.fetch_max(chunk.at, Ordering::AcqRel);
             state.frames.fetch_add(frames, Ordering::AcqRel);
@@ -390,7 +459,8 @@ fn validate(
     if !pending.is_empty() {
         // The connection ended inside a frame.
         let mut invalid = 0;
-        check(&pending, &mut invalid);
+        check(&pending, &mut invalid, &mut seen);
+        add_seen(&mut seen);
         state.invalid.fetch_add(1, Ordering::AcqRel);
         state.note(format!(
             "a connection ended inside a frame ({} bytes after the last delimiter)",
@@ -427,8 +497,12 @@ fn finish(state: &RowState, port: u16, idle: Duration, limit: Duration) -> Strin
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     let clean = |text: Option<String>| text.unwrap_or_default().replace(['\t', '\n', '\r'], " ");
+    let numbered = |count: &AtomicU64| match state.seen.is_empty() {
+        true => "-".to_string(),
+        false => count.load(Ordering::Acquire).to_string(),
+    };
     format!(
-        "DONE\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        "DONE\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
         state.frames.load(Ordering::Acquire),
         state.invalid.load(Ordering::Acquire),
         state.bytes.load(Ordering::Acquire),
@@ -436,6 +510,9 @@ fn finish(state: &RowState, port: u16, idle: Duration, limit: Duration) -> Strin
         state.connections.load(Ordering::Acquire),
         state.open.load(Ordering::Acquire),
         state.unclean.load(Ordering::Acquire),
+        numbered(&state.distinct),
+        numbered(&state.duplicates),
+        numbered(&state.unnumbered),
         clean(note),
         clean(sample),
     )
@@ -464,6 +541,18 @@ pub struct Report {
     /// The sink process's CPU time (user + system) from the row's opening
     /// to its end, when `getrusage` told.
     pub cpu_seconds: Option<f64>,
+    /// For a row opened with its number of records: the records that
+    /// arrived, those that arrived again, and the frames without a record
+    /// number in range.
+    pub numbered: Option<Numbered>,
+}
+
+/// What a row's record numbers told.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Numbered {
+    pub distinct: u64,
+    pub duplicates: u64,
+    pub unnumbered: u64,
 }
 
 /// The parent's side: the child process and its request/answer pipe.
@@ -521,11 +610,14 @@ impl Sink {
         }
     }
 
-    /// Opens a listener for a new row; returns its port.
-    pub fn open(&mut self, tls: bool, format: Format) -> Result<u16, String> {
+    /// Opens a listener for a new row; returns its port. With `records`, the
+    /// row's frames carry the record numbers `0..records` in their message,
+    /// and the sink tells records apart.
+    pub fn open(&mut self, tls: bool, format: Format, records: Option<u64>) -> Result<u16, String> {
         let transport = if tls { "tls" } else { "tcp" };
+        let numbered = records.map_or_else(String::new, |records| format!(" {records}"));
         let answer = self.request(
-            &format!("OPEN {transport} {}", format.name()),
+            &format!("OPEN {transport} {}{numbered}", format.name()),
             Duration::from_secs(10),
         )?;
         answer
@@ -550,7 +642,7 @@ impl Sink {
         let request = format!("FINISH {} {}", idle.as_millis(), limit.as_millis());
         let answer = self.request(&request, limit + ANSWER_LIMIT)?;
         let fields: Vec<&str> = answer.split('\t').collect();
-        if fields.len() != 11 || fields[0] != "DONE" {
+        if fields.len() != 14 || fields[0] != "DONE" {
             return Err(format!("unexpected answer from the sink: {answer:?}"));
         }
         let number = |i: usize| -> Result<u64, String> {
@@ -566,9 +658,17 @@ impl Sink {
             connections: number(5)?,
             open: number(6)?,
             unclean: number(7)?,
-            note: fields[8].to_string(),
-            sample: fields[9].to_string(),
-            cpu_seconds: fields[10].parse::<f64>().ok().map(|us| us / 1e6),
+            numbered: match fields[8] {
+                "-" => None,
+                _ => Some(Numbered {
+                    distinct: number(8)?,
+                    duplicates: number(9)?,
+                    unnumbered: number(10)?,
+                }),
+            },
+            note: fields[11].to_string(),
+            sample: fields[12].to_string(),
+            cpu_seconds: fields[13].parse::<f64>().ok().map(|us| us / 1e6),
         })
     }
 }
@@ -578,5 +678,33 @@ impl Drop for Sink {
         // Closing its stdin ends the sink; make sure of it.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_told_apart_by_their_number() {
+        let state = RowState::new(Some(100));
+        let finder = memchr::memmem::Finder::new(b"order ");
+        let see = |frame: &str| state.see(&finder, frame.as_bytes());
+        assert_eq!(
+            see(r#"{"short_message":"order 000007 accepted"}"#),
+            Some(true)
+        );
+        assert_eq!(see("message:order 000099 accepted\tuser:u"), Some(true));
+        assert_eq!(
+            see(r#"{"short_message":"order 000007 accepted"}"#),
+            Some(false)
+        );
+        assert_eq!(see(r#"{"short_message":"order 000100 accepted"}"#), None);
+        assert_eq!(see(r#"{"short_message":"no number"}"#), None);
+        assert_eq!(see(r#"{"short_message":"order accepted"}"#), None);
+        assert_eq!(
+            see(r#"{"short_message":"order 99999999999999999999999"}"#),
+            None
+        );
     }
 }
