@@ -71,7 +71,7 @@ use std::time::{Duration, Instant};
 use djehouty_testkit::TestPki;
 use measure::CountingAlloc;
 use shippers::{BatchSettings, Ctx, Run};
-use sink::{Format, Report, Sink};
+use sink::{Format, Numbered, Report, Sink};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -784,17 +784,7 @@ fn notes(rows: &[Row], outcomes: &[Outcome]) -> String {
             if report.connections > 1 {
                 lines.push(format!("{} connections", report.connections));
             }
-            if let Some(numbered) = report.numbered {
-                if numbered.duplicates > 0 {
-                    lines.push(format!("{} record(s) arrived twice", numbered.duplicates));
-                }
-                if numbered.unnumbered > 0 {
-                    lines.push(format!(
-                        "{} frame(s) without a record number",
-                        numbered.unnumbered
-                    ));
-                }
-            }
+            lines.extend(report.numbered.iter().flat_map(Numbered::faults));
             if let Some(size) = report.bytes.checked_div(report.frames) {
                 lines.push(format!("{size} bytes per frame, as read"));
             }
@@ -965,16 +955,8 @@ fn check(row: &Row, outcome: &Outcome, quick: bool) -> Vec<String> {
         problems.push(format!("{} invalid frame(s)", outcome.invalid()));
     }
     let numbered = outcome.report.as_ref().and_then(|report| report.numbered);
-    if let Some(numbered) = numbered.filter(|_| row.kind != Kind::Peer) {
-        if numbered.duplicates > 0 {
-            problems.push(format!("{} record(s) arrived twice", numbered.duplicates));
-        }
-        if numbered.unnumbered > 0 {
-            problems.push(format!(
-                "{} frame(s) without a record number",
-                numbered.unnumbered
-            ));
-        }
+    if row.kind != Kind::Peer {
+        problems.extend(numbered.iter().flat_map(Numbered::faults));
     }
     if row.kind != Kind::Peer {
         if let Some(failure) = &outcome.failure {

@@ -555,6 +555,23 @@ pub struct Numbered {
     pub unnumbered: u64,
 }
 
+impl Numbered {
+    /// Records that arrived twice and frames without a number, said.
+    pub fn faults(&self) -> Vec<String> {
+        let mut faults = Vec::new();
+        if self.duplicates > 0 {
+            faults.push(format!("{} record(s) arrived twice", self.duplicates));
+        }
+        if self.unnumbered > 0 {
+            faults.push(format!(
+                "{} frame(s) without a record number",
+                self.unnumbered
+            ));
+        }
+        faults
+    }
+}
+
 /// The parent's side: the child process and its request/answer pipe.
 pub struct Sink {
     child: Child,
