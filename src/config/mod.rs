@@ -748,12 +748,20 @@ mod tests {
                     .with_http_header(name, "s3cr3t")
             }
         };
-        for name in ["Proxy-Authorization", "X-API-Key", "X-Auth-Token", "Cookie"] {
+        for name in [
+            "Proxy-Authorization",
+            "X-API-Key",
+            "X-Auth-Token",
+            "X-Graylog-Auth",
+            "Cookie",
+            "appKey",
+        ] {
             assert!(warned(warnings(custom(name), &[])), "{name}");
         }
         for name in [
             "X-Request-Source",
             "Idempotency-Key",
+            "Sec-WebSocket-Key",
             "X-Request-Id",
             "Keep-Alive",
         ] {
@@ -775,6 +783,15 @@ mod tests {
             &[]
         )));
         assert!(!warned(warnings(query("http://h:1/gelf?tenant=a"), &[])));
+        assert!(!warned(warnings(
+            query("http://h:1/gelf?idempotency_key=1"),
+            &[]
+        )));
+        // A part without a name is not judged (nor shown).
+        assert!(!warned(warnings(
+            query("http://h:1/gelf?secret-9f8e7d"),
+            &[]
+        )));
     }
 
     /// A CA file with an endpoint that has no TLS is not refused but draws

@@ -250,15 +250,17 @@ fn warn_if_credentials_unencrypted(
     let headers = (headers.iter())
         .filter(|(name, value)| names_a_credential(name.as_str()) || has_a_scheme(value))
         .map(|(name, _)| format!("the header {name}"));
+    // Only named parameters: a part without `=` may be the secret itself.
     let query = (endpoint.query().into_iter())
         .flat_map(|query| query.split('&'))
-        .map(|pair| pair.split_once('=').map_or(pair, |(key, _)| key))
+        .filter_map(|pair| pair.split_once('=').map(|(key, _)| key))
         .filter(|key| names_a_credential(key))
         .map(|key| format!("the query parameter {key}"));
     let token = (extras.iter())
         .any(|(key, _)| key == LDP_TOKEN_FIELD)
         .then(|| "the Logs Data Platform token".to_string());
-    let secrets: Vec<String> = headers.chain(query).chain(token).collect();
+    let mut secrets: Vec<String> = headers.chain(query).chain(token).collect();
+    secrets.dedup();
     if secrets.is_empty() {
         return;
     }
@@ -273,16 +275,17 @@ fn warn_if_credentials_unencrypted(
 
 /// Whether a header or query parameter of this name carries a credential:
 /// `Authorization`, `Proxy-Authorization`, or a name that says so
-/// (`X-API-Key`, `X-Auth-Token`, `Cookie`, `access_token`: receivers such as
-/// Graylog let the authorization header's name be chosen). Names of keys
-/// that are not secrets (`Idempotency-Key`, `X-Routing-Key`) are not.
+/// (`X-API-Key`, `X-Auth-Token`, `X-Graylog-Auth`, `Cookie`, `access_token`,
+/// `appKey`: receivers such as Graylog let the authorization header's name
+/// be chosen). Names of keys that are not secrets (`Idempotency-Key`,
+/// `X-Routing-Key`, `Sec-WebSocket-Key`) are not.
 fn names_a_credential(name: &str) -> bool {
     const WORDS: [&str; 13] = [
         "authorization",
+        "authentication",
         "token",
         "apikey",
         "api-key",
-        "api_key",
         "secret",
         "password",
         "passwd",
@@ -292,18 +295,28 @@ fn names_a_credential(name: &str) -> bool {
         "signature",
         "jwt",
     ];
-    const NOT_SECRET_KEYS: [&str; 3] = ["idempotency-key", "routing-key", "partition-key"];
-    let name = name.to_ascii_lowercase();
+    const NOT_SECRET_KEYS: [&str; 5] = [
+        "idempotency-key",
+        "routing-key",
+        "partition-key",
+        "websocket-key",
+        "cache-key",
+    ];
+    // One spelling for the comparisons: `api_key` as `api-key`.
+    let name = name.to_ascii_lowercase().replace('_', "-");
     WORDS.iter().any(|word| name.contains(word))
-        || matches!(name.as_str(), "key" | "auth" | "pwd" | "sig")
-        || (name.ends_with("-key") || name.ends_with("_key"))
-            && !NOT_SECRET_KEYS.iter().any(|key| name.ends_with(key))
+        || matches!(name.as_str(), "pwd" | "pass" | "sig" | "code")
+        || name == "auth"
+        || name.ends_with("-auth")
+        || name.ends_with("key") && !NOT_SECRET_KEYS.iter().any(|key| name.ends_with(key))
 }
 
 /// Whether a header value starts with an authorization scheme (`Bearer`,
 /// `Basic`...), whatever the header's name.
 fn has_a_scheme(value: &HeaderValue) -> bool {
-    const SCHEMES: [&[u8]; 3] = [b"bearer ", b"basic ", b"digest "];
+    const SCHEMES: [&[u8]; 7] = [
+        b"bearer ", b"basic ", b"digest ", b"token ", b"apikey ", b"splunk ", b"ssws ",
+    ];
     let value = value.as_bytes();
     SCHEMES.iter().any(|scheme| {
         value
