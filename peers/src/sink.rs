@@ -149,13 +149,13 @@ impl RowState {
     fn see(&self, finder: &memchr::memmem::Finder<'_>, frame: &[u8]) -> Option<bool> {
         let at = finder.find(frame)? + finder.needle().len();
         let number = &frame[at..];
-        let len = number
-            .iter()
-            .take(19)
-            .take_while(|b| b.is_ascii_digit())
-            .count();
+        let len = number.iter().take_while(|b| b.is_ascii_digit()).count();
+        // More than 19 digits may not fit a u64: out of range anyway.
+        if len == 0 || len > 19 {
+            return None;
+        }
         let digits = (number[..len].iter()).fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
-        if len == 0 || digits >= self.records {
+        if digits >= self.records {
             return None;
         }
         let word = self.seen.get(usize::try_from(digits / 64).ok()?)?;
@@ -457,11 +457,12 @@ fn validate(
         let _ = spare.send(chunk.data);
     }
     if !pending.is_empty() {
-        // The connection ended inside a frame.
-        let mut invalid = 0;
-        check(&pending, &mut invalid, &mut seen);
-        add_seen(&mut seen);
+        // The connection ended inside a frame: invalid, and its record
+        // (whose number may be cut too) not counted as received.
         state.invalid.fetch_add(1, Ordering::AcqRel);
+        let mut sample = state.sample.lock().unwrap_or_else(|p| p.into_inner());
+        sample.get_or_insert_with(|| escape(&pending, 300));
+        drop(sample);
         state.note(format!(
             "a connection ended inside a frame ({} bytes after the last delimiter)",
             pending.len()
@@ -721,6 +722,10 @@ mod tests {
         assert_eq!(see(r#"{"short_message":"order accepted"}"#), None);
         assert_eq!(
             see(r#"{"short_message":"order 99999999999999999999999"}"#),
+            None
+        );
+        assert_eq!(
+            see(r#"{"short_message":"order 00000000000000000000001"}"#),
             None
         );
     }
