@@ -357,6 +357,22 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// A row that could not run: `failure` says why.
+    fn failed(failure: String) -> Outcome {
+        Outcome {
+            run: None,
+            report: None,
+            failure: Some(failure),
+            cpu_seconds: None,
+            peak_rss_mib: None,
+            allocations: 0,
+            rates: Vec::new(),
+            cpu_rounds: Vec::new(),
+            background_rounds: Vec::new(),
+            lost_rounds: Vec::new(),
+        }
+    }
+
     /// Records delivered: told apart by their number where the row's
     /// frames carry one (a record that arrived twice counts once), else
     /// frames.
@@ -439,20 +455,7 @@ fn measure_row(row: &Row, ctx: &Arc<Ctx>) -> Outcome {
                 (row.kind != Kind::Limit).then_some(ctx.records as u64),
             ) {
             Ok(port) => port,
-            Err(e) => {
-                return Outcome {
-                    run: None,
-                    report: None,
-                    failure: Some(e),
-                    cpu_seconds: None,
-                    peak_rss_mib: None,
-                    allocations: 0,
-                    rates: Vec::new(),
-                    cpu_rounds: Vec::new(),
-                    background_rounds: Vec::new(),
-                    lost_rounds: Vec::new(),
-                }
-            }
+            Err(e) => return Outcome::failed(e),
         }
     };
     ctx.progress.store(0, Ordering::Relaxed);
@@ -1065,16 +1068,9 @@ mod tests {
     #[test]
     fn the_worst_round_shows_its_losses() {
         let outcome = |lost_rounds| Outcome {
-            run: None,
-            report: None,
             failure: None,
-            cpu_seconds: None,
-            peak_rss_mib: None,
-            allocations: 0,
-            rates: Vec::new(),
-            cpu_rounds: Vec::new(),
-            background_rounds: Vec::new(),
             lost_rounds,
+            ..Outcome::failed(String::new())
         };
         assert_eq!(
             outcome(vec![Some(0), Some(7), Some(0)]).worst_lost(),
