@@ -259,8 +259,12 @@ fn warn_if_credentials_unencrypted(
     let token = (extras.iter())
         .any(|(key, _)| key == LDP_TOKEN_FIELD)
         .then(|| "the Logs Data Platform token".to_string());
-    let mut secrets: Vec<String> = headers.chain(query).chain(token).collect();
-    secrets.dedup();
+    let mut secrets: Vec<String> = Vec::new();
+    for secret in headers.chain(query).chain(token) {
+        if !secrets.contains(&secret) {
+            secrets.push(secret);
+        }
+    }
     if secrets.is_empty() {
         return;
     }
