@@ -407,7 +407,7 @@ pub(super) fn check_header(
 /// The authentication schemes a credentials header names first (RFC 9110,
 /// section 11; the IANA registry's usual ones, and `Token`, common for API
 /// keys); lower case.
-const AUTH_SCHEMES: [&str; 5] = ["basic", "bearer", "digest", "negotiate", "token"];
+pub(super) const AUTH_SCHEMES: [&str; 5] = ["basic", "bearer", "digest", "negotiate", "token"];
 
 /// The scheme an `Authorization` or `Proxy-Authorization` value (trimmed)
 /// consists of alone, if it does: one of [`AUTH_SCHEMES`], any case. Any

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::env::{is_blank_ldp_token, Env, LDP_TOKEN_FIELD};
-use super::options::{check_framing, check_messages, http_headers, TlsChoices};
+use super::options::{check_framing, check_messages, http_headers, TlsChoices, AUTH_SCHEMES};
 use super::{
     Config, Endpoint, ExporterBuilder, Framing, Scheme, Timeouts, TlsOptions, UdpOptions,
     DEFAULT_EXPORT_TIMEOUT, DEFAULT_HTTP_MAX_FRAME_BYTES, MAX_TIMEOUT, MIN_FIELD_BYTES,
@@ -315,18 +315,17 @@ fn names_a_credential(name: &str) -> bool {
         || name.ends_with("key") && !NOT_SECRET_KEYS.iter().any(|key| name.ends_with(key))
 }
 
-/// Whether a header value starts with an authorization scheme (`Bearer`,
-/// `Basic`...), whatever the header's name.
+/// Whether a header value starts with an authorization scheme (one of
+/// [`AUTH_SCHEMES`], or a vendor's for API keys) and a space, whatever the
+/// header's name.
 fn has_a_scheme(value: &HeaderValue) -> bool {
-    const SCHEMES: [&[u8]; 7] = [
-        b"bearer ", b"basic ", b"digest ", b"token ", b"apikey ", b"splunk ", b"ssws ",
-    ];
+    const VENDOR_SCHEMES: [&str; 3] = ["apikey", "splunk", "ssws"];
     let value = value.as_bytes();
-    SCHEMES.iter().any(|scheme| {
-        value
-            .get(..scheme.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(scheme))
-    })
+    let Some(end) = value.iter().position(|b| *b == b' ') else {
+        return false;
+    };
+    (AUTH_SCHEMES.iter().chain(&VENDOR_SCHEMES))
+        .any(|s| value[..end].eq_ignore_ascii_case(s.as_bytes()))
 }
 
 /// Whether `host` is this machine: `localhost` or a loopback address.
