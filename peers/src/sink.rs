@@ -163,6 +163,13 @@ impl RowState {
         Some(word.fetch_or(bit, Ordering::AcqRel) & bit == 0)
     }
 
+    /// Keeps `frame` as the row's sample of an invalid frame, if it is the
+    /// first.
+    fn keep_sample(&self, frame: &[u8]) {
+        let mut sample = self.sample.lock().unwrap_or_else(|p| p.into_inner());
+        sample.get_or_insert_with(|| escape(frame, 300));
+    }
+
     fn note(&self, text: String) {
         let mut note = self.note.lock().unwrap_or_else(|p| p.into_inner());
         note.get_or_insert(text);
@@ -411,8 +418,7 @@ fn validate(
     let check = |frame: &[u8], invalid: &mut u64, seen: &mut [u64; 3]| {
         if !format.valid(frame) {
             *invalid += 1;
-            let mut sample = state.sample.lock().unwrap_or_else(|p| p.into_inner());
-            sample.get_or_insert_with(|| escape(frame, 300));
+            state.keep_sample(frame);
         }
         if !state.seen.is_empty() {
             match state.see(&finder, frame) {
@@ -460,9 +466,7 @@ fn validate(
         // The connection ended inside a frame: invalid, and its record
         // (whose number may be cut too) not counted as received.
         state.invalid.fetch_add(1, Ordering::AcqRel);
-        let mut sample = state.sample.lock().unwrap_or_else(|p| p.into_inner());
-        sample.get_or_insert_with(|| escape(&pending, 300));
-        drop(sample);
+        state.keep_sample(&pending);
         state.note(format!(
             "a connection ended inside a frame ({} bytes after the last delimiter)",
             pending.len()
