@@ -12,7 +12,7 @@ use opentelemetry::Value;
 
 use super::record::{Field, FieldValue};
 use super::{MAX_JSON_DEPTH, TOO_DEEP, TRUNCATED_MARKER};
-use crate::json::{json_float, json_str, non_finite_text, push_int};
+use crate::json::{json_float, json_str, push_int};
 use crate::memo::last_answer;
 
 impl<'a> Field<'a> {
@@ -375,68 +375,82 @@ fn write_json_within(out: &mut Vec<u8>, value: &AnyValue, depth: usize, stop: us
 }
 
 /// A list value as JSON, a single value as a JSON string: what
-/// [`value_json_text`] writes.
+/// [`value_json_text`] writes (through `serde_json`, as an oracle).
 #[cfg(test)]
 fn value_json(value: &Value) -> serde_json::Value {
-    match array_items(value) {
-        Some(items) => serde_json::Value::Array(items.collect()),
-        None => serde_json::Value::from(value.as_str().into_owned()),
-    }
-}
-
-/// The items of a list value as JSON (a non-finite number as its text), or
-/// `None` for a single value.
-fn array_items(value: &Value) -> Option<Box<dyn Iterator<Item = serde_json::Value> + '_>> {
+    use crate::json::non_finite_text;
     use opentelemetry::Array;
     use serde_json::Value as J;
-    let Value::Array(array) = value else {
-        return None;
+    let number = |f: &f64| {
+        if f.is_finite() {
+            J::from(*f)
+        } else {
+            J::from(non_finite_text(*f))
+        }
     };
-    Some(match array {
-        Array::Bool(v) => Box::new(v.iter().map(|b| J::from(*b))),
-        Array::I64(v) => Box::new(v.iter().map(|i| J::from(*i))),
-        Array::F64(v) => Box::new(v.iter().map(|f| {
-            if f.is_finite() {
-                J::from(*f)
-            } else {
-                J::from(non_finite_text(*f))
-            }
-        })),
-        Array::String(v) => Box::new(v.iter().map(|s| J::from(s.as_str()))),
-        // A kind of list added later: its text as the one item.
-        _ => Box::new(std::iter::once(J::from(value.as_str().into_owned()))),
-    })
+    match value {
+        Value::Array(Array::Bool(v)) => v.iter().map(|b| J::from(*b)).collect(),
+        Value::Array(Array::I64(v)) => v.iter().map(|i| J::from(*i)).collect(),
+        Value::Array(Array::F64(v)) => v.iter().map(number).collect(),
+        Value::Array(Array::String(v)) => v.iter().map(|s| J::from(s.as_str())).collect(),
+        other => J::from(other.as_str().into_owned()),
+    }
 }
 
 /// A list value as JSON text (a non-finite number as its text; a single
 /// value as its text), written item by item and no further than past
-/// `limit` bytes: a longer text is cut to the limit anyway, so a huge
-/// list (a scope's attribute, mapped with every record) costs its head,
-/// not its whole.
+/// `limit` bytes, a text item only as far as it could be kept: a longer
+/// text is cut to the limit anyway, so a huge list or item (a scope's
+/// attribute, mapped with every record) costs its head, not its whole.
 pub(super) fn value_json_text(value: &Value, limit: usize) -> String {
-    let Some(items) = array_items(value) else {
+    use opentelemetry::Array;
+    let Value::Array(array) = value else {
         return value.as_str().into_owned();
     };
     let mut out = vec![b'['];
-    for (i, item) in items.enumerate() {
+    match array {
+        Array::Bool(v) => items_within(&mut out, v, limit, |out, b, _| {
+            out.extend_from_slice(bool_text(*b).as_bytes());
+        }),
+        Array::I64(v) => items_within(&mut out, v, limit, |out, n, _| push_int(out, *n)),
+        Array::F64(v) => items_within(&mut out, v, limit, |out, f, _| json_float(out, *f)),
+        Array::String(v) => items_within(&mut out, v, limit, |out, s, left| {
+            json_str(out, str_head(s.as_str(), left));
+        }),
+        // A kind of list added later: its text as the one item.
+        _ => json_str(&mut out, str_head(&value.as_str(), limit.saturating_add(4))),
+    }
+    out.push(b']');
+    // Only UTF-8 is ever written (a text is cut at a character's boundary).
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Writes `items`, comma-separated, while `out` is no longer than `limit`;
+/// `write` is told how many bytes of a text item are enough to pass it (a
+/// few more than are left, so that a character cut at the boundary cannot
+/// fall short).
+fn items_within<T>(
+    out: &mut Vec<u8>,
+    items: &[T],
+    limit: usize,
+    write: impl Fn(&mut Vec<u8>, &T, usize),
+) {
+    for (i, item) in items.iter().enumerate() {
         if out.len() > limit {
-            break;
+            return;
         }
         if i > 0 {
             out.push(b',');
         }
-        // Into a vector, a JSON value cannot fail to be written.
-        if serde_json::to_writer(&mut out, &item).is_err() {
-            break;
-        }
+        let left = limit.saturating_sub(out.len()).saturating_add(4);
+        write(out, item, left);
     }
-    out.push(b']');
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::non_finite_text;
     use std::time::Duration;
 
     /// The verdict is worked out again for another text, even one of the
@@ -704,6 +718,30 @@ mod tests {
             assert_eq!(text[..limit], whole[..limit]);
         }
         assert_eq!(value_json_text(&Value::from("x"), 0), "x");
+    }
+
+    /// A list of one huge text is cut within its item: its text is written
+    /// a little past the limit, not whole, and is the whole text's head.
+    #[test]
+    fn a_huge_items_text_stops_past_the_limit() {
+        use opentelemetry::Array;
+        let huge = format!("\"{}", "x".repeat(1 << 20));
+        for items in [vec![huge.clone().into()], vec!["a".into(), huge.into()]] {
+            let value = Value::Array(Array::String(items));
+            let whole = value_json(&value).to_string();
+            assert!(whole.len() > 1 << 20);
+            for limit in [0, 1, 5, 64, 1000] {
+                let text = value_json_text(&value, limit);
+                assert!(
+                    text.len() > limit && text.len() <= limit + 16,
+                    "{limit}: {}",
+                    text.len()
+                );
+                // All but the cut item's closing quote and the bracket.
+                let head = text.len().saturating_sub(2);
+                assert_eq!(text[..head], whole[..head], "{limit}");
+            }
+        }
     }
 
     /// Now is after the time this was written (a clock set before it is
