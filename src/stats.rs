@@ -106,6 +106,9 @@ struct Cells {
     exported: AtomicU64,
     dropped_buffer_full: AtomicU64,
     dropped_at_shutdown: AtomicU64,
+    /// Those of `dropped_at_shutdown` a shutdown dropped (not a thread's
+    /// end): what a flush watches for.
+    dropped_by_shutdown: AtomicU64,
     dropped_rejected: AtomicU64,
     truncated: AtomicU64,
     connections: AtomicU64,
@@ -155,7 +158,16 @@ impl Counters {
         self.cells.dropped_buffer_full.fetch_add(n, Relaxed);
     }
 
+    /// Counts records a shutdown dropped.
     pub(crate) fn add_dropped_at_shutdown(&self, n: u64) {
+        self.cells.dropped_by_shutdown.fetch_add(n, Relaxed);
+        self.cells.dropped_at_shutdown.fetch_add(n, Relaxed);
+    }
+
+    /// Counts a record logged as its thread ends, which the SDK cannot take
+    /// (told as dropped at shutdown, but no shutdown's doing).
+    #[cfg(any(feature = "tracing", feature = "log", test))]
+    pub(crate) fn add_dropped_at_thread_end(&self, n: u64) {
         self.cells.dropped_at_shutdown.fetch_add(n, Relaxed);
     }
 
@@ -174,9 +186,10 @@ impl Counters {
         self.cells.truncated.fetch_add(n, Relaxed);
     }
 
-    /// Records dropped at a shutdown so far (cheaper than a snapshot).
-    pub(crate) fn dropped_at_shutdown(&self) -> u64 {
-        self.cells.dropped_at_shutdown.load(Relaxed)
+    /// Records a shutdown dropped so far, not counting those logged as
+    /// their thread ended (cheaper than a snapshot).
+    pub(crate) fn dropped_by_shutdown(&self) -> u64 {
+        self.cells.dropped_by_shutdown.load(Relaxed)
     }
 
     /// Failures so far (cheaper than a snapshot).

@@ -165,7 +165,7 @@ impl LogProcessor for BatchProcessor {
         // The SDK's thread would export onto this very thread: refused.
         refuse_flush_on_io_thread()?;
         let started = Instant::now();
-        let shutdown_drops = self.shared.counters().dropped_at_shutdown();
+        let shutdown_drops = self.shared.counters().dropped_by_shutdown();
         // Watching first: a record pending now and dropped later fails it.
         let watch = self.shared.watch_flush();
         self.inner.force_flush()?;

@@ -420,7 +420,7 @@ impl LogProcessor for DirectProcessor {
             return Err(OTelSdkError::AlreadyShutdown);
         }
         refuse_flush_on_io_thread()?;
-        let shutdown_drops = self.counters.dropped_at_shutdown();
+        let shutdown_drops = self.counters.dropped_by_shutdown();
         // Watching first: a record pending now and dropped later fails it.
         let watch = self.shared.watch_flush();
         let staged = self.staging.lock().staged;

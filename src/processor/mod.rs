@@ -54,8 +54,9 @@ fn wait_flushed(
 
 /// What a `force_flush` that waited up to `timeout` for the records logged
 /// before it says: where their flush stood when the wait ended (`None`: the
-/// time ran out). `shutdown_drops` is the count of records dropped at a
-/// shutdown when the flush began: one that moved meanwhile may have taken
+/// time ran out). `shutdown_drops` is the count of records a shutdown
+/// dropped when the flush began (not those logged as their thread ended,
+/// which no flush waits for): one that moved meanwhile may have taken
 /// some of the flush's records before they were numbered (from a stage, or
 /// a batch), which its watch cannot see, so the flush is not told they
 /// were delivered.
@@ -66,9 +67,9 @@ fn flush_verdict(
     shutdown_drops: u64,
 ) -> OTelSdkResult {
     let stats = || shared.counters().snapshot();
-    let dropped_at_shutdown = shared.counters().dropped_at_shutdown() != shutdown_drops;
+    let shutdown_dropped = shared.counters().dropped_by_shutdown() != shutdown_drops;
     match flushed {
-        Some(Flushed::Delivered) if !dropped_at_shutdown => Ok(()),
+        Some(Flushed::Delivered) if !shutdown_dropped => Ok(()),
         Some(Flushed::Lost(_)) => {
             let stats = stats();
             Err(OTelSdkError::InternalFailure(format!(
@@ -106,4 +107,34 @@ fn shutdown_began() -> OTelSdkError {
         "not flushed: a shutdown began meanwhile, and reports what it could not deliver"
             .to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Counters;
+
+    /// A record dropped as its thread ended, while the flush waited, is no
+    /// shutdown's: the flush whose records were delivered succeeds; one
+    /// dropped by a shutdown meanwhile fails it.
+    #[test]
+    fn only_a_shutdowns_drops_fail_a_delivered_flush() {
+        let shared = Shared::new(1024, Counters::default(), "test".into());
+        let counters = shared.counters().clone();
+        let verdict = |before| {
+            flush_verdict(
+                Some(Flushed::Delivered),
+                &shared,
+                Duration::from_secs(1),
+                before,
+            )
+        };
+        let before = counters.dropped_by_shutdown();
+        counters.add_dropped_at_thread_end(1);
+        assert!(verdict(before).is_ok());
+        assert_eq!(counters.snapshot().dropped_at_shutdown, 1);
+        counters.add_dropped_at_shutdown(1);
+        assert!(verdict(before).is_err());
+        assert_eq!(counters.snapshot().dropped_at_shutdown, 2);
+    }
 }

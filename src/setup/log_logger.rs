@@ -35,7 +35,7 @@ impl Log for Bridge {
             self.bridge.log(record);
         } else {
             // Its thread is ending: the SDK cannot take it.
-            self.counters.add_dropped_at_shutdown(1);
+            self.counters.add_dropped_at_thread_end(1);
         }
     }
 

@@ -58,7 +58,7 @@ impl<S: Subscriber, L: Layer<S>> Layer<S> for UntilThreadEnd<L> {
         if otel_context_alive() {
             self.bridge.on_event(event, ctx);
         } else {
-            self.counters.add_dropped_at_shutdown(1);
+            self.counters.add_dropped_at_thread_end(1);
         }
     }
 
