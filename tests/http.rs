@@ -849,13 +849,14 @@ fn the_query_of_the_endpoint_is_sent_but_never_shown() {
 
 /// A shutdown that runs out of time while requests, one per message, are
 /// still being answered counts those answered as exported, not dropped:
-/// the link reports what it did at least every slice of time, not only
-/// after the whole chunk.
+/// the link reports what it did every slice of time, and a send cut short
+/// what was answered within its slice.
 #[test]
 fn a_shutdown_cut_short_counts_the_records_already_answered_as_exported() {
-    const N: u64 = 300;
+    // About twenty answers a slice (100 ms), more than the time allows.
+    const N: u64 = 1000;
     let server = HttpServer::http(script(|_, _| {
-        Reply::status(202).after(Duration::from_millis(20))
+        Reply::status(202).after(Duration::from_millis(5))
     }));
     let (provider, counters) = start(builder(&server));
     log_numbered(&provider, N, 0);
@@ -864,9 +865,9 @@ fn a_shutdown_cut_short_counts_the_records_already_answered_as_exported() {
     let answered = server.accepted().len() as u64;
     assert!(stats.exported > 0, "{stats:?}");
     assert_eq!(stats.exported + stats.dropped_at_shutdown, N, "{stats:?}");
-    // Those answered in the last slice (100 ms) may not be counted yet.
+    // The server counts the request whose answer the shutdown cut off.
     assert!(
-        answered >= stats.exported && answered - stats.exported <= 6,
+        answered >= stats.exported && answered - stats.exported <= 1,
         "{answered} answered, {stats:?}"
     );
 }

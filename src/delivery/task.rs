@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::frames::{FrameRun, Frames};
 use crate::runtime::{wait_for, Check};
 use crate::transport::reconnect::Acked;
-use crate::transport::Transport;
+use crate::transport::{Rejected, Transport};
 
 /// The most bytes written in one go; also the most a failed write puts back.
 /// As much as the staging area holds with backpressure (the default), so
@@ -52,7 +52,7 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
         link,
         unacked: Unacked::default(),
         chunk: Frames::default(),
-        sending: None,
+        sending: Sending::Idle,
         gone: Gone(Arc::clone(&shared)),
     };
     let Held {
@@ -151,13 +151,10 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
             q.in_flight_bytes = unacked.bytes + chunk.bytes();
         }
         let position = link.position();
-        *sending = position;
+        *sending = position.map_or(Sending::AtOnce, |(conn, start)| Sending::At(conn, start));
         let (whole, result) = link.send(chunk.run()).await;
-        *sending = None;
-        // An HTTP endpoint may refuse records for good (4xx): they are among
-        // the `whole` frames done with, but dropped and counted, not exported.
+        *sending = Sending::Idle;
         let rejected = link.take_rejected();
-        let refused = rejected.as_ref().map_or(0, |r| r.records.min(whole));
         let mut diags = Vec::new();
         {
             let mut q = shared.lock();
@@ -182,20 +179,11 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Transport) {
                 Some((conn, start)) => unacked.push(conn, start, chunk.run().split_at(whole).0),
                 // Done with at once (the first being written: no
                 // transport without acknowledgements keeps any waiting).
-                None => {
-                    shared.counters.add_exported((whole - refused) as u64);
-                    // Which of them were refused is not told: a flush
-                    // waiting for any of them learns it failed.
-                    q.pending.remove(0, whole as u64, refused > 0);
-                }
+                None => done_at_once(&shared, &mut q, whole, rejected),
             }
             let (_, rest) = chunk.run().split_at(whole);
             q.in_flight_records = unacked.records;
             q.in_flight_bytes = unacked.bytes;
-            if let Some(rejected) = rejected {
-                let error = Arc::new(rejected.error);
-                shared.counters.add_rejected(refused as u64, error);
-            }
             // What was not sent goes back in front: after a failure, or
             // when the link reported early (HTTP, after a slice of time).
             let mut dropped = Dropped::default();
@@ -246,22 +234,66 @@ struct Held {
     unacked: Unacked,
     /// Frames taken from the buffer to be sent.
     chunk: Frames,
-    /// A send of `chunk` under way, on this connection from this offset
-    /// (over TCP and TLS): its frames are in flight, and listed nowhere
-    /// else.
-    sending: Option<(u64, u64)>,
+    /// A send of `chunk` under way.
+    sending: Sending,
     gone: Gone,
+}
+
+/// A send under way, as the delivery task's end settles it when the task is
+/// dropped mid-way.
+#[derive(Clone, Copy)]
+enum Sending {
+    Idle,
+    /// Over TCP and TLS, on this connection from this offset: its frames
+    /// are in flight, and listed nowhere else.
+    At(u64, u64),
+    /// Over a transport without acknowledgements (HTTP, UDP): the frames
+    /// the link was done with so far ([`Transport::done_so_far`]) are
+    /// settled as a send's end would have.
+    AtOnce,
+}
+
+/// Settles the first `whole` frames in flight, which a transport without
+/// acknowledgements is done with: exported, but those it reports refused
+/// for good (an HTTP endpoint's 4xx), dropped and counted.
+fn done_at_once(shared: &Shared, q: &mut Queue, whole: usize, rejected: Option<Rejected>) {
+    let refused = rejected.as_ref().map_or(0, |r| r.records.min(whole));
+    shared.counters.add_exported((whole - refused) as u64);
+    // Which of them were refused is not told: a flush waiting for any of
+    // them learns it failed.
+    q.pending.remove(0, whole as u64, refused > 0);
+    if let Some(rejected) = rejected {
+        shared
+            .counters
+            .add_rejected(refused as u64, Arc::new(rejected.error));
+    }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         let shared = &self.gone.0;
         if shared.giving_up() {
-            // A send under way: its frames wait as well, from where it
-            // began (those not written yet are never acknowledged).
-            if let Some((conn, start)) = self.sending.take() {
-                let frames = std::mem::take(&mut self.chunk);
-                self.unacked.keep(conn, start, frames);
+            match std::mem::replace(&mut self.sending, Sending::Idle) {
+                // A send under way: its frames wait as well, from where it
+                // began (those not written yet are never acknowledged).
+                Sending::At(conn, start) => {
+                    let frames = std::mem::take(&mut self.chunk);
+                    self.unacked.keep(conn, start, frames);
+                }
+                // What the endpoint answered is done with; the rest, still
+                // in flight, the shutdown reports undelivered.
+                Sending::AtOnce => {
+                    let whole = self.link.done_so_far().min(self.chunk.len());
+                    let rejected = self.link.take_rejected();
+                    let mut q = shared.lock();
+                    if whole > 0 && !q.abandoned {
+                        done_at_once(shared, &mut q, whole, rejected);
+                        let bytes = self.chunk.run().split_at(whole).0.data().len();
+                        q.in_flight_records = q.in_flight_records.saturating_sub(whole);
+                        q.in_flight_bytes = q.in_flight_bytes.saturating_sub(bytes);
+                    }
+                }
+                Sending::Idle => {}
             }
             settle(shared, &mut self.link, &mut self.unacked);
             self.link.reset_if_unacknowledged();

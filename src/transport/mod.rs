@@ -191,6 +191,19 @@ impl Transport {
         }
     }
 
+    /// How many frames, from the front, the send under way (or the last)
+    /// is done with so far: read when a send is cut short (its future
+    /// dropped at a shutdown that gave up), for HTTP, whose requests
+    /// answered are done with for good. None for the others: TCP and TLS
+    /// tell by [`acknowledged`](Transport::acknowledged), and what a UDP
+    /// send cut short handed the kernel is not known to have gone out.
+    pub(crate) fn done_so_far(&self) -> usize {
+        match self {
+            Transport::Http(link) => link.done_so_far(),
+            Transport::Stream(_) | Transport::Udp(_) => 0,
+        }
+    }
+
     /// Whether a connection was dropped whose final word waits: see
     /// [`reconnect::Link::dropped_one`].
     pub(crate) fn dropped_one(&self) -> bool {

@@ -50,8 +50,9 @@
 //!
 //! **At least once.** Unlike TCP, HTTP acknowledges each request, so a
 //! message counts as exported only once its answer came back (told to the
-//! delivery task after the first answer past each [`SEND_SLICE`], so that
-//! a shutdown cut short counts the answered ones as exported). A request whose
+//! delivery task after the first answer past each [`SEND_SLICE`], and read
+//! from the link when a shutdown that gave up cuts a send short, so that
+//! the answered ones count as exported). A request whose
 //! answer is lost (the connection broke, or the answer came too late) is sent
 //! again: the receiver may get such messages twice, but none is lost to a
 //! failed request (the retry buffer's limits still apply).
@@ -143,6 +144,9 @@ pub(crate) struct HttpLink {
     full_bulks_accepted: u32,
     /// What the last `send` refused.
     rejected: Option<Rejected>,
+    /// Frames, from the front, the send under way (or the last) is done
+    /// with so far: see [`done_so_far`](Self::done_so_far).
+    answered: usize,
     /// When refused records were last warned about, and how many were refused
     /// since.
     warned_at: Option<Instant>,
@@ -202,6 +206,7 @@ impl HttpLink {
             bulk_limit: BULK_MAX_BYTES,
             full_bulks_accepted: 0,
             rejected: None,
+            answered: 0,
             warned_at: None,
             unwarned: 0,
         })
@@ -238,6 +243,7 @@ impl HttpLink {
     pub(crate) async fn send(&mut self, frames: FrameRun<'_>) -> (usize, Result<()>) {
         let started = std::time::Instant::now();
         let mut done = 0;
+        self.answered = 0;
         let mut rest = frames;
         while !rest.is_empty() {
             if done > 0 && started.elapsed() >= SEND_SLICE {
@@ -281,9 +287,17 @@ impl HttpLink {
                 }
             }
             done += count;
+            self.answered = done;
             rest = after;
         }
         (done, Ok(()))
+    }
+
+    /// How many frames, from the front, the send under way (or the last)
+    /// had answers for (accepted, or refused for good): those of a send cut
+    /// short, its future dropped, are done with all the same.
+    pub(crate) fn done_so_far(&self) -> usize {
+        self.answered
     }
 
     /// How many of the frames the last [`send`](HttpLink::send) reported done
