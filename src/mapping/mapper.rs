@@ -404,7 +404,8 @@ impl Mapper {
 
     /// The text of a stack trace attribute, which goes to the full message
     /// rather than to a field: no more than could fit a frame (see
-    /// [`map_head`](Self::map_head)), and `None` when blank.
+    /// [`map_head`](Self::map_head)), from its first character that is not
+    /// blank when what could fit is blank, and `None` when all of it is.
     #[inline]
     fn stacktrace<'a>(&self, key: &Key, value: &'a AnyValue) -> Option<&'a str> {
         if key.as_str() != names::EXCEPTION_STACKTRACE {
@@ -413,8 +414,14 @@ impl Mapper {
         let AnyValue::String(s) = value else {
             return None;
         };
-        let s = str_head(s.as_str(), self.max_text_bytes);
-        (!is_blank(s)).then_some(s)
+        let head = str_head(s.as_str(), self.max_text_bytes);
+        if !is_blank(head) {
+            return Some(head);
+        }
+        let rest = s
+            .as_str()
+            .trim_start_matches(|c: char| c <= ' ' || c.is_whitespace());
+        (!rest.is_empty()).then(|| str_head(rest, self.max_text_bytes))
     }
 
     /// Hands the record's own fields (scope attributes, the record's

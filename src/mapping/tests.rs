@@ -960,6 +960,21 @@ fn only_what_could_fit_a_frame_is_read() {
     let full = m.full_message.expect("a full message");
     assert_eq!(full, "at y\n".repeat(1000)[..FRAME]);
 
+    // A stack trace blank for longer than the limit: from its first
+    // character that is not blank, still the full message, not a field.
+    let mut rec = record();
+    rec.set_body(AnyValue::from("boom"));
+    rec.add_attribute(
+        "exception.stacktrace",
+        format!("{}at z\n", " ".repeat(2 * FRAME)),
+    );
+    let m = mapper.map(&rec, &scope);
+    assert_eq!(m.full_message.as_deref(), Some("at z\n"));
+    assert!(get(&m, "exception_stacktrace").is_none());
+    let mut rec = record();
+    rec.add_attribute("exception.stacktrace", " ".repeat(2 * FRAME));
+    assert!(mapper.map(&rec, &scope).full_message.is_none());
+
     // A body blank for longer than the limit: its first line that is not
     // blank is still found.
     let mut rec = record();
