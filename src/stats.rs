@@ -109,6 +109,9 @@ struct Cells {
     /// Those of `dropped_at_shutdown` a shutdown dropped (not a thread's
     /// end): what a flush watches for.
     dropped_by_shutdown: AtomicU64,
+    /// Those of `dropped_buffer_full` a shutdown's report told, as dropped
+    /// while it went on.
+    buffer_full_told: AtomicU64,
     dropped_rejected: AtomicU64,
     truncated: AtomicU64,
     connections: AtomicU64,
@@ -184,6 +187,17 @@ impl Counters {
 
     pub(crate) fn add_truncated(&self, n: u64) {
         self.cells.truncated.fetch_add(n, Relaxed);
+    }
+
+    /// Counts records dropped for want of room that a shutdown's report
+    /// told (already counted as dropped).
+    pub(crate) fn add_buffer_full_told(&self, n: u64) {
+        self.cells.buffer_full_told.fetch_add(n, Relaxed);
+    }
+
+    /// Records dropped for want of room that a shutdown's report told.
+    pub(crate) fn buffer_full_told(&self) -> u64 {
+        self.cells.buffer_full_told.load(Relaxed)
     }
 
     /// Records a shutdown dropped so far, not counting those logged as

@@ -97,6 +97,8 @@ struct Queue {
     /// deadline, dropped by a closing push, or still in hand when the
     /// shutdown ended): a shutdown reports them.
     dropped_in_shutdown: u64,
+    /// Those of them dropped for want of room (also counted as such).
+    buffer_full_in_shutdown: u64,
     closing: bool,
     /// The shutdown gave up: the delivery task must not count anything more.
     abandoned: bool,
@@ -190,6 +192,7 @@ impl Shared {
                 healthy: true,
                 deadline: None,
                 dropped_in_shutdown: 0,
+                buffer_full_in_shutdown: 0,
                 closing: false,
                 abandoned: false,
                 stopped: false,
@@ -269,6 +272,8 @@ impl Shared {
     pub(crate) fn clear_deadline(&self) -> u64 {
         let mut q = self.lock();
         q.deadline = None;
+        let told = std::mem::take(&mut q.buffer_full_in_shutdown);
+        self.counters.add_buffer_full_told(told);
         std::mem::take(&mut q.dropped_in_shutdown) + self.closed_drops.swap(0, Ordering::Relaxed)
     }
 
@@ -551,6 +556,8 @@ impl Shared {
         q.dropped_in_shutdown += in_hand + self.closed_drops.swap(0, Ordering::Relaxed);
         self.counters.add_dropped_at_shutdown(in_hand);
         let dropped = q.dropped_in_shutdown;
+        let told = std::mem::take(&mut q.buffer_full_in_shutdown);
+        self.counters.add_buffer_full_told(told);
         let stats = self.counters.snapshot();
         self.counters.add_dropped_at_shutdown(buffered as u64);
         self.counters.set_buffered(0, 0);
@@ -590,6 +597,7 @@ impl Shared {
     fn note_lost(q: &mut Queue, records: u64) -> Option<Diag> {
         if q.deadline.is_some() {
             q.dropped_in_shutdown += records;
+            q.buffer_full_in_shutdown += records;
         }
         let first = q.outage_dropped == 0;
         q.outage_dropped += records;
@@ -986,6 +994,36 @@ mod tests {
         // Nothing left for a later shutdown to report.
         assert!(s.finish_shutdown(long).is_none());
         assert!(s.undelivered().is_none());
+    }
+
+    /// Records dropped for want of room while a shutdown's deadline is set
+    /// are that shutdown's to report, and the counters keep how many it
+    /// told (for the report of a guard whose provider it shut down), once.
+    #[test]
+    fn the_buffer_full_drops_a_shutdown_told_are_kept() {
+        let (s, counters) = shared(1_000);
+        let lose = |s: &Shared, records: u64| {
+            let dropped = Dropped {
+                records,
+                bytes: records,
+            };
+            s.note_dropped(&mut s.lock(), dropped);
+        };
+        lose(&s, 1);
+        s.set_deadline(Instant::now() + LATER);
+        lose(&s, 2);
+        assert_eq!(s.clear_deadline(), 2);
+        assert_eq!(counters.buffer_full_told(), 2);
+        lose(&s, 4);
+        s.set_deadline(Instant::now() + LATER);
+        lose(&s, 8);
+        let left = s.finish_shutdown(LATER).expect("a report");
+        assert_eq!(left.dropped, 8);
+        assert_eq!(counters.buffer_full_told(), 10);
+        assert_eq!(counters.snapshot().dropped_buffer_full, 15);
+        // Told once.
+        let _ = s.finish_shutdown(LATER);
+        assert_eq!(counters.buffer_full_told(), 10);
     }
 
     /// A record dropped at a closed way in (a logging call that found the

@@ -103,7 +103,8 @@ impl LogGuard {
     /// provider were lost (dropped on the way, refused, or still waiting
     /// when time ran out), or when the shutdown failed. After a shutdown
     /// through [`provider()`](Self::provider), which reported its own
-    /// losses, only the records dropped before it.
+    /// losses, only those it did not: records dropped before it, refused
+    /// by the endpoint, or logged as their thread ended.
     pub fn shutdown(mut self) -> Result<()> {
         self.done = true;
         self.finish()
@@ -114,9 +115,14 @@ impl LogGuard {
         let mut stats = self.counters.snapshot();
         if let Err(OTelSdkError::AlreadyShutdown) = result {
             // Shut down through `provider()` already: the caller had that
-            // shutdown's report of what it lost, not to be given twice; the
-            // records dropped before it are told here.
-            stats.dropped_at_shutdown = 0;
+            // shutdown's report of what it dropped, not to be given twice
+            // (what it could not deliver, and what it dropped for want of
+            // room meanwhile); the records dropped otherwise are told here
+            // (before it, refused, or logged as their thread ended).
+            stats.dropped_buffer_full =
+                (stats.dropped_buffer_full).saturating_sub(self.counters.buffer_full_told());
+            stats.dropped_at_shutdown =
+                (stats.dropped_at_shutdown).saturating_sub(self.counters.dropped_by_shutdown());
         }
         let records = stats.dropped();
         if records == 0 {
@@ -189,5 +195,49 @@ impl fmt::Debug for LogGuard {
             .field("endpoint", &self.endpoint)
             .field("counters", &self.counters)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::Error;
+    use crate::GelfExporter;
+
+    /// After a shutdown through `provider()`, the guard tells what that
+    /// shutdown's report did not, and nothing it did: records dropped for
+    /// want of room before it, or logged as their thread ended, but not
+    /// those it dropped (undelivered, or for want of room meanwhile).
+    #[test]
+    fn after_the_providers_own_shutdown_the_guard_tells_only_the_rest() {
+        let guard = GelfExporter::builder()
+            .with_endpoint("tcp://127.0.0.1:9")
+            .build_provider()
+            .expect("build");
+        guard
+            .provider()
+            .shutdown()
+            .expect("nothing logged, nothing lost");
+        let counters = guard.counters();
+        // Before it: three for want of room, one as its thread ended.
+        counters.add_dropped_buffer_full(3);
+        counters.add_dropped_at_thread_end(1);
+        // What its report told: two for want of room, five undelivered.
+        counters.add_dropped_buffer_full(2);
+        counters.add_buffer_full_told(2);
+        counters.add_dropped_at_shutdown(5);
+        match guard.shutdown() {
+            Err(Error::Undelivered { records, detail }) => {
+                assert_eq!(records, 4, "{detail}");
+                assert!(
+                    detail.contains("3 dropped when the buffers were full"),
+                    "{detail}"
+                );
+                assert!(
+                    detail.contains("1 not delivered by the shutdown"),
+                    "{detail}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
