@@ -276,8 +276,9 @@ pub enum Error {
     /// has only one.
     #[error(
         "a `log` logger is already installed, and a process has only one: call `install_log` \
-         before any other logger is set (env_logger, tracing-subscriber's `init()` with its \
-         `tracing-log` feature, ...), or combine both loggers yourself from `log_logger()`"
+         once (a second call finds the first one's logger; keep its guard), before any other \
+         logger is set (env_logger, tracing-subscriber's `init()` with its `tracing-log` \
+         feature, ...), or combine both loggers yourself from `log_logger()`"
     )]
     LoggerAlreadySet,
 }

@@ -34,6 +34,15 @@ fn log_records_arrive_and_diagnostics_stay_home() {
         matches!(second, Err(djehouty::Error::LoggerAlreadySet)),
         "{second:?}"
     );
+    // Refused before anything is built (no pipeline started and stopped):
+    // an endpoint that would not build is not even read.
+    let third = GelfExporter::builder()
+        .with_endpoint("no-such-scheme://127.0.0.1:1")
+        .install_log(log::LevelFilter::Info);
+    assert!(
+        matches!(third, Err(djehouty::Error::LoggerAlreadySet)),
+        "{third:?}"
+    );
     guard.shutdown().unwrap();
 
     let frames: Vec<Map<String, Value>> = receiver

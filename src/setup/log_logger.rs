@@ -1,6 +1,8 @@
 //! The `log` set-up: the appender's bridge as the `log` logger, without the
 //! exporter's own diagnostics.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use log::{LevelFilter, Log, Metadata, Record};
 use opentelemetry_appender_log::OpenTelemetryLogBridge;
 use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
@@ -10,6 +12,11 @@ use crate::config::ExporterBuilder;
 use crate::encode::Format;
 use crate::error::{Error, Result};
 use crate::stats::Counters;
+
+/// Whether `install_log` installed a logger in this process: a second call
+/// is refused before it builds anything (a pipeline started only to be shut
+/// down would tell its build warnings again).
+static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// The appender's bridge, minus the exporter's own diagnostics.
 struct Bridge {
@@ -74,10 +81,16 @@ impl<F: Format> ExporterBuilder<F> {
     /// # Errors
     ///
     /// Those of [`build_provider`](Self::build_provider), and [`Error::LoggerAlreadySet`]
-    /// when another logger is installed (then nothing is left running).
+    /// when another logger is installed, or this one by an earlier call
+    /// (then nothing is left running; an earlier call's logger stays, for
+    /// as long as its guard lives).
     pub fn install_log(self, max_level: LevelFilter) -> Result<LogGuard> {
+        if INSTALLED.load(Ordering::Acquire) {
+            return Err(Error::LoggerAlreadySet);
+        }
         let (logger, guard) = self.log_logger()?;
         log::set_boxed_logger(Box::new(logger)).map_err(|_| Error::LoggerAlreadySet)?;
+        INSTALLED.store(true, Ordering::Release);
         log::set_max_level(max_level);
         Ok(guard)
     }
