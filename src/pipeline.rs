@@ -8,8 +8,9 @@
 //! buffer and appends the frames to the retry buffer; the delivery task
 //! writes them. While the endpoint is healthy, `export` waits (within its
 //! time budget) until its records are acknowledged, so the SDK's
-//! `force_flush` then means "delivered"; while it is failing, `export`
-//! returns at once and the records wait in the buffer.
+//! `force_flush` then means "delivered"; while it is failing, or once a
+//! shutdown began (whose drain writes all that waits back to back),
+//! `export` returns once its records are buffered.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
