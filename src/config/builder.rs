@@ -10,7 +10,7 @@ use std::time::Duration;
 use hyper::header::HeaderName;
 use opentelemetry::Value;
 
-use super::endpoint::redacted;
+use super::endpoint::{redacted, Endpoint};
 use super::env::LDP_TOKEN_FIELD;
 use super::{
     Compression, Framing, HttpOptions, DEFAULT_BUFFER_BYTES, DEFAULT_CONNECT_TIMEOUT,
@@ -65,8 +65,15 @@ impl<F: Format> fmt::Debug for ExporterBuilder<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExporterBuilder")
             .field("format", &F::NAME)
-            // As given, it may hold a password or a token in its query.
-            .field("endpoint", &self.endpoint.as_deref().map(redacted))
+            // As given, it may hold a password or a token in its query:
+            // shown as the endpoint parsed shows itself (its query's values
+            // hidden), or, refused, as its error does.
+            .field(
+                "endpoint",
+                &self.endpoint.as_deref().map(|endpoint| {
+                    Endpoint::parse(endpoint).map_or_else(|_| redacted(endpoint), |e| e.to_string())
+                }),
+            )
             .field("ca_files", &self.ca_files)
             .field("builtin_roots", &self.builtin_roots)
             .field("client_certificate", &self.client_certificate)

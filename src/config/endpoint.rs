@@ -446,13 +446,18 @@ fn hidden_query(query: &str) -> String {
 /// `input` as an error may show it: credentials, query values and a fragment
 /// hidden. As credentials may hold an unencoded `/`, `?` or `#`, everything up
 /// to the last `@` is hidden, and then all after the host, since that `@` may
-/// have been in the query.
+/// have been in the query. When a query's or fragment's sign comes before
+/// that `@`, what follows it may be the rest of a query value (`?token=a@b`)
+/// rather than a host: nothing but the scheme is shown.
 pub(crate) fn redacted(input: &str) -> String {
     let (scheme, rest) = match split_scheme(input) {
         Some((scheme, rest)) => (format!("{scheme}://"), rest),
         None => (String::new(), input),
     };
-    if let Some((_, after)) = rest.rsplit_once('@') {
+    if let Some((before, after)) = rest.rsplit_once('@') {
+        if before.contains(['?', '#', '&', '=', ';']) {
+            return format!("{scheme}{HIDDEN}");
+        }
         let host_end = after
             .find(['/', '?', '#', '&', '=', ';'])
             .unwrap_or(after.len());
@@ -607,6 +612,24 @@ mod tests {
         assert!(error.contains("with_client_certificate"), "{error}");
     }
 
+    /// A redirect's target, as the HTTP transport shows it, or an endpoint
+    /// whose query value holds an `@`: no part of the value shows.
+    #[test]
+    fn an_at_sign_in_a_query_value_shows_no_part_of_it() {
+        for input in [
+            "/x?user=a@S3cret",
+            "https://h/gelf?token=abc@S3cretTail",
+            "https://h/gelf?a=b&token=abc@S3cret.example/x",
+        ] {
+            let shown = redacted(input);
+            assert!(!shown.contains("S3cret"), "{input}: {shown}");
+        }
+        assert_eq!(
+            redacted("https://user:S3cret/pass@graylog.example.com/gelf"),
+            "https://***@graylog.example.com/..."
+        );
+    }
+
     #[test]
     fn an_at_sign_in_a_query_value_is_kept() {
         let ep = ok("https://h/gelf?mail=a@b&x");
@@ -624,6 +647,11 @@ mod tests {
             "http://h/gelf?token=S3cret#S3cret",
             "http://h:0/gelf?mail=a@b&token=S3cret",
             "http://h/gelf?token=S3cret value",
+            // An `@` in a query value: what follows it is no host.
+            "https://graylog:99999/gelf?password=p@S3cret",
+            "http://h:0/gelf?token=a@S3cret#x",
+            "http://h:0/gelf?token=a@S3cret value",
+            "http://h:0/gelf?token=a@S3cret/x",
             // No scheme: the `://` in the query is not one.
             "graylog.example.com/gelf?token=S3cret&next=http://x",
             "https:/h/gelf?token=S3cret&next=https://x",

@@ -502,7 +502,12 @@ mod tests {
         );
         // The endpoint as given, before `build()` checks it: its password
         // and its query's values hidden.
-        for endpoint in ["https://user:pa55@h:1/gelf", "https://h:1/gelf?token=pa55"] {
+        for endpoint in [
+            "https://user:pa55@h:1/gelf",
+            "https://h:1/gelf?token=pa55",
+            // An `@` in a query value: no part of the value either.
+            "https://h:1/gelf?token=abc@pa55",
+        ] {
             let builder = ExporterBuilder::<Gelf>::default().with_endpoint(endpoint);
             let shown = format!("{builder:?}");
             assert!(shown.contains("h:1") && !shown.contains("pa55"), "{shown}");
