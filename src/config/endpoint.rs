@@ -3,7 +3,7 @@
 //! can use.
 
 use std::fmt;
-use std::net::Ipv6Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use http::uri::{Authority, Uri};
 
@@ -403,7 +403,27 @@ fn host(host: &str) -> std::result::Result<String, String> {
                 .into(),
         );
     }
+    if is_numeric(host) && host.parse::<Ipv4Addr>().is_err() {
+        return Err(
+            "the host is numbers and dots but not an IPv4 address written the usual way \
+             (four numbers from 0 to 255, without leading zeros): the system's resolver \
+             would read it in an older form (`010` as octal 8, `127.1` as 127.0.0.1) and \
+             reach another address than the one written"
+                .into(),
+        );
+    }
     Ok(host.to_string())
+}
+
+/// Whether every label of `host` is a number: decimal, or hexadecimal
+/// after `0x` (what the C library's resolver reads as IPv4).
+fn is_numeric(host: &str) -> bool {
+    host.split('.').all(|label| match label.get(..2) {
+        Some(x) if x.eq_ignore_ascii_case("0x") => {
+            label[2..].bytes().all(|b| b.is_ascii_hexdigit())
+        }
+        _ => label.bytes().all(|b| b.is_ascii_digit()),
+    })
 }
 
 /// The port: the one written (digits only, 1 to 65535), else the scheme's
@@ -628,6 +648,29 @@ mod tests {
             redacted("https://user:S3cret/pass@graylog.example.com/gelf"),
             "https://***@graylog.example.com/..."
         );
+    }
+
+    /// A host of numbers the resolver would read otherwise than written is
+    /// refused; the usual IPv4 address, and names with digits, are not.
+    #[test]
+    fn ipv4_addresses_only_in_their_usual_form() {
+        for input in [
+            "tcp://192.168.001.010:12201",
+            "tcp://127.1:12201",
+            "tcp://2130706433:12201",
+            "tcp://0x7f.0.0.1:12201",
+            "tcp://1.2.3.256:12201",
+            "tcp://1..2.3:12201",
+        ] {
+            let text = refused(input);
+            assert!(text.contains("IPv4"), "{input}: {text}");
+        }
+        assert_eq!(ok("tcp://192.168.1.10:12201").host(), "192.168.1.10");
+        assert_eq!(ok("tcp://0.0.0.0:12201").host(), "0.0.0.0");
+        for name in ["1e100.net", "123.example", "0xcafe.example", "a.0x1"] {
+            let ep = ok(&format!("tcp://{name}:12201"));
+            assert_eq!(ep.host(), name);
+        }
     }
 
     #[test]
