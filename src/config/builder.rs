@@ -12,6 +12,7 @@ use opentelemetry::Value;
 
 use super::endpoint::{redacted, Endpoint};
 use super::env::LDP_TOKEN_FIELD;
+use super::options::same_header_name;
 use super::{
     Compression, Framing, HttpOptions, DEFAULT_BUFFER_BYTES, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
@@ -341,8 +342,9 @@ impl<F: Format> ExporterBuilder<F> {
 
     /// Adds a static field sent with every record, such as a routing token
     /// (`with_extra("X-OVH-TOKEN", token)`). Static fields win over record and
-    /// resource attributes of the same name, so no record can override them.
-    /// Their values never appear in `Debug` output. They are sent whole,
+    /// resource attributes of the same name, so no record can override them;
+    /// a key given again keeps its last value. Their values never appear in
+    /// `Debug` output. They are sent whole,
     /// never cut: [`build`](Self::build) refuses a value longer than the
     /// field limit ([`with_max_field_size`](Self::with_max_field_size)), and
     /// static fields that would leave a record less than half the maximum
@@ -520,7 +522,8 @@ impl<F: Format> ExporterBuilder<F> {
         self
     }
 
-    /// Over `http(s)://`, adds a header to every request (repeatable), e.g.
+    /// Over `http(s)://`, adds a header to every request (repeatable; a name
+    /// given again, in any case, replaces the earlier value), e.g.
     /// the authorization header that a Graylog HTTP input (or a proxy in
     /// front of it) is set to require. Values are kept out of `Debug` output
     /// and marked sensitive. The headers the transport sets itself
@@ -538,7 +541,10 @@ impl<F: Format> ExporterBuilder<F> {
     ///     .with_http_header("Authorization", "Bearer s3cr3t");
     /// ```
     pub fn with_http_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.http_headers.push((name.into(), value.into()));
+        let name = name.into();
+        self.http_headers
+            .retain(|(set, _)| !same_header_name(set, &name));
+        self.http_headers.push((name, value.into()));
         self
     }
 

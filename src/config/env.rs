@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use opentelemetry::Value;
 use percent_encoding::percent_decode_str;
 
-use super::options::check_header;
+use super::options::{check_header, same_header_name};
 use super::{Compression, Endpoint, ExporterBuilder, Scheme};
 use crate::encode::Format;
 use crate::error::{Error, Result};
@@ -108,14 +108,18 @@ impl<F: Format> ExporterBuilder<F> {
             if !http {
                 return Err(not_for(&name, endpoint, "`http://` and `https://`"));
             }
+            let from_code = self.http_headers.len();
             for (entry, key, value) in key_values(&name, &value)? {
                 // One set in code wins, unchecked: the variable's value
                 // (from a set shared between services, say) is not used.
-                if (self.http_headers.iter())
-                    .any(|(set, _)| set.trim().eq_ignore_ascii_case(key.trim()))
+                if (self.http_headers[..from_code].iter())
+                    .any(|(set, _)| same_header_name(set, &key))
                 {
                     continue;
                 }
+                // Of the variable's entries of one name, the last.
+                self.http_headers
+                    .retain(|(set, _)| !same_header_name(set, &key));
                 // Checked here so that an error names the variable.
                 check_header(&key, &value).map_err(|problem| {
                     problem.error(
@@ -173,7 +177,15 @@ impl<F: Format> ExporterBuilder<F> {
         let mut from_env = 0;
         if let Some((name, value)) = env.get("STATIC_FIELDS") {
             for (_, key, value) in key_values(&name, &value)? {
-                from_env += self.add_extra_if_unset(from_env, key, value);
+                // Of the variable's entries of one key, the last, as with
+                // `with_extra`.
+                let earlier = self.mapping.extras[..from_env]
+                    .iter_mut()
+                    .find(|(set, _)| *set == key);
+                match earlier {
+                    Some((_, kept)) => *kept = Value::from(value),
+                    None => from_env += self.add_extra_if_unset(from_env, key, value),
+                }
             }
         }
         if let Some((_, token)) = env.get("LDP_TOKEN") {
@@ -299,12 +311,13 @@ mod tests {
                 ),
                 (
                     "OTEL_EXPORTER_GELF_HEADERS",
-                    "Authorization=Bearer%20s3cr3t,X-Team=core",
+                    // A name given again, in any case: the last value.
+                    "authorization=Bearer%20old,X-Team=core,Authorization=Bearer%20s3cr3t",
                 ),
                 ("OTEL_EXPORTER_GELF_COMPRESSION", "GZIP"),
                 (
                     "OTEL_EXPORTER_GELF_STATIC_FIELDS",
-                    "environment=prod,region=eu%2Cwest",
+                    "environment=staging,region=eu%2Cwest,environment=prod",
                 ),
                 ("OTEL_EXPORTER_GELF_LDP_TOKEN", "tok-1"),
                 ("OTEL_EXPORTER_GELF_REDUNDANT_FIELDS", "true"),
@@ -315,12 +328,18 @@ mod tests {
         assert_eq!(
             headers,
             [
-                ("authorization", b"Bearer s3cr3t".as_slice()),
-                ("x-team", b"core".as_slice())
+                ("x-team", b"core".as_slice()),
+                ("authorization", b"Bearer s3cr3t".as_slice())
             ]
         );
         assert!(config.http_headers.iter().all(|(_, v)| v.is_sensitive()));
         assert!(config.http.gzip);
+        assert_eq!(
+            (config.mapping.extras.iter())
+                .filter(|(key, _)| key == "environment")
+                .count(),
+            1
+        );
         assert_eq!(extra(&config, "environment"), Some(&Value::from("prod")));
         assert_eq!(extra(&config, "region"), Some(&Value::from("eu,west")));
         assert_eq!(extra(&config, LDP_TOKEN_FIELD), Some(&Value::from("tok-1")));

@@ -468,8 +468,10 @@ mod tests {
         let env = |_: &str| None;
         let config = ExporterBuilder::<Gelf>::default()
             .with_endpoint("https://h:1/gelf")
-            .with_http_header("Authorization", "Bearer s3cr3t")
+            .with_http_header("Authorization", "Bearer old")
             .with_http_header(" X-Tenant ", " blue ")
+            // A name given again, in any case: the last value.
+            .with_http_header("authorization", "Bearer s3cr3t")
             .resolve(env)
             .unwrap();
         let headers: Vec<(&str, &[u8])> = config
@@ -480,8 +482,8 @@ mod tests {
         assert_eq!(
             headers,
             [
-                ("authorization", b"Bearer s3cr3t".as_slice()),
-                ("x-tenant", b"blue".as_slice())
+                ("x-tenant", b"blue".as_slice()),
+                ("authorization", b"Bearer s3cr3t".as_slice())
             ]
         );
         assert!(config.http_headers.iter().all(|(_, v)| v.is_sensitive()));

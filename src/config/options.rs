@@ -379,6 +379,12 @@ impl HeaderProblem {
     }
 }
 
+/// Whether two header names are the same (HTTP's names ignore case; the
+/// spaces around a name are dropped when it is checked).
+pub(super) fn same_header_name(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
 /// One header as given, trimmed: valid, not one the transport sets, and not
 /// blank; its value marked sensitive.
 pub(super) fn check_header(
