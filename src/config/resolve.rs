@@ -118,8 +118,21 @@ impl<F: Format> ExporterBuilder<F> {
                 format!("tls://{cluster}:{}", (F::CODEC.ldp_port)(framing))
             }
         });
-        if let Some(endpoint) = self.endpoint.clone().or(ldp_endpoint) {
-            return Endpoint::parse(&endpoint);
+        if let Some(endpoint) = &self.endpoint {
+            return Endpoint::parse(endpoint);
+        }
+        if let Some(endpoint) = ldp_endpoint {
+            // The error says where the endpoint came from.
+            return Endpoint::parse(&endpoint).map_err(|error| match error {
+                Error::InvalidEndpoint { endpoint, reason } => Error::InvalidEndpoint {
+                    endpoint,
+                    reason: format!(
+                        "{reason} (made from the cluster given to `for_logs_data_platform`, \
+                         a host such as `gra1.logs.ovh.com`, with its port or without)"
+                    ),
+                },
+                other => other,
+            });
         }
         let endpoint = env(F::ENV_ENDPOINT)
             .filter(|v| !v.trim().is_empty())
