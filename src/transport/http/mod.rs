@@ -32,7 +32,7 @@
 //!   answer: the messages not acknowledged go back to the front of the retry
 //!   buffer and are sent again, in order, after a backoff — the exponential
 //!   backoff with jitter of reconnections, or the server's `Retry-After` (in
-//!   seconds, at most [`RETRY_AFTER_CAP`]) when longer — reset by the next
+//!   seconds or as a date, at most [`RETRY_AFTER_CAP`]) when longer — reset by the next
 //!   answer that is not to be retried.
 //! * Any other status (4xx; 501 and 505, which say the receiver cannot take
 //!   such a request at all; or 3xx: redirects are not followed): sending the

@@ -1,7 +1,7 @@
 //! The HTTP status policy: which answers mean "send these records again"
 //! and which mean "refused for good", and how long a server asks to wait.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hyper::header::{HeaderMap, RETRY_AFTER};
 
@@ -14,10 +14,16 @@ pub(crate) fn is_retried(status: u16) -> bool {
     matches!(status, 408 | 429 | 500..=599) && !matches!(status, 501 | 505)
 }
 
-/// A `Retry-After` given in seconds (the HTTP-date form is ignored).
+/// How long a `Retry-After` asks to wait, in either of its forms: seconds,
+/// or until a date (no wait once past). A number too large to read asks
+/// for the longest wait (the caller caps it).
 pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(value.parse().map_or(Duration::MAX, Duration::from_secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -43,9 +49,24 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
         headers.insert(
             RETRY_AFTER,
+            HeaderValue::from_static("99999999999999999999999"),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::MAX));
+        // A date: the time until it, none once past.
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        let date = HeaderValue::from_str(&httpdate::fmt_http_date(later)).expect("a date");
+        headers.insert(RETRY_AFTER, date);
+        let wait = retry_after(&headers).expect("read");
+        assert!(wait > Duration::from_secs(3590) && wait <= Duration::from_secs(3600));
+        headers.insert(
+            RETRY_AFTER,
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
-        assert_eq!(retry_after(&headers), None);
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        for unreadable in ["soon", "-5", "1.5", ""] {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static(unreadable));
+            assert_eq!(retry_after(&headers), None, "{unreadable}");
+        }
     }
 
     #[test]
