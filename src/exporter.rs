@@ -147,7 +147,19 @@ impl<F: Format> ExporterBuilder<F> {
     /// a field or take more than half the maximum frame size, or a runtime
     /// that cannot start.
     pub fn build(self) -> Result<Exporter<F>> {
-        self.build_with(|| ()).map(|(exporter, ())| exporter)
+        let named = self.default_service_name.is_some();
+        self.build_with(|| {
+            if named {
+                crate::warnings::warn_at_build!(
+                    name: "djehouty.DefaultServiceNameIgnored",
+                    message = "`with_default_service_name` applies to `build_provider`, \
+                               `tracing_layer`, `install_log` and `log_logger`, which make \
+                               the provider; with `build()` the provider is yours: give it \
+                               a resource with the service's name"
+                );
+            }
+        })
+        .map(|(exporter, ())| exporter)
     }
 
     /// [`build`](Self::build), after `first` (a set-up's other work, whose

@@ -177,3 +177,26 @@ fn a_closed_udp_port_is_one_outage_not_a_recovery_per_socket() {
     assert_eq!(ours("djehouty.DeliveryFailed").len(), 1, "{stats:?}");
     let _ = provider.shutdown();
 }
+
+/// A name for the service given to `build()`, which makes no provider, is
+/// said to be unused, at build; `build_provider`, which uses it, says
+/// nothing of it.
+#[test]
+fn a_default_service_name_given_to_build_is_said_unused() {
+    let (_turn, capture) = capture();
+    let builder = || {
+        GelfExporter::builder()
+            .with_endpoint(format!("tcp://{}", support::unused_port()))
+            .with_default_service_name("checkout")
+    };
+    let exporter = builder().build().expect("build");
+    let warned = capture.named("djehouty.DefaultServiceNameIgnored");
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    drop(exporter);
+    capture.clear();
+    let guard = builder().build_provider().expect("build the provider");
+    assert!(capture
+        .named("djehouty.DefaultServiceNameIgnored")
+        .is_empty());
+    guard.shutdown().expect("nothing logged, nothing lost");
+}

@@ -200,7 +200,8 @@ impl<F: Format> ExporterBuilder<F> {
     ///
     /// Used by [`build_provider`](Self::build_provider) and the calls built
     /// on it (`tracing_layer`, `install_log`, `log_logger`); `build()` makes
-    /// the exporter alone, whose provider's resource is yours to set.
+    /// the exporter alone, whose provider's resource is yours to set, and
+    /// warns (`djehouty.DefaultServiceNameIgnored`) that the name is unused.
     ///
     /// ```no_run
     /// let guard = djehouty::GelfExporter::builder()
