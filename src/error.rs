@@ -403,10 +403,9 @@ fn timeout_hint(step: Step) -> &'static str {
              again on a new connection. Check the receiver, or raise `with_write_timeout`"
         }
         Step::HttpRequest => {
-            ": no answer came in that time, which allows for looking the host up, \
-             connecting, the TLS handshake over `https://`, and sending the body (the \
-             lookup's, connect, handshake and write timeouts together, and more for a large \
-             body); the records are kept and sent \
+            ": no answer came in that time, which allows for connecting, the TLS handshake \
+             over `https://`, and sending the body (the connect, handshake and write \
+             timeouts together, and more for a large body); the records are kept and sent \
              again, twice if the receiver took them but answered late. Check the receiver, \
              or raise `with_write_timeout`"
         }

@@ -25,9 +25,7 @@
 //! not use (redirects, cookies, proxies).
 //!
 //! **Answers decide.** A request, from connecting to the end of the answer,
-//! has the host's lookup time ([`RESOLVE_TIMEOUT`]), the connect (and
-//! handshake) timeout plus the write timeout: a new connection's own steps
-//! end first, with their named errors.
+//! has the connect (and handshake) timeout plus the write timeout.
 //!
 //! * 2xx (Graylog answers `202 Accepted`): the messages are delivered.
 //! * A connection error, a timeout, a 5xx (but 501 and 505), 429 or 408
@@ -76,7 +74,7 @@ mod body;
 mod connector;
 mod status;
 
-use crate::config::{redacted, Config, Endpoint, HttpOptions, RESOLVE_TIMEOUT};
+use crate::config::{redacted, Config, Endpoint, HttpOptions};
 use crate::error::{Error, Result, Step};
 use crate::frames::FrameRun;
 use crate::stats::Counters;
@@ -178,10 +176,7 @@ impl HttpLink {
         // Path and query as written: `Display` hides the query's values.
         let uri = endpoint.http_uri()?;
         let timeouts = config.timeouts;
-        // A new connection may first wait for the host's lookup.
-        let mut request_timeout = (timeouts.connect)
-            .saturating_add(timeouts.write)
-            .saturating_add(RESOLVE_TIMEOUT);
+        let mut request_timeout = timeouts.connect.saturating_add(timeouts.write);
         if tls.is_some() {
             request_timeout = request_timeout.saturating_add(timeouts.handshake);
         }
