@@ -405,10 +405,10 @@ fn host(host: &str) -> std::result::Result<String, String> {
     }
     if is_numeric(host) && host.parse::<Ipv4Addr>().is_err() {
         return Err(
-            "the host is numbers and dots but not an IPv4 address written the usual way \
-             (four numbers from 0 to 255, without leading zeros): the system's resolver \
-             would read it in an older form (`010` as octal 8, `127.1` as 127.0.0.1) and \
-             reach another address than the one written"
+            "the host is numbers and dots but not an IPv4 address in its usual form: \
+             write four numbers from 0 to 255 without leading zeros, as in `192.168.1.10` \
+             (the system's resolver reads older forms as other addresses than they seem: \
+             `010` as octal 8, `127.1` as 127.0.0.1)"
                 .into(),
         );
     }
