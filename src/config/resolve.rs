@@ -122,31 +122,18 @@ impl<F: Format> ExporterBuilder<F> {
             return Endpoint::parse(endpoint);
         }
         if let Some(endpoint) = ldp_endpoint {
-            // The error says where the endpoint came from.
-            return Endpoint::parse(&endpoint).map_err(|error| match error {
-                Error::InvalidEndpoint { endpoint, reason } => Error::InvalidEndpoint {
-                    endpoint,
-                    reason: format!(
-                        "{reason} (made from the cluster given to `for_logs_data_platform`, \
-                         a host such as `gra1.logs.ovh.com`, with its port or without)"
-                    ),
-                },
-                other => other,
-            });
+            return parse_from(
+                &endpoint,
+                "made from the cluster given to `for_logs_data_platform`, a host such as \
+                 `gra1.logs.ovh.com`, with its port or without",
+            );
         }
         let endpoint = env(F::ENV_ENDPOINT)
             .filter(|v| !v.trim().is_empty())
             .ok_or(Error::MissingEndpoint {
                 env_var: F::ENV_ENDPOINT,
             })?;
-        // The error says where the endpoint came from.
-        Endpoint::parse(&endpoint).map_err(|error| match error {
-            Error::InvalidEndpoint { endpoint, reason } => Error::InvalidEndpoint {
-                endpoint,
-                reason: format!("{reason} (set by {})", F::ENV_ENDPOINT),
-            },
-            other => other,
-        })
+        parse_from(&endpoint, &format!("set by {}", F::ENV_ENDPOINT))
     }
 
     /// The time limits, the export's from the environment when not set, each
@@ -347,4 +334,15 @@ fn is_local(host: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|address| address.is_loopback())
+}
+
+/// The endpoint parsed from `endpoint`, an error saying `whence` it came.
+fn parse_from(endpoint: &str, whence: &str) -> Result<Endpoint> {
+    Endpoint::parse(endpoint).map_err(|error| match error {
+        Error::InvalidEndpoint { endpoint, reason } => Error::InvalidEndpoint {
+            endpoint,
+            reason: format!("{reason} ({whence})"),
+        },
+        other => other,
+    })
 }

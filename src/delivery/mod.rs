@@ -97,8 +97,6 @@ struct Queue {
     /// deadline, dropped by a closing push, or still in hand when the
     /// shutdown ended): a shutdown reports them.
     dropped_in_shutdown: u64,
-    /// Those of them dropped for want of room (also counted as such).
-    buffer_full_in_shutdown: u64,
     closing: bool,
     /// The shutdown gave up: the delivery task must not count anything more.
     abandoned: bool,
@@ -192,7 +190,6 @@ impl Shared {
                 healthy: true,
                 deadline: None,
                 dropped_in_shutdown: 0,
-                buffer_full_in_shutdown: 0,
                 closing: false,
                 abandoned: false,
                 stopped: false,
@@ -272,8 +269,6 @@ impl Shared {
     pub(crate) fn clear_deadline(&self) -> u64 {
         let mut q = self.lock();
         q.deadline = None;
-        let told = std::mem::take(&mut q.buffer_full_in_shutdown);
-        self.counters.add_buffer_full_told(told);
         std::mem::take(&mut q.dropped_in_shutdown) + self.closed_drops.swap(0, Ordering::Relaxed)
     }
 
@@ -325,7 +320,7 @@ impl Shared {
         if records == 0 {
             return;
         }
-        let diag = Self::note_lost(&mut self.lock(), records);
+        let diag = self.note_lost(&mut self.lock(), records);
         self.emit(diag);
     }
 
@@ -560,8 +555,6 @@ impl Shared {
         q.dropped_in_shutdown += in_hand + self.closed_drops.swap(0, Ordering::Relaxed);
         self.counters.add_dropped_at_shutdown(in_hand);
         let dropped = q.dropped_in_shutdown;
-        let told = std::mem::take(&mut q.buffer_full_in_shutdown);
-        self.counters.add_buffer_full_told(told);
         let stats = self.counters.snapshot();
         self.counters.add_dropped_at_shutdown(buffered as u64);
         self.counters.set_buffered(0, 0);
@@ -588,7 +581,7 @@ impl Shared {
         let mut diag = None;
         if dropped.records > 0 {
             self.counters.add_dropped_buffer_full(dropped.records);
-            diag = Self::note_lost(q, dropped.records);
+            diag = self.note_lost(q, dropped.records);
         }
         let (records, bytes) = q.buffered();
         self.counters.set_buffered(records, bytes);
@@ -596,12 +589,12 @@ impl Shared {
     }
 
     /// Bookkeeping for records dropped for lack of room: a shutdown under way
-    /// reports them, the outage sums them, and the first of an outage is
-    /// reported.
-    fn note_lost(q: &mut Queue, records: u64) -> Option<Diag> {
+    /// reports them (the counters keep that its report tells them), the
+    /// outage sums them, and the first of an outage is reported.
+    fn note_lost(&self, q: &mut Queue, records: u64) -> Option<Diag> {
         if q.deadline.is_some() {
             q.dropped_in_shutdown += records;
-            q.buffer_full_in_shutdown += records;
+            self.counters.add_buffer_full_told(records);
         }
         let first = q.outage_dropped == 0;
         q.outage_dropped += records;
