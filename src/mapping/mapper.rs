@@ -14,8 +14,9 @@ use super::record::{
     NameEncoder, StaticWire, Statics,
 };
 use super::values::{
-    any_json_text, base64_text, body_head, bool_text, is_blank, names_level, per_static_text,
-    str_head, syslog_level, truncate_text, value_json_text, EpochMicros, StaticVerdict,
+    any_json_text, base64_text, body_head, bool_text, is_blank, is_blank_char, names_level,
+    per_static_text, str_head, syslog_level, truncate_text, value_json_text, EpochMicros,
+    StaticVerdict,
 };
 use super::{MappingOptions, MAX_FLATTEN_DEPTH, MAX_HOST_BYTES, NO_MESSAGE, TRUNCATED_MARKER};
 use crate::json::{needs_escape, non_finite_text};
@@ -418,9 +419,7 @@ impl Mapper {
         if !is_blank(head) {
             return Some(head);
         }
-        let rest = s
-            .as_str()
-            .trim_start_matches(|c: char| c <= ' ' || c.is_whitespace());
+        let rest = s.as_str().trim_start_matches(is_blank_char);
         (!rest.is_empty()).then(|| str_head(rest, self.max_text_bytes))
     }
 

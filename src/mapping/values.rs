@@ -129,7 +129,13 @@ pub(crate) fn print_bit(print: u32) -> u64 {
 /// is left empty. Unicode white space counts as blank too.
 #[inline]
 pub(crate) fn is_blank(text: &str) -> bool {
-    text.chars().all(|c| c <= ' ' || c.is_whitespace())
+    text.chars().all(is_blank_char)
+}
+
+/// Whether a character is blank, as [`is_blank`] counts it.
+#[inline]
+pub(crate) fn is_blank_char(c: char) -> bool {
+    c <= ' ' || c.is_whitespace()
 }
 
 /// Cuts a text longer than `max` bytes on a character boundary and marks it.

@@ -146,7 +146,7 @@ pub(crate) struct HttpLink {
     rejected: Option<Rejected>,
     /// Frames, from the front, the send under way (or the last) is done
     /// with so far: see [`done_so_far`](Self::done_so_far).
-    answered: usize,
+    done: usize,
     /// When refused records were last warned about, and how many were refused
     /// since.
     warned_at: Option<Instant>,
@@ -206,7 +206,7 @@ impl HttpLink {
             bulk_limit: BULK_MAX_BYTES,
             full_bulks_accepted: 0,
             rejected: None,
-            answered: 0,
+            done: 0,
             warned_at: None,
             unwarned: 0,
         })
@@ -242,12 +242,11 @@ impl HttpLink {
     /// [`SEND_SLICE`]: the caller sends the rest again.
     pub(crate) async fn send(&mut self, frames: FrameRun<'_>) -> (usize, Result<()>) {
         let started = std::time::Instant::now();
-        let mut done = 0;
-        self.answered = 0;
+        self.done = 0;
         let mut rest = frames;
         while !rest.is_empty() {
-            if done > 0 && started.elapsed() >= SEND_SLICE {
-                return (done, Ok(()));
+            if self.done > 0 && started.elapsed() >= SEND_SLICE {
+                return (self.done, Ok(()));
             }
             let count = if self.options.bulk {
                 rest.take_within(self.bulk_limit)
@@ -283,21 +282,20 @@ impl HttpLink {
                 }
                 Answer::Failed(error, retry_after) => {
                     self.failed(retry_after);
-                    return (done, Err(error));
+                    return (self.done, Err(error));
                 }
             }
-            done += count;
-            self.answered = done;
+            self.done += count;
             rest = after;
         }
-        (done, Ok(()))
+        (self.done, Ok(()))
     }
 
     /// How many frames, from the front, the send under way (or the last)
     /// had answers for (accepted, or refused for good): those of a send cut
     /// short, its future dropped, are done with all the same.
     pub(crate) fn done_so_far(&self) -> usize {
-        self.answered
+        self.done
     }
 
     /// How many of the frames the last [`send`](HttpLink::send) reported done
