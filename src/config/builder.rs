@@ -15,7 +15,7 @@ use super::env::LDP_TOKEN_FIELD;
 use super::options::same_header_name;
 use super::{
     Compression, Framing, HttpOptions, DEFAULT_BUFFER_BYTES, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
+    DEFAULT_WRITE_TIMEOUT,
 };
 use crate::encode::Format;
 use crate::mapping::{MappingOptions, TypeSuffixes};
@@ -44,7 +44,8 @@ pub struct ExporterBuilder<F: Format> {
     pub(super) framing: Option<Framing>,
     pub(super) export_timeout: Option<Duration>,
     pub(super) connect_timeout: Duration,
-    pub(super) handshake_timeout: Duration,
+    /// `None` until `with_handshake_timeout` is called.
+    pub(super) handshake_timeout: Option<Duration>,
     pub(super) write_timeout: Duration,
     pub(super) buffer_bytes: usize,
     pub(super) max_frame_set: bool,
@@ -125,7 +126,7 @@ impl<F: Format> Default for ExporterBuilder<F> {
             framing: None,
             export_timeout: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            handshake_timeout: None,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             buffer_bytes: DEFAULT_BUFFER_BYTES,
             max_frame_set: false,
@@ -447,9 +448,12 @@ impl<F: Format> ExporterBuilder<F> {
     }
 
     /// Sets the time allowed for the TLS handshake (default
-    /// [`DEFAULT_HANDSHAKE_TIMEOUT`]).
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::config::DEFAULT_HANDSHAKE_TIMEOUT)).
+    /// Only `tls://` and `https://` have one: with another endpoint the
+    /// setting is unused, which the warning `djehouty.HandshakeTimeoutIgnored`
+    /// says at build.
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
+        self.handshake_timeout = Some(timeout);
         self
     }
 

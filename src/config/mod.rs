@@ -828,6 +828,34 @@ mod tests {
         assert_eq!(warnings(tcp, &[]), Vec::<String>::new());
     }
 
+    /// A handshake timeout with an endpoint that has no handshake draws a
+    /// warning; with `tls://` and `https://`, which use it, none.
+    #[cfg(feature = "internal-logs")]
+    #[test]
+    fn a_handshake_timeout_beside_a_plaintext_endpoint_draws_a_warning() {
+        let with = |endpoint: &'static str| {
+            move || {
+                ExporterBuilder::<Gelf>::default()
+                    .with_endpoint(endpoint)
+                    .with_handshake_timeout(Duration::from_secs(5))
+            }
+        };
+        for plaintext in ["tcp://h:1", "udp://h:1", "http://h:1/gelf"] {
+            assert_eq!(
+                warnings(with(plaintext), &[]),
+                ["djehouty.HandshakeTimeoutIgnored"],
+                "{plaintext}"
+            );
+        }
+        for encrypted in ["tls://h:1", "https://h:1/gelf"] {
+            assert_eq!(
+                warnings(with(encrypted), &[]),
+                Vec::<String>::new(),
+                "{encrypted}"
+            );
+        }
+    }
+
     #[test]
     fn bad_timeout_variable_is_an_error() {
         let env = |name: &str| match name {

@@ -8,8 +8,8 @@ use super::env::{is_blank_ldp_token, Env, LDP_TOKEN_FIELD};
 use super::options::{check_framing, check_messages, http_headers, TlsChoices, AUTH_SCHEMES};
 use super::{
     Config, Endpoint, ExporterBuilder, Framing, Scheme, Timeouts, TlsOptions, UdpOptions,
-    DEFAULT_EXPORT_TIMEOUT, DEFAULT_HTTP_MAX_FRAME_BYTES, MAX_TIMEOUT, MIN_FIELD_BYTES,
-    MIN_FRAME_BYTES,
+    DEFAULT_EXPORT_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HTTP_MAX_FRAME_BYTES, MAX_TIMEOUT,
+    MIN_FIELD_BYTES, MIN_FRAME_BYTES,
 };
 use crate::encode::Format;
 use crate::error::{Error, Result};
@@ -42,6 +42,16 @@ impl<F: Format> ExporterBuilder<F> {
                 message = "the roots to trust (a CA file, `with_builtin_roots`) are \
                            configured but the endpoint is not encrypted; use tls:// or \
                            https:// if encryption was meant"
+            );
+        }
+        if !endpoint.scheme().is_tls() && self.handshake_timeout.is_some() {
+            // Like the roots above: harmless, and perhaps a typo of the scheme.
+            crate::warnings::warn_at_build!(
+                name: "djehouty.HandshakeTimeoutIgnored",
+                endpoint = endpoint.to_string(),
+                message = "`with_handshake_timeout` is set but the endpoint is not encrypted, \
+                           so there is no handshake; use tls:// or https:// if encryption was \
+                           meant, or drop it"
             );
         }
         if matches!(endpoint.scheme(), Scheme::Http | Scheme::Https) && !self.max_frame_set {
@@ -160,7 +170,7 @@ impl<F: Format> ExporterBuilder<F> {
         let timeouts = Timeouts {
             export,
             connect: self.connect_timeout,
-            handshake: self.handshake_timeout,
+            handshake: self.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
             write: self.write_timeout,
         };
         // Each named by where it was set: the variable, or the builder's
