@@ -189,11 +189,16 @@ impl<F: Format> ExporterBuilder<F> {
             }
         }
         if let Some((_, token)) = env.get("LDP_TOKEN") {
-            // A blank token from the code (`env::var(..).unwrap_or_default()`,
-            // say) does not win over the variable's.
-            let blank = (self.mapping.extras.iter_mut())
-                .find(|(key, value)| is_blank_ldp_token(key, value));
-            match blank {
+            // The variable's token replaces a blank one from the code
+            // (`env::var(..).unwrap_or_default()`, say) and one in
+            // `STATIC_FIELDS` (the first `from_env` fields): of the
+            // environment's two ways, the one made for it wins.
+            let replaced = (self.mapping.extras.iter_mut().enumerate())
+                .find(|(at, (key, value))| {
+                    is_blank_ldp_token(key, value) || (*at < from_env && key == LDP_TOKEN_FIELD)
+                })
+                .map(|(_, field)| field);
+            match replaced {
                 Some((_, value)) => *value = Value::from(token),
                 None => {
                     self.add_extra_if_unset(from_env, LDP_TOKEN_FIELD.to_string(), token);
@@ -455,6 +460,35 @@ mod tests {
             tokens,
             [&(LDP_TOKEN_FIELD.to_string(), Value::from("from-code"))]
         );
+    }
+
+    /// Of the environment's two ways to give the LDP token, the variable
+    /// made for it wins over `X-OVH-TOKEN` in `STATIC_FIELDS`.
+    #[test]
+    fn the_ldp_token_variable_wins_over_static_fields() {
+        let config = resolve(
+            ExporterBuilder::<Ltsv>::default(),
+            &[
+                (
+                    "OTEL_EXPORTER_LTSV_ENDPOINT",
+                    "tls://gra1.logs.ovh.com:12201",
+                ),
+                (
+                    "OTEL_EXPORTER_LTSV_STATIC_FIELDS",
+                    "team=core,X-OVH-TOKEN=from-static-fields",
+                ),
+                ("OTEL_EXPORTER_LTSV_LDP_TOKEN", "from-ldp-token"),
+            ],
+        )
+        .unwrap();
+        let tokens: Vec<_> = (config.mapping.extras.iter())
+            .filter(|(k, _)| k == LDP_TOKEN_FIELD)
+            .collect();
+        assert_eq!(
+            tokens,
+            [&(LDP_TOKEN_FIELD.to_string(), Value::from("from-ldp-token"))]
+        );
+        assert_eq!(extra(&config, "team"), Some(&Value::from("core")));
     }
 
     #[test]
