@@ -403,9 +403,9 @@ fn timeout_hint(step: Step) -> &'static str {
              again on a new connection. Check the receiver, or raise `with_write_timeout`"
         }
         Step::HttpRequest => {
-            ": no answer came in that time, which allows for connecting, the TLS handshake \
-             over `https://`, and sending the body (the connect, handshake and write \
-             timeouts together, and more for a large body); the records are kept and sent \
+            ": no answer came in that time (the connect, handshake over `https://` and \
+             write timeouts together, and more for a large body; opening a connection is \
+             not counted, its steps having their own limits); the records are kept and sent \
              again, twice if the receiver took them but answered late. Check the receiver, \
              or raise `with_write_timeout`"
         }

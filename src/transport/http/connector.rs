@@ -4,8 +4,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use hyper::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};
@@ -31,6 +32,73 @@ pub(super) struct Connector {
     /// Where a failure is left, whole, for [`HttpLink::request_error`](super::HttpLink::request_error): the
     /// client only passes on its message.
     pub(super) error: Arc<Mutex<Option<Error>>>,
+    /// The time spent opening connections, shared with the link.
+    pub(super) opening: Opening,
+}
+
+/// The time the connector spends opening connections (looking the host
+/// up, connecting, the TLS handshake), which the link leaves out of a
+/// request's own time: each of those steps has a limit of its own, and a
+/// lookup's (`RESOLVE_TIMEOUT`) is none of the request's timeouts.
+#[derive(Clone, Default)]
+pub(super) struct Opening(Arc<Mutex<OpeningTime>>);
+
+#[derive(Default)]
+struct OpeningTime {
+    /// Connections being opened.
+    open: usize,
+    /// Since when some connection has been, if one is.
+    since: Option<Instant>,
+    /// The time spent opening since the last `restart`, but from `since`.
+    spent: Duration,
+}
+
+impl Opening {
+    fn lock(&self) -> MutexGuard<'_, OpeningTime> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts from now on: the time spent so far is forgotten.
+    pub(super) fn restart(&self) {
+        let mut time = self.lock();
+        time.spent = Duration::ZERO;
+        if time.since.is_some() {
+            time.since = Some(Instant::now());
+        }
+    }
+
+    /// The time spent opening connections since the last
+    /// [`restart`](Self::restart), a connection being opened included.
+    pub(super) fn spent(&self) -> Duration {
+        let time = self.lock();
+        time.spent + time.since.map_or(Duration::ZERO, |since| since.elapsed())
+    }
+
+    /// Counts the time until the guard returned is dropped: the connection
+    /// opened, failed or was given up.
+    fn begin(&self) -> OpeningGuard {
+        let mut time = self.lock();
+        time.open += 1;
+        if time.since.is_none() {
+            time.since = Some(Instant::now());
+        }
+        OpeningGuard(self.clone())
+    }
+}
+
+/// See [`Opening::begin`].
+struct OpeningGuard(Opening);
+
+impl Drop for OpeningGuard {
+    fn drop(&mut self) {
+        let mut time = self.0.lock();
+        time.open = time.open.saturating_sub(1);
+        if time.open == 0 {
+            if let Some(since) = time.since.take() {
+                time.spent += since.elapsed();
+            }
+        }
+    }
 }
 
 impl Connector {
@@ -59,7 +127,10 @@ impl tower_service::Service<Uri> for Connector {
     fn call(&mut self, _uri: Uri) -> Self::Future {
         let connector = self.clone();
         Box::pin(async move {
-            match connector.open().await {
+            let opening = connector.opening.begin();
+            let opened = connector.open().await;
+            drop(opening);
+            match opened {
                 Ok(stream) => {
                     connector.counters.add_connection();
                     Ok(TokioIo::new(stream))

@@ -24,8 +24,10 @@
 //! verdict), and would bring more dependencies for features the exporter does
 //! not use (redirects, cookies, proxies).
 //!
-//! **Answers decide.** A request, from connecting to the end of the answer,
-//! has the connect (and handshake) timeout plus the write timeout.
+//! **Answers decide.** A request, to the end of the answer, has the connect
+//! (and handshake) timeout plus the write timeout, not counting the time a
+//! new connection takes to open: its lookup, connect and handshake each
+//! have their own limit, and fail with their own names.
 //!
 //! * 2xx (Graylog answers `202 Accepted`): the messages are delivered.
 //! * A connection error, a timeout, a 5xx (but 501 and 505), 429 or 408
@@ -82,7 +84,7 @@ use crate::transport::backoff::Backoff;
 use crate::transport::dns::Resolver;
 use crate::transport::tls::TlsSettings;
 use crate::transport::Rejected;
-use connector::Connector;
+use connector::{Connector, Opening};
 
 /// Largest body of a bulk request, before compression: as much as the
 /// delivery task hands over at once (its chunk; a larger limit would never
@@ -133,8 +135,10 @@ pub(crate) struct HttpLink {
     options: HttpOptions,
     /// Added to every request (`with_http_header`).
     headers: Vec<(hyper::header::HeaderName, HeaderValue)>,
-    /// Time allowed to one request, connecting included.
+    /// Time allowed to one request, but what opening a connection takes.
     request_timeout: Duration,
+    /// The time the connector spends opening connections.
+    opening: Opening,
     /// When the next request may go after failed ones.
     backoff: Backoff,
     /// Largest bulk body; halved by 413 answers, doubled back after
@@ -167,6 +171,11 @@ impl HttpLink {
     /// Prepares the client (and, for `https://`, the TLS configuration: CA
     /// files and client certificate are read here). Connects on first use.
     pub(crate) fn new(config: &Config, counters: Counters) -> Result<HttpLink> {
+        HttpLink::with_resolver(config, counters, Resolver::default())
+    }
+
+    /// [`new`](Self::new), looking the host up with `resolver`.
+    fn with_resolver(config: &Config, counters: Counters, resolver: Resolver) -> Result<HttpLink> {
         let endpoint = config.endpoint.clone();
         let tls = if endpoint.scheme().is_tls() {
             Some(TlsSettings::new(&endpoint, &config.tls)?)
@@ -181,13 +190,15 @@ impl HttpLink {
             request_timeout = request_timeout.saturating_add(timeouts.handshake);
         }
         let connect_error = Arc::new(Mutex::new(None));
+        let opening = Opening::default();
         let connector = Connector {
             endpoint: endpoint.clone(),
             tls,
             timeouts,
             counters,
-            resolver: Resolver::default(),
+            resolver,
             error: Arc::clone(&connect_error),
+            opening: opening.clone(),
         };
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
@@ -202,6 +213,7 @@ impl HttpLink {
             options: config.http,
             headers: config.http_headers.clone(),
             request_timeout,
+            opening,
             backoff: Backoff::default(),
             bulk_limit: BULK_MAX_BYTES,
             full_bulks_accepted: 0,
@@ -352,16 +364,32 @@ impl HttpLink {
             Ok(request) => request,
             Err(error) => return Answer::Failed(self.write_error(io::Error::other(error)), None),
         };
-        let response = match tokio::time::timeout(limit, client.request(request)).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(error)) => return Answer::Failed(self.request_error(error), None),
-            Err(_) => {
-                let error = Error::Timeout {
-                    step: Step::HttpRequest,
-                    endpoint: self.endpoint.to_string(),
-                    timeout: limit,
-                };
-                return Answer::Failed(error, None);
+        // The clock stops while a connection opens: when the time is up,
+        // what opening took is granted again, until nothing more was.
+        self.opening.restart();
+        let started = Instant::now();
+        let mut exchange = std::pin::pin!(client.request(request));
+        let mut granted = Duration::ZERO;
+        let response = loop {
+            let left = limit
+                .saturating_add(granted)
+                .saturating_sub(started.elapsed());
+            match tokio::time::timeout(left, exchange.as_mut()).await {
+                Ok(Ok(response)) => break response,
+                Ok(Err(error)) => return Answer::Failed(self.request_error(error), None),
+                Err(_) => {
+                    let opening = self.opening.spent();
+                    if opening > granted {
+                        granted = opening;
+                        continue;
+                    }
+                    let error = Error::Timeout {
+                        step: Step::HttpRequest,
+                        endpoint: self.endpoint.to_string(),
+                        timeout: limit,
+                    };
+                    return Answer::Failed(error, None);
+                }
             }
         };
         let status = response.status().as_u16();
@@ -618,6 +646,41 @@ mod tests {
             link.request_timeout,
             config.timeouts.connect + config.timeouts.write
         );
+    }
+
+    /// Opening a connection is left out of a request's time: a host whose
+    /// lookup takes longer than the whole request is allowed gets its
+    /// request all the same, within the lookup's own limit.
+    #[tokio::test]
+    async fn a_slow_lookup_is_left_out_of_the_requests_time() {
+        use crate::config::ExporterBuilder;
+        use crate::encode::Gelf;
+        use crate::transport::dns::scripted;
+        use djehouty_testkit::http::{accept_all, HttpServer};
+        let server = HttpServer::http(accept_all());
+        let step = Duration::from_millis(200);
+        let config = ExporterBuilder::<Gelf>::default()
+            .with_endpoint(format!("http://receiver.test:{}/gelf", server.port()))
+            .with_connect_timeout(step)
+            .with_write_timeout(step)
+            .resolve(|_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let address = server.addr();
+        // Three times the request's 400 ms, within the lookup's 2 s.
+        let (resolver, lookups) = scripted::resolver(Duration::from_secs(2), move |_| {
+            scripted::after(Duration::from_millis(1200), Ok(vec![address]))
+        });
+        let mut link = HttpLink::with_resolver(&config, Counters::default(), resolver)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(link.request_timeout, 2 * step);
+        let frame = b"{\"version\":\"1.1\",\"host\":\"h\",\"short_message\":\"m\"}\0";
+        let lens = [frame.len()];
+        match link.post(FrameRun::new(frame, &lens)).await {
+            Answer::Accepted => {}
+            Answer::Refused(error, _) | Answer::Failed(error, _) => panic!("{error}"),
+        }
+        assert_eq!(lookups.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(server.accepted().len(), 1);
     }
 
     #[test]
