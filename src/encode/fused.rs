@@ -147,15 +147,16 @@ fn same_value(a: &Value, b: &Value) -> bool {
 }
 
 /// The bytes of text a lead's key holds, or more: its scope's name,
-/// version, attribute names and texts, and the target (numbers and lists
-/// count as [`MAX_LEAD_BYTES`]: rare in a scope, not worth measuring).
+/// version, attribute names and texts, and the target (numbers count as
+/// none; a list as more than [`MAX_LEAD_BYTES`], so that no lead of its
+/// scope is kept, as none would ever be found, see [`same_value`]).
 fn key_bytes(of: LeadOf<'_>) -> usize {
     let attributes = of.scope.attributes().map(|kv| {
         kv.key.as_str().len()
             + match &kv.value {
                 Value::String(text) => text.as_str().len(),
                 Value::Bool(_) | Value::I64(_) | Value::F64(_) => 0,
-                _ => MAX_LEAD_BYTES,
+                _ => MAX_LEAD_BYTES + 1,
             }
     });
     attributes.sum::<usize>()

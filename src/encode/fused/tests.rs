@@ -694,6 +694,20 @@ fn leads_of_long_scopes_or_targets_are_not_kept() {
     assert_eq!(twice(target_len + 1), 0);
 }
 
+/// No lead of a scope holding a list is kept, however short: it would
+/// never be found again (lists are never the same, see `same_value`), and
+/// would take the place of one that would.
+#[test]
+fn no_lead_of_a_scope_with_a_list_is_kept() {
+    let mapper = mappers::<Gelf>().swap_remove(0);
+    let scope = InstrumentationScope::builder("")
+        .with_attributes([KeyValue::new("", Value::Array(vec![1_i64].into()))])
+        .build();
+    let mut leads = Leads::default();
+    hello(&mapper, &scope, &mut leads);
+    assert_eq!(leads.entries.len(), 0);
+}
+
 /// A lead of up to [`MAX_LEAD_BYTES`] is kept, a longer one is not.
 #[test]
 fn long_leads_are_not_kept() {
