@@ -45,14 +45,16 @@ pub struct Stats {
     /// to the kernel. See docs/reliability.md.
     pub exported: u64,
     /// Oldest records dropped from the retry buffer to make room for new ones
-    /// while the endpoint was unreachable or too slow, and records a
+    /// while the endpoint was unreachable or too slow, records a
     /// [`DirectProcessor`](crate::DirectProcessor) found no room for in its
-    /// staging area (after its backpressure wait, if any).
+    /// staging area (after its backpressure wait, if any), and records the
+    /// SDK's queue behind a [`BatchProcessor`](crate::BatchProcessor) found
+    /// no room in (counted at the next flush, or at the shutdown).
     pub dropped_buffer_full: u64,
     /// Records a shutdown could not deliver: still buffered or on their way
     /// into the buffer when its time ran out; records exported after it
-    /// (refused); and, with a [`DirectProcessor`](crate::DirectProcessor),
-    /// records logged after it. Also, through the one-call set-ups'
+    /// (refused); and, through this crate's processors, records logged
+    /// after it. Also, through the one-call set-ups'
     /// bridges (`tracing_layer`, `install_log`), records logged by a
     /// thread-local destructor as its thread ends, once OpenTelemetry's
     /// context there is gone (the SDK, which asks it, would panic).

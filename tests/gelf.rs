@@ -453,3 +453,68 @@ fn the_batch_processors_flush_waits_for_delivery_and_says_when_it_fails() {
     assert_eq!(counters.snapshot().buffered_records, 3);
     let _ = provider.shutdown_with_timeout(Duration::from_millis(300));
 }
+
+/// The records the SDK's queue behind a `BatchProcessor` drops for want of
+/// room are counted: with a queue of 8, a burst overflows it while the
+/// SDK's thread waits for its exports' acknowledgements. A flush fails
+/// naming them, the shutdown reports those dropped after it, and in the
+/// end every record logged is either on the wire or counted as dropped,
+/// one logged after the shutdown too.
+#[test]
+fn the_batch_queues_drops_are_counted_told_and_add_up() {
+    use opentelemetry_sdk::logs::BatchConfigBuilder;
+    const BURST: u64 = 5_000;
+    let emit = |provider: &opentelemetry_sdk::logs::SdkLoggerProvider, what: &str| {
+        let logger = provider.logger("app");
+        for i in 0..BURST {
+            let mut record = logger.create_log_record();
+            record.set_body(AnyValue::from(format!("{what} {i}")));
+            logger.emit(record);
+        }
+    };
+    let receiver = Receiver::tcp(Framing::Nul);
+    let exporter = builder(&receiver).build().unwrap();
+    let counters = exporter.counters();
+    let config = BatchConfigBuilder::default()
+        .with_max_queue_size(8)
+        .with_max_export_batch_size(8)
+        .build();
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_log_processor(djehouty::BatchProcessor::with_config(exporter, config))
+        .build();
+    emit(&provider, "first");
+    let error = provider
+        .force_flush()
+        .expect_err("the queue overflowed")
+        .to_string();
+    assert!(error.contains("SDK's batch queue"), "{error}");
+    let stats = counters.snapshot();
+    assert!(stats.dropped_buffer_full > 0, "{stats:?}");
+    assert_eq!(
+        stats.exported + stats.dropped_buffer_full,
+        BURST,
+        "{stats:?}"
+    );
+    provider
+        .force_flush()
+        .expect("nothing was dropped since the last flush");
+
+    emit(&provider, "second");
+    let late = provider.logger("late");
+    let error = provider
+        .shutdown()
+        .expect_err("the queue overflowed again")
+        .to_string();
+    assert!(error.contains("SDK's batch queue"), "{error}");
+    let stats = counters.snapshot();
+    assert!(stats.dropped_buffer_full > 0, "{stats:?}");
+    assert_eq!(stats.dropped(), stats.dropped_buffer_full, "{stats:?}");
+    assert_eq!(stats.exported + stats.dropped(), 2 * BURST, "{stats:?}");
+    let arrived = receiver.wait_frames(stats.exported as usize, WAIT).len() as u64;
+    assert_eq!(arrived, stats.exported);
+    // Logged after the shutdown, through a logger taken before it.
+    late.emit(late.create_log_record());
+    let after = counters.snapshot();
+    assert_eq!(after.dropped_at_shutdown, 1, "{after:?}");
+    assert_eq!(after.dropped_buffer_full, stats.dropped_buffer_full);
+}

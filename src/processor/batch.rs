@@ -8,15 +8,16 @@
 //! first and returns the exporter's verdict afterwards.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{
-    BatchConfig, BatchConfigBuilder, BatchLogProcessor, LogProcessor, SdkLogRecord,
-    OTEL_BLRP_MAX_EXPORT_BATCH_SIZE, OTEL_BLRP_MAX_QUEUE_SIZE, OTEL_BLRP_SCHEDULE_DELAY,
+    BatchConfig, BatchConfigBuilder, BatchLogProcessor, LogBatch, LogExporter, LogProcessor,
+    SdkLogRecord, OTEL_BLRP_MAX_EXPORT_BATCH_SIZE, OTEL_BLRP_MAX_QUEUE_SIZE,
+    OTEL_BLRP_SCHEDULE_DELAY,
 };
 use opentelemetry_sdk::Resource;
 
@@ -46,6 +47,12 @@ fn delivery_budget(timeout: Duration) -> Duration {
 
 /// The SDK's batch processor around a djehouty exporter, with settings for busy
 /// services and a shutdown that reports undelivered records.
+///
+/// The SDK's queue drops the records it has no room for, telling only its
+/// own internal logs. This processor counts them, in
+/// [`Stats::dropped_buffer_full`](crate::Stats::dropped_buffer_full), when
+/// it learns of them: at a flush (those logged before it), which then
+/// fails, and at the shutdown, which reports them.
 ///
 /// The recommended settings ([`BatchProcessor::recommended_config`]): a queue of
 /// [65,536](RECOMMENDED_MAX_QUEUE_SIZE) records (the SDK's 2,048 drops records
@@ -86,6 +93,82 @@ pub struct BatchProcessor {
     /// another thread meanwhile) must not touch the first one's deadline
     /// nor return its report.
     shut_down: AtomicBool,
+    /// What the SDK's queue dropped: see [`Intake`].
+    intake: Intake,
+}
+
+/// The records the SDK's queue took in and handed on, to learn how many
+/// it dropped (it tells only its own logs). Every record logged is, in
+/// turn, in the queue, handed to the exporter, or dropped: once the SDK
+/// has exported its queue (a flush, a shutdown), the records logged before
+/// that were not handed on were dropped.
+#[derive(Default)]
+struct Intake {
+    /// Records whose `emit` returned (so each is in the queue, or dropped).
+    emitted: AtomicU64,
+    /// Records the SDK handed to the exporter, counted by [`Counted`].
+    handed: Arc<AtomicU64>,
+    /// Of the records dropped, those counted so far.
+    counted: AtomicU64,
+    /// The shutdown counted the drops for the last time: records logged
+    /// later are counted as dropped at shutdown, not handed to the SDK
+    /// (which would drop them without a word).
+    closed: AtomicBool,
+}
+
+impl Intake {
+    /// Counts as dropped for want of room the records, of the first
+    /// `emitted` logged, that the SDK did not hand to the exporter, when
+    /// the SDK has exported every one of them it kept; returns how many
+    /// were not counted before. Other threads' records handed meanwhile
+    /// make it count fewer, never more: those are counted at a later call.
+    fn count_drops(&self, emitted: u64, shared: &Shared) -> u64 {
+        let dropped = emitted.saturating_sub(self.handed.load(Ordering::Acquire));
+        let before = self.counted.fetch_max(dropped, Ordering::AcqRel);
+        let new = dropped.saturating_sub(before);
+        if new > 0 {
+            shared.counters().add_dropped_buffer_full(new);
+        }
+        new
+    }
+}
+
+/// What the flush or shutdown that counted `dropped` records of the SDK's
+/// queue says of them.
+fn queue_drops(dropped: u64) -> String {
+    format!(
+        "{dropped} record(s) were dropped by the SDK's batch queue, full, before reaching \
+         the exporter (counted in dropped_buffer_full): raise its max_queue_size, or use \
+         DirectProcessor, whose logging call waits for room while the endpoint is healthy"
+    )
+}
+
+/// The exporter, counting the records the SDK hands it (see [`Intake`]).
+struct Counted<F: Format> {
+    exporter: Exporter<F>,
+    handed: Arc<AtomicU64>,
+}
+
+impl<F: Format> fmt::Debug for Counted<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.exporter.fmt(f)
+    }
+}
+
+impl<F: Format> LogExporter for Counted<F> {
+    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+        self.handed
+            .fetch_add(batch.iter().count() as u64, Ordering::AcqRel);
+        self.exporter.export(batch).await
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.exporter.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.exporter.set_resource(resource);
+    }
 }
 
 impl BatchProcessor {
@@ -110,7 +193,12 @@ impl BatchProcessor {
         let shared = Arc::clone(exporter.pipeline().shared());
         let io = exporter.pipeline().io().clone();
         let flush_timeout = exporter.pipeline().export_timeout();
-        let inner = BatchLogProcessor::builder(exporter)
+        let intake = Intake::default();
+        let counted = Counted {
+            exporter,
+            handed: Arc::clone(&intake.handed),
+        };
+        let inner = BatchLogProcessor::builder(counted)
             .with_batch_config(config)
             .build();
         BatchProcessor {
@@ -119,6 +207,7 @@ impl BatchProcessor {
             io,
             flush_timeout,
             shut_down: AtomicBool::new(false),
+            intake,
         }
     }
 
@@ -148,7 +237,15 @@ impl BatchProcessor {
 
 impl LogProcessor for BatchProcessor {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
+        if self.intake.closed.load(Ordering::SeqCst) {
+            self.shared.counters().add_dropped_at_shutdown(1);
+            return;
+        }
         self.inner.emit(record, scope);
+        // Once the SDK took the record in, or dropped it. (A record logged
+        // as the shutdown counts the drops for the last time, which it may
+        // miss, is dropped by the SDK uncounted.)
+        self.intake.emitted.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Has the SDK export its queue (the SDK waits up to its own fixed 5 s
@@ -157,7 +254,8 @@ impl LogProcessor for BatchProcessor {
     /// for what is left of the export timeout. (The SDK's own `force_flush`
     /// succeeds once its exports returned, which they do at once while
     /// delivery is failing, with the records still buffered.) Fails when
-    /// delivery is failing, or when some of them were dropped.
+    /// delivery is failing, or when some of them were dropped (by the SDK's
+    /// queue too: see [`BatchProcessor`]).
     fn force_flush(&self) -> OTelSdkResult {
         if self.shut_down.load(Ordering::Acquire) {
             return Err(OTelSdkError::AlreadyShutdown);
@@ -168,7 +266,9 @@ impl LogProcessor for BatchProcessor {
         let shutdown_drops = self.shared.counters().dropped_by_shutdown();
         // Watching first: a record pending now and dropped later fails it.
         let watch = self.shared.watch_flush();
+        let emitted = self.intake.emitted.load(Ordering::SeqCst);
         self.inner.force_flush()?;
+        let queue_dropped = self.intake.count_drops(emitted, &self.shared);
         let target = self.shared.accepted();
         let left = self.flush_timeout.saturating_sub(started.elapsed());
         let flushed = match watch.flushed(target) {
@@ -178,7 +278,13 @@ impl LogProcessor for BatchProcessor {
             Flushed::Waiting => None,
             flushed => Some(flushed),
         };
-        flush_verdict(flushed, &self.shared, self.flush_timeout, shutdown_drops)
+        match flush_verdict(flushed, &self.shared, self.flush_timeout, shutdown_drops) {
+            Ok(()) if queue_dropped > 0 => Err(OTelSdkError::InternalFailure(format!(
+                "not flushed: {}",
+                queue_drops(queue_dropped)
+            ))),
+            verdict => verdict,
+        }
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -202,7 +308,23 @@ impl LogProcessor for BatchProcessor {
             self.shared.set_deadline(deadline);
         }
         let result = self.inner.shutdown_with_timeout(wait);
+        // The SDK's thread exported its queue and ended: every record
+        // logged so far was handed on or dropped.
+        let queue_dropped = if result.is_ok() {
+            self.intake.closed.store(true, Ordering::SeqCst);
+            let emitted = self.intake.emitted.load(Ordering::SeqCst);
+            let dropped = self.intake.count_drops(emitted, &self.shared);
+            // Told here: a guard's report after this shutdown leaves them out.
+            self.shared.counters().add_buffer_full_told(dropped);
+            dropped
+        } else {
+            0
+        };
         match (self.shared.undelivered(), result) {
+            (Some(left), _) if queue_dropped > 0 => Err(OTelSdkError::InternalFailure(format!(
+                "{left}; and {}",
+                queue_drops(queue_dropped)
+            ))),
             (Some(left), _) => Err(OTelSdkError::InternalFailure(left.to_string())),
             (None, Err(OTelSdkError::Timeout(_))) if on_io => Err(OTelSdkError::InternalFailure(
                 "the shutdown was asked for on an exporter's I/O thread, which cannot \
@@ -238,6 +360,9 @@ impl LogProcessor for BatchProcessor {
                          it; counted in the exporter's stats)"
                     ))),
                 }
+            }
+            (None, Ok(())) if queue_dropped > 0 => {
+                Err(OTelSdkError::InternalFailure(queue_drops(queue_dropped)))
             }
             (None, Ok(())) => Ok(()),
         }
