@@ -140,7 +140,7 @@ impl DirectProcessor {
     pub const MIN_STAGE_BYTES: usize = MIN_STAGE_BYTES;
     /// With backpressure, the most bytes the staging area holds: the
     /// logging threads wait rather than stage more (a record larger than
-    /// this still goes into an empty stage).
+    /// half of it goes into a stage holding less than itself).
     pub const BACKPRESSURE_STAGE_BYTES: usize = BACKPRESSURE_STAGE_BYTES;
     /// With backpressure and while the endpoint is healthy, the most bytes
     /// waiting in the retry buffer.
@@ -272,9 +272,20 @@ impl DirectProcessor {
         self
     }
 
+    /// The most bytes the stage may hold with a frame of `len` bytes in
+    /// it: the limit, or, for a frame larger than half of it, twice the
+    /// frame (within the stage's capacity). Otherwise such a frame would
+    /// fit only an empty stage, which other threads' records, staged as
+    /// soon as the flusher moves the stage, could keep from it until its
+    /// wait ends: dropped, and a stall begun, while the endpoint is
+    /// healthy.
+    fn limit_for(&self, len: usize) -> usize {
+        (self.stage_limit).max(len.saturating_mul(2).min(self.staging.capacity))
+    }
+
     /// Appends one encoded frame to the staging area, or drops it.
     fn stage(&self, frame: &[u8]) {
-        let capacity = self.stage_limit;
+        let capacity = self.limit_for(frame.len());
         let mut stage = self.staging.lock();
         if !stage.closed && !stage.fits(frame.len(), capacity) {
             // Full: on a machine whose cores are all busy, the I/O thread may
@@ -351,7 +362,8 @@ impl DirectProcessor {
         drop(stage);
         self.staging.wake.notify_one();
         let mut stage = self.staging.lock();
-        while !stage.closed && !stage.stalled && !stage.fits(len, self.stage_limit) {
+        let limit = self.limit_for(len);
+        while !stage.closed && !stage.stalled && !stage.fits(len, limit) {
             let waited = start.elapsed();
             let failed = self.delivery_failed(failures);
             if waited >= self.max_wait || failed {
@@ -554,6 +566,40 @@ mod tests {
             "a refused connection is a failure"
         );
         assert!(!failing.may_wait());
+    }
+
+    /// With backpressure, a frame larger than half the stage's limit is
+    /// staged beside what the stage holds, rather than wait for an empty
+    /// stage: here the flusher cannot run (its one thread is kept busy),
+    /// and the frame is staged at once, not dropped after the wait.
+    #[test]
+    fn a_large_frame_does_not_wait_for_an_empty_stage() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let port = listener.local_addr().expect("its address").port();
+        let processor = processor(port);
+        let limit = DirectProcessor::BACKPRESSURE_STAGE_BYTES;
+        assert!(
+            processor.staging.capacity >= 4 * limit,
+            "{}",
+            processor.staging.capacity
+        );
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (held, started) = std::sync::mpsc::channel::<()>();
+        processor.pipeline.io().spawn(async move {
+            let _ = held.send(());
+            let _ = hold.recv_timeout(Duration::from_secs(10));
+        });
+        started
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the I/O thread is held");
+        processor.stage(&vec![b'a'; limit / 2]);
+        let large = vec![b'b'; limit];
+        processor.stage(&large);
+        let stats = processor.counters.snapshot();
+        assert_eq!(stats.dropped_buffer_full, 0, "{stats:?}");
+        let staged = processor.staging.lock().frames.bytes();
+        assert_eq!(staged, limit / 2 + limit);
+        drop(release);
     }
 
     /// A shutdown asked for on the I/O thread (by a callback running there)
