@@ -26,8 +26,9 @@
 //!
 //! **Answers decide.** A request, to the end of the answer, has the connect
 //! (and handshake) timeout plus the write timeout, not counting the time a
-//! new connection takes to open: its lookup, connect and handshake each
-//! have their own limit, and fail with their own names.
+//! new connection takes to open (at most one opening's limits): its lookup,
+//! connect and handshake each have their own limit, and fail with their
+//! own names.
 //!
 //! * 2xx (Graylog answers `202 Accepted`): the messages are delivered.
 //! * A connection error, a timeout, a 5xx (but 501 and 505), 429 or 408
@@ -76,7 +77,7 @@ mod body;
 mod connector;
 mod status;
 
-use crate::config::{redacted, Config, Endpoint, HttpOptions};
+use crate::config::{redacted, Config, Endpoint, HttpOptions, RESOLVE_TIMEOUT};
 use crate::error::{Error, Result, Step};
 use crate::frames::FrameRun;
 use crate::stats::Counters;
@@ -120,6 +121,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// are still to be sent, rather than after the whole chunk.
 const SEND_SLICE: Duration = Duration::from_millis(100);
 
+/// The least a request waits again once granted the time a connection
+/// took to open, so that a connection still opening is not polled in a
+/// loop.
+const OPENING_SLICE: Duration = Duration::from_millis(10);
+
 /// At most one warning about refused records per this period; the others are
 /// summed up in the next warning.
 const REJECTION_WARN_EVERY: Duration = Duration::from_secs(60);
@@ -139,6 +145,10 @@ pub(crate) struct HttpLink {
     request_timeout: Duration,
     /// The time the connector spends opening connections.
     opening: Opening,
+    /// The most a request is granted for that: one opening's limits (a
+    /// connection the client's pool opens in the background, for a
+    /// request that then took an idle one, counts too).
+    max_opening: Duration,
     /// When the next request may go after failed ones.
     backoff: Backoff,
     /// Largest bulk body; halved by 413 answers, doubled back after
@@ -186,8 +196,10 @@ impl HttpLink {
         let uri = endpoint.http_uri()?;
         let timeouts = config.timeouts;
         let mut request_timeout = timeouts.connect.saturating_add(timeouts.write);
+        let mut max_opening = RESOLVE_TIMEOUT.saturating_add(timeouts.connect);
         if tls.is_some() {
             request_timeout = request_timeout.saturating_add(timeouts.handshake);
+            max_opening = max_opening.saturating_add(timeouts.handshake);
         }
         let connect_error = Arc::new(Mutex::new(None));
         let opening = Opening::default();
@@ -214,6 +226,7 @@ impl HttpLink {
             headers: config.http_headers.clone(),
             request_timeout,
             opening,
+            max_opening,
             backoff: Backoff::default(),
             bulk_limit: BULK_MAX_BYTES,
             full_bulks_accepted: 0,
@@ -364,21 +377,25 @@ impl HttpLink {
             Ok(request) => request,
             Err(error) => return Answer::Failed(self.write_error(io::Error::other(error)), None),
         };
-        // The clock stops while a connection opens: when the time is up,
-        // what opening took is granted again, until nothing more was.
+        // The clock stops while a connection opens, up to one opening's
+        // limits: when the time is up, what opening took is granted, again
+        // and again while it goes on (at least a slice at a time).
         self.opening.restart();
         let started = Instant::now();
         let mut exchange = std::pin::pin!(client.request(request));
         let mut granted = Duration::ZERO;
         let response = loop {
-            let left = limit
+            let mut left = limit
                 .saturating_add(granted)
                 .saturating_sub(started.elapsed());
+            if !granted.is_zero() {
+                left = left.max(OPENING_SLICE);
+            }
             match tokio::time::timeout(left, exchange.as_mut()).await {
                 Ok(Ok(response)) => break response,
                 Ok(Err(error)) => return Answer::Failed(self.request_error(error), None),
                 Err(_) => {
-                    let opening = self.opening.spent();
+                    let opening = self.opening.spent().min(self.max_opening);
                     if opening > granted {
                         granted = opening;
                         continue;
@@ -386,7 +403,7 @@ impl HttpLink {
                     let error = Error::Timeout {
                         step: Step::HttpRequest,
                         endpoint: self.endpoint.to_string(),
-                        timeout: limit,
+                        timeout: limit.saturating_add(granted),
                     };
                     return Answer::Failed(error, None);
                 }
