@@ -518,3 +518,38 @@ fn the_batch_queues_drops_are_counted_told_and_add_up() {
     assert_eq!(after.dropped_at_shutdown, 1, "{after:?}");
     assert_eq!(after.dropped_buffer_full, stats.dropped_buffer_full);
 }
+
+/// A `BatchProcessor` shutdown that stops waiting before the SDK's thread
+/// ends (here, given no time at all) still has the queue's drops counted,
+/// by that thread as it ends: every record logged is, in the end,
+/// exported or counted as dropped.
+#[test]
+fn the_batch_queues_drops_are_counted_after_a_shutdown_that_did_not_wait() {
+    use opentelemetry_sdk::logs::BatchConfigBuilder;
+    const BURST: u64 = 5_000;
+    let receiver = Receiver::tcp(Framing::Nul);
+    let exporter = builder(&receiver).build().unwrap();
+    let counters = exporter.counters();
+    let config = BatchConfigBuilder::default()
+        .with_max_queue_size(8)
+        .with_max_export_batch_size(8)
+        .build();
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_log_processor(djehouty::BatchProcessor::with_config(exporter, config))
+        .build();
+    let logger = provider.logger("app");
+    for i in 0..BURST {
+        let mut record = logger.create_log_record();
+        record.set_body(AnyValue::from(format!("record {i}")));
+        logger.emit(record);
+    }
+    let _ = provider.shutdown_with_timeout(Duration::ZERO);
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut stats = counters.snapshot();
+    while stats.exported + stats.dropped() < BURST && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        stats = counters.snapshot();
+    }
+    assert!(stats.dropped_buffer_full > 0, "{stats:?}");
+    assert_eq!(stats.exported + stats.dropped(), BURST, "{stats:?}");
+}

@@ -94,7 +94,7 @@ pub struct BatchProcessor {
     /// nor return its report.
     shut_down: AtomicBool,
     /// What the SDK's queue dropped: see [`Intake`].
-    intake: Intake,
+    intake: Arc<Intake>,
 }
 
 /// The records the SDK's queue took in and handed on, to learn how many
@@ -107,12 +107,15 @@ struct Intake {
     /// Records whose `emit` returned (so each is in the queue, or dropped).
     emitted: AtomicU64,
     /// Records the SDK handed to the exporter, counted by [`Counted`].
-    handed: Arc<AtomicU64>,
+    handed: AtomicU64,
     /// Of the records dropped, those counted so far.
     counted: AtomicU64,
-    /// The shutdown counted the drops for the last time: records logged
-    /// later are counted as dropped at shutdown, not handed to the SDK
-    /// (which would drop them without a word).
+    /// A shutdown began: records logged from then on are counted as
+    /// dropped at shutdown, not handed to the SDK, which would export
+    /// them only if its last export had not begun, and drop the others
+    /// without a word. (One logged as the flag is set may still reach the
+    /// SDK; if it comes too late for its last export, it is counted as a
+    /// drop of the queue, or, if later still, not at all.)
     closed: AtomicBool,
 }
 
@@ -146,7 +149,8 @@ fn queue_drops(dropped: u64) -> String {
 /// The exporter, counting the records the SDK hands it (see [`Intake`]).
 struct Counted<F: Format> {
     exporter: Exporter<F>,
-    handed: Arc<AtomicU64>,
+    intake: Arc<Intake>,
+    shared: Arc<Shared>,
 }
 
 impl<F: Format> fmt::Debug for Counted<F> {
@@ -157,12 +161,16 @@ impl<F: Format> fmt::Debug for Counted<F> {
 
 impl<F: Format> LogExporter for Counted<F> {
     async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
-        self.handed
-            .fetch_add(batch.iter().count() as u64, Ordering::AcqRel);
+        (self.intake.handed).fetch_add(batch.iter().count() as u64, Ordering::AcqRel);
         self.exporter.export(batch).await
     }
 
+    /// Called by the SDK's thread once it exported its queue for the last
+    /// time: what it did not hand on was dropped. Counted here rather than
+    /// by the processor's shutdown, which may stop waiting before.
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let emitted = self.intake.emitted.load(Ordering::SeqCst);
+        self.intake.count_drops(emitted, &self.shared);
         self.exporter.shutdown_with_timeout(timeout)
     }
 
@@ -193,10 +201,11 @@ impl BatchProcessor {
         let shared = Arc::clone(exporter.pipeline().shared());
         let io = exporter.pipeline().io().clone();
         let flush_timeout = exporter.pipeline().export_timeout();
-        let intake = Intake::default();
+        let intake = Arc::new(Intake::default());
         let counted = Counted {
             exporter,
-            handed: Arc::clone(&intake.handed),
+            intake: Arc::clone(&intake),
+            shared: Arc::clone(&shared),
         };
         let inner = BatchLogProcessor::builder(counted)
             .with_batch_config(config)
@@ -238,13 +247,13 @@ impl BatchProcessor {
 impl LogProcessor for BatchProcessor {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
         if self.intake.closed.load(Ordering::SeqCst) {
-            self.shared.counters().add_dropped_at_shutdown(1);
+            // As `DirectProcessor` does once its shutdown began: in the
+            // shutdown's report, if it is still under way.
+            self.shared.drop_in_shutdown(1);
             return;
         }
         self.inner.emit(record, scope);
-        // Once the SDK took the record in, or dropped it. (A record logged
-        // as the shutdown counts the drops for the last time, which it may
-        // miss, is dropped by the SDK uncounted.)
+        // Once the SDK took the record in, or dropped it.
         self.intake.emitted.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -307,19 +316,12 @@ impl LogProcessor for BatchProcessor {
         if let Some(deadline) = Instant::now().checked_add(budget) {
             self.shared.set_deadline(deadline);
         }
+        self.intake.closed.store(true, Ordering::SeqCst);
+        let counted = self.intake.counted.load(Ordering::Acquire);
         let result = self.inner.shutdown_with_timeout(wait);
-        // The SDK's thread exported its queue and ended: every record
-        // logged so far was handed on or dropped.
-        let queue_dropped = if result.is_ok() {
-            self.intake.closed.store(true, Ordering::SeqCst);
-            let emitted = self.intake.emitted.load(Ordering::SeqCst);
-            let dropped = self.intake.count_drops(emitted, &self.shared);
-            // Told here: a guard's report after this shutdown leaves them out.
-            self.shared.counters().add_buffer_full_told(dropped);
-            dropped
-        } else {
-            0
-        };
+        // Those the SDK's thread counted as it ended (see `Counted`), if
+        // it did in time.
+        let queue_dropped = (self.intake.counted.load(Ordering::Acquire)).saturating_sub(counted);
         match (self.shared.undelivered(), result) {
             (Some(left), _) if queue_dropped > 0 => Err(OTelSdkError::InternalFailure(format!(
                 "{left}; and {}",
@@ -351,6 +353,7 @@ impl LogProcessor for BatchProcessor {
                 // here, or nowhere.
                 if !matches!(other, OTelSdkError::AlreadyShutdown) {
                     self.shut_down.store(false, Ordering::Release);
+                    self.intake.closed.store(false, Ordering::SeqCst);
                 }
                 match self.shared.clear_deadline() {
                     0 => Err(other),
