@@ -388,6 +388,37 @@ fn redundant_fields_come_back_on_request() {
     assert_field(&scoped, "_otel_scope_name", "app::db".into());
 }
 
+/// Logs `count` records through `provider`, their bodies `what` and their
+/// number.
+fn emit_numbered(provider: &opentelemetry_sdk::logs::SdkLoggerProvider, what: &str, count: u64) {
+    let logger = provider.logger("app");
+    for i in 0..count {
+        let mut record = logger.create_log_record();
+        record.set_body(AnyValue::from(format!("{what} {i}")));
+        logger.emit(record);
+    }
+}
+
+/// A provider with a `BatchProcessor` whose SDK queue holds 8 records,
+/// exporting to `receiver`, and the exporter's counters.
+fn small_batch_queue(
+    receiver: &Receiver,
+) -> (
+    djehouty::Counters,
+    opentelemetry_sdk::logs::SdkLoggerProvider,
+) {
+    let exporter = builder(receiver).build().unwrap();
+    let counters = exporter.counters();
+    let config = opentelemetry_sdk::logs::BatchConfigBuilder::default()
+        .with_max_queue_size(8)
+        .with_max_export_batch_size(8)
+        .build();
+    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+        .with_log_processor(djehouty::BatchProcessor::with_config(exporter, config))
+        .build();
+    (counters, provider)
+}
+
 /// `BatchProcessor::force_flush` waits for acknowledgement, as
 /// `DirectProcessor`'s does: once it returns, every record logged before
 /// counts as exported; and while the endpoint refuses connections it fails
@@ -395,14 +426,7 @@ fn redundant_fields_come_back_on_request() {
 #[test]
 fn the_batch_processors_flush_waits_for_delivery_and_says_when_it_fails() {
     const RECORDS: u64 = 2_000;
-    let emit = |provider: &opentelemetry_sdk::logs::SdkLoggerProvider, what: &str, count: u64| {
-        let logger = provider.logger("app");
-        for i in 0..count {
-            let mut record = logger.create_log_record();
-            record.set_body(AnyValue::from(format!("{what} {i}")));
-            logger.emit(record);
-        }
-    };
+    let emit = emit_numbered;
     let receiver = Receiver::tcp(Framing::Nul);
     let exporter = builder(&receiver).build().unwrap();
     let counters = exporter.counters();
@@ -462,27 +486,10 @@ fn the_batch_processors_flush_waits_for_delivery_and_says_when_it_fails() {
 /// one logged after the shutdown too.
 #[test]
 fn the_batch_queues_drops_are_counted_told_and_add_up() {
-    use opentelemetry_sdk::logs::BatchConfigBuilder;
     const BURST: u64 = 5_000;
-    let emit = |provider: &opentelemetry_sdk::logs::SdkLoggerProvider, what: &str| {
-        let logger = provider.logger("app");
-        for i in 0..BURST {
-            let mut record = logger.create_log_record();
-            record.set_body(AnyValue::from(format!("{what} {i}")));
-            logger.emit(record);
-        }
-    };
     let receiver = Receiver::tcp(Framing::Nul);
-    let exporter = builder(&receiver).build().unwrap();
-    let counters = exporter.counters();
-    let config = BatchConfigBuilder::default()
-        .with_max_queue_size(8)
-        .with_max_export_batch_size(8)
-        .build();
-    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
-        .with_log_processor(djehouty::BatchProcessor::with_config(exporter, config))
-        .build();
-    emit(&provider, "first");
+    let (counters, provider) = small_batch_queue(&receiver);
+    emit_numbered(&provider, "first", BURST);
     let error = provider
         .force_flush()
         .expect_err("the queue overflowed")
@@ -499,7 +506,7 @@ fn the_batch_queues_drops_are_counted_told_and_add_up() {
         .force_flush()
         .expect("nothing was dropped since the last flush");
 
-    emit(&provider, "second");
+    emit_numbered(&provider, "second", BURST);
     let late = provider.logger("late");
     let error = provider
         .shutdown()
@@ -525,24 +532,10 @@ fn the_batch_queues_drops_are_counted_told_and_add_up() {
 /// exported or counted as dropped.
 #[test]
 fn the_batch_queues_drops_are_counted_after_a_shutdown_that_did_not_wait() {
-    use opentelemetry_sdk::logs::BatchConfigBuilder;
     const BURST: u64 = 5_000;
     let receiver = Receiver::tcp(Framing::Nul);
-    let exporter = builder(&receiver).build().unwrap();
-    let counters = exporter.counters();
-    let config = BatchConfigBuilder::default()
-        .with_max_queue_size(8)
-        .with_max_export_batch_size(8)
-        .build();
-    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
-        .with_log_processor(djehouty::BatchProcessor::with_config(exporter, config))
-        .build();
-    let logger = provider.logger("app");
-    for i in 0..BURST {
-        let mut record = logger.create_log_record();
-        record.set_body(AnyValue::from(format!("record {i}")));
-        logger.emit(record);
-    }
+    let (counters, provider) = small_batch_queue(&receiver);
+    emit_numbered(&provider, "record", BURST);
     let _ = provider.shutdown_with_timeout(Duration::ZERO);
     let deadline = std::time::Instant::now() + WAIT;
     let mut stats = counters.snapshot();
