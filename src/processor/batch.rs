@@ -25,7 +25,7 @@ use super::{flush_verdict, refuse_flush_on_io_thread, wait_flushed};
 use crate::delivery::{Flushed, Shared};
 use crate::encode::Format;
 use crate::exporter::Exporter;
-use crate::runtime::on_io_thread;
+use crate::runtime::{on_io_thread, suppress_telemetry};
 
 /// Records the SDK may hold between two exports.
 pub const RECOMMENDED_MAX_QUEUE_SIZE: usize = 65_536;
@@ -52,7 +52,8 @@ fn delivery_budget(timeout: Duration) -> Duration {
 /// own internal logs. This processor counts them, in
 /// [`Stats::dropped_buffer_full`](crate::Stats::dropped_buffer_full), when
 /// it learns of them: at a flush (those logged before it), which then
-/// fails, and at the shutdown, which reports them.
+/// fails, and as the SDK's thread ends at the shutdown, which reports them
+/// if that thread ended within its time.
 ///
 /// The recommended settings ([`BatchProcessor::recommended_config`]): a queue of
 /// [65,536](RECOMMENDED_MAX_QUEUE_SIZE) records (the SDK's 2,048 drops records
@@ -300,6 +301,9 @@ impl LogProcessor for BatchProcessor {
         if self.shut_down.swap(true, Ordering::AcqRel) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
+        // The SDK's own diagnostics of this call do not come back through a
+        // bridge as records, which the shutdown would count as dropped.
+        let _suppressed = suppress_telemetry();
         // On an I/O thread (a callback running there), which the SDK's
         // thread would export onto, nothing can be delivered: the deadline
         // is now, so that the exports drop their records at once and the
@@ -338,10 +342,14 @@ impl LogProcessor for BatchProcessor {
                 // The SDK's thread was still exporting its queue when time ran
                 // out; it goes on in the background.
                 let stats = self.shared.counters().snapshot();
+                let queue = match queue_dropped {
+                    0 => String::new(),
+                    dropped => format!("; and {}", queue_drops(dropped)),
+                };
                 Err(OTelSdkError::InternalFailure(format!(
                     "the shutdown did not finish within {timeout:?}: the batch processor was \
                      still handing records to the exporter ({} record(s), {} bytes, were \
-                     waiting in the retry buffer); records not delivered yet may be lost",
+                     waiting in the retry buffer); records not delivered yet may be lost{queue}",
                     stats.buffered_records, stats.buffered_bytes
                 )))
             }

@@ -89,7 +89,8 @@ const KEEP_SCRATCH_BYTES: usize = 256 * 1024;
 /// retry buffer: at most one and a half times the retry buffer's size in
 /// all, unless the stage is more than a quarter of it (large records, or a
 /// small buffer: then the retry buffer and two stages). With backpressure, the stage holds
-/// [`BACKPRESSURE_STAGE_BYTES`](Self::BACKPRESSURE_STAGE_BYTES) and, while
+/// [`BACKPRESSURE_STAGE_BYTES`](Self::BACKPRESSURE_STAGE_BYTES) (beside a
+/// record larger than half of it, up to twice that record) and, while
 /// the endpoint is healthy, at most
 /// [`BACKPRESSURE_WINDOW_BYTES`](Self::BACKPRESSURE_WINDOW_BYTES) wait in
 /// the retry buffer.

@@ -34,7 +34,8 @@ pub(super) const FLUSH_BYTES: usize = 512 * 1024;
 const _: () = assert!(BACKPRESSURE_STAGE_BYTES >= 2 * FLUSH_BYTES);
 // What the flusher moves at once (with backpressure, at most the whole
 // stage) is written in one go, so that its allocation, which the retry
-// buffer adopts, is handed over whole rather than copied out.
+// buffer adopts, is handed over whole rather than copied out (but for a
+// stage a large record took past the limit: rare, and copied in chunks).
 const _: () = assert!(BACKPRESSURE_STAGE_BYTES <= crate::delivery::CHUNK_BYTES);
 /// Most bytes a stage's vector reserves up front; a larger stage (a retry
 /// buffer set larger) grows as it fills, so that a huge setting never asks
@@ -102,8 +103,8 @@ pub(super) fn reserved(capacity: usize) -> usize {
 }
 
 /// With backpressure, the most bytes the staging area holds: the logging
-/// threads wait rather than stage more (a record larger than this still goes
-/// into an empty stage).
+/// threads wait rather than stage more (a record larger than half of this
+/// goes into a stage holding up to twice its size).
 pub(super) const BACKPRESSURE_STAGE_BYTES: usize = 1024 * 1024;
 /// With backpressure and while the endpoint is healthy, the most bytes the
 /// flusher lets wait in the retry buffer: a slow endpoint's backlog slows
