@@ -141,7 +141,7 @@ impl DirectProcessor {
     pub const MIN_STAGE_BYTES: usize = MIN_STAGE_BYTES;
     /// With backpressure, the most bytes the staging area holds: the
     /// logging threads wait rather than stage more (a record larger than
-    /// half of it goes into a stage holding less than itself).
+    /// half of it goes into a stage holding no more than its own size).
     pub const BACKPRESSURE_STAGE_BYTES: usize = BACKPRESSURE_STAGE_BYTES;
     /// With backpressure and while the endpoint is healthy, the most bytes
     /// waiting in the retry buffer.

@@ -104,7 +104,7 @@ pub(super) fn reserved(capacity: usize) -> usize {
 
 /// With backpressure, the most bytes the staging area holds: the logging
 /// threads wait rather than stage more (a record larger than half of this
-/// goes into a stage holding up to twice its size).
+/// goes into a stage holding no more than its own size).
 pub(super) const BACKPRESSURE_STAGE_BYTES: usize = 1024 * 1024;
 /// With backpressure and while the endpoint is healthy, the most bytes the
 /// flusher lets wait in the retry buffer: a slow endpoint's backlog slows
