@@ -435,7 +435,9 @@ pub enum TlsFailure {
     NotTls,
     /// The server closed the connection without answering the ClientHello.
     ClosedWithoutAnswer,
-    /// The server and this client share no TLS version or cipher suite.
+    /// The server and this client share no TLS version, cipher suite or
+    /// key exchange group (or the server refused the ClientHello for a
+    /// reason it did not name).
     Incompatible,
     /// The server requires a client certificate and none is configured.
     ClientCertificateRequired,
@@ -479,8 +481,9 @@ impl std::fmt::Display for TlsFailure {
                  may be a plaintext port, or a proxy with no TLS service behind it"
             }
             TlsFailure::Incompatible => {
-                "the server shares no TLS version or cipher suite with this client, which \
-                 requires TLS 1.2 or 1.3"
+                "the server shares no TLS version, cipher suite or key exchange group with \
+                 this client, which requires TLS 1.2 or 1.3 (in 1.2, an ECDHE key exchange \
+                 with AES-GCM or ChaCha20-Poly1305)"
             }
             TlsFailure::ClientCertificateRequired => {
                 "the server requires a client certificate; configure one with \

@@ -217,6 +217,22 @@ fn server_closing_without_answering_the_hello_is_named() {
     assert!(server.connections() >= 1);
 }
 
+/// What an OpenSSL or Java server answers a ClientHello it shares no
+/// cipher suite or group with: a fatal `handshake_failure` alert record.
+#[test]
+fn a_server_sharing_nothing_with_the_hello_is_named_incompatible() {
+    let pki = TestPki::generate();
+    // Alert record (21), TLS 1.2, 2 bytes: fatal (2), handshake_failure (40).
+    let server = PlaintextAnswerer::start(b"\x15\x03\x03\x00\x02\x02\x28", true);
+    let error = export_error(tls_builder(&pki, "localhost", server.port()));
+    assert_refused(
+        &error,
+        "Incompatible",
+        &["shares no TLS version, cipher suite or key exchange group"],
+    );
+    assert!(server.connections() >= 1);
+}
+
 #[test]
 fn silent_plaintext_server_times_out_with_a_hint() {
     let pki = TestPki::generate();

@@ -98,6 +98,10 @@ fn classify_alert(alert: AlertDescription, auth: ClientAuthSeen) -> TlsFailure {
     );
     match (alert, auth) {
         (A::ProtocolVersion | A::InsufficientSecurity, _) => TlsFailure::Incompatible,
+        // Before any request for a client certificate, the alert of a
+        // server that found nothing it accepts in the ClientHello: OpenSSL
+        // and Java servers send it for no shared cipher suite or group.
+        (A::HandshakeFailure, ClientAuthSeen::NotAsked) => TlsFailure::Incompatible,
         (A::CertificateRequired, ClientAuthSeen::AskedSent) => {
             TlsFailure::ClientCertificateRejected
         }

@@ -130,7 +130,7 @@ fn client_certificate_verdicts_are_named() {
         (
             AlertDescription::HandshakeFailure,
             ClientAuthSeen::NotAsked,
-            TlsFailure::Other,
+            TlsFailure::Incompatible,
         ),
         (
             AlertDescription::ProtocolVersion,
