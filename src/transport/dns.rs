@@ -2,7 +2,8 @@
 //! time, and the last good answer kept for when the resolver fails.
 //!
 //! * An IP address is used as is, without a lookup.
-//! * Each connection attempt looks the name up again, waiting at most
+//! * Each connection attempt (and UDP's periodic check of its socket's
+//!   address) looks the name up again, waiting at most
 //!   [`RESOLVE_TIMEOUT`]. The lookup runs as a task of its own: one that is
 //!   still running when the time is up goes on, and the next attempt waits
 //!   for it rather than starting another. So at most one lookup per endpoint

@@ -30,6 +30,8 @@
 //! lost.
 //! Only a send without an error [`PROOF_AFTER`] or more after the socket's
 //! first says delivery works, and starts the count of failures over.
+//! Every [`RECHECK_EVERY`] the host is resolved again, and a socket whose
+//! address the name no longer has is replaced.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -61,7 +63,15 @@ const PROOF_AFTER: Duration = Duration::from_secs(1);
 /// simple processor's export would).
 const FIRST_SEND_WAIT: Duration = Duration::from_millis(200);
 
-/// The UDP "connection": a connected socket, replaced after a failure.
+/// How often a socket's address is checked against the host name's
+/// current addresses (a lookup, with the resolver's limits). A name that
+/// moved (a failover, a replaced load balancer) is followed within this:
+/// the old address may swallow datagrams without any ICMP error, so no
+/// send would ever fail and call for a new socket.
+const RECHECK_EVERY: Duration = Duration::from_secs(30);
+
+/// The UDP "connection": a connected socket, replaced after a failure, or
+/// when the host name no longer points at its address.
 pub(crate) struct UdpLink {
     endpoint: Endpoint,
     chunk_size: usize,
@@ -95,6 +105,11 @@ pub(crate) struct UdpLink {
     /// Whether the last send proved that delivery works (see
     /// [`first_sent`](UdpLink::first_sent)).
     proven: bool,
+    /// When the socket's address was last found among the host's (or
+    /// the socket opened): see [`RECHECK_EVERY`].
+    checked_at: Instant,
+    /// [`RECHECK_EVERY`], shorter in tests.
+    recheck_every: Duration,
 }
 
 impl UdpLink {
@@ -120,6 +135,8 @@ impl UdpLink {
             first_unchecked: false,
             failed_since_open: false,
             proven: false,
+            checked_at: Instant::now(),
+            recheck_every: RECHECK_EVERY,
         }
     }
 
@@ -136,13 +153,36 @@ impl UdpLink {
 
     /// Makes sure there is a socket: after a failure, waits out the backoff
     /// delay, resolves the host again and connects a new socket to it.
+    /// Every [`RECHECK_EVERY`], resolves the host again and replaces a
+    /// socket whose address it no longer has.
     pub(crate) async fn ready(&mut self) -> Result<()> {
-        if self.socket.is_some() {
-            return Ok(());
+        let mut looked_up = None;
+        if let Some(socket) = &self.socket {
+            if self.checked_at.elapsed() < self.recheck_every {
+                return Ok(());
+            }
+            self.checked_at = Instant::now();
+            let addresses = self.resolver.addresses(&self.endpoint).await;
+            match (socket.peer_addr(), &addresses) {
+                (Ok(peer), Ok(addresses)) if !addresses.contains(&peer) => {}
+                // Still there; or a failed lookup, which says nothing of
+                // the name: the socket stays.
+                _ => return Ok(()),
+            }
+            opentelemetry::otel_debug!(
+                name: "djehouty.UdpAddressMoved",
+                endpoint = self.endpoint.to_string()
+            );
+            self.socket = None;
+            looked_up = Some(addresses);
         }
         self.backoff.wait().await;
         let limit = self.timeouts.connect;
-        let opened = match self.resolver.addresses(&self.endpoint).await {
+        let addresses = match looked_up {
+            Some(addresses) => addresses,
+            None => self.resolver.addresses(&self.endpoint).await,
+        };
+        let opened = match addresses {
             Ok(addresses) => {
                 let addresses = self.refused.last(interleave(addresses));
                 connecting(&self.endpoint, limit, open(addresses)).await
@@ -152,6 +192,7 @@ impl UdpLink {
         match opened {
             Ok(socket) => {
                 self.socket = Some(socket);
+                self.checked_at = Instant::now();
                 self.first_sent = None;
                 self.first_unchecked = std::mem::take(&mut self.failed_since_open);
                 self.backoff.went_through();
@@ -524,6 +565,58 @@ mod tests {
         .await
         .expect("the live address is tried");
         assert_eq!(&buf[..arrived], b"{}");
+    }
+
+    /// A host name that moves to another address is followed, although
+    /// the old one swallows datagrams without an error: the socket's
+    /// address is checked against the name's every `recheck_every`.
+    #[tokio::test]
+    async fn a_host_name_that_moves_is_followed() {
+        let old = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let new = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for socket in [&old, &new] {
+            socket.set_nonblocking(true).unwrap();
+        }
+        let (old_at, new_at) = (old.local_addr().unwrap(), new.local_addr().unwrap());
+        let mut link = link(old_at.port(), 8192);
+        link.endpoint = Endpoint::parse("udp://receiver.test:12201").unwrap();
+        // The first two lookups answer the old address, the rest the new one.
+        let (resolver, lookups) =
+            crate::transport::dns::scripted::resolver(Duration::from_secs(1), move |call| {
+                let at = if call < 2 { old_at } else { new_at };
+                crate::transport::dns::scripted::after(Duration::ZERO, Ok(vec![at]))
+            });
+        link.resolver = resolver;
+        link.recheck_every = Duration::MAX;
+        let mut buf = [0u8; 64];
+        let send = async |link: &mut UdpLink, frame: &[u8]| {
+            link.ready().await.unwrap();
+            let (sent, result) = link.send(FrameRun::new(frame, &[frame.len()])).await;
+            result.unwrap();
+            assert_eq!(sent, 1);
+        };
+        let lookups = || lookups.load(std::sync::atomic::Ordering::SeqCst);
+        send(&mut link, b"{1}").await;
+        // Within the period: no lookup, the same socket.
+        send(&mut link, b"{2}").await;
+        assert_eq!(lookups(), 1);
+        // From now on, checked at every send.
+        link.recheck_every = Duration::ZERO;
+        // The name still has the old address.
+        send(&mut link, b"{3}").await;
+        assert_eq!(lookups(), 2);
+        // The name moved, and so does the socket, at once.
+        send(&mut link, b"{4}").await;
+        assert_eq!(lookups(), 3);
+        let received = |socket: &std::net::UdpSocket, buf: &mut [u8]| {
+            let mut got = Vec::new();
+            while let Ok(n) = socket.recv(buf) {
+                got.push(buf[..n].to_vec());
+            }
+            got
+        };
+        assert_eq!(received(&old, &mut buf), [b"{1}", b"{2}", b"{3}"]);
+        assert_eq!(received(&new, &mut buf), [b"{4}"]);
     }
 
     /// Refused addresses go last, the least lately refused first, and the
