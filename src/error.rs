@@ -443,6 +443,9 @@ pub enum TlsFailure {
     ClientCertificateRequired,
     /// The server refused the client certificate that was presented.
     ClientCertificateRejected,
+    /// The server accepts none of the signature algorithms the client
+    /// certificate's key can use, so the certificate could not be sent.
+    ClientCertificateUnusable,
     /// Any other handshake failure; the error's source has the details.
     Other,
 }
@@ -492,6 +495,11 @@ impl std::fmt::Display for TlsFailure {
             TlsFailure::ClientCertificateRejected => {
                 "the server refused our client certificate; check that it is issued by a CA \
                  the server trusts, meant for client authentication and still valid"
+            }
+            TlsFailure::ClientCertificateUnusable => {
+                "the server accepts no signature algorithm our client certificate's key can \
+                 use (an ECDSA or Ed25519 key where it takes RSA only, say), so none could be \
+                 sent; use a certificate whose key is of a type the server accepts"
             }
             TlsFailure::Other => "the handshake failed",
         })

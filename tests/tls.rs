@@ -449,6 +449,32 @@ fn client_certificate_from_an_untrusted_ca_is_named() {
     }
 }
 
+/// A server that accepts no signature the client key can make (RSA only,
+/// here, for an ECDSA key): rustls sends no certificate, and the failure
+/// says so rather than blame the certificate or ask for one.
+#[test]
+fn a_client_key_the_server_takes_no_signature_of_is_named() {
+    let pki = TestPki::generate();
+    for versions in [TlsVersions::Tls12, TlsVersions::Tls13] {
+        let receiver = Receiver::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            Framing::Nul,
+            Some(pki.server_config_mtls_rsa_only(versions)),
+        )
+        .expect("bind 127.0.0.1");
+        let error = export_error(
+            tls_builder(&pki, "localhost", receiver.port())
+                .with_client_certificate(&pki.client_cert_pem, &pki.client_key_pem),
+        );
+        assert_refused(
+            &error,
+            "ClientCertificateUnusable",
+            &["accepts no signature algorithm our client certificate's key can use"],
+        );
+        assert_nothing_arrived(&receiver);
+    }
+}
+
 #[test]
 fn client_certificate_file_errors_come_from_build() {
     let pki = TestPki::generate();
@@ -795,7 +821,7 @@ fn answer_once(mut sock: TcpStream, answer: &[u8], close: bool) -> Vec<u8> {
 #[test]
 fn every_tls_failure_says_what_to_do() {
     use djehouty::TlsFailure;
-    let hints: [(TlsFailure, &[&str]); 10] = [
+    let hints: [(TlsFailure, &[&str]); 11] = [
         (
             TlsFailure::UnknownIssuer,
             &[
@@ -847,6 +873,10 @@ fn every_tls_failure_says_what_to_do() {
                 "issued by a CA the server trusts",
                 "meant for client authentication",
             ],
+        ),
+        (
+            TlsFailure::ClientCertificateUnusable,
+            &["a certificate whose key is of a type the server accepts"],
         ),
     ];
     for (failure, words) in hints {

@@ -300,6 +300,44 @@ impl TestPki {
         Arc::new(config)
     }
 
+    /// Like [`TestPki::server_config_mtls`], but the server accepts only RSA
+    /// signatures from clients, as a server whose policy (or whose TLS
+    /// library) lists no other: this PKI's client key, ECDSA, can make none.
+    pub fn server_config_mtls_rsa_only(&self, versions: TlsVersions) -> Arc<ServerConfig> {
+        let provider = provider();
+        let mut rsa_only = (*provider).clone();
+        let mapping: Vec<_> = (provider.signature_verification_algorithms.mapping.iter())
+            .filter(|(scheme, _)| {
+                let name = format!("{scheme:?}");
+                name.starts_with("RSA_PKCS1") || name.starts_with("RSA_PSS")
+            })
+            .copied()
+            .collect();
+        assert!(!mapping.is_empty(), "the provider verifies RSA signatures");
+        let all: Vec<_> = mapping
+            .iter()
+            .flat_map(|(_, algs)| algs.iter().copied())
+            .collect();
+        // The provider's tables are `'static`: leaked, once per server set up.
+        rsa_only.signature_verification_algorithms = rustls::crypto::WebPkiSupportedAlgorithms {
+            all: Vec::leak(all),
+            mapping: Vec::leak(mapping),
+        };
+        let verifier = WebPkiClientVerifier::builder_with_provider(
+            Arc::new(self.root_store()),
+            Arc::new(rsa_only),
+        )
+        .build()
+        .expect("a client verifier for the test CA");
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions.rustls_versions())
+            .expect("protocol versions supported by the provider")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.cert_chain.clone(), self.key.clone_key())
+            .expect("server certificate and key match");
+        Arc::new(config)
+    }
+
     /// A server configuration presenting this PKI's server certificate while
     /// signing the handshake with `other`'s server key: a peer that shows a
     /// certificate it does not own. Clients must refuse it even when they

@@ -14,6 +14,9 @@ use crate::error::{Error, TlsFailure};
 pub(super) enum ClientAuthSeen {
     NotAsked,
     AskedNoneSent,
+    /// Asked, and the key of the one there could make none of the
+    /// signatures the server accepts: none was sent.
+    AskedUnusable,
     AskedSent,
 }
 
@@ -51,6 +54,7 @@ pub(super) fn classify(error: &io::Error, heard: bool, auth: ClientAuthSeen) -> 
         (true, false, _) => TlsFailure::ClosedWithoutAnswer,
         (true, true, ClientAuthSeen::AskedNoneSent) => TlsFailure::ClientCertificateRequired,
         (true, true, ClientAuthSeen::AskedSent) => TlsFailure::ClientCertificateRejected,
+        (true, true, ClientAuthSeen::AskedUnusable) => TlsFailure::ClientCertificateUnusable,
         _ => TlsFailure::Other,
     }
 }
@@ -105,9 +109,13 @@ fn classify_alert(alert: AlertDescription, auth: ClientAuthSeen) -> TlsFailure {
         (A::CertificateRequired, ClientAuthSeen::AskedSent) => {
             TlsFailure::ClientCertificateRejected
         }
+        (A::CertificateRequired, ClientAuthSeen::AskedUnusable) => {
+            TlsFailure::ClientCertificateUnusable
+        }
         (A::CertificateRequired, _) => TlsFailure::ClientCertificateRequired,
         (_, ClientAuthSeen::AskedNoneSent) if refusal => TlsFailure::ClientCertificateRequired,
         (_, ClientAuthSeen::AskedSent) if refusal => TlsFailure::ClientCertificateRejected,
+        (_, ClientAuthSeen::AskedUnusable) if refusal => TlsFailure::ClientCertificateUnusable,
         _ => TlsFailure::Other,
     }
 }

@@ -132,7 +132,7 @@ impl TlsSettings {
         let deadline = now
             .checked_add(limit)
             .unwrap_or(now + Duration::from_secs(86_400));
-        let (requests_before, presented_before) = self.client_auth.counts();
+        let before = self.client_auth.counts();
         let heard = Arc::new(AtomicBool::new(false));
         let connect = self.connector.connect(
             self.server_name.clone(),
@@ -147,11 +147,15 @@ impl TlsSettings {
         // to overlap, the worst would be a needless verdict wait, or a refusal
         // blamed on the client certificate when the other handshake was asked
         // for it.
-        let (requests, presented) = self.client_auth.counts();
-        let auth = match (requests != requests_before, presented != presented_before) {
-            (false, _) => ClientAuthSeen::NotAsked,
-            (true, false) => ClientAuthSeen::AskedNoneSent,
-            (true, true) => ClientAuthSeen::AskedSent,
+        let after = self.client_auth.counts();
+        let auth = if after.requests == before.requests {
+            ClientAuthSeen::NotAsked
+        } else if after.presented != before.presented {
+            ClientAuthSeen::AskedSent
+        } else if after.unusable != before.unusable {
+            ClientAuthSeen::AskedUnusable
+        } else {
+            ClientAuthSeen::AskedNoneSent
         };
         let mut stream = match outcome {
             Ok(Ok(stream)) => stream,
@@ -269,6 +273,17 @@ struct ClientAuth {
     presenter: Presenter,
     requests: AtomicU64,
     presented: AtomicU64,
+    /// Certificates whose key can make none of the signatures the server
+    /// accepts: rustls then sends none.
+    unusable: AtomicU64,
+}
+
+/// What [`ClientAuth`] counted so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ClientAuthCounts {
+    requests: u64,
+    presented: u64,
+    unusable: u64,
 }
 
 /// Where the client certificate comes from.
@@ -286,15 +301,18 @@ impl ClientAuth {
             presenter,
             requests: AtomicU64::new(0),
             presented: AtomicU64::new(0),
+            unusable: AtomicU64::new(0),
         }
     }
 
-    /// The requests so far, and the certificates presented to them.
-    fn counts(&self) -> (u64, u64) {
-        (
-            self.requests.load(Ordering::Relaxed),
-            self.presented.load(Ordering::Relaxed),
-        )
+    /// The requests so far, and the certificates presented to them or
+    /// found unusable.
+    fn counts(&self) -> ClientAuthCounts {
+        ClientAuthCounts {
+            requests: self.requests.load(Ordering::Relaxed),
+            presented: self.presented.load(Ordering::Relaxed),
+            unusable: self.unusable.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -309,8 +327,16 @@ impl ResolvesClientCert for ClientAuth {
             Presenter::Own(key) => key.clone(),
             Presenter::Theirs(resolver) => resolver.resolve(root_hint_subjects, sigschemes),
         };
-        if key.is_some() {
-            self.presented.fetch_add(1, Ordering::Relaxed);
+        // rustls sends an empty certificate message when the key can make
+        // none of the signatures the server lists: the same check as its own.
+        match &key {
+            Some(key) if key.key.choose_scheme(sigschemes).is_some() => {
+                self.presented.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(_) => {
+                self.unusable.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {}
         }
         key
     }

@@ -133,6 +133,16 @@ fn client_certificate_verdicts_are_named() {
             TlsFailure::Incompatible,
         ),
         (
+            AlertDescription::CertificateRequired,
+            ClientAuthSeen::AskedUnusable,
+            TlsFailure::ClientCertificateUnusable,
+        ),
+        (
+            AlertDescription::HandshakeFailure,
+            ClientAuthSeen::AskedUnusable,
+            TlsFailure::ClientCertificateUnusable,
+        ),
+        (
             AlertDescription::ProtocolVersion,
             ClientAuthSeen::NotAsked,
             TlsFailure::Incompatible,
@@ -173,6 +183,10 @@ fn every_failure_says_what_to_do() {
         (
             TlsFailure::ClientCertificateRejected,
             "issued by a CA the server trusts",
+        ),
+        (
+            TlsFailure::ClientCertificateUnusable,
+            "a certificate whose key is of a type the server accepts",
         ),
     ] {
         let text = failure.to_string();
@@ -310,7 +324,8 @@ mod with_a_provider {
         assert!(watched.has_certs());
         assert!(watched.resolve(&[], &[]).is_none());
         assert_eq!(resolver.0.load(Ordering::Relaxed), 1);
-        assert_eq!(settings.client_auth.counts(), (1, 0));
+        let counts = settings.client_auth.counts();
+        assert_eq!((counts.requests, counts.presented), (1, 0));
     }
 }
 
