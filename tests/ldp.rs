@@ -60,6 +60,37 @@ fn ports_follow_the_format_and_framing() {
     .contains(TOKEN));
 }
 
+/// Swapped arguments (the token where the cluster goes) are refused, the
+/// token shown nowhere: as the endpoint's host it would be in every error
+/// and warning. A trailing `/` or `:` after the cluster is dropped.
+#[test]
+fn swapped_arguments_are_refused_and_a_trailing_slash_or_colon_dropped() {
+    let error = GelfExporter::builder()
+        .for_logs_data_platform(TOKEN, "gra1.logs.ovh.com")
+        .build()
+        .expect_err("a token is no cluster")
+        .to_string();
+    assert!(error.contains("are the arguments swapped?"), "{error}");
+    assert!(
+        !error.contains(TOKEN) && !error.contains("0bd5e9a6"),
+        "{error}"
+    );
+    for cluster in [
+        "gra1.logs.ovh.com/",
+        "gra1.logs.ovh.com:",
+        " gra1.logs.ovh.com/ ",
+    ] {
+        let exporter = GelfExporter::builder()
+            .for_logs_data_platform(cluster, TOKEN)
+            .build()
+            .unwrap_or_else(|e| panic!("{cluster:?}: {e}"));
+        assert_eq!(
+            exporter.endpoint().to_string(),
+            "tls://gra1.logs.ovh.com:12202"
+        );
+    }
+}
+
 fn log_typed_record() {
     tracing::info!(
         user = "alice",

@@ -280,7 +280,10 @@ impl<F: Format> ExporterBuilder<F> {
     ///   and framing: GELF 12202; LTSV 12201 (line framing, the default) or
     ///   12200 (NUL framing). `cluster` is the host from the stream's "About"
     ///   page (`gra1.logs.ovh.com`), or a host and port
-    ///   (`gra1.logs.ovh.com:12202`) or a whole endpoint to use as is.
+    ///   (`gra1.logs.ovh.com:12202`) or a whole endpoint to use as is (a
+    ///   trailing `/` or `:` after a host is dropped; [`build`](Self::build)
+    ///   refuses a cluster shaped like a token, as swapped arguments would
+    ///   be, without showing it).
     ///   [`with_endpoint`](Self::with_endpoint) still wins if also called;
     /// * the stream token as the static field `X-OVH-TOKEN` (`_X-OVH-TOKEN` in
     ///   GELF), which no record can override and `Debug` never shows. Spaces

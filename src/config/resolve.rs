@@ -114,20 +114,10 @@ impl<F: Format> ExporterBuilder<F> {
     /// The endpoint: the one set, else the LDP cluster's input for this
     /// format and framing, else the environment's.
     fn endpoint(&self, framing: Framing, env: impl Fn(&str) -> Option<String>) -> Result<Endpoint> {
-        let ldp_endpoint = self.ldp_cluster.as_deref().map(|cluster| {
-            let cluster = cluster.trim();
-            // A port given with the host is kept, as a whole endpoint is.
-            let has_port = cluster.rsplit_once(':').is_some_and(|(_, port)| {
-                !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
-            });
-            if cluster.contains("://") {
-                cluster.to_string()
-            } else if has_port {
-                format!("tls://{cluster}")
-            } else {
-                format!("tls://{cluster}:{}", (F::CODEC.ldp_port)(framing))
-            }
-        });
+        let ldp_endpoint = match self.ldp_cluster.as_deref() {
+            Some(cluster) => Some(ldp_endpoint(cluster, (F::CODEC.ldp_port)(framing))?),
+            None => None,
+        };
         if let Some(endpoint) = &self.endpoint {
             return Endpoint::parse(endpoint);
         }
@@ -347,6 +337,49 @@ fn is_local(host: &str) -> bool {
 }
 
 /// The endpoint parsed from `endpoint`, an error saying `whence` it came.
+/// The endpoint of the Logs Data Platform cluster given: a host, to which
+/// the format's port is added; a host and port; or a whole endpoint, used
+/// as given. A trailing `/` or `:` is dropped. A cluster shaped like a
+/// stream token (a UUID) is refused, naming neither argument: swapped
+/// arguments would otherwise show the token as the endpoint's host in
+/// every error and warning.
+fn ldp_endpoint(cluster: &str, port: u16) -> Result<String> {
+    let cluster = cluster.trim();
+    if cluster.contains("://") {
+        return Ok(cluster.to_string());
+    }
+    let cluster = cluster.strip_suffix('/').unwrap_or(cluster);
+    let cluster = cluster.strip_suffix(':').unwrap_or(cluster);
+    if is_uuid(cluster) {
+        return Err(Error::InvalidConfig(
+            "the cluster given to `for_logs_data_platform` looks like a stream token: are the \
+             arguments swapped? The cluster's host (`gra1.logs.ovh.com`) comes first, the \
+             token second"
+                .to_string(),
+        ));
+    }
+    // A port given with the host is kept, as a whole endpoint is.
+    let has_port = cluster
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    Ok(if has_port {
+        format!("tls://{cluster}")
+    } else {
+        format!("tls://{cluster}:{port}")
+    })
+}
+
+/// Whether `text` has a UUID's shape (8-4-4-4-12 hexadecimal digits), as
+/// Logs Data Platform's tokens do.
+fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(group, len)| group.len() == len && group.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 fn parse_from(endpoint: &str, whence: &str) -> Result<Endpoint> {
     Endpoint::parse(endpoint).map_err(|error| match error {
         Error::InvalidEndpoint { endpoint, reason } => Error::InvalidEndpoint {
