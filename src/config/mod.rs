@@ -352,7 +352,7 @@ mod tests {
         assert_eq!(tokens(config), ["tok-2"]);
         // A cluster that makes no endpoint: the error says where it came from.
         let error = ExporterBuilder::<Gelf>::default()
-            .for_logs_data_platform("gra1.logs.ovh.com:", "tok-1")
+            .for_logs_data_platform("gra1.logs.ovh.com:99999", "tok-1")
             .resolve(|_: &str| None)
             .unwrap_err()
             .to_string();
