@@ -350,6 +350,13 @@ mod tests {
             .resolve(env)
             .unwrap();
         assert_eq!(tokens(config), ["tok-2"]);
+        // A blank token given again, not blank, keeps its last value.
+        let config = ExporterBuilder::<Gelf>::default()
+            .for_logs_data_platform("gra1.logs.ovh.com", "")
+            .with_extra("X-OVH-TOKEN", "tok-3")
+            .resolve(|_: &str| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(tokens(config).last().map(String::as_str), Some("tok-3"));
         // A cluster that makes no endpoint: the error says where it came from.
         let error = ExporterBuilder::<Gelf>::default()
             .for_logs_data_platform("gra1.logs.ovh.com:99999", "tok-1")

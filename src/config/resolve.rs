@@ -22,7 +22,9 @@ impl<F: Format> ExporterBuilder<F> {
         let endpoint = self.endpoint(framing, &env)?;
         let vars = Env::new::<F>(&env);
         self.apply_environment(&endpoint, &vars)?;
-        if (self.mapping.extras.iter()).any(|(key, value)| is_blank_ldp_token(key, value)) {
+        // The last value of the token is the one sent.
+        let token = (self.mapping.extras.iter().rev()).find(|(key, _)| key == LDP_TOKEN_FIELD);
+        if token.is_some_and(|(key, value)| is_blank_ldp_token(key, value)) {
             return Err(Error::InvalidConfig(format!(
                 "the Logs Data Platform token is blank: LDP would drop every record; pass the \
                  stream's write token to `for_logs_data_platform`, or set {}LDP_TOKEN",
