@@ -45,7 +45,8 @@ pub struct Stats {
     /// to the kernel. See docs/reliability.md.
     pub exported: u64,
     /// Oldest records dropped from the retry buffer to make room for new ones
-    /// while the endpoint was unreachable or too slow, records a
+    /// while the endpoint was unreachable or too slow (the oldest not yet
+    /// written, while written ones await their acknowledgement), records a
     /// [`DirectProcessor`](crate::DirectProcessor) found no room for in its
     /// staging area (after its backpressure wait, if any), and records the
     /// SDK's queue behind a [`BatchProcessor`](crate::BatchProcessor) found
