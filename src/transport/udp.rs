@@ -30,9 +30,10 @@
 //! lost.
 //! Only a send without an error [`PROOF_AFTER`] or more after the socket's
 //! first says delivery works, and starts the count of failures over.
-//! Every [`RECHECK_EVERY`] the host is resolved again, and a socket whose
-//! address the name no longer has is replaced.
+//! Every [`RECHECK_EVERY`] the host is looked up again in the background,
+//! and a socket whose address two answers in a row lacked is replaced.
 
+use std::future::Future as _;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -64,10 +65,11 @@ const PROOF_AFTER: Duration = Duration::from_secs(1);
 const FIRST_SEND_WAIT: Duration = Duration::from_millis(200);
 
 /// How often a socket's address is checked against the host name's
-/// current addresses (a lookup, with the resolver's limits). A name that
-/// moved (a failover, a replaced load balancer) is followed within this:
-/// the old address may swallow datagrams without any ICMP error, so no
-/// send would ever fail and call for a new socket.
+/// current addresses (a lookup in the background, with the resolver's
+/// limits). A name that moved (a failover, a replaced load balancer) is
+/// followed within about twice this: the old address may swallow datagrams
+/// without any ICMP error, so no send would ever fail and call for a new
+/// socket.
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// The UDP "connection": a connected socket, replaced after a failure, or
@@ -105,9 +107,13 @@ pub(crate) struct UdpLink {
     /// Whether the last send proved that delivery works (see
     /// [`first_sent`](UdpLink::first_sent)).
     proven: bool,
-    /// When the socket's address was last found among the host's (or
-    /// the socket opened): see [`RECHECK_EVERY`].
+    /// When the host was last looked up again for the socket (or the
+    /// socket opened): see [`RECHECK_EVERY`].
     checked_at: Instant,
+    /// That lookup, while it runs or until its answer is read.
+    recheck: Option<tokio::task::JoinHandle<Result<Vec<SocketAddr>>>>,
+    /// The last answer lacked the socket's address.
+    lacked_once: bool,
     /// [`RECHECK_EVERY`], shorter in tests.
     recheck_every: Duration,
 }
@@ -136,6 +142,8 @@ impl UdpLink {
             failed_since_open: false,
             proven: false,
             checked_at: Instant::now(),
+            recheck: None,
+            lacked_once: false,
             recheck_every: RECHECK_EVERY,
         }
     }
@@ -153,28 +161,32 @@ impl UdpLink {
 
     /// Makes sure there is a socket: after a failure, waits out the backoff
     /// delay, resolves the host again and connects a new socket to it.
-    /// Every [`RECHECK_EVERY`], resolves the host again and replaces a
-    /// socket whose address it no longer has.
+    /// Every [`RECHECK_EVERY`], looks the host up again in the background,
+    /// and replaces a socket whose address two answers in a row lacked.
     pub(crate) async fn ready(&mut self) -> Result<()> {
         let mut looked_up = None;
-        if let Some(socket) = &self.socket {
-            if self.checked_at.elapsed() < self.recheck_every {
+        if self.socket.is_some() {
+            let Some(addresses) = self.recheck() else {
                 return Ok(());
-            }
-            self.checked_at = Instant::now();
-            let addresses = self.resolver.addresses(&self.endpoint).await;
-            match (socket.peer_addr(), &addresses) {
-                (Ok(peer), Ok(addresses)) if !addresses.contains(&peer) => {}
-                // Still there; or a failed lookup, which says nothing of
-                // the name: the socket stays.
-                _ => return Ok(()),
+            };
+            // A name answering a changing subset of its addresses may leave
+            // the socket's out once: only twice in a row says it moved.
+            let peer = self
+                .socket
+                .as_ref()
+                .and_then(|socket| socket.peer_addr().ok());
+            let lacking = peer.is_some_and(|peer| !addresses.contains(&peer));
+            let moved = lacking && std::mem::replace(&mut self.lacked_once, lacking);
+            self.lacked_once = lacking && !moved;
+            if !moved {
+                return Ok(());
             }
             opentelemetry::otel_debug!(
                 name: "djehouty.UdpAddressMoved",
                 endpoint = self.endpoint.to_string()
             );
             self.socket = None;
-            looked_up = Some(addresses);
+            looked_up = Some(Ok(addresses));
         }
         self.backoff.wait().await;
         let limit = self.timeouts.connect;
@@ -193,6 +205,8 @@ impl UdpLink {
             Ok(socket) => {
                 self.socket = Some(socket);
                 self.checked_at = Instant::now();
+                self.recheck = None;
+                self.lacked_once = false;
                 self.first_sent = None;
                 self.first_unchecked = std::mem::take(&mut self.failed_since_open);
                 self.backoff.went_through();
@@ -202,6 +216,37 @@ impl UdpLink {
             Err(error) => {
                 self.note_failure();
                 Err(error)
+            }
+        }
+    }
+
+    /// The answer of the last background lookup of the host, once it
+    /// came (a failed one says nothing of the name: `None`); starts the
+    /// next one every [`RECHECK_EVERY`]. Never waits: a slow name server
+    /// holds up no send.
+    fn recheck(&mut self) -> Option<Vec<SocketAddr>> {
+        match self.recheck.take() {
+            Some(mut lookup) => {
+                // Polled once, without waiting: the answer if it came.
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                match std::pin::Pin::new(&mut lookup).poll(&mut cx) {
+                    std::task::Poll::Ready(answer) => answer.ok()?.ok(),
+                    std::task::Poll::Pending => {
+                        self.recheck = Some(lookup);
+                        None
+                    }
+                }
+            }
+            None => {
+                if self.checked_at.elapsed() >= self.recheck_every {
+                    self.checked_at = Instant::now();
+                    let (resolver, endpoint) = (self.resolver.clone(), self.endpoint.clone());
+                    self.recheck =
+                        Some(tokio::spawn(
+                            async move { resolver.addresses(&endpoint).await },
+                        ));
+                }
+                None
             }
         }
     }
@@ -568,8 +613,10 @@ mod tests {
     }
 
     /// A host name that moves to another address is followed, although
-    /// the old one swallows datagrams without an error: the socket's
-    /// address is checked against the name's every `recheck_every`.
+    /// the old one swallows datagrams without an error: the host is looked
+    /// up again in the background every `recheck_every`, and the socket
+    /// replaced once two answers in a row lacked its address (one may
+    /// leave it out, from a name answering a changing subset).
     #[tokio::test]
     async fn a_host_name_that_moves_is_followed() {
         let old = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -588,35 +635,60 @@ mod tests {
             });
         link.resolver = resolver;
         link.recheck_every = Duration::MAX;
-        let mut buf = [0u8; 64];
         let send = async |link: &mut UdpLink, frame: &[u8]| {
             link.ready().await.unwrap();
             let (sent, result) = link.send(FrameRun::new(frame, &[frame.len()])).await;
             result.unwrap();
             assert_eq!(sent, 1);
         };
+        // Until the lookup started by the last send has answered.
+        let answered = async |link: &UdpLink| {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                while !link
+                    .recheck
+                    .as_ref()
+                    .is_some_and(|lookup| lookup.is_finished())
+                {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+            .await
+            .expect("the lookup answers");
+        };
         let lookups = || lookups.load(std::sync::atomic::Ordering::SeqCst);
         send(&mut link, b"{1}").await;
-        // Within the period: no lookup, the same socket.
+        // Within the period: no lookup.
         send(&mut link, b"{2}").await;
         assert_eq!(lookups(), 1);
-        // From now on, checked at every send.
+        // From now on, one lookup at a time, started at a send and read
+        // at the next one after it answered.
         link.recheck_every = Duration::ZERO;
-        // The name still has the old address.
         send(&mut link, b"{3}").await;
-        assert_eq!(lookups(), 2);
-        // The name moved, and so does the socket, at once.
+        answered(&link).await;
+        // The name still has the old address.
         send(&mut link, b"{4}").await;
-        assert_eq!(lookups(), 3);
-        let received = |socket: &std::net::UdpSocket, buf: &mut [u8]| {
+        send(&mut link, b"{5}").await;
+        answered(&link).await;
+        // It lacks it once: the socket stays.
+        send(&mut link, b"{6}").await;
+        send(&mut link, b"{7}").await;
+        answered(&link).await;
+        // Twice in a row: the socket moves, at once.
+        send(&mut link, b"{8}").await;
+        assert_eq!(lookups(), 4);
+        let mut buf = [0u8; 64];
+        let mut received = |socket: &std::net::UdpSocket| {
             let mut got = Vec::new();
-            while let Ok(n) = socket.recv(buf) {
-                got.push(buf[..n].to_vec());
+            while let Ok(n) = socket.recv(&mut buf) {
+                got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
             }
             got
         };
-        assert_eq!(received(&old, &mut buf), [b"{1}", b"{2}", b"{3}"]);
-        assert_eq!(received(&new, &mut buf), [b"{4}"]);
+        assert_eq!(
+            received(&old),
+            ["{1}", "{2}", "{3}", "{4}", "{5}", "{6}", "{7}"]
+        );
+        assert_eq!(received(&new), ["{8}"]);
     }
 
     /// Refused addresses go last, the least lately refused first, and the
