@@ -437,7 +437,7 @@ pub enum TlsFailure {
     ClosedWithoutAnswer,
     /// The server and this client share no TLS version, cipher suite or
     /// key exchange group (or the server refused the ClientHello for a
-    /// reason it did not name).
+    /// reason it did not name, such as the server name sent).
     Incompatible,
     /// The server requires a client certificate and none is configured.
     ClientCertificateRequired,
@@ -486,7 +486,8 @@ impl std::fmt::Display for TlsFailure {
             TlsFailure::Incompatible => {
                 "the server shares no TLS version, cipher suite or key exchange group with \
                  this client, which requires TLS 1.2 or 1.3 (in 1.2, an ECDHE key exchange \
-                 with AES-GCM or ChaCha20-Poly1305)"
+                 with AES-GCM or ChaCha20-Poly1305); or it refused the server name sent (none \
+                 is sent for an IP address)"
             }
             TlsFailure::ClientCertificateRequired => {
                 "the server requires a client certificate; configure one with \

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use rustls::{AlertDescription, CertificateError, InvalidMessage};
+use rustls::{AlertDescription, CertificateError, InvalidMessage, PeerIncompatible};
 
 use crate::config::Endpoint;
 use crate::error::{Error, TlsFailure};
@@ -78,6 +78,11 @@ fn classify_rustls(error: &rustls::Error, auth: ClientAuthSeen) -> TlsFailure {
         rustls::Error::InvalidMessage(
             InvalidMessage::InvalidContentType | InvalidMessage::UnknownProtocolVersion,
         ) => TlsFailure::NotTls,
+        // The server asked for a client certificate signed in none of the
+        // ways its key can sign (TLS 1.3, before any certificate is chosen).
+        rustls::Error::PeerIncompatible(
+            PeerIncompatible::NoCertificateRequestSignatureSchemesInCommon,
+        ) => TlsFailure::ClientCertificateUnusable,
         rustls::Error::PeerIncompatible(_) => TlsFailure::Incompatible,
         rustls::Error::AlertReceived(alert) => classify_alert(*alert, auth),
         _ => TlsFailure::Other,

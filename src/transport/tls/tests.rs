@@ -156,6 +156,25 @@ fn client_certificate_verdicts_are_named() {
         classify(&eof, true, ClientAuthSeen::AskedNoneSent),
         TlsFailure::ClientCertificateRequired
     );
+    // rustls's own verdict when a TLS 1.3 request lists no scheme the
+    // client's key can sign with; other incompatibilities stay named so.
+    let peer = |why| wrap(rustls::Error::PeerIncompatible(why));
+    assert_eq!(
+        classify(
+            &peer(rustls::PeerIncompatible::NoCertificateRequestSignatureSchemesInCommon),
+            true,
+            ClientAuthSeen::NotAsked
+        ),
+        TlsFailure::ClientCertificateUnusable
+    );
+    assert_eq!(
+        classify(
+            &peer(rustls::PeerIncompatible::NoKxGroupsInCommon),
+            true,
+            ClientAuthSeen::NotAsked
+        ),
+        TlsFailure::Incompatible
+    );
 }
 
 #[test]
