@@ -338,7 +338,6 @@ fn is_local(host: &str) -> bool {
             .is_ok_and(|address| address.is_loopback())
 }
 
-/// The endpoint parsed from `endpoint`, an error saying `whence` it came.
 /// The endpoint of the Logs Data Platform cluster given: a host, to which
 /// the format's port is added; a host and port; or a whole endpoint, used
 /// as given. A trailing `/` or `:` is dropped. A cluster shaped like a
@@ -382,6 +381,7 @@ fn is_uuid(text: &str) -> bool {
             .all(|(group, len)| group.len() == len && group.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// The endpoint parsed from `endpoint`, an error saying `whence` it came.
 fn parse_from(endpoint: &str, whence: &str) -> Result<Endpoint> {
     Endpoint::parse(endpoint).map_err(|error| match error {
         Error::InvalidEndpoint { endpoint, reason } => Error::InvalidEndpoint {
