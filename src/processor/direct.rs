@@ -521,6 +521,50 @@ mod tests {
         assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
     }
 
+    /// A call that finds the stage full (here, the I/O thread held, so
+    /// that the flusher cannot empty it) drops its record, counted, and
+    /// returns without waiting.
+    #[test]
+    fn a_call_that_finds_the_stage_full_drops_its_record_without_waiting() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let port = listener.local_addr().expect("its address").port();
+        let processor = processor(port).without_backpressure();
+        // Hold the I/O thread until told (or for at most ten seconds).
+        let (held, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let (held_tx, held_rx) = held;
+        let (release_tx, release_rx) = release;
+        processor.pipeline.io().spawn(async move {
+            let _ = held_tx.send(());
+            let _ = release_rx.recv_timeout(Duration::from_secs(10));
+        });
+        held_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the I/O thread is held");
+        let frame = vec![b'x'; 16 * 1024];
+        let dropped = || processor.counters.snapshot().dropped_buffer_full;
+        let mut calls = 0;
+        while dropped() == 0 && calls < 100_000 {
+            processor.stage(&frame);
+            calls += 1;
+        }
+        assert_eq!(dropped(), 1, "the stage never filled in {calls} calls");
+        // Twenty more calls, each dropping its record: no wait in any, on
+        // average (a preempted call alone does not decide).
+        let started = Instant::now();
+        for _ in 0..20 {
+            processor.stage(&frame);
+        }
+        let mean = started.elapsed() / 20;
+        assert_eq!(dropped(), 21);
+        assert!(
+            mean < Duration::from_millis(50),
+            "{mean:?} per dropping call"
+        );
+        let _ = release_tx.send(());
+        // Nothing to deliver: the receiver never reads.
+        let _ = processor.shutdown_with_timeout(Duration::from_millis(100));
+    }
+
     /// Only a logging thread waits for room, only with backpressure, and
     /// only while the endpoint is healthy.
     #[test]
