@@ -287,26 +287,15 @@ impl TestPki {
     /// Like [`TestPki::server_config`], but every client must present a
     /// certificate issued by this PKI's CA (mutual TLS).
     pub fn server_config_mtls(&self, versions: TlsVersions) -> Arc<ServerConfig> {
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(self.root_store()), provider())
-                .build()
-                .expect("a client verifier for the test CA");
-        let config = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(versions.rustls_versions())
-            .expect("protocol versions supported by the provider")
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(self.cert_chain.clone(), self.key.clone_key())
-            .expect("server certificate and key match");
-        Arc::new(config)
+        self.mtls_config(versions, provider())
     }
 
     /// Like [`TestPki::server_config_mtls`], but the server accepts only RSA
     /// signatures from clients, as a server whose policy (or whose TLS
     /// library) lists no other: this PKI's client key, ECDSA, can make none.
     pub fn server_config_mtls_rsa_only(&self, versions: TlsVersions) -> Arc<ServerConfig> {
-        let provider = provider();
-        let mut rsa_only = (*provider).clone();
-        let mapping: Vec<_> = (provider.signature_verification_algorithms.mapping.iter())
+        let mut rsa_only = (*provider()).clone();
+        let mapping: Vec<_> = (rsa_only.signature_verification_algorithms.mapping.iter())
             .filter(|(scheme, _)| {
                 let name = format!("{scheme:?}");
                 name.starts_with("RSA_PKCS1") || name.starts_with("RSA_PSS")
@@ -323,13 +312,21 @@ impl TestPki {
             all: Vec::leak(all),
             mapping: Vec::leak(mapping),
         };
-        let verifier = WebPkiClientVerifier::builder_with_provider(
-            Arc::new(self.root_store()),
-            Arc::new(rsa_only),
-        )
-        .build()
-        .expect("a client verifier for the test CA");
-        let config = ServerConfig::builder_with_provider(provider)
+        self.mtls_config(versions, Arc::new(rsa_only))
+    }
+
+    /// A mutual TLS server configuration whose client certificates are
+    /// verified with the algorithms of `verifying`.
+    fn mtls_config(
+        &self,
+        versions: TlsVersions,
+        verifying: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Arc<ServerConfig> {
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(self.root_store()), verifying)
+                .build()
+                .expect("a client verifier for the test CA");
+        let config = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(versions.rustls_versions())
             .expect("protocol versions supported by the provider")
             .with_client_cert_verifier(verifier)
