@@ -503,6 +503,22 @@ impl fmt::Debug for DirectProcessor {
 mod tests {
     use super::*;
 
+    /// Keeps the processor's one I/O thread busy, so that its flusher
+    /// cannot run, until the sender returned is dropped (or for at most
+    /// ten seconds).
+    fn hold_io_thread(processor: &DirectProcessor) -> std::sync::mpsc::Sender<()> {
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (held, started) = std::sync::mpsc::channel::<()>();
+        processor.pipeline.io().spawn(async move {
+            let _ = held.send(());
+            let _ = hold.recv_timeout(Duration::from_secs(10));
+        });
+        started
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the I/O thread is held");
+        release
+    }
+
     fn processor(port: u16) -> DirectProcessor {
         let exporter = crate::GelfExporter::builder()
             .with_endpoint(format!("tcp://127.0.0.1:{port}"))
@@ -529,17 +545,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let port = listener.local_addr().expect("its address").port();
         let processor = processor(port).without_backpressure();
-        // Hold the I/O thread until told (or for at most ten seconds).
-        let (held, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
-        let (held_tx, held_rx) = held;
-        let (release_tx, release_rx) = release;
-        processor.pipeline.io().spawn(async move {
-            let _ = held_tx.send(());
-            let _ = release_rx.recv_timeout(Duration::from_secs(10));
-        });
-        held_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the I/O thread is held");
+        let release = hold_io_thread(&processor);
         let frame = vec![b'x'; 16 * 1024];
         let dropped = || processor.counters.snapshot().dropped_buffer_full;
         let mut calls = 0;
@@ -560,7 +566,7 @@ mod tests {
             mean < Duration::from_millis(50),
             "{mean:?} per dropping call"
         );
-        let _ = release_tx.send(());
+        drop(release);
         // Nothing to deliver: the receiver never reads.
         let _ = processor.shutdown_with_timeout(Duration::from_millis(100));
     }
@@ -628,15 +634,7 @@ mod tests {
             "{}",
             processor.staging.capacity
         );
-        let (release, hold) = std::sync::mpsc::channel::<()>();
-        let (held, started) = std::sync::mpsc::channel::<()>();
-        processor.pipeline.io().spawn(async move {
-            let _ = held.send(());
-            let _ = hold.recv_timeout(Duration::from_secs(10));
-        });
-        started
-            .recv_timeout(Duration::from_secs(5))
-            .expect("the I/O thread is held");
+        let release = hold_io_thread(&processor);
         processor.stage(&vec![b'a'; limit / 2]);
         let large = vec![b'b'; limit];
         processor.stage(&large);
